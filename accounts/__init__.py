@@ -1,0 +1,1 @@
+"""Accounts (tenants) and API keys."""

@@ -1,0 +1,57 @@
+"""Creating accounts and checking API keys.
+
+Keys are 256 bits from ``secrets`` with a short visible prefix; only their SHA-256
+digest is stored, and the plain key is returned once, at creation.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Account, ApiKey
+
+KEY_PREFIX = "esk_"
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def issue_api_key(session: Session, account: Account) -> str:
+    """Add a new key for ``account`` and return its plain text (shown once)."""
+    plain = KEY_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiKey(account_id=account.id, prefix=plain[:12], digest=_digest(plain)))
+    return plain
+
+
+def create_account(session: Session, name: str, from_email: str, from_name: str | None,
+                   postal_address: str | None = None) -> tuple[Account, str]:
+    """A new account and its first API key."""
+    account = Account(name=name, from_email=from_email.lower(), from_name=from_name, postal_address=postal_address)
+    session.add(account)
+    session.flush()
+    return account, issue_api_key(session, account)
+
+
+def account_for_key(session: Session, key: str) -> int | None:
+    """The account id a live key belongs to, or None. Constant work for any input."""
+    if not key.startswith(KEY_PREFIX) or len(key) > 200:
+        return None
+    row = session.execute(
+        select(ApiKey.account_id, ApiKey.revoked_at).where(ApiKey.digest == _digest(key))
+    ).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    return int(row.account_id)
+
+
+def revoke_api_keys(session: Session, account_id: int, now: datetime) -> int:
+    """Revoke every key of an account (rotation); returns how many."""
+    keys = session.scalars(select(ApiKey).where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))).all()
+    for key in keys:
+        key.revoked_at = now
+    return len(keys)

@@ -1,0 +1,66 @@
+"""Celery configuration: queues, routes, limits. Read by tasks.app at import.
+
+Queues are named by workload so operators scale each pool on its own (see the
+Procfile). Time limits stay under the broker's visibility timeout so a task that
+runs long is killed before the broker hands it to a second worker.
+"""
+from __future__ import annotations
+
+from kombu import Queue
+
+from schedules.beat import beat_schedule as _beat_schedule
+from settings import get_settings
+
+_settings = get_settings()
+
+broker_url = _settings.broker_url
+result_backend = _settings.result_backend
+
+QUEUES = ("default", "send", "webhooks", "ai", "analytics", "ml")
+task_queues = tuple(Queue(name) for name in QUEUES)
+task_default_queue = "default"
+task_create_missing_queues = False
+
+# Task names are "<area>.<verb>"; the area decides the pool.
+task_routes = {
+    "sequencing.*": {"queue": "default"},
+    "audience.*": {"queue": "default"},
+    "warming.*": {"queue": "default"},
+    "sending.*": {"queue": "send"},
+    "webhooks.*": {"queue": "webhooks"},
+    "ai.*": {"queue": "ai"},
+    "analytics.*": {"queue": "analytics"},
+    "ml.*": {"queue": "ml"},
+}
+
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+task_ignore_result = True
+result_expires = 3600
+timezone = "UTC"
+enable_utc = True
+
+# Late acks: a task is removed from the queue only after it finishes, so a worker
+# killed mid-task loses nothing the broker held. Recovery of the work itself comes
+# from the database (leases), so a task that kills its worker is not redelivered
+# forever: reject_on_worker_lost stays False.
+task_acks_late = True
+task_reject_on_worker_lost = False
+worker_prefetch_multiplier = 1
+
+VISIBILITY_TIMEOUT = 3600
+broker_transport_options: dict[str, object] = {"visibility_timeout": VISIBILITY_TIMEOUT}
+result_backend_transport_options: dict[str, object] = {"visibility_timeout": VISIBILITY_TIMEOUT}
+if _settings.broker_prefix:
+    # Several platforms (or test runs) can share one Redis without seeing each other's queues.
+    broker_transport_options["global_keyprefix"] = _settings.broker_prefix
+    result_backend_transport_options["global_keyprefix"] = _settings.broker_prefix
+task_soft_time_limit = 300
+task_time_limit = 360
+broker_connection_retry_on_startup = True
+worker_send_task_events = True
+task_send_sent_event = True
+worker_hijack_root_logger = False
+
+beat_schedule = _beat_schedule(_settings.tick_seconds)

@@ -1,0 +1,17 @@
+"""SQLAlchemy 2.0 models. Imports nothing else of the platform's."""
+from models.account import Account, ApiKey
+from models.base import Base, utcnow
+from models.enrollment import Enrollment
+from models.event import Event
+from models.job import Job
+from models.message import Message
+from models.provider import Provider
+from models.sequence import Sequence, Step
+from models.subscriber import Subscriber
+from models.suppression import Suppression
+from models.template import Template
+
+__all__ = [
+    "Account", "ApiKey", "Base", "Enrollment", "Event", "Job", "Message", "Provider",
+    "Sequence", "Step", "Subscriber", "Suppression", "Template", "utcnow",
+]

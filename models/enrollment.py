@@ -1,0 +1,44 @@
+"""Enrollments: one subscriber walking one sequence on its own clock.
+
+The row is the timer: ``next_run_at`` says when it is due, ``claimed_until`` is the
+lease a tick takes so that two ticks never advance the same row, and an expired
+lease (a dead worker) makes the row due again.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, utcnow
+
+ENROLLMENT_STATUSES = ("active", "paused", "completed", "exited", "failed")
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        # (key, run) lets keyed flows run one instance per cart/order and re-entry
+        # rules start a new run after completion, while a retried enroll request
+        # hits the constraint instead of enrolling twice.
+        UniqueConstraint("sequence_id", "subscriber_id", "instance_key", "run"),
+        Index("ix_enrollments_due", "status", "next_run_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id", ondelete="CASCADE"), index=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    instance_key: Mapped[str] = mapped_column(String(200), default="")
+    run: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    current_step: Mapped[int] = mapped_column(Integer, default=0)
+    next_run_at: Mapped[datetime | None]
+    claimed_until: Mapped[datetime | None]
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    exit_reason: Mapped[str | None] = mapped_column(String(200))
+    enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,29 @@
+"""Events: opens, clicks, bounces, custom events; one vocabulary for every source."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, utcnow
+
+
+class Event(Base):
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_subscriber_name", "subscriber_id", "name", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # De-duplication: a provider re-sending the same event, or a second open pixel
+    # load, carries the same key and is dropped by the unique constraint.
+    dedup_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    source: Mapped[str] = mapped_column(String(50), default="api")
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    value: Mapped[float | None] = mapped_column(Float)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

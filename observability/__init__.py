@@ -1,0 +1,1 @@
+"""Logs, metrics and error reporting shared by web and workers."""

@@ -1,0 +1,1 @@
+"""Beat schedules: data, not code. Every entry is safe to run twice or skip once."""

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Make sure PostgreSQL and Redis answer on 127.0.0.1, installing and starting them
+# when absent (as root, from Debian's packages). Used by `make test` and .ci/run.
+set -euo pipefail
+
+pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
+redis_up() { (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; }
+wait_for() { for _ in $(seq 1 60); do "$1" && return 0; sleep 0.5; done; echo "$2 did not come up" >&2; return 1; }
+
+apt_updated=0
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then echo "need $* but not root: install it and rerun" >&2; exit 1; fi
+  if [ $apt_updated = 0 ]; then apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! pg_up; then
+  command -v pg_ctlcluster >/dev/null || apt_install postgresql
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  conf=/etc/postgresql/$version/main
+  # Trust auth on loopback, as the development machines have it.
+  if ! grep -q "eseq-trust" "$conf/pg_hba.conf" 2>/dev/null; then
+    sed -i '1i host all all 127.0.0.1/32 trust # eseq-trust\nhost all all ::1/128 trust # eseq-trust\nlocal all all trust # eseq-trust' "$conf/pg_hba.conf"
+  fi
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  wait_for pg_up PostgreSQL
+fi
+
+if ! redis_up; then
+  command -v redis-server >/dev/null || apt_install redis-server
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_for redis_up Redis
+fi
+echo "services: PostgreSQL and Redis up on 127.0.0.1"

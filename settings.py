@@ -1,0 +1,174 @@
+"""Typed settings, parsed once from the environment.
+
+Every process (web, workers, beat, scripts) reads configuration through
+``get_settings()``. A bad value fails at start with the variable's name, so an
+operator sees ``ESEQ_TICK_SECONDS must be a positive number`` instead of a
+traceback from deep inside a worker hours later.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent
+VAR_DIR = Path(os.environ.get("ESEQ_VAR_DIR", ROOT / "var"))
+
+
+class ConfigError(ValueError):
+    """A configuration variable holds a value the platform cannot use."""
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {raw!r}")
+    return value
+
+
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _url(env: dict[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    parsed = urlparse(raw)
+    scheme = parsed.scheme.split("+")[0]
+    if scheme not in schemes:
+        raise ConfigError(f"{name} must be a URL starting with one of {', '.join(schemes)}; got scheme {parsed.scheme!r}")
+    return raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the platform needs to know about its environment."""
+
+    database_url: str
+    redis_url: str | None
+    broker_url: str
+    result_backend: str
+    secret_key: str
+    secret_key_generated: bool
+    admin_token: str | None
+    public_base_url: str
+    tick_seconds: float
+    smtp_host: str | None
+    smtp_port: int
+    smtp_username: str | None
+    smtp_password: str | None = field(repr=False)
+    smtp_use_tls: bool
+    from_email: str | None
+    from_name: str | None
+    openai_api_key: str | None = field(repr=False)
+    openai_base_url: str | None
+    openai_model: str
+    sentry_dsn: str | None = field(repr=False)
+    port: int
+    cors_origins: tuple[str, ...]
+    rate_limit: str
+    jwt_expires_seconds: int
+    broker_prefix: str
+
+    @property
+    def embedded(self) -> bool:
+        """True when running without PostgreSQL/Redis (the `make run` default)."""
+        return self.redis_url is None and self.broker_url.startswith("sqla+")
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Parse settings from ``env`` (default: ``os.environ``); raise ConfigError on a bad value."""
+    env = dict(os.environ if env is None else env)
+    var_dir = Path(env.get("ESEQ_VAR_DIR", VAR_DIR))
+    database_url = _url(env, "DATABASE_URL", ("postgresql", "postgres", "sqlite")) or f"sqlite:///{var_dir / 'eseq.sqlite'}"
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql://" + database_url[len("postgres://"):]
+    redis_url = _url(env, "REDIS_URL", ("redis", "rediss"))
+    broker_url = (
+        _url(env, "CELERY_BROKER_URL", ("redis", "rediss", "sqla", "amqp", "filesystem", "memory"))
+        or redis_url
+        or f"sqla+sqlite:///{var_dir / 'broker.sqlite'}"
+    )
+    result_backend = (
+        _url(env, "CELERY_RESULT_BACKEND", ("redis", "rediss", "db", "rpc", "cache"))
+        or redis_url
+        or f"db+sqlite:///{var_dir / 'results.sqlite'}"
+    )
+    secret_key = env.get("SECRET_KEY") or ""
+    generated = not secret_key
+    if generated:
+        secret_key = secrets.token_urlsafe(48)
+    elif len(secret_key) < 16:
+        raise ConfigError("SECRET_KEY must be at least 16 characters long")
+    public_base_url = _url(env, "PUBLIC_BASE_URL", ("http", "https")) or "http://localhost:8000"
+    origins = tuple(o.strip() for o in env.get("ESEQ_CORS_ORIGINS", "").split(",") if o.strip())
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        broker_url=broker_url,
+        result_backend=result_backend,
+        secret_key=secret_key,
+        secret_key_generated=generated,
+        admin_token=env.get("ESEQ_ADMIN_TOKEN") or None,
+        public_base_url=public_base_url.rstrip("/"),
+        tick_seconds=_float(env, "ESEQ_TICK_SECONDS", 5.0),
+        smtp_host=env.get("SMTP_HOST") or None,
+        smtp_port=_int(env, "SMTP_PORT", 25),
+        smtp_username=env.get("SMTP_USERNAME") or None,
+        smtp_password=env.get("SMTP_PASSWORD") or None,
+        smtp_use_tls=_bool(env, "SMTP_USE_TLS", False),
+        from_email=env.get("FROM_EMAIL") or None,
+        from_name=env.get("FROM_NAME") or None,
+        openai_api_key=env.get("OPENAI_API_KEY") or None,
+        openai_base_url=_url(env, "OPENAI_BASE_URL", ("http", "https")),
+        openai_model=env.get("OPENAI_MODEL") or "gpt-4o-mini",
+        sentry_dsn=_url(env, "SENTRY_DSN", ("http", "https")),
+        port=_int(env, "PORT", 8000),
+        cors_origins=origins,
+        rate_limit=env.get("ESEQ_RATE_LIMIT") or "600 per minute",
+        jwt_expires_seconds=_int(env, "ESEQ_JWT_EXPIRES_SECONDS", 3600),
+        broker_prefix=env.get("ESEQ_BROKER_PREFIX", ""),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; the first call parses and validates."""
+    settings = load_settings()
+    if settings.secret_key_generated:
+        log.warning("SECRET_KEY is not set: using a random key for this run; tokens will not survive a restart")
+    return settings

@@ -1,0 +1,174 @@
+"""Test fixtures: a fresh PostgreSQL database and Redis key prefix per test run.
+
+The environment is set before anything imports ``settings`` (Celery reads it at
+import), so every test, worker thread and subprocess talks to this run's database
+and queues, and several runs on one machine never see each other's data.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_ID = secrets.token_hex(4)
+PG_ADMIN_URL = os.environ.get("ESEQ_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_DB = f"eseq_test_{RUN_ID}"
+TEST_DB_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + TEST_DB
+REDIS_URL = os.environ.get("ESEQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+ADMIN_TOKEN = "test-admin-token-" + RUN_ID
+
+TEST_ENV = {
+    "DATABASE_URL": TEST_DB_URL,
+    "REDIS_URL": REDIS_URL,
+    "CELERY_BROKER_URL": REDIS_URL,
+    "CELERY_RESULT_BACKEND": REDIS_URL,
+    "ESEQ_BROKER_PREFIX": f"eseq-test-{RUN_ID}:",
+    "SECRET_KEY": "test-secret-key-" + RUN_ID + "-0123456789",
+    "ESEQ_ADMIN_TOKEN": ADMIN_TOKEN,
+    "ESEQ_RATE_LIMIT": "100000 per minute",
+    "ESEQ_LOG_LEVEL": "WARNING",
+    "PUBLIC_BASE_URL": "http://localhost:8000",
+}
+os.environ.update(TEST_ENV)
+os.environ.pop("SENTRY_DSN", None)
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+from models import Base, db  # noqa: E402
+from models.db import normalize_url  # noqa: E402
+
+
+def _admin_exec(sql: str) -> None:
+    engine = create_engine(normalize_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(sql))
+    engine.dispose()
+
+
+def migrate(url: str, target: str = "head", direction: str = "upgrade") -> None:
+    """Run Alembic in a subprocess, exactly as the Procfile's release step does."""
+    subprocess.run(
+        [sys.executable, "-m", "alembic", direction, target],
+        cwd=ROOT, env={**os.environ, "DATABASE_URL": url}, check=True, capture_output=True,
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database() -> Iterator[str]:
+    """This run's PostgreSQL database, built once with ``alembic upgrade head``."""
+    _admin_exec(f'CREATE DATABASE "{TEST_DB}"')
+    try:
+        migrate(TEST_DB_URL)
+        db.configure(TEST_DB_URL)
+        yield TEST_DB_URL
+    finally:
+        if db._engine is not None:
+            db._engine.dispose()
+        _admin_exec(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
+
+
+def _truncate_all() -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with db.get_engine().begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(autouse=True)
+def clean_tables(database: str) -> Iterator[None]:
+    """Each test starts from empty tables. Truncation rather than a rolled-back
+    transaction, because workers and subprocesses commit on their own connections."""
+    _truncate_all()
+    yield
+
+
+@pytest.fixture
+def session() -> Iterator[Session]:
+    s = db.new_session()
+    try:
+        yield s
+    finally:
+        s.rollback()
+        s.close()
+
+
+@pytest.fixture(scope="session")
+def settings() -> Any:
+    from settings import load_settings
+
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def app(settings: Any) -> Any:
+    from web.app import create_app
+
+    application = create_app(settings)
+    application.config["TESTING"] = True
+    return application
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+class Tenant:
+    """A persona with an account: ``alice.headers`` authenticate as her."""
+
+    def __init__(self, name: str, account_id: int, api_key: str) -> None:
+        self.name = name
+        self.account_id = account_id
+        self.api_key = api_key
+        self.headers = {"X-API-Key": api_key}
+
+
+def make_tenant(client: Any, name: str) -> Tenant:
+    response = client.post(
+        "/api/v1/accounts",
+        json={"name": name, "from_email": f"{name.lower()}@example.com", "from_name": name},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    return Tenant(name, body["id"], body["api_key"])
+
+
+@pytest.fixture
+def alice(client: Any) -> Tenant:
+    return make_tenant(client, "Alice")
+
+
+@pytest.fixture
+def bob(client: Any) -> Tenant:
+    return make_tenant(client, "Bob")
+
+
+@pytest.fixture
+def celery_app(database: str) -> Any:
+    from tasks.app import app as celery_application
+
+    return celery_application
+
+
+@pytest.fixture
+def worker(celery_app: Any) -> Iterator[Any]:
+    """A real Celery worker (threads) consuming every queue of this run's Redis prefix."""
+    from celery.contrib.testing.worker import start_worker
+
+    import celeryconfig
+
+    with start_worker(
+        celery_app, pool="threads", concurrency=4, perform_ping_check=False,
+        loglevel="WARNING", queues=list(celeryconfig.QUEUES), shutdown_timeout=30,
+    ) as controller:
+        yield controller

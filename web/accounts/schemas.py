@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+
+class AccountCreateSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    from_email = fields.Email(required=True, validate=validate.Length(max=320))
+    from_name = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    postal_address = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+
+
+class AccountSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    name = fields.String()
+    from_email = fields.String()
+    from_name = fields.String(allow_none=True)
+    postal_address = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class AccountCreatedSchema(AccountSchema):
+    api_key = fields.String(metadata={"description": "Shown once; store it now."})
+
+
+class TokenRequestSchema(Schema):
+    api_key = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class TokenSchema(Schema):
+    access_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()

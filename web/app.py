@@ -1,0 +1,66 @@
+"""The Flask application factory."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask
+from flask_cors import CORS
+
+from models import db
+from observability.logs import configure_logging
+from observability.sentry import init_sentry
+from settings import Settings, get_settings
+from web import db as web_db
+from web import errors
+from web.auth import API_KEY, BEARER
+from web.extensions import api, jwt, limiter
+from web.security import init_security_headers
+
+API_BLUEPRINTS = ("web.accounts.routes",)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or get_settings()
+    configure_logging()
+    init_sentry(settings, component="web")
+    db.configure(settings.database_url)
+
+    app = Flask(__name__)
+    app.config.update(
+        ESEQ_SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        JWT_SECRET_KEY=settings.secret_key,
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=settings.jwt_expires_seconds),
+        API_TITLE="Email sequences",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
+        RATELIMIT_DEFAULT=settings.rate_limit,
+        RATELIMIT_KEY_PREFIX="eseq-ratelimit",
+        MAX_CONTENT_LENGTH=64 * 1024 * 1024,
+    )
+
+    web_db.init_app(app)
+    errors.init_app(app)
+    jwt.init_app(app)
+    limiter.init_app(app)
+    api.init_app(app)
+    api.spec.components.security_scheme("bearerAuth", BEARER)
+    api.spec.components.security_scheme("apiKey", API_KEY)
+    CORS(app, resources={r"/api/*": {"origins": list(settings.cors_origins)}}, expose_headers=["X-Pagination"])
+    init_security_headers(app)
+
+    import importlib
+
+    for module_name in API_BLUEPRINTS:
+        api.register_blueprint(importlib.import_module(module_name).blp)
+
+    from web.health import bp as health_bp
+
+    limiter.exempt(health_bp)
+    app.register_blueprint(health_bp)
+    return app

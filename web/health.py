@@ -1,0 +1,61 @@
+"""``/health``: is each dependency reachable right now? 503 when one is not, so a
+load balancer stops routing to a web process that cannot do its job."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import text
+
+from models import db
+
+log = logging.getLogger(__name__)
+bp = Blueprint("health", __name__)
+
+
+def _check_database() -> str:
+    with db.get_engine().connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return "ok"
+
+
+def _check_broker(url: str) -> str:
+    from kombu import Connection
+
+    with Connection(url, connect_timeout=2, transport_options={"max_retries": 0}) as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return "ok"
+
+
+def _check_redis(url: str) -> str:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return "ok"
+
+
+def run_checks() -> dict[str, str]:
+    settings = current_app.config["ESEQ_SETTINGS"]
+    checks: dict[str, Any] = {"database": _check_database, "broker": lambda: _check_broker(settings.broker_url)}
+    if settings.redis_url:
+        checks["redis"] = lambda: _check_redis(settings.redis_url)
+    results: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            results[name] = check()
+        except Exception as exc:  # a failed check is a reading, not an error
+            log.warning("health check failed", extra={"check": name, "error": type(exc).__name__})
+            results[name] = "fail"
+    return results
+
+
+@bp.get("/health")
+def health():  # type: ignore[no-untyped-def]
+    checks = run_checks()
+    ok = all(v == "ok" for v in checks.values())
+    return jsonify({"status": "ok" if ok else "fail", "checks": checks}), 200 if ok else 503

@@ -1,0 +1,24 @@
+"""flask-smorest pagination over a SQLAlchemy ``select``: COUNT plus OFFSET/LIMIT,
+so a page never loads the whole collection."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Page
+from sqlalchemy import Select, func, select
+
+from web.db import get_db
+
+
+class SQLPage(Page):
+    collection: Select[Any]
+
+    @property
+    def items(self) -> list[Any]:
+        params = self.page_params
+        return list(get_db().scalars(self.collection.offset(params.first_item).limit(params.page_size)))
+
+    @property
+    def item_count(self) -> int:
+        query = select(func.count()).select_from(self.collection.order_by(None).subquery())
+        return int(get_db().scalar(query) or 0)

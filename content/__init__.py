@@ -1,0 +1,1 @@
+"""Email content: sandboxed rendering, personalization, HTML to text."""

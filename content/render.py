@@ -1,0 +1,85 @@
+"""Sandboxed Jinja2 rendering of operator-written subjects and bodies.
+
+Templates are user input: they render in a ``SandboxedEnvironment`` (no attribute
+access to internals, no imports) with autoescaping in HTML, and a subject that
+renders to a CR or LF is refused because it would let a subscriber's data inject
+mail headers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, Undefined
+from jinja2.sandbox import SandboxedEnvironment
+
+from content.text import html_to_text
+from models import Subscriber
+
+_html_env = SandboxedEnvironment(autoescape=True, undefined=Undefined)
+_text_env = SandboxedEnvironment(autoescape=False, undefined=Undefined)
+_check_env = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
+
+MAX_TEMPLATE_CHARS = 500_000
+
+
+class TemplateRenderError(ValueError):
+    """A template does not parse or does not render; the message says where."""
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    html: str | None
+    text: str
+
+
+def subscriber_context(subscriber: Subscriber, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The variables a template sees: ``subscriber.*`` plus any extra (unsubscribe_url, ...)."""
+    context: dict[str, Any] = {
+        "subscriber": {
+            "id": subscriber.id,
+            "email": subscriber.email,
+            "first_name": subscriber.first_name or "",
+            "last_name": subscriber.last_name or "",
+            "timezone": subscriber.timezone,
+            "attributes": dict(subscriber.attributes or {}),
+            "tags": list(subscriber.tags or []),
+        }
+    }
+    if extra:
+        context.update(extra)
+    return context
+
+
+def check_template(source: str) -> None:
+    """Raise TemplateRenderError when ``source`` is not a valid template."""
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise TemplateRenderError(f"template is longer than {MAX_TEMPLATE_CHARS} characters")
+    try:
+        _check_env.parse(source)
+    except TemplateError as exc:
+        line = getattr(exc, "lineno", None)
+        where = f" (line {line})" if line else ""
+        raise TemplateRenderError(f"{exc.message or exc}{where}") from None
+
+
+def _render(env: SandboxedEnvironment, source: str, context: dict[str, Any]) -> str:
+    try:
+        return env.from_string(source).render(context)
+    except TemplateError as exc:
+        raise TemplateRenderError(str(exc.message or exc)) from None
+
+
+def render_email(subject: str, html: str | None, text: str | None, context: dict[str, Any]) -> RenderedEmail:
+    """Render one email for one subscriber. The text part is derived from the HTML
+    when the author wrote none, so every email is multipart."""
+    rendered_subject = _render(_text_env, subject, context).strip()
+    if "\r" in rendered_subject or "\n" in rendered_subject:
+        raise TemplateRenderError("subject renders to a line break, which would inject mail headers")
+    rendered_html = _render(_html_env, html, context) if html else None
+    if text:
+        rendered_text = _render(_text_env, text, context)
+    else:
+        rendered_text = html_to_text(rendered_html or "")
+    return RenderedEmail(subject=rendered_subject, html=rendered_html, text=rendered_text)

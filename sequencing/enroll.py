@@ -1,0 +1,124 @@
+"""Enrolling subscribers into a sequence, in bulk and safe to retry.
+
+Enrollments are inserted with ``ON CONFLICT DO NOTHING`` on the unique key
+(sequence_id, subscriber_id, instance_key, run), so a retried request (or two racing
+ones) cannot enrol anyone twice; the rows the database actually inserted are the
+``enrolled`` count. SQLite (the embedded default) supports the same clause.
+
+Who is skipped: ids of another account or unknown ids, subscribers whose status is
+not ``active``, and subscribers already running this sequence (active or paused).
+Re-entry after an enrollment ended follows ``settings.reentry``: ``never`` (the
+default) skips anyone who was ever enrolled; ``after_completion`` starts a new run
+once the previous one completed; ``always`` starts one once the previous ended for any
+reason. A new enrollment is due at once (``next_run_at = now``) at step 0.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from models import Enrollment, Subscriber
+from sequencing.errors import MAX_INT, InvalidInputError, StateConflictError
+from sequencing.lifecycle import get_sequence
+
+MAX_PER_CALL = 10_000
+CHUNK = 1000  # rows per statement: well under SQLite's 32,766 bound parameters
+RUNNING = ("active", "paused")
+
+
+def _insert(session: Session, model: type[Any]) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+def _chunks(items: list[Any]) -> Iterable[list[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start:start + CHUNK]
+
+
+def _ensure_subscribers(session: Session, account_id: int, emails: list[str], now: datetime) -> list[int]:
+    """Ids for these addresses, creating the unknown ones in bulk (a concurrent
+    creator wins the unique key and we read its row)."""
+    found: dict[str, int] = {}
+    unique = sorted(set(emails))
+    for chunk in _chunks(unique):
+        rows = [{"account_id": account_id, "email": e, "status": "active", "attributes": {}, "tags": [],
+                 "created_at": now, "updated_at": now} for e in chunk]
+        session.execute(_insert(session, Subscriber).values(rows).on_conflict_do_nothing(
+            index_elements=["account_id", "email"]))
+        found.update(session.execute(select(Subscriber.email, Subscriber.id).where(
+            Subscriber.account_id == account_id, Subscriber.email.in_(chunk))).tuples())
+    return [found[e] for e in emails if e in found]
+
+
+def _normalise_emails(emails: list[Any]) -> list[str]:
+    bad = {f"emails.{i}": ["Not a valid email address."] for i, e in enumerate(emails)
+           if not isinstance(e, str) or "@" not in e or len(e.strip()) > 320 or "\x00" in e}
+    if bad:
+        raise InvalidInputError(bad)
+    return [e.strip().lower() for e in emails]
+
+
+def _next_runs(session: Session, sequence_id: int, subscriber_ids: list[int], reentry: str) -> dict[int, int]:
+    """subscriber id -> run number to insert, for those allowed to (re-)enter now."""
+    history: dict[int, tuple[int, str]] = {}
+    for chunk in _chunks(subscriber_ids):
+        latest = (select(Enrollment.subscriber_id, func.max(Enrollment.run).label("run"))
+                  .where(Enrollment.sequence_id == sequence_id, Enrollment.instance_key == "",
+                         Enrollment.subscriber_id.in_(chunk))
+                  .group_by(Enrollment.subscriber_id).subquery())
+        rows = session.execute(select(Enrollment.subscriber_id, Enrollment.run, Enrollment.status).join(
+            latest, (Enrollment.subscriber_id == latest.c.subscriber_id) & (Enrollment.run == latest.c.run))
+            .where(Enrollment.sequence_id == sequence_id, Enrollment.instance_key == ""))
+        history.update({sub: (run, status) for sub, run, status in rows})
+    runs: dict[int, int] = {}
+    for sub in subscriber_ids:
+        if sub not in history:
+            runs[sub] = 1
+            continue
+        run, status = history[sub]
+        if status in RUNNING or reentry == "never":
+            continue
+        if reentry == "always" or status == "completed":
+            runs[sub] = run + 1
+    return runs
+
+
+def enroll_subscribers(session: Session, account_id: int, sequence_id: int,
+                       subscriber_ids: list[Any] | None = None, emails: list[Any] | None = None,
+                       *, now: datetime) -> tuple[int, int]:
+    """Enrol the given subscribers (by id and/or email); return (enrolled, skipped)."""
+    subscriber_ids, emails = list(subscriber_ids or []), list(emails or [])
+    requested = len(subscriber_ids) + len(emails)
+    if requested > MAX_PER_CALL:
+        raise InvalidInputError({"subscriber_ids" if subscriber_ids else "emails":
+                                 [f"At most {MAX_PER_CALL} subscribers per request."]})
+    sequence = get_sequence(session, account_id, sequence_id, lock=False)
+    if sequence.status != "active":
+        raise StateConflictError(f"Cannot enroll into a sequence that is {sequence.status}; activate it first.")
+    candidates = [i for i in subscriber_ids if isinstance(i, int) and not isinstance(i, bool) and 0 < i <= MAX_INT]
+    eligible: set[int] = set()
+    for chunk in _chunks(sorted(set(candidates))):
+        eligible.update(session.scalars(select(Subscriber.id).where(
+            Subscriber.account_id == account_id, Subscriber.status == "active", Subscriber.id.in_(chunk))))
+    if emails:
+        ids = _ensure_subscribers(session, account_id, _normalise_emails(emails), now)
+        for chunk in _chunks(sorted(set(ids))):
+            eligible.update(session.scalars(select(Subscriber.id).where(
+                Subscriber.status == "active", Subscriber.id.in_(chunk))))
+    runs = _next_runs(session, sequence.id, sorted(eligible), str(sequence.settings.get("reentry", "never")))
+    rows = [{"account_id": account_id, "sequence_id": sequence.id, "subscriber_id": sub, "instance_key": "",
+             "run": run, "status": "active", "current_step": 0, "next_run_at": now, "state": {},
+             "enrolled_at": now, "updated_at": now} for sub, run in sorted(runs.items())]
+    enrolled = 0
+    for chunk in _chunks(rows):
+        statement = (_insert(session, Enrollment).values(chunk)
+                     .on_conflict_do_nothing(index_elements=["sequence_id", "subscriber_id", "instance_key", "run"])
+                     .returning(Enrollment.id))
+        enrolled += len(session.execute(statement).all())
+    return enrolled, requested - enrolled

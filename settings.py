@@ -103,6 +103,7 @@ class Settings:
     rate_limit: str
     jwt_expires_seconds: int
     broker_prefix: str
+    webhook_allow_private: bool
 
     @property
     def embedded(self) -> bool:
@@ -162,6 +163,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         rate_limit=env.get("ESEQ_RATE_LIMIT") or "600 per minute",
         jwt_expires_seconds=_int(env, "ESEQ_JWT_EXPIRES_SECONDS", 3600),
         broker_prefix=env.get("ESEQ_BROKER_PREFIX", ""),
+        webhook_allow_private=_bool(env, "ESEQ_WEBHOOK_ALLOW_PRIVATE", False),
     )
 
 

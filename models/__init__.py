@@ -10,8 +10,9 @@ from models.sequence import Sequence, Step
 from models.subscriber import Subscriber
 from models.suppression import Suppression
 from models.template import Template
+from models.webhook_delivery import WebhookDelivery
 
 __all__ = [
     "Account", "ApiKey", "Base", "Enrollment", "Event", "Job", "Message", "Provider",
-    "Sequence", "Step", "Subscriber", "Suppression", "Template", "utcnow",
+    "Sequence", "Step", "Subscriber", "Suppression", "Template", "WebhookDelivery", "utcnow",
 ]

@@ -11,7 +11,7 @@ from observability.logs import configure_logging
 from observability.sentry import init_sentry
 from settings import get_settings
 
-TASK_MODULES = ["tasks.sequencing", "tasks.audience"]
+TASK_MODULES = ["tasks.sequencing", "tasks.sending", "tasks.webhooks", "tasks.audience"]
 
 app = Celery("eseq", include=TASK_MODULES)
 app.config_from_object("celeryconfig")

@@ -1,4 +1,67 @@
-"""Tasks of the sequencing area (the tick and advance), on the ``default`` queue."""
+"""The timer: beat's tick claims what is due and fans it out; advance walks steps."""
 from __future__ import annotations
 
-from tasks.app import app  # noqa: F401
+import logging
+
+from delivery.outbox import claim_for_dispatch
+from models.base import utcnow
+from models.db import session_scope
+from sequencing.claims import claim_due_enrollments
+from sequencing.engine import advance_enrollments
+from tasks.app import app
+from tasks.batching import ADVANCE_BATCH, SEND_BATCH, TICK_CLAIM_LIMIT, TICK_MAX_ROUNDS, WEBHOOK_BATCH, chunks
+
+log = logging.getLogger(__name__)
+
+
+def enqueue_sends(message_ids: list[int]) -> None:
+    from tasks.sending import send_messages
+
+    for chunk in chunks(message_ids, SEND_BATCH):
+        send_messages.apply_async(args=[chunk])
+
+
+def enqueue_webhooks(webhook_ids: list[int]) -> None:
+    from tasks.webhooks import deliver_webhooks
+
+    for chunk in chunks(webhook_ids, WEBHOOK_BATCH):
+        deliver_webhooks.apply_async(args=[chunk])
+
+
+@app.task(name="sequencing.tick", ignore_result=True)
+def tick() -> dict[str, int]:
+    """Claim due enrollments and undelivered messages, and hand them to workers.
+
+    Claims commit before anything is enqueued; if enqueueing fails the leases run
+    out and a later tick claims the same rows again.
+    """
+    claimed = dispatched = 0
+    for _ in range(TICK_MAX_ROUNDS):
+        now = utcnow()
+        with session_scope() as session:
+            ids = claim_due_enrollments(session, now, TICK_CLAIM_LIMIT)
+        for chunk in chunks(ids, ADVANCE_BATCH):
+            advance.apply_async(args=[chunk])
+        claimed += len(ids)
+        if len(ids) < TICK_CLAIM_LIMIT:
+            break
+    with session_scope() as session:
+        message_ids = claim_for_dispatch(session, utcnow(), TICK_CLAIM_LIMIT)
+    enqueue_sends(message_ids)
+    dispatched += len(message_ids)
+    from tasks.webhooks import claim_webhooks_for_dispatch
+
+    webhook_ids = claim_webhooks_for_dispatch()
+    enqueue_webhooks(webhook_ids)
+    if claimed or dispatched or webhook_ids:
+        log.info("tick", extra={"enrollments": claimed, "messages": dispatched, "webhooks": len(webhook_ids)})
+    return {"enrollments": claimed, "messages": dispatched, "webhooks": len(webhook_ids)}
+
+
+@app.task(name="sequencing.advance", ignore_result=True)
+def advance(enrollment_ids: list[int]) -> int:
+    with session_scope() as session:
+        result = advance_enrollments(session, enrollment_ids, utcnow())
+    enqueue_sends(result.message_ids)
+    enqueue_webhooks(result.webhook_ids)
+    return result.advanced

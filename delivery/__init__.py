@@ -1,0 +1,1 @@
+"""Getting outbox messages to subscribers: building, tracking, transports, outcomes."""

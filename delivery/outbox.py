@@ -1,0 +1,123 @@
+"""The outbox's state changes, each a conditional UPDATE so that two workers racing
+over one message never both send it ("the conditional UPDATE is the claim").
+
+    queued -> sending -> sent
+           \\-> deferred (retry_at) -> sending ...
+           \\-> failed | suppressed
+
+``claimed_until`` serves two leases: for a queued/deferred row it is "dispatched,
+do not dispatch again before", for a sending row "a worker is on it until". A
+sending row whose lease ran out belongs to a dead worker and is picked up again.
+"""
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, update
+from sqlalchemy.orm import Session
+
+from models import Message
+from sequencing.claims import for_dialect, timed_text
+
+SEND_LEASE = timedelta(minutes=5)
+DISPATCH_LEASE = timedelta(seconds=60)
+# A message whose send crashed its worker this many times is failed, so one poison
+# message cannot take a worker down forever.
+MAX_ATTEMPTS = 8
+
+
+def claim_for_send(session: Session, ids: list[int], now: datetime) -> list[int]:
+    """Mark the sendable ones among ``ids`` as ``sending``; return the ids we own."""
+    sendable = or_(
+        and_(Message.status.in_(("queued", "deferred")), or_(Message.retry_at.is_(None), Message.retry_at <= now)),
+        and_(Message.status == "sending", Message.claimed_until < now),
+    )
+    statement = (
+        update(Message)
+        .where(Message.id.in_(ids), sendable)
+        .values(status="sending", claimed_until=now + SEND_LEASE, attempts=Message.attempts + 1, updated_at=now)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(session.scalars(statement))
+
+
+_DISPATCH_SQL = """
+    UPDATE messages SET claimed_until = :lease_until
+    WHERE id IN (
+        SELECT id FROM messages
+        WHERE status IN ('queued', 'deferred', 'sending')
+          AND (retry_at IS NULL OR retry_at <= :now)
+          AND claimed_until < :now
+        ORDER BY id
+        LIMIT :limit
+        {lock}
+    )
+    RETURNING id
+"""
+_DISPATCH = {
+    "postgresql": timed_text(_DISPATCH_SQL.format(lock="FOR UPDATE SKIP LOCKED"), "now", "lease_until"),
+    "sqlite": timed_text(_DISPATCH_SQL.format(lock=""), "now", "lease_until"),
+}
+
+
+def claim_for_dispatch(session: Session, now: datetime, limit: int) -> list[int]:
+    """Messages that need a send task: deferred ones now due, queued ones whose task
+    was lost (Redis restarted), and sending ones whose worker died."""
+    params = {"now": now, "lease_until": now + DISPATCH_LEASE, "limit": limit}
+    return sorted(row[0] for row in session.execute(for_dialect(session, _DISPATCH), params))
+
+
+def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
+    """Exponential backoff with jitter: 30 s, 1 min, 2 min ... capped at 6 h."""
+    base = min(30 * 2 ** max(attempts - 1, 0), 6 * 3600)
+    return timedelta(seconds=base * (rng or random).uniform(0.8, 1.2))
+
+
+def _owned(message_id: int):  # type: ignore[no-untyped-def]
+    return and_(Message.id == message_id, Message.status == "sending")
+
+
+def mark_sent(session: Session, message_id: int, provider: str, provider_message_id: str, now: datetime) -> bool:
+    result = session.execute(
+        update(Message).where(_owned(message_id)).values(
+            status="sent", provider=provider, provider_message_id=provider_message_id, sent_at=now,
+            error=None, claimed_until=None, retry_at=None, updated_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    return bool(result.rowcount)
+
+
+def mark_deferred(session: Session, message_id: int, attempts: int, error: str, now: datetime,
+                  retry_after: float | None = None, provider: str | None = None) -> str:
+    """Defer for a retry, or fail once the attempts are used up. Returns the new status."""
+    if attempts >= MAX_ATTEMPTS:
+        mark_failed(session, message_id, f"gave up after {attempts} attempts: {error}", now, provider)
+        return "failed"
+    delay = backoff(attempts)
+    if retry_after is not None:
+        delay = max(delay, timedelta(seconds=retry_after))
+    session.execute(
+        update(Message).where(_owned(message_id)).values(
+            status="deferred", retry_at=now + delay, error=error[:2000], claimed_until=now + delay,
+            provider=provider, updated_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    return "deferred"
+
+
+def mark_failed(session: Session, message_id: int, error: str, now: datetime, provider: str | None = None) -> None:
+    session.execute(
+        update(Message).where(Message.id == message_id, Message.status.in_(("sending", "queued", "deferred"))).values(
+            status="failed", error=error[:2000], claimed_until=None, retry_at=None, provider=provider, updated_at=now),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def mark_suppressed(session: Session, message_id: int, reason: str, now: datetime) -> None:
+    session.execute(
+        update(Message).where(_owned(message_id)).values(
+            status="suppressed", error=reason, claimed_until=None, retry_at=None, updated_at=now),
+        execution_options={"synchronize_session": False},
+    )

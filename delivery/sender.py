@@ -1,0 +1,171 @@
+"""Sending a batch of outbox messages in three phases, so no row lock is ever held
+across network I/O:
+
+1. ``prepare`` (one transaction): claim the rows, check suppression and the
+   subscriber's status, render each email with its tracking links.
+2. ``deliver`` (no transaction): hand each message to the transport, reusing its
+   connection for the whole batch.
+3. ``record`` (another transaction): write each outcome with a conditional UPDATE.
+
+A crash between 2 and 3 leaves a row ``sending``; when its lease runs out the tick
+dispatches it again and it is resent. That window (provider accepted, our row not
+yet updated) is the one place a duplicate can come from; it is as short as one
+batch's I/O. The Message-ID we send is derived from the outbox key, so a duplicate
+can at least be recognised downstream.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from content.render import TemplateRenderError, render_email, subscriber_context
+from delivery import outbox
+from delivery.errors import DeliveryError
+from delivery.mime import Envelope, HeaderInjectionError, build_message
+from delivery.tracking import Tracker
+from models import Account, Event, Message, Step, Subscriber, Suppression, Template
+from models.bulk import insert_ignoring_conflicts
+
+log = logging.getLogger(__name__)
+
+
+class Transport(Protocol):
+    name: str
+
+    def send(self, message: EmailMessage, sender: str, recipient: str) -> str: ...
+
+
+@dataclass
+class Outgoing:
+    message_id: int
+    attempts: int
+    sender: str
+    recipient: str
+    email: EmailMessage
+
+
+@dataclass
+class Outcome:
+    message_id: int
+    attempts: int
+    provider: str
+    provider_message_id: str | None = None
+    error: DeliveryError | None = None
+
+
+@dataclass(frozen=True)
+class SenderIdentity:
+    """Fallback From when an account has none (FROM_EMAIL / FROM_NAME)."""
+
+    email: str | None
+    name: str | None
+
+
+def _content(session: Session, account_id: int, step: Step, variant: str | None) -> tuple[str, str | None, str | None]:
+    """Subject and bodies for a step: its template, overridden by the step's own
+    fields, overridden by the chosen variant's."""
+    config = dict(step.config)
+    if config.get("template_id"):
+        template = session.get(Template, config["template_id"])
+        if template is not None and template.account_id == account_id:
+            config = {"subject": template.subject, "html": template.html, "text": template.text, **{
+                k: v for k, v in config.items() if k in ("subject", "html", "text") and v}}
+    for option in config.get("variants") or []:
+        if option.get("name") == variant:
+            config.update({k: v for k, v in option.items() if k in ("subject", "html", "text") and v})
+    return config.get("subject") or "", config.get("html"), config.get("text")
+
+
+def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
+            fallback: SenderIdentity) -> list[Outgoing]:
+    """Claim and render; rows that must not be sent are settled here."""
+    claimed = outbox.claim_for_send(session, ids, now)
+    if not claimed:
+        return []
+    messages = list(session.scalars(select(Message).where(Message.id.in_(claimed))))
+    subscribers = {s.id: s for s in session.scalars(
+        select(Subscriber).where(Subscriber.id.in_({m.subscriber_id for m in messages})))}
+    suppressed = {(a, e) for a, e in session.execute(select(Suppression.account_id, Suppression.email).where(
+        Suppression.email.in_({m.to_email for m in messages})))}
+    accounts: dict[int, Account | None] = {}
+    outgoing: list[Outgoing] = []
+    for message in messages:
+        subscriber = subscribers.get(message.subscriber_id)
+        if message.attempts > outbox.MAX_ATTEMPTS:
+            outbox.mark_failed(session, message.id, f"abandoned after {message.attempts - 1} attempts", now)
+            continue
+        if subscriber is None or subscriber.status != "active":
+            outbox.mark_suppressed(session, message.id, f"subscriber {subscriber.status if subscriber else 'deleted'}", now)
+            continue
+        if (message.account_id, message.to_email) in suppressed:
+            outbox.mark_suppressed(session, message.id, "address on the suppression list", now)
+            continue
+        step = session.get(Step, message.step_id) if message.step_id else None
+        if step is None:
+            outbox.mark_failed(session, message.id, "the step this email belonged to was removed", now)
+            continue
+        account = accounts.setdefault(message.account_id, session.get(Account, message.account_id))
+        from_email = (account.from_email if account else None) or fallback.email
+        if not from_email:
+            outbox.mark_failed(session, message.id, "no sender address: set the account's from_email or FROM_EMAIL", now)
+            continue
+        unsubscribe_url = tracker.unsubscribe_url(message.id)
+        try:
+            subject, html, text = _content(session, message.account_id, step, message.variant)
+            rendered = render_email(subject, html, text, subscriber_context(subscriber, {"unsubscribe_url": unsubscribe_url}))
+            envelope = Envelope(
+                from_email=from_email, from_name=(account.from_name if account else None) or fallback.name,
+                to_email=message.to_email, subject=rendered.subject,
+                html=tracker.rewrite_html(rendered.html, message.id) if rendered.html else None,
+                text=rendered.text, unsubscribe_url=unsubscribe_url,
+                unsubscribe_mailto=f"mailto:{from_email}?subject=unsubscribe", message_key=message.idempotency_key,
+            )
+            email = build_message(envelope, now)
+        except (TemplateRenderError, HeaderInjectionError) as exc:
+            outbox.mark_failed(session, message.id, f"cannot render: {exc}", now)
+            continue
+        outgoing.append(Outgoing(message.id, message.attempts, from_email, message.to_email, email))
+    return outgoing
+
+
+def deliver(outgoing: list[Outgoing], transport: Transport) -> list[Outcome]:
+    """Hand each message to the transport; one failure never stops the batch."""
+    outcomes: list[Outcome] = []
+    for item in outgoing:
+        try:
+            provider_id = transport.send(item.email, item.sender, item.recipient)
+            outcomes.append(Outcome(item.message_id, item.attempts, transport.name, provider_message_id=provider_id))
+        except DeliveryError as exc:
+            outcomes.append(Outcome(item.message_id, item.attempts, transport.name, error=exc))
+    return outcomes
+
+
+def record(session: Session, outcomes: list[Outcome], now: datetime) -> dict[str, int]:
+    """Write each outcome; returns counts by resulting status."""
+    counts: dict[str, int] = {}
+    events = []
+    for outcome in outcomes:
+        if outcome.error is None:
+            if outbox.mark_sent(session, outcome.message_id, outcome.provider, outcome.provider_message_id or "", now):
+                events.append(outcome.message_id)
+            status = "sent"
+        elif outcome.error.permanent:
+            outbox.mark_failed(session, outcome.message_id, str(outcome.error), now, outcome.provider)
+            status = "failed"
+        else:
+            status = outbox.mark_deferred(session, outcome.message_id, outcome.attempts, str(outcome.error), now,
+                                          outcome.error.retry_after, outcome.provider)
+        counts[status] = counts.get(status, 0) + 1
+    if events:
+        rows = session.execute(select(Message.id, Message.account_id, Message.subscriber_id).where(Message.id.in_(events)))
+        insert_ignoring_conflicts(session, Event, [
+            {"account_id": a, "subscriber_id": s, "message_id": m, "name": "sent", "dedup_key": f"sent:{m}",
+             "source": "platform", "properties": {}, "occurred_at": now, "created_at": now}
+            for m, a, s in rows], Event.id)
+    return counts

@@ -1,0 +1,30 @@
+"""Dialect-aware INSERT ... ON CONFLICT for the two backends the platform runs on.
+
+Both PostgreSQL and SQLite speak ``ON CONFLICT``; SQLAlchemy exposes it through each
+dialect's own ``insert``, so this picks the right one for the session's bind.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+
+def dialect_insert(session: Session, model: Any) -> Any:
+    """``insert(model)`` from the session's dialect, so ``.on_conflict_do_nothing()`` works."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(model)
+    if name == "sqlite":
+        return sqlite.insert(model)
+    raise NotImplementedError(f"no ON CONFLICT support for {name}")
+
+
+def insert_ignoring_conflicts(session: Session, model: Any, rows: list[dict[str, Any]], returning: Any) -> list[Any]:
+    """Insert ``rows``; rows hitting a unique constraint are skipped. Returns ``returning``
+    of the rows actually inserted."""
+    if not rows:
+        return []
+    statement = dialect_insert(session, model).values(rows).on_conflict_do_nothing().returning(returning)
+    return list(session.scalars(statement))

@@ -1,0 +1,47 @@
+"""Rows for engine tests, committed so that workers on other connections see them.
+
+Step dicts are in the API's shape (``{"type": ..., **config}``); they are stored the
+way the sequences API stores them: ``Step.config`` is the dict without ``type``.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from accounts.keys import create_account
+from models import Enrollment, Sequence, Step, Subscriber, db
+
+
+def account(name: str = "Alice") -> int:
+    with db.session_scope() as s:
+        acct, _key = create_account(s, name, f"{name.lower()}@sender.test", name)
+        return acct.id
+
+
+def subscribers(account_id: int, count: int, **fields: Any) -> list[int]:
+    with db.session_scope() as s:
+        rows = [Subscriber(account_id=account_id, email=f"user{i}@example.test", first_name=f"User{i}", **fields)
+                for i in range(count)]
+        s.add_all(rows)
+        s.flush()
+        return [r.id for r in rows]
+
+
+def sequence(account_id: int, steps: list[dict[str, Any]], settings: dict[str, Any] | None = None,
+             status: str = "active") -> int:
+    with db.session_scope() as s:
+        seq = Sequence(account_id=account_id, name="Welcome", status=status, settings=settings or {})
+        seq.steps = [Step(position=i, type=step["type"], config={k: v for k, v in step.items() if k != "type"})
+                     for i, step in enumerate(steps)]
+        s.add(seq)
+        s.flush()
+        return seq.id
+
+
+def enroll(account_id: int, sequence_id: int, subscriber_ids: list[int], now: datetime) -> list[int]:
+    with db.session_scope() as s:
+        rows = [Enrollment(account_id=account_id, sequence_id=sequence_id, subscriber_id=sid, next_run_at=now,
+                           enrolled_at=now, state={}) for sid in subscriber_ids]
+        s.add_all(rows)
+        s.flush()
+        return [r.id for r in rows]

@@ -1,0 +1,1 @@
+"""Outgoing webhook calls made by webhook steps: guard, sign, deliver, retry."""

@@ -1,0 +1,138 @@
+"""Delivering webhook calls: HMAC-signed POSTs with retries and backoff.
+
+Signature header ``X-Eseq-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of
+"<t>.<body>">`` with the account's webhook secret, so a receiver can verify the
+sender and reject replays older than a few minutes. The same claim/record
+discipline as the email outbox: claim in one transaction, call outside any, record
+in another.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from delivery.outbox import backoff
+from models import WebhookDelivery
+from sequencing.claims import for_dialect, timed_text
+from webhooks.guard import UnsafeTargetError, check_target
+
+LEASE = timedelta(minutes=2)
+DISPATCH_LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 10
+TIMEOUT_SECONDS = 10.0
+
+
+def account_secret(secret_key: str, account_id: int) -> str:
+    """The per-account signing secret, derived so that it needs no storage."""
+    return hmac.new(secret_key.encode(), f"webhook-signing:{account_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+@dataclass
+class Call:
+    delivery_id: int
+    account_id: int
+    attempts: int
+    url: str
+    body: bytes
+
+
+@dataclass
+class CallResult:
+    delivery_id: int
+    attempts: int
+    status: int | None
+    error: str | None
+    permanent: bool = False
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def claim(session: Session, ids: list[int], now: datetime) -> list[Call]:
+    sendable = or_(
+        and_(WebhookDelivery.status.in_(("queued", "deferred")),
+             or_(WebhookDelivery.retry_at.is_(None), WebhookDelivery.retry_at <= now)),
+        and_(WebhookDelivery.status == "sending", WebhookDelivery.claimed_until < now),
+    )
+    claimed = list(session.scalars(
+        update(WebhookDelivery).where(WebhookDelivery.id.in_(ids), sendable)
+        .values(status="sending", claimed_until=now + LEASE, attempts=WebhookDelivery.attempts + 1)
+        .returning(WebhookDelivery.id).execution_options(synchronize_session=False)))
+    rows = session.scalars(select(WebhookDelivery).where(WebhookDelivery.id.in_(claimed)))
+    return [Call(r.id, r.account_id, r.attempts, r.url, json.dumps(r.payload, separators=(",", ":")).encode())
+            for r in rows]
+
+
+def call(c: Call, secret_key: str, now: datetime, allow_private: bool) -> CallResult:
+    try:
+        check_target(c.url, allow_private)
+    except UnsafeTargetError as exc:
+        return CallResult(c.delivery_id, c.attempts, None, str(exc), permanent=True)
+    request = urllib.request.Request(c.url, data=c.body, method="POST", headers={
+        "Content-Type": "application/json", "User-Agent": "eseq-webhooks/1",
+        "X-Eseq-Signature": sign(account_secret(secret_key, c.account_id), c.body, int(now.timestamp())),
+        "X-Eseq-Delivery": str(c.delivery_id)})
+    try:
+        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
+            return CallResult(c.delivery_id, c.attempts, response.status, None)
+    except urllib.error.HTTPError as exc:
+        # 4xx other than 408/429 means the receiver refuses this call; retrying won't help.
+        permanent = 400 <= exc.code < 500 and exc.code not in (408, 409, 425, 429)
+        return CallResult(c.delivery_id, c.attempts, exc.code, f"HTTP {exc.code}", permanent=permanent)
+    except (urllib.error.URLError, OSError) as exc:
+        return CallResult(c.delivery_id, c.attempts, None, f"{type(exc).__name__}: {exc}"[:500])
+
+
+def record(session: Session, results: list[CallResult], now: datetime) -> None:
+    for r in results:
+        owned = and_(WebhookDelivery.id == r.delivery_id, WebhookDelivery.status == "sending")
+        if r.error is None:
+            values = {"status": "delivered", "response_status": r.status, "delivered_at": now, "error": None,
+                      "claimed_until": None}
+        elif r.permanent or r.attempts >= MAX_ATTEMPTS:
+            values = {"status": "failed", "response_status": r.status, "error": r.error, "claimed_until": None}
+        else:
+            delay = backoff(r.attempts)
+            values = {"status": "deferred", "response_status": r.status, "error": r.error,
+                      "retry_at": now + delay, "claimed_until": now + delay}
+        session.execute(update(WebhookDelivery).where(owned).values(**values),
+                        execution_options={"synchronize_session": False})
+
+
+_DISPATCH_SQL = """
+    UPDATE webhook_deliveries SET claimed_until = :lease_until
+    WHERE id IN (
+        SELECT id FROM webhook_deliveries
+        WHERE status IN ('queued', 'deferred', 'sending') AND (retry_at IS NULL OR retry_at <= :now)
+          AND claimed_until < :now
+        ORDER BY id LIMIT :limit {lock}
+    )
+    RETURNING id
+"""
+_DISPATCH = {
+    "postgresql": timed_text(_DISPATCH_SQL.format(lock="FOR UPDATE SKIP LOCKED"), "now", "lease_until"),
+    "sqlite": timed_text(_DISPATCH_SQL.format(lock=""), "now", "lease_until"),
+}
+
+
+def claim_for_dispatch(session: Session, now: datetime, limit: int) -> list[int]:
+    params = {"now": now, "lease_until": now + DISPATCH_LEASE, "limit": limit}
+    return sorted(row[0] for row in session.execute(for_dialect(session, _DISPATCH), params))

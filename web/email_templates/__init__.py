@@ -1,0 +1,1 @@
+"""Templates API: reusable subjects and bodies, and previews of them for a subscriber."""

@@ -1,0 +1,1 @@
+"""Sequences API: definitions, lifecycle transitions, enrollment."""

@@ -1,0 +1,134 @@
+"""``/api/v1/email-sequences``: define, replace, delete and switch sequences on and off.
+
+Views parse, call one domain function, commit, serialize; the rules live in
+``sequencing.lifecycle`` and ``sequencing.steps``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import Select, select
+
+from models import Sequence, utcnow
+from sequencing import lifecycle
+from web.auth import SECURITY, account_required, current_account_id
+from web.db import get_db
+from web.pagination import SQLPage
+from web.sequences.domain_errors import domain_errors
+from web.sequences.schemas import (
+    SequenceDetailSchema,
+    SequenceInSchema,
+    SequenceQuerySchema,
+    SequenceSchema,
+)
+
+blp = Blueprint("email_sequences", __name__, url_prefix="/api/v1/email-sequences",
+                description="Sequences (drip campaigns) and their steps")
+
+
+def _detail(sequence: Sequence) -> dict[str, Any]:
+    body = SequenceSchema().dump(sequence)
+    body["enrollments"] = lifecycle.count_enrollments(get_db(), sequence.id)
+    return body
+
+
+@blp.route("")
+class Sequences(MethodView):
+    @account_required
+    @blp.arguments(SequenceInSchema)
+    @blp.response(201, SequenceDetailSchema)
+    @blp.doc(security=SECURITY)
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Create a draft sequence; every step is validated (422 names e.g. ``steps.2.seconds``)."""
+        session = get_db()
+        with domain_errors():
+            sequence = lifecycle.create_sequence(session, current_account_id(), data, utcnow())
+        session.commit()
+        return _detail(sequence)
+
+    @account_required
+    @blp.arguments(SequenceQuerySchema, location="query")
+    @blp.response(200, SequenceSchema(many=True))
+    @blp.paginate(SQLPage)
+    @blp.doc(security=SECURITY)
+    def get(self, query: dict[str, Any]) -> Select[Any]:
+        """The account's sequences, newest first."""
+        statement = select(Sequence).where(Sequence.account_id == current_account_id())
+        if query.get("status"):
+            statement = statement.where(Sequence.status == query["status"])
+        return statement.order_by(Sequence.id.desc())
+
+
+@blp.route("/<int:sequence_id>")
+class SequenceById(MethodView):
+    @account_required
+    @blp.response(200, SequenceDetailSchema)
+    @blp.doc(security=SECURITY)
+    def get(self, sequence_id: int) -> dict[str, Any]:
+        """One sequence with its steps and enrollment counts by status."""
+        with domain_errors():
+            sequence = lifecycle.get_sequence(get_db(), current_account_id(), sequence_id)
+        return _detail(sequence)
+
+    @account_required
+    @blp.arguments(SequenceInSchema)
+    @blp.response(200, SequenceDetailSchema)
+    @blp.doc(security=SECURITY)
+    def put(self, data: dict[str, Any], sequence_id: int) -> dict[str, Any]:
+        """Replace the sequence. Running enrollments keep their position index, clamped
+        to the new last step; ``version`` goes up by one."""
+        session = get_db()
+        with domain_errors():
+            sequence = lifecycle.update_sequence(session, current_account_id(), sequence_id, data, utcnow())
+        session.commit()
+        return _detail(sequence)
+
+    @account_required
+    @blp.response(204)
+    @blp.doc(security=SECURITY)
+    def delete(self, sequence_id: int) -> None:
+        """Delete the sequence, its steps and enrollments; the message log keeps what was sent."""
+        session = get_db()
+        with domain_errors():
+            lifecycle.delete_sequence(session, current_account_id(), sequence_id)
+        session.commit()
+
+
+def _transition(action: str, sequence_id: int) -> dict[str, Any]:
+    session = get_db()
+    with domain_errors():
+        sequence = lifecycle.transition(session, current_account_id(), sequence_id, action, utcnow())
+    session.commit()
+    return _detail(sequence)
+
+
+@blp.route("/<int:sequence_id>/activate")
+class Activate(MethodView):
+    @account_required
+    @blp.response(200, SequenceDetailSchema)
+    @blp.doc(security=SECURITY)
+    def post(self, sequence_id: int) -> dict[str, Any]:
+        """draft or paused -> active (409 otherwise); steps are re-checked first."""
+        return _transition("activate", sequence_id)
+
+
+@blp.route("/<int:sequence_id>/pause")
+class Pause(MethodView):
+    @account_required
+    @blp.response(200, SequenceDetailSchema)
+    @blp.doc(security=SECURITY)
+    def post(self, sequence_id: int) -> dict[str, Any]:
+        """active -> paused; its running enrollments stop until resumed."""
+        return _transition("pause", sequence_id)
+
+
+@blp.route("/<int:sequence_id>/resume")
+class Resume(MethodView):
+    @account_required
+    @blp.response(200, SequenceDetailSchema)
+    @blp.doc(security=SECURITY)
+    def post(self, sequence_id: int) -> dict[str, Any]:
+        """paused -> active; paused enrollments continue, overdue ones at once."""
+        return _transition("resume", sequence_id)

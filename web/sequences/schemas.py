@@ -1,0 +1,81 @@
+"""Request and response shapes. Steps and settings are polymorphic JSON: marshmallow
+takes them as raw values and sequencing.steps / settings_schema validate them, so
+errors name paths like ``steps.2.seconds``."""
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from models import Sequence
+from sequencing.enroll import MAX_PER_CALL
+from web.sequences.domain_errors import MAX_ID, text
+
+
+class SequenceInSchema(Schema):
+    name = fields.String(required=True, validate=text(200))
+    description = fields.String(load_default=None, allow_none=True, validate=text(10_000, 0))
+    settings = fields.Raw(load_default=None, allow_none=True, metadata={"description": "See sequencing/settings_schema.py"})
+    steps = fields.Raw(required=True, metadata={"description": "Ordered list of steps: {type, ...fields}"})
+
+
+def dump_steps(sequence: Sequence) -> list[dict[str, Any]]:
+    return [{"id": s.id, "position": s.position, "type": s.type, **(s.config or {})} for s in sequence.steps]
+
+
+class SequenceSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    status = fields.String()
+    version = fields.Integer()
+    settings = fields.Dict()
+    steps = fields.Function(dump_steps)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class SequenceDetailSchema(SequenceSchema):
+    enrollments = fields.Dict(keys=fields.String(), values=fields.Integer(),
+                              metadata={"description": "Enrollment counts by status"})
+
+
+class SequenceQuerySchema(Schema):
+    status = fields.String(validate=validate.OneOf(("draft", "active", "paused", "archived")))
+
+
+class EnrollRequestSchema(Schema):
+    subscriber_ids = fields.List(fields.Integer(strict=True, validate=validate.Range(1, MAX_ID)),
+                                 load_default=list, validate=validate.Length(max=MAX_PER_CALL))
+    emails = fields.List(fields.Email(validate=validate.Length(max=320)),
+                         load_default=list, validate=validate.Length(max=MAX_PER_CALL))
+
+    @validates_schema
+    def _one_batch(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        ids, emails = data.get("subscriber_ids") or [], data.get("emails") or []
+        if not ids and not emails:
+            raise ValidationError("Give subscriber_ids or emails.", field_name="subscriber_ids")
+        if len(ids) + len(emails) > MAX_PER_CALL:
+            raise ValidationError(f"At most {MAX_PER_CALL} subscribers per request.", field_name="subscriber_ids")
+
+
+class EnrollResultSchema(Schema):
+    enrolled = fields.Integer()
+    skipped = fields.Integer()
+
+
+class EnrollmentSchema(Schema):
+    id = fields.Integer()
+    subscriber_id = fields.Integer()
+    email = fields.String()
+    status = fields.String()
+    run = fields.Integer()
+    current_step = fields.Integer()
+    next_run_at = fields.DateTime(allow_none=True)
+    enrolled_at = fields.DateTime()
+    completed_at = fields.DateTime(allow_none=True)
+    exit_reason = fields.String(allow_none=True)
+
+
+class EnrollmentQuerySchema(Schema):
+    status = fields.String(validate=validate.OneOf(("active", "paused", "completed", "exited", "failed")))

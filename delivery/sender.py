@@ -29,6 +29,7 @@ from delivery import outbox
 from delivery.errors import DeliveryError
 from delivery.mime import Envelope, HeaderInjectionError, build_message
 from delivery.tracking import Tracker
+from delivery.unsubscribe import bounce_by_message
 from models import Account, Event, Message, Step, Subscriber, Suppression, Template
 from models.bulk import insert_ignoring_conflicts
 
@@ -157,6 +158,8 @@ def record(session: Session, outcomes: list[Outcome], now: datetime) -> dict[str
             status = "sent"
         elif outcome.error.permanent:
             outbox.mark_failed(session, outcome.message_id, str(outcome.error), now, outcome.provider)
+            # The mailbox does not exist: never try this address again.
+            bounce_by_message(session, outcome.message_id, str(outcome.error), now)
             status = "failed"
         else:
             status = outbox.mark_deferred(session, outcome.message_id, outcome.attempts, str(outcome.error), now,

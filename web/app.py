@@ -63,4 +63,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     limiter.exempt(health_bp)
     app.register_blueprint(health_bp)
+
+    from web.tracking import bp as tracking_bp
+
+    # Mail clients and link scanners fetch these from shared IPs; limiting them would
+    # lose opens and clicks, and their tokens already make them unforgeable.
+    limiter.exempt(tracking_bp)
+    app.register_blueprint(tracking_bp)
     return app

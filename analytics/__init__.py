@@ -1,0 +1,1 @@
+"""Events in one vocabulary, and what is rolled up from them."""

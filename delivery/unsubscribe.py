@@ -1,0 +1,56 @@
+"""Unsubscribing: the subscriber's status, the suppression list, and every running
+enrollment end together (likewise for a hard bounce), in one transaction, so no later email can slip out."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from analytics.events import record_message_event
+from models import Enrollment, Message, Subscriber, Suppression
+from models.bulk import insert_ignoring_conflicts
+
+
+def suppress_address(session: Session, account_id: int, email: str, reason: str, now: datetime) -> None:
+    insert_ignoring_conflicts(session, Suppression, [
+        {"account_id": account_id, "email": email.lower(), "reason": reason, "created_at": now}], Suppression.id)
+
+
+def end_enrollments(session: Session, subscriber_id: int, reason: str, now: datetime) -> int:
+    result = session.execute(
+        update(Enrollment)
+        .where(Enrollment.subscriber_id == subscriber_id, Enrollment.status.in_(("active", "paused")))
+        .values(status="exited", exit_reason=reason, next_run_at=None, completed_at=now, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
+
+
+def _stop_sending(session: Session, message: Message, status: str, reason: str, now: datetime) -> None:
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.id == message.subscriber_id,
+                                                         Subscriber.account_id == message.account_id))
+    if subscriber is not None and subscriber.status == "active":
+        subscriber.status = status
+    suppress_address(session, message.account_id, message.to_email, reason, now)
+    end_enrollments(session, message.subscriber_id, reason, now)
+
+
+def bounce_by_message(session: Session, message_id: int, error: str, now: datetime) -> None:
+    """A hard bounce: suppress the address and end the subscriber's enrollments."""
+    message = session.get(Message, message_id)
+    if message is None:
+        return
+    _stop_sending(session, message, "bounced", "bounced", now)
+    record_message_event(session, message_id, "bounced", now, properties={"bounce_type": "hard", "error": error[:500]},
+                         source="smtp")
+
+
+def unsubscribe_by_message(session: Session, message_id: int, now: datetime, source: str = "link") -> bool:
+    """Unsubscribe the recipient of ``message_id``; False when there is no such message."""
+    message = session.get(Message, message_id)
+    if message is None:
+        return False
+    _stop_sending(session, message, "unsubscribed", "unsubscribed", now)
+    record_message_event(session, message_id, "unsubscribed", now, properties={"via": source}, source="tracking")
+    return True

@@ -1,0 +1,199 @@
+"""The send path on real parts: a Celery worker on real Redis, real PostgreSQL, and
+a real SMTP server on loopback (aiosmtpd)."""
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import func, select
+
+from delivery.sender import SenderIdentity, deliver, prepare, record
+from delivery.tracking import Tracker
+from models import Enrollment, Event, Message, Subscriber, Suppression, db
+from models.base import utcnow
+from sequencing.claims import claim_due_enrollments
+from sequencing.engine import advance_enrollments
+from settings import get_settings
+from tasks.sending import default_transport
+from tasks.sequencing import enqueue_sends
+from tests.support import factories
+from tests.support.smtp import SmtpServer, free_port
+
+LINK = "https://shop.example.test/sale?x=1"
+STEP = {"type": "email", "subject": "Hi {{ subscriber.first_name }}",
+        "html": f'<p>Hello {{{{ subscriber.first_name }}}}, <a href="{LINK}">see the sale</a></p>'}
+
+
+def use_smtp(port: int) -> None:
+    """Point the platform's default SMTP provider at ``port``, through the environment
+    as an operator would, for this process and its in-thread worker."""
+    os.environ.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(port))
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with SmtpServer() as server:
+        use_smtp(server.port)
+        yield server
+    for name in ("SMTP_HOST", "SMTP_PORT"):
+        os.environ.pop(name, None)
+    get_settings.cache_clear()
+
+
+def wait_for(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def statuses() -> dict[str, int]:
+    with db.session_scope() as s:
+        return dict(s.execute(select(Message.status, func.count()).group_by(Message.status)).all())
+
+
+def queue_emails(count: int, steps: list[dict] | None = None) -> list[int]:
+    acct = factories.account()
+    seq = factories.sequence(acct, steps or [STEP])
+    now = utcnow()
+    factories.enroll(acct, seq, factories.subscribers(acct, count), now)
+    with db.session_scope() as s:
+        ids = claim_due_enrollments(s, now, 10_000)
+    with db.session_scope() as s:
+        return advance_enrollments(s, ids, now).message_ids
+
+
+def send_in_process(ids: list[int], at=None) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    settings = get_settings()
+    now = at or utcnow()
+    with db.session_scope() as s:
+        outgoing = prepare(s, ids, now, Tracker(settings.secret_key, settings.public_base_url),
+                           SenderIdentity(None, None))
+    with default_transport() as transport:
+        outcomes = deliver(outgoing, transport)
+    with db.session_scope() as s:
+        return record(s, outcomes, now)
+
+
+def test_it_sends_every_queued_message_exactly_once_through_a_worker(smtp, worker):
+    ids = queue_emails(40)
+    enqueue_sends(ids)
+    enqueue_sends(ids)  # a duplicate dispatch must not send twice
+    wait_for(lambda: statuses() == {"sent": 40})
+    time.sleep(0.5)
+    recipients = [r for got in smtp.handler.received for r in got.recipients]
+    assert sorted(recipients) == sorted(f"user{i}@example.test" for i in range(40))
+    with db.session_scope() as s:
+        for m in s.scalars(select(Message)):
+            assert m.provider == "smtp" and m.attempts == 1 and m.sent_at is not None
+            assert m.provider_message_id and m.provider_message_id.startswith("<")
+
+
+def test_the_email_is_multipart_personalised_tracked_and_carries_one_click_unsubscribe(smtp):
+    [message_id] = queue_emails(1)
+    assert send_in_process([message_id]) == {"sent": 1}
+    [email] = smtp.handler.to("user0@example.test")
+    assert email["Subject"] == "Hi User0"
+    assert email["From"] == "Alice <alice@sender.test>"
+    assert email["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "mailto:" in email["List-Unsubscribe"] and "/u/" in email["List-Unsubscribe"]
+    parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in email.walk() if not p.is_multipart()}
+    assert set(parts) == {"text/plain", "text/html"}
+    assert "Hello User0" in parts["text/plain"]
+    html = parts["text/html"]
+    assert LINK not in html, "links must go through the signed click redirect"
+    assert re.search(r'href="http://localhost:8000/t/c/[^"]+"', html)
+    assert re.search(r'<img src="http://localhost:8000/t/o/[^"]+\.gif"', html)
+
+
+def test_opens_and_clicks_are_recorded_once_and_the_redirect_goes_only_where_signed(smtp, client):
+    [message_id] = queue_emails(1)
+    send_in_process([message_id])
+    [email] = smtp.handler.to("user0@example.test")
+    html = next(p.get_payload(decode=True).decode() for p in email.walk() if p.get_content_type() == "text/html")
+    pixel = urlsplit(re.search(r'<img src="([^"]+)"', html).group(1)).path
+    click = urlsplit(re.search(r'href="(http://localhost:8000/t/c/[^"]+)"', html).group(1)).path
+
+    assert client.get(pixel).status_code == 200
+    assert client.get(pixel).status_code == 200
+    response = client.get(click)
+    assert response.status_code == 302 and response.headers["Location"] == LINK
+    client.get(click)
+    assert client.get(click[:-3] + "abc").status_code == 404
+    assert client.get(pixel.replace(".gif", "x.gif")).status_code == 404
+    with db.session_scope() as s:
+        names = sorted(s.scalars(select(Event.name).where(Event.message_id == message_id)))
+    assert names == ["clicked", "opened", "sent"]
+
+
+def test_a_one_click_unsubscribe_stops_every_later_email(smtp, client):
+    steps = [STEP, {"type": "delay", "seconds": 1}, {"type": "email", "subject": "later", "text": "x"}]
+    [message_id] = queue_emails(1, steps)
+    send_in_process([message_id])
+    [email] = smtp.handler.to("user0@example.test")
+    one_click = re.search(r"<(http://localhost:8000/u/[^>]+)>", email["List-Unsubscribe"]).group(1)
+    path = urlsplit(one_click).path
+    assert client.get(path).status_code == 200  # GET shows a page and changes nothing
+    with db.session_scope() as s:
+        assert s.scalar(select(Subscriber.status)) == "active"
+    assert client.post(path, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    with db.session_scope() as s:
+        assert s.scalar(select(Subscriber.status)) == "unsubscribed"
+        assert s.scalar(select(Suppression.reason)) == "unsubscribed"
+        assert s.scalar(select(Enrollment.status)) == "exited"
+    later = utcnow() + timedelta(seconds=5)
+    with db.session_scope() as s:
+        assert claim_due_enrollments(s, later, 100) == []
+
+
+def test_a_suppressed_address_is_not_sent_to_even_if_already_queued(smtp):
+    ids = queue_emails(2)
+    with db.session_scope() as s:
+        acct = s.scalar(select(Message.account_id))
+        s.add(Suppression(account_id=acct, email="user1@example.test", reason="manual"))
+    assert send_in_process(ids) == {"sent": 1}
+    assert statuses() == {"sent": 1, "suppressed": 1}
+    assert smtp.handler.to("user1@example.test") == []
+
+
+def test_a_refused_mailbox_fails_once_and_suppresses_the_address(smtp):
+    smtp.handler.refuse["user0@example.test"] = "550 5.1.1 No such user"
+    ids = queue_emails(2)
+    assert send_in_process(ids) == {"failed": 1, "sent": 1}
+    with db.session_scope() as s:
+        failed = s.scalar(select(Message).where(Message.status == "failed"))
+        assert failed.to_email == "user0@example.test" and "550" in failed.error and failed.attempts == 1
+        assert s.scalar(select(Suppression.reason).where(Suppression.email == "user0@example.test")) == "bounced"
+        assert s.scalar(select(Subscriber.status).where(Subscriber.email == "user0@example.test")) == "bounced"
+
+
+def test_when_smtp_is_down_messages_are_deferred_then_sent_once_when_it_returns():
+    port = free_port()
+    use_smtp(port)
+    try:
+        ids = queue_emails(5)
+        start = utcnow()
+        assert send_in_process(ids, at=start) == {"deferred": 5}
+        with db.session_scope() as s:
+            for m in s.scalars(select(Message)):
+                assert m.retry_at > start and "connect" in m.error
+        assert send_in_process(ids, at=start) == {}, "not before retry_at"
+        with SmtpServer(port) as server:
+            assert send_in_process(ids, at=start + timedelta(hours=1)) == {"sent": 5}
+            assert send_in_process(ids, at=start + timedelta(hours=2)) == {}
+            assert len(server.handler.received) == 5
+        with db.session_scope() as s:
+            assert set(s.scalars(select(Message.attempts))) == {2}
+    finally:
+        for name in ("SMTP_HOST", "SMTP_PORT"):
+            os.environ.pop(name, None)
+        get_settings.cache_clear()

@@ -52,7 +52,7 @@ def _ensure_subscribers(session: Session, account_id: int, emails: list[str], no
         session.execute(_insert(session, Subscriber).values(rows).on_conflict_do_nothing(
             index_elements=["account_id", "email"]))
         found.update(session.execute(select(Subscriber.email, Subscriber.id).where(
-            Subscriber.account_id == account_id, Subscriber.email.in_(chunk))).tuples())
+            Subscriber.account_id == account_id, Subscriber.email.in_(chunk))).all())
     return [found[e] for e in emails if e in found]
 
 

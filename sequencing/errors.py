@@ -109,7 +109,8 @@ class Problems:
         value = obj.get(key)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                isinstance(value, float) and not math.isfinite(value)):
             self.add(where, "Not a valid number.")
             return None
         if value < 0 or value > maximum or (value == 0 and not allow_zero):

@@ -22,6 +22,7 @@ from web.sequences.schemas import (
     SequenceInSchema,
     SequenceQuerySchema,
     SequenceSchema,
+    dump_steps,
 )
 
 blp = Blueprint("email_sequences", __name__, url_prefix="/api/v1/email-sequences",
@@ -29,9 +30,9 @@ blp = Blueprint("email_sequences", __name__, url_prefix="/api/v1/email-sequences
 
 
 def _detail(sequence: Sequence) -> dict[str, Any]:
-    body = SequenceSchema().dump(sequence)
-    body["enrollments"] = lifecycle.count_enrollments(get_db(), sequence.id)
-    return body
+    """The sequence's fields plus enrollment counts, ready for SequenceDetailSchema."""
+    body = {name: getattr(sequence, name) for name in SequenceSchema().fields if name != "steps"}
+    return body | {"steps": dump_steps(sequence), "enrollments": lifecycle.count_enrollments(get_db(), sequence.id)}
 
 
 @blp.route("")

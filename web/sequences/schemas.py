@@ -20,7 +20,12 @@ class SequenceInSchema(Schema):
 
 
 def dump_steps(sequence: Sequence) -> list[dict[str, Any]]:
+    """Each step as the client wrote it, plus its ``id`` and ``position``."""
     return [{"id": s.id, "position": s.position, "type": s.type, **(s.config or {})} for s in sequence.steps]
+
+
+def _steps(obj: Sequence | dict[str, Any]) -> list[dict[str, Any]]:
+    return obj["steps"] if isinstance(obj, dict) else dump_steps(obj)
 
 
 class SequenceSchema(Schema):
@@ -30,7 +35,7 @@ class SequenceSchema(Schema):
     status = fields.String()
     version = fields.Integer()
     settings = fields.Dict()
-    steps = fields.Function(dump_steps)
+    steps = fields.Function(_steps)
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 

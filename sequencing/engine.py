@@ -120,6 +120,12 @@ class Batch:
             return recent[0] + window
         return self.now + window
 
+    def key_property(self, enrollment: Enrollment) -> str | None:
+        if not enrollment.instance_key:
+            return None
+        trigger = (self.sequence(enrollment.sequence_id).settings or {}).get("trigger") or {}
+        return trigger.get("key_property")
+
     def facts(self, enrollment: Enrollment, subscriber: Subscriber) -> Facts:
         sent_keys = {int(pos): key for pos, key in ((enrollment.state or {}).get("sent") or {}).items()}
         ids = dict(self.session.execute(
@@ -133,9 +139,13 @@ class Batch:
             ):
                 message_events[message_id].add(name)
         events: dict[str, list[datetime]] = defaultdict(list)
-        for name, occurred in self.session.execute(
-            select(Event.name, Event.occurred_at).where(Event.subscriber_id == subscriber.id, Event.message_id.is_(None))
+        key_property = self.key_property(enrollment)
+        for name, occurred, properties in self.session.execute(
+            select(Event.name, Event.occurred_at, Event.properties)
+            .where(Event.subscriber_id == subscriber.id, Event.message_id.is_(None))
         ):
+            if key_property and str((properties or {}).get(key_property)) != enrollment.instance_key:
+                continue  # a keyed instance only sees events about its own key
             events[name].append(occurred)
         return Facts(tags=list(subscriber.tags or []), attributes=dict(subscriber.attributes or {}),
                      messages_by_step=by_step, message_events=dict(message_events), events=dict(events))
@@ -153,23 +163,28 @@ def _load(session: Session, ids: list[int]) -> tuple[list[Enrollment], dict[int,
     return enrollments, subscribers, sequences, steps
 
 
-def _goal_reached(session: Session, enrollments: list[Enrollment], sequences: dict[int, Sequence]) -> dict[int, str]:
-    """Enrollment id -> the exit event that ended it (a conversion since enrollment)."""
+def _goal_reached(batch: Batch, enrollments: list[Enrollment]) -> dict[int, str]:
+    """Enrollment id -> the exit event that ended it (a conversion since enrollment;
+    for a keyed instance, one carrying its key)."""
+    session, sequences = batch.session, batch.sequences
     goals = {sid: set((s.settings or {}).get("exit_events") or []) for sid, s in sequences.items()}
     names = set().union(*goals.values()) if goals else set()
     if not names:
         return {}
     earliest = min(e.enrolled_at for e in enrollments)
-    seen: dict[int, list[tuple[str, datetime]]] = defaultdict(list)
-    for subscriber_id, name, occurred in session.execute(
-        select(Event.subscriber_id, Event.name, Event.occurred_at).where(
+    seen: dict[int, list[tuple[str, datetime, dict[str, Any]]]] = defaultdict(list)
+    for subscriber_id, name, occurred, properties in session.execute(
+        select(Event.subscriber_id, Event.name, Event.occurred_at, Event.properties).where(
             Event.subscriber_id.in_({e.subscriber_id for e in enrollments}), Event.name.in_(names),
             Event.occurred_at >= earliest)
     ):
-        seen[subscriber_id].append((name, occurred))
+        seen[subscriber_id].append((name, occurred, properties or {}))
     reached: dict[int, str] = {}
     for e in enrollments:
-        for name, occurred in seen.get(e.subscriber_id, []):
+        key_property = batch.key_property(e)
+        for name, occurred, properties in seen.get(e.subscriber_id, []):
+            if key_property and str(properties.get(key_property)) != e.instance_key:
+                continue
             if name in goals.get(e.sequence_id, ()) and occurred >= e.enrolled_at:
                 reached[e.id] = name
     return reached
@@ -206,7 +221,7 @@ def advance_enrollments(session: Session, ids: list[int], now: datetime) -> Adva
     """Advance the given (claimed) enrollments as far as each can go at ``now``."""
     enrollments, subscribers, sequences, steps = _load(session, ids)
     batch = Batch(session=session, now=now, sequences=sequences, steps=steps)
-    goals = _goal_reached(session, enrollments, sequences)
+    goals = _goal_reached(batch, enrollments)
     result = AdvanceResult()
     for enrollment in enrollments:
         enrollment.claimed_until = None

@@ -16,7 +16,8 @@ from web.auth import API_KEY, BEARER
 from web.extensions import api, jwt, limiter
 from web.security import init_security_headers
 
-API_BLUEPRINTS = ("web.accounts.routes", "web.email_templates.routes", "web.sequences.routes", "web.sequences.enrollments")
+API_BLUEPRINTS = ("web.accounts.routes", "web.email_templates.routes", "web.sequences.routes", "web.sequences.enrollments",
+                  "web.events.routes", "web.messages.routes")
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -1,0 +1,70 @@
+"""Enrolling subscribers when something happens: a tag added, a custom event, a
+subscriber created.
+
+A sequence's ``settings.trigger`` says what starts it. Event triggers may be keyed
+(``key_property``, e.g. ``cart_id``): each distinct key runs its own instance of
+the sequence, so a subscriber with two abandoned carts gets two flows, and those
+instances only see events that carry their own key.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Enrollment, Sequence
+from models.bulk import insert_ignoring_conflicts
+
+RUNNING = ("active", "paused")
+
+
+def _next_run(session: Session, sequence: Sequence, subscriber_id: int, key: str) -> int | None:
+    """The run number a new enrollment would get, or None when re-entry forbids it."""
+    latest = session.execute(
+        select(Enrollment.run, Enrollment.status)
+        .where(Enrollment.sequence_id == sequence.id, Enrollment.subscriber_id == subscriber_id,
+               Enrollment.instance_key == key)
+        .order_by(Enrollment.run.desc()).limit(1)
+    ).first()
+    if latest is None:
+        return 1
+    reentry = (sequence.settings or {}).get("reentry", "never")
+    if latest.status in RUNNING or reentry == "never":
+        return None
+    if reentry == "always" or latest.status == "completed":
+        return int(latest.run) + 1
+    return None
+
+
+def _matching(session: Session, account_id: int, kind: str) -> list[Sequence]:
+    candidates = session.scalars(select(Sequence).where(Sequence.account_id == account_id, Sequence.status == "active"))
+    return [s for s in candidates if ((s.settings or {}).get("trigger") or {}).get("type") == kind]
+
+
+def fire(session: Session, account_id: int, subscriber_id: int, kind: str, now: datetime, *,
+         tag: str | None = None, event: str | None = None, properties: dict[str, Any] | None = None) -> int:
+    """Enroll ``subscriber_id`` into every active sequence this happening triggers;
+    returns how many enrollments were created."""
+    rows = []
+    for sequence in _matching(session, account_id, kind):
+        trigger = sequence.settings["trigger"]
+        if kind == "tag_added" and trigger.get("tag") != tag:
+            continue
+        if kind == "event" and trigger.get("event") != event:
+            continue
+        key = ""
+        if kind == "event" and trigger.get("key_property"):
+            value = (properties or {}).get(trigger["key_property"])
+            if value is None:
+                continue  # a keyed flow needs its key
+            key = str(value)[:200]
+        run = _next_run(session, sequence, subscriber_id, key)
+        if run is None:
+            continue
+        rows.append({"account_id": account_id, "sequence_id": sequence.id, "subscriber_id": subscriber_id,
+                     "instance_key": key, "run": run, "status": "active", "current_step": 0, "next_run_at": now,
+                     "state": {}, "enrolled_at": now, "updated_at": now})
+    return len(insert_ignoring_conflicts(session, Enrollment, rows, Enrollment.id))
+

@@ -1,0 +1,59 @@
+"""Custom events: recorded once per client id, trigger sequences, tenant-scoped."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from models import Enrollment, Event, db
+from tests.support import factories
+
+
+def test_it_records_an_event_for_a_new_email_and_creates_the_subscriber(client, alice):
+    response = client.post("/api/v1/events", json={"email": "New@Example.test", "name": "purchase",
+                                                    "properties": {"order": "A1"}, "value": 42.5}, headers=alice.headers)
+    assert response.status_code == 202
+    body = response.get_json()
+    assert body["duplicate"] is False and body["id"] > 0
+    with db.session_scope() as s:
+        event = s.get(Event, body["id"])
+        assert (event.name, event.value, event.properties) == ("purchase", 42.5, {"order": "A1"})
+
+
+def test_a_retried_event_with_the_same_id_is_recorded_once(client, alice):
+    payload = {"email": "a@example.test", "name": "signup", "id": "evt-1"}
+    first = client.post("/api/v1/events", json=payload, headers=alice.headers).get_json()
+    second = client.post("/api/v1/events", json=payload, headers=alice.headers).get_json()
+    assert first["duplicate"] is False and second["duplicate"] is True
+    with db.session_scope() as s:
+        assert len(s.scalars(select(Event)).all()) == 1
+
+
+def test_it_names_bad_fields_and_writes_nothing(client, alice):
+    for payload, field in [({"name": "x"}, "email"), ({"email": "a@b.test", "subscriber_id": 1, "name": "x"}, "email"),
+                           ({"email": "nope", "name": "x"}, "email"), ({"email": "a@b.test", "name": "bad name!"}, "name"),
+                           ({"email": "a@b.test", "name": "x", "properties": []}, "properties"),
+                           ({"email": "a@b.test", "name": "x", "value": "NaN"}, "value"),
+                           ({"email": "a@b.test", "name": "x", "occurred_at": "2026-01-01T00:00:00"}, "occurred_at")]:
+        response = client.post("/api/v1/events", json=payload, headers=alice.headers)
+        assert response.status_code == 422, payload
+        assert field in response.get_json()["errors"]["json"], payload
+    with db.session_scope() as s:
+        assert s.scalars(select(Event)).all() == []
+
+
+def test_another_accounts_subscriber_is_not_found(client, alice, bob):
+    bobs = client.post("/api/v1/events", json={"email": "b@example.test", "name": "x"}, headers=bob.headers).get_json()
+    response = client.post("/api/v1/events", json={"subscriber_id": bobs["subscriber_id"], "name": "x"},
+                           headers=alice.headers)
+    assert response.status_code == 404
+    assert client.post("/api/v1/events", json={"email": "a@b.test", "name": "x"}).status_code == 401
+
+
+def test_an_event_trigger_starts_one_keyed_instance_per_cart(client, alice):
+    factories.sequence(alice.account_id, [{"type": "email", "subject": "Your cart", "text": "x"}],
+                       settings={"trigger": {"type": "event", "event": "cart_abandoned", "key_property": "cart_id"}})
+    for cart in ("c1", "c2", "c1"):
+        client.post("/api/v1/events", json={"email": "shopper@example.test", "name": "cart_abandoned",
+                                            "properties": {"cart_id": cart}}, headers=alice.headers)
+    with db.session_scope() as s:
+        keys = sorted(s.scalars(select(Enrollment.instance_key)))
+    assert keys == ["c1", "c2"]

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from models.message import MESSAGE_STATUSES
+
+
+class MessageQuerySchema(Schema):
+    sequence_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+    subscriber_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+    status = fields.String(validate=validate.OneOf(MESSAGE_STATUSES))
+
+
+class MessageSchema(Schema):
+    id = fields.Integer()
+    sequence_id = fields.Integer(allow_none=True)
+    subscriber_id = fields.Integer()
+    enrollment_id = fields.Integer(allow_none=True)
+    step_id = fields.Integer(allow_none=True)
+    variant = fields.String(allow_none=True)
+    to_email = fields.String()
+    subject = fields.String(allow_none=True)
+    status = fields.String()
+    provider = fields.String(allow_none=True)
+    provider_message_id = fields.String(allow_none=True)
+    attempts = fields.Integer()
+    error = fields.String(allow_none=True)
+    retry_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+    sent_at = fields.DateTime(allow_none=True)

@@ -6,6 +6,25 @@ A step arrives as ``{"type": ..., **fields}``; what is stored is ``Step.type`` a
 Errors name the field path (``steps.2.seconds``) so a client can point at the
 mistake. No I/O: references to templates and sequences are checked through
 callables the caller supplies.
+
+Stored ``Step.config`` by type (``?`` = key absent when not given):
+
+    email       {subject?, html?, text?, template_id?, variants?: [{name, subject?, html?, text?, weight}]}
+                subject is present unless template_id is; weight defaults to 1
+    delay       {seconds} | {days?, hours?, minutes?} | {until: {weekday: "monday".., time: "HH:MM"}}, + timezone?
+    condition   {condition: {type: opened|clicked, step?} | {type: has_tag, tag}
+                 | {type: attribute, name, op, value?} | {type: event, name, within_seconds?},
+                 else_goto: position | "exit", wait_seconds?}
+    action      {action: add_tag|remove_tag, tag} | {action: set_attribute, name, value}
+                | {action: move_to_sequence, sequence_id} | {action: exit}
+    webhook     {url, method: "POST", payload?}
+    wait_until  {until: {event} | {opened: true} | {clicked: true} | {tag}, timeout_seconds,
+                 on_timeout_goto: position | "exit" | "next"}
+    goto        {goto: position}
+
+Numbers of seconds/days/hours/minutes may be int or float. Every jump target is an
+existing position, and a jump backwards crosses a delay, wait_until or waiting
+condition, so no loop can spin without pausing.
 """
 from __future__ import annotations
 
@@ -274,13 +293,11 @@ def _wait_until(p: Problems, step: dict[str, Any], path: str) -> dict[str, Any]:
         elif given[0] in ("event", "tag"):
             p.unknown(until, given, where)
             config["until"] = {given[0]: p.text(until, given[0], where, required=True, max_len=100)}
-        else:
-            p.unknown(until, (given[0], "step"), where)
+        else:  # the engine waits on the latest email sent before this step
+            p.unknown(until, given, where)
             if until[given[0]] is not True:
                 p.add(f"{where}.{given[0]}", "Must be true.")
             config["until"] = {given[0]: True}
-            if until.get("step") is not None:
-                config["until"]["step"] = p.integer(until, "step", where, minimum=0)
     if step.get("timeout_seconds") is None:
         p.add(f"{path}.timeout_seconds", "Missing data for required field.")
     config["timeout_seconds"] = p.number(step, "timeout_seconds", path, maximum=MAX_SECONDS, allow_zero=False)

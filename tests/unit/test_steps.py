@@ -193,3 +193,8 @@ def test_it_names_each_bad_setting():
         "settings.colour"}
     with pytest.raises(InvalidInputError):
         validate_settings([1, 2])
+
+
+def test_it_refuses_wait_until_opened_with_no_email_before_it():
+    errors = errors_of([{"type": "wait_until", "until": {"opened": True}, "timeout_seconds": 60}, EMAIL])
+    assert set(errors) == {"steps.0.until"}

@@ -16,11 +16,29 @@ from jinja2.sandbox import SandboxedEnvironment
 from content.text import html_to_text
 from models import Subscriber
 
-_html_env = SandboxedEnvironment(autoescape=True, undefined=Undefined)
-_text_env = SandboxedEnvironment(autoescape=False, undefined=Undefined)
-_check_env = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
-
 MAX_TEMPLATE_CHARS = 500_000
+MAX_RESULT_ITEMS = 100_000
+
+
+class _BoundedSandbox(SandboxedEnvironment):
+    """The sandbox, plus a bound on ``*`` and ``**``: ``'a' * 10**9`` would
+    otherwise let one template exhaust a worker's memory."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 100:
+            raise TemplateRenderError("exponent too large in template")
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_RESULT_ITEMS:
+                    raise TemplateRenderError("repetition too large in template")
+        return super().call_binop(context, operator, left, right)
+
+
+_html_env = _BoundedSandbox(autoescape=True, undefined=Undefined)
+_text_env = _BoundedSandbox(autoescape=False, undefined=Undefined)
+_check_env = _BoundedSandbox(autoescape=False, undefined=StrictUndefined)
 
 
 class TemplateRenderError(ValueError):
@@ -67,8 +85,14 @@ def check_template(source: str) -> None:
 def _render(env: SandboxedEnvironment, source: str, context: dict[str, Any]) -> str:
     try:
         return env.from_string(source).render(context)
+    except TemplateRenderError:
+        raise
     except TemplateError as exc:
         raise TemplateRenderError(str(exc.message or exc)) from None
+    except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError, RecursionError) as exc:
+        # Author mistakes that surface only with real data ({{ 1/0 }}, a bad index):
+        # the message fails with a reason instead of crashing the send batch.
+        raise TemplateRenderError(f"{type(exc).__name__}: {exc}") from None
 
 
 def render_email(subject: str, html: str | None, text: str | None, context: dict[str, Any]) -> RenderedEmail:

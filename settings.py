@@ -104,6 +104,7 @@ class Settings:
     jwt_expires_seconds: int
     broker_prefix: str
     webhook_allow_private: bool
+    lease_seconds: int
 
     @property
     def embedded(self) -> bool:
@@ -164,6 +165,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         jwt_expires_seconds=_int(env, "ESEQ_JWT_EXPIRES_SECONDS", 3600),
         broker_prefix=env.get("ESEQ_BROKER_PREFIX", ""),
         webhook_allow_private=_bool(env, "ESEQ_WEBHOOK_ALLOW_PRIVATE", False),
+        lease_seconds=_int(env, "ESEQ_LEASE_SECONDS", 300),
     )
 
 

@@ -27,7 +27,7 @@ DISPATCH_LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 8
 
 
-def claim_for_send(session: Session, ids: list[int], now: datetime) -> list[int]:
+def claim_for_send(session: Session, ids: list[int], now: datetime, lease: timedelta = SEND_LEASE) -> list[int]:
     """Mark the sendable ones among ``ids`` as ``sending``; return the ids we own."""
     sendable = or_(
         and_(Message.status.in_(("queued", "deferred")), or_(Message.retry_at.is_(None), Message.retry_at <= now)),
@@ -36,7 +36,7 @@ def claim_for_send(session: Session, ids: list[int], now: datetime) -> list[int]
     statement = (
         update(Message)
         .where(Message.id.in_(ids), sendable)
-        .values(status="sending", claimed_until=now + SEND_LEASE, attempts=Message.attempts + 1, updated_at=now)
+        .values(status="sending", claimed_until=now + lease, attempts=Message.attempts + 1, updated_at=now)
         .returning(Message.id)
         .execution_options(synchronize_session=False)
     )
@@ -62,10 +62,10 @@ _DISPATCH = {
 }
 
 
-def claim_for_dispatch(session: Session, now: datetime, limit: int) -> list[int]:
+def claim_for_dispatch(session: Session, now: datetime, limit: int, lease: timedelta = DISPATCH_LEASE) -> list[int]:
     """Messages that need a send task: deferred ones now due, queued ones whose task
     was lost (Redis restarted), and sending ones whose worker died."""
-    params = {"now": now, "lease_until": now + DISPATCH_LEASE, "limit": limit}
+    params = {"now": now, "lease_until": now + lease, "limit": limit}
     return sorted(row[0] for row in session.execute(for_dialect(session, _DISPATCH), params))
 
 

@@ -4,20 +4,23 @@ across network I/O:
 1. ``prepare`` (one transaction): claim the rows, check suppression and the
    subscriber's status, render each email with its tracking links.
 2. ``deliver`` (no transaction): hand each message to the transport, reusing its
-   connection for the whole batch.
-3. ``record`` (another transaction): write each outcome with a conditional UPDATE.
+   connection for the whole batch, yielding each outcome as it comes.
+3. ``record`` (a short transaction per outcome, right after its send): write it
+   with a conditional UPDATE.
 
-A crash between 2 and 3 leaves a row ``sending``; when its lease runs out the tick
-dispatches it again and it is resent. That window (provider accepted, our row not
-yet updated) is the one place a duplicate can come from; it is as short as one
-batch's I/O. The Message-ID we send is derived from the outbox key, so a duplicate
-can at least be recognised downstream.
+A crash between a provider's acceptance and that record leaves the row
+``sending``; when its lease runs out the tick dispatches it again and it is resent.
+That window is the one place a duplicate can come from. Recording each outcome
+at once keeps it to one message's commit (about a millisecond) rather than a
+batch's I/O. The Message-ID is derived from the outbox key, so a duplicate can be
+recognised downstream.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Protocol
 
@@ -84,9 +87,9 @@ def _content(session: Session, account_id: int, step: Step, variant: str | None)
 
 
 def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
-            fallback: SenderIdentity) -> list[Outgoing]:
+            fallback: SenderIdentity, lease: timedelta = outbox.SEND_LEASE) -> list[Outgoing]:
     """Claim and render; rows that must not be sent are settled here."""
-    claimed = outbox.claim_for_send(session, ids, now)
+    claimed = outbox.claim_for_send(session, ids, now, lease)
     if not claimed:
         return []
     messages = list(session.scalars(select(Message).where(Message.id.in_(claimed))))
@@ -135,16 +138,15 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
     return outgoing
 
 
-def deliver(outgoing: list[Outgoing], transport: Transport) -> list[Outcome]:
-    """Hand each message to the transport; one failure never stops the batch."""
-    outcomes: list[Outcome] = []
+def deliver(outgoing: list[Outgoing], transport: Transport) -> Iterator[Outcome]:
+    """Hand each message to the transport, yielding its outcome at once so the
+    caller records it before the next send; one failure never stops the batch."""
     for item in outgoing:
         try:
             provider_id = transport.send(item.email, item.sender, item.recipient)
-            outcomes.append(Outcome(item.message_id, item.attempts, transport.name, provider_message_id=provider_id))
+            yield Outcome(item.message_id, item.attempts, transport.name, provider_message_id=provider_id)
         except DeliveryError as exc:
-            outcomes.append(Outcome(item.message_id, item.attempts, transport.name, error=exc))
-    return outcomes
+            yield Outcome(item.message_id, item.attempts, transport.name, error=exc)
 
 
 def record(session: Session, outcomes: list[Outcome], now: datetime) -> dict[str, int]:

@@ -48,6 +48,7 @@ class Batch:
     now: datetime
     sequences: dict[int, Sequence]
     steps: dict[int, list[Step]]
+    dispatch_grace: timedelta = DISPATCH_GRACE
     messages: list[dict[str, Any]] = field(default_factory=list)
     webhooks: list[dict[str, Any]] = field(default_factory=list)
     moves_elsewhere: list[tuple[Enrollment, int]] = field(default_factory=list)
@@ -65,7 +66,7 @@ class Batch:
             "sequence_id": enrollment.sequence_id, "enrollment_id": enrollment.id, "step_id": step.id,
             "variant": variant, "idempotency_key": key, "status": "queued", "to_email": subscriber.email,
             "subject": (subject or "")[:998], "attempts": 0, "meta": {"position": step.position},
-            "created_at": self.now, "updated_at": self.now, "claimed_until": self.now + DISPATCH_GRACE,
+            "created_at": self.now, "updated_at": self.now, "claimed_until": self.now + self.dispatch_grace,
         })
         if self._counts_against_cap(enrollment):
             self._cap_counts[subscriber.id] = self._cap_counts.get(subscriber.id, 0) + 1
@@ -81,7 +82,7 @@ class Batch:
         self.webhooks.append({
             "account_id": enrollment.account_id, "enrollment_id": enrollment.id, "idempotency_key": key,
             "url": step.config["url"], "payload": payload, "status": "queued", "attempts": 0,
-            "created_at": self.now, "claimed_until": self.now + DISPATCH_GRACE,
+            "created_at": self.now, "claimed_until": self.now + self.dispatch_grace,
         })
 
     def tag_added(self, subscriber: Subscriber, tag: str) -> None:
@@ -217,10 +218,15 @@ def _run(batch: Batch, enrollment: Enrollment, subscriber: Subscriber, steps: li
     _finish(enrollment, "failed", f"more than {MAX_STEPS_PER_ADVANCE} steps without a wait (a loop?)", batch.now)
 
 
-def advance_enrollments(session: Session, ids: list[int], now: datetime) -> AdvanceResult:
-    """Advance the given (claimed) enrollments as far as each can go at ``now``."""
+def advance_enrollments(session: Session, ids: list[int], now: datetime,
+                        dispatch_grace: timedelta = DISPATCH_GRACE) -> AdvanceResult:
+    """Advance the given (claimed) enrollments as far as each can go at ``now``.
+
+    New messages and webhook calls are not dispatched by a tick before
+    ``dispatch_grace`` has passed: the caller enqueues them itself after commit.
+    """
     enrollments, subscribers, sequences, steps = _load(session, ids)
-    batch = Batch(session=session, now=now, sequences=sequences, steps=steps)
+    batch = Batch(session=session, now=now, sequences=sequences, steps=steps, dispatch_grace=dispatch_grace)
     goals = _goal_reached(batch, enrollments)
     result = AdvanceResult()
     for enrollment in enrollments:

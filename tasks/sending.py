@@ -1,6 +1,8 @@
 """Provider I/O on the ``send`` queue: claim, deliver, record (delivery.sender)."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from delivery.errors import TransientDeliveryError
 from delivery.sender import SenderIdentity, deliver, prepare, record
 from delivery.smtp import SmtpConfig, SmtpTransport
@@ -39,10 +41,14 @@ def send_messages(message_ids: list[int]) -> dict[str, int]:
     s = get_settings()
     tracker = Tracker(s.secret_key, s.public_base_url)
     with session_scope() as session:
-        outgoing = prepare(session, message_ids, utcnow(), tracker, SenderIdentity(s.from_email, s.from_name))
+        outgoing = prepare(session, message_ids, utcnow(), tracker, SenderIdentity(s.from_email, s.from_name),
+                           lease=timedelta(seconds=s.lease_seconds))
+    counts: dict[str, int] = {}
     if not outgoing:
-        return {}
+        return counts
     with default_transport() as transport:
-        outcomes = deliver(outgoing, transport)
-    with session_scope() as session:
-        return record(session, outcomes, utcnow())
+        for outcome in deliver(outgoing, transport):
+            with session_scope() as session:
+                for status, n in record(session, [outcome], utcnow()).items():
+                    counts[status] = counts.get(status, 0) + n
+    return counts

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from delivery.outbox import claim_for_dispatch
 from models.base import utcnow
 from models.db import session_scope
+from settings import get_settings
 from sequencing.claims import claim_due_enrollments
 from sequencing.engine import advance_enrollments
 from tasks.app import app
@@ -35,23 +37,24 @@ def tick() -> dict[str, int]:
     Claims commit before anything is enqueued; if enqueueing fails the leases run
     out and a later tick claims the same rows again.
     """
+    lease = timedelta(seconds=get_settings().lease_seconds)
     claimed = dispatched = 0
     for _ in range(TICK_MAX_ROUNDS):
         now = utcnow()
         with session_scope() as session:
-            ids = claim_due_enrollments(session, now, TICK_CLAIM_LIMIT)
+            ids = claim_due_enrollments(session, now, TICK_CLAIM_LIMIT, lease)
         for chunk in chunks(ids, ADVANCE_BATCH):
             advance.apply_async(args=[chunk])
         claimed += len(ids)
         if len(ids) < TICK_CLAIM_LIMIT:
             break
     with session_scope() as session:
-        message_ids = claim_for_dispatch(session, utcnow(), TICK_CLAIM_LIMIT)
+        message_ids = claim_for_dispatch(session, utcnow(), TICK_CLAIM_LIMIT, lease)
     enqueue_sends(message_ids)
     dispatched += len(message_ids)
     from tasks.webhooks import claim_webhooks_for_dispatch
 
-    webhook_ids = claim_webhooks_for_dispatch()
+    webhook_ids = claim_webhooks_for_dispatch(lease)
     enqueue_webhooks(webhook_ids)
     if claimed or dispatched or webhook_ids:
         log.info("tick", extra={"enrollments": claimed, "messages": dispatched, "webhooks": len(webhook_ids)})
@@ -60,8 +63,9 @@ def tick() -> dict[str, int]:
 
 @app.task(name="sequencing.advance", ignore_result=True)
 def advance(enrollment_ids: list[int]) -> int:
+    lease = timedelta(seconds=get_settings().lease_seconds)
     with session_scope() as session:
-        result = advance_enrollments(session, enrollment_ids, utcnow())
+        result = advance_enrollments(session, enrollment_ids, utcnow(), dispatch_grace=lease)
     enqueue_sends(result.message_ids)
     enqueue_webhooks(result.webhook_ids)
     return result.advanced

@@ -66,7 +66,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirect)
 
 
-def claim(session: Session, ids: list[int], now: datetime) -> list[Call]:
+def claim(session: Session, ids: list[int], now: datetime, lease: timedelta = LEASE) -> list[Call]:
     sendable = or_(
         and_(WebhookDelivery.status.in_(("queued", "deferred")),
              or_(WebhookDelivery.retry_at.is_(None), WebhookDelivery.retry_at <= now)),
@@ -74,7 +74,7 @@ def claim(session: Session, ids: list[int], now: datetime) -> list[Call]:
     )
     claimed = list(session.scalars(
         update(WebhookDelivery).where(WebhookDelivery.id.in_(ids), sendable)
-        .values(status="sending", claimed_until=now + LEASE, attempts=WebhookDelivery.attempts + 1)
+        .values(status="sending", claimed_until=now + lease, attempts=WebhookDelivery.attempts + 1)
         .returning(WebhookDelivery.id).execution_options(synchronize_session=False)))
     rows = session.scalars(select(WebhookDelivery).where(WebhookDelivery.id.in_(claimed)))
     return [Call(r.id, r.account_id, r.attempts, r.url, json.dumps(r.payload, separators=(",", ":")).encode())
@@ -133,6 +133,6 @@ _DISPATCH = {
 }
 
 
-def claim_for_dispatch(session: Session, now: datetime, limit: int) -> list[int]:
-    params = {"now": now, "lease_until": now + DISPATCH_LEASE, "limit": limit}
+def claim_for_dispatch(session: Session, now: datetime, limit: int, lease: timedelta = DISPATCH_LEASE) -> list[int]:
+    params = {"now": now, "lease_until": now + lease, "limit": limit}
     return sorted(row[0] for row in session.execute(for_dialect(session, _DISPATCH), params))

@@ -79,7 +79,7 @@ def send_in_process(ids: list[int], at=None) -> dict[str, int]:  # type: ignore[
         outgoing = prepare(s, ids, now, Tracker(settings.secret_key, settings.public_base_url),
                            SenderIdentity(None, None))
     with default_transport() as transport:
-        outcomes = deliver(outgoing, transport)
+        outcomes = list(deliver(outgoing, transport))
     with db.session_scope() as s:
         return record(s, outcomes, now)
 

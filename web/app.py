@@ -17,7 +17,8 @@ from web.extensions import api, jwt, limiter
 from web.security import init_security_headers
 
 API_BLUEPRINTS = ("web.accounts.routes", "web.email_templates.routes", "web.sequences.routes", "web.sequences.enrollments",
-                  "web.events.routes", "web.messages.routes")
+                  "web.events.routes", "web.messages.routes",
+                  "web.subscribers.routes", "web.jobs.routes")
 
 
 def create_app(settings: Settings | None = None) -> Flask:

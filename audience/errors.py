@@ -1,0 +1,45 @@
+"""Domain errors of the audience. The web layer maps them to HTTP; nothing here
+speaks HTTP."""
+from __future__ import annotations
+
+
+class AudienceError(Exception):
+    """Base of the audience's errors."""
+
+
+class SubscriberNotFoundError(AudienceError):
+    """No such subscriber in the caller's account (another account's id included)."""
+
+
+class DuplicateSubscriberError(AudienceError):
+    """The account already has a subscriber with this address."""
+
+
+class InvalidSubscriberError(AudienceError):
+    """Input failed validation; ``errors`` maps field names to messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("Invalid value for: " + ", ".join(sorted(errors)))
+        self.errors = errors
+
+
+class InvalidFieldError(ValueError):
+    """One field's value is unusable; ``field`` names it (``tags.2``, ``attributes.plan``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class ImportPayloadError(AudienceError):
+    """The uploaded import cannot be accepted as a whole (not CSV/JSON, no email
+    column, empty); ``field`` names what was wrong."""
+
+    def __init__(self, message: str, field: str = "file") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ImportTooLargeError(ImportPayloadError):
+    """The upload exceeds the byte or row limit."""

@@ -1,0 +1,96 @@
+"""Bulk imports as jobs: accept an upload, then process it chunk by chunk.
+
+The upload is checked as a whole when it arrives (format, header, size, row count)
+and stored in ``Job.payload``, so any worker can take it. Processing is a generator
+that yields after each chunk: the caller commits there, so a client polling the job
+sees progress, and a crash loses at most one chunk, whose rows a re-run upserts
+again harmlessly. Bad rows do not stop an import; they are counted and the first
+``MAX_ERROR_MESSAGES`` are kept with their row numbers.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from audience.payloads import ImportRow, count_rows, read_rows
+from audience.upsert import CHUNK, upsert_rows
+from models import Job, utcnow
+
+KIND = "subscriber_import"
+MAX_ERROR_MESSAGES = 100
+
+
+def create_import_job(session: Session, account_id: int, payload: bytes, fmt: str, now: datetime) -> Job:
+    """A pending job holding the upload; raises ImportPayloadError / ImportTooLargeError
+    when the upload cannot be accepted at all."""
+    total = count_rows(payload, fmt)
+    job = Job(account_id=account_id, kind=KIND, status="pending", payload=payload, payload_format=fmt,
+              total=total, processed=0, created_count=0, updated_count=0, error_count=0,
+              errors=[], result={}, created_at=now)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def claim_import(session: Session, job_id: int) -> bool:
+    """pending -> running. The conditional UPDATE is the claim: a task delivered
+    twice finds the row already taken (rowcount 0) and does nothing."""
+    result = session.execute(update(Job).where(Job.id == job_id, Job.kind == KIND, Job.status == "pending")
+                             .values(status="running"))
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def _record(job: Job, created: int, updated: int, processed: int, errors: list[str], error_count: int) -> None:
+    job.created_count += created
+    job.updated_count += updated
+    job.processed += processed
+    job.error_count += error_count
+    room = MAX_ERROR_MESSAGES - len(job.errors or [])
+    if errors and room > 0:
+        job.errors = [*(job.errors or []), *errors[:room]]  # a new list: JSON columns don't track mutation
+
+
+def run_import(session: Session, job_id: int, clock: Callable[[], datetime] = utcnow) -> Iterator[Job]:
+    """Process a claimed job, yielding it after each chunk (commit there); the
+    last yield has status ``completed``. The payload is dropped once done: it can
+    be 50 MB and the counts say what happened."""
+    job = session.get(Job, job_id)
+    if job is None or job.status != "running":
+        return
+    now = clock()
+    payload = job.payload or b""
+    batch: list[ImportRow] = []
+    errors: list[str] = []
+    error_count = processed = 0
+    for number, row in read_rows(payload, job.payload_format):
+        processed += 1
+        if isinstance(row, str):
+            error_count += 1
+            if len(errors) < MAX_ERROR_MESSAGES:
+                errors.append(f"row {number}: {row}")
+        else:
+            batch.append(row)
+        if processed >= CHUNK:
+            created, updated = upsert_rows(session, job.account_id, batch, now)
+            _record(job, created, updated, processed, errors, error_count)
+            batch, errors, error_count, processed = [], [], 0, 0
+            yield job
+    created, updated = upsert_rows(session, job.account_id, batch, now)
+    _record(job, created, updated, processed, errors, error_count)
+    job.status = "completed"
+    job.finished_at = clock()
+    job.payload = None
+    yield job
+
+
+def fail_import(session: Session, job_id: int, reason: str, now: datetime) -> None:
+    """Mark the job failed with ``reason`` (rows already committed stay imported)."""
+    job = session.get(Job, job_id)
+    if job is None:
+        return
+    job.status = "failed"
+    job.finished_at = now
+    job.errors = [*(job.errors or [])[:MAX_ERROR_MESSAGES], f"import failed: {reason}"]

@@ -1,0 +1,1 @@
+"""``/api/v1/jobs``: background jobs a client polls (subscriber imports)."""

@@ -1,0 +1,148 @@
+"""``/api/v1/subscribers``: create, list, read, change, delete, and bulk import.
+
+Views parse, call one ``audience`` function, commit, serialize. An import is
+stored as a job and processed by the ``audience.import_subscribers`` task, which
+is enqueued only after the job's row is committed (a worker must find it).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import request
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from sqlalchemy import Select
+
+from audience import subscribers as audience
+from audience.errors import ImportTooLargeError
+from audience.imports import create_import_job, fail_import
+from audience.payloads import MAX_BYTES
+from models import Subscriber, utcnow
+from web.auth import SECURITY, account_required, current_account_id
+from web.db import get_db
+from web.pagination import SQLPage
+from web.subscribers.schemas import (
+    ImportAcceptedSchema,
+    SubscriberCreateSchema,
+    SubscriberQuerySchema,
+    SubscriberSchema,
+    SubscriberUpdateSchema,
+    audience_errors,
+)
+
+log = logging.getLogger(__name__)
+
+blp = Blueprint("subscribers", __name__, url_prefix="/api/v1/subscribers", description="Subscribers and imports")
+
+CSV_TYPES = ("text/csv", "application/csv", "application/vnd.ms-excel")
+IMPORT_DOC = {
+    "content": {
+        "text/csv": {"schema": {"type": "string"}},
+        "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+        "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
+    },
+}
+
+
+@blp.route("")
+class Subscribers(MethodView):
+    @account_required
+    @blp.arguments(SubscriberCreateSchema)
+    @blp.response(201, SubscriberSchema)
+    @blp.doc(security=SECURITY)
+    def post(self, data: dict[str, Any]) -> Subscriber:
+        """Add an active subscriber; 409 if the account already has the address."""
+        session = get_db()
+        with audience_errors():
+            subscriber = audience.create_subscriber(session, current_account_id(), data, utcnow())
+        session.commit()
+        return subscriber
+
+    @account_required
+    @blp.arguments(SubscriberQuerySchema, location="query")
+    @blp.response(200, SubscriberSchema(many=True))
+    @blp.paginate(SQLPage)
+    @blp.doc(security=SECURITY)
+    def get(self, query: dict[str, Any]) -> Select[Any]:
+        """The account's subscribers, newest first; filter by status, tag, or part of the email."""
+        return audience.list_subscribers(get_db(), current_account_id(), **query)
+
+
+@blp.route("/<int:subscriber_id>")
+class SubscriberById(MethodView):
+    @account_required
+    @blp.response(200, SubscriberSchema)
+    @blp.doc(security=SECURITY)
+    def get(self, subscriber_id: int) -> Subscriber:
+        """One subscriber."""
+        with audience_errors():
+            return audience.get_subscriber(get_db(), current_account_id(), subscriber_id)
+
+    @account_required
+    @blp.arguments(SubscriberUpdateSchema)
+    @blp.response(200, SubscriberSchema)
+    @blp.doc(security=SECURITY)
+    def patch(self, data: dict[str, Any], subscriber_id: int) -> Subscriber:
+        """Change the given fields: ``attributes`` merge (null removes a key), ``tags`` replace."""
+        session = get_db()
+        with audience_errors():
+            subscriber = audience.update_subscriber(session, current_account_id(), subscriber_id, data, utcnow())
+        session.commit()
+        return subscriber
+
+    @account_required
+    @blp.response(204)
+    @blp.doc(security=SECURITY)
+    def delete(self, subscriber_id: int) -> None:
+        """Delete the subscriber with their enrollments and message history."""
+        session = get_db()
+        with audience_errors():
+            audience.delete_subscriber(session, current_account_id(), subscriber_id)
+        session.commit()
+
+
+def _read_upload() -> tuple[bytes, str]:
+    """The upload's bytes and format: a multipart ``file`` field (``.json`` name or
+    JSON part type means JSON, else CSV), or a raw ``text/csv`` / JSON body."""
+    if request.content_length is not None and request.content_length > MAX_BYTES + 64 * 1024:
+        raise ImportTooLargeError(f"The import is larger than {MAX_BYTES // (1024 * 1024)} MB; split it.")
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            abort(422, message="Send the import in the multipart field 'file'.",
+                  errors={"files": {"file": ["Missing data for required field."]}})
+        is_json = (upload.filename or "").lower().endswith(".json") or upload.mimetype == "application/json"
+        return upload.stream.read(MAX_BYTES + 1), "json" if is_json else "csv"
+    if request.mimetype == "application/json":
+        return request.get_data(cache=False), "json"
+    if request.mimetype in CSV_TYPES:
+        return request.get_data(cache=False), "csv"
+    abort(415, message="Send the import as text/csv, application/json (a list of objects), "
+                       "or multipart/form-data with a 'file' field.")
+    raise AssertionError("unreachable")
+
+
+@blp.route("/import")
+class Import(MethodView):
+    @account_required
+    @blp.response(202, ImportAcceptedSchema)
+    @blp.doc(security=SECURITY, requestBody=IMPORT_DOC)
+    def post(self) -> dict[str, Any]:
+        """Import up to 500,000 subscribers (50 MB) from CSV or a JSON list; poll
+        ``GET /api/v1/jobs/{job_id}`` for progress, counts and per-row errors."""
+        session = get_db()
+        with audience_errors():
+            payload, fmt = _read_upload()
+            job = create_import_job(session, current_account_id(), payload, fmt, utcnow())
+        session.commit()
+        from tasks.audience import import_subscribers  # the Celery app loads only when first needed
+
+        try:
+            import_subscribers.apply_async(args=[job.id])
+        except Exception:
+            log.exception("could not enqueue a subscriber import", extra={"job_id": job.id})
+            fail_import(session, job.id, "the task queue is unavailable", utcnow())
+            session.commit()
+            abort(503, message="The task queue is unavailable; try the import again shortly.")
+        return {"job_id": job.id, "status": job.status, "total": job.total}

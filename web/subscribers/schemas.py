@@ -1,0 +1,79 @@
+"""Request and response shapes. Marshmallow checks types and shapes; the meaning
+(valid address, IANA zone, tag and attribute limits) is checked once, in
+``audience.fields``, so the API and imports agree, and its errors come back as
+422s naming the field like marshmallow's own."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+from flask_smorest import abort
+from marshmallow import Schema, fields, validate
+
+from audience.errors import (
+    DuplicateSubscriberError,
+    ImportPayloadError,
+    ImportTooLargeError,
+    InvalidSubscriberError,
+    SubscriberNotFoundError,
+)
+from models.subscriber import SUBSCRIBER_STATUSES
+
+
+class SubscriberCreateSchema(Schema):
+    email = fields.String(required=True, metadata={"example": "ada@example.com"})
+    first_name = fields.String(allow_none=True)
+    last_name = fields.String(allow_none=True)
+    timezone = fields.String(allow_none=True, metadata={"description": "IANA name, e.g. Europe/Berlin"})
+    attributes = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), allow_none=True,
+                             metadata={"description": "Scalars or lists of scalars"})
+    tags = fields.List(fields.String(), allow_none=True)
+
+
+class SubscriberUpdateSchema(SubscriberCreateSchema):
+    email = fields.String()
+    status = fields.String(validate=validate.OneOf(SUBSCRIBER_STATUSES))
+
+
+class SubscriberSchema(Schema):
+    id = fields.Integer()
+    email = fields.String()
+    first_name = fields.String(allow_none=True)
+    last_name = fields.String(allow_none=True)
+    timezone = fields.String(allow_none=True)
+    status = fields.String()
+    attributes = fields.Dict()
+    tags = fields.List(fields.String())
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class SubscriberQuerySchema(Schema):
+    status = fields.String(validate=validate.OneOf(SUBSCRIBER_STATUSES))
+    tag = fields.String(validate=validate.Length(min=1, max=64))
+    email = fields.String(validate=validate.Length(min=1, max=320),
+                          metadata={"description": "Part of the address (case-insensitive)"})
+
+
+class ImportAcceptedSchema(Schema):
+    job_id = fields.Integer()
+    status = fields.String()
+    total = fields.Integer(metadata={"description": "Rows found in the upload"})
+
+
+@contextmanager
+def audience_errors() -> Iterator[None]:
+    """Not found -> 404, duplicate -> 409, invalid -> 422 naming each field,
+    an oversized import -> 413, an unusable one -> 422."""
+    try:
+        yield
+    except SubscriberNotFoundError as exc:
+        abort(404, message=str(exc))
+    except DuplicateSubscriberError as exc:
+        abort(409, message=str(exc), errors={"json": {"email": [str(exc)]}})
+    except InvalidSubscriberError as exc:
+        abort(422, message=str(exc), errors={"json": exc.errors})
+    except ImportTooLargeError as exc:
+        abort(413, message=str(exc), errors={"body": {exc.field: [str(exc)]}})
+    except ImportPayloadError as exc:
+        abort(422, message=str(exc), errors={"body": {exc.field: [str(exc)]}})

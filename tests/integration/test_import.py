@@ -1,0 +1,159 @@
+"""Imports end to end: posted through the API, processed by a real Celery worker on
+real Redis into real PostgreSQL, polled through the jobs API. Plus the portable
+(SQLite) upsert path and the claim that keeps a redelivered task from running twice."""
+from __future__ import annotations
+
+import io
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from models import Subscriber, db
+
+URL = "/api/v1/subscribers"
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+
+
+def wait_for(client, tenant, job_id: int, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}", headers=tenant.headers).get_json()
+        if job["status"] in ("completed", "failed"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s: {job}")
+
+
+def post_import(client, tenant, data, content_type: str) -> int:
+    response = client.post(f"{URL}/import", data=data, content_type=content_type, headers=tenant.headers)
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()["job_id"]
+
+
+def stored(account_id: int) -> dict[str, Subscriber]:
+    with db.session_scope() as s:
+        return {r.email: r for r in s.scalars(select(Subscriber).where(Subscriber.account_id == account_id))}
+
+
+CSV = '''Email,First_Name,last_name,timezone,tags,plan,city
+ada@example.com,Ada,Lovelace,Europe/London,vip;news|beta,pro,London
+BOB@Example.com,Bob,,America/New_York,,free,
+not-an-address,Nobody,,,,,
+cy@example.com,Cy,,Mars/Base,,,
+"dee@example.com","Dee, the ""quoted""",,,news,,"Paris"
+ada@example.com,,,,early,,
+'''
+
+
+def test_it_imports_a_csv_and_reports_errors_by_row(client, alice, worker):
+    job = wait_for(client, alice, post_import(client, alice, CSV, "text/csv"))
+    assert job["status"] == "completed", job
+    assert (job["total"], job["processed"], job["created"], job["updated"], job["error_count"]) == (6, 6, 3, 1, 2)
+    assert job["errors"][0].startswith("row 4: email: Not a valid email address")
+    assert job["errors"][1].startswith("row 5: timezone: Unknown time zone 'Mars/Base'")
+    assert job["finished_at"] is not None
+
+    rows = stored(alice.account_id)
+    assert set(rows) == {"ada@example.com", "bob@example.com", "dee@example.com"}
+    ada = rows["ada@example.com"]
+    assert (ada.first_name, ada.last_name, ada.timezone, ada.status) == ("Ada", "Lovelace", "Europe/London", "active")
+    assert ada.tags == ["vip", "news", "beta", "early"], "a repeated address merges into one subscriber"
+    assert ada.attributes == {"plan": "pro", "city": "London"}
+    assert rows["bob@example.com"].attributes == {"plan": "free"}, "empty cells are not attributes"
+    assert rows["dee@example.com"].first_name == 'Dee, the "quoted"'
+
+
+def test_it_imports_a_json_list_and_a_reimport_updates_instead_of_duplicating(client, alice, bob, worker):
+    first = [{"email": "ada@example.com", "first_name": "Ada", "tags": ["vip"], "attributes": {"plan": "free", "seats": 2}},
+             {"email": "bob@example.com", "timezone": "Asia/Tokyo", "company": "Acme"},
+             "not an object",
+             {"email": "cy@example.com", "attributes": {"bad": {"nested": True}}}]
+    job = wait_for(client, alice, post_import(client, alice, json.dumps(first), "application/json"))
+    assert (job["created"], job["updated"], job["error_count"]) == (2, 0, 2), job
+    assert job["errors"] == ["row 3: Must be an object.", "row 4: attributes.bad: Must be a string, number, "
+                             "boolean or a list of those."]
+    before = stored(alice.account_id)
+    client.patch(f"{URL}/{before['bob@example.com'].id}", json={"status": "unsubscribed"}, headers=alice.headers)
+
+    again = [{"email": "ADA@example.com", "last_name": "Lovelace", "tags": ["news", "vip"], "attributes": {"plan": "pro"}},
+             {"email": "bob@example.com", "first_name": "Bob"},
+             {"email": "dee@example.com"}]
+    job = wait_for(client, alice, post_import(client, alice, json.dumps(again), "application/json"))
+    assert (job["created"], job["updated"], job["error_count"]) == (1, 2, 0), job
+
+    after = stored(alice.account_id)
+    assert set(after) == {"ada@example.com", "bob@example.com", "dee@example.com"}
+    ada = after["ada@example.com"]
+    assert ada.id == before["ada@example.com"].id
+    assert (ada.first_name, ada.last_name) == ("Ada", "Lovelace"), "a field the row leaves out is kept"
+    assert ada.tags == ["vip", "news"] and ada.attributes == {"plan": "pro", "seats": 2}
+    bob_row = after["bob@example.com"]
+    assert bob_row.status == "unsubscribed", "an import never re-subscribes anyone"
+    assert (bob_row.first_name, bob_row.timezone, bob_row.attributes) == ("Bob", "Asia/Tokyo", {"company": "Acme"})
+    assert stored(bob.account_id) == {}, "Bob's account is untouched"
+
+
+def test_it_imports_a_multipart_csv_file(client, alice, worker):
+    data = {"file": (io.BytesIO("\ufeffemail,tags\nada@example.com,a|b\n".encode()), "people.csv")}
+    response = client.post(f"{URL}/import", data=data, content_type="multipart/form-data", headers=alice.headers)
+    assert response.status_code == 202, response.get_json()
+    job = wait_for(client, alice, response.get_json()["job_id"])
+    assert (job["status"], job["created"]) == ("completed", 1)
+    assert stored(alice.account_id)["ada@example.com"].tags == ["a", "b"]
+
+
+def test_it_finishes_an_import_of_100000_rows(client, alice, worker):
+    lines = ["email,first_name,tags,score"] + [f"user{i}@example.com,User{i},t{i % 5},{i}" for i in range(100_000)]
+    lines[50_001] = "broken-row,,,"
+    job_id = post_import(client, alice, "\n".join(lines) + "\n", "text/csv")
+    job = wait_for(client, alice, job_id, timeout=240)
+    assert job["status"] == "completed", job
+    assert (job["total"], job["processed"], job["created"], job["error_count"]) == (100_000, 100_000, 99_999, 1)
+    assert len(job["errors"]) == 1 and job["errors"][0].startswith("row 50002: email: Not a valid email address")
+    with db.session_scope() as s:
+        count = s.scalar(select(func.count()).select_from(Subscriber).where(Subscriber.account_id == alice.account_id))
+        sample = s.scalar(select(Subscriber).where(Subscriber.email == "user77777@example.com"))
+        assert count == 99_999
+        assert (sample.first_name, sample.tags, sample.attributes) == ("User77777", ["t2"], {"score": "77777"})
+
+
+def test_it_claims_an_import_once_even_if_the_task_arrives_twice(alice):
+    from audience.imports import claim_import, create_import_job
+
+    with db.session_scope() as s:
+        job_id = create_import_job(s, alice.account_id, b"email\nada@example.com\n", "csv", NOW).id
+    with db.session_scope() as s:
+        assert claim_import(s, job_id) is True
+    with db.session_scope() as s:
+        assert claim_import(s, job_id) is False
+
+
+def test_it_upserts_on_sqlite_through_the_portable_path(tmp_path: Path):
+    """The embedded default runs the same import without PostgreSQL's ON CONFLICT."""
+    from accounts.keys import create_account
+    from audience.payloads import read_rows
+    from audience.upsert import upsert_rows
+    from models.db import make_engine
+    from sqlalchemy.orm import sessionmaker
+    from tests.conftest import migrate
+
+    url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
+    migrate(url)
+    engine = make_engine(url)
+    try:
+        with sessionmaker(bind=engine)() as s:
+            account_id = create_account(s, "Solo", "solo@example.com", "Solo")[0].id
+            csv = b"email,first_name,tags,plan\na@example.com,Ann,x,free\nb@example.com,,y,\nA@example.com,,z,pro\n"
+            rows = [row for _, row in read_rows(csv, "csv")]
+            assert upsert_rows(s, account_id, rows, NOW) == (2, 1)
+            assert upsert_rows(s, account_id, rows[1:2] + [rows[0]], NOW) == (0, 2)
+            s.commit()
+            found = {r.email: r for r in s.scalars(select(Subscriber))}
+            assert set(found) == {"a@example.com", "b@example.com"}
+            assert (found["a@example.com"].first_name, found["a@example.com"].tags) == ("Ann", ["x", "z"])
+            assert found["a@example.com"].attributes == {"plan": "free"}, "the re-import's later row wins"
+    finally:
+        engine.dispose()

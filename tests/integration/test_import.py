@@ -80,7 +80,7 @@ def test_it_imports_a_json_list_and_a_reimport_updates_instead_of_duplicating(cl
 
     again = [{"email": "ADA@example.com", "last_name": "Lovelace", "tags": ["news", "vip"], "attributes": {"plan": "pro"}},
              {"email": "bob@example.com", "first_name": "Bob"},
-             {"email": "dee@example.com"}]
+             {"email": "dee@example.com", "first_name": "D\tee \\N \\ \nnew", "tags": ["\u00e9t\u00e9"]}]
     job = wait_for(client, alice, post_import(client, alice, json.dumps(again), "application/json"))
     assert (job["created"], job["updated"], job["error_count"]) == (1, 2, 0), job
 
@@ -93,6 +93,8 @@ def test_it_imports_a_json_list_and_a_reimport_updates_instead_of_duplicating(cl
     bob_row = after["bob@example.com"]
     assert bob_row.status == "unsubscribed", "an import never re-subscribes anyone"
     assert (bob_row.first_name, bob_row.timezone, bob_row.attributes) == ("Bob", "Asia/Tokyo", {"company": "Acme"})
+    dee = after["dee@example.com"]
+    assert (dee.first_name, dee.tags) == ("D\tee \\N \\ \nnew", ["\u00e9t\u00e9"]), "COPY escaping round-trips"
     assert stored(bob.account_id) == {}, "Bob's account is untouched"
 
 

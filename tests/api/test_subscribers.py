@@ -168,8 +168,9 @@ def test_it_filters_by_status_tag_and_part_of_the_email(client, alice):
     assert ids(status="active", tag="news") == [a]
     assert ids(email="SHOP") == [a, c]
     assert ids(email="_") == [c], "LIKE wildcards are matched literally"
-    bad = client.get(URL, query_string={"status": "lost"}, headers=alice.headers)
-    assert bad.status_code == 422 and "status" in bad.get_json()["errors"]["query"]
+    for query, field in (({"status": "lost"}, "status"), ({"email": "a\x00"}, "email"), ({"tag": "\x00"}, "tag")):
+        bad = client.get(URL, query_string=query, headers=alice.headers)
+        assert bad.status_code == 422 and field in bad.get_json()["errors"]["query"], bad.get_json()
 
 
 def test_it_accepts_an_import_as_a_pending_job(client, alice):

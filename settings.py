@@ -82,9 +82,9 @@ class Settings:
     redis_url: str | None
     broker_url: str
     result_backend: str
-    secret_key: str
+    secret_key: str = field(repr=False)
     secret_key_generated: bool
-    admin_token: str | None
+    admin_token: str | None = field(repr=False)
     public_base_url: str
     tick_seconds: float
     smtp_host: str | None

@@ -8,6 +8,7 @@ from celery.signals import worker_process_init
 
 from models import db
 from observability.logs import configure_logging
+from observability.metrics import TaskCounts, connect_celery_signals
 from observability.sentry import init_sentry
 from settings import get_settings
 
@@ -15,11 +16,17 @@ TASK_MODULES = ["tasks.sequencing", "tasks.sending", "tasks.webhooks", "tasks.au
 
 app = Celery("eseq", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
+if app.conf.broker_url.startswith("sqla+"):
+    # kombu's SQLAlchemy transport hands its transport options to create_engine(),
+    # which rejects the Redis-only visibility_timeout/global_keyprefix and would stop
+    # the embedded broker from starting.
+    app.conf.broker_transport_options = {}
 
 _settings = get_settings()
 configure_logging()
 init_sentry(_settings, component="worker")
 db.configure(_settings.database_url)
+connect_celery_signals(TaskCounts(_settings.redis_url, _settings.broker_prefix))
 
 
 @worker_process_init.connect

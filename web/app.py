@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
         RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
         RATELIMIT_DEFAULT=settings.rate_limit,
-        RATELIMIT_KEY_PREFIX="eseq-ratelimit",
+        RATELIMIT_KEY_PREFIX=f"{settings.broker_prefix}eseq-ratelimit",  # platforms sharing a Redis count apart
         MAX_CONTENT_LENGTH=64 * 1024 * 1024,
     )
 
@@ -65,6 +65,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     limiter.exempt(health_bp)
     app.register_blueprint(health_bp)
+
+    from web.metrics import bp as metrics_bp
+    from web.metrics import init_metrics
+
+    limiter.exempt(metrics_bp)  # scrapers poll from one address
+    init_metrics(app, settings)
 
     from web.tracking import bp as tracking_bp
 

@@ -1,0 +1,215 @@
+"""Prometheus metrics: HTTP requests, Celery task outcomes, and database gauges.
+
+Why this design, given that web and workers are separate processes (often on
+separate hosts):
+
+* **Celery task counts live in Redis** when ``REDIS_URL`` is set. Celery signals
+  (``task_success``, ``task_failure``, ``task_retry``) fire inside whichever worker
+  process ran the task, and that process serves no HTTP. Each outcome is one
+  ``HINCRBY`` on a hash under the run's key prefix; the web process reads the hash at
+  scrape time. This works across hosts and containers (prometheus_client's
+  multiprocess mode only works for processes sharing a directory) and costs one
+  round trip per task, negligible beside the task's own database work. The totals are
+  cluster-wide: every web replica reports the same series, so aggregate them with
+  ``max`` rather than ``sum``.
+* **Without Redis** (the embedded ``make run`` mode, one host), the same outcomes go
+  to a prometheus_client Counter; ``scripts/run_local.py`` sets
+  ``PROMETHEUS_MULTIPROC_DIR`` for all of its children, so the web process
+  aggregates the worker's counts from that shared directory. With neither Redis nor
+  that directory, task counts stay inside the worker and are not exported.
+* **HTTP metrics** are ordinary prometheus_client metrics in the web process. Under
+  gunicorn with several workers, set ``PROMETHEUS_MULTIPROC_DIR`` (the Procfile's
+  ``web`` line does) so a scrape sums every gunicorn worker rather than showing one.
+* **Enrollment and message gauges** are read from the database at scrape time,
+  with one ``GROUP BY status`` per table: both tables have an index leading with
+  ``status``, so PostgreSQL answers from the index, and a statement timeout stops a
+  scrape from ever holding a connection for long.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import text
+
+log = logging.getLogger(__name__)
+
+TASK_STATES = ("succeeded", "failed", "retried")
+TASK_COUNTS_KEY = "eseq:metrics:celery_tasks"
+_FIELD_SEP = "|"
+
+HTTP_REQUESTS = Counter(
+    "eseq_http_requests", "HTTP requests answered, by method, url rule and status.",
+    ["method", "endpoint", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "eseq_http_request_duration_seconds", "Time to answer an HTTP request, by method, url rule and status.",
+    ["method", "endpoint", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+# Only worker processes without Redis create this (lazily), so a web process in
+# Redis mode never registers a series whose name the Redis collector also emits.
+_local_task_counter: Counter | None = None
+_local_lock = threading.Lock()
+
+
+def multiprocess_dir() -> str | None:
+    """The shared directory of prometheus_client's multiprocess mode, if this process uses it."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def observe_http(method: str, endpoint: str, status: int, seconds: float) -> None:
+    """Record one answered request; ``endpoint`` is the url rule, never the raw path,
+    so ids in paths cannot explode the number of series."""
+    labels = (method, endpoint, str(status))
+    HTTP_REQUESTS.labels(*labels).inc()
+    HTTP_LATENCY.labels(*labels).observe(seconds)
+
+
+class TaskCounts:
+    """Where task outcomes are counted: a Redis hash when Redis is configured, else a
+    process-local (or multiprocess-directory) Counter."""
+
+    def __init__(self, redis_url: str | None, prefix: str = "") -> None:
+        self.redis_url = redis_url
+        self.key = prefix + TASK_COUNTS_KEY
+        self._client: Any = None
+
+    def _redis(self) -> Any:
+        if self._client is None:
+            import redis
+
+            # Short timeouts: a Redis outage must not stall task completion.
+            self._client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=1, socket_timeout=1)
+        return self._client
+
+    def record(self, task_name: str, state: str) -> None:
+        """Count one outcome; a failure to count is logged, never raised into the task."""
+        if self.redis_url:
+            try:
+                self._redis().hincrby(self.key, f"{task_name}{_FIELD_SEP}{state}", 1)
+            except Exception as exc:  # metrics are best effort
+                log.warning("task metric not recorded", extra={"error": type(exc).__name__})
+            return
+        global _local_task_counter
+        with _local_lock:
+            if _local_task_counter is None:
+                _local_task_counter = Counter("eseq_celery_tasks", "Celery task outcomes, by task name and state.",
+                                              ["task", "state"])
+        _local_task_counter.labels(task_name, state).inc()
+
+    def read(self) -> dict[tuple[str, str], int]:
+        """The cluster-wide counts from Redis (empty without Redis)."""
+        if not self.redis_url:
+            return {}
+        raw = self._redis().hgetall(self.key)
+        counts: dict[tuple[str, str], int] = {}
+        for field, value in raw.items():
+            name, _, state = field.decode().rpartition(_FIELD_SEP)
+            counts[(name, state)] = int(value)
+        return counts
+
+
+def connect_celery_signals(counts: TaskCounts) -> None:
+    """Count every task's success, failure and retry in the process that ran it."""
+    from celery.signals import task_failure, task_retry, task_success
+
+    def _name(sender: Any, kwargs: dict[str, Any]) -> str:
+        return str(getattr(sender, "name", None) or getattr(kwargs.get("request"), "task", None) or "unknown")
+
+    def _on_success(sender: Any = None, **kwargs: Any) -> None:
+        counts.record(_name(sender, kwargs), "succeeded")
+
+    def _on_failure(sender: Any = None, **kwargs: Any) -> None:
+        counts.record(_name(sender, kwargs), "failed")
+
+    def _on_retry(sender: Any = None, **kwargs: Any) -> None:
+        counts.record(_name(sender, kwargs), "retried")
+
+    # weak=False: the handlers are closures that nothing else keeps alive.
+    task_success.connect(_on_success, weak=False)
+    task_failure.connect(_on_failure, weak=False)
+    task_retry.connect(_on_retry, weak=False)
+
+
+class RedisTaskCollector(Collector):
+    """Exports the Redis task counts at scrape time."""
+
+    def __init__(self, counts: TaskCounts) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily("eseq_celery_tasks", "Celery task outcomes, by task name and state.",
+                                     labels=["task", "state"])
+        try:
+            for (name, state), value in sorted(self.counts.read().items()):
+                family.add_metric([name, state], value)
+        except Exception as exc:
+            log.warning("task metrics unreadable", extra={"error": type(exc).__name__})
+        yield family
+
+
+# One named place for the scrape-time queries: both use an index leading with status.
+_STATUS_QUERIES = {
+    "eseq_enrollments": ("Enrollments by status.", "SELECT status, count(*) FROM enrollments GROUP BY status"),
+    "eseq_messages": ("Messages (the outbox and delivery log) by status.",
+                      "SELECT status, count(*) FROM messages GROUP BY status"),
+}
+
+
+class DatabaseCollector(Collector):
+    """Gauges read from the database at scrape time; ``eseq_metrics_database_up`` says
+    whether the read worked, so a dashboard tells "zero" from "unknown"."""
+
+    def __init__(self, engine_factory: Callable[[], Any], timeout_ms: int = 2000) -> None:
+        self.engine_factory = engine_factory
+        self.timeout_ms = timeout_ms
+
+    def _read(self) -> dict[str, list[tuple[str, int]]]:
+        engine = self.engine_factory()
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text(f"SET LOCAL statement_timeout = {int(self.timeout_ms)}"))
+            return {name: [(str(s), int(n)) for s, n in conn.execute(text(sql))]
+                    for name, (_, sql) in _STATUS_QUERIES.items()}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily("eseq_metrics_database_up", "1 when the scrape-time database read worked.")
+        try:
+            rows = self._read()
+        except Exception as exc:
+            log.warning("database gauges unreadable", extra={"error": type(exc).__name__})
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        for name, (doc, _) in _STATUS_QUERIES.items():
+            family = GaugeMetricFamily(name, doc, labels=["status"])
+            for status, count in rows[name]:
+                family.add_metric([status], count)
+            yield family
+
+
+def render(extra: list[Collector]) -> tuple[bytes, str]:
+    """The exposition text for one scrape: this process's (or every process's, in
+    multiprocess mode) metrics, followed by the scrape-time collectors."""
+    path = multiprocess_dir()
+    if path:
+        from prometheus_client import multiprocess
+
+        base = CollectorRegistry()
+        multiprocess.MultiProcessCollector(base, path=path)
+    else:
+        base = REGISTRY
+    scrape = CollectorRegistry(auto_describe=False)
+    for collector in extra:
+        scrape.register(collector)
+    return generate_latest(base) + generate_latest(scrape), CONTENT_TYPE_LATEST

@@ -1,0 +1,310 @@
+"""Operations surface: /metrics, /health, security headers, CORS, rate limits and
+Sentry reporting, each against the real app (in process, or a real gunicorn when the
+behaviour is fixed at process start)."""
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from models import Message, db, utcnow
+from tasks.app import app as celery_app
+from tests.conftest import ROOT, TEST_ENV, Tenant
+from tests.support import factories
+from tests.support.processes import Proc, platform_env, wait_healthy, web_argv
+from tests.support.smtp import free_port
+
+
+# Registered before any worker starts, so the worker knows them.
+@celery_app.task(name="ops_test.succeed")
+def succeed() -> int:
+    return 1
+
+
+@celery_app.task(name="ops_test.explode")
+def explode() -> None:
+    raise RuntimeError("boom on purpose")
+
+
+@celery_app.task(name="ops_test.flaky", bind=True, max_retries=1, default_retry_delay=0)
+def flaky(self: Any) -> str:
+    if self.request.retries == 0:
+        raise self.retry(countdown=0)
+    return "second time lucky"
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one series in Prometheus text, or None when absent."""
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        series, _, value = line.rpartition(" ")
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', series))
+        if series.split("{")[0] == name and all(found.get(k) == v for k, v in labels.items()):
+            return float(value)
+    return None
+
+
+def scrape(client: Any) -> str:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    return response.get_data(as_text=True)
+
+
+# --- /metrics -----------------------------------------------------------------------------------------------
+
+
+def test_metrics_count_requests_by_url_rule_method_and_status(client: Any, alice: Tenant) -> None:
+    before = sample(scrape(client), "eseq_http_requests_total", method="GET",
+                    endpoint="/api/v1/subscribers/<int:subscriber_id>", status="404") or 0.0
+    for missing_id in (987654321, 987654322):
+        assert client.get(f"/api/v1/subscribers/{missing_id}", headers=alice.headers).status_code == 404
+    text = scrape(client)
+    assert sample(text, "eseq_http_requests_total", method="GET",
+                  endpoint="/api/v1/subscribers/<int:subscriber_id>", status="404") == before + 2
+    assert "987654321" not in text, "raw paths must not become labels"
+
+
+def test_metrics_time_requests_in_a_latency_histogram(client: Any) -> None:
+    client.get("/health")
+    text = scrape(client)
+    count = sample(text, "eseq_http_request_duration_seconds_count", method="GET", endpoint="/health", status="200")
+    assert count and count >= 1
+    assert sample(text, "eseq_http_request_duration_seconds_bucket", method="GET", endpoint="/health",
+                  status="200", le="+Inf") == count
+
+
+def test_unknown_paths_share_one_series_instead_of_one_per_path(client: Any) -> None:
+    client.get(f"/no-such-page-{secrets.token_hex(4)}")
+    text = scrape(client)
+    assert sample(text, "eseq_http_requests_total", endpoint="<unmatched>", status="404")
+    assert "no-such-page" not in text
+
+
+def test_metrics_report_enrollments_and_messages_by_status_from_the_database(client: Any) -> None:
+    account_id = factories.account("Alice")
+    subscriber_ids = factories.subscribers(account_id, 3)
+    sequence_id = factories.sequence(account_id, [{"type": "delay", "seconds": 60}])
+    enrollment_ids = factories.enroll(account_id, sequence_id, subscriber_ids, utcnow() + timedelta(hours=1))
+    with db.session_scope() as s:
+        s.add(Message(account_id=account_id, enrollment_id=enrollment_ids[0], subscriber_id=subscriber_ids[0],
+                      sequence_id=sequence_id, idempotency_key=f"metrics-{secrets.token_hex(4)}", status="failed",
+                      to_email="user0@example.test", subject="hi"))
+    text = scrape(client)
+    assert sample(text, "eseq_metrics_database_up") == 1
+    assert sample(text, "eseq_enrollments", status="active") == 3
+    assert sample(text, "eseq_messages", status="failed") == 1
+
+
+def test_metrics_count_celery_task_outcomes_recorded_by_the_worker(worker: Any, client: Any) -> None:
+    def counts() -> tuple[float, float, float]:
+        text = scrape(client)
+        return (sample(text, "eseq_celery_tasks_total", task="ops_test.succeed", state="succeeded") or 0.0,
+                sample(text, "eseq_celery_tasks_total", task="ops_test.explode", state="failed") or 0.0,
+                sample(text, "eseq_celery_tasks_total", task="ops_test.flaky", state="retried") or 0.0)
+
+    before = counts()
+    succeed.delay()
+    succeed.delay()
+    explode.delay()
+    flaky.delay()
+    expected = (before[0] + 2, before[1] + 1, before[2] + 1)
+    deadline = time.monotonic() + 30
+    while counts() != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert counts() == expected
+
+
+# --- /health ------------------------------------------------------------------------------------------------
+
+
+def test_health_is_ok_when_database_broker_and_redis_answer(client: Any) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok", "redis": "ok"}}
+
+
+def test_health_answers_503_within_three_seconds_when_the_broker_port_is_closed(app: Any, client: Any) -> None:
+    closed_port = free_port()  # bound then released: nothing listens there
+    original = app.config["ESEQ_SETTINGS"]
+    app.config["ESEQ_SETTINGS"] = dataclasses.replace(original, broker_url=f"redis://127.0.0.1:{closed_port}/0")
+    try:
+        started = time.monotonic()
+        response = client.get("/health")
+        elapsed = time.monotonic() - started
+    finally:
+        app.config["ESEQ_SETTINGS"] = original
+    assert response.status_code == 503
+    assert response.get_json()["checks"] == {"database": "ok", "broker": "fail", "redis": "ok"}
+    assert elapsed < 3, f"health took {elapsed:.1f}s"
+
+
+# --- headers --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/health", "/api/v1/subscribers", "/metrics", "/openapi.json"])
+def test_every_response_carries_the_security_headers(client: Any, path: str) -> None:
+    headers = client.get(path).headers
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+def test_the_docs_page_may_load_swagger_ui_but_nothing_may_frame_it(client: Any) -> None:
+    response = client.get("/docs")
+    assert response.status_code == 200
+    csp = response.headers["Content-Security-Policy"]
+    assert "https://cdn.jsdelivr.net" in csp and "frame-ancestors 'none'" in csp
+
+
+def test_https_requests_get_strict_transport_security(client: Any) -> None:
+    assert "Strict-Transport-Security" not in client.get("/health").headers
+    assert client.get("/health", base_url="https://localhost").headers["Strict-Transport-Security"].startswith(
+        "max-age=")
+
+
+# --- settings fixed at process start: a real gunicorn per configuration ------------------------------------------
+
+
+def http(port: int, method: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def serve(tmp: Path, name: str, **extra: str) -> Iterator[int]:
+    """Run gunicorn with this run's environment plus ``extra``; its own Redis prefix
+    keeps its rate-limit counters apart from every other server and run."""
+    port = free_port()
+    env = platform_env(PORT=str(port), ESEQ_BROKER_PREFIX=f"{TEST_ENV['ESEQ_BROKER_PREFIX']}{name}-{secrets.token_hex(3)}:",
+                       **extra)
+    proc = Proc(name, web_argv(port), env, tmp)
+    try:
+        wait_healthy(port)
+        yield port
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def cors_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    yield from serve(tmp_path_factory.mktemp("cors"), "cors", ESEQ_CORS_ORIGINS="https://app.example.com, https://admin.example.com")
+
+
+@pytest.fixture(scope="module")
+def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    yield from serve(tmp_path_factory.mktemp("limited"), "limited", ESEQ_RATE_LIMIT="5 per minute")
+
+
+def test_cors_allows_a_configured_origin_to_call_the_api(cors_server: int) -> None:
+    status, headers, _ = http(cors_server, "OPTIONS", "/api/v1/subscribers", {
+        "Origin": "https://admin.example.com", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "X-API-Key, Content-Type"})
+    assert status == 200
+    assert headers["Access-Control-Allow-Origin"] == "https://admin.example.com"
+    assert "x-api-key" in headers["Access-Control-Allow-Headers"].lower()
+    _, headers, _ = http(cors_server, "GET", "/api/v1/subscribers", {"Origin": "https://app.example.com"})
+    assert headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert "X-Pagination" in headers["Access-Control-Expose-Headers"]
+
+
+def test_cors_gives_other_origins_no_access(cors_server: int) -> None:
+    _, headers, _ = http(cors_server, "GET", "/api/v1/subscribers", {"Origin": "https://evil.example.net"})
+    assert "Access-Control-Allow-Origin" not in headers
+
+
+def test_cors_is_off_when_no_origin_is_configured(client: Any) -> None:
+    response = client.get("/api/v1/subscribers", headers={"Origin": "https://app.example.com"})
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_the_rate_limit_answers_429_in_the_api_error_shape(limited_server: int) -> None:
+    statuses = [http(limited_server, "GET", "/api/v1/subscribers")[0] for _ in range(5)]
+    assert statuses == [401] * 5  # counted even though unauthenticated
+    status, headers, body = http(limited_server, "GET", "/api/v1/subscribers")
+    assert status == 429
+    payload = json.loads(body)
+    assert payload["code"] == 429 and payload["status"] == "Too Many Requests" and payload["message"]
+    assert int(headers["Retry-After"]) > 0
+
+
+def test_health_and_metrics_are_never_rate_limited(limited_server: int) -> None:
+    assert all(http(limited_server, "GET", "/health")[0] == 200 for _ in range(8))
+    assert all(http(limited_server, "GET", "/metrics")[0] == 200 for _ in range(8))
+
+
+# --- Sentry -------------------------------------------------------------------------------------------------------
+
+
+class _SentryInbox(BaseHTTPRequestHandler):
+    received: list[bytes] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        type(self).received.append(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+_SENTRY_SCRIPT = """
+import sentry_sdk
+from web.app import create_app
+
+app = create_app()
+
+@app.get("/boom")
+def boom():
+    raise ZeroDivisionError("unhandled in a view")
+
+response = app.test_client().get("/boom", headers={"X-API-Key": "eseq_secret_api_key_123"})
+assert response.status_code == 500, response.status_code
+sentry_sdk.flush(timeout=10)
+"""
+
+
+def test_an_unhandled_error_in_a_view_reaches_sentry_without_secrets() -> None:
+    _SentryInbox.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SentryInbox)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {**os.environ, "SENTRY_DSN": f"http://publickey@127.0.0.1:{server.server_port}/42",
+               "SMTP_PASSWORD": "smtp-password-do-not-leak"}
+        done = subprocess.run([sys.executable, "-c", _SENTRY_SCRIPT], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr[-2000:]
+    finally:
+        server.shutdown()
+        server.server_close()
+    envelopes = b"\n".join(_SentryInbox.received)
+    assert b"ZeroDivisionError" in envelopes and b"unhandled in a view" in envelopes
+    assert b"eseq_secret_api_key_123" not in envelopes
+    assert b"smtp-password-do-not-leak" not in envelopes
+    assert b"smtp-password-do-not-leak" not in done.stderr.encode()

@@ -1,0 +1,75 @@
+"""Settings fail at start, naming the variable, so an operator fixes the right line
+instead of reading a traceback from a worker hours later."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from settings import ConfigError, load_settings
+from tests.conftest import ROOT
+
+BAD_VALUES = [
+    ("ESEQ_TICK_SECONDS", "soon"),
+    ("ESEQ_TICK_SECONDS", "-5"),
+    ("SMTP_PORT", "twenty-five"),
+    ("PORT", "0"),
+    ("SMTP_USE_TLS", "maybe"),
+    ("DATABASE_URL", "mysql://root@localhost/eseq"),
+    ("REDIS_URL", "http://127.0.0.1:6379"),
+    ("CELERY_BROKER_URL", "ftp://broker"),
+    ("CELERY_RESULT_BACKEND", "mongodb://results"),
+    ("PUBLIC_BASE_URL", "javascript:alert(1)"),
+    ("SENTRY_DSN", "not-a-url"),
+    ("OPENAI_BASE_URL", "file:///etc/passwd"),
+    ("ESEQ_JWT_EXPIRES_SECONDS", "1.5"),
+    ("ESEQ_LEASE_SECONDS", "0"),
+    ("ESEQ_WEBHOOK_ALLOW_PRIVATE", "sometimes"),
+    ("SECRET_KEY", "short"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_VALUES)
+def test_a_bad_value_is_refused_with_the_variables_name(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings({name: value})
+    assert name in str(refused.value)
+
+
+def test_nothing_set_means_the_embedded_default() -> None:
+    settings = load_settings({"ESEQ_VAR_DIR": "/srv/eseq"})
+    assert settings.embedded
+    assert settings.database_url == "sqlite:////srv/eseq/eseq.sqlite"
+    assert settings.broker_url == "sqla+sqlite:////srv/eseq/broker.sqlite"
+    assert settings.secret_key_generated and len(settings.secret_key) >= 32
+
+
+def test_redis_url_becomes_the_broker_and_result_backend_unless_they_are_set() -> None:
+    settings = load_settings({"REDIS_URL": "redis://cache:6379/0"})
+    assert (settings.broker_url, settings.result_backend) == ("redis://cache:6379/0", "redis://cache:6379/0")
+    assert not settings.embedded
+    own = load_settings({"REDIS_URL": "redis://cache:6379/0", "CELERY_BROKER_URL": "amqp://guest@mq//"})
+    assert own.broker_url == "amqp://guest@mq//"
+
+
+def test_heroku_style_postgres_urls_are_accepted() -> None:
+    assert load_settings({"DATABASE_URL": "postgres://u@db/eseq"}).database_url == "postgresql://u@db/eseq"
+
+
+def test_secrets_stay_out_of_the_settings_repr() -> None:
+    settings = load_settings({"SECRET_KEY": "s3cret-signing-key-0123456789", "ESEQ_ADMIN_TOKEN": "admin-tok-123",
+                              "SMTP_PASSWORD": "smtp-pw-123", "OPENAI_API_KEY": "sk-123456",
+                              "SENTRY_DSN": "https://dsnkey@sentry.example/1"})
+    shown = repr(settings)
+    for secret in ("s3cret-signing-key", "admin-tok-123", "smtp-pw-123", "sk-123456", "dsnkey"):
+        assert secret not in shown
+
+
+def test_the_web_process_refuses_to_start_on_a_bad_value_and_names_it() -> None:
+    env = {**os.environ, "ESEQ_TICK_SECONDS": "soon"}
+    done = subprocess.run([sys.executable, "-c", "import web.wsgi"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode != 0
+    assert "ESEQ_TICK_SECONDS must be a number" in done.stderr

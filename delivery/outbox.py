@@ -43,8 +43,11 @@ def claim_for_send(session: Session, ids: list[int], now: datetime, lease: timed
     return sorted(session.scalars(statement))
 
 
+# A ``sending`` row found here belongs to a dead worker: it goes back to ``queued``
+# so the next send task may claim it (its attempts already count the lost try).
 _DISPATCH_SQL = """
-    UPDATE messages SET claimed_until = :lease_until
+    UPDATE messages SET claimed_until = :lease_until,
+        status = CASE WHEN status = 'sending' THEN 'queued' ELSE status END
     WHERE id IN (
         SELECT id FROM messages
         WHERE status IN ('queued', 'deferred', 'sending')

@@ -118,7 +118,8 @@ def record(session: Session, results: list[CallResult], now: datetime) -> None:
 
 
 _DISPATCH_SQL = """
-    UPDATE webhook_deliveries SET claimed_until = :lease_until
+    UPDATE webhook_deliveries SET claimed_until = :lease_until,
+        status = CASE WHEN status = 'sending' THEN 'queued' ELSE status END
     WHERE id IN (
         SELECT id FROM webhook_deliveries
         WHERE status IN ('queued', 'deferred', 'sending') AND (retry_at IS NULL OR retry_at <= :now)

@@ -197,3 +197,20 @@ def test_when_smtp_is_down_messages_are_deferred_then_sent_once_when_it_returns(
         for name in ("SMTP_HOST", "SMTP_PORT"):
             os.environ.pop(name, None)
         get_settings.cache_clear()
+
+
+def test_a_message_whose_worker_died_is_sent_again_after_its_lease(smtp):
+    from delivery.outbox import claim_for_dispatch, claim_for_send
+
+    [message_id] = queue_emails(1)
+    start = utcnow()
+    with db.session_scope() as s:
+        assert claim_for_send(s, [message_id], start, timedelta(seconds=3)) == [message_id]
+    # the worker dies here: the row stays "sending" with a lease
+    with db.session_scope() as s:
+        assert claim_for_dispatch(s, start + timedelta(seconds=1), 100, timedelta(seconds=3)) == []
+    with db.session_scope() as s:
+        assert claim_for_dispatch(s, start + timedelta(seconds=4), 100, timedelta(seconds=3)) == [message_id]
+    assert send_in_process([message_id], at=start + timedelta(seconds=5)) == {"sent": 1}
+    with db.session_scope() as s:
+        assert s.get(Message, message_id).attempts == 2

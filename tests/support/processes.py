@@ -1,0 +1,89 @@
+"""Starting the platform's real processes for end-to-end tests, and stopping them
+(including with kill -9, as a crashed host would)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def platform_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
+    env.update({"PATH": f"{BIN}:{env.get('PATH', '')}", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+class Proc:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log = log_dir / f"{name}.log"
+        self._log_file = self.log.open("ab")
+        self.popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group (a prefork worker's children too)."""
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, timeout: float = 15) -> None:
+        self.kill(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill(signal.SIGKILL)
+            self.popen.wait(5)
+        self._log_file.close()
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def web_argv(port: int) -> list[str]:
+    return [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "web.wsgi:app"]
+
+
+def worker_argv(name: str, queues: str = "default,send,webhooks,ai,analytics,ml", pool: str = "threads",
+                concurrency: int = 8) -> list[str]:
+    return [str(BIN / "celery"), "-A", "tasks.app", "worker", "-Q", queues, "--pool", pool, "--concurrency",
+            str(concurrency), "-n", f"{name}@%h", "--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
+
+
+def beat_argv(schedule_file: Path) -> list[str]:
+    return [str(BIN / "celery"), "-A", "tasks.app", "beat", "--loglevel", "WARNING", "--schedule", str(schedule_file)]
+
+
+def wait_healthy(port: int, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=3) as response:
+                return json.loads(response.read())
+        except Exception as exc:  # not up yet
+            last = exc
+            time.sleep(0.3)
+    raise AssertionError(f"web did not become healthy on port {port}: {last!r}")
+
+
+@contextmanager
+def running(procs: list[Proc]) -> Iterator[list[Proc]]:
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.stop()

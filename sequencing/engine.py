@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from models import Enrollment, Event, Message, Sequence, Step, Subscriber, WebhookDelivery
 from models.bulk import insert_ignoring_conflicts
+from sequencing import triggers
 from sequencing.conditions import Facts
 from sequencing.handlers import HANDLERS, clear_wait
 from sequencing.moves import Exit, Goto, Move, Next, Wait
@@ -52,7 +53,6 @@ class Batch:
     messages: list[dict[str, Any]] = field(default_factory=list)
     webhooks: list[dict[str, Any]] = field(default_factory=list)
     moves_elsewhere: list[tuple[Enrollment, int]] = field(default_factory=list)
-    _facts: dict[int, Facts] = field(default_factory=dict)
     _cap_counts: dict[int, int] = field(default_factory=dict)
 
     def sequence(self, sequence_id: int) -> Sequence:
@@ -86,8 +86,9 @@ class Batch:
         })
 
     def tag_added(self, subscriber: Subscriber, tag: str) -> None:
-        """Tags added by an action are facts for later conditions in the same advance."""
-        self._facts.pop(subscriber.id, None)
+        """A tag added by an action starts the sequences it triggers, as one added
+        through the API does."""
+        triggers.fire(self.session, subscriber.account_id, subscriber.id, "tag_added", self.now, tag=tag)
 
     def enroll_elsewhere(self, enrollment: Enrollment, sequence_id: int) -> None:
         self.moves_elsewhere.append((enrollment, sequence_id))

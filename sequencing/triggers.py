@@ -68,3 +68,11 @@ def fire(session: Session, account_id: int, subscriber_id: int, kind: str, now: 
                      "state": {}, "enrolled_at": now, "updated_at": now})
     return len(insert_ignoring_conflicts(session, Enrollment, rows, Enrollment.id))
 
+
+
+def fire_for_new_tags(session: Session, account_id: int, subscriber_id: int, before: list[str] | None,
+                      after: list[str] | None, now: datetime) -> int:
+    """Fire ``tag_added`` for each tag in ``after`` that was not in ``before``."""
+    old = set(before or [])
+    return sum(fire(session, account_id, subscriber_id, "tag_added", now, tag=tag)
+               for tag in (after or []) if tag not in old)

@@ -10,12 +10,18 @@ from sqlalchemy import Select, func, select
 from web.db import get_db
 
 
+# Past this, OFFSET overflows PostgreSQL's bigint; no real page is that deep.
+MAX_OFFSET = 10**12
+
+
 class SQLPage(Page):
     collection: Select[Any]
 
     @property
     def items(self) -> list[Any]:
         params = self.page_params
+        if params.first_item > MAX_OFFSET:
+            return []
         return list(get_db().scalars(self.collection.offset(params.first_item).limit(params.page_size)))
 
     @property

@@ -2,13 +2,33 @@
 everything; the docs page gets the script and style sources Swagger UI needs."""
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, Response, jsonify, request
 
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
 _DOCS_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
     "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; frame-ancestors 'none'"
 )
+
+
+def _has_nul() -> bool:
+    if any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
+        return True
+    if request.content_length and request.mimetype == "application/json":
+        return "\\u0000" in request.get_data(as_text=True, cache=True)
+    return False
+
+
+def init_input_guard(app: Flask) -> None:
+    """NUL characters cannot be stored by PostgreSQL; refuse them at the door with
+    a 422 rather than deep in a query with a 500."""
+
+    @app.before_request
+    def _refuse_nul():  # type: ignore[no-untyped-def]
+        if request.path.startswith("/api/") and _has_nul():
+            return jsonify({"code": 422, "status": "Unprocessable Entity",
+                            "message": "NUL (\\u0000) characters are not allowed in any field."}), 422
+        return None
 
 
 def init_security_headers(app: Flask) -> None:

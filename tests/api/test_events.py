@@ -57,3 +57,16 @@ def test_an_event_trigger_starts_one_keyed_instance_per_cart(client, alice):
     with db.session_scope() as s:
         keys = sorted(s.scalars(select(Enrollment.instance_key)))
     assert keys == ["c1", "c2"]
+
+
+def test_creating_a_subscriber_and_adding_a_tag_start_their_triggered_sequences(client, alice):
+    welcome = factories.sequence(alice.account_id, [{"type": "email", "subject": "Welcome", "text": "x"}],
+                                 settings={"trigger": {"type": "subscriber_created"}})
+    vip = factories.sequence(alice.account_id, [{"type": "email", "subject": "VIP", "text": "x"}],
+                             settings={"trigger": {"type": "tag_added", "tag": "vip"}})
+    created = client.post("/api/v1/subscribers", json={"email": "new@example.test"}, headers=alice.headers).get_json()
+    client.patch(f"/api/v1/subscribers/{created['id']}", json={"tags": ["vip"]}, headers=alice.headers)
+    client.patch(f"/api/v1/subscribers/{created['id']}", json={"tags": ["vip", "other"]}, headers=alice.headers)
+    with db.session_scope() as s:
+        enrolled = sorted(s.scalars(select(Enrollment.sequence_id)))
+    assert enrolled == sorted([welcome, vip])

@@ -19,6 +19,7 @@ from audience.errors import ImportTooLargeError
 from audience.imports import create_import_job, fail_import
 from audience.payloads import MAX_BYTES
 from models import Subscriber, utcnow
+from sequencing import triggers
 from web.auth import SECURITY, account_required, current_account_id
 from web.db import get_db
 from web.pagination import SQLPage
@@ -56,6 +57,8 @@ class Subscribers(MethodView):
         session = get_db()
         with audience_errors():
             subscriber = audience.create_subscriber(session, current_account_id(), data, utcnow())
+        triggers.fire(session, current_account_id(), subscriber.id, "subscriber_created", utcnow())
+        triggers.fire_for_new_tags(session, current_account_id(), subscriber.id, [], subscriber.tags, utcnow())
         session.commit()
         return subscriber
 
@@ -87,7 +90,9 @@ class SubscriberById(MethodView):
         """Change the given fields: ``attributes`` merge (null removes a key), ``tags`` replace."""
         session = get_db()
         with audience_errors():
+            tags_before = list(audience.get_subscriber(session, current_account_id(), subscriber_id).tags or [])
             subscriber = audience.update_subscriber(session, current_account_id(), subscriber_id, data, utcnow())
+        triggers.fire_for_new_tags(session, current_account_id(), subscriber.id, tags_before, subscriber.tags, utcnow())
         session.commit()
         return subscriber
 

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import threading
@@ -153,6 +154,25 @@ def test_health_answers_503_within_three_seconds_when_the_broker_port_is_closed(
         app.config["ESEQ_SETTINGS"] = original
     assert response.status_code == 503
     assert response.get_json()["checks"] == {"database": "ok", "broker": "fail", "redis": "ok"}
+    assert elapsed < 3, f"health took {elapsed:.1f}s"
+
+
+def test_health_answers_503_within_three_seconds_when_broker_and_redis_never_reply(app: Any, client: Any) -> None:
+    silent = socket.socket()  # accepts connections (kernel backlog) and never says a word
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+    original = app.config["ESEQ_SETTINGS"]
+    app.config["ESEQ_SETTINGS"] = dataclasses.replace(original, broker_url=url, redis_url=url)
+    try:
+        started = time.monotonic()
+        response = client.get("/health")
+        elapsed = time.monotonic() - started
+    finally:
+        app.config["ESEQ_SETTINGS"] = original
+        silent.close()
+    assert response.status_code == 503
+    assert response.get_json()["checks"] == {"database": "ok", "broker": "fail", "redis": "fail"}
     assert elapsed < 3, f"health took {elapsed:.1f}s"
 
 

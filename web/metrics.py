@@ -25,9 +25,12 @@ def init_metrics(app: Flask, settings: Settings) -> None:
         collectors.append(RedisTaskCollector(TaskCounts(settings.redis_url, settings.broker_prefix)))
     app.extensions["eseq_metrics_collectors"] = collectors
 
-    @app.before_request
     def _start_timer() -> None:
         g._eseq_started = time.perf_counter()
+
+    # First of all before_request hooks: one that answers early (a refused request)
+    # must still be timed and counted.
+    app.before_request_funcs.setdefault(None, []).insert(0, _start_timer)
 
     @app.after_request
     def _observe(response: Response) -> Response:

@@ -83,6 +83,16 @@ def test_metrics_count_requests_by_url_rule_method_and_status(client: Any, alice
     assert "987654321" not in text, "raw paths must not become labels"
 
 
+def test_requests_refused_before_reaching_a_view_are_counted_too(client: Any) -> None:
+    def refused() -> float:
+        return sample(scrape(client), "eseq_http_requests_total", method="GET", endpoint="/api/v1/subscribers",
+                      status="422") or 0.0
+
+    before = refused()
+    assert client.get("/api/v1/subscribers?email=a%00b").status_code == 422  # refused by a before_request hook
+    assert refused() == before + 1
+
+
 def test_metrics_time_requests_in_a_latency_histogram(client: Any) -> None:
     client.get("/health")
     text = scrape(client)

@@ -1,0 +1,166 @@
+"""Benchmark of the timer on PostgreSQL + Redis (issue: sequencing engine).
+
+Measures, on a database of its own:
+1. enrolling 100,000 subscribers through the real web process (10 requests of 10,000 emails);
+2. with 1,000,000 active enrollments of which 10,000 are due: one tick's claim and
+   dispatch (the same code as ``sequencing.tick``), plus the claim query's plan;
+3. advance throughput through real Celery worker processes (prefork, one per core):
+   due enrollment -> outbox message written, enrollments/s and messages/s.
+
+Run: ``.venv/bin/python -m bench.engine`` (PostgreSQL and Redis on 127.0.0.1).
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = secrets.token_hex(3)
+DB = f"eseq_bench_{RUN}"
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DB_URL = f"postgresql://postgres@127.0.0.1:5432/{DB}"
+ENV = {"DATABASE_URL": DB_URL, "REDIS_URL": "redis://127.0.0.1:6379/0", "ESEQ_BROKER_PREFIX": f"eseq-bench-{RUN}:",
+       "SECRET_KEY": "bench-secret-key-0123456789abcdef", "ESEQ_ADMIN_TOKEN": "bench-admin",
+       "ESEQ_RATE_LIMIT": "1000000 per minute", "ESEQ_LOG_LEVEL": "WARNING"}
+os.environ.update(ENV)
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from models import db  # noqa: E402
+from models.base import utcnow  # noqa: E402
+from models.db import normalize_url  # noqa: E402
+from tests.support.processes import Proc, platform_env, wait_healthy, web_argv, worker_argv  # noqa: E402
+from tests.support.smtp import free_port  # noqa: E402
+
+
+def admin(sql: str) -> None:
+    engine = create_engine(normalize_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(sql))
+    engine.dispose()
+
+
+def post(port: int, path: str, body: object, headers: dict[str, str]) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", **headers})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def bench_enroll_api(tmp: Path) -> tuple[int, int]:
+    port = free_port()
+    web = Proc("web", web_argv(port), platform_env(), tmp)
+    try:
+        wait_healthy(port)
+        account = post(port, "/api/v1/accounts", {"name": "Bench", "from_email": "b@bench.test"},
+                       {"Authorization": "Bearer bench-admin"})
+        auth = {"X-API-Key": account["api_key"]}
+        steps = [{"type": "email", "subject": "Hello", "text": "x"}, {"type": "delay", "days": 1},
+                 {"type": "email", "subject": "Again", "text": "x"}]
+        sequence = post(port, "/api/v1/email-sequences", {"name": "Bench", "steps": steps}, auth)
+        post(port, f"/api/v1/email-sequences/{sequence['id']}/activate", {}, auth)
+        started = time.perf_counter()
+        enrolled = 0
+        for batch in range(10):
+            emails = [f"api{batch}-{i}@bench.test" for i in range(10_000)]
+            enrolled += post(port, f"/api/v1/email-sequences/{sequence['id']}/subscribers", {"emails": emails}, auth)["enrolled"]
+        elapsed = time.perf_counter() - started
+        print(f"enroll via API: {enrolled} subscribers in {elapsed:.1f} s ({enrolled / elapsed:,.0f}/s)")
+        return account["id"], sequence["id"]
+    finally:
+        web.stop()
+
+
+def seed_million(account_id: int, sequence_id: int, due: int, total: int) -> None:
+    """Bulk rows straight in SQL: the seed is not what is measured."""
+    with db.get_engine().begin() as conn:
+        conn.execute(text("DELETE FROM enrollments"))
+        conn.execute(text("""
+            INSERT INTO subscribers (account_id, email, status, attributes, tags, created_at, updated_at)
+            SELECT :a, 'seed' || g || '@bench.test', 'active', '{}', '[]', now(), now()
+            FROM generate_series(1, :n) g"""), {"a": account_id, "n": total})
+        conn.execute(text("""
+            INSERT INTO enrollments (account_id, sequence_id, subscriber_id, instance_key, run, status, current_step,
+                                     next_run_at, state, enrolled_at, updated_at)
+            SELECT :a, :s, id, '', 1, 'active', 0,
+                   CASE WHEN row_number() OVER (ORDER BY id) <= :due THEN now() - interval '1 minute'
+                        ELSE now() + interval '1 day' * (1 + random() * 30) END,
+                   '{}', now(), now()
+            FROM subscribers WHERE account_id = :a AND email LIKE 'seed%'"""),
+                     {"a": account_id, "s": sequence_id, "due": due})
+    with db.get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE enrollments"))
+
+
+def bench_tick(due: int) -> list[int]:
+    from sequencing.claims import _CLAIM
+    from tasks.batching import ADVANCE_BATCH, chunks
+    from tasks.sequencing import advance
+
+    with db.get_engine().begin() as conn:
+        plan = conn.execute(text("EXPLAIN ANALYZE " + str(_CLAIM["postgresql"])),
+                            {"now": utcnow(), "lease_until": utcnow(), "limit": due}).scalars().all()
+        conn.rollback()
+    print("claim plan:\n  " + "\n  ".join(plan))
+    from sequencing.claims import claim_due_enrollments
+
+    started = time.perf_counter()
+    with db.session_scope() as session:
+        ids = claim_due_enrollments(session, utcnow(), due)
+    claimed = time.perf_counter()
+    for chunk in chunks(ids, ADVANCE_BATCH):
+        advance.apply_async(args=[chunk])
+    done = time.perf_counter()
+    print(f"tick: claimed {len(ids)} of 1,000,000 in {claimed - started:.3f} s, dispatched "
+          f"{len(ids) // ADVANCE_BATCH} advance tasks in {done - claimed:.3f} s (total {done - started:.3f} s)")
+    return ids
+
+
+def bench_advance(ids: list[int], tmp: Path) -> None:
+    worker = Proc("worker", worker_argv("bench", queues="default", pool="prefork", concurrency=2), platform_env(), tmp)
+    started = time.perf_counter()
+    try:
+        while True:
+            with db.get_engine().connect() as conn:
+                left = conn.execute(text("SELECT count(*) FROM enrollments WHERE id = ANY(:ids) AND current_step = 0"),
+                                    {"ids": ids}).scalar()
+            if left == 0:
+                break
+            if time.perf_counter() - started > 300:
+                raise SystemExit("advance did not finish in 300 s")
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        with db.get_engine().connect() as conn:
+            messages = conn.execute(text("SELECT count(*) FROM messages")).scalar()
+        print(f"advance (2 prefork processes, includes worker start-up): {len(ids)} enrollments in {elapsed:.2f} s "
+              f"= {len(ids) / elapsed:,.0f} enrollments/s; {messages} outbox messages written "
+              f"= {messages / elapsed:,.0f} messages/s due->outbox")
+    finally:
+        worker.stop()
+
+
+def main() -> None:
+    admin(f'CREATE DATABASE "{DB}"')
+    tmp = Path(f"/tmp/eseq-bench-{RUN}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, check=True, capture_output=True)
+        db.configure(DB_URL)
+        account_id, sequence_id = bench_enroll_api(tmp)
+        seed_million(account_id, sequence_id, due=10_000, total=1_000_000)
+        ids = bench_tick(10_000)
+        bench_advance(ids, tmp)
+    finally:
+        db.get_engine().dispose()
+        admin(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,7 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session
 
 from models import Message
-from sequencing.claims import for_dialect, timed_text
+from sequencing.claims import POSTGRES, SQLITE, for_dialect, timed_text
 
 SEND_LEASE = timedelta(minutes=5)
 DISPATCH_LEASE = timedelta(seconds=60)
@@ -48,7 +48,7 @@ def claim_for_send(session: Session, ids: list[int], now: datetime, lease: timed
 _DISPATCH_SQL = """
     UPDATE messages SET claimed_until = :lease_until,
         status = CASE WHEN status = 'sending' THEN 'queued' ELSE status END
-    WHERE id IN (
+    WHERE id {match} (
         SELECT id FROM messages
         WHERE status IN ('queued', 'deferred', 'sending')
           AND (retry_at IS NULL OR retry_at <= :now)
@@ -56,12 +56,12 @@ _DISPATCH_SQL = """
         ORDER BY id
         LIMIT :limit
         {lock}
-    )
+    ){close}
     RETURNING id
 """
 _DISPATCH = {
-    "postgresql": timed_text(_DISPATCH_SQL.format(lock="FOR UPDATE SKIP LOCKED"), "now", "lease_until"),
-    "sqlite": timed_text(_DISPATCH_SQL.format(lock=""), "now", "lease_until"),
+    "postgresql": timed_text(_DISPATCH_SQL.format(**POSTGRES), "now", "lease_until"),
+    "sqlite": timed_text(_DISPATCH_SQL.format(**SQLITE), "now", "lease_until"),
 }
 
 

@@ -1,9 +1,13 @@
 """Claiming due enrollments with a lease: the query the whole timer rests on.
 
-PostgreSQL: one statement, ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP
-LOCKED LIMIT n) RETURNING id``. Concurrent ticks skip each other's rows instead of
-waiting, and the inner SELECT walks ``ix_enrollments_due (status, next_run_at)``,
-so its cost follows the number of due rows, not the size of the table.
+PostgreSQL: one statement, ``UPDATE ... WHERE id = ANY(ARRAY(SELECT ... FOR UPDATE
+SKIP LOCKED LIMIT n)) RETURNING id``. Concurrent ticks skip each other's rows
+instead of waiting, and the inner SELECT walks ``ix_enrollments_due (status,
+next_run_at)``. ``ARRAY(...)`` matters: with ``IN (SELECT ...)`` the planner
+hash-joins the subquery against a sequential scan of the whole table (95 ms of a
+363 ms claim at a million rows); as an array it is computed once and the UPDATE
+finds its rows by primary key, so the cost follows the number of due rows, not
+the size of the table.
 
 SQLite (the embedded default) runs one write statement at a time, so the same
 statement without the lock clause gives the same guarantee.
@@ -21,16 +25,21 @@ DEFAULT_LEASE = timedelta(minutes=5)
 
 _CLAIM_SQL = """
     UPDATE enrollments SET claimed_until = :lease_until
-    WHERE id IN (
+    WHERE id {match} (
         SELECT id FROM enrollments
         WHERE status = 'active' AND next_run_at <= :now
           AND (claimed_until IS NULL OR claimed_until < :now)
         ORDER BY next_run_at
         LIMIT :limit
         {lock}
-    )
+    ){close}
     RETURNING id
 """
+
+
+# How the claim statements pick rows on each backend (see the module docstring).
+POSTGRES = {"match": "= ANY(ARRAY", "close": ")", "lock": "FOR UPDATE SKIP LOCKED"}
+SQLITE = {"match": "IN", "close": "", "lock": ""}
 
 
 def timed_text(sql: str, *names: str) -> TextClause:
@@ -44,8 +53,8 @@ def for_dialect(session: Session, statements: dict[str, TextClause]) -> TextClau
 
 
 _CLAIM = {
-    "postgresql": timed_text(_CLAIM_SQL.format(lock="FOR UPDATE SKIP LOCKED"), "now", "lease_until"),
-    "sqlite": timed_text(_CLAIM_SQL.format(lock=""), "now", "lease_until"),
+    "postgresql": timed_text(_CLAIM_SQL.format(**POSTGRES), "now", "lease_until"),
+    "sqlite": timed_text(_CLAIM_SQL.format(**SQLITE), "now", "lease_until"),
 }
 
 

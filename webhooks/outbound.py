@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from delivery.outbox import backoff
 from models import WebhookDelivery
-from sequencing.claims import for_dialect, timed_text
+from sequencing.claims import POSTGRES, SQLITE, for_dialect, timed_text
 from webhooks.guard import UnsafeTargetError, check_target
 
 LEASE = timedelta(minutes=2)
@@ -120,17 +120,17 @@ def record(session: Session, results: list[CallResult], now: datetime) -> None:
 _DISPATCH_SQL = """
     UPDATE webhook_deliveries SET claimed_until = :lease_until,
         status = CASE WHEN status = 'sending' THEN 'queued' ELSE status END
-    WHERE id IN (
+    WHERE id {match} (
         SELECT id FROM webhook_deliveries
         WHERE status IN ('queued', 'deferred', 'sending') AND (retry_at IS NULL OR retry_at <= :now)
           AND claimed_until < :now
         ORDER BY id LIMIT :limit {lock}
-    )
+    ){close}
     RETURNING id
 """
 _DISPATCH = {
-    "postgresql": timed_text(_DISPATCH_SQL.format(lock="FOR UPDATE SKIP LOCKED"), "now", "lease_until"),
-    "sqlite": timed_text(_DISPATCH_SQL.format(lock=""), "now", "lease_until"),
+    "postgresql": timed_text(_DISPATCH_SQL.format(**POSTGRES), "now", "lease_until"),
+    "sqlite": timed_text(_DISPATCH_SQL.format(**SQLITE), "now", "lease_until"),
 }
 
 

@@ -58,9 +58,9 @@ def web_argv(port: int) -> list[str]:
 
 
 def worker_argv(name: str, queues: str = "default,send,webhooks,ai,analytics,ml", pool: str = "threads",
-                concurrency: int = 8) -> list[str]:
+                concurrency: int = 8, loglevel: str = "WARNING") -> list[str]:
     return [str(BIN / "celery"), "-A", "tasks.app", "worker", "-Q", queues, "--pool", pool, "--concurrency",
-            str(concurrency), "-n", f"{name}@%h", "--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
+            str(concurrency), "-n", f"{name}@%h", "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
 
 
 def beat_argv(schedule_file: Path) -> list[str]:

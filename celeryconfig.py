@@ -50,9 +50,16 @@ task_reject_on_worker_lost = False
 worker_prefetch_multiplier = 1
 
 VISIBILITY_TIMEOUT = 3600
-broker_transport_options: dict[str, object] = {"visibility_timeout": VISIBILITY_TIMEOUT}
-result_backend_transport_options: dict[str, object] = {"visibility_timeout": VISIBILITY_TIMEOUT}
-if _settings.broker_prefix:
+broker_transport_options: dict[str, object] = {}
+result_backend_transport_options: dict[str, object] = {}
+# These options are Redis's: kombu's SQLAlchemy transport (the embedded broker)
+# hands its options to create_engine(), which refuses them.
+_redis = broker_url.startswith(("redis", "rediss"))
+if _redis:
+    broker_transport_options["visibility_timeout"] = VISIBILITY_TIMEOUT
+if result_backend.startswith(("redis", "rediss")):
+    result_backend_transport_options["visibility_timeout"] = VISIBILITY_TIMEOUT
+if _settings.broker_prefix and _redis:
     # Several platforms (or test runs) can share one Redis without seeing each other's queues.
     broker_transport_options["global_keyprefix"] = _settings.broker_prefix
     result_backend_transport_options["global_keyprefix"] = _settings.broker_prefix

@@ -16,11 +16,6 @@ TASK_MODULES = ["tasks.sequencing", "tasks.sending", "tasks.webhooks", "tasks.au
 
 app = Celery("eseq", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
-if app.conf.broker_url.startswith("sqla+"):
-    # kombu's SQLAlchemy transport hands its transport options to create_engine(),
-    # which rejects the Redis-only visibility_timeout/global_keyprefix and would stop
-    # the embedded broker from starting.
-    app.conf.broker_transport_options = {}
 
 _settings = get_settings()
 configure_logging()

@@ -2,6 +2,8 @@
 everything; the docs page gets the script and style sources Swagger UI needs."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, Response, jsonify, request
 
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -11,12 +13,33 @@ _DOCS_CSP = (
 )
 
 
-def _has_nul() -> bool:
-    if any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
-        return True
-    if request.content_length and request.mimetype == "application/json":
-        return "\\u0000" in request.get_data(as_text=True, cache=True)
-    return False
+def _nul_paths(value: Any, path: str) -> list[str]:
+    """Dotted paths of the keys and strings in a JSON value that contain NUL."""
+    if isinstance(value, str):
+        return [path or "body"] if "\x00" in value else []
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{path}.{key}" if path else str(key)
+            found += [name] if "\x00" in str(key) else _nul_paths(item, name)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _nul_paths(item, f"{path}.{index}" if path else str(index))
+    return found
+
+
+def _nul_errors() -> dict[str, dict[str, list[str]]]:
+    message = ["NUL characters are not allowed."]
+    errors: dict[str, dict[str, list[str]]] = {}
+    query = [k for k, v in request.args.items(multi=True) if "\x00" in k or "\x00" in v]
+    if query:
+        errors["query"] = {name.replace("\x00", "\\u0000"): message for name in query}
+    if request.content_length and request.mimetype == "application/json" \
+            and "\\u0000" in request.get_data(as_text=True, cache=True):
+        paths = _nul_paths(request.get_json(silent=True, cache=True), "")
+        if paths:
+            errors["json"] = {p.replace("\x00", "\\u0000"): message for p in paths}
+    return errors
 
 
 def init_input_guard(app: Flask) -> None:
@@ -25,10 +48,14 @@ def init_input_guard(app: Flask) -> None:
 
     @app.before_request
     def _refuse_nul():  # type: ignore[no-untyped-def]
-        if request.path.startswith("/api/") and _has_nul():
-            return jsonify({"code": 422, "status": "Unprocessable Entity",
-                            "message": "NUL (\\u0000) characters are not allowed in any field."}), 422
-        return None
+        if not request.path.startswith("/api/"):
+            return None
+        errors = _nul_errors()
+        if not errors:
+            return None
+        fields = ", ".join(sorted(name for where in errors.values() for name in where))
+        return jsonify({"code": 422, "status": "Unprocessable Entity", "errors": errors,
+                        "message": f"NUL characters are not allowed: {fields}"}), 422
 
 
 def init_security_headers(app: Flask) -> None:

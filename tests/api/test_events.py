@@ -70,3 +70,12 @@ def test_creating_a_subscriber_and_adding_a_tag_start_their_triggered_sequences(
     with db.session_scope() as s:
         enrolled = sorted(s.scalars(select(Enrollment.sequence_id)))
     assert enrolled == sorted([welcome, vip])
+
+
+def test_a_nul_character_anywhere_is_a_422_naming_the_field(client, alice):
+    response = client.post("/api/v1/events", json={"email": "a@b.test", "name": "x", "properties": {"k": "a\x00b"}},
+                           headers=alice.headers)
+    assert response.status_code == 422
+    assert response.get_json()["errors"]["json"] == {"properties.k": ["NUL characters are not allowed."]}
+    with db.session_scope() as s:
+        assert s.scalars(select(Event)).all() == []

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import sys
 import time
 import urllib.request
@@ -23,28 +22,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RUN = secrets.token_hex(3)
 DB = f"eseq_bench_{RUN}"
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-DB_URL = f"postgresql://postgres@127.0.0.1:5432/{DB}"
-ENV = {"DATABASE_URL": DB_URL, "REDIS_URL": "redis://127.0.0.1:6379/0", "ESEQ_BROKER_PREFIX": f"eseq-bench-{RUN}:",
+
+ENV = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{DB}", "REDIS_URL": "redis://127.0.0.1:6379/0", "ESEQ_BROKER_PREFIX": f"eseq-bench-{RUN}:",
        "SECRET_KEY": "bench-secret-key-0123456789abcdef", "ESEQ_ADMIN_TOKEN": "bench-admin",
        "ESEQ_RATE_LIMIT": "1000000 per minute", "ESEQ_LOG_LEVEL": "WARNING"}
 os.environ.update(ENV)
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 from models import db  # noqa: E402
 from models.base import utcnow  # noqa: E402
-from models.db import normalize_url  # noqa: E402
+from tests.support.database import fresh_database, url_for  # noqa: E402
+
+DB_URL = url_for(DB)
 from tests.support.processes import Proc, platform_env, wait_healthy, web_argv, worker_argv  # noqa: E402
 from tests.support.smtp import free_port  # noqa: E402
-
-
-def admin(sql: str) -> None:
-    engine = create_engine(normalize_url(ADMIN_URL), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(sql))
-    engine.dispose()
 
 
 def post(port: int, path: str, body: object, headers: dict[str, str]) -> dict:
@@ -146,18 +139,14 @@ def bench_tick(due: int, tmp: Path) -> None:
 
 
 def main() -> None:
-    admin(f'CREATE DATABASE "{DB}"')
     tmp = Path(f"/tmp/eseq-bench-{RUN}")
     tmp.mkdir(parents=True, exist_ok=True)
-    try:
-        subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, check=True, capture_output=True)
+    with fresh_database(DB):
         db.configure(DB_URL)
         account_id, sequence_id = bench_enroll_api(tmp)
         seed_million(account_id, sequence_id, due=10_000, total=1_000_000)
         bench_tick(10_000, tmp)
-    finally:
         db.get_engine().dispose()
-        admin(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

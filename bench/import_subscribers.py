@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,10 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from models import db  # noqa: E402
-from models.db import normalize_url  # noqa: E402
+from tests.support.database import fresh_database  # noqa: E402
 
 
 def make_csv(rows: int) -> bytes:
@@ -59,14 +58,7 @@ def main() -> None:
         "ESEQ_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
 
-    name = f"eseq_bench_{secrets.token_hex(4)}"
-    url = args.admin_url.rsplit("/", 1)[0] + "/" + name
-    admin = create_engine(normalize_url(args.admin_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT,
-                       env={**os.environ, "DATABASE_URL": url}, check=True, capture_output=True)
+    with fresh_database(f"eseq_bench_{secrets.token_hex(4)}", args.admin_url) as url:
         db.configure(url)
         from accounts.keys import create_account
         from models import Subscriber
@@ -81,11 +73,7 @@ def main() -> None:
         with db.session_scope() as s:
             stored = s.scalar(select(func.count()).select_from(Subscriber))
         assert stored == args.rows, f"expected {args.rows} subscribers, found {stored}"
-    finally:
-        db.get_engine().dispose() if db._engine is not None else None
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        db.get_engine().dispose()
 
 
 if __name__ == "__main__":

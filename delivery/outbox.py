@@ -18,7 +18,7 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session
 
 from models import Message
-from sequencing.claims import POSTGRES, SQLITE, for_dialect, timed_text
+from sequencing.claims import OutboxRedispatch
 
 SEND_LEASE = timedelta(minutes=5)
 DISPATCH_LEASE = timedelta(seconds=60)
@@ -43,33 +43,13 @@ def claim_for_send(session: Session, ids: list[int], now: datetime, lease: timed
     return sorted(session.scalars(statement))
 
 
-# A ``sending`` row found here belongs to a dead worker: it goes back to ``queued``
-# so the next send task may claim it (its attempts already count the lost try).
-_DISPATCH_SQL = """
-    UPDATE messages SET claimed_until = :lease_until,
-        status = CASE WHEN status = 'sending' THEN 'queued' ELSE status END
-    WHERE id {match} (
-        SELECT id FROM messages
-        WHERE status IN ('queued', 'deferred', 'sending')
-          AND (retry_at IS NULL OR retry_at <= :now)
-          AND claimed_until < :now
-        ORDER BY id
-        LIMIT :limit
-        {lock}
-    ){close}
-    RETURNING id
-"""
-_DISPATCH = {
-    "postgresql": timed_text(_DISPATCH_SQL.format(**POSTGRES), "now", "lease_until"),
-    "sqlite": timed_text(_DISPATCH_SQL.format(**SQLITE), "now", "lease_until"),
-}
+_REDISPATCH = OutboxRedispatch("messages")
 
 
 def claim_for_dispatch(session: Session, now: datetime, limit: int, lease: timedelta = DISPATCH_LEASE) -> list[int]:
     """Messages that need a send task: deferred ones now due, queued ones whose task
     was lost (Redis restarted), and sending ones whose worker died."""
-    params = {"now": now, "lease_until": now + lease, "limit": limit}
-    return sorted(row[0] for row in session.execute(for_dialect(session, _DISPATCH), params))
+    return _REDISPATCH.claim(session, now, limit, lease)
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:

@@ -67,3 +67,37 @@ def claim_due_enrollments(session: Session, now: datetime, limit: int,
     """
     params = {"now": now, "lease_until": now + lease, "limit": limit}
     return sorted(row[0] for row in session.execute(for_dialect(session, _CLAIM), params))
+
+
+_REDISPATCH_SQL = """
+    UPDATE {table} SET claimed_until = :lease_until,
+        status = CASE WHEN status = 'sending' THEN 'queued' ELSE status END
+    WHERE id {match} (
+        SELECT id FROM {table}
+        WHERE status IN ('queued', 'deferred', 'sending')
+          AND (retry_at IS NULL OR retry_at <= :now)
+          AND claimed_until < :now
+        ORDER BY id
+        LIMIT :limit
+        {lock}
+    ){close}
+    RETURNING id
+"""
+
+
+class OutboxRedispatch:
+    """The tick's sweep over an outbox table (messages, webhook calls): rows due for
+    a retry, rows whose task was lost (a flushed broker), and rows a dead worker
+    held. A ``sending`` row found here goes back to ``queued`` so the next task may
+    claim it; its attempts already count the lost try. ``claimed_until`` here is
+    "dispatched, do not dispatch again before"."""
+
+    def __init__(self, table: str) -> None:
+        self._statements = {
+            "postgresql": timed_text(_REDISPATCH_SQL.format(table=table, **POSTGRES), "now", "lease_until"),
+            "sqlite": timed_text(_REDISPATCH_SQL.format(table=table, **SQLITE), "now", "lease_until"),
+        }
+
+    def claim(self, session: Session, now: datetime, limit: int, lease: timedelta) -> list[int]:
+        params = {"now": now, "lease_until": now + lease, "limit": limit}
+        return sorted(row[0] for row in session.execute(for_dialect(session, self._statements), params))

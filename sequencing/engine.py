@@ -22,7 +22,7 @@ from models.bulk import insert_ignoring_conflicts
 from sequencing import triggers
 from sequencing.conditions import Facts
 from sequencing.handlers import HANDLERS, clear_wait
-from sequencing.moves import Exit, Goto, Move, Next, Wait
+from sequencing.moves import Exit, Goto, Move, Wait
 
 log = logging.getLogger(__name__)
 

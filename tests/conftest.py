@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,40 +40,22 @@ os.environ.pop("SENTRY_DSN", None)
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from models import Base, db  # noqa: E402
-from models.db import normalize_url  # noqa: E402
-
-
-def _admin_exec(sql: str) -> None:
-    engine = create_engine(normalize_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(sql))
-    engine.dispose()
-
-
-def migrate(url: str, target: str = "head", direction: str = "upgrade") -> None:
-    """Run Alembic in a subprocess, exactly as the Procfile's release step does."""
-    subprocess.run(
-        [sys.executable, "-m", "alembic", direction, target],
-        cwd=ROOT, env={**os.environ, "DATABASE_URL": url}, check=True, capture_output=True,
-    )
+from tests.support.database import fresh_database  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
 def database() -> Iterator[str]:
     """This run's PostgreSQL database, built once with ``alembic upgrade head``."""
-    _admin_exec(f'CREATE DATABASE "{TEST_DB}"')
-    try:
-        migrate(TEST_DB_URL)
-        db.configure(TEST_DB_URL)
-        yield TEST_DB_URL
-    finally:
-        if db._engine is not None:
-            db._engine.dispose()
-        _admin_exec(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
+    with fresh_database(TEST_DB, PG_ADMIN_URL) as url:
+        db.configure(url)
+        try:
+            yield url
+        finally:
+            db.get_engine().dispose()
 
 
 def _truncate_all() -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from delivery.outbox import backoff
 from models import WebhookDelivery
-from sequencing.claims import POSTGRES, SQLITE, for_dialect, timed_text
+from sequencing.claims import OutboxRedispatch
 from webhooks.guard import UnsafeTargetError, check_target
 
 LEASE = timedelta(minutes=2)
@@ -117,23 +117,8 @@ def record(session: Session, results: list[CallResult], now: datetime) -> None:
                         execution_options={"synchronize_session": False})
 
 
-_DISPATCH_SQL = """
-    UPDATE webhook_deliveries SET claimed_until = :lease_until,
-        status = CASE WHEN status = 'sending' THEN 'queued' ELSE status END
-    WHERE id {match} (
-        SELECT id FROM webhook_deliveries
-        WHERE status IN ('queued', 'deferred', 'sending') AND (retry_at IS NULL OR retry_at <= :now)
-          AND claimed_until < :now
-        ORDER BY id LIMIT :limit {lock}
-    ){close}
-    RETURNING id
-"""
-_DISPATCH = {
-    "postgresql": timed_text(_DISPATCH_SQL.format(**POSTGRES), "now", "lease_until"),
-    "sqlite": timed_text(_DISPATCH_SQL.format(**SQLITE), "now", "lease_until"),
-}
+_REDISPATCH = OutboxRedispatch("webhook_deliveries")
 
 
 def claim_for_dispatch(session: Session, now: datetime, limit: int, lease: timedelta = DISPATCH_LEASE) -> list[int]:
-    params = {"now": now, "lease_until": now + lease, "limit": limit}
-    return sorted(row[0] for row in session.execute(for_dialect(session, _DISPATCH), params))
+    return _REDISPATCH.claim(session, now, limit, lease)

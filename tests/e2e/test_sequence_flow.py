@@ -17,6 +17,7 @@ from sqlalchemy import select
 from models import Message, db
 from tests.conftest import ADMIN_TOKEN
 from tests.support.processes import Proc, beat_argv, platform_env, running, wait_healthy, web_argv, worker_argv
+from tests.support.waiting import wait_for
 from tests.support.smtp import SmtpServer, free_port
 
 pytestmark = pytest.mark.e2e
@@ -29,16 +30,6 @@ def call(port: int, method: str, path: str, body: object = None, headers: dict[s
     with urllib.request.urlopen(request, timeout=30) as response:
         raw = response.read()
         return response.status, (json.loads(raw) if raw and response.headers.get_content_type() == "application/json" else raw)
-
-
-def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_hundred_subscribers_each_get_exactly_their_branchs_emails(tmp_path: Path):

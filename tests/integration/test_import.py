@@ -140,7 +140,7 @@ def test_it_upserts_on_sqlite_through_the_portable_path(tmp_path: Path):
     from audience.upsert import upsert_rows
     from models.db import make_engine
     from sqlalchemy.orm import sessionmaker
-    from tests.conftest import migrate
+    from tests.support.database import migrate
 
     url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
     migrate(url)

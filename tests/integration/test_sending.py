@@ -22,6 +22,7 @@ from settings import get_settings
 from tasks.sending import default_transport
 from tasks.sequencing import enqueue_sends
 from tests.support import factories
+from tests.support.waiting import wait_for
 from tests.support.smtp import SmtpServer, free_port
 
 LINK = "https://shop.example.test/sale?x=1"
@@ -44,16 +45,6 @@ def smtp() -> Iterator[SmtpServer]:
     for name in ("SMTP_HOST", "SMTP_PORT"):
         os.environ.pop(name, None)
     get_settings.cache_clear()
-
-
-def wait_for(predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def statuses() -> dict[str, int]:

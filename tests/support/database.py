@@ -1,0 +1,45 @@
+"""Throwaway PostgreSQL databases, built with the same migrations the Procfile's
+release step runs; shared by the test run and the benchmarks."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from models.db import normalize_url
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_URL = os.environ.get("ESEQ_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def url_for(name: str, admin_url: str = ADMIN_URL) -> str:
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+def _admin_exec(sql: str, admin_url: str) -> None:
+    engine = create_engine(normalize_url(admin_url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(sql))
+    engine.dispose()
+
+
+def migrate(url: str, target: str = "head", direction: str = "upgrade") -> None:
+    """Run Alembic in a subprocess, exactly as the Procfile's release step does."""
+    subprocess.run([sys.executable, "-m", "alembic", direction, target], cwd=ROOT,
+                   env={**os.environ, "DATABASE_URL": url}, check=True, capture_output=True)
+
+
+@contextmanager
+def fresh_database(name: str, admin_url: str = ADMIN_URL) -> Iterator[str]:
+    """Create database ``name``, migrate it to head, yield its URL, drop it after."""
+    _admin_exec(f'CREATE DATABASE "{name}"', admin_url)
+    try:
+        migrate(url_for(name, admin_url))
+        yield url_for(name, admin_url)
+    finally:
+        _admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', admin_url)

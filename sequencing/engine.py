@@ -32,6 +32,8 @@ MAX_STEPS_PER_ADVANCE = 100
 # How long a message waits after being queued before a tick may dispatch it again
 # (the send task enqueued after commit normally claims it well before).
 DISPATCH_GRACE = timedelta(seconds=60)
+# A lower-priority email held back for a higher one looks again after this.
+PRIORITY_RECHECK = timedelta(minutes=1)
 
 
 @dataclass
@@ -100,7 +102,9 @@ class Batch:
         """When the subscriber may get another marketing email, or None if now.
 
         The cap counts marketing emails across every sequence of the account in
-        the trailing window; transactional sequences neither count nor wait.
+        the trailing window; transactional sequences neither count nor wait. When
+        fewer slots are left than higher-priority sequences have emails due for
+        this subscriber right now, those go first and this one looks again shortly.
         """
         settings = self.sequence(enrollment.sequence_id).settings or {}
         cap = settings.get("frequency_cap")
@@ -116,11 +120,27 @@ class Batch:
             .order_by(Message.created_at)
         ))
         pending = self._cap_counts.get(subscriber.id, 0)
-        if len(recent) + pending < int(cap.get("max", 3)):
-            return None
+        slots = int(cap.get("max", 3)) - len(recent) - pending
+        if slots > 0:
+            if self._higher_priority_due(enrollment, int(settings.get("priority", 0))) < slots:
+                return None
+            return self.now + PRIORITY_RECHECK
         if recent:
             return recent[0] + window
         return self.now + window
+
+    def _higher_priority_due(self, enrollment: Enrollment, priority: int) -> int:
+        """Emails of higher-priority marketing sequences due now for the same subscriber."""
+        return int(self.session.scalar(
+            select(func.count()).select_from(Enrollment)
+            .join(Sequence, Sequence.id == Enrollment.sequence_id)
+            .join(Step, (Step.sequence_id == Enrollment.sequence_id) & (Step.position == Enrollment.current_step))
+            .where(Enrollment.subscriber_id == enrollment.subscriber_id, Enrollment.id != enrollment.id,
+                   Enrollment.status == "active", Enrollment.next_run_at <= self.now, Step.type == "email",
+                   Sequence.status == "active",
+                   func.coalesce(Sequence.settings["priority"].as_integer(), 0) > priority,
+                   func.coalesce(Sequence.settings["transactional"].as_boolean(), False).is_(False))
+        ) or 0)
 
     def key_property(self, enrollment: Enrollment) -> str | None:
         if not enrollment.instance_key:

@@ -230,3 +230,43 @@ def test_a_paused_sequence_freezes_its_enrollments():
     run(T0)
     assert messages() == []
     assert enrollment(eid).status == "paused" and enrollment(eid).current_step == 0
+
+
+def test_under_the_frequency_cap_the_higher_priority_sequence_takes_the_last_slot():
+    acct = factories.account()
+    [sub] = factories.subscribers(acct, 1)
+    cap = {"frequency_cap": {"max": 1, "per_days": 7}}
+    newsletter = factories.sequence(acct, [{"type": "email", "subject": "newsletter", "text": "x"}],
+                                    settings={**cap, "priority": 0})
+    renewal = factories.sequence(acct, [{"type": "email", "subject": "renewal", "text": "x"}],
+                                 settings={**cap, "priority": 10})
+    # The newsletter enrollment has the lower id, so it is advanced first in the batch.
+    [low] = factories.enroll(acct, newsletter, [sub], T0)
+    factories.enroll(acct, renewal, [sub], T0)
+    run(T0)
+    assert [m.subject for m in messages()] == ["renewal"]
+    assert enrollment(low).next_run_at == T0 + timedelta(minutes=1)  # held for the higher one, then looks again
+    run(T0 + timedelta(minutes=1))
+    assert [m.subject for m in messages()] == ["renewal"]
+    assert enrollment(low).next_run_at == T0 + timedelta(days=7)
+
+
+def test_wait_until_goes_on_when_the_event_arrives_and_branches_on_timeout():
+    acct = factories.account()
+    buyer, browser = factories.subscribers(acct, 2)
+    seq = factories.sequence(acct, [
+        {"type": "wait_until", "until": {"event": "purchase"}, "timeout_seconds": 3600, "on_timeout_goto": 3},
+        {"type": "email", "subject": "thanks", "text": "x"},
+        {"type": "action", "action": "exit"},
+        {"type": "email", "subject": "still thinking?", "text": "x"}])
+    factories.enroll(acct, seq, [buyer, browser], T0)
+    run(T0)
+    assert messages() == []
+    with db.session_scope() as s:
+        s.add(Event(account_id=acct, subscriber_id=buyer, name="purchase", occurred_at=T0 + timedelta(minutes=10)))
+    run(T0 + timedelta(minutes=10))
+    run(T0 + timedelta(hours=1))
+    by_subscriber: dict[int, list[str]] = {}
+    for m in messages():
+        by_subscriber.setdefault(m.subscriber_id, []).append(m.subject)
+    assert by_subscriber == {buyer: ["thanks"], browser: ["still thinking?"]}

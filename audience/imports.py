@@ -3,16 +3,19 @@
 The upload is checked as a whole when it arrives (format, header, size, row count)
 and stored in ``Job.payload``, so any worker can take it. Processing is a generator
 that yields after each chunk: the caller commits there, so a client polling the job
-sees progress, and a crash loses at most one chunk, whose rows a re-run upserts
-again harmlessly. Bad rows do not stop an import; they are counted and the first
+sees progress, and a crash loses at most one chunk. The worker holds a lease on
+the job, extended after every chunk; when a worker dies the lease lapses, the tick
+puts the job back to pending and a new task resumes it after the last committed
+chunk (a re-upserted chunk would be harmless too, but the counts stay exact). Bad rows do not stop an import; they are counted and the first
 ``MAX_ERROR_MESSAGES`` are kept with their row numbers.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
+from itertools import islice
 
-from sqlalchemy import update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from audience.payloads import ImportRow, count_rows, read_rows
@@ -21,6 +24,7 @@ from models import Job, utcnow
 
 KIND = "subscriber_import"
 MAX_ERROR_MESSAGES = 100
+LEASE = timedelta(minutes=5)
 
 
 def create_import_job(session: Session, account_id: int, payload: bytes, fmt: str, now: datetime) -> Job:
@@ -29,18 +33,31 @@ def create_import_job(session: Session, account_id: int, payload: bytes, fmt: st
     total = count_rows(payload, fmt)
     job = Job(account_id=account_id, kind=KIND, status="pending", payload=payload, payload_format=fmt,
               total=total, processed=0, created_count=0, updated_count=0, error_count=0,
-              errors=[], result={}, created_at=now)
+              errors=[], result={}, created_at=now, claimed_until=now + LEASE)
     session.add(job)
     session.flush()
     return job
 
 
-def claim_import(session: Session, job_id: int) -> bool:
-    """pending -> running. The conditional UPDATE is the claim: a task delivered
-    twice finds the row already taken (rowcount 0) and does nothing."""
+def claim_import(session: Session, job_id: int, now: datetime, lease: timedelta = LEASE) -> bool:
+    """pending -> running, with a lease. The conditional UPDATE is the claim: a task
+    delivered twice finds the row already taken (rowcount 0) and does nothing."""
     result = session.execute(update(Job).where(Job.id == job_id, Job.kind == KIND, Job.status == "pending")
-                             .values(status="running"))
+                             .values(status="running", claimed_until=now + lease))
     return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def imports_to_resume(session: Session, now: datetime, lease: timedelta = LEASE) -> list[int]:
+    """Jobs that need a task: running ones whose worker's lease lapsed (back to
+    pending) and pending ones whose task was lost. Each is given ``lease`` before
+    it can be picked again."""
+    stale = or_(and_(Job.status == "running", Job.claimed_until < now),
+                and_(Job.status == "pending", or_(Job.claimed_until.is_(None), Job.claimed_until < now)))
+    ids = list(session.scalars(select(Job.id).where(Job.kind == KIND, stale).with_for_update(skip_locked=True)))
+    if ids:
+        session.execute(update(Job).where(Job.id.in_(ids)).values(status="pending", claimed_until=now + lease),
+                        execution_options={"synchronize_session": False})
+    return ids
 
 
 def _record(job: Job, created: int, updated: int, processed: int, errors: list[str], error_count: int) -> None:
@@ -53,10 +70,12 @@ def _record(job: Job, created: int, updated: int, processed: int, errors: list[s
         job.errors = [*(job.errors or []), *errors[:room]]  # a new list: JSON columns don't track mutation
 
 
-def run_import(session: Session, job_id: int, clock: Callable[[], datetime] = utcnow) -> Iterator[Job]:
-    """Process a claimed job, yielding it after each chunk (commit there); the
-    last yield has status ``completed``. The payload is dropped once done: it can
-    be 50 MB and the counts say what happened."""
+def run_import(session: Session, job_id: int, clock: Callable[[], datetime] = utcnow,
+               lease: timedelta = LEASE) -> Iterator[Job]:
+    """Process a claimed job from where it stopped, yielding it after each chunk
+    (commit there: that is also when the lease is extended); the last yield has
+    status ``completed``. The payload is dropped once done: it can be 50 MB and
+    the counts say what happened."""
     job = session.get(Job, job_id)
     if job is None or job.status != "running":
         return
@@ -65,7 +84,7 @@ def run_import(session: Session, job_id: int, clock: Callable[[], datetime] = ut
     batch: list[ImportRow] = []
     errors: list[str] = []
     error_count = processed = 0
-    for number, row in read_rows(payload, job.payload_format):
+    for number, row in islice(read_rows(payload, job.payload_format), job.processed, None):
         processed += 1
         if isinstance(row, str):
             error_count += 1
@@ -76,12 +95,14 @@ def run_import(session: Session, job_id: int, clock: Callable[[], datetime] = ut
         if processed >= CHUNK:
             created, updated = upsert_rows(session, job.account_id, batch, now)
             _record(job, created, updated, processed, errors, error_count)
+            job.claimed_until = clock() + lease
             batch, errors, error_count, processed = [], [], 0, 0
             yield job
     created, updated = upsert_rows(session, job.account_id, batch, now)
     _record(job, created, updated, processed, errors, error_count)
     job.status = "completed"
     job.finished_at = clock()
+    job.claimed_until = None
     job.payload = None
     yield job
 

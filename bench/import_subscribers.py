@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import func, select  # noqa: E402
 
 from models import db  # noqa: E402
+from models.base import utcnow as models_utcnow  # noqa: E402
 from tests.support.database import fresh_database  # noqa: E402
 
 
@@ -40,7 +41,7 @@ def run_once(account_id: int, payload: bytes) -> tuple[float, dict[str, int]]:
     with db.session_scope() as s:
         job_id = create_import_job(s, account_id, payload, "csv", utcnow()).id
     with db.session_scope() as s:
-        claim_import(s, job_id)
+        claim_import(s, job_id, models_utcnow())
     with db.session_scope() as s:
         for _ in run_import(s, job_id):
             s.commit()

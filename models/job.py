@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, deferred, mapped_column
 
 from models.base import Base, utcnow
@@ -14,6 +14,7 @@ JOB_STATUSES = ("pending", "running", "completed", "failed")
 
 class Job(Base):
     __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_claimed", "status", "claimed_until"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
@@ -30,5 +31,8 @@ class Job(Base):
     error_count: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[list[str]] = mapped_column(default=list)
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # While pending: "dispatched, do not dispatch again before". While running: the
+    # worker's lease, extended after every chunk; once it lapses the job is resumed.
+    claimed_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import logging
 
-from audience.imports import claim_import, fail_import, run_import
+from datetime import timedelta
+
+from audience.imports import claim_import, fail_import, imports_to_resume, run_import
 from models.base import utcnow
 from models.db import session_scope
+from settings import get_settings
 from tasks.app import app
 
 log = logging.getLogger(__name__)
@@ -17,14 +20,24 @@ log = logging.getLogger(__name__)
 def import_subscribers(job_id: int) -> None:
     """Claim the job, then import it committing after every chunk (progress a
     client can poll). Any failure marks the job failed instead of leaving it running."""
+    lease = timedelta(seconds=get_settings().lease_seconds)
     with session_scope() as session:
-        if not claim_import(session, job_id):
+        if not claim_import(session, job_id, utcnow(), lease):
             return
     try:
         with session_scope() as session:
-            for _job in run_import(session, job_id, utcnow):
+            for _job in run_import(session, job_id, utcnow, lease):
                 session.commit()
     except Exception as exc:
         log.exception("subscriber import failed", extra={"job_id": job_id})
         with session_scope() as session:
             fail_import(session, job_id, type(exc).__name__, utcnow())
+
+
+def resume_stale_imports(lease: timedelta) -> list[int]:
+    """Called by the tick: re-enqueue imports whose worker died or whose task was lost."""
+    with session_scope() as session:
+        ids = imports_to_resume(session, utcnow(), lease)
+    for job_id in ids:
+        import_subscribers.apply_async(args=[job_id])
+    return ids

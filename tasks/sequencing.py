@@ -56,6 +56,9 @@ def tick() -> dict[str, int]:
 
     webhook_ids = claim_webhooks_for_dispatch(lease)
     enqueue_webhooks(webhook_ids)
+    from tasks.audience import resume_stale_imports
+
+    resume_stale_imports(lease)
     if claimed or dispatched or webhook_ids:
         log.info("tick", extra={"enrollments": claimed, "messages": dispatched, "webhooks": len(webhook_ids)})
     return {"enrollments": claimed, "messages": dispatched, "webhooks": len(webhook_ids)}

@@ -128,9 +128,9 @@ def test_it_claims_an_import_once_even_if_the_task_arrives_twice(alice):
     with db.session_scope() as s:
         job_id = create_import_job(s, alice.account_id, b"email\nada@example.com\n", "csv", NOW).id
     with db.session_scope() as s:
-        assert claim_import(s, job_id) is True
+        assert claim_import(s, job_id, NOW) is True
     with db.session_scope() as s:
-        assert claim_import(s, job_id) is False
+        assert claim_import(s, job_id, NOW) is False
 
 
 def test_it_upserts_on_sqlite_through_the_portable_path(tmp_path: Path):
@@ -159,3 +159,45 @@ def test_it_upserts_on_sqlite_through_the_portable_path(tmp_path: Path):
             assert found["a@example.com"].attributes == {"plan": "free"}, "the re-import's later row wins"
     finally:
         engine.dispose()
+
+
+def test_an_import_whose_worker_died_is_resumed_after_its_last_chunk(alice, worker):
+    """A dead worker's lease lapses; the tick's sweep puts the job back to pending and a
+    new task finishes it from the last committed chunk, with exact counts."""
+    from datetime import timedelta
+
+    from audience.imports import claim_import, create_import_job, run_import
+    from audience.upsert import CHUNK
+    from models import Job
+    from tasks.audience import import_subscribers
+
+    rows = CHUNK * 2 + 10
+    payload = ("email\n" + "".join(f"resume{i}@example.com\n" for i in range(rows))).encode()
+    with db.session_scope() as s:
+        job_id = create_import_job(s, alice.account_id, payload, "csv", NOW).id
+    with db.session_scope() as s:
+        assert claim_import(s, job_id, NOW, timedelta(seconds=30))
+    with db.session_scope() as s:
+        steps = run_import(s, job_id, lambda: NOW, timedelta(seconds=30))
+        next(steps)  # one chunk committed, then the worker dies
+        s.commit()
+    assert imports_to_resume_now(NOW + timedelta(seconds=10)) == [], "the lease still holds"
+    assert imports_to_resume_now(NOW + timedelta(seconds=31)) == [job_id]
+    import_subscribers.delay(job_id)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with db.session_scope() as s:
+            job = s.get(Job, job_id)
+            if job.status == "completed":
+                break
+        time.sleep(0.1)
+    assert (job.status, job.processed, job.created_count, job.updated_count) == ("completed", rows, rows, 0)
+    with db.session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Subscriber).where(Subscriber.email.like("resume%"))) == rows
+
+
+def imports_to_resume_now(now):  # type: ignore[no-untyped-def]
+    from audience.imports import imports_to_resume
+
+    with db.session_scope() as s:
+        return imports_to_resume(s, now)

@@ -3,8 +3,9 @@ across network I/O:
 
 1. ``prepare`` (one transaction): claim the rows, check suppression and the
    subscriber's status, render each email with its tracking links.
-2. ``deliver`` (no transaction): hand each message to the transport, reusing its
-   connection for the whole batch, yielding each outcome as it comes.
+2. ``deliver`` (no transaction): hand each message to the account's providers in
+   failover order (delivery.routing), reusing one connection per provider for the
+   whole batch, yielding each outcome as it comes.
 3. ``record`` (a short transaction per outcome, right after its send): write it
    with a conditional UPDATE.
 
@@ -19,17 +20,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from content.render import TemplateRenderError, render_email, subscriber_context
 from delivery import outbox
-from delivery.errors import DeliveryError
+from delivery.circuits import record_tries
+from delivery.errors import DeliveryError, TransientDeliveryError
+from delivery.routing import Failover, Route, Try
 from delivery.mime import Envelope, HeaderInjectionError, build_message
 from delivery.tracking import Tracker
 from delivery.unsubscribe import bounce_by_message
@@ -39,16 +41,12 @@ from models.bulk import insert_ignoring_conflicts
 log = logging.getLogger(__name__)
 
 
-class Transport(Protocol):
-    name: str
-
-    def send(self, message: EmailMessage, sender: str, recipient: str) -> str: ...
-
-
 @dataclass
 class Outgoing:
     message_id: int
+    account_id: int
     attempts: int
+    key: str
     sender: str
     recipient: str
     email: EmailMessage
@@ -61,6 +59,7 @@ class Outcome:
     provider: str
     provider_message_id: str | None = None
     error: DeliveryError | None = None
+    tries: list[Try] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -134,19 +133,33 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
         except (TemplateRenderError, HeaderInjectionError) as exc:
             outbox.mark_failed(session, message.id, f"cannot render: {exc}", now)
             continue
-        outgoing.append(Outgoing(message.id, message.attempts, from_email, message.to_email, email))
+        outgoing.append(Outgoing(message.id, message.account_id, message.attempts, message.idempotency_key,
+                                 from_email, message.to_email, email))
     return outgoing
 
 
-def deliver(outgoing: list[Outgoing], transport: Transport) -> Iterator[Outcome]:
-    """Hand each message to the transport, yielding its outcome at once so the
-    caller records it before the next send; one failure never stops the batch."""
+def deliver(outgoing: list[Outgoing], failover: Failover, routes: dict[int, list[Route]]) -> Iterator[Outcome]:
+    """Send each message through its account's providers, yielding its outcome at
+    once so the caller records it before the next send; one failure never stops
+    the batch."""
     for item in outgoing:
-        try:
-            provider_id = transport.send(item.email, item.sender, item.recipient)
-            yield Outcome(item.message_id, item.attempts, transport.name, provider_message_id=provider_id)
-        except DeliveryError as exc:
-            yield Outcome(item.message_id, item.attempts, transport.name, error=exc)
+        tries: list[Try] = []
+        accepted_id: str | None = None
+        for attempt, provider_message_id in failover.send(routes.get(item.account_id, []), item.email, item.sender,
+                                                          item.recipient, item.key):
+            tries.append(attempt)
+            accepted_id = provider_message_id
+        last = tries[-1] if tries else Try(None, "none", TransientDeliveryError("no provider configured"))
+        if last.error is None:
+            yield Outcome(item.message_id, item.attempts, last.provider, provider_message_id=accepted_id, tries=tries)
+            continue
+        errors = [t.error for t in tries if t.error is not None]
+        hints = [e.retry_after for e in errors if e.retry_after is not None]
+        error = last.error
+        if not error.permanent and len(errors) > 1:
+            summary = "; ".join(f"{t.provider}: {t.error}" for t in tries)
+            error = TransientDeliveryError(summary, retry_after=min(hints) if hints else None)
+        yield Outcome(item.message_id, item.attempts, last.provider, error=error, tries=tries)
 
 
 def record(session: Session, outcomes: list[Outcome], now: datetime) -> dict[str, int]:
@@ -154,6 +167,7 @@ def record(session: Session, outcomes: list[Outcome], now: datetime) -> dict[str
     counts: dict[str, int] = {}
     events = []
     for outcome in outcomes:
+        record_tries(session, outcome.tries, now)
         if outcome.error is None:
             if outbox.mark_sent(session, outcome.message_id, outcome.provider, outcome.provider_message_id or "", now):
                 events.append(outcome.message_id)

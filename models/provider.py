@@ -1,27 +1,43 @@
-"""Email providers an account sends through, in priority order."""
+"""Email providers an account sends through, with their circuit-breaker state.
+
+The circuit lives on the row, not in Redis or worker memory, so every send worker
+sees the same state, ``GET /api/v1/providers`` shows it, and a restart forgets
+nothing.
+"""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
 
 PROVIDER_KINDS = ("smtp", "sendgrid", "ses", "postmark", "mailgun")
+CIRCUIT_STATES = ("closed", "open", "half_open")
 
 
 class Provider(Base):
     __tablename__ = "providers"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(20))
+    # Lower goes first; equal priorities share traffic by weight.
     priority: Mapped[int] = mapped_column(Integer, default=100)
+    weight: Mapped[int] = mapped_column(Integer, default=1)
     # Holds credentials: never serialized back to API clients.
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     domains: Mapped[list[str]] = mapped_column(default=list)
     enabled: Mapped[bool] = mapped_column(default=True)
+    circuit_state: Mapped[str] = mapped_column(String(20), default="closed")
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    circuit_opened_at: Mapped[datetime | None]
+    # A 429's Retry-After: not called again before this.
+    paused_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_success_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

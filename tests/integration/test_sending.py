@@ -19,7 +19,9 @@ from models.base import utcnow
 from sequencing.claims import claim_due_enrollments
 from sequencing.engine import advance_enrollments
 from settings import get_settings
-from tasks.sending import default_transport
+from delivery.circuits import load_routes
+from delivery.routing import Failover
+from tasks.sending import build_transport, default_route
 from tasks.sequencing import enqueue_sends
 from tests.support import factories
 from tests.support.waiting import wait_for
@@ -69,8 +71,12 @@ def send_in_process(ids: list[int], at=None) -> dict[str, int]:  # type: ignore[
     with db.session_scope() as s:
         outgoing = prepare(s, ids, now, Tracker(settings.secret_key, settings.public_base_url),
                            SenderIdentity(None, None))
-    with default_transport() as transport:
-        outcomes = list(deliver(outgoing, transport))
+        routes = load_routes(s, {o.account_id for o in outgoing}, default_route())
+    failover = Failover(build_transport, now)
+    try:
+        outcomes = list(deliver(outgoing, failover, routes))
+    finally:
+        failover.close()
     with db.session_scope() as s:
         return record(s, outcomes, now)
 

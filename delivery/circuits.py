@@ -1,0 +1,56 @@
+"""Loading an account's providers as routes, and writing back what each try taught
+us: the circuit breaker and Retry-After pauses live on the provider rows.
+
+Each update is one conditional statement, so many send threads recording at once
+never lose a count: failures are incremented in SQL, and the circuit opens in the
+same statement that reaches the threshold.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, select, update
+from sqlalchemy.orm import Session
+
+from delivery.routing import CIRCUIT_THRESHOLD, Route, Try
+from models import Provider
+
+
+def load_routes(session: Session, account_ids: set[int], default: Route | None) -> dict[int, list[Route]]:
+    """Each account's enabled providers; an account with none uses ``default``
+    (the SMTP provider from the environment) when there is one."""
+    routes: dict[int, list[Route]] = {a: [] for a in account_ids}
+    for p in session.scalars(select(Provider).where(Provider.account_id.in_(account_ids), Provider.enabled.is_(True))):
+        routes[p.account_id].append(Route(
+            provider_id=p.id, name=p.name, kind=p.kind, config=dict(p.config or {}), priority=p.priority,
+            weight=p.weight, domains=tuple(d.lower() for d in (p.domains or [])), circuit_state=p.circuit_state,
+            circuit_opened_at=p.circuit_opened_at, paused_until=p.paused_until))
+    if default is not None:
+        for account_id, found in routes.items():
+            if not found:
+                routes[account_id] = [default]
+    return routes
+
+
+def record_tries(session: Session, tries: list[Try], now: datetime) -> None:
+    for attempt in tries:
+        if attempt.provider_id is None:
+            continue
+        row = Provider.id == attempt.provider_id
+        if attempt.error is None:
+            session.execute(update(Provider).where(row).values(
+                consecutive_failures=0, circuit_state="closed", circuit_opened_at=None, last_success_at=now))
+        elif attempt.error.permanent:
+            continue  # the recipient was refused: the provider itself is healthy
+        else:
+            failures = Provider.consecutive_failures + 1
+            opens = failures >= CIRCUIT_THRESHOLD
+            values = {
+                "consecutive_failures": failures,
+                "last_error": str(attempt.error)[:1000],
+                "circuit_state": case((opens, "open"), else_=Provider.circuit_state),
+                "circuit_opened_at": case((opens, now), else_=Provider.circuit_opened_at),
+            }
+            if attempt.error.retry_after is not None:
+                values["paused_until"] = now + timedelta(seconds=attempt.error.retry_after)
+            session.execute(update(Provider).where(row).values(**values))

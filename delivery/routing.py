@@ -1,0 +1,157 @@
+"""Choosing providers for one message, and failing over between them.
+
+Order: providers whose ``domains`` name the recipient's domain first (per-domain
+rules such as gmail.com -> provider B), then providers without domain rules, then
+the remaining domain-ruled ones as a last resort. Within a group, lower
+``priority`` first; equal priorities share traffic by ``weight``, drawn
+deterministically from the message key so a retry tries the same order.
+
+A provider is skipped while its circuit is open (until the cool-down has passed,
+then one trial is allowed: half-open) and while a 429's Retry-After holds. A
+transient error moves on to the next provider; a permanent one (this recipient is
+bad) stops: another provider would refuse the same mailbox.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any, Protocol
+
+from delivery.errors import DeliveryError, TransientDeliveryError
+
+CIRCUIT_THRESHOLD = 5  # consecutive transient failures that open a circuit
+CIRCUIT_COOLDOWN = timedelta(seconds=60)
+
+
+class Transport(Protocol):
+    name: str
+
+    def send(self, message: EmailMessage, sender: str, recipient: str) -> str: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Route:
+    """A provider as the router sees it for one batch (``provider_id`` None is the
+    default SMTP provider from the environment)."""
+
+    provider_id: int | None
+    name: str
+    kind: str
+    config: dict[str, Any] = field(repr=False, hash=False, compare=False, default_factory=dict)
+    priority: int = 100
+    weight: int = 1
+    domains: tuple[str, ...] = ()
+    circuit_state: str = "closed"
+    circuit_opened_at: datetime | None = None
+    paused_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Try:
+    provider_id: int | None
+    provider: str
+    error: DeliveryError | None
+
+
+def usable(route: Route, now: datetime) -> bool:
+    if route.paused_until is not None and now < route.paused_until:
+        return False
+    if route.circuit_state == "open" and route.circuit_opened_at is not None:
+        return now - route.circuit_opened_at >= CIRCUIT_COOLDOWN
+    return True
+
+
+def _draw(key: str, route: Route) -> float:
+    digest = hashlib.sha256(f"{key}:{route.provider_id}:{route.name}".encode()).digest()
+    u = (int.from_bytes(digest[:8], "big") + 1) / (2**64 + 1)
+    return u ** (1.0 / max(route.weight, 1))  # weighted order (Efraimidis-Spirakis)
+
+
+def order(routes: list[Route], recipient: str, key: str) -> list[Route]:
+    domain = recipient.rsplit("@", 1)[-1].lower()
+
+    def rank(route: Route) -> tuple[int, int, float]:
+        group = 0 if domain in route.domains else (1 if not route.domains else 2)
+        return group, route.priority, -_draw(key, route)
+
+    return sorted(routes, key=rank)
+
+
+def next_opening(routes: list[Route], now: datetime) -> float:
+    """Seconds until some provider may be tried again (for the retry of a message
+    that found every circuit open)."""
+    waits = []
+    for r in routes:
+        if r.paused_until is not None and r.paused_until > now:
+            waits.append((r.paused_until - now).total_seconds())
+        elif r.circuit_state == "open" and r.circuit_opened_at is not None:
+            waits.append((r.circuit_opened_at + CIRCUIT_COOLDOWN - now).total_seconds())
+    return max(min(waits), 1.0) if waits else 60.0
+
+
+class Failover:
+    """Sends each message through the first provider that takes it, reusing one
+    open transport per provider for the whole batch."""
+
+    def __init__(self, build: Callable[[Route], Transport], now: datetime) -> None:
+        self._build = build
+        self._now = now
+        self._open: dict[Route, Transport] = {}
+        self._failures: dict[Route, int] = {}
+        self._paused: set[Route] = set()
+
+    def _transport(self, route: Route) -> Transport:
+        if route not in self._open:
+            self._open[route] = self._build(route)
+        return self._open[route]
+
+    def _skipped(self, route: Route) -> bool:
+        # Within a batch, a provider failing again and again is dropped without
+        # waiting for the recorded circuit to open.
+        return route in self._paused or self._failures.get(route, 0) >= CIRCUIT_THRESHOLD
+
+    def send(self, routes: list[Route], message: EmailMessage, sender: str, recipient: str,
+             key: str) -> Iterator[tuple[Try, str | None]]:
+        """Yield each try and, for the one that succeeded, the provider's message id.
+        Stops after a success or a permanent error."""
+        if not routes:
+            yield Try(None, "none", TransientDeliveryError(
+                "no email provider configured: set SMTP_HOST or add one at /api/v1/providers", retry_after=300)), None
+            return
+        candidates = [r for r in order(routes, recipient, key) if usable(r, self._now) and not self._skipped(r)]
+        if not candidates:
+            wait = next_opening(routes, self._now)
+            yield Try(None, "none", TransientDeliveryError("no provider available: circuits open or paused",
+                                                           retry_after=wait)), None
+            return
+        for route in candidates:
+            try:
+                provider_id = self._transport(route).send(message, sender, recipient)
+            except DeliveryError as exc:
+                yield Try(route.provider_id, route.name, exc), None
+                if exc.permanent:
+                    return
+                self._failures[route] = self._failures.get(route, 0) + 1
+                if exc.retry_after is not None:
+                    self._paused.add(route)
+                continue
+            except Exception as exc:  # a provider bug must not stop the batch
+                yield Try(route.provider_id, route.name, TransientDeliveryError(f"{type(exc).__name__}: {exc}")), None
+                self._failures[route] = self._failures.get(route, 0) + 1
+                continue
+            self._failures[route] = 0
+            yield Try(route.provider_id, route.name, None), provider_id
+            return
+
+    def close(self) -> None:
+        for transport in self._open.values():
+            try:
+                transport.close()
+            except Exception:  # closing is best effort
+                pass
+        self._open.clear()

@@ -1,0 +1,97 @@
+"""Provider order and failover, with fake transports (no I/O)."""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+
+from delivery.errors import PermanentDeliveryError, TransientDeliveryError
+from delivery.routing import CIRCUIT_COOLDOWN, CIRCUIT_THRESHOLD, Failover, Route, order, usable
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+
+
+class FakeTransport:
+    def __init__(self, name: str, outcomes: list[Exception | None]) -> None:
+        self.name = name
+        self.outcomes = outcomes
+        self.sent: list[str] = []
+        self.closed = False
+
+    def send(self, message: EmailMessage, sender: str, recipient: str) -> str:
+        outcome = self.outcomes.pop(0) if self.outcomes else None
+        if outcome is not None:
+            raise outcome
+        self.sent.append(recipient)
+        return f"<{self.name}-{len(self.sent)}>"
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def route(pid: int, **kw) -> Route:  # type: ignore[no-untyped-def]
+    return Route(provider_id=pid, name=f"p{pid}", kind="smtp", **kw)
+
+
+def test_per_domain_rules_come_first_then_priority():
+    routes = [route(1, priority=10), route(2, priority=5), route(3, priority=50, domains=("gmail.com",))]
+    assert [r.provider_id for r in order(routes, "a@gmail.com", "k")] == [3, 2, 1]
+    assert [r.provider_id for r in order(routes, "a@yahoo.com", "k")] == [2, 1, 3]
+
+
+def test_equal_priorities_share_traffic_by_weight_and_a_key_always_gets_the_same_order():
+    routes = [route(1, weight=3), route(2, weight=1)]
+    firsts = Counter(order(routes, "a@x.test", f"key{i}")[0].provider_id for i in range(4000))
+    assert 2700 <= firsts[1] <= 3300
+    assert order(routes, "a@x.test", "same") == order(routes, "a@x.test", "same")
+
+
+def test_an_open_circuit_is_skipped_until_the_cooldown_then_tried_again():
+    opened = route(1, circuit_state="open", circuit_opened_at=NOW)
+    assert not usable(opened, NOW + CIRCUIT_COOLDOWN - timedelta(seconds=1))
+    assert usable(opened, NOW + CIRCUIT_COOLDOWN)
+    assert not usable(route(2, paused_until=NOW + timedelta(seconds=5)), NOW)
+
+
+def test_a_transient_error_fails_over_and_a_permanent_one_stops():
+    primary = FakeTransport("p1", [TransientDeliveryError("down"), PermanentDeliveryError("550 no such user")])
+    secondary = FakeTransport("p2", [])
+    transports = {1: primary, 2: secondary}
+    failover = Failover(lambda r: transports[r.provider_id], NOW)
+    routes = [route(1, priority=1), route(2, priority=2)]
+
+    first = list(failover.send(routes, EmailMessage(), "s@x.test", "a@x.test", "k1"))
+    assert [(t.provider, t.error is None, pid) for t, pid in first] == [("p1", False, None), ("p2", True, "<p2-1>")]
+    second = list(failover.send(routes, EmailMessage(), "s@x.test", "b@x.test", "k2"))
+    assert [(t.provider, bool(t.error and t.error.permanent)) for t, _ in second] == [("p1", True)]
+    assert secondary.sent == ["a@x.test"]
+    failover.close()
+    assert primary.closed and secondary.closed
+
+
+def test_a_provider_failing_repeatedly_is_dropped_for_the_rest_of_the_batch():
+    broken = FakeTransport("p1", [TransientDeliveryError("down")] * 100)
+    backup = FakeTransport("p2", [])
+    failover = Failover(lambda r: {1: broken, 2: backup}[r.provider_id], NOW)
+    routes = [route(1, priority=1), route(2, priority=2)]
+    for i in range(20):
+        list(failover.send(routes, EmailMessage(), "s@x.test", f"u{i}@x.test", f"k{i}"))
+    assert len(backup.sent) == 20
+    assert len(broken.outcomes) == 100 - CIRCUIT_THRESHOLD
+
+
+def test_a_retry_after_pauses_the_provider_within_the_batch():
+    limited = FakeTransport("p1", [TransientDeliveryError("429", retry_after=30)])
+    backup = FakeTransport("p2", [])
+    failover = Failover(lambda r: {1: limited, 2: backup}[r.provider_id], NOW)
+    routes = [route(1, priority=1), route(2, priority=2)]
+    for i in range(3):
+        list(failover.send(routes, EmailMessage(), "s@x.test", f"u{i}@x.test", f"k{i}"))
+    assert limited.sent == [] and len(backup.sent) == 3
+
+
+def test_with_every_circuit_open_the_message_waits_for_the_first_reopening():
+    routes = [route(1, circuit_state="open", circuit_opened_at=NOW - timedelta(seconds=50))]
+    [(attempt, _)] = list(Failover(lambda r: FakeTransport("x", []), NOW).send(routes, EmailMessage(), "s", "a@x", "k"))
+    assert attempt.error is not None and not attempt.error.permanent
+    assert attempt.error.retry_after == 10.0

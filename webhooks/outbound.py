@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
+import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -63,7 +65,40 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+def _pinned(http_class, address: str):  # type: ignore[no-untyped-def]
+    """``http_class`` connecting to ``address`` whatever its host name resolves to
+    now; the Host header, TLS SNI and certificate check still use the name."""
+    def connection(*args, **kwargs):  # type: ignore[no-untyped-def]
+        conn = http_class(*args, **kwargs)
+        conn._create_connection = lambda target, *a, **kw: socket.create_connection((address, target[1]), *a, **kw)
+        return conn
+    return connection
+
+
+class _PinnedHandler:
+    """Connect to the address the SSRF guard checked, not to a second lookup's
+    answer (DNS rebinding). Through an operator's proxy the proxy connects."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def do_open(self, http_class, req, **kwargs):  # type: ignore[no-untyped-def]
+        if not (req.has_proxy() or getattr(req, "_tunnel_host", None)):
+            http_class = _pinned(http_class, self.address)
+        return super().do_open(http_class, req, **kwargs)  # type: ignore[misc]
+
+
+class _PinnedHTTPHandler(_PinnedHandler, urllib.request.HTTPHandler):
+    pass
+
+
+class _PinnedHTTPSHandler(_PinnedHandler, urllib.request.HTTPSHandler):
+    pass
+
+
+def _opener(address: str) -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(_NoRedirect, _PinnedHTTPHandler(address), _PinnedHTTPSHandler(address))
 
 
 def claim(session: Session, ids: list[int], now: datetime, lease: timedelta = LEASE) -> list[Call]:
@@ -83,7 +118,7 @@ def claim(session: Session, ids: list[int], now: datetime, lease: timedelta = LE
 
 def call(c: Call, secret_key: str, now: datetime, allow_private: bool) -> CallResult:
     try:
-        check_target(c.url, allow_private)
+        addresses = check_target(c.url, allow_private)
     except UnsafeTargetError as exc:
         return CallResult(c.delivery_id, c.attempts, None, str(exc), permanent=True)
     request = urllib.request.Request(c.url, data=c.body, method="POST", headers={
@@ -91,13 +126,15 @@ def call(c: Call, secret_key: str, now: datetime, allow_private: bool) -> CallRe
         "X-Eseq-Signature": sign(account_secret(secret_key, c.account_id), c.body, int(now.timestamp())),
         "X-Eseq-Delivery": str(c.delivery_id)})
     try:
-        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
+        with _opener(addresses[0]).open(request, timeout=TIMEOUT_SECONDS) as response:
             return CallResult(c.delivery_id, c.attempts, response.status, None)
     except urllib.error.HTTPError as exc:
-        # 4xx other than 408/429 means the receiver refuses this call; retrying won't help.
+        # 4xx other than 408/409/425/429 means the receiver refuses this call; retrying won't help.
         permanent = 400 <= exc.code < 500 and exc.code not in (408, 409, 425, 429)
         return CallResult(c.delivery_id, c.attempts, exc.code, f"HTTP {exc.code}", permanent=permanent)
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+        # HTTPException: a receiver answering something that is not HTTP (BadStatusLine);
+        # ValueError: a URL http.client refuses. One bad receiver must not sink the batch.
         return CallResult(c.delivery_id, c.attempts, None, f"{type(exc).__name__}: {exc}"[:500])
 
 

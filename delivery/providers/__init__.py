@@ -1,0 +1,1 @@
+"""HTTP email provider adapters behind the SMTP transport's interface."""

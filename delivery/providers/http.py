@@ -1,0 +1,118 @@
+"""The one way provider adapters talk HTTP: urllib with a timeout on every call,
+redirects refused, and every failure to get an answer turned into a transient
+error, so an adapter only has to sort the answers it did get.
+
+Redirects are refused because following one would replay an authenticated POST
+(with its API key) to wherever the Location points; a provider that moved its
+endpoint is a configuration problem, reported as such.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from email.message import Message
+from email.utils import parsedate_to_datetime
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+from delivery.errors import DeliveryError, TransientDeliveryError
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # urllib then raises HTTPError with the 3xx, which we classify
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects)
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: Message
+    body: bytes
+
+    def json(self) -> dict[str, Any]:
+        """The body as a JSON object, or {} when it is not one (an HTML error page
+        from a load balancer, an empty 5xx)."""
+        try:
+            data = json.loads(self.body or b"null")
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def text(self, limit: int = 300) -> str:
+        return self.body[:limit].decode("utf-8", errors="replace").strip()
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
+    """POST and return whatever status came back; raise TransientDeliveryError only
+    when no answer came (refused, reset, timeout, garbled response)."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    host = urlsplit(url).netloc
+    try:
+        with _OPENER.open(request, timeout=timeout) as answer:
+            return Response(answer.status, answer.headers, answer.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return Response(exc.code, exc.headers, _read(exc))
+    except urllib.error.URLError as exc:
+        raise TransientDeliveryError(f"cannot reach {host}: {_reason(exc.reason)}") from None
+    except (OSError, http.client.HTTPException) as exc:  # timeouts while reading, resets, bad status lines
+        raise TransientDeliveryError(f"no answer from {host}: {_reason(exc)}") from None
+
+
+def _read(exc: urllib.error.HTTPError) -> bytes:
+    try:
+        return exc.read()
+    except (OSError, http.client.HTTPException):
+        return b""
+
+
+def _reason(reason: object) -> str:
+    text = str(reason)
+    return f"{type(reason).__name__}: {text}" if text else type(reason).__name__
+
+
+def retry_after(headers: Message, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header, which may be a number or an HTTP date."""
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def provider_failure(provider: str, response: Response, detail: str = "") -> DeliveryError | None:
+    """The answers every provider means the same way, all transient: the provider
+    or our account with it is at fault, never the recipient, so failover moves on.
+    None when the answer needs the provider's own reading."""
+    why = f": {detail}" if detail else ""
+    status = response.status
+    if status == 429:
+        return TransientDeliveryError(f"{provider} rate limit (429){why}", retry_after(response.headers))
+    if status >= 500:
+        return TransientDeliveryError(f"{provider} server error ({status}){why}", retry_after(response.headers))
+    if status in (401, 403):
+        # Our credentials or account, not the recipient: another provider may
+        # deliver, and suppressing the address for our mistake would lose it.
+        return TransientDeliveryError(f"{provider} refused our credentials ({status}){why}")
+    if 300 <= status < 400:
+        return TransientDeliveryError(f"{provider} answered with a redirect ({status}); check its base URL")
+    return None

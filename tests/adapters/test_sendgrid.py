@@ -1,0 +1,95 @@
+"""SendGrid v3 Mail Send against a local server that checks the documented request."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from delivery.errors import PermanentDeliveryError, TransientDeliveryError
+from delivery.providers.sendgrid import SendgridConfig, SendgridTransport
+from tests.adapters.conftest import KEY
+
+
+def transport(base_url: str, timeout: float = 5.0) -> SendgridTransport:
+    return SendgridTransport(SendgridConfig(api_key="SG.alice-key", base_url=base_url, timeout=timeout))
+
+
+def test_it_posts_the_documented_request_and_returns_x_message_id(provider, message):
+    provider.answer(202, headers={"X-Message-Id": "sg-abc123"})
+    with transport(provider.base_url) as sendgrid:
+        assert sendgrid.send(message, "alice@news.example", "bob@example.org") == "sg-abc123"
+    request = provider.last
+    assert (request.method, request.path) == ("POST", "/v3/mail/send")
+    assert request.headers["Authorization"] == "Bearer SG.alice-key"
+    assert request.headers["Content-Type"] == "application/json"
+    assert json.loads(request.body) == {
+        "personalizations": [{"to": [{"email": "bob@example.org"}]}],
+        "from": {"email": "alice@news.example", "name": "Alice Example"},
+        "subject": "Hello Bob",
+        "content": [{"type": "text/plain", "value": "Hi Bob\n"}, {"type": "text/html", "value": "<p>Hi Bob</p>\n"}],
+        "headers": {
+            "List-Unsubscribe": "<mailto:alice@news.example?subject=unsubscribe>, <https://t.example/u/1>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "X-Eseq-Message": KEY,
+        },
+        "custom_args": {"eseq_message": KEY},
+    }
+
+
+def test_a_202_without_x_message_id_is_still_accepted_under_our_message_id(provider, message):
+    provider.answer(202)
+    assert transport(provider.base_url).send(message, "alice@news.example", "bob@example.org") == message["Message-ID"]
+
+
+def test_a_429_is_transient_with_retry_after(provider, message):
+    provider.answer(429, '{"errors":[{"field":null,"message":"too many requests"}]}', {"Retry-After": "30"})
+    with pytest.raises(TransientDeliveryError) as caught:
+        transport(provider.base_url).send(message, "alice@news.example", "bob@example.org")
+    assert caught.value.retry_after == 30
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_a_server_error_is_transient(provider, message, status):
+    provider.answer(status, "<html>oops</html>")
+    with pytest.raises(TransientDeliveryError):
+        transport(provider.base_url).send(message, "alice@news.example", "bob@example.org")
+
+
+def test_a_400_about_the_recipient_address_is_permanent(provider, message):
+    provider.answer(400, json.dumps({"errors": [{"message": "Does not contain a valid address.",
+                                                 "field": "personalizations.0.to.0.email", "help": None}]}))
+    with pytest.raises(PermanentDeliveryError, match="valid address"):
+        transport(provider.base_url).send(message, "alice@news.example", "bob@example.org")
+
+
+def test_a_400_about_our_payload_is_not_blamed_on_the_recipient(provider, message):
+    provider.answer(400, json.dumps({"errors": [{"message": "The from email does not contain a valid address.",
+                                                 "field": "from.email"}]}))
+    with pytest.raises(TransientDeliveryError):
+        transport(provider.base_url).send(message, "alice@news.example", "bob@example.org")
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_rejected_credentials_are_transient_so_failover_moves_on(provider, message, status):
+    provider.answer(status, '{"errors":[{"field":null,"message":"The provided authorization grant is invalid"}]}')
+    with pytest.raises(TransientDeliveryError) as caught:
+        transport(provider.base_url).send(message, "alice@news.example", "bob@example.org")
+    assert "SG.alice-key" not in str(caught.value)
+
+
+def test_a_redirect_is_not_followed(provider, message):
+    provider.answer(302, headers={"Location": "http://127.0.0.1:9/elsewhere"})
+    with pytest.raises(TransientDeliveryError, match="redirect"):
+        transport(provider.base_url).send(message, "alice@news.example", "bob@example.org")
+    assert len(provider.requests) == 1
+
+
+def test_connection_refused_is_transient(nothing_listening, message):
+    with pytest.raises(TransientDeliveryError, match="cannot reach"):
+        transport(nothing_listening).send(message, "alice@news.example", "bob@example.org")
+
+
+def test_a_provider_slower_than_the_timeout_is_transient(provider, message):
+    provider.answer(202, delay=1.0)
+    with pytest.raises(TransientDeliveryError):
+        transport(provider.base_url, timeout=0.2).send(message, "alice@news.example", "bob@example.org")

@@ -71,6 +71,11 @@ def next_send_opening(
     end = _hhmm(window.get("end", "23:59"))
     days = window.get("days")
     local = now.astimezone(tz)
+    if end <= start and local.time() < end and local.date().isoformat() not in quiet:
+        # the small hours of a wrapping window belong to the one that opened yesterday,
+        # so the days rule is judged on yesterday (quiet days stay today's local date)
+        if _day_allowed(local.date() - timedelta(days=1), days, quiet):
+            return now
     for offset in range(0, 370):
         day = local.date() + timedelta(days=offset)
         if not _day_allowed(day, days, quiet):

@@ -65,7 +65,7 @@ class ProviderServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     def answer(self, status: int, body: bytes | str = b"", headers: dict[str, str] | None = None,
                delay: float = 0.0) -> None:

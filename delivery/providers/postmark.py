@@ -1,0 +1,94 @@
+"""Postmark single send (POST /email).
+
+Idempotency: Postmark takes no idempotency key, so a retry after a lost 200 can
+deliver twice. Our key goes in ``Metadata.eseq_message`` (returned on bounce,
+delivery and open webhooks) and as the X-Eseq-Message header of the delivered copy.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formataddr
+from types import TracebackType
+from typing import Any
+
+from delivery.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from delivery.providers import http
+from delivery.providers.parts import Parts, split_message
+
+INACTIVE_RECIPIENT = 406  # hard bounce, spam complaint or manual suppression at Postmark
+INVALID_EMAIL_REQUEST = 300  # bad address, but also bad From, empty body, >50 recipients
+RATE_LIMITED = 429
+
+
+@dataclass(frozen=True)
+class PostmarkConfig:
+    server_token: str
+    message_stream: str = "outbound"  # a broadcast stream for marketing sequences, per Postmark's policy
+    base_url: str = "https://api.postmarkapp.com"
+    timeout: float = http.DEFAULT_TIMEOUT
+    name: str = "postmark"
+
+
+def build_payload(parts: Parts, sender: str, recipient: str, message_stream: str) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "From": formataddr((parts.from_name, sender)) if parts.from_name else sender,
+        "To": recipient,
+        "Subject": parts.subject,
+        "TextBody": parts.text or " ",
+        "Headers": [{"Name": name, "Value": value} for name, value in parts.headers.items()],
+        "MessageStream": message_stream,
+        "Metadata": {"eseq_message": parts.key},
+    }
+    if parts.html:
+        payload["HtmlBody"] = parts.html
+    return payload
+
+
+def classify(response: http.Response) -> DeliveryError:
+    answer = response.json()
+    code = answer.get("ErrorCode")
+    detail = f"ErrorCode {code}: {answer.get('Message', '')}" if code is not None else response.text()
+    failure = http.provider_failure("Postmark", response, detail)
+    if failure is not None:
+        return failure
+    if code == INACTIVE_RECIPIENT:
+        return PermanentDeliveryError(f"Postmark refused the recipient: {detail}")
+    if code == INVALID_EMAIL_REQUEST and "'To'" in str(answer.get("Message", "")):
+        return PermanentDeliveryError(f"Postmark refused the recipient: {detail}")
+    if code == RATE_LIMITED:
+        return TransientDeliveryError(f"Postmark rate limit: {detail}", http.retry_after(response.headers))
+    # Unverified sender signature, account pending or not allowed to send, a
+    # malformed request: about us, not the recipient.
+    return TransientDeliveryError(f"Postmark rejected the request ({response.status}): {detail}")
+
+
+class PostmarkTransport:
+    def __init__(self, config: PostmarkConfig) -> None:
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def __enter__(self) -> PostmarkTransport:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass  # one request per message; nothing held open
+
+    def send(self, message: EmailMessage, sender: str, recipient: str) -> str:
+        payload = build_payload(split_message(message), sender, recipient, self.config.message_stream)
+        response = http.post(self.config.base_url.rstrip("/") + "/email", json.dumps(payload).encode(), {
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "X-Postmark-Server-Token": self.config.server_token,
+        }, self.config.timeout)
+        answer = response.json() if response.status == 200 else {}
+        if response.status == 200 and answer.get("ErrorCode", 0) == 0:
+            return str(answer.get("MessageID") or message["Message-ID"])
+        raise classify(response)

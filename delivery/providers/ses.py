@@ -1,0 +1,106 @@
+"""Amazon SES v2 SendEmail (POST /v2/email/outbound-emails) with our MIME message
+as raw content, signed with SigV4 (service "ses").
+
+Sending raw keeps every header we built (Message-ID, List-Unsubscribe, our
+X-Eseq-Message) exactly as the SMTP path sends them.
+
+Idempotency: SendEmail takes no client token, so a retry after a lost 200 can
+deliver twice. Our key travels in the raw message's X-Eseq-Message header, which
+SES event publishing reports back with the mail's headers.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from types import TracebackType
+from typing import Any
+
+from delivery.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from delivery.providers import http, sigv4
+
+THROTTLED = {"TooManyRequestsException", "ThrottlingException", "Throttling", "LimitExceededException"}
+
+
+@dataclass(frozen=True)
+class SesConfig:
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    region: str
+    session_token: str | None = field(default=None, repr=False)
+    configuration_set: str | None = None
+    base_url: str | None = None  # default https://email.{region}.amazonaws.com
+    timeout: float = http.DEFAULT_TIMEOUT
+    name: str = "ses"
+
+    @property
+    def endpoint(self) -> str:
+        return (self.base_url or f"https://email.{self.region}.amazonaws.com").rstrip("/")
+
+
+def build_payload(message: EmailMessage, sender: str, recipient: str, configuration_set: str | None) -> dict[str, Any]:
+    raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))  # RFC 5322 line endings
+    payload: dict[str, Any] = {
+        "FromEmailAddress": sender,
+        "Destination": {"ToAddresses": [recipient]},
+        "Content": {"Raw": {"Data": base64.b64encode(raw).decode()}},
+    }
+    if configuration_set:
+        payload["ConfigurationSetName"] = configuration_set
+    return payload
+
+
+def error_code(response: http.Response) -> str:
+    """The AWS error name: the X-Amzn-ErrorType header ("MessageRejected:http://...")
+    or the body's __type/code ("com.amazonaws...#MessageRejected")."""
+    answer = response.json()
+    raw = response.headers.get("X-Amzn-ErrorType") or answer.get("__type") or answer.get("code") or ""
+    return str(raw).split(":", 1)[0].rsplit("#", 1)[-1]
+
+
+def classify(response: http.Response) -> DeliveryError:
+    answer = response.json()
+    code = error_code(response)
+    detail = f"{code or response.status}: {answer.get('message') or answer.get('Message') or response.text()}"
+    if code in THROTTLED:  # sending-rate and quota limits, whatever status they came with
+        return TransientDeliveryError(f"SES throttled the send: {detail}", http.retry_after(response.headers))
+    failure = http.provider_failure("SES", response, detail)
+    if failure is not None:
+        return failure
+    if code == "MessageRejected" and "not verified" not in detail.lower():
+        return PermanentDeliveryError(f"SES rejected the message: {detail}")
+    # "Email address is not verified" (our identity, or the sandbox),
+    # MailFromDomainNotVerified, SendingPaused, AccountSuspended, a missing
+    # configuration set: all about our account, so failover moves on.
+    return TransientDeliveryError(f"SES refused the request ({response.status}): {detail}")
+
+
+class SesTransport:
+    def __init__(self, config: SesConfig) -> None:
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def __enter__(self) -> SesTransport:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass  # one request per message; nothing held open
+
+    def send(self, message: EmailMessage, sender: str, recipient: str) -> str:
+        cfg = self.config
+        url = cfg.endpoint + "/v2/email/outbound-emails"
+        body = json.dumps(build_payload(message, sender, recipient, cfg.configuration_set)).encode()
+        headers = sigv4.sign("POST", url, {"Content-Type": "application/json"}, body,
+                             access_key_id=cfg.access_key_id, secret_access_key=cfg.secret_access_key,
+                             region=cfg.region, service="ses", session_token=cfg.session_token)
+        response = http.post(url, body, headers, cfg.timeout)
+        if response.status == 200:
+            return str(response.json().get("MessageId") or message["Message-ID"])
+        raise classify(response)

@@ -1,1 +1,95 @@
-"""HTTP email provider adapters behind the SMTP transport's interface."""
+"""Email providers behind one interface (``name``, ``send(message, sender,
+recipient) -> provider message id``, used as a context manager): SMTP and one
+HTTP adapter per provider, built from a provider row's ``kind`` and ``config``.
+
+Idempotency keys: none of SendGrid, Postmark, Mailgun or SES v2 SendEmail accepts
+one, so a crash between a provider's acceptance and our record can still
+duplicate a message. Every adapter passes our X-Eseq-Message key where the
+provider echoes it back on its events (SendGrid custom_args, Postmark Metadata,
+Mailgun v: variables, SES the raw header), so duplicates can be recognised and
+``sending`` rows reconciled.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from delivery.providers.mailgun import MailgunConfig, MailgunTransport
+from delivery.providers.postmark import PostmarkConfig, PostmarkTransport
+from delivery.providers.sendgrid import SendgridConfig, SendgridTransport
+from delivery.providers.ses import SesConfig, SesTransport
+from delivery.smtp import SmtpConfig, SmtpTransport
+
+CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
+    "smtp": ("host", "port", "username", "password", "use_tls", "use_ssl", "timeout"),
+    "sendgrid": ("api_key", "base_url", "timeout"),
+    "postmark": ("server_token", "message_stream", "base_url", "timeout"),
+    "mailgun": ("api_key", "domain", "base_url", "timeout"),
+    "ses": ("access_key_id", "secret_access_key", "region", "session_token", "configuration_set", "base_url",
+            "timeout"),
+}
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "smtp": ("host",),
+    "sendgrid": ("api_key",),
+    "postmark": ("server_token",),
+    "mailgun": ("api_key", "domain"),
+    "ses": ("access_key_id", "secret_access_key", "region"),
+}
+# Stored with the provider, never returned by the API nor put in an error message.
+SECRET_FIELDS: dict[str, tuple[str, ...]] = {
+    "smtp": ("password",),
+    "sendgrid": ("api_key",),
+    "postmark": ("server_token",),
+    "mailgun": ("api_key",),
+    "ses": ("secret_access_key", "session_token"),
+}
+_BOOLEANS = {"use_tls", "use_ssl"}
+
+_BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "smtp": lambda c: SmtpTransport(SmtpConfig(**c)),
+    "sendgrid": lambda c: SendgridTransport(SendgridConfig(**c)),
+    "postmark": lambda c: PostmarkTransport(PostmarkConfig(**c)),
+    "mailgun": lambda c: MailgunTransport(MailgunConfig(**c)),
+    "ses": lambda c: SesTransport(SesConfig(**c)),
+}
+
+
+def _check(kind: str, key: str, value: Any) -> None:
+    # Messages name the key, never the value: it may be a secret.
+    if key in _BOOLEANS:
+        if not isinstance(value, bool):
+            raise ValueError(f"{kind} config '{key}' must be true or false")
+    elif key == "port":
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+            raise ValueError(f"{kind} config 'port' must be an integer from 1 to 65535")
+    elif key == "timeout":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"{kind} config 'timeout' must be a positive number of seconds")
+    elif key == "base_url":
+        if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+            raise ValueError(f"{kind} config 'base_url' must be an http(s) URL")
+    elif value is not None and not isinstance(value, str):
+        raise ValueError(f"{kind} config '{key}' must be a string")
+
+
+def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The config with empty optional values dropped; ValueError naming the first
+    key that is missing, unknown or of the wrong type."""
+    if kind not in CONFIG_FIELDS:
+        raise ValueError(f"unknown provider kind '{kind}'; expected one of {', '.join(CONFIG_FIELDS)}")
+    for key in config:
+        if key not in CONFIG_FIELDS[kind]:
+            raise ValueError(f"{kind} config has unknown key '{key}'")
+    for key in REQUIRED_FIELDS[kind]:
+        if config.get(key) in (None, ""):
+            raise ValueError(f"{kind} config needs '{key}'")
+    cleaned = {key: value for key, value in config.items() if value not in (None, "")}
+    for key, value in cleaned.items():
+        _check(kind, key, value)
+    return cleaned
+
+
+def build_transport(kind: str, config: dict[str, Any], name: str) -> Any:
+    """A transport for one provider row; ``name`` is what outcomes are recorded under."""
+    cleaned = validate_config(kind, config)
+    return _BUILDERS[kind]({**cleaned, "name": name})

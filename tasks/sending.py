@@ -6,7 +6,7 @@ from datetime import timedelta
 from delivery.circuits import load_routes
 from delivery.routing import Failover, Route, Transport
 from delivery.sender import SenderIdentity, deliver, prepare, record
-from delivery.smtp import SmtpConfig, SmtpTransport
+from delivery.providers import build_transport as build_provider_transport
 from delivery.tracking import Tracker
 from models.base import utcnow
 from models.db import session_scope
@@ -26,12 +26,7 @@ def default_route() -> Route | None:
 
 
 def build_transport(route: Route) -> Transport:
-    if route.kind == "smtp":
-        fields = {k: v for k, v in route.config.items() if k in SmtpConfig.__dataclass_fields__}
-        return SmtpTransport(SmtpConfig(**{**fields, "name": route.name}))
-    from delivery.providers import build_transport as build_http
-
-    return build_http(route.kind, route.config, route.name)
+    return build_provider_transport(route.kind, route.config, route.name)  # type: ignore[no-any-return]
 
 
 @app.task(name="sending.send_messages", ignore_result=True)

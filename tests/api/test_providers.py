@@ -1,0 +1,78 @@
+"""Providers API: validated config, secrets never shown, health visible, tenant-scoped,
+and no provider may point at the platform's own network."""
+from __future__ import annotations
+
+import json
+
+from models import Provider, db
+
+SENDGRID = {"name": "sg", "kind": "sendgrid", "priority": 1, "config": {"api_key": "SG.secret-value"}}
+SMTP = {"name": "relay", "kind": "smtp", "priority": 2,
+        "config": {"host": "93.184.216.34", "port": 587, "username": "u", "password": "smtp-secret", "use_tls": True}}
+
+
+def test_it_creates_providers_and_never_shows_their_secrets(client, alice):
+    created = client.post("/api/v1/providers", json=SENDGRID, headers=alice.headers)
+    assert created.status_code == 201
+    body = created.get_json()
+    assert body["config"] == {} and body["secrets_set"] == ["api_key"]
+    assert body["health"]["circuit_state"] == "closed"
+    client.post("/api/v1/providers", json=SMTP, headers=alice.headers)
+    listing = client.get("/api/v1/providers", headers=alice.headers)
+    assert [p["name"] for p in listing.get_json()] == ["sg", "relay"]
+    assert json.loads(listing.headers["X-Pagination"])["total"] == 2
+    text = listing.get_data(as_text=True)
+    assert "SG.secret-value" not in text and "smtp-secret" not in text
+    relay = listing.get_json()[1]
+    assert relay["config"] == {"host": "93.184.216.34", "port": 587, "username": "u", "use_tls": True}
+    assert relay["secrets_set"] == ["password"]
+
+
+def test_a_patch_keeps_secrets_it_does_not_send_and_can_reset_the_circuit(client, alice):
+    pid = client.post("/api/v1/providers", json=SMTP, headers=alice.headers).get_json()["id"]
+    with db.session_scope() as s:
+        p = s.get(Provider, pid)
+        p.circuit_state, p.consecutive_failures = "open", 7
+    response = client.patch(f"/api/v1/providers/{pid}", json={"config": {"port": 2525}, "reset_circuit": True,
+                                                               "domains": ["Gmail.com"]}, headers=alice.headers)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["config"]["port"] == 2525 and body["domains"] == ["gmail.com"]
+    assert body["health"] == {**body["health"], "circuit_state": "closed", "consecutive_failures": 0}
+    with db.session_scope() as s:
+        assert s.get(Provider, pid).config["password"] == "smtp-secret"
+
+
+def test_it_names_bad_config_and_writes_nothing(client, alice):
+    cases = [({**SENDGRID, "config": {}}, "config"), ({**SENDGRID, "kind": "pigeon"}, "kind"),
+             ({**SENDGRID, "config": {"api_key": "x", "colour": "red"}}, "config"),
+             ({**SMTP, "config": {"host": "93.184.216.34", "port": 70000}}, "config"),
+             ({**SENDGRID, "priority": "high"}, "priority"), ({**SENDGRID, "domains": ["not a domain"]}, "domains")]
+    for payload, field in cases:
+        response = client.post("/api/v1/providers", json=payload, headers=alice.headers)
+        assert response.status_code == 422, payload
+        assert field in response.get_json()["errors"]["json"], payload
+    with db.session_scope() as s:
+        assert s.query(Provider).count() == 0
+
+
+def test_a_provider_cannot_point_at_a_private_address(client, alice):
+    for config in ({"host": "127.0.0.1"}, {"host": "10.1.2.3", "port": 25}, {"host": "169.254.169.254"}):
+        response = client.post("/api/v1/providers", json={**SMTP, "config": config}, headers=alice.headers)
+        assert response.status_code == 422
+        assert "config.host" in response.get_json()["errors"]["json"]
+    response = client.post("/api/v1/providers", json={**SENDGRID, "config": {
+        "api_key": "k", "base_url": "http://127.0.0.1:9/"}}, headers=alice.headers)
+    assert response.status_code == 422 and "config.base_url" in response.get_json()["errors"]["json"]
+
+
+def test_names_are_unique_per_account_and_accounts_are_isolated(client, alice, bob):
+    pid = client.post("/api/v1/providers", json=SENDGRID, headers=alice.headers).get_json()["id"]
+    assert client.post("/api/v1/providers", json=SENDGRID, headers=alice.headers).status_code == 409
+    assert client.post("/api/v1/providers", json=SENDGRID, headers=bob.headers).status_code == 201
+    assert client.get(f"/api/v1/providers/{pid}", headers=bob.headers).status_code == 404
+    assert client.patch(f"/api/v1/providers/{pid}", json={"priority": 3}, headers=bob.headers).status_code == 404
+    assert client.delete(f"/api/v1/providers/{pid}", headers=bob.headers).status_code == 404
+    assert client.get("/api/v1/providers").status_code == 401
+    assert client.delete(f"/api/v1/providers/{pid}", headers=alice.headers).status_code == 204
+    assert client.get(f"/api/v1/providers/{pid}", headers=alice.headers).status_code == 404

@@ -1,0 +1,106 @@
+"""Email providers: configured per account, shown with health and circuit state,
+never with their secrets."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from sqlalchemy import Select
+
+from delivery import provider_admin as admin
+from models import Provider
+from web.auth import SECURITY, account_required, current_account_id
+from web.db import get_db
+from web.pagination import SQLPage
+from web.providers.schemas import ProviderCreateSchema, ProviderSchema, ProviderUpdateSchema
+
+blp = Blueprint("providers", __name__, url_prefix="/api/v1/providers", description="Email providers")
+
+
+class _Shown:
+    """A provider as the API shows it: config without secrets, health grouped."""
+
+    def __init__(self, p: Provider) -> None:
+        self.__dict__.update({k: getattr(p, k) for k in ("id", "name", "kind", "priority", "weight", "domains",
+                                                         "enabled", "created_at")})
+        self.config = admin.public_config(p)
+        self.secrets_set = admin.secrets_set(p)
+        self.health = p
+
+
+class _ShownPage(SQLPage):
+    @property
+    def items(self) -> list[Any]:
+        return [_Shown(p) for p in super().items]
+
+
+def _allow_private() -> bool:
+    return bool(current_app.config["ESEQ_SETTINGS"].webhook_allow_private)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except admin.ProviderInputError as exc:
+        abort(422, message=str(exc), errors={"json": {exc.field: [str(exc)]}})
+    except admin.ProviderNotFoundError:
+        abort(404, message="Provider not found.")
+
+
+@blp.route("")
+class Providers(MethodView):
+    @account_required
+    @blp.arguments(ProviderCreateSchema)
+    @blp.response(201, ProviderSchema)
+    @blp.doc(security=SECURITY)
+    def post(self, data: dict[str, Any]) -> _Shown:
+        """Add a provider; 409 when the account already has one with that name."""
+        session = get_db()
+        with _errors():
+            provider = admin.create_provider(session, current_account_id(), data, _allow_private())
+        session.commit()
+        return _Shown(provider)
+
+    @account_required
+    @blp.response(200, ProviderSchema(many=True))
+    @blp.paginate(_ShownPage)
+    @blp.doc(security=SECURITY)
+    def get(self) -> Select[Any]:
+        """Providers in the order they are tried, with health and circuit state."""
+        return admin.list_providers(current_account_id())
+
+
+@blp.route("/<int:provider_id>")
+class ProviderById(MethodView):
+    @account_required
+    @blp.response(200, ProviderSchema)
+    @blp.doc(security=SECURITY)
+    def get(self, provider_id: int) -> _Shown:
+        with _errors():
+            return _Shown(admin.get_provider(get_db(), current_account_id(), provider_id))
+
+    @account_required
+    @blp.arguments(ProviderUpdateSchema)
+    @blp.response(200, ProviderSchema)
+    @blp.doc(security=SECURITY)
+    def patch(self, data: dict[str, Any], provider_id: int) -> _Shown:
+        """Change fields; config secrets not sent are kept."""
+        session = get_db()
+        with _errors():
+            provider = admin.update_provider(session, current_account_id(), provider_id, data, _allow_private())
+        session.commit()
+        return _Shown(provider)
+
+    @account_required
+    @blp.response(204)
+    @blp.doc(security=SECURITY)
+    def delete(self, provider_id: int) -> None:
+        session = get_db()
+        with _errors():
+            admin.delete_provider(session, current_account_id(), provider_id)
+        session.commit()

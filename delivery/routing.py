@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Protocol
@@ -103,7 +103,8 @@ class Failover:
         self._now = now
         self._open: dict[Route, Transport] = {}
         self._failures: dict[Route, int] = {}
-        self._paused: set[Route] = set()
+        # Retry-After answers seen in this batch, before they reach the provider rows.
+        self._paused: dict[Route, datetime] = {}
 
     def _transport(self, route: Route) -> Transport:
         if route not in self._open:
@@ -113,7 +114,8 @@ class Failover:
     def _skipped(self, route: Route) -> bool:
         # Within a batch, a provider failing again and again is dropped without
         # waiting for the recorded circuit to open.
-        return route in self._paused or self._failures.get(route, 0) >= CIRCUIT_THRESHOLD
+        return (self._paused.get(route, self._now) > self._now
+                or self._failures.get(route, 0) >= CIRCUIT_THRESHOLD)
 
     def send(self, routes: list[Route], message: EmailMessage, sender: str, recipient: str,
              key: str) -> Iterator[tuple[Try, str | None]]:
@@ -125,7 +127,8 @@ class Failover:
             return
         candidates = [r for r in order(routes, recipient, key) if usable(r, self._now) and not self._skipped(r)]
         if not candidates:
-            wait = next_opening(routes, self._now)
+            seen = [replace(r, paused_until=self._paused[r]) if r in self._paused else r for r in routes]
+            wait = next_opening(seen, self._now)
             yield Try(None, "none", TransientDeliveryError("no provider available: circuits open or paused",
                                                            retry_after=wait)), None
             return
@@ -138,7 +141,7 @@ class Failover:
                     return
                 self._failures[route] = self._failures.get(route, 0) + 1
                 if exc.retry_after is not None:
-                    self._paused.add(route)
+                    self._paused[route] = self._now + timedelta(seconds=exc.retry_after)
                 continue
             except Exception as exc:  # a provider bug must not stop the batch
                 yield Try(route.provider_id, route.name, TransientDeliveryError(f"{type(exc).__name__}: {exc}")), None

@@ -100,3 +100,33 @@ def test_a_refused_mailbox_is_not_failed_over():
         add_provider(acct, "second", second.port, 2)
         assert send_in_process(ids) == {"failed": 1}
         assert second.handler.received == []
+
+
+def test_a_provider_answering_429_is_not_called_before_retry_after_and_nothing_fails():
+    from tests.support.provider_server import ProviderServer
+
+    ids = queue_emails(3)
+    acct = account_of(ids)
+    server = ProviderServer()
+    server.start()
+    try:
+        with db.session_scope() as s:
+            p = Provider(account_id=acct, name="sg", kind="sendgrid", priority=1,
+                         config={"api_key": "SG.key", "base_url": server.base_url, "timeout": 5})
+            s.add(p)
+            s.flush()
+            pid = p.id
+        server.answer(429, '{"errors":[{"message":"too many requests"}]}', {"Retry-After": "120"})
+        start = utcnow()
+        assert send_in_process(ids, at=start) == {"deferred": 3}
+        assert len(server.requests) == 1, "paused for the rest of the batch after the 429"
+        assert provider(pid).paused_until == start + timedelta(seconds=120)
+        with db.session_scope() as s:
+            assert all(m.retry_at >= start + timedelta(seconds=60) for m in s.scalars(select(Message)))
+        server.answer(202, "", {"X-Message-Id": "sg-1"})
+        assert send_in_process(ids, at=start + timedelta(seconds=119)) == {}
+        assert len(server.requests) == 1, "not called before Retry-After"
+        assert send_in_process(ids, at=start + timedelta(hours=1)) == {"sent": 3}
+        assert statuses() == {"sent": 3}
+    finally:
+        server.stop()

@@ -27,6 +27,7 @@ from email.message import EmailMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from content.compliance import add_unsubscribe_footer, is_transactional
 from content.render import TemplateRenderError, render_email, subscriber_context
 from delivery import outbox
 from delivery.circuits import record_tries
@@ -35,7 +36,7 @@ from delivery.routing import Failover, Route, Try
 from delivery.mime import Envelope, HeaderInjectionError, build_message
 from delivery.tracking import Tracker
 from delivery.unsubscribe import bounce_by_message
-from models import Account, Event, Message, Step, Subscriber, Suppression, Template
+from models import Account, Event, Message, Sequence, Step, Subscriber, Suppression, Template
 from models.bulk import insert_ignoring_conflicts
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,10 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
         try:
             subject, html, text = _content(session, message.account_id, step, message.variant)
             rendered = render_email(subject, html, text, subscriber_context(subscriber, {"unsubscribe_url": unsubscribe_url}))
+            sequence = session.get(Sequence, step.sequence_id)  # from the identity map after the first
+            if not is_transactional(sequence.settings if sequence else None):
+                # Before the tracking rewrite, which leaves links to the unsubscribe page alone.
+                rendered = add_unsubscribe_footer(rendered, unsubscribe_url, account.postal_address if account else None)
             envelope = Envelope(
                 from_email=from_email, from_name=(account.from_name if account else None) or fallback.name,
                 to_email=message.to_email, subject=rendered.subject,

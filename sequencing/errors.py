@@ -27,6 +27,14 @@ class StateConflictError(SequencingError):
     """The action is not allowed in the resource's current state (illegal transition)."""
 
 
+class PreflightFailedError(SequencingError):
+    """An email of the sequence fails the pre-flight check; ``report`` says why."""
+
+    def __init__(self, report: Any) -> None:
+        super().__init__("The sequence fails the pre-flight check; fix it or activate with override_preflight.")
+        self.report = report
+
+
 class InvalidInputError(SequencingError):
     """Input failed validation; ``errors`` maps dotted field paths to messages."""
 

@@ -16,6 +16,7 @@ Functions take a session and a ``now`` and never commit.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +24,8 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from models import Enrollment, Sequence, Step, Template
-from sequencing.errors import MAX_INT, NotFoundError, StateConflictError
+from sequencing.errors import MAX_INT, NotFoundError, PreflightFailedError, StateConflictError
+from sequencing.preflight import Preflight
 from sequencing.settings_schema import validate_settings
 from sequencing.steps import References, split_step, validate_steps
 
@@ -120,8 +122,11 @@ def delete_sequence(session: Session, account_id: int, sequence_id: int) -> None
     session.flush()
 
 
-def transition(session: Session, account_id: int, sequence_id: int, action: str, now: datetime) -> Sequence:
-    """Apply ``activate``, ``pause`` or ``resume``; StateConflictError when not allowed from here."""
+def transition(session: Session, account_id: int, sequence_id: int, action: str, now: datetime,
+               preflight: Callable[[Sequence], Preflight] | None = None, override_preflight: bool = False) -> Sequence:
+    """Apply ``activate``, ``pause`` or ``resume``; StateConflictError when not allowed
+    from here. Activation also runs ``preflight`` (when given) and refuses a failing
+    sequence with PreflightFailedError unless ``override_preflight``."""
     allowed_from, target = TRANSITIONS[action]
     sequence = get_sequence(session, account_id, sequence_id, lock=True)
     if sequence.status not in allowed_from:
@@ -130,6 +135,10 @@ def transition(session: Session, account_id: int, sequence_id: int, action: str,
         # Templates or target sequences may have been deleted since the steps were saved.
         stored = [{"type": s.type, **s.config} for s in sequence.steps]
         validate_steps(stored, references(session, account_id))
+        if preflight is not None and not override_preflight:
+            report = preflight(sequence)
+            if not report.passed:
+                raise PreflightFailedError(report)
     old = "active" if target == "paused" else "paused"
     session.execute(
         update(Enrollment)

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from flask_smorest import abort
 from marshmallow import ValidationError, validate
 
-from sequencing.errors import InvalidInputError, NotFoundError, StateConflictError
+from sequencing.errors import InvalidInputError, NotFoundError, PreflightFailedError, StateConflictError
 
 MAX_ID = 2**31 - 1
 
@@ -23,6 +23,11 @@ def domain_errors() -> Iterator[None]:
         abort(409, message=str(exc))
     except InvalidInputError as exc:
         abort(422, message=str(exc), errors={"json": exc.errors})
+    except PreflightFailedError as exc:
+        failing = {f"steps.{e['position']}" + (f".variants.{e['variant']}" if e["variant"] else ""): e["reasons"]
+                   for e in exc.report.emails if not e["passed"]}
+        abort(422, message=str(exc), errors={"preflight": {**failing, **({"sender": exc.report.problems}
+                                                                         if exc.report.problems else {})}})
 
 
 def no_nul(value: str) -> None:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from flask.views import MethodView
+from marshmallow import Schema, fields
 from flask_smorest import Blueprint
 from sqlalchemy import Select, select
 
 from models import Sequence, utcnow
 from sequencing import lifecycle
+from sequencing.preflight import check_sequence
 from web.auth import SECURITY, account_required, current_account_id
 from web.db import get_db
 from web.pagination import SQLPage
@@ -24,6 +27,18 @@ from web.sequences.schemas import (
     SequenceSchema,
     dump_steps,
 )
+
+class ActivateSchema(Schema):
+    override_preflight = fields.Boolean(load_default=False)
+
+
+class PreflightSchema(Schema):
+    passed = fields.Boolean()
+    score = fields.Float()
+    fail_score = fields.Float()
+    emails = fields.List(fields.Dict())
+    problems = fields.List(fields.String())
+
 
 blp = Blueprint("email_sequences", __name__, url_prefix="/api/v1/email-sequences",
                 description="Sequences (drip campaigns) and their steps")
@@ -97,10 +112,16 @@ class SequenceById(MethodView):
         session.commit()
 
 
-def _transition(action: str, sequence_id: int) -> dict[str, Any]:
+def _dkim_domain() -> str | None:
+    return getattr(current_app.config["ESEQ_SETTINGS"], "dkim_domain", None)
+
+
+def _transition(action: str, sequence_id: int, override_preflight: bool = False) -> dict[str, Any]:
     session = get_db()
     with domain_errors():
-        sequence = lifecycle.transition(session, current_account_id(), sequence_id, action, utcnow())
+        sequence = lifecycle.transition(
+            session, current_account_id(), sequence_id, action, utcnow(),
+            preflight=lambda seq: check_sequence(session, seq, _dkim_domain()), override_preflight=override_preflight)
     session.commit()
     return _detail(sequence)
 
@@ -108,11 +129,27 @@ def _transition(action: str, sequence_id: int) -> dict[str, Any]:
 @blp.route("/<int:sequence_id>/activate")
 class Activate(MethodView):
     @account_required
+    @blp.arguments(ActivateSchema)
     @blp.response(200, SequenceDetailSchema)
     @blp.doc(security=SECURITY)
-    def post(self, sequence_id: int) -> dict[str, Any]:
-        """draft or paused -> active (409 otherwise); steps are re-checked first."""
-        return _transition("activate", sequence_id)
+    def post(self, data: dict[str, Any], sequence_id: int) -> dict[str, Any]:
+        """draft or paused -> active (409 otherwise). Steps are re-checked and the
+        pre-flight content check must pass (422 with its reasons) unless
+        ``override_preflight`` is true."""
+        return _transition("activate", sequence_id, data["override_preflight"])
+
+
+@blp.route("/<int:sequence_id>/preflight")
+class PreflightReport(MethodView):
+    @account_required
+    @blp.response(200, PreflightSchema)
+    @blp.doc(security=SECURITY)
+    def get(self, sequence_id: int) -> dict[str, Any]:
+        """The content score and reasons for every email of the sequence, as activation judges them."""
+        session = get_db()
+        with domain_errors():
+            sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
+        return check_sequence(session, sequence, _dkim_domain()).as_dict()
 
 
 @blp.route("/<int:sequence_id>/pause")

@@ -1,0 +1,66 @@
+"""The pre-flight check of a sequence: every email step (and variant, and the
+template it uses) scored by content.preflight, plus sender-domain alignment with
+the DKIM domain. Activation refuses a sequence that fails unless overridden."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from content.preflight import FAIL_SCORE, dkim_aligned, score_content, spamassassin_score
+from models import Account, Sequence, Template
+
+
+@dataclass
+class Preflight:
+    emails: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return max((e["score"] for e in self.emails), default=0.0)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems and all(e["passed"] for e in self.emails)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "score": self.score, "fail_score": FAIL_SCORE, "emails": self.emails,
+                "problems": self.problems}
+
+
+def _versions(config: dict[str, Any], template: Template | None) -> list[tuple[str | None, dict[str, Any]]]:
+    base = {"subject": template.subject, "html": template.html, "text": template.text} if template else {}
+    base.update({k: v for k, v in config.items() if k in ("subject", "html", "text") and v})
+    versions: list[tuple[str | None, dict[str, Any]]] = [(None, base)]
+    for variant in config.get("variants") or []:
+        versions.append((variant.get("name"), {**base, **{k: v for k, v in variant.items()
+                                                          if k in ("subject", "html", "text") and v}}))
+    return versions
+
+
+def check_sequence(session: Session, sequence: Sequence, dkim_domain: str | None) -> Preflight:
+    report = Preflight()
+    template_ids = {s.config.get("template_id") for s in sequence.steps if s.type == "email"} - {None}
+    templates = {t.id: t for t in session.scalars(select(Template).where(
+        Template.id.in_(template_ids), Template.account_id == sequence.account_id))}
+    for step in sequence.steps:
+        if step.type != "email":
+            continue
+        for variant, content in _versions(step.config, templates.get(step.config.get("template_id"))):
+            score = score_content(content.get("subject") or "", content.get("html"), content.get("text"))
+            message = EmailMessage()
+            message["Subject"] = (content.get("subject") or "").replace("\n", " ").replace("\r", " ")
+            message.set_content(content.get("text") or " ")
+            assassin = spamassassin_score(message)
+            if assassin is not None and assassin > 0:
+                score.add(round(assassin, 1), "SpamAssassin score")
+            report.emails.append({"position": step.position, "variant": variant, "score": round(score.score, 1),
+                                  "passed": score.passed, "reasons": score.reasons})
+    account = session.get(Account, sequence.account_id)
+    if account is not None and not dkim_aligned(account.from_email, dkim_domain):
+        report.problems.append(f"From domain of {account.from_email} does not align with the DKIM domain {dkim_domain}")
+    return report

@@ -105,6 +105,9 @@ class Settings:
     broker_prefix: str
     webhook_allow_private: bool
     lease_seconds: int
+    # Verification secrets for the environment-wide /webhooks/<provider> endpoints,
+    # by provider, keyed like a Provider row's config (inbound/__init__.py).
+    provider_webhooks: dict[str, dict[str, str]] = field(default_factory=dict, repr=False, compare=False, hash=False)
 
     @property
     def embedded(self) -> bool:
@@ -166,7 +169,23 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         broker_prefix=env.get("ESEQ_BROKER_PREFIX", ""),
         webhook_allow_private=_bool(env, "ESEQ_WEBHOOK_ALLOW_PRIVATE", False),
         lease_seconds=_int(env, "ESEQ_LEASE_SECONDS", 300),
+        provider_webhooks=_provider_webhooks(env),
     )
+
+
+_WEBHOOK_VARIABLES = {
+    "sendgrid": {"webhook_public_key": "ESEQ_SENDGRID_WEBHOOK_PUBLIC_KEY"},
+    "mailgun": {"webhook_signing_key": "ESEQ_MAILGUN_WEBHOOK_SIGNING_KEY"},
+    "postmark": {"webhook_username": "ESEQ_POSTMARK_WEBHOOK_USERNAME",
+                 "webhook_password": "ESEQ_POSTMARK_WEBHOOK_PASSWORD"},
+    "ses": {"webhook_topic_arns": "ESEQ_SES_WEBHOOK_TOPIC_ARNS"},
+}
+
+
+def _provider_webhooks(env: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Only providers whose every variable is set; a half-configured one stays off."""
+    found = {p: {k: env.get(v, "") for k, v in names.items()} for p, names in _WEBHOOK_VARIABLES.items()}
+    return {p: values for p, values in found.items() if all(values.values())}
 
 
 @lru_cache(maxsize=1)

@@ -3,6 +3,7 @@ from models.account import Account, ApiKey
 from models.base import Base, utcnow
 from models.enrollment import Enrollment
 from models.event import Event
+from models.inbound_event import InboundEvent
 from models.job import Job
 from models.message import Message
 from models.provider import Provider
@@ -13,6 +14,6 @@ from models.template import Template
 from models.webhook_delivery import WebhookDelivery
 
 __all__ = [
-    "Account", "ApiKey", "Base", "Enrollment", "Event", "Job", "Message", "Provider",
+    "Account", "ApiKey", "Base", "Enrollment", "Event", "InboundEvent", "Job", "Message", "Provider",
     "Sequence", "Step", "Subscriber", "Suppression", "Template", "WebhookDelivery", "utcnow",
 ]

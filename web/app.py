@@ -79,4 +79,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     # lose opens and clicks, and their tokens already make them unforgeable.
     limiter.exempt(tracking_bp)
     app.register_blueprint(tracking_bp)
+
+    from web.provider_webhooks import bp as provider_webhooks_bp
+
+    limiter.exempt(provider_webhooks_bp)  # providers post bursts from shared IPs; each request is verified
+    app.register_blueprint(provider_webhooks_bp)
     return app

@@ -1,0 +1,171 @@
+"""Amazon SES notifications and event publishing, delivered through SNS.
+
+Verification follows AWS's SNS guide: the signing certificate is fetched only
+from ``https://sns.<region>.amazonaws.com/...pem``, the string to sign is built
+from the documented keys in their fixed order, and the base64 signature is
+checked with RSA PKCS#1 v1.5 over SHA1 (SignatureVersion 1) or SHA256 (2). The
+signature proves SNS sent the message, not whose topic it came from: anyone can
+point their own topic at a URL, so topics are restricted by ``webhook_topic_arns``
+(required for the environment-wide endpoint, optional behind an account's secret
+URL). A SubscriptionConfirmation is confirmed by visiting its SubscribeURL, only
+on an amazonaws.com host. Fetching and visiting are injectable for tests.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlparse
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from inbound.events import (InboundRequest, NormalizedEvent, VerificationError, check_age, content_id, from_iso,
+                            load_json, message_ref, text)
+
+NAME = "ses"
+SECRET_KEYS: tuple[str, ...] = ()
+# SNS retries HTTP deliveries for at most an hour under any delivery policy.
+MAX_AGE_SECONDS = 2 * 3600
+TIMEOUT_SECONDS = 5.0
+_CERT_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
+_SIGNED_KEYS = {
+    "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
+    "SubscriptionConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
+    "UnsubscribeConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
+}
+_KINDS = {"Delivery": "delivered", "DeliveryDelay": "deferred", "Bounce": "bounced", "Complaint": "complained",
+          "Reject": "rejected", "Open": "opened", "Click": "clicked"}
+
+CertificateFetcher = Callable[[str], bytes]
+UrlVisitor = Callable[[str], None]
+
+
+def is_certificate_url(url: str) -> bool:
+    parsed = urlparse(url)
+    return (parsed.scheme == "https" and bool(_CERT_HOST.match(parsed.hostname or "")) and parsed.port in (None, 443)
+            and parsed.path.endswith(".pem") and not parsed.query and not parsed.username)
+
+
+def is_subscribe_url(url: str) -> bool:
+    parsed = urlparse(url)
+    host = parsed.hostname or ""
+    return parsed.scheme == "https" and (host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn")) \
+        and parsed.port in (None, 443) and not parsed.username
+
+
+@lru_cache(maxsize=16)
+def fetch_certificate(url: str) -> bytes:
+    """The default fetcher: certificates are few and long-lived, so they are cached."""
+    with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - URL checked by caller
+        return bytes(response.read(64 * 1024))
+
+
+def visit(url: str) -> None:
+    with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - URL checked by caller
+        response.read(64 * 1024)
+
+
+def string_to_sign(envelope: dict[str, Any]) -> bytes:
+    keys = _SIGNED_KEYS[envelope["Type"]]
+    return "".join(f"{k}\n{envelope[k]}\n" for k in keys if k in envelope and (k != "Subject" or envelope[k] is not None)).encode()
+
+
+def _topics(config: dict[str, Any]) -> set[str]:
+    raw = config.get("webhook_topic_arns") or ()
+    items = raw.split(",") if isinstance(raw, str) else raw
+    return {str(t).strip() for t in items if str(t).strip()}
+
+
+def verify(request: InboundRequest, configs: list[dict[str, Any]], now: datetime, *,
+           fetch_certificate: CertificateFetcher = fetch_certificate, require_topic: bool = False,
+           **_: Any) -> str | None:
+    envelope = load_json(request.body)
+    if not isinstance(envelope, dict) or envelope.get("Type") not in _SIGNED_KEYS:
+        raise VerificationError("not an SNS message", status=400)
+    if not all(isinstance(envelope.get(k), str) for k in ("Signature", "SigningCertURL", "MessageId", "Timestamp",
+                                                           "TopicArn", "Message")):
+        raise VerificationError("SNS signature fields missing")
+    algorithm = {"1": hashes.SHA1(), "2": hashes.SHA256()}.get(str(envelope.get("SignatureVersion")))
+    if algorithm is None:
+        raise VerificationError("unknown SNS SignatureVersion")
+    allowed = set().union(*(_topics(c) for c in configs)) if configs else set()
+    if (allowed or require_topic) and envelope["TopicArn"] not in allowed:
+        raise VerificationError("topic not allowed")
+    check_age(from_iso(envelope["Timestamp"]), now, MAX_AGE_SECONDS)
+    url = envelope["SigningCertURL"]
+    if not is_certificate_url(url):
+        raise VerificationError("signing certificate URL is not an SNS host")
+    try:
+        signature = base64.b64decode(envelope["Signature"], validate=True)
+        to_sign = string_to_sign(envelope)
+    except (binascii.Error, ValueError, KeyError):
+        raise VerificationError("signature unreadable") from None
+    try:
+        pem = fetch_certificate(url)
+    except Exception as exc:  # noqa: BLE001 - any fetch failure is ours: let SNS retry
+        raise CertificateUnavailableError(str(exc)) from exc
+    try:
+        key = x509.load_pem_x509_certificate(pem).public_key()
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise VerificationError("signing certificate is not RSA")
+        key.verify(signature, to_sign, padding.PKCS1v15(), algorithm)
+    except (InvalidSignature, ValueError):
+        raise VerificationError("signature does not verify") from None
+    return None
+
+
+class CertificateUnavailableError(Exception):
+    """The SNS certificate could not be fetched: our problem, answered 5xx."""
+
+
+def subscribe_url(body: bytes) -> str | None:
+    """For a (verified) SubscriptionConfirmation, the URL that confirms it."""
+    envelope = json.loads(body)
+    if envelope.get("Type") != "SubscriptionConfirmation":
+        return None
+    url = envelope.get("SubscribeURL")
+    if not isinstance(url, str) or not is_subscribe_url(url):
+        raise VerificationError("SubscribeURL is not an amazonaws.com address", status=400)
+    return url
+
+
+def parse(body: bytes) -> list[NormalizedEvent]:
+    envelope = load_json(body)
+    if not isinstance(envelope, dict) or envelope.get("Type") != "Notification":
+        return []
+    try:
+        notification = json.loads(envelope.get("Message") or "")
+    except (TypeError, json.JSONDecodeError):
+        notification = None
+    event_id = str(envelope.get("MessageId") or content_id(envelope))[:300]
+    if not isinstance(notification, dict):
+        return [NormalizedEvent(event_id, None, None, None, from_iso(envelope.get("Timestamp")), envelope)]
+    # Event publishing says eventType; the older identity notifications say notificationType.
+    event_type = notification.get("eventType") or notification.get("notificationType")
+    kind = _KINDS.get(event_type) if isinstance(event_type, str) else None
+    mail = notification.get("mail") if isinstance(notification.get("mail"), dict) else {}
+    detail_key = {"DeliveryDelay": "deliveryDelay"}.get(str(event_type), str(event_type).lower())
+    detail = notification.get(detail_key) if isinstance(notification.get(detail_key), dict) else {}
+    bounce_type, recipient, reason = None, None, detail.get("reason")
+    if kind == "bounced":
+        bounce_type = "hard" if detail.get("bounceType") == "Permanent" else "soft"
+        recipients = detail.get("bouncedRecipients") or [{}]
+        recipient, reason = recipients[0].get("emailAddress"), recipients[0].get("diagnosticCode") or detail.get("bounceSubType")
+    elif kind == "complained":
+        recipient = (detail.get("complainedRecipients") or [{}])[0].get("emailAddress")
+        reason = detail.get("complaintFeedbackType")
+    elif mail.get("destination"):
+        recipient = mail["destination"][0]
+    return [NormalizedEvent(
+        provider_event_id=event_id, message_ref=message_ref(mail.get("messageId")), kind=kind, bounce_type=bounce_type,
+        occurred_at=from_iso(detail.get("timestamp") or mail.get("timestamp")), raw=envelope,
+        recipient=text(recipient, 320), reason=text(reason))]

@@ -1,0 +1,123 @@
+"""Storing verified provider events, then turning them into ours.
+
+``store_events`` runs in the webhook request: one INSERT ... ON CONFLICT DO
+NOTHING, so the provider gets its 200 after one short transaction and a replay
+inserts nothing. It returns the ids still ``pending`` for those events (new or
+left over from a request whose enqueue failed), so a provider's retry also
+re-dispatches work that never reached the queue.
+
+``process_events`` runs on the analytics queue: it matches each event to our
+message by provider message id, records it in the one vocabulary (de-duplicated
+by provider event id), and for hard bounces, complaints and unsubscribes
+suppresses the address and ends the subscriber's enrollments.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from analytics.events import record_event
+from delivery.unsubscribe import end_enrollments, suppress_address
+from inbound.events import NormalizedEvent
+from models import InboundEvent, Message, Subscriber
+from models.bulk import insert_ignoring_conflicts
+
+# kind -> (subscriber status, suppression reason) for events that stop all sending.
+_STOPS = {"complained": ("complained", "complained"), "unsubscribed": ("unsubscribed", "unsubscribed")}
+
+
+def store_events(session: Session, provider: str, account_id: int | None, events: Sequence[NormalizedEvent],
+                 nonce: str | None, now: datetime) -> list[int]:
+    rows = [{"account_id": account_id, "provider": provider, "provider_event_id": e.provider_event_id,
+             # A nonce belongs to one request; it is stored once, on its first event.
+             "nonce": nonce if i == 0 else None, "kind": e.kind, "bounce_type": e.bounce_type,
+             "message_ref": e.message_ref, "occurred_at": e.occurred_at,
+             "payload": {"event": e.raw, "recipient": e.recipient, "reason": e.reason},
+             "status": "pending", "received_at": now} for i, e in enumerate(events)]
+    # A one-time token seen before is a replay: nothing new is stored, whatever the
+    # body says, though events of its first delivery still pending are re-dispatched.
+    if nonce is None or not _nonce_seen(session, provider, nonce):
+        insert_ignoring_conflicts(session, InboundEvent, rows, InboundEvent.id)
+    ids = [e.provider_event_id for e in events]
+    if not ids:
+        return []
+    return list(session.scalars(select(InboundEvent.id).where(
+        InboundEvent.provider == provider, InboundEvent.provider_event_id.in_(ids), InboundEvent.status == "pending")))
+
+
+def _nonce_seen(session: Session, provider: str, nonce: str) -> bool:
+    return session.scalar(select(InboundEvent.id).where(InboundEvent.provider == provider,
+                                                        InboundEvent.nonce == nonce)) is not None
+
+
+def _candidates(ref: str) -> list[str]:
+    return [ref, f"<{ref}>"]
+
+
+def find_message(session: Session, row: InboundEvent) -> Message | None:
+    if not row.message_ref:
+        return None
+    query = select(Message).where(Message.provider_message_id.in_(_candidates(row.message_ref)))
+    if row.account_id is not None:
+        query = query.where(Message.account_id == row.account_id)
+    return session.scalars(query.order_by(Message.id).limit(1)).first()
+
+
+def _dedup_key(kind: str, message_id: int, provider: str, event_id: str) -> str:
+    suffix = f"{provider}:{event_id}"
+    if len(suffix) > 120:
+        suffix = f"{provider}:" + hashlib.sha256(event_id.encode()).hexdigest()
+    return f"{kind}:{message_id}:{suffix}"
+
+
+def stop_sending(session: Session, message: Message, status: str, reason: str, now: datetime) -> None:
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.id == message.subscriber_id,
+                                                         Subscriber.account_id == message.account_id))
+    if subscriber is not None and subscriber.status == "active":
+        subscriber.status = status
+    suppress_address(session, message.account_id, message.to_email, reason, now)
+    end_enrollments(session, message.subscriber_id, reason, now)
+
+
+def apply_event(session: Session, row: InboundEvent, now: datetime) -> str:
+    """Record one stored event; returns its new status."""
+    if row.kind is None:
+        return "ignored"
+    message = find_message(session, row)
+    if message is None:
+        return "unmatched"
+    properties: dict[str, Any] = {"provider": row.provider, "provider_event_id": row.provider_event_id}
+    if row.bounce_type:
+        properties["bounce_type"] = row.bounce_type
+    for key in ("recipient", "reason"):
+        if (row.payload or {}).get(key):
+            properties[key] = row.payload[key]
+    record_event(session, account_id=message.account_id, subscriber_id=message.subscriber_id, name=row.kind,
+                 now=now, message_id=message.id, source=row.provider, properties=properties,
+                 dedup_key=_dedup_key(row.kind, message.id, row.provider, row.provider_event_id),
+                 occurred_at=row.occurred_at or now)
+    if row.kind == "bounced" and row.bounce_type == "hard":
+        stop_sending(session, message, "bounced", "bounced", now)
+    elif row.kind in _STOPS:
+        stop_sending(session, message, *_STOPS[row.kind], now)
+    return "processed"
+
+
+def process_events(session: Session, ids: Sequence[int], now: datetime) -> dict[str, int]:
+    """Process the pending rows among ``ids``; rows another worker holds are skipped."""
+    rows = session.scalars(
+        select(InboundEvent).where(InboundEvent.id.in_(list(ids)), InboundEvent.status == "pending")
+        .order_by(InboundEvent.id).with_for_update(skip_locked=True)).all()
+    counts: dict[str, int] = {}
+    for row in rows:
+        row.status = apply_event(session, row, now)
+        row.processed_at = now
+        counts[row.status] = counts.get(row.status, 0) + 1
+    return counts
+
+

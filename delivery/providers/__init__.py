@@ -22,12 +22,14 @@ from delivery.smtp import SmtpConfig, SmtpTransport
 
 CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
     "smtp": ("host", "port", "username", "password", "use_tls", "use_ssl", "timeout"),
-    "sendgrid": ("api_key", "base_url", "timeout"),
-    "postmark": ("server_token", "message_stream", "base_url", "timeout"),
-    "mailgun": ("api_key", "domain", "base_url", "timeout"),
+    "sendgrid": ("api_key", "base_url", "timeout", "webhook_public_key"),
+    "postmark": ("server_token", "message_stream", "base_url", "timeout", "webhook_username", "webhook_password"),
+    "mailgun": ("api_key", "domain", "base_url", "timeout", "webhook_signing_key"),
     "ses": ("access_key_id", "secret_access_key", "region", "session_token", "configuration_set", "base_url",
-            "timeout"),
+            "timeout", "webhook_topic_arns"),
 }
+# The webhook_* keys verify the provider's event webhooks (inbound/): sendgrid's is a
+# public key, the others are shared secrets.
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "smtp": ("host",),
     "sendgrid": ("api_key",),
@@ -39,8 +41,8 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
 SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "smtp": ("password",),
     "sendgrid": ("api_key",),
-    "postmark": ("server_token",),
-    "mailgun": ("api_key",),
+    "postmark": ("server_token", "webhook_password"),
+    "mailgun": ("api_key", "webhook_signing_key"),
     "ses": ("secret_access_key", "session_token"),
 }
 _BOOLEANS = {"use_tls", "use_ssl"}

@@ -76,3 +76,11 @@ def test_names_are_unique_per_account_and_accounts_are_isolated(client, alice, b
     assert client.get("/api/v1/providers").status_code == 401
     assert client.delete(f"/api/v1/providers/{pid}", headers=alice.headers).status_code == 204
     assert client.get(f"/api/v1/providers/{pid}", headers=alice.headers).status_code == 404
+
+
+def test_webhook_verification_secrets_can_be_set_and_are_never_shown(client, alice):
+    body = client.post("/api/v1/providers", json={"name": "mg", "kind": "mailgun", "config": {
+        "api_key": "key-1", "domain": "mg.acme.test", "webhook_signing_key": "whsec-123"}},
+        headers=alice.headers).get_json()
+    assert body["secrets_set"] == ["api_key", "webhook_signing_key"]
+    assert "whsec-123" not in json.dumps(body)

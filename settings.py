@@ -74,6 +74,27 @@ def _url(env: dict[str, str], name: str, schemes: tuple[str, ...]) -> str | None
     return raw
 
 
+def _dkim(env: dict[str, str]) -> dict[str, str | bytes]:
+    """DKIM_SELECTOR, DKIM_DOMAIN and DKIM_PRIVATE_KEY (PEM or a path): all or none."""
+    from delivery.dkim import DkimKeyError, is_dns_name, read_private_key
+
+    names = ("DKIM_SELECTOR", "DKIM_DOMAIN", "DKIM_PRIVATE_KEY")
+    values = {name: (env.get(name) or "").strip() for name in names}
+    if not any(values.values()):
+        return {}
+    missing = [name for name in names if not values[name]]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} must be set too: DKIM needs {', '.join(names)}")
+    for name in names[:2]:
+        if not is_dns_name(values[name]):
+            raise ConfigError(f"{name} must be a DNS name, got {values[name]!r}")
+    try:
+        key = read_private_key(values["DKIM_PRIVATE_KEY"])
+    except DkimKeyError as exc:
+        raise ConfigError(f"DKIM_PRIVATE_KEY {exc}") from None
+    return {"dkim_selector": values["DKIM_SELECTOR"], "dkim_domain": values["DKIM_DOMAIN"].lower(), "dkim_private_key": key}
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the platform needs to know about its environment."""
@@ -108,6 +129,9 @@ class Settings:
     # Verification secrets for the environment-wide /webhooks/<provider> endpoints,
     # by provider, keyed like a Provider row's config (inbound/__init__.py).
     provider_webhooks: dict[str, dict[str, str]] = field(default_factory=dict, repr=False, compare=False, hash=False)
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_private_key: bytes | None = field(default=None, repr=False)  # PEM
 
     @property
     def embedded(self) -> bool:
@@ -170,6 +194,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         webhook_allow_private=_bool(env, "ESEQ_WEBHOOK_ALLOW_PRIVATE", False),
         lease_seconds=_int(env, "ESEQ_LEASE_SECONDS", 300),
         provider_webhooks=_provider_webhooks(env),
+        **_dkim(env),  # type: ignore[arg-type]
     )
 
 

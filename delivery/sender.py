@@ -31,6 +31,7 @@ from content.compliance import add_unsubscribe_footer, is_transactional
 from content.render import TemplateRenderError, render_email, subscriber_context
 from delivery import outbox
 from delivery.circuits import record_tries
+from delivery.dkim import DkimKey, environment_key, sign_message
 from delivery.errors import DeliveryError, TransientDeliveryError
 from delivery.routing import Failover, Route, Try
 from delivery.mime import Envelope, HeaderInjectionError, build_message
@@ -65,10 +66,12 @@ class Outcome:
 
 @dataclass(frozen=True)
 class SenderIdentity:
-    """Fallback From when an account has none (FROM_EMAIL / FROM_NAME)."""
+    """Fallback From when an account has none (FROM_EMAIL / FROM_NAME), and the
+    platform's DKIM key (DKIM_*), read from the settings unless given."""
 
     email: str | None
     name: str | None
+    dkim: DkimKey | None = field(default_factory=environment_key)
 
 
 def _content(session: Session, account_id: int, step: Step, variant: str | None) -> tuple[str, str | None, str | None]:
@@ -135,6 +138,8 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
                 unsubscribe_mailto=f"mailto:{from_email}?subject=unsubscribe", message_key=message.idempotency_key,
             )
             email = build_message(envelope, now)
+            if fallback.dkim is not None:  # accounts hold no key of their own yet
+                sign_message(email, fallback.dkim)
         except (TemplateRenderError, HeaderInjectionError) as exc:
             outbox.mark_failed(session, message.id, f"cannot render: {exc}", now)
             continue

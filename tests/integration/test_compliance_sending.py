@@ -2,8 +2,15 @@
 that keeps marketing email lawful, and DKIM signatures that survive the trip."""
 from __future__ import annotations
 
+import base64
+import os
+from collections.abc import Iterator
 from email.message import Message as MimeMessage
+from typing import Any
 
+import dkim
+import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import update
 
 from models import Account, db
@@ -11,7 +18,9 @@ from models.base import utcnow
 from sequencing.claims import claim_due_enrollments
 from sequencing.engine import advance_enrollments
 from tests.integration.test_sending import send_in_process, smtp  # noqa: F401 (fixture)
+from settings import get_settings
 from tests.support import factories
+from tests.support.smtp import RecordingHandler, free_port
 
 UNSUBSCRIBE_PREFIX = "http://localhost:8000/u/"
 ADDRESS = "Alice & Co, 1 Main St\nSpringfield"
@@ -71,3 +80,74 @@ def test_a_transactional_email_gets_no_footer(smtp):  # noqa: F811
     assert UNSUBSCRIBE_PREFIX not in body["text/html"] and UNSUBSCRIBE_PREFIX not in body["text/plain"]
     assert "Springfield" not in body["text/html"] + body["text/plain"]
     assert email["List-Unsubscribe"], "the header stays: it costs nothing and mailbox providers look for it"
+
+
+class RawHandler(RecordingHandler):
+    """Also keeps the bytes as they came off the wire: a signature is over those."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raw: list[bytes] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.raw.append(envelope.original_content or envelope.content)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def dkim_env() -> Iterator[bytes]:
+    """The platform's DKIM key set through the environment, as an operator would;
+    yields the public key's DNS record."""
+    serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
+    rsa = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.rsa")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    os.environ.update(DKIM_SELECTOR="s2026", DKIM_DOMAIN="sender.test", DKIM_PRIVATE_KEY=pem)
+    get_settings.cache_clear()
+    yield b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    for name in ("DKIM_SELECTOR", "DKIM_DOMAIN", "DKIM_PRIVATE_KEY"):
+        os.environ.pop(name, None)
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def raw_smtp() -> Iterator[RawHandler]:
+    handler = RawHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    os.environ.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(port))
+    get_settings.cache_clear()
+    try:
+        yield handler
+    finally:
+        controller.stop()
+        for name in ("SMTP_HOST", "SMTP_PORT"):
+            os.environ.pop(name, None)
+        get_settings.cache_clear()
+
+
+def test_a_dkim_configured_accounts_email_arrives_with_a_signature_that_verifies(dkim_env, raw_smtp):
+    queue = queue_one({"type": "email", "subject": "Grüße {{ subscriber.first_name }}",
+                       "html": '<p>Hallo <a href="https://shop.test/">shop</a></p>'})
+    assert send_in_process([queue]) == {"sent": 1}
+    [raw] = raw_smtp.raw
+    assert raw.startswith(b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=sender.test;")
+    asked: list[bytes] = []
+
+    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
+        asked.append(name)
+        return dkim_env
+
+    assert dkim.verify(raw, dnsfunc=dnsfunc)
+    assert asked == [b"s2026._domainkey.sender.test."]
+    tampered = raw.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: nothing")
+    assert tampered != raw and not dkim.verify(tampered, dnsfunc=dnsfunc)
+
+
+def test_without_dkim_configured_nothing_is_signed(raw_smtp):
+    send_in_process([queue_one({"type": "email", "subject": "Hi", "text": "Hello"})])
+    [raw] = raw_smtp.raw
+    assert b"DKIM-Signature" not in raw

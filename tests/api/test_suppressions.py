@@ -1,0 +1,99 @@
+"""The suppression list API: list, add (idempotent, ending enrollments), remove
+(which never resubscribes anyone), scoped to the caller's account."""
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from models import Enrollment, Subscriber, Suppression, db
+from models.base import utcnow
+from tests.support import factories
+
+URL = "/api/v1/suppressions"
+
+
+def _enrolled_subscriber(account_id: int, status: str = "active") -> int:
+    seq = factories.sequence(account_id, [{"type": "email", "subject": "x", "text": "x"}])
+    [sub] = factories.subscribers(account_id, 1, status=status)
+    factories.enroll(account_id, seq, [sub], utcnow())
+    return sub
+
+
+def test_adding_an_address_suppresses_it_and_ends_its_subscribers_enrollments(client, alice):
+    sub = _enrolled_subscriber(alice.account_id)
+    response = client.post(URL, json={"email": " User0@Example.TEST "}, headers=alice.headers)
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert body["email"] == "user0@example.test" and body["reason"] == "manual" and body["id"]
+    with db.session_scope() as s:
+        enrollment = s.scalar(select(Enrollment).where(Enrollment.subscriber_id == sub))
+        assert (enrollment.status, enrollment.exit_reason) == ("exited", "suppressed")
+        assert s.get(Subscriber, sub).status == "active", "suppressing is not unsubscribing"
+
+
+def test_adding_it_again_answers_200_with_the_existing_entry(client, alice):
+    first = client.post(URL, json={"email": "ada@example.test", "reason": "complained"}, headers=alice.headers)
+    again = client.post(URL, json={"email": "ADA@example.test"}, headers=alice.headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.get_json() == first.get_json()
+    with db.session_scope() as s:
+        assert s.scalar(select(Suppression.reason)) == "complained"
+
+
+def test_it_lists_filters_and_paginates_the_list(client, alice):
+    for email, reason in [("a@example.test", "manual"), ("b@example.test", "bounced"), ("c@example.test", "manual")]:
+        assert client.post(URL, json={"email": email, "reason": reason}, headers=alice.headers).status_code == 201
+    response = client.get(f"{URL}?reason=manual&page_size=1", headers=alice.headers)
+    assert response.status_code == 200
+    assert [s["email"] for s in response.get_json()] == ["c@example.test"]
+    assert json.loads(response.headers["X-Pagination"])["total"] == 2
+    only = client.get(f"{URL}?email=B@Example.test", headers=alice.headers).get_json()
+    assert [(s["email"], s["reason"]) for s in only] == [("b@example.test", "bounced")]
+
+
+def test_removing_lets_an_active_subscriber_be_sent_to_again(client, alice):
+    created = client.post(URL, json={"email": "ada@example.test"}, headers=alice.headers).get_json()
+    assert client.delete(f"{URL}/{created['id']}", headers=alice.headers).status_code == 204
+    assert client.get(URL, headers=alice.headers).get_json() == []
+    assert client.delete(f"{URL}/{created['id']}", headers=alice.headers).status_code == 404
+
+
+def test_removing_does_not_resubscribe_an_unsubscribed_subscriber(client, alice):
+    sub = _enrolled_subscriber(alice.account_id, status="unsubscribed")
+    created = client.post(URL, json={"email": "user0@example.test", "reason": "unsubscribed"},
+                          headers=alice.headers).get_json()
+    assert client.delete(f"{URL}/{created['id']}", headers=alice.headers).status_code == 204
+    with db.session_scope() as s:
+        assert s.get(Subscriber, sub).status == "unsubscribed"
+        assert s.scalar(select(Enrollment.status).where(Enrollment.subscriber_id == sub)) == "exited"
+
+
+def test_alice_cannot_see_or_remove_bobs_suppressions(client, alice, bob):
+    bobs = client.post(URL, json={"email": "x@example.test"}, headers=bob.headers).get_json()
+    assert client.get(URL, headers=alice.headers).get_json() == []
+    assert client.delete(f"{URL}/{bobs['id']}", headers=alice.headers).status_code == 404
+    assert [s["id"] for s in client.get(URL, headers=bob.headers).get_json()] == [bobs["id"]]
+
+
+def test_alice_suppressing_an_address_leaves_bobs_subscriber_enrolled(client, alice, bob):
+    sub = _enrolled_subscriber(bob.account_id)
+    assert client.post(URL, json={"email": "user0@example.test"}, headers=alice.headers).status_code == 201
+    with db.session_scope() as s:
+        assert s.scalar(select(Enrollment.status).where(Enrollment.subscriber_id == sub)) == "active"
+
+
+def test_bad_input_is_a_422_naming_the_field(client, alice):
+    for body, field in [({}, "email"), ({"email": "not-an-address"}, "email"), ({"email": 5}, "email"),
+                        ({"email": "a@example.test", "reason": "because"}, "reason")]:
+        response = client.post(URL, json=body, headers=alice.headers)
+        assert response.status_code == 422, body
+        assert field in response.get_json()["errors"]["json"], response.get_json()
+    response = client.get(f"{URL}?reason=", headers=alice.headers)
+    assert response.status_code == 422 and "reason" in response.get_json()["errors"]["query"]
+
+
+def test_without_credentials_every_endpoint_is_401(client):
+    assert client.get(URL).status_code == 401
+    assert client.post(URL, json={"email": "a@example.test"}).status_code == 401
+    assert client.delete(f"{URL}/1").status_code == 401

@@ -1,0 +1,50 @@
+"""Request and response shapes of the suppression list; addresses are checked and
+normalised by ``audience.fields`` so they match the subscribers they stand for."""
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate
+
+from audience.errors import InvalidFieldError
+from audience.fields import normalise_email
+from delivery.suppressions import MANUAL_REASONS
+
+
+def _no_nul(value: str) -> None:
+    """PostgreSQL cannot compare text containing NUL; refuse it rather than fail in SQL."""
+    if "\x00" in value:
+        raise ValidationError("Contains a forbidden control character.")
+
+
+def _address(value: str) -> str:
+    try:
+        return normalise_email(value)
+    except InvalidFieldError as exc:
+        raise ValidationError(exc.message) from None
+
+
+class SuppressionCreateSchema(Schema):
+    email = fields.String(required=True, validate=validate.Length(min=1, max=320), metadata={"example": "ada@example.com"})
+    reason = fields.String(load_default="manual", validate=validate.OneOf(MANUAL_REASONS))
+
+    @post_load
+    def normalise(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        try:
+            data["email"] = _address(data["email"])
+        except ValidationError as exc:
+            raise ValidationError({"email": exc.messages}) from None
+        return data
+
+
+class SuppressionQuerySchema(Schema):
+    reason = fields.String(validate=[validate.Length(min=1, max=50), _no_nul])
+    email = fields.String(validate=[validate.Length(min=1, max=320), _no_nul],
+                          metadata={"description": "The exact address (case-insensitive)"})
+
+
+class SuppressionSchema(Schema):
+    id = fields.Integer()
+    email = fields.String()
+    reason = fields.String()
+    created_at = fields.DateTime()

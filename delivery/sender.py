@@ -19,7 +19,7 @@ recognised downstream.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -38,6 +38,7 @@ from delivery.mime import Envelope, HeaderInjectionError, build_message
 from delivery.tracking import Tracker
 from delivery.unsubscribe import bounce_by_message
 from models import Account, Event, Message, Sequence, Step, Subscriber, Suppression, Template
+from models.base import utcnow
 from models.bulk import insert_ignoring_conflicts
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class Outgoing:
     sender: str
     recipient: str
     email: EmailMessage
+    lease_until: datetime
 
 
 @dataclass
@@ -144,15 +146,20 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
             outbox.mark_failed(session, message.id, f"cannot render: {exc}", now)
             continue
         outgoing.append(Outgoing(message.id, message.account_id, message.attempts, message.idempotency_key,
-                                 from_email, message.to_email, email))
+                                 from_email, message.to_email, email, now + lease))
     return outgoing
 
 
-def deliver(outgoing: list[Outgoing], failover: Failover, routes: dict[int, list[Route]]) -> Iterator[Outcome]:
+def deliver(outgoing: list[Outgoing], failover: Failover, routes: dict[int, list[Route]],
+            clock: Callable[[], datetime] = utcnow) -> Iterator[Outcome]:
     """Send each message through its account's providers, yielding its outcome at
     once so the caller records it before the next send; one failure never stops
-    the batch."""
+    the batch. A message whose lease ran out while the batch was slow is skipped:
+    the tick may already have handed it to another worker, and sending it here
+    too would be a duplicate. It stays ``sending`` and is picked up again."""
     for item in outgoing:
+        if clock() >= item.lease_until:
+            continue
         tries: list[Try] = []
         accepted_id: str | None = None
         for attempt, provider_message_id in failover.send(routes.get(item.account_id, []), item.email, item.sender,

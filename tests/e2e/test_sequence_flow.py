@@ -84,6 +84,7 @@ def test_a_hundred_subscribers_each_get_exactly_their_branchs_emails(tmp_path: P
                 return len(page) == 100 and all(e["status"] in ("completed", "exited") for e in page)
 
             wait_for(all_done, 90, "every enrollment to finish")
+            wait_for(lambda: len(smtp.handler.received) >= 200, 60, "both emails of every subscriber to arrive")
             time.sleep(1.0)  # any stray duplicate send would land by now
 
             received: dict[str, list[str]] = defaultdict(list)

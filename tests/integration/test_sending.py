@@ -74,7 +74,7 @@ def send_in_process(ids: list[int], at=None) -> dict[str, int]:  # type: ignore[
         routes = load_routes(s, {o.account_id for o in outgoing}, default_route())
     failover = Failover(build_transport, now)
     try:
-        outcomes = list(deliver(outgoing, failover, routes))
+        outcomes = list(deliver(outgoing, failover, routes, clock=lambda: now))
     finally:
         failover.close()
     with db.session_scope() as s:

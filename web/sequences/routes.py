@@ -113,7 +113,7 @@ class SequenceById(MethodView):
 
 
 def _dkim_domain() -> str | None:
-    return getattr(current_app.config["ESEQ_SETTINGS"], "dkim_domain", None)
+    return current_app.config["ESEQ_SETTINGS"].dkim_domain  # type: ignore[no-any-return]
 
 
 def _transition(action: str, sequence_id: int, override_preflight: bool = False) -> dict[str, Any]:

@@ -116,3 +116,24 @@ def provider_failure(provider: str, response: Response, detail: str = "") -> Del
     if 300 <= status < 400:
         return TransientDeliveryError(f"{provider} answered with a redirect ({status}); check its base URL")
     return None
+
+
+class HttpTransport:
+    """What every HTTP adapter shares: the provider's name, use as a context
+    manager, and nothing to close (one request per message, no connection held)."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return str(self.config.name)
+
+    def __enter__(self) -> HttpTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass

@@ -11,7 +11,6 @@ import base64
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr
-from types import TracebackType
 from urllib.parse import quote, urlencode
 
 from delivery.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
@@ -60,22 +59,8 @@ def classify(response: http.Response) -> DeliveryError:
     return TransientDeliveryError(f"Mailgun rejected the request ({response.status}): {detail}")
 
 
-class MailgunTransport:
-    def __init__(self, config: MailgunConfig) -> None:
-        self.config = config
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    def __enter__(self) -> MailgunTransport:
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.close()
-
-    def close(self) -> None:
-        pass  # one request per message; nothing held open
+class MailgunTransport(http.HttpTransport):
+    config: MailgunConfig
 
     def send(self, message: EmailMessage, sender: str, recipient: str) -> str:
         cfg = self.config

@@ -10,7 +10,6 @@ import json
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr
-from types import TracebackType
 from typing import Any
 
 from delivery.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
@@ -64,22 +63,8 @@ def classify(response: http.Response) -> DeliveryError:
     return TransientDeliveryError(f"Postmark rejected the request ({response.status}): {detail}")
 
 
-class PostmarkTransport:
-    def __init__(self, config: PostmarkConfig) -> None:
-        self.config = config
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    def __enter__(self) -> PostmarkTransport:
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.close()
-
-    def close(self) -> None:
-        pass  # one request per message; nothing held open
+class PostmarkTransport(http.HttpTransport):
+    config: PostmarkConfig
 
     def send(self, message: EmailMessage, sender: str, recipient: str) -> str:
         payload = build_payload(split_message(message), sender, recipient, self.config.message_stream)

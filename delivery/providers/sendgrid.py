@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from email.message import EmailMessage
-from types import TracebackType
 from typing import Any
 
 from delivery.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
@@ -59,22 +58,8 @@ def classify(response: http.Response) -> DeliveryError:
     return TransientDeliveryError(f"SendGrid rejected the request ({response.status}): {detail}")
 
 
-class SendgridTransport:
-    def __init__(self, config: SendgridConfig) -> None:
-        self.config = config
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    def __enter__(self) -> SendgridTransport:
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.close()
-
-    def close(self) -> None:
-        pass  # one request per message; nothing held open
+class SendgridTransport(http.HttpTransport):
+    config: SendgridConfig
 
     def send(self, message: EmailMessage, sender: str, recipient: str) -> str:
         body = json.dumps(build_payload(split_message(message), sender, recipient)).encode()

@@ -14,7 +14,6 @@ import base64
 import json
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from types import TracebackType
 from typing import Any
 
 from delivery.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
@@ -76,22 +75,8 @@ def classify(response: http.Response) -> DeliveryError:
     return TransientDeliveryError(f"SES refused the request ({response.status}): {detail}")
 
 
-class SesTransport:
-    def __init__(self, config: SesConfig) -> None:
-        self.config = config
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    def __enter__(self) -> SesTransport:
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.close()
-
-    def close(self) -> None:
-        pass  # one request per message; nothing held open
+class SesTransport(http.HttpTransport):
+    config: SesConfig
 
     def send(self, message: EmailMessage, sender: str, recipient: str) -> str:
         cfg = self.config

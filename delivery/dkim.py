@@ -63,16 +63,6 @@ def read_private_key(value: str) -> bytes:
     return pem
 
 
-def environment_key() -> DkimKey | None:
-    """The platform's key from the environment, or None when DKIM is not configured."""
-    from settings import get_settings  # settings are parsed once; this only reads them
-
-    s = get_settings()
-    if not (s.dkim_selector and s.dkim_domain and s.dkim_private_key):
-        return None
-    return DkimKey(s.dkim_selector, s.dkim_domain, s.dkim_private_key)
-
-
 def sign_message(message: EmailMessage, key: DkimKey) -> None:
     """Add a DKIM-Signature header, first, as RFC 6376 section 5.6 asks of signers."""
     raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))

@@ -31,7 +31,7 @@ from content.compliance import add_unsubscribe_footer, is_transactional
 from content.render import TemplateRenderError, render_email, subscriber_context
 from delivery import outbox
 from delivery.circuits import record_tries
-from delivery.dkim import DkimKey, environment_key, sign_message
+from delivery.dkim import DkimKey, sign_message
 from delivery.errors import DeliveryError, TransientDeliveryError
 from delivery.routing import Failover, Route, Try
 from delivery.mime import Envelope, HeaderInjectionError, build_message
@@ -69,11 +69,11 @@ class Outcome:
 @dataclass(frozen=True)
 class SenderIdentity:
     """Fallback From when an account has none (FROM_EMAIL / FROM_NAME), and the
-    platform's DKIM key (DKIM_*), read from the settings unless given."""
+    platform's DKIM key (DKIM_*) when one is configured."""
 
     email: str | None
     name: str | None
-    dkim: DkimKey | None = field(default_factory=environment_key)
+    dkim: DkimKey | None = None
 
 
 def _content(session: Session, account_id: int, step: Step, variant: str | None) -> tuple[str, str | None, str | None]:

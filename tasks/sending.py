@@ -1,23 +1,24 @@
 """Provider I/O on the ``send`` queue: claim, deliver with failover, record (delivery.sender)."""
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from delivery.circuits import load_routes
+from delivery.dkim import DkimKey
+from delivery.providers import build_transport as build_provider_transport
 from delivery.routing import Failover, Route, Transport
 from delivery.sender import SenderIdentity, deliver, prepare, record
-from delivery.providers import build_transport as build_provider_transport
 from delivery.tracking import Tracker
 from models.base import utcnow
 from models.db import session_scope
-from settings import get_settings
+from settings import Settings, get_settings
 from tasks.app import app
 
 
-def default_route() -> Route | None:
+def default_route(s: Settings) -> Route | None:
     """The SMTP provider from the environment (SMTP_HOST...), for accounts with no
     providers of their own; None when it is not configured."""
-    s = get_settings()
     if not s.smtp_host:
         return None
     return Route(provider_id=None, name="smtp", kind="smtp", config={
@@ -25,26 +26,39 @@ def default_route() -> Route | None:
         "use_tls": s.smtp_use_tls, "use_ssl": s.smtp_port == 465})
 
 
+def sender_identity(s: Settings) -> SenderIdentity:
+    """FROM_EMAIL/FROM_NAME and the platform's DKIM key, as configured."""
+    dkim = None
+    if s.dkim_selector and s.dkim_domain and s.dkim_private_key:
+        dkim = DkimKey(s.dkim_selector, s.dkim_domain, s.dkim_private_key)
+    return SenderIdentity(s.from_email, s.from_name, dkim)
+
+
 def build_transport(route: Route) -> Transport:
     return build_provider_transport(route.kind, route.config, route.name)  # type: ignore[no-any-return]
 
 
-@app.task(name="sending.send_messages", ignore_result=True)
-def send_messages(message_ids: list[int]) -> dict[str, int]:
+def send_batch(message_ids: list[int], clock: Callable[[], datetime] = utcnow) -> dict[str, int]:
+    """Claim and render in one transaction, send outside any, record each outcome in
+    its own; returns counts by resulting status. ``clock`` lets tests move time."""
     s = get_settings()
-    tracker = Tracker(s.secret_key, s.public_base_url)
-    now = utcnow()
+    now = clock()
     with session_scope() as session:
-        outgoing = prepare(session, message_ids, now, tracker, SenderIdentity(s.from_email, s.from_name),
+        outgoing = prepare(session, message_ids, now, Tracker(s.secret_key, s.public_base_url), sender_identity(s),
                            lease=timedelta(seconds=s.lease_seconds))
-        routes = load_routes(session, {o.account_id for o in outgoing}, default_route()) if outgoing else {}
+        routes = load_routes(session, {o.account_id for o in outgoing}, default_route(s)) if outgoing else {}
     counts: dict[str, int] = {}
     failover = Failover(build_transport, now)
     try:
-        for outcome in deliver(outgoing, failover, routes):
+        for outcome in deliver(outgoing, failover, routes, clock=clock):
             with session_scope() as session:
-                for status, n in record(session, [outcome], utcnow()).items():
+                for status, n in record(session, [outcome], clock()).items():
                     counts[status] = counts.get(status, 0) + n
     finally:
         failover.close()
     return counts
+
+
+@app.task(name="sending.send_messages", ignore_result=True)
+def send_messages(message_ids: list[int]) -> dict[str, int]:
+    return send_batch(message_ids)

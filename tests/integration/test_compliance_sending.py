@@ -17,7 +17,7 @@ from models import Account, db
 from models.base import utcnow
 from sequencing.claims import claim_due_enrollments
 from sequencing.engine import advance_enrollments
-from tests.integration.test_sending import send_in_process, smtp  # noqa: F401 (fixture)
+from tests.support.sending import forget_smtp, send_in_process, use_smtp
 from settings import get_settings
 from tests.support import factories
 from tests.support.smtp import RecordingHandler, free_port
@@ -118,15 +118,12 @@ def raw_smtp() -> Iterator[RawHandler]:
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
-    os.environ.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(port))
-    get_settings.cache_clear()
+    use_smtp(port)
     try:
         yield handler
     finally:
         controller.stop()
-        for name in ("SMTP_HOST", "SMTP_PORT"):
-            os.environ.pop(name, None)
-        get_settings.cache_clear()
+        forget_smtp()
 
 
 def test_a_dkim_configured_accounts_email_arrives_with_a_signature_that_verifies(dkim_env, raw_smtp):

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from delivery.routing import CIRCUIT_COOLDOWN, CIRCUIT_THRESHOLD
 from models import Message, Provider, db
 from models.base import utcnow
-from tests.integration.test_sending import queue_emails, send_in_process, statuses
+from tests.support.sending import queue_emails, send_in_process, statuses
 from tests.support.smtp import SmtpServer, free_port
 
 

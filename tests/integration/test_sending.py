@@ -2,84 +2,21 @@
 a real SMTP server on loopback (aiosmtpd)."""
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from delivery.sender import SenderIdentity, deliver, prepare, record
-from delivery.tracking import Tracker
+from delivery.outbox import claim_for_dispatch, claim_for_send
 from models import Enrollment, Event, Message, Subscriber, Suppression, db
 from models.base import utcnow
 from sequencing.claims import claim_due_enrollments
-from sequencing.engine import advance_enrollments
-from settings import get_settings
-from delivery.circuits import load_routes
-from delivery.routing import Failover
-from tasks.sending import build_transport, default_route
 from tasks.sequencing import enqueue_sends
-from tests.support import factories
-from tests.support.waiting import wait_for
+from tests.support.sending import LINK, STEP, forget_smtp, queue_emails, send_in_process, statuses, use_smtp
 from tests.support.smtp import SmtpServer, free_port
-
-LINK = "https://shop.example.test/sale?x=1"
-STEP = {"type": "email", "subject": "Hi {{ subscriber.first_name }}",
-        "html": f'<p>Hello {{{{ subscriber.first_name }}}}, <a href="{LINK}">see the sale</a></p>'}
-
-
-def use_smtp(port: int) -> None:
-    """Point the platform's default SMTP provider at ``port``, through the environment
-    as an operator would, for this process and its in-thread worker."""
-    os.environ.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(port))
-    get_settings.cache_clear()
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        use_smtp(server.port)
-        yield server
-    for name in ("SMTP_HOST", "SMTP_PORT"):
-        os.environ.pop(name, None)
-    get_settings.cache_clear()
-
-
-def statuses() -> dict[str, int]:
-    with db.session_scope() as s:
-        return dict(s.execute(select(Message.status, func.count()).group_by(Message.status)).all())
-
-
-def queue_emails(count: int, steps: list[dict] | None = None) -> list[int]:
-    acct = factories.account()
-    seq = factories.sequence(acct, steps or [STEP])
-    now = utcnow()
-    factories.enroll(acct, seq, factories.subscribers(acct, count), now)
-    with db.session_scope() as s:
-        ids = claim_due_enrollments(s, now, 10_000)
-    with db.session_scope() as s:
-        return advance_enrollments(s, ids, now).message_ids
-
-
-def send_in_process(ids: list[int], at=None) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    settings = get_settings()
-    now = at or utcnow()
-    with db.session_scope() as s:
-        outgoing = prepare(s, ids, now, Tracker(settings.secret_key, settings.public_base_url),
-                           SenderIdentity(None, None))
-        routes = load_routes(s, {o.account_id for o in outgoing}, default_route())
-    failover = Failover(build_transport, now)
-    try:
-        outcomes = list(deliver(outgoing, failover, routes, clock=lambda: now))
-    finally:
-        failover.close()
-    with db.session_scope() as s:
-        return record(s, outcomes, now)
-
+from tests.support.waiting import wait_for
 
 def test_it_sends_every_queued_message_exactly_once_through_a_worker(smtp, worker):
     ids = queue_emails(40)
@@ -191,14 +128,10 @@ def test_when_smtp_is_down_messages_are_deferred_then_sent_once_when_it_returns(
         with db.session_scope() as s:
             assert set(s.scalars(select(Message.attempts))) == {2}
     finally:
-        for name in ("SMTP_HOST", "SMTP_PORT"):
-            os.environ.pop(name, None)
-        get_settings.cache_clear()
+        forget_smtp()
 
 
 def test_a_message_whose_worker_died_is_sent_again_after_its_lease(smtp):
-    from delivery.outbox import claim_for_dispatch, claim_for_send
-
     [message_id] = queue_emails(1)
     start = utcnow()
     with db.session_scope() as s:

@@ -73,7 +73,7 @@ def _links(score: ContentScore, html: str) -> None:
         elif re.fullmatch(r"[\d.]+|\[[0-9a-f:]+\]", host):
             score.add(2, f"link to a bare IP address {host}")
         shown = _DOMAIN_IN_TEXT.search(_TAGS.sub("", label))
-        if shown and shown.group(1).lower().lstrip("w.") not in host:
+        if shown and shown.group(1).lower().removeprefix("www.") not in host:
             score.add(1, f"link text shows {shown.group(1)} but goes to {host}")
 
 

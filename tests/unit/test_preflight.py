@@ -35,3 +35,11 @@ def test_the_from_domain_must_align_with_the_dkim_domain():
     assert dkim_aligned("news@acme.test", "acme.test")
     assert not dkim_aligned("news@other.test", "acme.test")
     assert dkim_aligned("news@other.test", None)
+
+
+def test_only_a_leading_www_is_ignored_when_comparing_shown_and_real_link_domains():
+    body = "<p>" + "Plenty of ordinary text here. " * 20 + "</p>"
+    same = score_content("Hello", body + '<a href="https://acme.test/x">www.acme.test</a>', None)
+    other = score_content("Hello", body + '<a href="https://evil.test/x">wevil.test</a>', None)
+    assert same.reasons == []
+    assert any("shows wevil.test" in r for r in other.reasons)

@@ -19,24 +19,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models import Enrollment, Subscriber
+from models.bulk import dialect_insert
 from sequencing.errors import MAX_INT, InvalidInputError, StateConflictError
 from sequencing.lifecycle import get_sequence
 
 MAX_PER_CALL = 10_000
 CHUNK = 1000  # rows per statement: well under SQLite's 32,766 bound parameters
+# Inserts go through the Core table, run as one executemany: SQLAlchemy's
+# "insertmanyvalues" batches them into multi-row statements compiled once (the ORM
+# path recompiles a 1,000-row VALUES clause per chunk, about 20x slower).
 RUNNING = ("active", "paused")
-
-
-def _insert(session: Session, model: type[Any]) -> Any:
-    """A Core INSERT on the model's table, run as one executemany: SQLAlchemy's
-    "insertmanyvalues" batches it into multi-row statements compiled once (the
-    ORM path recompiles a 1,000-row VALUES clause per chunk, about 20x slower)."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model.__table__)
 
 
 def _chunks(items: list[Any]) -> Iterable[list[Any]]:
@@ -54,7 +49,7 @@ def _ensure_subscribers(session: Session, account_id: int, emails: list[str], no
                  "created_at": now, "updated_at": now} for e in chunk]
         # RETURNING puts the statement on the batched path; rows that hit the
         # constraint return nothing, so the SELECT below reads every id.
-        statement = _insert(session, Subscriber).on_conflict_do_nothing(index_elements=["account_id", "email"])
+        statement = dialect_insert(session, Subscriber.__table__).on_conflict_do_nothing(index_elements=["account_id", "email"])
         session.connection().execute(statement.returning(Subscriber.__table__.c.id), rows).all()
         found.update(session.execute(select(Subscriber.email, Subscriber.id).where(
             Subscriber.account_id == account_id, Subscriber.email.in_(chunk))).all())
@@ -123,7 +118,7 @@ def enroll_subscribers(session: Session, account_id: int, sequence_id: int,
              "enrolled_at": now, "updated_at": now} for sub, run in sorted(runs.items())]
     if not rows:
         return 0, requested
-    statement = (_insert(session, Enrollment)
+    statement = (dialect_insert(session, Enrollment.__table__)
                  .on_conflict_do_nothing(index_elements=["sequence_id", "subscriber_id", "instance_key", "run"])
                  .returning(Enrollment.__table__.c.id))
     enrolled = len(session.connection().execute(statement, rows).all())

@@ -11,21 +11,20 @@ from settings import get_settings
 from sequencing.claims import claim_due_enrollments
 from sequencing.engine import advance_enrollments
 from tasks.app import app
+from tasks.audience import resume_stale_imports
 from tasks.batching import ADVANCE_BATCH, SEND_BATCH, TICK_CLAIM_LIMIT, TICK_MAX_ROUNDS, WEBHOOK_BATCH, chunks
+from tasks.sending import send_messages
+from tasks.webhooks import claim_webhooks_for_dispatch, deliver_webhooks
 
 log = logging.getLogger(__name__)
 
 
 def enqueue_sends(message_ids: list[int]) -> None:
-    from tasks.sending import send_messages
-
     for chunk in chunks(message_ids, SEND_BATCH):
         send_messages.apply_async(args=[chunk])
 
 
 def enqueue_webhooks(webhook_ids: list[int]) -> None:
-    from tasks.webhooks import deliver_webhooks
-
     for chunk in chunks(webhook_ids, WEBHOOK_BATCH):
         deliver_webhooks.apply_async(args=[chunk])
 
@@ -38,7 +37,7 @@ def tick() -> dict[str, int]:
     out and a later tick claims the same rows again.
     """
     lease = timedelta(seconds=get_settings().lease_seconds)
-    claimed = dispatched = 0
+    claimed = 0
     for _ in range(TICK_MAX_ROUNDS):
         now = utcnow()
         with session_scope() as session:
@@ -51,17 +50,13 @@ def tick() -> dict[str, int]:
     with session_scope() as session:
         message_ids = claim_for_dispatch(session, utcnow(), TICK_CLAIM_LIMIT, lease)
     enqueue_sends(message_ids)
-    dispatched += len(message_ids)
-    from tasks.webhooks import claim_webhooks_for_dispatch
-
     webhook_ids = claim_webhooks_for_dispatch(lease)
     enqueue_webhooks(webhook_ids)
-    from tasks.audience import resume_stale_imports
-
     resume_stale_imports(lease)
-    if claimed or dispatched or webhook_ids:
-        log.info("tick", extra={"enrollments": claimed, "messages": dispatched, "webhooks": len(webhook_ids)})
-    return {"enrollments": claimed, "messages": dispatched, "webhooks": len(webhook_ids)}
+    counts = {"enrollments": claimed, "messages": len(message_ids), "webhooks": len(webhook_ids)}
+    if any(counts.values()):
+        log.info("tick", extra=counts)
+    return counts
 
 
 @app.task(name="sequencing.advance", ignore_result=True)

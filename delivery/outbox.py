@@ -62,14 +62,18 @@ def _owned(message_id: int):  # type: ignore[no-untyped-def]
     return and_(Message.id == message_id, Message.status == "sending")
 
 
-def mark_sent(session: Session, message_id: int, provider: str, provider_message_id: str, now: datetime) -> bool:
-    result = session.execute(
+def mark_sent(session: Session, message_id: int, provider: str, provider_message_id: str,
+              now: datetime) -> tuple[int, int] | None:
+    """Record the provider's acceptance; returns (account_id, subscriber_id) of the
+    row we owned, or None when another worker's outcome got there first."""
+    row = session.execute(
         update(Message).where(_owned(message_id)).values(
             status="sent", provider=provider, provider_message_id=provider_message_id, sent_at=now,
-            error=None, claimed_until=None, retry_at=None, updated_at=now),
+            error=None, claimed_until=None, retry_at=None, updated_at=now)
+        .returning(Message.account_id, Message.subscriber_id),
         execution_options={"synchronize_session": False},
-    )
-    return bool(result.rowcount)
+    ).first()
+    return (row.account_id, row.subscriber_id) if row is not None else None
 
 
 def mark_deferred(session: Session, message_id: int, attempts: int, error: str, now: datetime,

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -182,12 +183,16 @@ def deliver(outgoing: list[Outgoing], failover: Failover, routes: dict[int, list
 def record(session: Session, outcomes: list[Outcome], now: datetime) -> dict[str, int]:
     """Write each outcome; returns counts by resulting status."""
     counts: dict[str, int] = {}
-    events = []
+    events: list[dict[str, Any]] = []
     for outcome in outcomes:
         record_tries(session, outcome.tries, now)
         if outcome.error is None:
-            if outbox.mark_sent(session, outcome.message_id, outcome.provider, outcome.provider_message_id or "", now):
-                events.append(outcome.message_id)
+            owner = outbox.mark_sent(session, outcome.message_id, outcome.provider,
+                                     outcome.provider_message_id or "", now)
+            if owner is not None:
+                events.append({"account_id": owner[0], "subscriber_id": owner[1], "message_id": outcome.message_id,
+                               "name": "sent", "dedup_key": f"sent:{outcome.message_id}", "source": "platform",
+                               "properties": {}, "occurred_at": now, "created_at": now})
             status = "sent"
         elif outcome.error.permanent:
             outbox.mark_failed(session, outcome.message_id, str(outcome.error), now, outcome.provider)
@@ -198,10 +203,5 @@ def record(session: Session, outcomes: list[Outcome], now: datetime) -> dict[str
             status = outbox.mark_deferred(session, outcome.message_id, outcome.attempts, str(outcome.error), now,
                                           outcome.error.retry_after, outcome.provider)
         counts[status] = counts.get(status, 0) + 1
-    if events:
-        rows = session.execute(select(Message.id, Message.account_id, Message.subscriber_id).where(Message.id.in_(events)))
-        insert_ignoring_conflicts(session, Event, [
-            {"account_id": a, "subscriber_id": s, "message_id": m, "name": "sent", "dedup_key": f"sent:{m}",
-             "source": "platform", "properties": {}, "occurred_at": now, "created_at": now}
-            for m, a, s in rows], Event.id)
+    insert_ignoring_conflicts(session, Event, events, Event.id)
     return counts

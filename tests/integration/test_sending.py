@@ -144,3 +144,24 @@ def test_a_message_whose_worker_died_is_sent_again_after_its_lease(smtp):
     assert send_in_process([message_id], at=start + timedelta(seconds=5)) == {"sent": 1}
     with db.session_scope() as s:
         assert s.get(Message, message_id).attempts == 2
+
+
+def test_a_message_that_kills_its_worker_every_time_fails_after_bounded_attempts_and_its_batch_goes_on(smtp):
+    from delivery.outbox import MAX_ATTEMPTS
+
+    poison, *others = queue_emails(3)
+    lease = timedelta(seconds=3)
+    at = utcnow()
+    for _ in range(MAX_ATTEMPTS):  # each try: claimed, then the worker dies before any outcome
+        with db.session_scope() as s:
+            assert claim_for_send(s, [poison], at, lease) == [poison]
+        at += lease + timedelta(seconds=1)
+        with db.session_scope() as s:
+            assert poison in claim_for_dispatch(s, at, 100, lease)
+        at += lease + timedelta(seconds=1)
+    assert send_in_process([poison, *others], at=at) == {"sent": 2}
+    with db.session_scope() as s:
+        failed = s.get(Message, poison)
+        assert failed.status == "failed" and failed.error.startswith(f"abandoned after {MAX_ATTEMPTS} attempts")
+    assert smtp.handler.to("user0@example.test") == []
+    assert len(smtp.handler.received) == 2

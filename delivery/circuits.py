@@ -1,5 +1,6 @@
 """Loading an account's providers as routes, and writing back what each try taught
-us: the circuit breaker and Retry-After pauses live on the provider rows.
+us: the circuit breaker, Retry-After pauses and the send-rate limiter's state live
+on the provider rows.
 
 Each update is one conditional statement, so many send threads recording at once
 never lose a count: failures are incremented in SQL, and the circuit opens in the
@@ -12,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
+from delivery.pacing import reserve_run
 from delivery.routing import CIRCUIT_THRESHOLD, Route, Try
 from models import Provider
 
@@ -24,7 +26,7 @@ def load_routes(session: Session, account_ids: set[int], default: Route | None) 
         routes[p.account_id].append(Route(
             provider_id=p.id, name=p.name, kind=p.kind, config=dict(p.config or {}), priority=p.priority,
             weight=p.weight, domains=tuple(d.lower() for d in (p.domains or [])), circuit_state=p.circuit_state,
-            circuit_opened_at=p.circuit_opened_at, paused_until=p.paused_until))
+            circuit_opened_at=p.circuit_opened_at, paused_until=p.paused_until, max_per_second=p.max_per_second))
     if default is not None:
         for account_id, found in routes.items():
             if not found:
@@ -54,3 +56,22 @@ def record_tries(session: Session, tries: list[Try], now: datetime) -> None:
             if attempt.error.retry_after is not None:
                 values["paused_until"] = now + timedelta(seconds=attempt.error.retry_after)
             session.execute(update(Provider).where(row).values(**values))
+
+
+def reserve_sends(session: Session, provider_id: int, count: int, per_second: float, now: datetime,
+                  max_wait: float) -> datetime:
+    """Book ``count`` consecutive slots of the provider's rate; returns when the
+    first starts. A compare-and-set on ``rate_tat`` (retried when another worker
+    moved it first) works the same on PostgreSQL and SQLite. Raises
+    ProviderBusyError when the first free slot is beyond ``max_wait``."""
+    while True:
+        row = session.execute(select(Provider.rate_tat).where(Provider.id == provider_id)).first()
+        if row is None:
+            return now  # removed while the batch ran: nothing left to limit
+        tat = row.rate_tat
+        start, new_tat = reserve_run(tat, count, per_second, now, max_wait)
+        unchanged = Provider.rate_tat.is_(None) if tat is None else Provider.rate_tat == tat
+        moved = session.execute(update(Provider).where(Provider.id == provider_id, unchanged).values(rate_tat=new_tat),
+                                execution_options={"synchronize_session": False})
+        if moved.rowcount == 1:  # type: ignore[attr-defined]
+            return start

@@ -21,3 +21,9 @@ class PermanentDeliveryError(DeliveryError):
     """The recipient is refused (unknown mailbox, 5xx): retrying cannot help."""
 
     permanent = True
+
+
+class HeldError(TransientDeliveryError):
+    """Not attempted: a limit (a provider's send rate, a warming cap) holds the
+    message until ``retry_after``. It is not a failure, so it costs the message no
+    attempt and counts against no provider's circuit."""

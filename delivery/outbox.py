@@ -94,6 +94,19 @@ def mark_deferred(session: Session, message_id: int, attempts: int, error: str, 
     return "deferred"
 
 
+def mark_held(session: Session, message_id: int, reason: str, now: datetime, retry_after: float) -> None:
+    """Put a claimed message back untried until ``now + retry_after``: a limit held
+    it (rate, warming cap, no provider open), so the claim's attempt is returned and
+    waiting can never use up its attempts."""
+    until = now + timedelta(seconds=retry_after)
+    session.execute(
+        update(Message).where(_owned(message_id)).values(
+            status="deferred", retry_at=until, claimed_until=until, error=reason[:2000],
+            attempts=Message.attempts - 1, updated_at=now),
+        execution_options={"synchronize_session": False},
+    )
+
+
 def mark_failed(session: Session, message_id: int, error: str, now: datetime, provider: str | None = None) -> None:
     session.execute(
         update(Message).where(Message.id == message_id, Message.status.in_(("sending", "queued", "deferred"))).values(

@@ -70,7 +70,8 @@ def get_provider(session: Session, account_id: int, provider_id: int) -> Provide
 def create_provider(session: Session, account_id: int, data: dict[str, Any], allow_private: bool) -> Provider:
     provider = Provider(account_id=account_id, name=data["name"], kind=data["kind"], priority=data["priority"],
                         weight=data["weight"], domains=sorted({d.lower() for d in data["domains"]}),
-                        enabled=data["enabled"], config=_clean(data["kind"], data["config"], allow_private))
+                        enabled=data["enabled"], max_per_second=data.get("max_per_second"),
+                        config=_clean(data["kind"], data["config"], allow_private))
     session.add(provider)
     session.flush()
     return provider
@@ -83,7 +84,7 @@ def update_provider(session: Session, account_id: int, provider_id: int, data: d
     provider = get_provider(session, account_id, provider_id)
     if "config" in data:
         provider.config = _clean(provider.kind, {**(provider.config or {}), **data["config"]}, allow_private)
-    for name in ("name", "priority", "weight", "enabled"):
+    for name in ("name", "priority", "weight", "enabled", "max_per_second"):
         if name in data:
             setattr(provider, name, data[name])
     if "domains" in data:

@@ -7,9 +7,11 @@ the remaining domain-ruled ones as a last resort. Within a group, lower
 deterministically from the message key so a retry tries the same order.
 
 A provider is skipped while its circuit is open (until the cool-down has passed,
-then one trial is allowed: half-open) and while a 429's Retry-After holds. A
-transient error moves on to the next provider; a permanent one (this recipient is
-bad) stops: another provider would refuse the same mailbox.
+then one trial is allowed: half-open), while a 429's Retry-After holds, and while
+its send-rate limit is booked beyond a short wait (delivery.pacing). A transient
+error moves on to the next provider; a permanent one (this recipient is bad)
+stops: another provider would refuse the same mailbox. A message that no provider
+could even be tried for because of rate limits is held (HeldError), not failed.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Protocol
 
-from delivery.errors import DeliveryError, TransientDeliveryError
+from delivery.errors import DeliveryError, HeldError, TransientDeliveryError
+from delivery.pacing import Pacer, ProviderBusyError
 
 CIRCUIT_THRESHOLD = 5  # consecutive transient failures that open a circuit
 CIRCUIT_COOLDOWN = timedelta(seconds=60)
@@ -49,6 +52,7 @@ class Route:
     circuit_state: str = "closed"
     circuit_opened_at: datetime | None = None
     paused_until: datetime | None = None
+    max_per_second: float | None = None
 
 
 @dataclass(frozen=True)
@@ -98,9 +102,10 @@ class Failover:
     """Sends each message through the first provider that takes it, reusing one
     open transport per provider for the whole batch."""
 
-    def __init__(self, build: Callable[[Route], Transport], now: datetime) -> None:
+    def __init__(self, build: Callable[[Route], Transport], now: datetime, pacer: Pacer | None = None) -> None:
         self._build = build
         self._now = now
+        self._pacer = pacer
         self._open: dict[Route, Transport] = {}
         self._failures: dict[Route, int] = {}
         # Retry-After answers seen in this batch, before they reach the provider rows.
@@ -122,17 +127,20 @@ class Failover:
         """Yield each try and, for the one that succeeded, the provider's message id.
         Stops after a success or a permanent error."""
         if not routes:
-            yield Try(None, "none", TransientDeliveryError(
+            yield Try(None, "none", HeldError(
                 "no email provider configured: set SMTP_HOST or add one at /api/v1/providers", retry_after=300)), None
             return
         candidates = [r for r in order(routes, recipient, key) if usable(r, self._now) and not self._skipped(r)]
         if not candidates:
             seen = [replace(r, paused_until=self._paused[r]) if r in self._paused else r for r in routes]
             wait = next_opening(seen, self._now)
-            yield Try(None, "none", TransientDeliveryError("no provider available: circuits open or paused",
-                                                           retry_after=wait)), None
+            yield Try(None, "none", HeldError("no provider available: circuits open or paused",
+                                              retry_after=wait)), None
             return
+        busy: list[float] = []
         for route in candidates:
+            if not self._paced(route, busy):
+                continue
             try:
                 provider_id = self._transport(route).send(message, sender, recipient)
             except DeliveryError as exc:
@@ -150,6 +158,21 @@ class Failover:
             self._failures[route] = 0
             yield Try(route.provider_id, route.name, None), provider_id
             return
+        if busy and len(busy) == len(candidates):
+            yield Try(None, "none", HeldError("every provider is at its send-rate limit",
+                                              retry_after=max(min(busy), 1.0))), None
+
+    def _paced(self, route: Route, busy: list[float]) -> bool:
+        """Wait for a slot under the route's rate limit; False when it is booked
+        beyond the pacer's wait (the wait until it frees is added to ``busy``)."""
+        if self._pacer is None or route.max_per_second is None or route.provider_id is None:
+            return True
+        try:
+            self._pacer.acquire(route.provider_id, route.max_per_second)
+        except ProviderBusyError as exc:
+            busy.append(exc.retry_after)
+            return False
+        return True
 
     def close(self) -> None:
         for transport in self._open.values():

@@ -33,7 +33,7 @@ from content.render import TemplateRenderError, render_email, subscriber_context
 from delivery import outbox
 from delivery.circuits import record_tries
 from delivery.dkim import DkimKey, sign_message
-from delivery.errors import DeliveryError, TransientDeliveryError
+from delivery.errors import DeliveryError, HeldError, TransientDeliveryError
 from delivery.routing import Failover, Route, Try
 from delivery.mime import Envelope, HeaderInjectionError, build_message
 from delivery.tracking import Tracker
@@ -194,6 +194,9 @@ def record(session: Session, outcomes: list[Outcome], now: datetime) -> dict[str
                                "name": "sent", "dedup_key": f"sent:{outcome.message_id}", "source": "platform",
                                "properties": {}, "occurred_at": now, "created_at": now})
             status = "sent"
+        elif isinstance(outcome.error, HeldError):
+            outbox.mark_held(session, outcome.message_id, str(outcome.error), now, outcome.error.retry_after or 60.0)
+            status = "held"
         elif outcome.error.permanent:
             outbox.mark_failed(session, outcome.message_id, str(outcome.error), now, outcome.provider)
             # The mailbox does not exist: never try this address again.

@@ -37,6 +37,9 @@ class InboundEvent(Base):
     kind: Mapped[str | None] = mapped_column(String(20))
     bounce_type: Mapped[str | None] = mapped_column(String(10))
     message_ref: Mapped[str | None] = mapped_column(String(300))
+    # Our outbox key as the provider echoed it back (custom_args, Metadata, v:
+    # variables, the raw header): matches a message whose send we never recorded.
+    message_key: Mapped[str | None] = mapped_column(String(200), index=True)
     occurred_at: Mapped[datetime | None]
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(20), default="pending")

@@ -37,6 +37,9 @@ class Message(Base):
     error: Mapped[str | None] = mapped_column(Text)
     retry_at: Mapped[datetime | None]
     claimed_until: Mapped[datetime | None]
+    # Set when a worker died while this row was ``sending``: the provider may have
+    # accepted it, so before a resend we wait for provider events to say so.
+    in_doubt_since: Mapped[datetime | None]
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]

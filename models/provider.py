@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
@@ -40,4 +40,8 @@ class Provider(Base):
     paused_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     last_success_at: Mapped[datetime | None]
+    # Send-rate limit shared by every worker; None is unlimited. ``rate_tat`` is the
+    # limiter's theoretical arrival time (GCRA): the moment the next send may start.
+    max_per_second: Mapped[float | None] = mapped_column(Float)
+    rate_tat: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,11 +1,13 @@
 """Provider I/O on the ``send`` queue: claim, deliver with failover, record (delivery.sender)."""
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from delivery.circuits import load_routes
+from delivery.circuits import load_routes, reserve_sends
 from delivery.dkim import DkimKey
+from delivery.pacing import Pacer
 from delivery.providers import build_transport as build_provider_transport
 from delivery.routing import Failover, Route, Transport
 from delivery.sender import SenderIdentity, deliver, prepare, record
@@ -48,7 +50,7 @@ def send_batch(message_ids: list[int], clock: Callable[[], datetime] = utcnow) -
                            lease=timedelta(seconds=s.lease_seconds))
         routes = load_routes(session, {o.account_id for o in outgoing}, default_route(s)) if outgoing else {}
     counts: dict[str, int] = {}
-    failover = Failover(build_transport, now)
+    failover = Failover(build_transport, now, Pacer(reserve_sends_now, _moving(now)))
     try:
         for outcome in deliver(outgoing, failover, routes, clock=clock):
             with session_scope() as session:
@@ -57,6 +59,19 @@ def send_batch(message_ids: list[int], clock: Callable[[], datetime] = utcnow) -
     finally:
         failover.close()
     return counts
+
+
+def _moving(start: datetime) -> Callable[[], datetime]:
+    """The batch's clock as it runs: the (possibly injected) start plus real time
+    elapsed, so rate limits pace real sends whatever time a test sets."""
+    t0 = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - t0)
+
+
+def reserve_sends_now(provider_id: int, count: int, per_second: float, now: datetime, max_wait: float) -> datetime:
+    """Book rate slots in a transaction of their own, so other workers see them at once."""
+    with session_scope() as session:
+        return reserve_sends(session, provider_id, count, per_second, now, max_wait)
 
 
 @app.task(name="sending.send_messages", ignore_result=True)

@@ -43,11 +43,25 @@ def test_a_patch_keeps_secrets_it_does_not_send_and_can_reset_the_circuit(client
         assert s.get(Provider, pid).config["password"] == "smtp-secret"
 
 
+def test_a_send_rate_limit_is_set_shown_and_removed(client, alice):
+    created = client.post("/api/v1/providers", json={**SENDGRID, "max_per_second": 14}, headers=alice.headers)
+    assert created.get_json()["max_per_second"] == 14
+    pid = created.get_json()["id"]
+    patched = client.patch(f"/api/v1/providers/{pid}", json={"max_per_second": 0.5}, headers=alice.headers)
+    assert patched.get_json()["max_per_second"] == 0.5
+    removed = client.patch(f"/api/v1/providers/{pid}", json={"max_per_second": None}, headers=alice.headers)
+    assert removed.get_json()["max_per_second"] is None
+    with db.session_scope() as s:
+        assert s.get(Provider, pid).max_per_second is None
+
+
 def test_it_names_bad_config_and_writes_nothing(client, alice):
     cases = [({**SENDGRID, "config": {}}, "config"), ({**SENDGRID, "kind": "pigeon"}, "kind"),
              ({**SENDGRID, "config": {"api_key": "x", "colour": "red"}}, "config"),
              ({**SMTP, "config": {"host": "93.184.216.34", "port": 70000}}, "config"),
-             ({**SENDGRID, "priority": "high"}, "priority"), ({**SENDGRID, "domains": ["not a domain"]}, "domains")]
+             ({**SENDGRID, "priority": "high"}, "priority"), ({**SENDGRID, "domains": ["not a domain"]}, "domains"),
+             ({**SENDGRID, "max_per_second": 0}, "max_per_second"),
+             ({**SENDGRID, "max_per_second": "fast"}, "max_per_second")]
     for payload, field in cases:
         response = client.post("/api/v1/providers", json=payload, headers=alice.headers)
         assert response.status_code == 422, payload

@@ -26,7 +26,7 @@ class _Shown:
 
     def __init__(self, p: Provider) -> None:
         self.__dict__.update({k: getattr(p, k) for k in ("id", "name", "kind", "priority", "weight", "domains",
-                                                         "enabled", "created_at")})
+                                                         "enabled", "max_per_second", "created_at")})
         self.config = admin.public_config(p)
         self.secrets_set = admin.secrets_set(p)
         self.health = p

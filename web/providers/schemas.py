@@ -19,6 +19,9 @@ class ProviderCreateSchema(Schema):
     domains = fields.List(fields.String(validate=DOMAIN), load_default=list, validate=validate.Length(max=200),
                           metadata={"description": "Recipient domains this provider is preferred for."})
     enabled = fields.Boolean(load_default=True)
+    max_per_second = fields.Float(allow_none=True, load_default=None, validate=validate.Range(min=0.01, max=100_000),
+                                  metadata={"description": "Send-rate limit across all workers (0.5 = 30 a minute); "
+                                                           "null for none."})
 
 
 class ProviderUpdateSchema(Schema):
@@ -28,6 +31,9 @@ class ProviderUpdateSchema(Schema):
     config = fields.Dict(keys=fields.String())
     domains = fields.List(fields.String(validate=DOMAIN), validate=validate.Length(max=200))
     enabled = fields.Boolean()
+    max_per_second = fields.Float(allow_none=True, validate=validate.Range(min=0.01, max=100_000),
+                                  metadata={"description": "Send-rate limit across all workers (0.5 = 30 a minute); "
+                                                           "null for none."})
     reset_circuit = fields.Boolean(metadata={"description": "Close the circuit by hand."})
 
 
@@ -48,6 +54,7 @@ class ProviderSchema(Schema):
     weight = fields.Integer()
     domains = fields.List(fields.String())
     enabled = fields.Boolean()
+    max_per_second = fields.Float(allow_none=True)
     config = fields.Dict()
     secrets_set = fields.List(fields.String())
     health = fields.Nested(HealthSchema)

@@ -1,0 +1,39 @@
+"""The one error of warming settings, naming the bad field by its dotted path
+(``thresholds.bounce.hold``, ``schedule.3``) so the API can answer 422 with it."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+class WarmingError(ValueError):
+    """A warming setting is invalid; ``field`` is its path, ``message`` says why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class ScheduleError(WarmingError):
+    """The length, volumes, curve or table of a plan is invalid."""
+
+
+class ThresholdsError(WarmingError):
+    """A health threshold is out of range or out of order."""
+
+
+class SharesError(WarmingError):
+    """The mailbox-provider shares of the daily cap are invalid."""
+
+
+def is_int(value: Any) -> bool:
+    """An integer as a user means it (``True`` is an int to Python, not to a user)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float: NaN would compare false with every threshold and pass silently."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value)

@@ -126,6 +126,9 @@ class Settings:
     broker_prefix: str
     webhook_allow_private: bool
     lease_seconds: int
+    # How long a message a worker died sending waits for provider events to prove
+    # it was taken before it is sent again (delivery.sender.hold_in_doubt).
+    reconcile_seconds: int
     # Verification secrets for the environment-wide /webhooks/<provider> endpoints,
     # by provider, keyed like a Provider row's config (inbound/__init__.py).
     provider_webhooks: dict[str, dict[str, str]] = field(default_factory=dict, repr=False, compare=False, hash=False)
@@ -193,6 +196,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         broker_prefix=env.get("ESEQ_BROKER_PREFIX", ""),
         webhook_allow_private=_bool(env, "ESEQ_WEBHOOK_ALLOW_PRIVATE", False),
         lease_seconds=_int(env, "ESEQ_LEASE_SECONDS", 300),
+        reconcile_seconds=_int(env, "ESEQ_RECONCILE_SECONDS", 600, minimum=0),
         provider_webhooks=_provider_webhooks(env),
         **_dkim(env),  # type: ignore[arg-type]
     )

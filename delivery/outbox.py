@@ -14,9 +14,10 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, case, or_, update
 from sqlalchemy.orm import Session
 
+from analytics.events import record_event
 from models import Message
 from sequencing.claims import OutboxRedispatch
 
@@ -33,17 +34,22 @@ def claim_for_send(session: Session, ids: list[int], now: datetime, lease: timed
         and_(Message.status.in_(("queued", "deferred")), or_(Message.retry_at.is_(None), Message.retry_at <= now)),
         and_(Message.status == "sending", Message.claimed_until < now),
     )
+    in_doubt = case((Message.status == "sending", now), else_=Message.in_doubt_since)
     statement = (
         update(Message)
         .where(Message.id.in_(ids), sendable)
-        .values(status="sending", claimed_until=now + lease, attempts=Message.attempts + 1, updated_at=now)
+        .values(status="sending", claimed_until=now + lease, attempts=Message.attempts + 1, updated_at=now,
+                in_doubt_since=in_doubt)
         .returning(Message.id)
         .execution_options(synchronize_session=False)
     )
     return sorted(session.scalars(statement))
 
 
-_REDISPATCH = OutboxRedispatch("messages")
+# A row found ``sending`` by the sweep lost its worker mid-send: the provider may
+# have taken it, so it is marked in doubt (see sender.hold_in_doubt).
+_REDISPATCH = OutboxRedispatch(
+    "messages", "in_doubt_since = CASE WHEN status = 'sending' THEN :now ELSE in_doubt_since END")
 
 
 def claim_for_dispatch(session: Session, now: datetime, limit: int, lease: timedelta = DISPATCH_LEASE) -> list[int]:
@@ -92,6 +98,27 @@ def mark_deferred(session: Session, message_id: int, attempts: int, error: str, 
         execution_options={"synchronize_session": False},
     )
     return "deferred"
+
+
+def reconcile_sent(session: Session, message_id: int, provider: str, provider_message_id: str | None,
+                   sent_at: datetime, now: datetime) -> bool:
+    """A provider's event shows it took a message our row never recorded as sent
+    (the worker died after the provider's answer, or the answer was lost): record
+    the send instead of sending again. Only rows that were tried qualify."""
+    row = session.execute(
+        update(Message).where(Message.id == message_id, Message.status.in_(("queued", "sending", "deferred")),
+                              Message.attempts > 0, Message.sent_at.is_(None)).values(
+            status="sent", provider=provider, provider_message_id=provider_message_id, sent_at=sent_at,
+            error=None, claimed_until=None, retry_at=None, in_doubt_since=None, updated_at=now)
+        .returning(Message.account_id, Message.subscriber_id),
+        execution_options={"synchronize_session": False},
+    ).first()
+    if row is None:
+        return False
+    record_event(session, account_id=row.account_id, subscriber_id=row.subscriber_id, name="sent", now=now,
+                 message_id=message_id, source="platform", properties={"reconciled_from": provider},
+                 dedup_key=f"sent:{message_id}", occurred_at=sent_at)
+    return True
 
 
 def mark_held(session: Session, message_id: int, reason: str, now: datetime, retry_after: float) -> None:

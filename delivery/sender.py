@@ -10,11 +10,14 @@ across network I/O:
    with a conditional UPDATE.
 
 A crash between a provider's acceptance and that record leaves the row
-``sending``; when its lease runs out the tick dispatches it again and it is resent.
-That window is the one place a duplicate can come from. Recording each outcome
-at once keeps it to one message's commit (about a millisecond) rather than a
-batch's I/O. The Message-ID is derived from the outbox key, so a duplicate can be
-recognised downstream.
+``sending``; when its lease runs out the tick dispatches it again, marked in
+doubt. That window is the one place a duplicate can come from. Recording each
+outcome at once keeps it to one message's commit (about a millisecond) rather
+than a batch's I/O. Where the account's providers report events back to us, a
+message in doubt waits (``hold_in_doubt``) for an event carrying its key, which
+reconciles the row to ``sent`` (inbound.store); only without one is it resent.
+Over plain SMTP nothing reports back, so it is resent at once. The Message-ID is
+derived from the outbox key, so a duplicate can be recognised downstream.
 """
 from __future__ import annotations
 
@@ -149,6 +152,38 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
         outgoing.append(Outgoing(message.id, message.account_id, message.attempts, message.idempotency_key,
                                  from_email, message.to_email, email, now + lease))
     return outgoing
+
+
+# A provider row "reports back" when its event webhook can be verified: these keys.
+REPORTING_KEYS = {"sendgrid": "webhook_public_key", "postmark": "webhook_username", "mailgun": "webhook_signing_key",
+                  "ses": "webhook_topic_arns"}
+
+
+def reports_events(route: Route, platform_webhooks: dict[str, dict[str, str]]) -> bool:
+    key = REPORTING_KEYS.get(route.kind)
+    return key is not None and bool(route.config.get(key) or platform_webhooks.get(route.kind, {}).get(key))
+
+
+def hold_in_doubt(session: Session, outgoing: list[Outgoing], routes: dict[int, list[Route]], now: datetime,
+                  grace: timedelta, platform_webhooks: dict[str, dict[str, str]]) -> list[Outgoing]:
+    """Hold back messages a dead worker may already have handed to a provider that
+    reports events, until ``grace`` after the doubt arose, so such an event can
+    reconcile them; returns the ones to send now."""
+    doubted = dict(session.execute(select(Message.id, Message.in_doubt_since).where(
+        Message.id.in_([o.message_id for o in outgoing]), Message.in_doubt_since.is_not(None))).all())
+    if not doubted:
+        return outgoing
+    ready = []
+    for item in outgoing:
+        since = doubted.get(item.message_id)
+        waiting = since is not None and now < since + grace and any(
+            reports_events(r, platform_webhooks) for r in routes.get(item.account_id, []))
+        if waiting:
+            outbox.mark_held(session, item.message_id, "its worker stopped mid-send: waiting for the provider's "
+                             "events before sending again", now, (since + grace - now).total_seconds())
+        else:
+            ready.append(item)
+    return ready
 
 
 def deliver(outgoing: list[Outgoing], failover: Failover, routes: dict[int, list[Route]],

@@ -54,6 +54,9 @@ class NormalizedEvent:
     raw: dict[str, Any]
     recipient: str | None = None
     reason: str | None = None
+    # Our outbox key, echoed back where the adapter put it: matches a message even
+    # when our record of its send was lost (a worker died after the provider took it).
+    message_key: str | None = None
 
 
 def message_ref(value: Any) -> str | None:
@@ -62,6 +65,13 @@ def message_ref(value: Any) -> str | None:
         return None
     ref = value.strip().strip("<>").strip()
     return ref[:300] or None
+
+
+def outbox_key(value: Any) -> str | None:
+    """Our X-Eseq-Message key as a provider echoed it; anything else is ignored."""
+    if isinstance(value, str) and 0 < len(value) <= 200 and value.isprintable():
+        return value
+    return None
 
 
 def from_unix(value: Any) -> datetime | None:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from inbound.events import (InboundRequest, NormalizedEvent, VerificationError, check_age, content_id, from_unix,
-                            load_json, message_ref, text)
+                            load_json, message_ref, outbox_key, text)
 
 NAME = "mailgun"
 SECRET_KEYS = ("webhook_signing_key",)
@@ -58,8 +58,10 @@ def parse(body: bytes) -> list[NormalizedEvent]:
     message = data.get("message") if isinstance(data.get("message"), dict) else {}
     headers = message.get("headers") if isinstance(message.get("headers"), dict) else {}
     status = data.get("delivery-status") if isinstance(data.get("delivery-status"), dict) else {}
+    variables = data.get("user-variables") if isinstance(data.get("user-variables"), dict) else {}
     reason = status.get("description") or status.get("message") or data.get("reason")
     return [NormalizedEvent(
         provider_event_id=str(data.get("id") or content_id(data))[:300], message_ref=message_ref(headers.get("message-id")),
         kind=kind, bounce_type=bounce_type, occurred_at=from_unix(data.get("timestamp")), raw=document,
-        recipient=text(data.get("recipient"), 320), reason=text(reason))]
+        recipient=text(data.get("recipient"), 320), reason=text(reason),
+        message_key=outbox_key(variables.get("eseq_message")))]

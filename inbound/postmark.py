@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from inbound.events import (InboundRequest, NormalizedEvent, VerificationError, content_id, from_iso, load_json,
-                            message_ref, text)
+                            message_ref, outbox_key, text)
 
 NAME = "postmark"
 SECRET_KEYS = ("webhook_username", "webhook_password")
@@ -67,4 +67,6 @@ def parse(body: bytes) -> list[NormalizedEvent]:
     return [NormalizedEvent(
         provider_event_id=event_id[:300], message_ref=message_ref(record.get("MessageID")), kind=kind,
         bounce_type=bounce_type, occurred_at=from_iso(occurred), raw=record, recipient=text(recipient, 320),
-        reason=text(record.get("Description") or record.get("Details")))]
+        reason=text(record.get("Description") or record.get("Details")),
+        message_key=outbox_key((record.get("Metadata") or {}).get("eseq_message")
+                               if isinstance(record.get("Metadata"), dict) else None))]

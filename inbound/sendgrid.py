@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from inbound.events import (InboundRequest, NormalizedEvent, VerificationError, check_age, content_id, from_unix,
-                            load_json, message_ref, text)
+                            load_json, message_ref, outbox_key, text)
 
 NAME = "sendgrid"
 SECRET_KEYS = ("webhook_public_key",)
@@ -90,4 +90,5 @@ def _normalize(item: dict[str, Any]) -> NormalizedEvent:
     return NormalizedEvent(
         provider_event_id=str(item.get("sg_event_id") or content_id(item))[:300], message_ref=ref, kind=kind,
         bounce_type=bounce_type, occurred_at=from_unix(item.get("timestamp")), raw=item,
-        recipient=text(item.get("email"), 320), reason=text(item.get("reason") or item.get("response")))
+        recipient=text(item.get("email"), 320), reason=text(item.get("reason") or item.get("response")),
+        message_key=outbox_key(item.get("eseq_message")))  # custom_args arrive as top-level fields

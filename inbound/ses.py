@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from inbound.events import (InboundRequest, NormalizedEvent, VerificationError, check_age, content_id, from_iso,
-                            load_json, message_ref, text)
+                            load_json, message_ref, outbox_key, text)
 
 NAME = "ses"
 SECRET_KEYS: tuple[str, ...] = ()
@@ -168,4 +168,12 @@ def parse(body: bytes) -> list[NormalizedEvent]:
     return [NormalizedEvent(
         provider_event_id=event_id, message_ref=message_ref(mail.get("messageId")), kind=kind, bounce_type=bounce_type,
         occurred_at=from_iso(detail.get("timestamp") or mail.get("timestamp")), raw=envelope,
-        recipient=text(recipient, 320), reason=text(reason))]
+        recipient=text(recipient, 320), reason=text(reason), message_key=_header_key(mail.get("headers")))]
+
+
+def _header_key(headers: Any) -> str | None:
+    """X-Eseq-Message from the original headers SES includes in its notifications."""
+    for header in headers if isinstance(headers, list) else []:
+        if isinstance(header, dict) and str(header.get("name", "")).lower() == "x-eseq-message":
+            return outbox_key(header.get("value"))
+    return None

@@ -7,9 +7,12 @@ left over from a request whose enqueue failed), so a provider's retry also
 re-dispatches work that never reached the queue.
 
 ``process_events`` runs on the analytics queue: it matches each event to our
-message by provider message id, records it in the one vocabulary (de-duplicated
-by provider event id), and for hard bounces, complaints and unsubscribes
-suppresses the address and ends the subscriber's enrollments.
+message by provider message id (or, failing that, by our outbox key echoed
+back), records it in the one vocabulary (de-duplicated by provider event id), and
+for hard bounces, complaints and unsubscribes suppresses the address and ends the
+subscriber's enrollments. Any event that proves the provider took a message we
+never recorded as sent (its worker died, or the answer was lost) reconciles the
+row to ``sent`` instead of letting it be sent again (delivery.outbox.reconcile_sent).
 """
 from __future__ import annotations
 
@@ -22,9 +25,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from analytics.events import record_event
+from delivery.outbox import reconcile_sent
 from delivery.unsubscribe import end_enrollments, suppress_address
 from inbound.events import NormalizedEvent
-from models import InboundEvent, Message, Subscriber
+from models import InboundEvent, Message, Provider, Subscriber
 from models.bulk import insert_ignoring_conflicts
 
 # kind -> (subscriber status, suppression reason) for events that stop all sending.
@@ -36,7 +40,7 @@ def store_events(session: Session, provider: str, account_id: int | None, events
     rows = [{"account_id": account_id, "provider": provider, "provider_event_id": e.provider_event_id,
              # A nonce belongs to one request; it is stored once, on its first event.
              "nonce": nonce if i == 0 else None, "kind": e.kind, "bounce_type": e.bounce_type,
-             "message_ref": e.message_ref, "occurred_at": e.occurred_at,
+             "message_ref": e.message_ref, "message_key": e.message_key, "occurred_at": e.occurred_at,
              "payload": {"event": e.raw, "recipient": e.recipient, "reason": e.reason},
              "status": "pending", "received_at": now} for i, e in enumerate(events)]
     # A one-time token seen before is a replay: nothing new is stored, whatever the
@@ -60,12 +64,17 @@ def _candidates(ref: str) -> list[str]:
 
 
 def find_message(session: Session, row: InboundEvent) -> Message | None:
-    if not row.message_ref:
-        return None
-    query = select(Message).where(Message.provider_message_id.in_(_candidates(row.message_ref)))
-    if row.account_id is not None:
-        query = query.where(Message.account_id == row.account_id)
-    return session.scalars(query.order_by(Message.id).limit(1)).first()
+    """By the provider's message id; else by our key, which matches a message whose
+    provider id we never got to record."""
+    for match in ([Message.provider_message_id.in_(_candidates(row.message_ref))] if row.message_ref else []) + (
+            [Message.idempotency_key == row.message_key] if row.message_key else []):
+        query = select(Message).where(match)
+        if row.account_id is not None:
+            query = query.where(Message.account_id == row.account_id)
+        found = session.scalars(query.order_by(Message.id).limit(1)).first()
+        if found is not None:
+            return found
+    return None
 
 
 def _dedup_key(kind: str, message_id: int, provider: str, event_id: str) -> str:
@@ -84,13 +93,24 @@ def stop_sending(session: Session, message: Message, status: str, reason: str, n
     end_enrollments(session, message.subscriber_id, reason, now)
 
 
+def _reconcile(session: Session, message: Message, row: InboundEvent, now: datetime) -> bool:
+    if row.kind == "rejected":
+        return False  # the provider refused it: not sent, our retry decides
+    name = session.scalar(select(Provider.name).where(Provider.account_id == message.account_id,
+                                                      Provider.kind == row.provider).order_by(Provider.priority))
+    return reconcile_sent(session, message.id, name or row.provider, row.message_ref, row.occurred_at or now, now)
+
+
 def apply_event(session: Session, row: InboundEvent, now: datetime) -> str:
     """Record one stored event; returns its new status."""
-    if row.kind is None:
+    if row.kind is None and not row.message_key:
         return "ignored"
     message = find_message(session, row)
     if message is None:
         return "unmatched"
+    reconciled = _reconcile(session, message, row, now)
+    if row.kind is None:  # SendGrid processed, Mailgun accepted, SES Send: news only to a row in doubt
+        return "processed" if reconciled else "ignored"
     properties: dict[str, Any] = {"provider": row.provider, "provider_event_id": row.provider_event_id}
     if row.bounce_type:
         properties["bounce_type"] = row.bounce_type

@@ -71,7 +71,7 @@ def claim_due_enrollments(session: Session, now: datetime, limit: int,
 
 _REDISPATCH_SQL = """
     UPDATE {table} SET claimed_until = :lease_until,
-        status = CASE WHEN status = 'sending' THEN 'queued' ELSE status END
+        status = CASE WHEN status = 'sending' THEN 'queued' ELSE status END{also}
     WHERE id {match} (
         SELECT id FROM {table}
         WHERE status IN ('queued', 'deferred', 'sending')
@@ -90,12 +90,14 @@ class OutboxRedispatch:
     a retry, rows whose task was lost (a flushed broker), and rows a dead worker
     held. A ``sending`` row found here goes back to ``queued`` so the next task may
     claim it; its attempts already count the lost try. ``claimed_until`` here is
-    "dispatched, do not dispatch again before"."""
+    "dispatched, do not dispatch again before". ``also`` adds SET clauses of the
+    table's own (the old row's values are what its expressions see)."""
 
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, also: str = "") -> None:
+        also = f",\n        {also}" if also else ""
         self._statements = {
-            "postgresql": timed_text(_REDISPATCH_SQL.format(table=table, **POSTGRES), "now", "lease_until"),
-            "sqlite": timed_text(_REDISPATCH_SQL.format(table=table, **SQLITE), "now", "lease_until"),
+            "postgresql": timed_text(_REDISPATCH_SQL.format(table=table, also=also, **POSTGRES), "now", "lease_until"),
+            "sqlite": timed_text(_REDISPATCH_SQL.format(table=table, also=also, **SQLITE), "now", "lease_until"),
         }
 
     def claim(self, session: Session, now: datetime, limit: int, lease: timedelta) -> list[int]:

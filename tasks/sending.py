@@ -10,7 +10,7 @@ from delivery.dkim import DkimKey
 from delivery.pacing import Pacer
 from delivery.providers import build_transport as build_provider_transport
 from delivery.routing import Failover, Route, Transport
-from delivery.sender import SenderIdentity, deliver, prepare, record
+from delivery.sender import SenderIdentity, deliver, hold_in_doubt, prepare, record
 from delivery.tracking import Tracker
 from models.base import utcnow
 from models.db import session_scope
@@ -49,7 +49,10 @@ def send_batch(message_ids: list[int], clock: Callable[[], datetime] = utcnow) -
         outgoing = prepare(session, message_ids, now, Tracker(s.secret_key, s.public_base_url), sender_identity(s),
                            lease=timedelta(seconds=s.lease_seconds))
         routes = load_routes(session, {o.account_id for o in outgoing}, default_route(s)) if outgoing else {}
-    counts: dict[str, int] = {}
+        ready = hold_in_doubt(session, outgoing, routes, now, timedelta(seconds=s.reconcile_seconds),
+                              s.provider_webhooks)
+    counts: dict[str, int] = {"held": len(outgoing) - len(ready)} if len(ready) < len(outgoing) else {}
+    outgoing = ready
     failover = Failover(build_transport, now, Pacer(reserve_sends_now, _moving(now)))
     try:
         for outcome in deliver(outgoing, failover, routes, clock=clock):

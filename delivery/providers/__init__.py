@@ -93,5 +93,6 @@ def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
 
 def build_transport(kind: str, config: dict[str, Any], name: str) -> Any:
     """A transport for one provider row; ``name`` is what outcomes are recorded under."""
-    cleaned = validate_config(kind, config)
+    # The webhook_* keys verify the provider's events coming in; sending needs none.
+    cleaned = {k: v for k, v in validate_config(kind, config).items() if not k.startswith("webhook_")}
     return _BUILDERS[kind]({**cleaned, "name": name})

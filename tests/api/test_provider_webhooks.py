@@ -26,16 +26,11 @@ from inbound.ses import string_to_sign
 from inbound.tokens import account_token
 from models import Enrollment, Event, InboundEvent, Message, Provider, Subscriber, Suppression, db
 from tests.support import factories
+from tests.support.provider_signing import NOW, SG_KEY, SG_PUBLIC, sendgrid_headers
 from tests.support.waiting import wait_for
-
-NOW = int(time.time())
-
 
 # --- provider stand-ins: keys and signatures made here, as the providers make theirs ---
 
-SG_KEY = ec.generate_private_key(ec.SECP256R1())
-SG_PUBLIC = base64.b64encode(SG_KEY.public_key().public_bytes(
-    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
 MG_KEY = "mailgun-signing-key-0123456789abcdef"
 PM_USER, PM_PASSWORD = "postmark-hooks", "s3cret-pm-password"
 SNS_CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem"
@@ -53,12 +48,6 @@ def _sns_keypair() -> tuple[rsa.RSAPrivateKey, bytes]:
 
 
 SNS_KEY, SNS_CERT = _sns_keypair()
-
-
-def sendgrid_headers(body: bytes, key: ec.EllipticCurvePrivateKey = SG_KEY, timestamp: int = NOW) -> dict[str, str]:
-    signature = key.sign(str(timestamp).encode() + body, ec.ECDSA(hashes.SHA256()))
-    return {"Content-Type": "application/json", "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
-            "X-Twilio-Email-Event-Webhook-Timestamp": str(timestamp)}
 
 
 def sendgrid_bounce(message_id: str = "14c5d75ce93.dfd.64b469", event_id: str = "6g4ZI7SA-xmRDv57GoPIPw==",
@@ -477,3 +466,21 @@ def test_a_complaint_suppresses_and_an_event_for_an_unknown_message_is_kept_unma
         assert s.scalars(select(Suppression.reason)).one() == "complained"
         assert s.get(Enrollment, ids["enrollment"]).status == "exited"
         assert [e.name for e in s.scalars(select(Event))] == ["complained"]
+
+
+def test_each_provider_hands_back_our_outbox_key_where_the_adapter_put_it():
+    from inbound import mailgun, postmark, sendgrid, ses
+
+    key = "41:7:A:1"
+    [sg] = sendgrid.parse(json.dumps([{**json.loads(sendgrid_bounce())[0], "eseq_message": key}]).encode())
+    [pm] = postmark.parse(json.dumps({**json.loads(postmark_bounce()), "Metadata": {"eseq_message": key}}).encode())
+    [mg] = mailgun.parse(json.dumps({"event-data": {**mailgun_failed(), "user-variables": {"eseq_message": key}}}).encode())
+    notification = ses_bounce()
+    notification["mail"]["headers"] = [{"name": "From", "value": "alice@sender.test"},
+                                       {"name": "X-Eseq-Message", "value": key}]
+    [ses_event] = ses.parse(json.dumps(sns_envelope(notification)).encode())
+    assert [e.message_key for e in (sg, pm, mg, ses_event)] == [key] * 4
+    # Without the key (or with something that is not one) nothing is matched by it.
+    assert postmark.parse(postmark_bounce())[0].message_key is None
+    [odd] = sendgrid.parse(json.dumps([{**json.loads(sendgrid_bounce())[0], "eseq_message": {"x": 1}}]).encode())
+    assert odd.message_key is None

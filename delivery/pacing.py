@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 CHUNK_SECONDS = 0.05
 MAX_WAIT_SECONDS = 2.0
@@ -27,11 +28,14 @@ MAX_WAIT_SECONDS = 2.0
 
 
 class ProviderBusyError(Exception):
-    """The provider's rate is booked beyond the wait a batch accepts."""
+    """A limit refuses this provider for now: its rate is booked beyond the wait a
+    batch accepts, or its warming cap is spent. ``stop`` forbids failing over to
+    another provider (a warming plan's overflow stays with the warming provider)."""
 
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"send rate limit: next free slot in {retry_after:.1f} s")
+    def __init__(self, retry_after: float, reason: str | None = None, stop: bool = False) -> None:
+        super().__init__(reason or f"send rate limit: next free slot in {retry_after:.1f} s")
         self.retry_after = retry_after
+        self.stop = stop
 
 
 # (provider_id, count, per_second, now, max_wait) -> start of the reserved run;
@@ -66,6 +70,14 @@ class Pacer:
         self._sleep = sleep
         self._max_wait = max_wait
         self._runs: dict[int, _Run] = {}
+
+    def admit(self, route: Any, recipient: str) -> None:
+        """The Failover gate: pace a route that has a rate limit."""
+        if route.max_per_second is not None and route.provider_id is not None:
+            self.acquire(route.provider_id, route.max_per_second)
+
+    def close(self) -> None:
+        """Slots booked but not used are left to expire: erring on the slow side."""
 
     def acquire(self, provider_id: int, per_second: float) -> float:
         """Wait for the next slot and take it; returns the seconds waited. Raises

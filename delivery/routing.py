@@ -16,14 +16,14 @@ could even be tried for because of rate limits is held (HeldError), not failed.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Protocol
 
 from delivery.errors import DeliveryError, HeldError, TransientDeliveryError
-from delivery.pacing import Pacer, ProviderBusyError
+from delivery.pacing import ProviderBusyError
 
 CIRCUIT_THRESHOLD = 5  # consecutive transient failures that open a circuit
 CIRCUIT_COOLDOWN = timedelta(seconds=60)
@@ -98,14 +98,23 @@ def next_opening(routes: list[Route], now: datetime) -> float:
     return max(min(waits), 1.0) if waits else 60.0
 
 
+class Gate(Protocol):
+    """A limit consulted before each try (delivery.pacing's rate limits, warming's
+    caps): returns to allow it, raises ProviderBusyError to refuse it."""
+
+    def admit(self, route: Route, recipient: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Failover:
     """Sends each message through the first provider that takes it, reusing one
     open transport per provider for the whole batch."""
 
-    def __init__(self, build: Callable[[Route], Transport], now: datetime, pacer: Pacer | None = None) -> None:
+    def __init__(self, build: Callable[[Route], Transport], now: datetime, gates: Sequence[Gate] = ()) -> None:
         self._build = build
         self._now = now
-        self._pacer = pacer
+        self._gates = tuple(gates)
         self._open: dict[Route, Transport] = {}
         self._failures: dict[Route, int] = {}
         # Retry-After answers seen in this batch, before they reach the provider rows.
@@ -139,7 +148,14 @@ class Failover:
             return
         busy: list[float] = []
         for route in candidates:
-            if not self._paced(route, busy):
+            try:
+                for gate in self._gates:
+                    gate.admit(route, recipient)
+            except ProviderBusyError as exc:
+                busy.append(exc.retry_after)
+                if exc.stop:
+                    yield Try(None, "none", HeldError(str(exc), retry_after=max(exc.retry_after, 1.0))), None
+                    return
                 continue
             try:
                 provider_id = self._transport(route).send(message, sender, recipient)
@@ -162,19 +178,9 @@ class Failover:
             yield Try(None, "none", HeldError("every provider is at its send-rate limit",
                                               retry_after=max(min(busy), 1.0))), None
 
-    def _paced(self, route: Route, busy: list[float]) -> bool:
-        """Wait for a slot under the route's rate limit; False when it is booked
-        beyond the pacer's wait (the wait until it frees is added to ``busy``)."""
-        if self._pacer is None or route.max_per_second is None or route.provider_id is None:
-            return True
-        try:
-            self._pacer.acquire(route.provider_id, route.max_per_second)
-        except ProviderBusyError as exc:
-            busy.append(exc.retry_after)
-            return False
-        return True
-
     def close(self) -> None:
+        for gate in self._gates:
+            gate.close()
         for transport in self._open.values():
             try:
                 transport.close()

@@ -11,9 +11,11 @@ from models.sequence import Sequence, Step
 from models.subscriber import Subscriber
 from models.suppression import Suppression
 from models.template import Template
+from models.warming import WarmingAdjustment, WarmingDay, WarmingPlan
 from models.webhook_delivery import WebhookDelivery
 
 __all__ = [
     "Account", "ApiKey", "Base", "Enrollment", "Event", "InboundEvent", "Job", "Message", "Provider",
-    "Sequence", "Step", "Subscriber", "Suppression", "Template", "WebhookDelivery", "utcnow",
+    "Sequence", "Step", "Subscriber", "Suppression", "Template", "WarmingAdjustment", "WarmingDay", "WarmingPlan", "WebhookDelivery",
+    "utcnow",
 ]

@@ -17,4 +17,16 @@ def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
             "schedule": tick_seconds,
             "options": {"queue": "default", "expires": max(tick_seconds * 2, 1.0)},
         },
+        # Plans keep their own timezones, so "daily" is a frequent check that
+        # closes whichever plan's day has ended; a day is judged once.
+        "warming-advance-plans": {
+            "task": "warming.advance_plans",
+            "schedule": 600.0,
+            "options": {"queue": "default", "expires": 600.0},
+        },
+        "warming-read-results": {
+            "task": "warming.read_results",
+            "schedule": 300.0,
+            "options": {"queue": "default", "expires": 300.0},
+        },
     }

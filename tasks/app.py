@@ -12,7 +12,8 @@ from observability.metrics import TaskCounts, connect_celery_signals
 from observability.sentry import init_sentry
 from settings import get_settings
 
-TASK_MODULES = ["tasks.sequencing", "tasks.sending", "tasks.webhooks", "tasks.audience", "tasks.inbound"]
+TASK_MODULES = ["tasks.sequencing", "tasks.sending", "tasks.webhooks", "tasks.audience", "tasks.inbound",
+                "tasks.warming"]
 
 app = Celery("eseq", include=TASK_MODULES)
 app.config_from_object("celeryconfig")

@@ -4,18 +4,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from delivery.circuits import load_routes, reserve_sends
 from delivery.dkim import DkimKey
 from delivery.pacing import Pacer
 from delivery.providers import build_transport as build_provider_transport
-from delivery.routing import Failover, Route, Transport
-from delivery.sender import SenderIdentity, deliver, hold_in_doubt, prepare, record
+from delivery.routing import Failover, Gate, Route, Transport
+from delivery.sender import Outgoing, SenderIdentity, deliver, hold_in_doubt, prepare, record
 from delivery.tracking import Tracker
 from models.base import utcnow
 from models.db import session_scope
 from settings import Settings, get_settings
 from tasks.app import app
+from warming.quota import WarmingGate, engaged_recipients, load_plans
 
 
 def default_route(s: Settings) -> Route | None:
@@ -51,9 +55,13 @@ def send_batch(message_ids: list[int], clock: Callable[[], datetime] = utcnow) -
         routes = load_routes(session, {o.account_id for o in outgoing}, default_route(s)) if outgoing else {}
         ready = hold_in_doubt(session, outgoing, routes, now, timedelta(seconds=s.reconcile_seconds),
                               s.provider_webhooks)
+        warming = warming_gate(session, ready, routes, _moving(now))
     counts: dict[str, int] = {"held": len(outgoing) - len(ready)} if len(ready) < len(outgoing) else {}
     outgoing = ready
-    failover = Failover(build_transport, now, Pacer(reserve_sends_now, _moving(now)))
+    if warming is not None:  # the most engaged go first, so they take the day's early slots
+        outgoing.sort(key=lambda o: o.recipient.lower() not in warming.engaged)
+    gates: list[Gate] = [warming] if warming is not None else []
+    failover = Failover(build_transport, now, gates + [Pacer(reserve_sends_now, _moving(now))])
     try:
         for outcome in deliver(outgoing, failover, routes, clock=clock):
             with session_scope() as session:
@@ -62,6 +70,22 @@ def send_batch(message_ids: list[int], clock: Callable[[], datetime] = utcnow) -
     finally:
         failover.close()
     return counts
+
+
+def warming_gate(session: Session, outgoing: list[Outgoing], routes: dict[int, list[Route]],
+                 clock: Callable[[], datetime]) -> WarmingGate | None:
+    """The batch's warming gate, when any of its providers is being warmed."""
+    provider_ids = {r.provider_id for o in outgoing for r in routes.get(o.account_id, []) if r.provider_id}
+    plans = load_plans(session, provider_ids)
+    if not plans:
+        return None
+    engaged = engaged_recipients(session, [o.message_id for o in outgoing], clock())
+    return WarmingGate(plans, clock, run_in_transaction, engaged)
+
+
+def run_in_transaction(work: Callable[[Session], Any]) -> Any:
+    with session_scope() as session:
+        return work(session)
 
 
 def _moving(start: datetime) -> Callable[[], datetime]:

@@ -18,7 +18,8 @@ from web.security import init_input_guard, init_security_headers
 
 API_BLUEPRINTS = ("web.accounts.routes", "web.email_templates.routes", "web.sequences.routes", "web.sequences.enrollments",
                   "web.events.routes", "web.messages.routes",
-                  "web.subscribers.routes", "web.jobs.routes", "web.providers.routes", "web.suppressions.routes")
+                  "web.subscribers.routes", "web.jobs.routes", "web.providers.routes", "web.suppressions.routes",
+                  "web.warming.routes")
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -94,7 +94,7 @@ def test_failover_skips_a_booked_provider_and_holds_when_every_one_is_booked():
 
     limited = Route(provider_id=1, name="limited", kind="smtp", priority=1, max_per_second=1.0)
     backup = Route(provider_id=2, name="backup", kind="smtp", priority=2)
-    failover = Failover(lambda r: Transport(r.name), T0, Pacer(limiter.reserve, time.clock, time.sleep))
+    failover = Failover(lambda r: Transport(r.name), T0, [Pacer(limiter.reserve, time.clock, time.sleep)])
     [(attempt, _)] = list(failover.send([limited, backup], EmailMessage(), "s@x", "a@x", "k"))
     assert attempt.provider == "backup" and sent == ["backup"]
     [(held, _)] = list(failover.send([limited], EmailMessage(), "s@x", "a@x", "k2"))

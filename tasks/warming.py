@@ -1,0 +1,42 @@
+"""The warming ramp, driven by beat: each plan's ended days are judged and the
+ramp moved (warming.results.close_due_days), and the running day is watched so a
+group past its pause thresholds stops at once (warming.results.pause_on_alarm).
+Both are safe to run twice or late: the plan row records the last day judged."""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from models import WarmingPlan
+from models.base import utcnow
+from models.db import session_scope
+from tasks.app import app
+from warming.results import close_due_days, pause_on_alarm
+
+log = logging.getLogger(__name__)
+
+
+def _active_plan_ids() -> list[int]:
+    with session_scope() as session:
+        return list(session.scalars(select(WarmingPlan.id).where(WarmingPlan.status != "completed")))
+
+
+@app.task(name="warming.advance_plans", ignore_result=True)
+def advance_plans() -> int:
+    """Move every plan past the days that ended in its own timezone."""
+    closed = 0
+    for plan_id in _active_plan_ids():
+        with session_scope() as session:
+            closed += close_due_days(session, plan_id, utcnow())
+    return closed
+
+
+@app.task(name="warming.read_results", ignore_result=True)
+def read_results() -> None:
+    """Refresh today's figures and pause any group past its pause thresholds."""
+    for plan_id in _active_plan_ids():
+        with session_scope() as session:
+            paused = pause_on_alarm(session, plan_id, utcnow())
+        if paused:
+            log.warning("warming plan %s paused for %s: rates past the pause thresholds", plan_id, ", ".join(paused))

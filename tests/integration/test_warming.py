@@ -1,0 +1,149 @@
+"""IP warming on the real send path: real PostgreSQL, real SMTP servers on
+loopback, the send task's own batch function, time injected.
+
+Every send through a warming provider takes a slot of the plan's cap from
+``warming_days`` first; messages over it are held to the next day without using
+an attempt; the day's results (real sends, real 550 refusals) move the ramp.
+"""
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from delivery.outbox import claim_for_dispatch
+from models import Message, Provider, WarmingAdjustment, WarmingDay, WarmingPlan, db
+from tests.support.sending import queue_emails, send_in_process, statuses
+from tests.support.smtp import SmtpServer
+from warming.results import close_due_days
+
+DAY1 = date(2026, 3, 2)
+ONLY_OTHER = {"gmail": 0, "yahoo": 0, "microsoft": 0, "other": 1}  # the tests' recipients are @example.test
+
+
+def evening(day: int) -> datetime:
+    """20:30 UTC on the plan's ``day``: past the 08-20 sending window, so the whole cap is allowed."""
+    return datetime.combine(DAY1 + timedelta(days=day - 1), datetime.min.time(), timezone.utc) + timedelta(hours=20.5)
+
+
+def warm(account_id: int, port: int, **settings: object) -> int:
+    from warming.plan import PlanSettings
+
+    with db.session_scope() as s:
+        provider = Provider(account_id=account_id, name="new-ip", kind="smtp", priority=1,
+                            config={"host": "127.0.0.1", "port": port, "timeout": 5})
+        s.add(provider)
+        s.flush()
+        plan = WarmingPlan(account_id=account_id, provider_id=provider.id, start_date=DAY1,
+                           settings=PlanSettings.from_dict({"shares": ONLY_OTHER, **settings}).as_dict(),
+                           states={g: {"level": 1, "status": "warming"} for g in ONLY_OTHER})
+        s.add(plan)
+        s.flush()
+        return plan.id
+
+
+def account_of(ids: list[int]) -> int:
+    with db.session_scope() as s:
+        return s.scalar(select(Message.account_id).where(Message.id == ids[0]))
+
+
+def due_at(moment: datetime) -> list[int]:
+    with db.session_scope() as s:
+        return claim_for_dispatch(s, moment, 10_000)
+
+
+def close_days(plan_id: int, moment: datetime) -> None:
+    with db.session_scope() as s:
+        close_due_days(s, plan_id, moment)
+
+
+def plan_level(plan_id: int) -> tuple[int, str]:
+    with db.session_scope() as s:
+        state = s.get(WarmingPlan, plan_id).states["other"]
+        return state["level"], state["status"]
+
+
+def test_day_one_sends_exactly_the_cap_and_day_two_the_next_tranche_nothing_twice_nothing_lost():
+    ids = queue_emails(200)
+    with SmtpServer() as server:
+        plan = warm(account_of(ids), server.port)
+        assert send_in_process(ids, at=evening(1)) == {"sent": 50, "held": 150}
+        assert len(server.handler.received) == 50
+        with db.session_scope() as s:
+            held = list(s.scalars(select(Message).where(Message.status == "deferred")))
+        assert len(held) == 150 and {m.attempts for m in held} == {0}
+        assert min(m.retry_at for m in held) >= evening(2) - timedelta(hours=12.5)  # day 2, 08:00
+
+        close_days(plan, evening(2) - timedelta(hours=20))  # day 2, 00:30: day 1 judged
+        assert plan_level(plan) == (2, "warming")
+        again = due_at(evening(2))
+        assert sorted(again) == sorted(m.id for m in held)
+        assert send_in_process(again, at=evening(2)) == {"sent": 58, "held": 92}
+
+        recipients = [r.recipients[0] for r in server.handler.received]
+        assert len(recipients) == 108 == len(set(recipients))
+    assert statuses() == {"sent": 108, "deferred": 92}
+    with db.session_scope() as s:
+        days = {(d.day, d.grp): d.reserved for d in s.scalars(select(WarmingDay))}
+    assert days[(1, "other")] == 50 and days[(2, "other")] == 58
+
+
+@pytest.mark.parametrize("run", range(5))
+def test_four_send_workers_racing_on_one_plan_never_pass_the_cap(run):
+    ids = queue_emails(160)
+    with SmtpServer() as server:
+        plan = warm(account_of(ids), server.port, start_volume=37, target_volume=3000)
+        results: list[dict[str, int]] = []
+        parts = [ids[i::4] for i in range(4)]
+        threads = [threading.Thread(target=lambda p=p: results.append(send_in_process(p, at=evening(1))))
+                   for p in parts]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        sent = sum(r.get("sent", 0) for r in results)
+        # Each worker had more messages than a reservation chunk, so none gave slots back unused.
+        assert len(server.handler.received) == sent == 37
+        assert sent + sum(r.get("held", 0) for r in results) == 160, "every message sent or held, none lost"
+    with db.session_scope() as s:
+        day = s.scalar(select(WarmingDay).where(WarmingDay.plan_id == plan, WarmingDay.day == 1))
+        assert day.reserved == sent, "slots a batch did not use were given back"
+        assert s.scalar(select(func.count()).select_from(Message).where(Message.status == "sent")) == sent
+
+
+def run_day(plan: int, day: int, ids: list[int], server: SmtpServer, refused: int) -> dict[str, int]:
+    """Send ``ids`` on ``day`` with the first ``refused`` of them answered 550, then judge the day."""
+    with db.session_scope() as s:
+        addresses = [s.get(Message, i).to_email for i in ids[:refused]]
+    for address in addresses:
+        server.handler.refuse[address] = "550 5.1.1 No such user"
+    counts = send_in_process(ids, at=evening(day))
+    close_days(plan, evening(day + 1) - timedelta(hours=20))
+    return counts
+
+
+def test_a_bounce_spike_holds_a_higher_one_steps_back_and_recovery_resumes_the_climb():
+    ids = queue_emails(88 * 3 + 76)
+    with SmtpServer() as server:
+        plan = warm(account_of(ids), server.port, thresholds={"min_sample": 20})
+        with db.session_scope() as s:
+            row = s.get(WarmingPlan, plan)
+            row.states, row.closed_day = {**row.states, "other": {"level": 5, "status": "warming"}}, 4
+        day5, day6, day7, day8 = ids[:88], ids[88:176], ids[176:252], ids[252:]
+
+        assert run_day(plan, 5, day5, server, refused=7) == {"sent": 81, "failed": 7}  # 8.0%: over 5%
+        assert plan_level(plan) == (5, "held")
+        assert run_day(plan, 6, day6, server, refused=12) == {"sent": 76, "failed": 12}  # 13.6%: over 10%
+        assert plan_level(plan) == (4, "held")
+        assert run_day(plan, 7, day7, server, refused=0) == {"sent": 76}  # day 4's volume, all clean
+        assert plan_level(plan) == (5, "warming")
+        assert send_in_process(day8, at=evening(8)) == {"sent": 88}
+
+    with db.session_scope() as s:
+        history = [(a.day, a.action, a.from_level, a.to_level) for a in
+                   s.scalars(select(WarmingAdjustment).order_by(WarmingAdjustment.id))]
+        reasons = list(s.scalars(select(WarmingAdjustment.reason).order_by(WarmingAdjustment.id)))
+    assert history == [(5, "hold", 5, 5), (6, "step_back", 5, 4), (7, "resume", 4, 5)]
+    assert "bounce rate 8.0%" in reasons[0] and "bounce rate 13.6%" in reasons[1]

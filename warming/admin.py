@@ -1,0 +1,147 @@
+"""Warming plans as the API manages them: created for one of the account's
+providers, paused and resumed by an operator, and shown with the day-by-day
+schedule, today's figures per group and every adjustment made with its reason."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from models import Provider, WarmingAdjustment, WarmingDay, WarmingPlan
+from warming.errors import WarmingError
+from warming.mailbox import GROUPS
+from warming.plan import PlanSettings, group_caps, plan_status, total_cap
+from warming.plot import DayFigures, render_svg
+from warming.quota import active_plan, slot_at
+from warming.ramp import RampState, resume
+from warming.results import today
+
+
+class PlanNotFoundError(LookupError):
+    pass
+
+
+class PlanConflictError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def list_plans(account_id: int) -> Select[Any]:
+    return select(WarmingPlan).where(WarmingPlan.account_id == account_id).order_by(WarmingPlan.id)
+
+
+def get_plan(session: Session, account_id: int, plan_id: int) -> WarmingPlan:
+    row = session.scalar(select(WarmingPlan).where(WarmingPlan.id == plan_id, WarmingPlan.account_id == account_id))
+    if row is None:
+        raise PlanNotFoundError(plan_id)
+    return row
+
+
+def create_plan(session: Session, account_id: int, data: dict[str, Any], now: datetime) -> WarmingPlan:
+    provider = session.scalar(select(Provider).where(Provider.id == data["provider_id"],
+                                                     Provider.account_id == account_id))
+    if provider is None:
+        raise WarmingError("provider_id", "No such provider in this account.")
+    if session.scalar(select(WarmingPlan.id).where(WarmingPlan.provider_id == provider.id)) is not None:
+        raise PlanConflictError("provider_id", "This provider already has a warming plan.")
+    settings = PlanSettings.from_dict({k: v for k, v in data.items() if k not in ("provider_id", "start_date",
+                                                                                  "allow_overflow")})
+    start = data.get("start_date") or now.astimezone(settings.zone).date()
+    row = WarmingPlan(account_id=account_id, provider_id=provider.id, start_date=start, settings=settings.as_dict(),
+                      states={g: {"level": 1, "status": "warming"} for g in GROUPS}, status="warming",
+                      allow_overflow=bool(data.get("allow_overflow", False)), closed_day=0, created_at=now,
+                      updated_at=now)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def update_plan(session: Session, account_id: int, plan_id: int, data: dict[str, Any], now: datetime) -> WarmingPlan:
+    """Thresholds, overflow, and an operator's pause or resume. A resumed group
+    restarts a level lower (warming.ramp.resume); days spent paused are not judged."""
+    row = get_plan(session, account_id, plan_id)
+    plan = active_plan(row)
+    if "thresholds" in data:
+        row.settings = PlanSettings.from_dict({**row.settings, "thresholds": data["thresholds"]}).as_dict()
+    if "allow_overflow" in data:
+        row.allow_overflow = bool(data["allow_overflow"])
+    wanted = data.get("status")
+    if wanted in ("paused", "warming"):
+        day = max(today(row, now), 1)
+        states = {g: plan.states.get(g, RampState()) for g in GROUPS}
+        changes = []
+        for group in plan.settings.warmed_groups():
+            state = states[group]
+            if wanted == "paused" and state.status not in ("paused", "completed"):
+                states[group] = RampState(state.level, "paused")
+                changes.append((group, "pause", state.level, state.level, "paused by an operator"))
+            elif wanted == "warming":
+                states[group], adjustment = resume(state, day)
+                if adjustment is not None:
+                    changes.append((group, "resume", adjustment.from_level, adjustment.to_level, adjustment.reason))
+        row.states = {g: {"level": s.level, "status": s.status} for g, s in states.items()}
+        row.status = plan_status(plan.settings, states)
+        if wanted == "warming":
+            row.closed_day = max(row.closed_day, day - 1)
+        session.add_all(WarmingAdjustment(plan_id=row.id, day=day, grp=g, action=a, from_level=f, to_level=t,
+                                          reason=r, created_at=now) for g, a, f, t, r in changes)
+    row.updated_at = now
+    session.flush()
+    return row
+
+
+def _history(session: Session, row: WarmingPlan) -> list[DayFigures]:
+    volumes = active_plan(row).settings.volumes
+    by_day: dict[int, list[WarmingDay]] = {}
+    for day in session.scalars(select(WarmingDay).where(WarmingDay.plan_id == row.id).order_by(WarmingDay.day)):
+        by_day.setdefault(day.day, []).append(day)
+    figures = []
+    for number in range(1, len(volumes) + 1):
+        rows = by_day.get(number)
+        if not rows:
+            figures.append(DayFigures(number, volumes[number - 1]))
+            continue
+        sent = sum(r.sent for r in rows)
+        figures.append(DayFigures(number, volumes[number - 1], actual=sent,
+                                  bounce_rate=sum(r.bounced for r in rows) / sent if sent else None,
+                                  complaint_rate=sum(r.complained for r in rows) / sent if sent else None))
+    return figures
+
+
+def describe(session: Session, row: WarmingPlan, now: datetime) -> dict[str, Any]:
+    """Everything GET shows for a plan."""
+    plan = active_plan(row)
+    day = today(row, now)
+    caps = group_caps(plan.settings, plan.states)
+    stored = {d.grp: d for d in session.scalars(select(WarmingDay).where(WarmingDay.plan_id == row.id,
+                                                                         WarmingDay.day == day))}
+    groups = {}
+    for g in GROUPS:
+        state = plan.states.get(g, RampState())
+        slot = slot_at(plan, g, now)
+        groups[g] = {"level": state.level, "status": state.status, "cap": caps[g] if day >= 1 else 0,
+                     "allowance_now": slot.allowance, "reserved": stored[g].reserved if g in stored else 0,
+                     "used": stored[g].sent if g in stored else 0}
+    cap = total_cap(caps)
+    adjustments = session.scalars(select(WarmingAdjustment).where(WarmingAdjustment.plan_id == row.id)
+                                  .order_by(WarmingAdjustment.id))
+    return {
+        "id": row.id, "provider_id": row.provider_id, "start_date": row.start_date, "status": row.status,
+        "allow_overflow": row.allow_overflow, "settings": plan.settings.as_dict(), "day": day,
+        "today": {"cap": (cap if day >= 1 else 0), "used": sum(v["used"] for v in groups.values()),
+                  "reserved": sum(v["reserved"] for v in groups.values()), "groups": groups},
+        "schedule": [{"day": i + 1, "volume": v} for i, v in enumerate(plan.settings.volumes)],
+        "history": [{"day": f.day, "planned": f.planned, "actual": f.actual, "bounce_rate": f.bounce_rate,
+                     "complaint_rate": f.complaint_rate} for f in _history(session, row) if f.actual is not None],
+        "adjustments": [{"day": a.day, "group": a.grp, "action": a.action, "from_level": a.from_level,
+                         "to_level": a.to_level, "reason": a.reason, "at": a.created_at} for a in adjustments],
+        "created_at": row.created_at,
+    }
+
+
+def plot(session: Session, row: WarmingPlan) -> str:
+    plan = active_plan(row)
+    return render_svg(_history(session, row), title=f"Warming plan {row.id}", thresholds=plan.settings.thresholds)

@@ -147,3 +147,62 @@ def test_a_bounce_spike_holds_a_higher_one_steps_back_and_recovery_resumes_the_c
         reasons = list(s.scalars(select(WarmingAdjustment.reason).order_by(WarmingAdjustment.id)))
     assert history == [(5, "hold", 5, 5), (6, "step_back", 5, 4), (7, "resume", 4, 5)]
     assert "bounce rate 8.0%" in reasons[0] and "bounce rate 13.6%" in reasons[1]
+
+
+def test_over_the_cap_nothing_goes_to_another_provider_unless_the_plan_allows_overflow():
+    ids = queue_emails(20)
+    with SmtpServer() as warming, SmtpServer() as other:
+        plan = warm(account_of(ids), warming.port, start_volume=5)
+        with db.session_scope() as s:
+            s.add(Provider(account_id=account_of(ids), name="old-ip", kind="smtp", priority=2,
+                           config={"host": "127.0.0.1", "port": other.port, "timeout": 5}))
+        assert send_in_process(ids[:10], at=evening(1)) == {"sent": 5, "held": 5}
+        assert (len(warming.handler.received), len(other.handler.received)) == (5, 0)
+        with db.session_scope() as s:
+            s.get(WarmingPlan, plan).allow_overflow = True
+        assert send_in_process(ids[10:], at=evening(1)) == {"sent": 10}
+        assert (len(warming.handler.received), len(other.handler.received)) == (5, 10)
+
+
+def test_the_day_is_spread_over_the_sending_hours_not_sent_at_once():
+    ids = queue_emails(60)
+    with SmtpServer() as server:
+        warm(account_of(ids), server.port)  # 50 on day 1 over 08:00-20:00
+        two_pm = evening(1) - timedelta(hours=6.5)
+        assert send_in_process(ids, at=two_pm) == {"sent": 26, "held": 34}  # half the window gone: 25 slots + the open one
+        with db.session_scope() as s:
+            soonest = s.scalar(select(func.min(Message.retry_at)).where(Message.status == "deferred"))
+        assert two_pm < soonest < two_pm + timedelta(hours=1, minutes=1)
+
+
+def test_engaged_subscribers_take_the_first_slots():
+    from models import Event
+
+    ids = queue_emails(12)
+    with db.session_scope() as s:
+        engaged = [s.get(Message, i) for i in ids[-3:]]
+        s.add_all(Event(account_id=m.account_id, subscriber_id=m.subscriber_id, name="opened",
+                        occurred_at=evening(1) - timedelta(days=3)) for m in engaged)
+        wanted = sorted(m.to_email for m in engaged)
+    with SmtpServer() as server:
+        warm(account_of(ids), server.port, start_volume=3)
+        assert send_in_process(ids, at=evening(1)) == {"sent": 3, "held": 9}
+        assert sorted(r.recipients[0] for r in server.handler.received) == wanted
+
+
+def test_a_group_past_its_pause_thresholds_stops_during_the_day():
+    from warming.results import pause_on_alarm
+
+    ids = queue_emails(40)
+    with SmtpServer() as server:
+        plan = warm(account_of(ids), server.port, thresholds={"min_sample": 20})
+        with db.session_scope() as s:
+            addresses = [s.get(Message, i).to_email for i in ids[:6]]
+        for address in addresses:
+            server.handler.refuse[address] = "550 5.1.1 No such user"
+        early_evening = evening(1) - timedelta(minutes=25)
+        assert send_in_process(ids[:25], at=early_evening) == {"sent": 19, "failed": 6}  # 24% bounced: past 20%
+        with db.session_scope() as s:
+            assert pause_on_alarm(s, plan, early_evening) == ["other"]
+        assert plan_level(plan) == (1, "paused")
+        assert send_in_process(ids[25:], at=evening(1)) == {"held": 15}

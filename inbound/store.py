@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -141,3 +141,11 @@ def process_events(session: Session, ids: Sequence[int], now: datetime) -> dict[
     return counts
 
 
+
+
+def stale_pending(session: Session, now: datetime, older_than: timedelta, limit: int) -> list[int]:
+    """Events still ``pending`` well after they arrived: their enqueue was lost (the
+    broker was down after the 200 went out), so the sweep hands them on."""
+    return list(session.scalars(select(InboundEvent.id).where(
+        InboundEvent.status == "pending", InboundEvent.received_at < now - older_than)
+        .order_by(InboundEvent.id).limit(limit)))

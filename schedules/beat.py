@@ -24,6 +24,11 @@ def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
             "schedule": 600.0,
             "options": {"queue": "default", "expires": 600.0},
         },
+        "inbound-sweep": {
+            "task": "analytics.sweep_inbound",
+            "schedule": 60.0,
+            "options": {"queue": "analytics", "expires": 60.0},
+        },
         "warming-read-results": {
             "task": "warming.read_results",
             "schedule": 300.0,

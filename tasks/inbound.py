@@ -1,9 +1,12 @@
-"""Provider webhook events on the ``analytics`` queue (inbound.store)."""
+"""Provider webhook events on the ``analytics`` queue (inbound.store), and the
+sweep that hands on events whose enqueue was lost."""
 from __future__ import annotations
+
+from datetime import timedelta
 
 from sqlalchemy.exc import OperationalError
 
-from inbound.store import process_events
+from inbound.store import process_events, stale_pending
 from models.base import utcnow
 from models.db import session_scope
 from tasks.app import app
@@ -15,3 +18,19 @@ from tasks.app import app
 def process_inbound(inbound_event_ids: list[int]) -> dict[str, int]:
     with session_scope() as session:
         return process_events(session, inbound_event_ids, utcnow())
+
+
+SWEEP_AFTER = timedelta(minutes=2)
+SWEEP_BATCH = 500
+
+
+@app.task(name="analytics.sweep_inbound", ignore_result=True)
+def sweep_inbound() -> int:
+    """Enqueue stored events left pending (a provider does not retry an event we
+    already answered 200). Processing skips rows another worker holds, so an event
+    enqueued twice is still processed once."""
+    with session_scope() as session:
+        ids = stale_pending(session, utcnow(), SWEEP_AFTER, SWEEP_BATCH * 10)
+    for start in range(0, len(ids), SWEEP_BATCH):
+        process_inbound.apply_async(args=[ids[start:start + SWEEP_BATCH]])
+    return len(ids)

@@ -484,3 +484,27 @@ def test_each_provider_hands_back_our_outbox_key_where_the_adapter_put_it():
     assert postmark.parse(postmark_bounce())[0].message_key is None
     [odd] = sendgrid.parse(json.dumps([{**json.loads(sendgrid_bounce())[0], "eseq_message": {"x": 1}}]).encode())
     assert odd.message_key is None
+
+
+def test_an_event_whose_enqueue_was_lost_is_swept_up_and_processed_once(providers, worker):
+    from tasks.inbound import sweep_inbound
+
+    sent_message(providers.account_id, "sendgrid", "14c5d75ce93.dfd.64b469")
+    with db.session_scope() as s:
+        now = datetime.now(timezone.utc)
+        for received, event_id in ((now - timedelta(minutes=5), "lost-1"), (now, "fresh-1")):
+            s.add(InboundEvent(account_id=providers.account_id, provider="sendgrid", provider_event_id=event_id,
+                               kind="bounced", bounce_type="hard", message_ref="14c5d75ce93.dfd.64b469",
+                               payload={}, status="pending", received_at=received))
+    assert sweep_inbound() == 1  # the fresh one may still be on its way through the queue
+    sweep_inbound()  # whether or not the worker got to it yet, handing it on twice is harmless
+
+    def statuses() -> dict[str, str]:
+        with db.session_scope() as s:
+            return dict(s.execute(select(InboundEvent.provider_event_id, InboundEvent.status)).all())
+
+    wait_for(lambda: statuses()["lost-1"] == "processed", what="the swept event to be processed")
+    with db.session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Event).where(Event.name == "bounced")) == 1
+        assert s.scalar(select(func.count()).select_from(Suppression)) == 1
+    assert statuses()["fresh-1"] == "pending"

@@ -206,3 +206,27 @@ def test_a_group_past_its_pause_thresholds_stops_during_the_day():
             assert pause_on_alarm(s, plan, early_evening) == ["other"]
         assert plan_level(plan) == (1, "paused")
         assert send_in_process(ids[25:], at=evening(1)) == {"held": 15}
+
+
+def test_beats_task_on_a_real_worker_judges_each_ended_day_once(worker):
+    from tasks.warming import advance_plans
+    from tests.support import factories
+    from tests.support.waiting import wait_for
+
+    account = factories.account()
+    plan = warm(account, 2525)
+    with db.session_scope() as s:
+        s.get(WarmingPlan, plan).start_date = datetime.now(timezone.utc).date() - timedelta(days=2)
+
+    def closed() -> int:
+        with db.session_scope() as s:
+            return s.get(WarmingPlan, plan).closed_day
+
+    advance_plans.delay()
+    wait_for(lambda: closed() == 2, what="days 1 and 2 to be judged")
+    advance_plans.delay()  # a second beat run, or a late one, judges nothing again
+    advance_plans.apply()
+    with db.session_scope() as s:
+        history = [(a.day, a.action) for a in s.scalars(select(WarmingAdjustment).order_by(WarmingAdjustment.id))]
+    assert history == [(1, "hold"), (2, "hold")]  # nothing was sent: no reputation earned, no climb
+    assert plan_level(plan) == (1, "held")

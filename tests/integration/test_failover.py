@@ -10,7 +10,7 @@ from sqlalchemy import select
 from delivery.routing import CIRCUIT_COOLDOWN, CIRCUIT_THRESHOLD
 from models import Message, Provider, db
 from models.base import utcnow
-from tests.support.sending import queue_emails, send_in_process, statuses
+from tests.support.sending import account_of, queue_emails, send_in_process, statuses
 from tests.support.smtp import SmtpServer, free_port
 
 
@@ -27,10 +27,6 @@ def provider(pid: int) -> Provider:
     with db.session_scope() as s:
         return s.get(Provider, pid)
 
-
-def account_of(message_ids: list[int]) -> int:
-    with db.session_scope() as s:
-        return s.scalar(select(Message.account_id).where(Message.id == message_ids[0]))
 
 
 def test_with_the_primary_down_every_message_goes_out_once_through_the_secondary():

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from delivery.circuits import reserve_sends
 from models import Message, Provider, db
-from tests.support.sending import queue_emails, send_in_process, statuses
+from tests.support.sending import account_of, queue_emails, send_in_process, statuses
 from tests.support.smtp import SmtpServer
 
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=timezone.utc)
@@ -25,10 +25,6 @@ def limited_provider(account_id: int, port: int, per_second: float) -> int:
         s.flush()
         return p.id
 
-
-def account_of(message_ids: list[int]) -> int:
-    with db.session_scope() as s:
-        return s.scalar(select(Message.account_id).where(Message.id == message_ids[0]))
 
 
 def test_workers_racing_for_slots_each_get_their_own():

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from delivery.outbox import claim_for_dispatch
 from models import Message, Provider, WarmingAdjustment, WarmingDay, WarmingPlan, db
-from tests.support.sending import queue_emails, send_in_process, statuses
+from tests.support.sending import account_of, queue_emails, send_in_process, statuses
 from tests.support.smtp import SmtpServer
 from warming.results import close_due_days
 
@@ -43,10 +43,6 @@ def warm(account_id: int, port: int, **settings: object) -> int:
         s.flush()
         return plan.id
 
-
-def account_of(ids: list[int]) -> int:
-    with db.session_scope() as s:
-        return s.scalar(select(Message.account_id).where(Message.id == ids[0]))
 
 
 def due_at(moment: datetime) -> list[int]:

@@ -49,6 +49,12 @@ def queue_emails(count: int, steps: list[dict] | None = None) -> list[int]:
         return advance_enrollments(s, ids, now).message_ids
 
 
+def account_of(message_ids: list[int]) -> int:
+    """The account the (first) message belongs to."""
+    with db.session_scope() as s:
+        return s.scalar(select(Message.account_id).where(Message.id == message_ids[0]))
+
+
 def send_in_process(ids: list[int], at: datetime | None = None) -> dict[str, int]:
     """The send task's batch, run here at ``at`` (default: now)."""
     now = at or utcnow()

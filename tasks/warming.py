@@ -22,14 +22,21 @@ def _active_plan_ids() -> list[int]:
         return list(session.scalars(select(WarmingPlan.id).where(WarmingPlan.status != "completed")))
 
 
+def _alert(plan_id: int, group: str, reason: str) -> None:
+    # ERROR reaches Sentry (its logging integration) as well as the logs: a paused
+    # plan sends nothing until a person looks.
+    log.error("warming plan %s paused for %s: %s", plan_id, group, reason)
+
+
 @app.task(name="warming.advance_plans", ignore_result=True)
-def advance_plans() -> int:
+def advance_plans() -> None:
     """Move every plan past the days that ended in its own timezone."""
-    closed = 0
     for plan_id in _active_plan_ids():
         with session_scope() as session:
-            closed += close_due_days(session, plan_id, utcnow())
-    return closed
+            made = close_due_days(session, plan_id, utcnow())
+        for group, adjustment in made:
+            if adjustment.action == "pause":
+                _alert(plan_id, group, adjustment.reason)
 
 
 @app.task(name="warming.read_results", ignore_result=True)
@@ -38,5 +45,5 @@ def read_results() -> None:
     for plan_id in _active_plan_ids():
         with session_scope() as session:
             paused = pause_on_alarm(session, plan_id, utcnow())
-        if paused:
-            log.warning("warming plan %s paused for %s: rates past the pause thresholds", plan_id, ", ".join(paused))
+        for group in paused:
+            _alert(plan_id, group, "rates past the pause thresholds during the day")

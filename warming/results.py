@@ -91,22 +91,23 @@ def _save(session: Session, row: WarmingPlan, states: dict[str, RampState], adju
                     for g, a in adjustments.items())
 
 
-def close_due_days(session: Session, plan_id: int, now: datetime) -> int:
-    """Judge every ended, unjudged day of the plan, in order; returns how many."""
+def close_due_days(session: Session, plan_id: int, now: datetime) -> list[tuple[str, Adjustment]]:
+    """Judge every ended, unjudged day of the plan, in order; returns the
+    adjustments made, by group."""
     row = session.scalars(select(WarmingPlan).where(WarmingPlan.id == plan_id).with_for_update()).first()
     if row is None or row.status == "completed":
-        return 0  # a paused group stays paused through close_day; the others climb on
-    closed = 0
+        return []  # a paused group stays paused through close_day; the others climb on
+    made: list[tuple[str, Adjustment]] = []
     while row.closed_day < today(row, now) - 1:
         day = row.closed_day + 1
         plan = active_plan(row)
         states, adjustments = close_day(plan.settings, plan.states, refresh(session, row, day), day)
         _save(session, row, states, adjustments, now)
         row.closed_day = day
-        closed += 1
+        made.extend(adjustments.items())
         if row.status == "completed":
             break
-    return closed
+    return made
 
 
 def pause_on_alarm(session: Session, plan_id: int, now: datetime) -> list[str]:

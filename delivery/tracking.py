@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
 class TokenError(ValueError):
@@ -25,15 +27,12 @@ class Tracker:
     secret_key: str
     base_url: str
 
-    def _serializer(self, purpose: str) -> URLSafeSerializer:
-        return URLSafeSerializer(self.secret_key, salt=f"eseq-{purpose}")
-
     def sign(self, purpose: str, payload: Any) -> str:
-        return str(self._serializer(purpose).dumps(payload))
+        return str(_serializer(self.secret_key, purpose).dumps(payload))
 
     def verify(self, purpose: str, token: str) -> Any:
         try:
-            return self._serializer(purpose).loads(token)
+            return _serializer(self.secret_key, purpose).loads(token)
         except BadSignature:
             raise TokenError(f"invalid {purpose} token") from None
 
@@ -64,6 +63,14 @@ class Tracker:
 
         rewritten = _HREF.sub(replace, html)
         pixel = f'<img src="{self.open_url(message_id)}" width="1" height="1" alt="" style="display:none">'
-        if re.search(r"</body\s*>", rewritten, re.IGNORECASE):
-            return re.sub(r"(</body\s*>)", pixel + r"\1", rewritten, count=1, flags=re.IGNORECASE)
+        closing = _BODY_END.search(rewritten)
+        if closing:
+            return rewritten[:closing.start()] + pixel + rewritten[closing.start():]
         return rewritten + pixel
+
+
+@lru_cache(maxsize=16)
+def _serializer(secret_key: str, purpose: str) -> URLSafeSerializer:
+    # Building a serializer costs more than signing with it (it probes its JSON
+    # module), and every email signs four or five links: one per key and purpose.
+    return URLSafeSerializer(secret_key, salt=f"eseq-{purpose}")

@@ -1,0 +1,75 @@
+"""The SMTP transport against a local aiosmtpd, offering PIPELINING (as Postfix and
+the big providers do) and not: messages arrive byte for byte, refusals are sorted
+into permanent and transient, and the connection carries on after either."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from delivery.errors import PermanentDeliveryError, TransientDeliveryError
+from delivery.smtp import SmtpConfig, SmtpTransport
+from tests.support.smtp import RecordingHandler, free_port
+
+
+@dataclass
+class Handler(RecordingHandler):
+    pipelining: bool = True
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        return responses[:-1] + ["250-PIPELINING"] + responses[-1:] if self.pipelining else responses
+
+
+@pytest.fixture(params=[True, False], ids=["pipelining", "one-command-at-a-time"])
+def server(request: pytest.FixtureRequest) -> Iterator[tuple[Handler, int]]:
+    handler = Handler(pipelining=request.param)
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield handler, port
+    finally:
+        controller.stop()
+
+
+def test_it_sends_the_built_bytes_and_returns_our_message_id(server, message):
+    handler, port = server
+    with SmtpTransport(SmtpConfig("127.0.0.1", port)) as smtp:
+        assert smtp.send(message, "alice@news.example", "bob@example.org") == message.message_id
+    (got,) = handler.received
+    assert (got.sender, got.recipients) == ("alice@news.example", ["bob@example.org"])
+    assert (got.message["X-Eseq-Message"], got.message["Message-ID"]) == ("42:7:a", message.message_id)
+    assert [p.get_payload(decode=True) for p in got.message.get_payload()] == [b"Hi Bob\r\n", b"<p>Hi Bob</p>\r\n"]
+
+
+def test_a_refused_mailbox_is_permanent_a_busy_one_transient_and_the_connection_goes_on(server, message):
+    handler, port = server
+    handler.refuse = {"gone@example.org": "550 5.1.1 no such user", "full@example.org": "452 4.2.2 mailbox full"}
+    with SmtpTransport(SmtpConfig("127.0.0.1", port)) as smtp:
+        with pytest.raises(PermanentDeliveryError, match="550"):
+            smtp.send(message, "alice@news.example", "gone@example.org")
+        with pytest.raises(TransientDeliveryError, match="452"):
+            smtp.send(message, "alice@news.example", "full@example.org")
+        smtp.send(message, "alice@news.example", "bob@example.org")
+        smtp.send(message, "alice@news.example", "carol@example.org")
+    assert [r.recipients for r in handler.received] == [["bob@example.org"], ["carol@example.org"]]
+
+
+def test_a_line_starting_with_a_dot_arrives_unchanged(server):
+    from datetime import datetime, timezone
+
+    from delivery.mime import Envelope, build_message
+
+    handler, port = server
+    text = "First line\n.hidden? no\n..two dots\n."
+    dotted = build_message(Envelope(from_email="alice@news.example", from_name=None, to_email="bob@example.org",
+                                    subject="Dots", html=None, text=text, unsubscribe_url="https://t.example/u/1",
+                                    unsubscribe_mailto=None, message_key="1:1:a"), datetime.now(timezone.utc))
+    with SmtpTransport(SmtpConfig("127.0.0.1", port)) as smtp:
+        smtp.send(dotted, "alice@news.example", "bob@example.org")
+    (got,) = handler.received
+    assert got.message.get_payload(0).get_payload(decode=True).decode().replace("\r\n", "\n").rstrip("\n") == text

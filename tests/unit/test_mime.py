@@ -1,0 +1,120 @@
+"""The MIME message written from a skeleton: what the email package's own parser
+reads back from it, line limits, encodings, refused header injection, and the
+EmailMessage view the HTTP adapters use."""
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import datetime, timezone
+
+import pytest
+
+from delivery.mime import BuiltMessage, Envelope, HeaderInjectionError, MessageBuildError, build_message
+
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+UNSUBSCRIBE = "https://t.example/u/" + "a" * 60
+
+
+def build(**overrides: object) -> BuiltMessage:
+    fields = {"from_email": "alice@news.example", "from_name": "Alice Example", "to_email": "bob@example.org",
+              "subject": "Hello Bob", "html": "<p>Hi Bob</p>", "text": "Hi Bob", "unsubscribe_url": UNSUBSCRIBE,
+              "unsubscribe_mailto": "mailto:alice@news.example?subject=unsubscribe", "message_key": "42:7:a"}
+    fields.update(overrides)
+    return build_message(Envelope(**fields), NOW)  # type: ignore[arg-type]
+
+
+def parsed(message: BuiltMessage) -> email.message.EmailMessage:
+    """What a receiving mail system reads: the bytes, through the stdlib parser."""
+    return email.message_from_bytes(message.raw, policy=email.policy.default)  # type: ignore[return-value]
+
+
+def test_it_writes_text_then_html_in_a_multipart_alternative_with_the_bulk_sender_headers():
+    got = parsed(build())
+    assert got.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in got.iter_parts()] == ["text/plain", "text/html"]
+    assert got["Subject"] == "Hello Bob" and got["From"] == "Alice Example <alice@news.example>"
+    assert got["To"] == "bob@example.org" and got["Date"] == "Mon, 02 Mar 2026 09:30:00 +0000"
+    assert got["List-Unsubscribe"] == f"<mailto:alice@news.example?subject=unsubscribe>, <{UNSUBSCRIBE}>"
+    assert got["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert got["X-Eseq-Message"] == "42:7:a"
+    assert got["Message-ID"].endswith(".42.7.a@news.example>")
+    assert got["MIME-Version"] == "1.0"
+    assert got.defects == [] and all(p.defects == [] for p in got.iter_parts())
+
+
+def test_non_ascii_subject_and_sender_name_are_encoded_words_that_read_back_exactly():
+    subject = "Grüße aus Köln — " + "ünïcödé " * 12
+    got = parsed(build(subject=subject.strip(), from_name="Zoë Ünal"))
+    assert got["Subject"] == subject.strip()
+    assert got["From"].addresses[0].display_name == "Zoë Ünal"
+    assert b"=?utf-8?b?" in build(subject=subject).raw.split(b"\r\n\r\n")[0]
+
+
+@pytest.mark.parametrize("name", ['Smith, John "JJ"', "Dr. Alice", "=?utf-8?q?not_ours?="])
+def test_a_sender_name_with_specials_is_quoted_or_encoded_never_taken_as_syntax(name):
+    got = parsed(build(from_name=name))
+    assert got["From"].addresses[0].display_name == name
+    assert got["From"].addresses[0].addr_spec == "alice@news.example"
+
+
+def test_every_line_is_crlf_terminated_and_within_78_columns_but_an_unbreakable_url():
+    long_text = "word " * 200 + "\n" + "x" * 300 + "\nLast line with trailing spaces   \n"
+    message = build(subject=("A subject that is long enough to need folding " * 4).strip(), text=long_text,
+                    html="<p>" + "é" * 500 + "</p>")
+    lines = message.raw.split(b"\r\n")
+    assert b"\n" not in b"".join(lines) and b"\r" not in b"".join(lines)
+    assert [line for line in lines if len(line) > 78] == [f" <{UNSUBSCRIBE}>".encode()]
+    got = parsed(message)
+    assert got["Subject"] == ("A subject that is long enough to need folding " * 4).strip()
+    assert got.get_body(("plain",)).get_content().replace("\r\n", "\n") == long_text
+
+
+@pytest.mark.parametrize("text, encoding", [("Plain short lines\nof ASCII", "7bit"),
+                                            ("One line far longer than seventy-eight characters " * 3, "quoted-printable"),
+                                            ("Mostly Latin, with one é", "quoted-printable"),
+                                            ("Почти всё по-русски, кроме этого" * 5, "base64")])
+def test_bodies_get_the_smallest_transfer_encoding_that_keeps_them_7bit(text, encoding):
+    message = build(text=text, html=None)
+    part = next(parsed(message).iter_parts())
+    assert part["Content-Transfer-Encoding"] == encoding
+    assert part.get_content().replace("\r\n", "\n").rstrip("\n") == text
+    assert message.raw.isascii()
+
+
+@pytest.mark.parametrize("field", ["subject", "from_name", "to_email", "from_email", "message_key", "unsubscribe_url"])
+def test_a_line_break_in_any_header_value_is_refused(field):
+    with pytest.raises(HeaderInjectionError):
+        build(**{field: "x@y.test\r\nBcc: victim@example.org"})
+
+
+def test_an_address_that_is_not_one_is_refused():
+    with pytest.raises(MessageBuildError):
+        build(to_email="bob@example.org, eve@example.org")
+
+
+def test_a_non_ascii_address_asks_the_transport_for_smtputf8():
+    message = build(to_email="zoë@exämple.de")
+    assert message.smtputf8 and not build().smtputf8
+    assert "zoë@exämple.de" in message.raw.decode("utf-8")
+
+
+def test_http_adapters_read_the_same_message_through_the_email_message_api():
+    message = build(subject="Grüße", from_name="Zoë")
+    assert isinstance(message, email.message.EmailMessage)
+    assert message["Subject"] == "Grüße" and message["X-Eseq-Message"] == "42:7:a"
+    assert message.get_body(("plain",)).get_content() == "Hi Bob\n"
+    assert message.get_body(("html",)).get_content() == "<p>Hi Bob</p>\n"
+    assert message["Message-ID"] == message.message_id
+    assert message.as_bytes(policy=message.policy.clone(linesep="\r\n")) == message.raw
+    assert message.as_bytes(policy=email.policy.SMTP) == message.raw
+
+
+def test_a_built_message_is_final_so_its_bytes_and_its_headers_cannot_disagree():
+    message = build()
+    with pytest.raises(TypeError):
+        message["Subject"] = "changed"
+    with pytest.raises(TypeError):
+        del message["Subject"]
+    assert message["Subject"] == "Hello Bob"
+    message.prepend_header(b"X-First: 1")
+    assert message.keys()[0] == "X-First" and message.raw.startswith(b"X-First: 1\r\n")

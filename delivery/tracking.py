@@ -13,6 +13,8 @@ from functools import lru_cache
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous.encoding import base64_encode
+from itsdangerous.serializer import Serializer
 
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
@@ -69,8 +71,20 @@ class Tracker:
         return rewritten + pixel
 
 
+class _LinkSerializer(URLSafeSerializer):
+    """itsdangerous's URL-safe tokens, trying zlib only on payloads long enough to
+    shrink: the attempt cost two thirds of signing a short link. ``loads`` reads
+    compressed and plain tokens alike, so links already sent still verify."""
+
+    def dump_payload(self, obj: Any) -> bytes:
+        payload = Serializer.dump_payload(self, obj)
+        if len(payload) < 160:
+            return base64_encode(payload)
+        return super().dump_payload(obj)
+
+
 @lru_cache(maxsize=16)
 def _serializer(secret_key: str, purpose: str) -> URLSafeSerializer:
     # Building a serializer costs more than signing with it (it probes its JSON
     # module), and every email signs four or five links: one per key and purpose.
-    return URLSafeSerializer(secret_key, salt=f"eseq-{purpose}")
+    return _LinkSerializer(secret_key, salt=f"eseq-{purpose}")

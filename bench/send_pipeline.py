@@ -1,0 +1,361 @@
+"""Benchmark of the send path (issue: delivery speed), through the real processes.
+
+For each scenario, on a database of its own: N subscribers enrolled in a one-email
+sequence (HTML with links, so the tracking rewrite runs, and the text part derived
+from it), made due at once while beat (tick every second), the default worker
+(prefork, advance) and the send worker (threads) are running. Measured: wall time
+from the UPDATE that makes them due to the last message row recorded ``sent``
+(its ``sent_at``), as emails/s end to end.
+
+1. Into Postfix's ``smtp-sink`` on loopback, next to the raw rate of plain smtplib
+   clients (pre-built bytes, one connection each) into the same sink.
+2. Into a loopback SMTP server that waits 20 ms before answering each DATA (the
+   distance to a real provider), with the send pool at 8/16/32/64 threads; the
+   server's own raw rate with 64 smtplib clients comes first, to show it is not
+   the limit.
+3. In process, without the broker or SMTP: CPU per email for each stage of
+   building a message, so the figures above can be read.
+
+Run: ``.venv/bin/python -m bench.send_pipeline [--emails 20000] [--sweep-emails 10000]``
+(PostgreSQL and Redis on 127.0.0.1; ``apt-get install postfix`` for smtp-sink).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import shutil
+import smtplib
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = secrets.token_hex(3)
+SMTP_SINK = shutil.which("smtp-sink") or ("/usr/sbin/smtp-sink" if os.path.exists("/usr/sbin/smtp-sink") else None)
+
+ENV = {"REDIS_URL": "redis://127.0.0.1:6379/0", "SECRET_KEY": "bench-secret-key-0123456789abcdef",
+       "ESEQ_ADMIN_TOKEN": "bench-admin", "ESEQ_LOG_LEVEL": "WARNING", "PUBLIC_BASE_URL": "https://mail.bench.test",
+       "ESEQ_TICK_SECONDS": "1", "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres"}
+os.environ.update(ENV)
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import text  # noqa: E402
+
+from models import db  # noqa: E402
+from tests.support import factories  # noqa: E402
+from tests.support.database import fresh_database, url_for  # noqa: E402
+from tests.support.processes import Proc, beat_argv, platform_env, worker_argv  # noqa: E402
+from tests.support.smtp import free_port  # noqa: E402
+
+# A newsletter of a usual size (about 3 kB of HTML): three links to rewrite, the
+# subscriber's name, a non-ASCII character so the body needs a transfer encoding.
+PARAGRAPH = ("<p>Our spring collection is here, {{ subscriber.first_name }}: linen shirts, light jackets and the "
+             "sandals you asked for last year. Free returns for thirty days, as always — and members get "
+             "early access to the sale.</p>\n")
+HTML = ("<html><body>\n<h1>Hello {{ subscriber.first_name }}</h1>\n" + PARAGRAPH * 4
+        + '<p><a href="https://shop.example.test/spring?utm=mail">See the collection</a> · '
+          '<a href="https://shop.example.test/sale">Sale</a> · '
+          '<a href="https://shop.example.test/account">Your account</a></p>\n'
+        + PARAGRAPH * 4 + "</body></html>\n")
+STEP = {"type": "email", "subject": "Spring is here, {{ subscriber.first_name }}", "html": HTML}
+SWEEP = (8, 16, 32, 64)
+
+
+# --- SMTP servers -----------------------------------------------------------------
+
+def wait_listening(port: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
+
+
+def serve_slow_smtp(port: int, delay: float) -> None:
+    """A minimal SMTP server (asyncio, its own process) that waits ``delay`` seconds
+    before accepting each message; everything else is answered at once."""
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 slow-sink ESMTP\r\n")
+        while line := await reader.readline():
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                writer.write(b"250-slow-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 10240000\r\n")
+            elif verb == b"DATA":
+                writer.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                await reader.readuntil(b"\r\n.\r\n")
+                await asyncio.sleep(delay)
+                writer.write(b"250 2.0.0 Ok: queued\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 2.0.0 Bye\r\n")
+                break
+            else:  # HELO, MAIL, RCPT, RSET, NOOP
+                writer.write(b"250 2.0.0 Ok\r\n")
+            await writer.drain()
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(session, "127.0.0.1", port, limit=16 * 1024 * 1024, backlog=512)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+@contextmanager
+def smtp_server(kind: str, tmp: Path, delay_ms: int = 0) -> Iterator[int]:
+    port = free_port()
+    if kind == "sink":
+        argv = [str(SMTP_SINK), "-u", "nobody", f"127.0.0.1:{port}", "256"]
+    else:
+        argv = [sys.executable, "-m", "bench.send_pipeline", "slow-smtp", str(port), str(delay_ms)]
+    proc = Proc(f"{kind}-{port}", argv, platform_env(), tmp)
+    try:
+        wait_listening(port)
+        yield port
+    finally:
+        proc.stop()
+
+
+def _client(port: int, raw: bytes, count: int) -> int:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        for i in range(count):
+            client.sendmail("news@bench.test", [f"raw{i}@example.test"], raw)
+    return count
+
+
+def _client_threads(port: int, raw: bytes, threads: int, each: int) -> int:
+    with ThreadPoolExecutor(threads) as pool:
+        return sum(pool.map(lambda _: _client(port, raw, each), range(threads)))
+
+
+def raw_rate(port: int, raw: bytes, connections: int, total: int, processes: int) -> float:
+    """Plain smtplib clients, one connection each, spread over ``processes``."""
+    threads = max(connections // processes, 1)
+    each = max(total // (threads * processes), 1)
+    started = time.perf_counter()
+    with ProcessPoolExecutor(processes) as pool:
+        sent = sum(pool.map(_client_threads, [port] * processes, [raw] * processes, [threads] * processes,
+                            [each] * processes))
+    return sent / (time.perf_counter() - started)
+
+
+# --- the platform ---------------------------------------------------------------
+
+def seed(emails: int) -> None:
+    """An account, the sequence, and ``emails`` enrollments that are not due yet."""
+    account = factories.account("Bench")
+    sequence = factories.sequence(account, [STEP])
+    with db.get_engine().begin() as conn:
+        conn.execute(text("""
+            INSERT INTO subscribers (account_id, email, first_name, status, attributes, tags, created_at, updated_at)
+            SELECT :a, 'reader' || g || '@example.test', 'Reader' || g, 'active', '{}', '[]', now(), now()
+            FROM generate_series(1, :n) g"""), {"a": account, "n": emails})
+        conn.execute(text("""
+            INSERT INTO enrollments (account_id, sequence_id, subscriber_id, instance_key, run, status, current_step,
+                                     next_run_at, state, enrolled_at, updated_at)
+            SELECT :a, :s, id, '', 1, 'active', 0, now() + interval '1 day', '{}', now(), now()
+            FROM subscribers WHERE account_id = :a"""), {"a": account, "s": sequence})
+    with db.get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+
+
+# Where the machine's CPU went during a run, by process kind (/proc, Linux only).
+KINDS = (("send worker", "-Q send"), ("default worker (advance)", "-Q default"), ("beat", " beat "),
+         ("PostgreSQL", "postgres"), ("Redis", "redis-server"), ("SMTP server", "smtp-sink"),
+         ("SMTP server", "slow-smtp"))
+
+
+def cpu_by_kind() -> dict[str, float]:
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        kind = next((name for name, marker in KINDS if marker in command), None)
+        if kind is not None:
+            seconds[kind] = seconds.get(kind, 0.0) + (int(stat[11]) + int(stat[12])) / ticks
+    return seconds
+
+
+def wait_ready(proc: Proc, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while "ready." not in proc.log.read_text(errors="replace"):
+        if time.monotonic() > deadline or proc.popen.poll() is not None:
+            raise SystemExit(f"{proc.name} did not start:\n{proc.tail()}")
+        time.sleep(0.1)
+
+
+def run_platform(label: str, smtp_port: int, emails: int, send_concurrency: int, tmp: Path,
+                 send_workers: int = 1, timeout: float = 600) -> dict[str, float]:
+    """Due enrollments -> accepted by the SMTP server -> recorded, through beat and workers."""
+    name = f"eseq_bench_send_{RUN}_{label}"
+    with fresh_database(name):
+        db.configure(url_for(name))
+        seed(emails)
+        env = platform_env(DATABASE_URL=url_for(name), ESEQ_BROKER_PREFIX=f"eseq-bench-{RUN}-{label}:",
+                           SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_port), FROM_EMAIL="news@bench.test")
+        # As the Procfile runs them: worker_default (prefork, 2) and worker_send (threads).
+        procs = [Proc(f"{label}-default", worker_argv("default", queues="default", pool="prefork", concurrency=2,
+                                                     loglevel="INFO"), env, tmp)]
+        procs += [Proc(f"{label}-send{i}", worker_argv(f"send{i}", queues="send", pool="threads",
+                                                      concurrency=send_concurrency, loglevel="INFO"), env, tmp)
+                  for i in range(send_workers)]
+        procs.append(Proc(f"{label}-beat", beat_argv(tmp / f"{label}-schedule"), env, tmp))
+        try:
+            for proc in procs[:-1]:
+                wait_ready(proc)
+            cpu_before = cpu_by_kind()
+            with db.get_engine().begin() as conn:
+                started = conn.execute(text("UPDATE enrollments SET next_run_at = now() RETURNING now()")).scalar()
+            deadline = time.monotonic() + timeout
+            while True:
+                with db.get_engine().connect() as conn:
+                    sent = conn.execute(text("SELECT count(*) FROM messages WHERE status = 'sent'")).scalar()
+                if sent == emails:
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{label}: {sent} of {emails} sent after {timeout:.0f} s")
+                time.sleep(0.25)
+            cpu = {kind: spent - cpu_before.get(kind, 0.0) for kind, spent in cpu_by_kind().items()}
+            with db.get_engine().connect() as conn:
+                last_queued, last_sent = conn.execute(text("SELECT max(created_at), max(sent_at) FROM messages")).one()
+        finally:
+            for proc in procs:
+                proc.stop()
+            db.get_engine().dispose()
+    elapsed = (last_sent - started).total_seconds()
+    return {"elapsed": elapsed, "rate": emails / elapsed, "queued": (last_queued - started).total_seconds(),
+            **{f"cpu:{kind}": spent / emails * 1e6 for kind, spent in sorted(cpu.items(), key=lambda kv: -kv[1])}}
+
+
+# --- in process -------------------------------------------------------------------
+
+def stage_costs(samples: int = 2000) -> list[tuple[str, float]]:
+    """Microseconds of CPU per email for each step ``delivery.sender.prepare`` takes."""
+    from datetime import datetime, timezone
+
+    from content.compliance import add_unsubscribe_footer
+    from content.render import render_email
+    from delivery.mime import Envelope, build_message
+    from delivery.tracking import Tracker
+
+    tracker = Tracker(ENV["SECRET_KEY"], ENV["PUBLIC_BASE_URL"])
+    now = datetime.now(timezone.utc)
+    context = {"subscriber": {"id": 1, "first_name": "Reader1", "last_name": "", "email": "reader1@example.test",
+                              "timezone": None, "attributes": {}, "tags": []}, "unsubscribe_url": "x"}
+    rendered = render_email(STEP["subject"], HTML, None, context)
+    footed = add_unsubscribe_footer(rendered, tracker.unsubscribe_url(1), None)
+    html = tracker.rewrite_html(footed.html or "", 1)
+    envelope = Envelope(from_email="news@bench.test", from_name="Bench", to_email="reader1@example.test",
+                        subject=rendered.subject, html=html, text=footed.text, unsubscribe_url="https://u/1",
+                        unsubscribe_mailto="mailto:news@bench.test", message_key="1:1:a")
+    message = build_message(envelope, now)
+    stages = [
+        ("render subject + HTML + derived text", lambda: render_email(STEP["subject"], HTML, None, context)),
+        ("unsubscribe footer check", lambda: add_unsubscribe_footer(rendered, tracker.unsubscribe_url(1), None)),
+        ("tracking: signed links + open pixel", lambda: tracker.rewrite_html(footed.html or "", 1)),
+        ("MIME build", lambda: build_message(envelope, now)),
+        ("MIME serialize (bytes on the wire)", lambda: _wire_bytes(message)),
+    ]
+    costs = []
+    for label, stage in stages:
+        started = time.process_time()
+        for _ in range(samples):
+            stage()
+        costs.append((label, (time.process_time() - started) / samples * 1e6))
+    return costs
+
+
+def _wire_bytes(message: object) -> bytes:
+    raw = getattr(message, "raw", None)
+    if isinstance(raw, bytes):
+        return raw
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))  # type: ignore[attr-defined]
+
+
+def sample_bytes() -> bytes:
+    from datetime import datetime, timezone
+
+    from delivery.mime import Envelope, build_message
+
+    html = HTML.replace("{{ subscriber.first_name }}", "Reader1")
+    message = build_message(Envelope(from_email="news@bench.test", from_name="Bench", to_email="raw@example.test",
+                                     subject="Spring is here", html=html, text="Spring is here\n" * 40,
+                                     unsubscribe_url="https://u/1", unsubscribe_mailto=None, message_key="1:1:a"),
+                            datetime.now(timezone.utc))
+    return _wire_bytes(message)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--emails", type=int, default=20_000, help="emails in the smtp-sink run")
+    parser.add_argument("--sweep-emails", type=int, default=10_000, help="emails per send-pool setting at 20 ms")
+    parser.add_argument("--delay-ms", type=int, default=20)
+    parser.add_argument("--send-concurrency", type=int, default=int(os.environ.get("SEND_CONCURRENCY", "50")))
+    parser.add_argument("--only", choices=("stages", "sink", "sweep"), action="append")
+    args = parser.parse_args()
+    parts = set(args.only or ("stages", "sink", "sweep"))
+    tmp = Path(f"/tmp/eseq-bench-send-{RUN}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    raw = sample_bytes()
+    rows: list[tuple[str, str]] = []
+
+    def report(what: str, figure: str) -> None:
+        rows.append((what, figure))
+        print(f"{what}: {figure}", flush=True)
+
+    if "stages" in parts:
+        for label, micros in stage_costs():
+            report(f"CPU per email, {label}", f"{micros:,.0f} µs")
+    if "sink" in parts:
+        if SMTP_SINK is None:
+            print("smtp-sink not found: skipping the smtp-sink runs (apt-get install postfix provides it)")
+        else:
+            with smtp_server("sink", tmp) as port:
+                report("raw smtplib into smtp-sink, 4 processes x 1 connection, "
+                       f"{len(raw):,}-byte message", f"{raw_rate(port, raw, 4, 20_000, 4):,.0f} emails/s")
+                result = run_platform("sink", port, args.emails, args.send_concurrency, tmp)
+                report(f"end to end into smtp-sink, {args.emails:,} emails, send pool {args.send_concurrency} threads",
+                       f"{result['rate']:,.0f} emails/s ({result['elapsed']:.1f} s; all advanced after "
+                       f"{result['queued']:.1f} s)")
+                for key, micros in result.items():
+                    if key.startswith("cpu:"):
+                        report(f"  CPU per email in that run, {key[4:]}", f"{micros:,.0f} µs")
+    if "sweep" in parts:
+        with smtp_server("slow", tmp, args.delay_ms) as port:
+            report(f"raw smtplib into the {args.delay_ms} ms server, 64 connections (4 processes x 16)",
+                   f"{raw_rate(port, raw, 64, 20_000, 4):,.0f} emails/s")
+            for threads in SWEEP:
+                result = run_platform(f"slow{threads}", port, args.sweep_emails, threads, tmp)
+                report(f"end to end at {args.delay_ms} ms, send pool {threads} threads ({args.sweep_emails:,} emails)",
+                       f"{result['rate']:,.0f} emails/s ({result['elapsed']:.1f} s; send worker "
+                       f"{result.get('cpu:send worker', 0):,.0f} µs CPU per email)")
+            # The same 64 connections from two worker_send instances: two GILs.
+            result = run_platform("slow2x32", port, args.sweep_emails, 32, tmp, send_workers=2)
+            report(f"end to end at {args.delay_ms} ms, 2 send workers x 32 threads ({args.sweep_emails:,} emails)",
+                   f"{result['rate']:,.0f} emails/s ({result['elapsed']:.1f} s)")
+    print("\n| what | figure |\n|---|---|")
+    for what, figure in rows:
+        print(f"| {what} | {figure} |")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["slow-smtp"]:
+        serve_slow_smtp(int(sys.argv[2]), int(sys.argv[3]) / 1000)
+    else:
+        main()

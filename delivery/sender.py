@@ -43,7 +43,7 @@ from delivery.tracking import Tracker
 from delivery.unsubscribe import bounce_by_message
 from models import Account, Event, Message, Sequence, Step, Subscriber, Suppression, Template
 from models.base import utcnow
-from models.bulk import insert_ignoring_conflicts
+from models.bulk import add_rows_ignoring_conflicts
 
 log = logging.getLogger(__name__)
 
@@ -256,5 +256,5 @@ def record(session: Session, outcomes: list[Outcome], now: datetime) -> dict[str
             status = outbox.mark_deferred(session, outcome.message_id, outcome.attempts, str(outcome.error), now,
                                           outcome.error.retry_after, outcome.provider)
         counts[status] = counts.get(status, 0) + 1
-    insert_ignoring_conflicts(session, Event, events, Event.id)
+    add_rows_ignoring_conflicts(session, Event.__table__, events)
     return counts

@@ -5,7 +5,10 @@ dialect's own ``insert``, so this picks the right one for the session's bind.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
+
+from sqlalchemy import Table
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -28,3 +31,17 @@ def insert_ignoring_conflicts(session: Session, model: Any, rows: list[dict[str,
         return []
     statement = dialect_insert(session, model).values(rows).on_conflict_do_nothing().returning(returning)
     return list(session.scalars(statement))
+
+
+@lru_cache(maxsize=32)
+def _ignoring_conflicts(dialect: str, table: Table) -> Any:
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table).on_conflict_do_nothing()
+
+
+def add_rows_ignoring_conflicts(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """``insert_ignoring_conflicts`` for a hot path that needs nothing back: one
+    statement built once per table and run as an executemany, where building and
+    compiling a fresh multi-row ORM insert each time cost milliseconds."""
+    if rows:
+        session.execute(_ignoring_conflicts(session.get_bind().dialect.name, table), rows)

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models.base import Base, utcnow
 
 PROVIDER_KINDS = ("smtp", "sendgrid", "ses", "postmark", "mailgun")
-CIRCUIT_STATES = ("closed", "open", "half_open")
 
 
 class Provider(Base):

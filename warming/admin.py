@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 from models import Provider, WarmingAdjustment, WarmingDay, WarmingPlan
 from warming.errors import WarmingError
 from warming.mailbox import GROUPS
-from warming.plan import PlanSettings, group_caps, plan_status, total_cap
+from warming.plan import PlanSettings, total_cap
 from warming.plot import DayFigures, render_svg
-from warming.quota import active_plan, slot_at
-from warming.ramp import RampState, resume
-from warming.results import today
+from warming.quota import active_plan, local_day, slot_at
+from warming.ramp import Adjustment, RampState, resume
+from warming.results import save_states
 
 
 class PlanNotFoundError(LookupError):
@@ -70,34 +70,27 @@ def update_plan(session: Session, account_id: int, plan_id: int, data: dict[str,
         row.allow_overflow = bool(data["allow_overflow"])
     wanted = data.get("status")
     if wanted in ("paused", "warming"):
-        day = max(today(row, now), 1)
+        day = max(local_day(plan, now), 1)
         states = {g: plan.states.get(g, RampState()) for g in GROUPS}
-        changes = []
+        adjustments: dict[str, Adjustment] = {}
         for group in plan.settings.warmed_groups():
             state = states[group]
             if wanted == "paused" and state.status not in ("paused", "completed"):
                 states[group] = RampState(state.level, "paused")
-                changes.append((group, "pause", state.level, state.level, "paused by an operator"))
+                adjustments[group] = Adjustment(day, state.level, state.level, "pause", "paused by an operator")
             elif wanted == "warming":
                 states[group], adjustment = resume(state, day)
                 if adjustment is not None:
-                    changes.append((group, "resume", adjustment.from_level, adjustment.to_level, adjustment.reason))
-        row.states = {g: {"level": s.level, "status": s.status} for g, s in states.items()}
-        row.status = plan_status(plan.settings, states)
+                    adjustments[group] = adjustment
+        save_states(session, row, plan.settings, states, adjustments, now)
         if wanted == "warming":
             row.closed_day = max(row.closed_day, day - 1)
-        session.add_all(WarmingAdjustment(plan_id=row.id, day=day, grp=g, action=a, from_level=f, to_level=t,
-                                          reason=r, created_at=now) for g, a, f, t, r in changes)
     row.updated_at = now
     session.flush()
     return row
 
 
-def _history(session: Session, row: WarmingPlan) -> list[DayFigures]:
-    volumes = active_plan(row).settings.volumes
-    by_day: dict[int, list[WarmingDay]] = {}
-    for day in session.scalars(select(WarmingDay).where(WarmingDay.plan_id == row.id).order_by(WarmingDay.day)):
-        by_day.setdefault(day.day, []).append(day)
+def _history(volumes: list[int], by_day: dict[int, list[WarmingDay]]) -> list[DayFigures]:
     figures = []
     for number in range(1, len(volumes) + 1):
         rows = by_day.get(number)
@@ -111,31 +104,37 @@ def _history(session: Session, row: WarmingPlan) -> list[DayFigures]:
     return figures
 
 
+def _days(session: Session, plan_id: int) -> dict[int, list[WarmingDay]]:
+    by_day: dict[int, list[WarmingDay]] = {}
+    for day in session.scalars(select(WarmingDay).where(WarmingDay.plan_id == plan_id).order_by(WarmingDay.day)):
+        by_day.setdefault(day.day, []).append(day)
+    return by_day
+
+
 def describe(session: Session, row: WarmingPlan, now: datetime) -> dict[str, Any]:
     """Everything GET shows for a plan."""
     plan = active_plan(row)
-    day = today(row, now)
-    caps = group_caps(plan.settings, plan.states)
-    stored = {d.grp: d for d in session.scalars(select(WarmingDay).where(WarmingDay.plan_id == row.id,
-                                                                         WarmingDay.day == day))}
+    day = local_day(plan, now)
+    by_day = _days(session, row.id)
+    stored = {d.grp: d for d in by_day.get(day, [])}
     groups = {}
     for g in GROUPS:
         state = plan.states.get(g, RampState())
         slot = slot_at(plan, g, now)
-        groups[g] = {"level": state.level, "status": state.status, "cap": caps[g] if day >= 1 else 0,
-                     "allowance_now": slot.allowance, "reserved": stored[g].reserved if g in stored else 0,
+        groups[g] = {"level": state.level, "status": state.status, "cap": slot.cap, "allowance_now": slot.allowance,
+                     "reserved": stored[g].reserved if g in stored else 0,
                      "used": stored[g].sent if g in stored else 0}
-    cap = total_cap(caps)
     adjustments = session.scalars(select(WarmingAdjustment).where(WarmingAdjustment.plan_id == row.id)
                                   .order_by(WarmingAdjustment.id))
     return {
         "id": row.id, "provider_id": row.provider_id, "start_date": row.start_date, "status": row.status,
         "allow_overflow": row.allow_overflow, "settings": plan.settings.as_dict(), "day": day,
-        "today": {"cap": (cap if day >= 1 else 0), "used": sum(v["used"] for v in groups.values()),
+        "today": {"cap": total_cap(plan.caps) if day >= 1 else 0, "used": sum(v["used"] for v in groups.values()),
                   "reserved": sum(v["reserved"] for v in groups.values()), "groups": groups},
         "schedule": [{"day": i + 1, "volume": v} for i, v in enumerate(plan.settings.volumes)],
         "history": [{"day": f.day, "planned": f.planned, "actual": f.actual, "bounce_rate": f.bounce_rate,
-                     "complaint_rate": f.complaint_rate} for f in _history(session, row) if f.actual is not None],
+                     "complaint_rate": f.complaint_rate}
+                    for f in _history(plan.settings.volumes, by_day) if f.actual is not None],
         "adjustments": [{"day": a.day, "group": a.grp, "action": a.action, "from_level": a.from_level,
                          "to_level": a.to_level, "reason": a.reason, "at": a.created_at} for a in adjustments],
         "created_at": row.created_at,
@@ -144,4 +143,5 @@ def describe(session: Session, row: WarmingPlan, now: datetime) -> dict[str, Any
 
 def plot(session: Session, row: WarmingPlan) -> str:
     plan = active_plan(row)
-    return render_svg(_history(session, row), title=f"Warming plan {row.id}", thresholds=plan.settings.thresholds)
+    return render_svg(_history(plan.settings.volumes, _days(session, row.id)), title=f"Warming plan {row.id}",
+                      thresholds=plan.settings.thresholds)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from sequencing.errors import is_int  # noqa: F401  (re-exported for the warming modules)
+
 
 class WarmingError(ValueError):
     """A warming setting is invalid; ``field`` is its path, ``message`` says why."""
@@ -25,11 +27,6 @@ class ThresholdsError(WarmingError):
 
 class SharesError(WarmingError):
     """The mailbox-provider shares of the daily cap are invalid."""
-
-
-def is_int(value: Any) -> bool:
-    """An integer as a user means it (``True`` is an int to Python, not to a user)."""
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def is_number(value: Any) -> bool:

@@ -28,9 +28,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from analytics.events import ENGAGEMENT
 from delivery.pacing import ProviderBusyError
 from models import Event, Message, WarmingDay, WarmingPlan
-from models.bulk import insert_ignoring_conflicts
+from models.bulk import add_rows_ignoring_conflicts
 from warming.mailbox import group_of
 from warming.plan import PlanSettings, group_caps
 from warming.ramp import RampState
@@ -45,12 +46,15 @@ OTHERS_SPREAD = timedelta(minutes=50)
 
 @dataclass(frozen=True)
 class ActivePlan:
+    """A plan row parsed once: its settings, each group's state, and each group's
+    cap at that state (worked out here, not per message)."""
+
     id: int
-    provider_id: int
     start_date: date
     settings: PlanSettings
     states: Mapping[str, RampState]
     allow_overflow: bool
+    caps: Mapping[str, int | None]
 
 
 @dataclass(frozen=True)
@@ -75,9 +79,14 @@ def load_plans(session: Session, provider_ids: set[int]) -> dict[int, ActivePlan
 
 
 def active_plan(row: WarmingPlan) -> ActivePlan:
+    settings = PlanSettings.from_dict(row.settings)
     states = {g: RampState(**s) for g, s in (row.states or {}).items()}
-    return ActivePlan(row.id, row.provider_id, row.start_date, PlanSettings.from_dict(row.settings), states,
-                      row.allow_overflow)
+    return ActivePlan(row.id, row.start_date, settings, states, row.allow_overflow, group_caps(settings, states))
+
+
+def local_day(plan: ActivePlan, now: datetime) -> int:
+    """The plan's day number at ``now``, in the plan's timezone (1 = start date)."""
+    return day_number(plan.start_date, now.astimezone(plan.settings.zone).date())
 
 
 def slot_at(plan: ActivePlan, group: str, now: datetime) -> Slot:
@@ -85,7 +94,7 @@ def slot_at(plan: ActivePlan, group: str, now: datetime) -> Slot:
     day = day_number(plan.start_date, local.date())
     if day < 1:
         return Slot(day, group, 0, 0)  # not started: the provider sends nothing yet
-    cap = group_caps(plan.settings, plan.states)[group]
+    cap = plan.caps[group]
     if cap is None:
         return Slot(day, group, None, None)
     return Slot(day, group, cap, allowance(cap, local.time(), plan.settings.sending_hours))
@@ -94,9 +103,7 @@ def slot_at(plan: ActivePlan, group: str, now: datetime) -> Slot:
 def reserve(session: Session, plan_id: int, slot: Slot, count: int) -> int:
     """Take up to ``count`` slots of the group's allowance; returns how many were taken."""
     assert slot.cap is not None and slot.allowance is not None
-    insert_ignoring_conflicts(session, WarmingDay, [{
-        "plan_id": plan_id, "day": slot.day, "grp": slot.group, "cap": slot.cap, "reserved": 0, "sent": 0,
-        "bounced": 0, "complained": 0, "deferred": 0}], WarmingDay.id)
+    add_rows_ignoring_conflicts(session, WarmingDay.__table__, [day_row(plan_id, slot.day, slot.group, slot.cap)])
     where = (WarmingDay.plan_id == plan_id, WarmingDay.day == slot.day, WarmingDay.grp == slot.group)
     while True:
         reserved = session.scalar(select(WarmingDay.reserved).where(*where))
@@ -108,6 +115,12 @@ def reserve(session: Session, plan_id: int, slot: Slot, count: int) -> int:
                                 execution_options={"synchronize_session": False})
         if moved.rowcount == 1:  # type: ignore[attr-defined]
             return grant
+
+
+def day_row(plan_id: int, day: int, group: str, cap: int) -> dict[str, Any]:
+    """A fresh ``warming_days`` row, inserted ignoring conflicts by whoever needs it first."""
+    return {"plan_id": plan_id, "day": day, "grp": group, "cap": cap, "reserved": 0, "sent": 0, "bounced": 0,
+            "complained": 0, "deferred": 0}
 
 
 def release(session: Session, plan_id: int, day: int, group: str, count: int) -> None:
@@ -153,7 +166,7 @@ class WarmingGate:
             return
         key = (plan.id, slot.day, slot.group)
         if self._held.get(key, 0) == 0 and slot.allowance:
-            self._held[key] = self._held.get(key, 0) + self.run(lambda s: reserve(s, plan.id, slot, CHUNK))
+            self._held[key] = self.run(lambda s: reserve(s, plan.id, slot, CHUNK))
         if self._held.get(key, 0) > 0:
             self._held[key] -= 1
             return
@@ -179,6 +192,6 @@ def engaged_recipients(session: Session, message_ids: list[int], now: datetime,
     if not message_ids:
         return set()
     rows = session.execute(select(Message.to_email).join(Event, Event.subscriber_id == Message.subscriber_id).where(
-        Message.id.in_(message_ids), Event.name.in_(("opened", "clicked")), Event.occurred_at >= now - window)
+        Message.id.in_(message_ids), Event.name.in_(ENGAGEMENT), Event.occurred_at >= now - window)
         .distinct())
     return {email.lower() for (email,) in rows}

@@ -17,7 +17,6 @@ from warming.errors import is_int
 from warming.health import ACTIONS, Verdict
 
 STATUSES = ("warming", "held", "paused", "completed")
-ADJUSTMENTS = ("hold", "step_back", "pause", "resume", "complete")
 
 
 @dataclass(frozen=True)

@@ -16,46 +16,49 @@ than at midnight.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from models import Event, Message, Provider, WarmingAdjustment, WarmingDay, WarmingPlan
-from models.bulk import insert_ignoring_conflicts
+from models.bulk import add_rows_ignoring_conflicts
 from warming.health import Traffic, judge
 from warming.mailbox import GROUPS, group_of
-from warming.plan import close_day, group_caps, plan_status
-from warming.quota import active_plan
+from warming.plan import PlanSettings, close_day, group_caps, plan_status
+from warming.quota import ActivePlan, active_plan, day_row, local_day
 from warming.ramp import Adjustment, RampState
-from warming.schedule import day_number
 
 
-def day_bounds(row: WarmingPlan, day: int) -> tuple[datetime, datetime]:
-    zone = active_plan(row).settings.zone
-    local = row.start_date + timedelta(days=day - 1)
+def day_bounds(plan: ActivePlan, day: int) -> tuple[datetime, datetime]:
+    zone = plan.settings.zone
+    local = plan.start_date + timedelta(days=day - 1)
     return datetime.combine(local, time(0), zone), datetime.combine(local + timedelta(days=1), time(0), zone)
 
 
-def today(row: WarmingPlan, now: datetime) -> int:
-    return day_number(row.start_date, now.astimezone(active_plan(row).settings.zone).date())
-
-
-def read_day(session: Session, row: WarmingPlan, day: int) -> dict[str, Traffic]:
+def read_day(session: Session, row: WarmingPlan, plan: ActivePlan, day: int) -> dict[str, Traffic]:
     """Each group's traffic through the plan's provider on its ``day``."""
     name = session.scalar(select(Provider.name).where(Provider.id == row.provider_id))
-    start, end = day_bounds(row, day)
-    ours = (Message.account_id == row.account_id, Message.provider == name)
-    sent = dict(session.execute(select(Message.id, Message.to_email).where(
-        *ours, Message.sent_at >= start, Message.sent_at < end)).all())
-    refused = dict(session.execute(select(Message.id, Message.to_email).where(
-        *ours, Message.status == "failed", Message.updated_at >= start, Message.updated_at < end)).all())
-    deferred = dict(session.execute(select(Message.id, Message.to_email).where(
-        *ours, Message.status == "deferred", Message.updated_at >= start, Message.updated_at < end)).all())
+    start, end = day_bounds(plan, day)
+    sent_that_day = (Message.sent_at >= start) & (Message.sent_at < end)
+    touched_that_day = (Message.updated_at >= start) & (Message.updated_at < end)
+    rows = session.execute(select(Message.id, Message.to_email, Message.status, Message.sent_at).where(
+        Message.account_id == row.account_id, Message.provider == name,
+        or_(sent_that_day, touched_that_day & Message.status.in_(("failed", "deferred"))))).all()
     counts: dict[str, dict[str, int]] = {g: defaultdict(int) for g in GROUPS}
-    for addresses, kind in ((sent, "sent"), (refused, "sent"), (refused, "bounced"), (deferred, "deferred")):
-        for address in addresses.values():
-            counts[group_of(address)][kind] += 1
+    sent: dict[int, str] = {}
+    for message_id, address, status, sent_at in rows:
+        group = counts[group_of(address)]
+        if sent_at is not None and start <= sent_at < end:
+            sent[message_id] = address
+            group["sent"] += 1
+        elif status == "failed":  # refused for good at send time: a bounce
+            group["sent"] += 1
+            group["bounced"] += 1
+        elif status == "deferred":
+            group["deferred"] += 1
     if sent:
         reported = session.execute(select(Event.message_id, Event.name, Event.properties).where(
             Event.message_id.in_(list(sent)), Event.name.in_(("bounced", "complained"))))
@@ -68,41 +71,48 @@ def read_day(session: Session, row: WarmingPlan, day: int) -> dict[str, Traffic]
     return {g: Traffic(c["sent"], c["bounced"], c["complained"], c["deferred"]) for g, c in counts.items()}
 
 
-def refresh(session: Session, row: WarmingPlan, day: int) -> dict[str, Traffic]:
+def refresh(session: Session, row: WarmingPlan, plan: ActivePlan, day: int) -> dict[str, Traffic]:
     """Read the day's results and store them on its rows."""
-    traffic = read_day(session, row, day)
-    caps = group_caps(active_plan(row).settings, active_plan(row).states)
-    insert_ignoring_conflicts(session, WarmingDay, [{
-        "plan_id": row.id, "day": day, "grp": g, "cap": caps[g] or 0, "reserved": 0, "sent": 0, "bounced": 0,
-        "complained": 0, "deferred": 0} for g in GROUPS], WarmingDay.id)
+    traffic = read_day(session, row, plan, day)
+    add_rows_ignoring_conflicts(session, WarmingDay.__table__,
+                                [day_row(row.id, day, g, plan.caps[g] or 0) for g in GROUPS])
     for stored in session.scalars(select(WarmingDay).where(WarmingDay.plan_id == row.id, WarmingDay.day == day)):
         t = traffic[stored.grp]
         stored.sent, stored.bounced, stored.complained, stored.deferred = t.sent, t.bounced, t.complained, t.deferred
     return traffic
 
 
-def _save(session: Session, row: WarmingPlan, states: dict[str, RampState], adjustments: dict[str, Adjustment],
-          now: datetime) -> None:
-    row.states = {g: {"level": s.level, "status": s.status} for g, s in states.items()}
-    row.status = plan_status(active_plan(row).settings, states)
+def save_states(session: Session, row: WarmingPlan, settings: PlanSettings, states: Mapping[str, RampState],
+                adjustments: Mapping[str, Adjustment], now: datetime) -> None:
+    """Store the groups' new states, the plan's status that follows from them, and
+    each adjustment with its reason: the one writer of a plan's ramp."""
+    row.states = {g: asdict(s) for g, s in states.items()}
+    row.status = plan_status(settings, states)
     row.updated_at = now
     session.add_all(WarmingAdjustment(plan_id=row.id, day=a.day, grp=g, action=a.action, from_level=a.from_level,
                                       to_level=a.to_level, reason=a.reason, created_at=now)
                     for g, a in adjustments.items())
 
 
+def _locked(session: Session, plan_id: int) -> WarmingPlan | None:
+    return session.scalars(select(WarmingPlan).where(WarmingPlan.id == plan_id).with_for_update()).first()
+
+
 def close_due_days(session: Session, plan_id: int, now: datetime) -> list[tuple[str, Adjustment]]:
     """Judge every ended, unjudged day of the plan, in order; returns the
     adjustments made, by group."""
-    row = session.scalars(select(WarmingPlan).where(WarmingPlan.id == plan_id).with_for_update()).first()
+    row = _locked(session, plan_id)
     if row is None or row.status == "completed":
         return []  # a paused group stays paused through close_day; the others climb on
+    plan = active_plan(row)
+    states: Mapping[str, RampState] = plan.states
     made: list[tuple[str, Adjustment]] = []
-    while row.closed_day < today(row, now) - 1:
+    while row.closed_day < local_day(plan, now) - 1:
         day = row.closed_day + 1
-        plan = active_plan(row)
-        states, adjustments = close_day(plan.settings, plan.states, refresh(session, row, day), day)
-        _save(session, row, states, adjustments, now)
+        current = ActivePlan(plan.id, plan.start_date, plan.settings, states, plan.allow_overflow,
+                             group_caps(plan.settings, states))
+        states, adjustments = close_day(plan.settings, states, refresh(session, row, current, day), day)
+        save_states(session, row, plan.settings, states, adjustments, now)
         row.closed_day = day
         made.extend(adjustments.items())
         if row.status == "completed":
@@ -113,12 +123,14 @@ def close_due_days(session: Session, plan_id: int, now: datetime) -> list[tuple[
 def pause_on_alarm(session: Session, plan_id: int, now: datetime) -> list[str]:
     """Refresh the running day and pause, at once, every group past its pause
     thresholds (with enough traffic to judge); returns the groups paused."""
-    row = session.scalars(select(WarmingPlan).where(WarmingPlan.id == plan_id).with_for_update()).first()
-    if row is None or row.status == "completed" or today(row, now) < 1:
+    row = _locked(session, plan_id)
+    if row is None or row.status == "completed":
         return []
-    day = today(row, now)
     plan = active_plan(row)
-    traffic = refresh(session, row, day)
+    day = local_day(plan, now)
+    if day < 1:
+        return []
+    traffic = refresh(session, row, plan, day)
     states = {g: plan.states.get(g, RampState()) for g in GROUPS}
     adjustments: dict[str, Adjustment] = {}
     for group in plan.settings.warmed_groups():
@@ -128,5 +140,5 @@ def pause_on_alarm(session: Session, plan_id: int, now: datetime) -> list[str]:
             states[group] = RampState(state.level, "paused")
             adjustments[group] = Adjustment(day, state.level, state.level, "pause", verdict.reason + " (during the day)")
     if adjustments:
-        _save(session, row, states, adjustments, now)
+        save_states(session, row, plan.settings, states, adjustments, now)
     return sorted(adjustments)

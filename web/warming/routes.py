@@ -25,10 +25,8 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except WarmingError as exc:
-        get_db().rollback()
         abort(422, message=str(exc), errors={"json": {exc.field: [str(exc)]}})
     except admin.PlanConflictError as exc:
-        get_db().rollback()
         abort(409, message=str(exc), errors={"json": {exc.field: [str(exc)]}})
     except admin.PlanNotFoundError:
         abort(404, message="Warming plan not found.")

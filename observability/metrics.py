@@ -40,7 +40,6 @@ from sqlalchemy import text
 
 log = logging.getLogger(__name__)
 
-TASK_STATES = ("succeeded", "failed", "retried")
 TASK_COUNTS_KEY = "eseq:metrics:celery_tasks"
 _FIELD_SEP = "|"
 
@@ -133,10 +132,11 @@ def connect_celery_signals(counts: TaskCounts) -> None:
     def _on_retry(sender: Any = None, **kwargs: Any) -> None:
         counts.record(_name(sender, kwargs), "retried")
 
-    # weak=False: the handlers are closures that nothing else keeps alive.
-    task_success.connect(_on_success, weak=False)
-    task_failure.connect(_on_failure, weak=False)
-    task_retry.connect(_on_retry, weak=False)
+    # weak=False: the handlers are closures that nothing else keeps alive. The uids
+    # keep a second worker started in one process (tests) from counting twice.
+    task_success.connect(_on_success, weak=False, dispatch_uid="eseq-task-success")
+    task_failure.connect(_on_failure, weak=False, dispatch_uid="eseq-task-failure")
+    task_retry.connect(_on_retry, weak=False, dispatch_uid="eseq-task-retry")
 
 
 class RedisTaskCollector(Collector):

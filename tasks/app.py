@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import beat_init, worker_init, worker_process_init
 
 from models import db
 from observability.logs import configure_logging
@@ -20,9 +20,21 @@ app.config_from_object("celeryconfig")
 
 _settings = get_settings()
 configure_logging()
-init_sentry(_settings, component="worker")
 db.configure(_settings.database_url)
-connect_celery_signals(TaskCounts(_settings.redis_url, _settings.broker_prefix))
+
+
+# Process set-up belongs to the worker and beat processes, not to every importer:
+# the web process imports this module to enqueue, and must keep its own Sentry
+# client (server_name "web") and not count tasks it never runs.
+@worker_init.connect
+def _init_worker(**_: Any) -> None:
+    init_sentry(_settings, component="worker")
+    connect_celery_signals(TaskCounts(_settings.redis_url, _settings.broker_prefix))
+
+
+@beat_init.connect
+def _init_beat(**_: Any) -> None:
+    init_sentry(_settings, component="beat")
 
 
 @worker_process_init.connect

@@ -100,7 +100,8 @@ def footer_text(unsubscribe_url: str, postal_address: str | None) -> str:
     return "\n".join(lines)
 
 
-def _append_html(html: str, footer: str) -> str:
+def append_html(html: str, footer: str) -> str:
+    """``footer`` just before ``</body>``, or at the end when there is none."""
     closing = re.search(r"</body\s*>", html, re.IGNORECASE)
     if closing:
         return html[:closing.start()] + footer + html[closing.start():]
@@ -116,7 +117,7 @@ def add_unsubscribe_footer(email: RenderedEmail, unsubscribe_url: str, postal_ad
     """
     html = email.html
     if html is not None and not has_visible_unsubscribe_link(html, unsubscribe_url):
-        html = _append_html(html, footer_html(unsubscribe_url, postal_address))
+        html = append_html(html, footer_html(unsubscribe_url, postal_address))
     text = email.text
     if unsubscribe_url not in text:
         text = f"{text.rstrip()}\n\n{footer_text(unsubscribe_url, postal_address)}\n"

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from delivery.pacing import reserve_run
 from delivery.routing import CIRCUIT_THRESHOLD, Route, Try
 from models import Provider
+
+SUCCESS_STAMP = timedelta(seconds=1)
 
 
 def load_routes(session: Session, account_ids: set[int], default: Route | None) -> dict[int, list[Route]]:
@@ -40,7 +42,12 @@ def record_tries(session: Session, tries: list[Try], now: datetime) -> None:
             continue
         row = Provider.id == attempt.provider_id
         if attempt.error is None:
-            session.execute(update(Provider).where(row).values(
+            # Every send worker's every success lands on this one row: write it only
+            # when the circuit changes, and refresh last_success_at once a second,
+            # so successes do not queue up behind each other's row lock.
+            changed = or_(Provider.consecutive_failures != 0, Provider.circuit_state != "closed",
+                          Provider.last_success_at.is_(None), Provider.last_success_at < now - SUCCESS_STAMP)
+            session.execute(update(Provider).where(row, changed).values(
                 consecutive_failures=0, circuit_state="closed", circuit_opened_at=None, last_success_at=now))
         elif attempt.error.permanent:
             continue  # the recipient was refused: the provider itself is healthy

@@ -104,10 +104,6 @@ class BuiltMessage(EmailMessage):
             return super().as_bytes(unixfrom, policy)
         return self.raw
 
-    def header_names(self) -> list[str]:
-        head = self.raw.split(b"\r\n\r\n", 1)[0]
-        return [name.decode() for name in re.findall(rb"^([!-9;-~]+):", head, re.MULTILINE)]
-
     def prepend_header(self, field: bytes) -> None:
         """Put a complete header field (``Name: value``, folded with CRLF) first."""
         if not field.endswith(b"\r\n"):

@@ -110,12 +110,11 @@ def reconcile_sent(session: Session, message_id: int, provider: str, provider_me
     (the worker died after the provider's answer, or the answer was lost): record
     the send instead of sending again. Only rows that were tried qualify."""
     row = session.execute(
-        update(Message).where(Message.id == message_id, Message.status.in_(("queued", "sending", "deferred")),
-                              Message.attempts > 0, Message.sent_at.is_(None)).values(
+        update(MESSAGES).where(_COLUMNS.id == message_id, _COLUMNS.status.in_(("queued", "sending", "deferred")),
+                              _COLUMNS.attempts > 0, _COLUMNS.sent_at.is_(None)).values(
             status="sent", provider=provider, provider_message_id=provider_message_id, sent_at=sent_at,
             error=None, claimed_until=None, retry_at=None, in_doubt_since=None, updated_at=now)
-        .returning(Message.account_id, Message.subscriber_id),
-        execution_options={"synchronize_session": False},
+        .returning(_COLUMNS.account_id, _COLUMNS.subscriber_id),
     ).first()
     if row is None:
         return False
@@ -131,24 +130,21 @@ def mark_held(session: Session, message_id: int, reason: str, now: datetime, ret
     waiting can never use up its attempts."""
     until = now + timedelta(seconds=retry_after)
     session.execute(
-        update(Message).where(_owned(message_id)).values(
+        update(MESSAGES).where(_owned(message_id)).values(
             status="deferred", retry_at=until, claimed_until=until, error=reason[:2000],
-            attempts=Message.attempts - 1, updated_at=now),
-        execution_options={"synchronize_session": False},
+            attempts=_COLUMNS.attempts - 1, updated_at=now),
     )
 
 
 def mark_failed(session: Session, message_id: int, error: str, now: datetime, provider: str | None = None) -> None:
     session.execute(
-        update(Message).where(Message.id == message_id, Message.status.in_(("sending", "queued", "deferred"))).values(
+        update(MESSAGES).where(_COLUMNS.id == message_id, _COLUMNS.status.in_(("sending", "queued", "deferred"))).values(
             status="failed", error=error[:2000], claimed_until=None, retry_at=None, provider=provider, updated_at=now),
-        execution_options={"synchronize_session": False},
     )
 
 
 def mark_suppressed(session: Session, message_id: int, reason: str, now: datetime) -> None:
     session.execute(
-        update(Message).where(_owned(message_id)).values(
+        update(MESSAGES).where(_owned(message_id)).values(
             status="suppressed", error=reason, claimed_until=None, retry_at=None, updated_at=now),
-        execution_options={"synchronize_session": False},
     )

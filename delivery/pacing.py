@@ -22,20 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from delivery.errors import ProviderBusyError
+
 CHUNK_SECONDS = 0.05
 MAX_WAIT_SECONDS = 2.0
-
-
-
-class ProviderBusyError(Exception):
-    """A limit refuses this provider for now: its rate is booked beyond the wait a
-    batch accepts, or its warming cap is spent. ``stop`` forbids failing over to
-    another provider (a warming plan's overflow stays with the warming provider)."""
-
-    def __init__(self, retry_after: float, reason: str | None = None, stop: bool = False) -> None:
-        super().__init__(reason or f"send rate limit: next free slot in {retry_after:.1f} s")
-        self.retry_after = retry_after
-        self.stop = stop
 
 
 # (provider_id, count, per_second, now, max_wait) -> start of the reserved run;

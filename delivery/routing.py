@@ -22,8 +22,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Protocol
 
-from delivery.errors import DeliveryError, HeldError, TransientDeliveryError
-from delivery.pacing import ProviderBusyError
+from delivery.errors import DeliveryError, HeldError, ProviderBusyError, TransientDeliveryError
 
 CIRCUIT_THRESHOLD = 5  # consecutive transient failures that open a circuit
 CIRCUIT_COOLDOWN = timedelta(seconds=60)

@@ -21,7 +21,6 @@ derived from the outbox key, so a duplicate can be recognised downstream.
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,8 +44,6 @@ from models import Account, Event, Message, Sequence, Step, Subscriber, Suppress
 from models.base import utcnow
 from models.bulk import add_rows_ignoring_conflicts
 
-log = logging.getLogger(__name__)
-
 
 @dataclass
 class Outgoing:
@@ -58,6 +55,7 @@ class Outgoing:
     recipient: str
     email: EmailMessage
     lease_until: datetime
+    in_doubt_since: datetime | None = None
 
 
 @dataclass
@@ -107,7 +105,7 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
         return []
     messages = session.execute(
         select(Message.id, Message.account_id, Message.subscriber_id, Message.step_id, Message.variant,
-               Message.attempts, Message.to_email, Message.idempotency_key)
+               Message.attempts, Message.to_email, Message.idempotency_key, Message.in_doubt_since)
         .where(Message.id.in_(claimed)).order_by(Message.id)).all()
     subscribers = {s.id: s for s in session.scalars(
         select(Subscriber).where(Subscriber.id.in_({m.subscriber_id for m in messages})))}
@@ -165,7 +163,7 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
             outbox.mark_failed(session, message.id, f"cannot render: {exc}", now)
             continue
         outgoing.append(Outgoing(message.id, message.account_id, message.attempts, message.idempotency_key,
-                                 from_email, message.to_email, email, now + lease))
+                                 from_email, message.to_email, email, now + lease, message.in_doubt_since))
     return outgoing
 
 
@@ -184,13 +182,9 @@ def hold_in_doubt(session: Session, outgoing: list[Outgoing], routes: dict[int, 
     """Hold back messages a dead worker may already have handed to a provider that
     reports events, until ``grace`` after the doubt arose, so such an event can
     reconcile them; returns the ones to send now."""
-    doubted = dict(session.execute(select(Message.id, Message.in_doubt_since).where(
-        Message.id.in_([o.message_id for o in outgoing]), Message.in_doubt_since.is_not(None))).all())
-    if not doubted:
-        return outgoing
     ready = []
     for item in outgoing:
-        since = doubted.get(item.message_id)
+        since = item.in_doubt_since
         waiting = since is not None and now < since + grace and any(
             reports_events(r, platform_webhooks) for r in routes.get(item.account_id, []))
         if waiting:

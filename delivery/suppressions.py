@@ -34,9 +34,7 @@ def add_suppression(session: Session, account_id: int, email: str, reason: str, 
     """Suppress ``email`` (normalised, lower-case) and end its subscriber's running
     enrollments; returns the row and whether it is new. Adding an address that is
     already listed keeps its original reason and date."""
-    existing = session.scalar(select(Suppression.id).where(Suppression.account_id == account_id,
-                                                           Suppression.email == email))
-    suppress_address(session, account_id, email, reason, now)  # ON CONFLICT DO NOTHING: a race adds one row
+    created = suppress_address(session, account_id, email, reason, now)  # ON CONFLICT DO NOTHING: a race adds one row
     row = session.scalars(select(Suppression).where(Suppression.account_id == account_id,
                                                     Suppression.email == email)).one()
     subscriber_id = session.scalar(select(Subscriber.id).where(Subscriber.account_id == account_id,
@@ -44,7 +42,7 @@ def add_suppression(session: Session, account_id: int, email: str, reason: str, 
     if subscriber_id is not None:
         # Also when already listed: an enrollment started since must not keep running.
         end_enrollments(session, subscriber_id, "suppressed", now)
-    return row, existing is None
+    return row, created
 
 
 def remove_suppression(session: Session, account_id: int, suppression_id: int) -> bool:

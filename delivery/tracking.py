@@ -16,8 +16,9 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from itsdangerous.encoding import base64_encode
 from itsdangerous.serializer import Serializer
 
+from content.compliance import append_html
+
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
-_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
 class TokenError(ValueError):
@@ -65,10 +66,7 @@ class Tracker:
 
         rewritten = _HREF.sub(replace, html)
         pixel = f'<img src="{self.open_url(message_id)}" width="1" height="1" alt="" style="display:none">'
-        closing = _BODY_END.search(rewritten)
-        if closing:
-            return rewritten[:closing.start()] + pixel + rewritten[closing.start():]
-        return rewritten + pixel
+        return append_html(rewritten, pixel)
 
 
 class _LinkSerializer(URLSafeSerializer):

@@ -12,9 +12,10 @@ from models import Enrollment, Message, Subscriber, Suppression
 from models.bulk import insert_ignoring_conflicts
 
 
-def suppress_address(session: Session, account_id: int, email: str, reason: str, now: datetime) -> None:
-    insert_ignoring_conflicts(session, Suppression, [
-        {"account_id": account_id, "email": email.lower(), "reason": reason, "created_at": now}], Suppression.id)
+def suppress_address(session: Session, account_id: int, email: str, reason: str, now: datetime) -> bool:
+    """Add the address to the account's suppression list; True when it was not on it."""
+    return bool(insert_ignoring_conflicts(session, Suppression, [
+        {"account_id": account_id, "email": email.lower(), "reason": reason, "created_at": now}], Suppression.id))
 
 
 def end_enrollments(session: Session, subscriber_id: int, reason: str, now: datetime) -> int:
@@ -27,7 +28,7 @@ def end_enrollments(session: Session, subscriber_id: int, reason: str, now: date
     return int(result.rowcount or 0)
 
 
-def _stop_sending(session: Session, message: Message, status: str, reason: str, now: datetime) -> None:
+def stop_sending(session: Session, message: Message, status: str, reason: str, now: datetime) -> None:
     subscriber = session.scalar(select(Subscriber).where(Subscriber.id == message.subscriber_id,
                                                          Subscriber.account_id == message.account_id))
     if subscriber is not None and subscriber.status == "active":
@@ -41,7 +42,7 @@ def bounce_by_message(session: Session, message_id: int, error: str, now: dateti
     message = session.get(Message, message_id)
     if message is None:
         return
-    _stop_sending(session, message, "bounced", "bounced", now)
+    stop_sending(session, message, "bounced", "bounced", now)
     record_message_event(session, message_id, "bounced", now, properties={"bounce_type": "hard", "error": error[:500]},
                          source="smtp")
 
@@ -51,6 +52,6 @@ def unsubscribe_by_message(session: Session, message_id: int, now: datetime, sou
     message = session.get(Message, message_id)
     if message is None:
         return False
-    _stop_sending(session, message, "unsubscribed", "unsubscribed", now)
+    stop_sending(session, message, "unsubscribed", "unsubscribed", now)
     record_message_event(session, message_id, "unsubscribed", now, properties={"via": source}, source="tracking")
     return True

@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session
 
 from analytics.events import record_event
 from delivery.outbox import reconcile_sent
-from delivery.unsubscribe import end_enrollments, suppress_address
+from delivery.unsubscribe import stop_sending
 from inbound.events import NormalizedEvent
-from models import InboundEvent, Message, Provider, Subscriber
+from models import InboundEvent, Message, Provider
 from models.bulk import insert_ignoring_conflicts
 
 # kind -> (subscriber status, suppression reason) for events that stop all sending.
@@ -84,18 +84,9 @@ def _dedup_key(kind: str, message_id: int, provider: str, event_id: str) -> str:
     return f"{kind}:{message_id}:{suffix}"
 
 
-def stop_sending(session: Session, message: Message, status: str, reason: str, now: datetime) -> None:
-    subscriber = session.scalar(select(Subscriber).where(Subscriber.id == message.subscriber_id,
-                                                         Subscriber.account_id == message.account_id))
-    if subscriber is not None and subscriber.status == "active":
-        subscriber.status = status
-    suppress_address(session, message.account_id, message.to_email, reason, now)
-    end_enrollments(session, message.subscriber_id, reason, now)
-
-
 def _reconcile(session: Session, message: Message, row: InboundEvent, now: datetime) -> bool:
-    if row.kind == "rejected":
-        return False  # the provider refused it: not sent, our retry decides
+    if row.kind == "rejected" or message.sent_at is not None or message.attempts == 0:
+        return False  # refused by the provider (our retry decides), already recorded, or never tried
     name = session.scalar(select(Provider.name).where(Provider.account_id == message.account_id,
                                                       Provider.kind == row.provider).order_by(Provider.priority))
     return reconcile_sent(session, message.id, name or row.provider, row.message_ref, row.occurred_at or now, now)
@@ -139,8 +130,6 @@ def process_events(session: Session, ids: Sequence[int], now: datetime) -> dict[
         row.processed_at = now
         counts[row.status] = counts.get(row.status, 0) + 1
     return counts
-
-
 
 
 def stale_pending(session: Session, now: datetime, older_than: timedelta, limit: int) -> list[int]:

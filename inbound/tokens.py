@@ -26,7 +26,3 @@ def account_from_token(secret_key: str, token: str) -> int | None:
     account_id = int(head)
     return account_id if hmac.compare_digest(digest, _digest(secret_key, account_id)) else None
 
-
-def webhook_url(secret_key: str, public_base_url: str, provider: str, account_id: int) -> str:
-    """What an operator pastes into the provider's console for this account."""
-    return f"{public_base_url.rstrip('/')}/webhooks/{provider}/{account_token(secret_key, account_id)}"

@@ -14,14 +14,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 
+def _insert_for(name: str) -> Any:
+    if name == "postgresql":
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"no ON CONFLICT support for {name}")
+
+
 def dialect_insert(session: Session, model: Any) -> Any:
     """``insert(model)`` from the session's dialect, so ``.on_conflict_do_nothing()`` works."""
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert(model)
-    if name == "sqlite":
-        return sqlite.insert(model)
-    raise NotImplementedError(f"no ON CONFLICT support for {name}")
+    return _insert_for(session.get_bind().dialect.name)(model)
 
 
 def insert_ignoring_conflicts(session: Session, model: Any, rows: list[dict[str, Any]], returning: Any) -> list[Any]:
@@ -35,8 +38,7 @@ def insert_ignoring_conflicts(session: Session, model: Any, rows: list[dict[str,
 
 @lru_cache(maxsize=32)
 def _ignoring_conflicts(dialect: str, table: Table) -> Any:
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing()
+    return _insert_for(dialect)(table).on_conflict_do_nothing()
 
 
 def add_rows_ignoring_conflicts(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:

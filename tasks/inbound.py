@@ -10,6 +10,7 @@ from inbound.store import process_events, stale_pending
 from models.base import utcnow
 from models.db import session_scope
 from tasks.app import app
+from tasks.batching import chunks
 
 
 # A database blip retries the batch; the rows stay ``pending`` until it commits.
@@ -31,6 +32,6 @@ def sweep_inbound() -> int:
     enqueued twice is still processed once."""
     with session_scope() as session:
         ids = stale_pending(session, utcnow(), SWEEP_AFTER, SWEEP_BATCH * 10)
-    for start in range(0, len(ids), SWEEP_BATCH):
-        process_inbound.apply_async(args=[ids[start:start + SWEEP_BATCH]])
+    for chunk in chunks(ids, SWEEP_BATCH):
+        process_inbound.apply_async(args=[chunk])
     return len(ids)

@@ -55,13 +55,15 @@ def send_batch(message_ids: list[int], clock: Callable[[], datetime] = utcnow) -
         routes = load_routes(session, {o.account_id for o in outgoing}, default_route(s)) if outgoing else {}
         ready = hold_in_doubt(session, outgoing, routes, now, timedelta(seconds=s.reconcile_seconds),
                               s.provider_webhooks)
-        warming = warming_gate(session, ready, routes, _moving(now))
-    counts: dict[str, int] = {"held": len(outgoing) - len(ready)} if len(ready) < len(outgoing) else {}
+        clock_running = _moving(now)
+        warming = warming_gate(session, ready, routes, clock_running)
+    held = len(outgoing) - len(ready)
+    counts: dict[str, int] = {"held": held} if held else {}
     outgoing = ready
     if warming is not None:  # the most engaged go first, so they take the day's early slots
         outgoing.sort(key=lambda o: o.recipient.lower() not in warming.engaged)
     gates: list[Gate] = [warming] if warming is not None else []
-    failover = Failover(build_transport, now, gates + [Pacer(reserve_sends_now, _moving(now))])
+    failover = Failover(build_transport, now, gates + [Pacer(reserve_sends_now, clock_running)])
     try:
         for outcome in deliver(outgoing, failover, routes, clock=clock):
             with session_scope() as session:
@@ -97,8 +99,7 @@ def _moving(start: datetime) -> Callable[[], datetime]:
 
 def reserve_sends_now(provider_id: int, count: int, per_second: float, now: datetime, max_wait: float) -> datetime:
     """Book rate slots in a transaction of their own, so other workers see them at once."""
-    with session_scope() as session:
-        return reserve_sends(session, provider_id, count, per_second, now, max_wait)
+    return run_in_transaction(lambda s: reserve_sends(s, provider_id, count, per_second, now, max_wait))  # type: ignore[no-any-return]
 
 
 @app.task(name="sending.send_messages", ignore_result=True)

@@ -22,7 +22,11 @@ class SQLPage(Page):
         params = self.page_params
         if params.first_item > MAX_OFFSET:
             return []
-        return list(get_db().scalars(self.collection.offset(params.first_item).limit(params.page_size)))
+        return self.fetch(self.collection.offset(params.first_item).limit(params.page_size))
+
+    def fetch(self, statement: Select[Any]) -> list[Any]:
+        """One page's items; ORM objects here, a subclass may return rows."""
+        return list(get_db().scalars(statement))
 
     @property
     def item_count(self) -> int:

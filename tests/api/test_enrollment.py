@@ -186,3 +186,10 @@ def test_it_re_enrolls_after_completion_only_when_the_sequence_allows_it(client,
     assert enroll(client, alice, again, subscriber_ids=ids).get_json() == {"enrolled": 0, "skipped": 1}
     runs = sorted(e.run for e in session.query(Enrollment).filter_by(sequence_id=again))
     assert runs == [1, 2]
+
+
+def test_a_page_far_past_the_end_is_empty_not_an_error(client, alice):
+    sequence_id = active_sequence(client, alice)
+    enroll(client, alice, sequence_id, emails=["a@example.com"])
+    response = client.get(f"{URL}/{sequence_id}/enrollments?page=100000000000000000&page_size=100", headers=alice.headers)
+    assert response.status_code == 200 and response.get_json() == []

@@ -29,10 +29,7 @@ blp = Blueprint("enrollments", __name__, url_prefix="/api/v1/email-sequences",
 class RowPage(SQLPage):
     """Pages of rows (enrollment columns plus the subscriber's email), not ORM objects."""
 
-    @property
-    def items(self) -> list[Any]:
-        params = self.page_params
-        statement = self.collection.offset(params.first_item).limit(params.page_size)
+    def fetch(self, statement: Select[Any]) -> list[Any]:
         return [row._mapping for row in get_db().execute(statement)]
 
 

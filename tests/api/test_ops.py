@@ -7,7 +7,6 @@ import dataclasses
 import gzip
 import json
 import os
-import re
 import secrets
 import socket
 import subprocess
@@ -28,6 +27,7 @@ from models import Message, db, utcnow
 from tasks.app import app as celery_app
 from tests.conftest import ROOT, TEST_ENV, Tenant
 from tests.support import factories
+from tests.support.prometheus import sample
 from tests.support.processes import Proc, platform_env, wait_healthy, web_argv
 from tests.support.smtp import free_port
 
@@ -48,18 +48,6 @@ def flaky(self: Any) -> str:
     if self.request.retries == 0:
         raise self.retry(countdown=0)
     return "second time lucky"
-
-
-def sample(text: str, name: str, **labels: str) -> float | None:
-    """The value of one series in Prometheus text, or None when absent."""
-    for line in text.splitlines():
-        if line.startswith("#") or not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        series, _, value = line.rpartition(" ")
-        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', series))
-        if series.split("{")[0] == name and all(found.get(k) == v for k, v in labels.items()):
-            return float(value)
-    return None
 
 
 def scrape(client: Any) -> str:

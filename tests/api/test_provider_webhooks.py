@@ -26,7 +26,7 @@ from inbound.ses import string_to_sign
 from inbound.tokens import account_token
 from models import Enrollment, Event, InboundEvent, Message, Provider, Subscriber, Suppression, db
 from tests.support import factories
-from tests.support.provider_signing import NOW, SG_KEY, SG_PUBLIC, sendgrid_headers
+from tests.support.provider_signing import NOW, SG_PUBLIC, sendgrid_headers
 from tests.support.waiting import wait_for
 
 # --- provider stand-ins: keys and signatures made here, as the providers make theirs ---

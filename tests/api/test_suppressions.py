@@ -52,7 +52,7 @@ def test_it_lists_filters_and_paginates_the_list(client, alice):
     assert [(s["email"], s["reason"]) for s in only] == [("b@example.test", "bounced")]
 
 
-def test_removing_lets_an_active_subscriber_be_sent_to_again(client, alice):
+def test_removing_takes_the_address_off_the_list_once(client, alice):
     created = client.post(URL, json={"email": "ada@example.test"}, headers=alice.headers).get_json()
     assert client.delete(f"{URL}/{created['id']}", headers=alice.headers).status_code == 204
     assert client.get(URL, headers=alice.headers).get_json() == []

@@ -92,14 +92,20 @@ def test_the_plot_is_an_svg_an_operator_can_open(client, alice):
 
 def test_deleting_a_plan_lifts_the_cap(client, alice):
     pid = provider(client, alice)
+    from warming.quota import load_plans
+
     plan = client.post("/api/v1/warming-plans", json={"provider_id": pid}, headers=alice.headers).get_json()
+    with db.session_scope() as s:
+        assert set(load_plans(s, {pid})) == {pid}, "the send path sees the plan"
     assert client.delete(f"/api/v1/warming-plans/{plan['id']}", headers=alice.headers).status_code == 204
     assert client.get(f"/api/v1/warming-plans/{plan['id']}", headers=alice.headers).status_code == 404
+    with db.session_scope() as s:
+        assert load_plans(s, {pid}) == {}, "and no longer limits the provider"
 
 
 def test_metrics_show_each_plan_its_latest_day_and_each_provider_circuit(client, alice):
     from models import WarmingDay
-    from tests.api.test_ops import sample
+    from tests.support.prometheus import sample
 
     pid = provider(client, alice)
     plan = client.post("/api/v1/warming-plans", json={"provider_id": pid}, headers=alice.headers).get_json()

@@ -13,6 +13,7 @@ import pytest
 
 import celeryconfig
 from tests.conftest import ROOT
+from tests.support.prometheus import sample
 from tests.support.processes import Proc, platform_env, running, wait_healthy
 from tests.support.smtp import free_port
 
@@ -53,10 +54,7 @@ def test_the_procfile_has_release_web_beat_flower_and_one_worker_per_queue() -> 
 def metric(port: int, name: str, **labels: str) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return sample(text, name, **labels) or 0.0
 
 
 @pytest.mark.e2e

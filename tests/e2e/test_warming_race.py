@@ -4,19 +4,19 @@ cap, nothing is sent twice and every message is either sent or held."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
-from models import Message, Provider, WarmingDay, WarmingPlan, db
+from models import Message, WarmingDay, db
 from tasks.sending import send_messages
+from tests.support import factories
 from tests.support.processes import Proc, platform_env, running, worker_argv
 from tests.support.sending import account_of, queue_emails
 from tests.support.smtp import SmtpServer
-from warming.plan import PlanSettings
 
 pytestmark = pytest.mark.e2e
 CAP = 37
@@ -33,20 +33,9 @@ def whole_day_zone() -> str:
 
 def warm(account_id: int, port: int) -> int:
     zone = whole_day_zone()
-    settings = PlanSettings.from_dict({"start_volume": CAP, "shares": {"gmail": 0, "yahoo": 0, "microsoft": 0,
-                                                                       "other": 1},
-                                       "sending_hours": [0, 1], "timezone": zone})
-    with db.session_scope() as s:
-        provider = Provider(account_id=account_id, name="new-ip", kind="smtp", priority=1,
-                            config={"host": "127.0.0.1", "port": port, "timeout": 5})
-        s.add(provider)
-        s.flush()
-        plan = WarmingPlan(account_id=account_id, provider_id=provider.id,
-                           start_date=datetime.now(ZoneInfo(zone)).date(), settings=settings.as_dict(),
-                           states={g: {"level": 1, "status": "warming"} for g in settings.shares})
-        s.add(plan)
-        s.flush()
-        return plan.id
+    return factories.warming_plan(account_id, port, datetime.now(ZoneInfo(zone)).date(), start_volume=CAP,
+                                  shares={"gmail": 0, "yahoo": 0, "microsoft": 0, "other": 1},
+                                  sending_hours=[0, 1], timezone=zone)
 
 
 def settled(total: int) -> dict[str, int]:

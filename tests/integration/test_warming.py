@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from delivery.outbox import claim_for_dispatch
 from models import Message, Provider, WarmingAdjustment, WarmingDay, WarmingPlan, db
+from tests.support import factories
 from tests.support.sending import account_of, queue_emails, send_in_process, statuses
 from tests.support.smtp import SmtpServer
 from warming.results import close_due_days
@@ -29,19 +30,7 @@ def evening(day: int) -> datetime:
 
 
 def warm(account_id: int, port: int, **settings: object) -> int:
-    from warming.plan import PlanSettings
-
-    with db.session_scope() as s:
-        provider = Provider(account_id=account_id, name="new-ip", kind="smtp", priority=1,
-                            config={"host": "127.0.0.1", "port": port, "timeout": 5})
-        s.add(provider)
-        s.flush()
-        plan = WarmingPlan(account_id=account_id, provider_id=provider.id, start_date=DAY1,
-                           settings=PlanSettings.from_dict({"shares": ONLY_OTHER, **settings}).as_dict(),
-                           states={g: {"level": 1, "status": "warming"} for g in ONLY_OTHER})
-        s.add(plan)
-        s.flush()
-        return plan.id
+    return factories.warming_plan(account_id, port, DAY1, **{"shares": ONLY_OTHER, **settings})
 
 
 
@@ -206,7 +195,6 @@ def test_a_group_past_its_pause_thresholds_stops_during_the_day():
 
 def test_beats_task_on_a_real_worker_judges_each_ended_day_once(worker):
     from tasks.warming import advance_plans
-    from tests.support import factories
     from tests.support.waiting import wait_for
 
     account = factories.account()
@@ -220,8 +208,7 @@ def test_beats_task_on_a_real_worker_judges_each_ended_day_once(worker):
 
     advance_plans.delay()
     wait_for(lambda: closed() == 2, what="days 1 and 2 to be judged")
-    advance_plans.delay()  # a second beat run, or a late one, judges nothing again
-    advance_plans.apply()
+    advance_plans.apply()  # a second beat run, or a late one, judges nothing again
     with db.session_scope() as s:
         history = [(a.day, a.action) for a in s.scalars(select(WarmingAdjustment).order_by(WarmingAdjustment.id))]
     assert history == [(1, "hold"), (2, "hold")]  # nothing was sent: no reputation earned, no climb

@@ -5,11 +5,11 @@ way the sequences API stores them: ``Step.config`` is the dict without ``type``.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from accounts.keys import create_account
-from models import Enrollment, Sequence, Step, Subscriber, db
+from models import Enrollment, Provider, Sequence, Step, Subscriber, WarmingPlan, db
 
 
 def account(name: str = "Alice") -> int:
@@ -45,3 +45,20 @@ def enroll(account_id: int, sequence_id: int, subscriber_ids: list[int], now: da
         s.add_all(rows)
         s.flush()
         return [r.id for r in rows]
+
+
+def warming_plan(account_id: int, smtp_port: int, start_date: date, **settings: Any) -> int:
+    """An SMTP provider on loopback named "new-ip" under a warming plan; returns the plan's id."""
+    from warming.plan import PlanSettings
+
+    parsed = PlanSettings.from_dict(settings)
+    with db.session_scope() as s:
+        provider = Provider(account_id=account_id, name="new-ip", kind="smtp", priority=1,
+                            config={"host": "127.0.0.1", "port": smtp_port, "timeout": 5})
+        s.add(provider)
+        s.flush()
+        plan = WarmingPlan(account_id=account_id, provider_id=provider.id, start_date=start_date,
+                           settings=parsed.as_dict(), states={g: {"level": 1, "status": "warming"} for g in parsed.shares})
+        s.add(plan)
+        s.flush()
+        return plan.id

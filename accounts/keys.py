@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -47,11 +46,3 @@ def account_for_key(session: Session, key: str) -> int | None:
     if row is None or row.revoked_at is not None:
         return None
     return int(row.account_id)
-
-
-def revoke_api_keys(session: Session, account_id: int, now: datetime) -> int:
-    """Revoke every key of an account (rotation); returns how many."""
-    keys = session.scalars(select(ApiKey).where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))).all()
-    for key in keys:
-        key.revoked_at = now
-    return len(keys)

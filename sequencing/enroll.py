@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from models import Enrollment, Subscriber
 from models.bulk import dialect_insert
-from sequencing.errors import MAX_INT, InvalidInputError, StateConflictError
+from sequencing.errors import MAX_INT, InvalidInputError, StateConflictError, is_int
 from sequencing.lifecycle import get_sequence
 
 MAX_PER_CALL = 10_000
@@ -34,14 +34,26 @@ CHUNK = 1000  # rows per statement: well under SQLite's 32,766 bound parameters
 RUNNING = ("active", "paused")
 
 
+def next_run(latest_run: int | None, latest_status: str | None, reentry: str) -> int | None:
+    """The run number a new enrollment gets after the subscriber's latest one in
+    the sequence (None: never enrolled), or None when re-entry forbids it now."""
+    if latest_run is None:
+        return 1
+    if latest_status in RUNNING or reentry == "never":
+        return None
+    if reentry == "always" or latest_status == "completed":
+        return latest_run + 1
+    return None
+
+
 def _chunks(items: list[Any]) -> Iterable[list[Any]]:
     for start in range(0, len(items), CHUNK):
         yield items[start:start + CHUNK]
 
 
 def _ensure_subscribers(session: Session, account_id: int, emails: list[str], now: datetime) -> list[int]:
-    """Ids for these addresses, creating the unknown ones in bulk (a concurrent
-    creator wins the unique key and we read its row)."""
+    """Ids of the active subscribers with these addresses, creating the unknown ones
+    in bulk (a concurrent creator wins the unique key and we read its row)."""
     found: dict[str, int] = {}
     unique = sorted(set(emails))
     for chunk in _chunks(unique):
@@ -52,7 +64,7 @@ def _ensure_subscribers(session: Session, account_id: int, emails: list[str], no
         statement = dialect_insert(session, Subscriber.__table__).on_conflict_do_nothing(index_elements=["account_id", "email"])
         session.connection().execute(statement.returning(Subscriber.__table__.c.id), rows).all()
         found.update(session.execute(select(Subscriber.email, Subscriber.id).where(
-            Subscriber.account_id == account_id, Subscriber.email.in_(chunk))).all())
+            Subscriber.account_id == account_id, Subscriber.status == "active", Subscriber.email.in_(chunk))).all())
     return [found[e] for e in emails if e in found]
 
 
@@ -79,14 +91,9 @@ def _next_runs(session: Session, sequence_id: int, subscriber_ids: list[int], re
                 history[sub] = (run, status)
     runs: dict[int, int] = {}
     for sub in subscriber_ids:
-        if sub not in history:
-            runs[sub] = 1
-            continue
-        run, status = history[sub]
-        if status in RUNNING or reentry == "never":
-            continue
-        if reentry == "always" or status == "completed":
-            runs[sub] = run + 1
+        run = next_run(*history.get(sub, (None, None)), reentry)
+        if run is not None:
+            runs[sub] = run
     return runs
 
 
@@ -102,16 +109,13 @@ def enroll_subscribers(session: Session, account_id: int, sequence_id: int,
     sequence = get_sequence(session, account_id, sequence_id, lock=False)
     if sequence.status != "active":
         raise StateConflictError(f"Cannot enroll into a sequence that is {sequence.status}; activate it first.")
-    candidates = [i for i in subscriber_ids if isinstance(i, int) and not isinstance(i, bool) and 0 < i <= MAX_INT]
+    candidates = [i for i in subscriber_ids if is_int(i) and 0 < i <= MAX_INT]
     eligible: set[int] = set()
     for chunk in _chunks(sorted(set(candidates))):
         eligible.update(session.scalars(select(Subscriber.id).where(
             Subscriber.account_id == account_id, Subscriber.status == "active", Subscriber.id.in_(chunk))))
     if emails:
-        ids = _ensure_subscribers(session, account_id, _normalise_emails(emails), now)
-        for chunk in _chunks(sorted(set(ids))):
-            eligible.update(session.scalars(select(Subscriber.id).where(
-                Subscriber.status == "active", Subscriber.id.in_(chunk))))
+        eligible.update(_ensure_subscribers(session, account_id, _normalise_emails(emails), now))
     runs = _next_runs(session, sequence.id, sorted(eligible), str(sequence.settings.get("reentry", "never")))
     rows = [{"account_id": account_id, "sequence_id": sequence.id, "subscriber_id": sub, "instance_key": "",
              "run": run, "status": "active", "current_step": 0, "next_run_at": now, "state": {},

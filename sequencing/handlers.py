@@ -90,16 +90,13 @@ def handle_email(batch: Batch, enrollment: Enrollment, step: Step, subscriber: S
     if capped_until is not None:
         return Wait(capped_until)
     variant = choose_variant(enrollment.id, step)
-    state = dict(enrollment.state or {})
-    visits = dict(state.get("visits") or {})
-    visit = int(visits.get(str(step.position), 0))
+    state, visit = _take_visit(enrollment, step)
     variant_name = variant["name"] if variant else None
     key = f"{enrollment.id}:{step.id}:{variant_name or ''}:{visit}"
     batch.queue_message(enrollment, step, subscriber, variant_name, key, variant)
-    visits[str(step.position)] = visit + 1
     sent = dict(state.get("sent") or {})
     sent[str(step.position)] = key
-    state.update(visits=visits, sent=sent)
+    state["sent"] = sent
     enrollment.state = state
     return Next()
 
@@ -164,13 +161,20 @@ def handle_action(batch: Batch, enrollment: Enrollment, step: Step, subscriber: 
     return Next()
 
 
-def handle_webhook(batch: Batch, enrollment: Enrollment, step: Step, subscriber: Subscriber) -> Move:
+def _take_visit(enrollment: Enrollment, step: Step) -> tuple[dict[str, Any], int]:
+    """This visit's number at the step (part of the outbox key, so a loop back sends
+    again) and a copy of the state with the visit counted."""
     state = dict(enrollment.state or {})
     visits = dict(state.get("visits") or {})
     visit = int(visits.get(str(step.position), 0))
-    batch.queue_webhook(enrollment, step, subscriber, f"{enrollment.id}:{step.id}:{visit}")
     visits[str(step.position)] = visit + 1
     state["visits"] = visits
+    return state, visit
+
+
+def handle_webhook(batch: Batch, enrollment: Enrollment, step: Step, subscriber: Subscriber) -> Move:
+    state, visit = _take_visit(enrollment, step)
+    batch.queue_webhook(enrollment, step, subscriber, f"{enrollment.id}:{step.id}:{visit}")
     enrollment.state = state
     return Next()
 
@@ -188,5 +192,3 @@ HANDLERS: dict[str, Callable[[Batch, Enrollment, Step, Subscriber], Move]] = {
     "webhook": handle_webhook,
     "goto": handle_goto,
 }
-
-__all__ = ["HANDLERS", "Exit", "Goto", "Move", "Next", "Wait", "clear_wait"]

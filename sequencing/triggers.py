@@ -16,9 +16,7 @@ from sqlalchemy.orm import Session
 
 from models import Enrollment, Sequence
 from models.bulk import insert_ignoring_conflicts
-
-RUNNING = ("active", "paused")
-
+from sequencing.enroll import next_run
 
 def _next_run(session: Session, sequence: Sequence, subscriber_id: int, key: str) -> int | None:
     """The run number a new enrollment would get, or None when re-entry forbids it."""
@@ -28,14 +26,8 @@ def _next_run(session: Session, sequence: Sequence, subscriber_id: int, key: str
                Enrollment.instance_key == key)
         .order_by(Enrollment.run.desc()).limit(1)
     ).first()
-    if latest is None:
-        return 1
-    reentry = (sequence.settings or {}).get("reentry", "never")
-    if latest.status in RUNNING or reentry == "never":
-        return None
-    if reentry == "always" or latest.status == "completed":
-        return int(latest.run) + 1
-    return None
+    reentry = str((sequence.settings or {}).get("reentry", "never"))
+    return next_run(int(latest.run), latest.status, reentry) if latest else next_run(None, None, reentry)
 
 
 def _matching(session: Session, account_id: int, kind: str) -> list[Sequence]:

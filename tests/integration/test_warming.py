@@ -213,3 +213,24 @@ def test_beats_task_on_a_real_worker_judges_each_ended_day_once(worker):
         history = [(a.day, a.action) for a in s.scalars(select(WarmingAdjustment).order_by(WarmingAdjustment.id))]
     assert history == [(1, "hold"), (2, "hold")]  # nothing was sent: no reputation earned, no climb
     assert plan_level(plan) == (1, "held")
+
+
+def test_held_mail_of_engaged_subscribers_comes_back_first_after_the_opening():
+    from models import Event
+
+    ids = queue_emails(6)
+    with db.session_scope() as s:
+        engaged = [s.get(Message, i) for i in ids[:3]]
+        s.add_all(Event(account_id=m.account_id, subscriber_id=m.subscriber_id, name="clicked",
+                        occurred_at=evening(1) - timedelta(days=1)) for m in engaged)
+        engaged_ids = {m.id for m in engaged}
+    with SmtpServer() as server:
+        warm(account_of(ids), server.port, start_volume=1)
+        assert send_in_process(ids, at=evening(1)) == {"sent": 1, "held": 5}
+    opening = evening(2) - timedelta(hours=12.5)  # day 2, 08:00
+    with db.session_scope() as s:
+        held = {m.id: m.retry_at for m in s.scalars(select(Message).where(Message.status == "deferred"))}
+    assert all(opening <= at <= opening + timedelta(minutes=10) for i, at in held.items() if i in engaged_ids)
+    assert all(opening + timedelta(minutes=10) <= at <= opening + timedelta(hours=1)
+               for i, at in held.items() if i not in engaged_ids)
+    assert len([i for i in held if i in engaged_ids]) == 2

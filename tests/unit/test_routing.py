@@ -95,3 +95,15 @@ def test_with_every_circuit_open_the_message_waits_for_the_first_reopening():
     [(attempt, _)] = list(Failover(lambda r: FakeTransport("x", []), NOW).send(routes, EmailMessage(), "s", "a@x", "k"))
     assert attempt.error is not None and not attempt.error.permanent
     assert attempt.error.retry_after == 10.0
+
+
+def test_backoff_doubles_from_30_seconds_with_jitter_and_stops_at_six_hours():
+    import random
+
+    from delivery.outbox import backoff
+
+    rng = random.Random(7)
+    for attempts, base in ((1, 30), (2, 60), (3, 120), (10, 15_360), (11, 6 * 3600), (30, 6 * 3600)):
+        waits = [backoff(attempts, rng).total_seconds() for _ in range(200)]
+        assert base * 0.8 <= min(waits) and max(waits) <= base * 1.2
+        assert max(waits) - min(waits) > base * 0.2, "jittered, so retries spread out"

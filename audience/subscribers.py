@@ -84,9 +84,10 @@ def create_subscriber(session: Session, account_id: int, data: dict[str, Any], n
 
 
 def get_subscriber(session: Session, account_id: int, subscriber_id: int) -> Subscriber:
-    subscriber = session.scalar(select(Subscriber).where(
-        Subscriber.id == subscriber_id, Subscriber.account_id == account_id))
-    if subscriber is None:
+    # session.get answers a second lookup in one request (PATCH reads the tags
+    # before updating) from the identity map; another account's row is a 404.
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None or subscriber.account_id != account_id:
         raise SubscriberNotFoundError(f"Subscriber {subscriber_id} not found.")
     return subscriber
 

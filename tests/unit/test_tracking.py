@@ -1,0 +1,71 @@
+"""Signed links: the fast signer writes exactly itsdangerous's tokens, so links sent
+before it (and after it) verify either way, and tampering is still refused."""
+from __future__ import annotations
+
+import pytest
+from itsdangerous import URLSafeSerializer
+
+from delivery.tracking import TokenError, Tracker, _LinkSerializer
+
+SECRET = "test-secret-key-0123456789abcdef"
+TRACKER = Tracker(SECRET, "https://mail.example.test")
+
+PAYLOADS = [
+    0, 1, 42, 2**31, 10**15, -7,
+    [1, "https://shop.example.test/spring?utm=mail&x=1"],
+    [99, "https://example.test/ünïcode/路径?q=ä€😀"],
+    [7, 'https://example.test/"quoted"/\\back\\slash'],
+    [8, "https://example.test/\x00\x01\t\n\u2028\u2029</script>"],
+    [9, ""],
+    [10, "https://example.test/" + "a" * 130],  # just under 160 bytes of JSON
+    [11, "https://example.test/" + "a" * 200],  # long: itsdangerous may compress
+    [12, "https://example.test/" + "ab/" * 300],  # compresses well
+    True, None, "text", {"a": 1}, [1, 2, 3], 1.5,  # shapes links do not use: the general path
+]
+
+
+def reference(purpose: str) -> URLSafeSerializer:
+    """How tokens were made before the fast signer: the serializer itself."""
+    return _LinkSerializer(SECRET, salt=f"eseq-{purpose}")
+
+
+@pytest.mark.parametrize("purpose", ["open", "click", "unsubscribe"])
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_tokens_are_byte_identical_to_itsdangerous(purpose, payload):
+    assert TRACKER.sign(purpose, payload) == reference(purpose).dumps(payload)
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_plain_itsdangerous_reads_our_tokens_and_we_read_its(payload):
+    plain = URLSafeSerializer(SECRET, salt="eseq-click")
+    assert plain.loads(TRACKER.sign("click", payload)) == payload
+    assert TRACKER.verify("click", plain.dumps(payload)) == payload  # compressed or not
+
+
+def test_a_token_for_one_purpose_does_not_verify_for_another():
+    with pytest.raises(TokenError):
+        TRACKER.verify("unsubscribe", TRACKER.sign("open", 5))
+
+
+def test_a_token_under_another_secret_does_not_verify():
+    other = Tracker("another-secret", TRACKER.base_url)
+    with pytest.raises(TokenError):
+        TRACKER.verify("open", other.sign("open", 5))
+
+
+@pytest.mark.parametrize("payload", [5, [5, "https://example.test/a"]])
+def test_any_changed_character_fails_verification(payload):
+    token = TRACKER.sign("click", payload)
+    for i, char in enumerate(token):
+        for swap in {"A", "b", "-", "_", "."} - {char}:
+            tampered = token[:i] + swap + token[i + 1:]
+            with pytest.raises(TokenError):
+                TRACKER.verify("click", tampered)
+
+
+def test_links_name_the_message_and_destination():
+    click = TRACKER.click_url(3, "https://example.test/x")
+    assert click.startswith("https://mail.example.test/t/c/")
+    assert TRACKER.verify("click", click.rsplit("/", 1)[1]) == [3, "https://example.test/x"]
+    assert TRACKER.verify("open", TRACKER.open_url(3)[len("https://mail.example.test/t/o/"):-4]) == 3
+    assert TRACKER.verify("unsubscribe", TRACKER.unsubscribe_url(3).rsplit("/", 1)[1]) == 3

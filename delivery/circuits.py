@@ -36,12 +36,19 @@ def load_routes(session: Session, account_ids: set[int], default: Route | None) 
     return routes
 
 
-def record_tries(session: Session, tries: list[Try], now: datetime) -> None:
-    for attempt in tries:
+def record_tries(session: Session, tries: list[tuple[Try, datetime]]) -> None:
+    """Write what each try (in the order they happened) says about its provider.
+    A success right after another success of the same provider changes nothing,
+    so a group of outcomes writes each healthy provider once, not once per email."""
+    last_was_success: dict[int, bool] = {}
+    for attempt, now in tries:
         if attempt.provider_id is None:
             continue
         row = Provider.id == attempt.provider_id
         if attempt.error is None:
+            if last_was_success.get(attempt.provider_id):
+                continue
+            last_was_success[attempt.provider_id] = True
             # Every send worker's every success lands on this one row: write it only
             # when the circuit changes, and refresh last_success_at once a second,
             # so successes do not queue up behind each other's row lock.
@@ -52,6 +59,7 @@ def record_tries(session: Session, tries: list[Try], now: datetime) -> None:
         elif attempt.error.permanent:
             continue  # the recipient was refused: the provider itself is healthy
         else:
+            last_was_success[attempt.provider_id] = False
             failures = Provider.consecutive_failures + 1
             opens = failures >= CIRCUIT_THRESHOLD
             values = {

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, or_, update
+from sqlalchemy import and_, bindparam, case, or_, update
 from sqlalchemy.orm import Session
 
 from analytics.events import record_event
@@ -74,17 +74,19 @@ def _owned(message_id: int):  # type: ignore[no-untyped-def]
     return and_(_COLUMNS.id == message_id, _COLUMNS.status == "sending")
 
 
-def mark_sent(session: Session, message_id: int, provider: str, provider_message_id: str,
-              now: datetime) -> tuple[int, int] | None:
-    """Record the provider's acceptance; returns (account_id, subscriber_id) of the
-    row we owned, or None when another worker's outcome got there first."""
-    row = session.execute(
-        update(MESSAGES).where(_owned(message_id)).values(
-            status="sent", provider=provider, provider_message_id=provider_message_id, sent_at=now,
-            error=None, claimed_until=None, retry_at=None, updated_at=now)
-        .returning(_COLUMNS.account_id, _COLUMNS.subscriber_id),
-    ).first()
-    return (row.account_id, row.subscriber_id) if row is not None else None
+# Every accepted message passes here: one statement, built once, run as an
+# executemany for a whole group of outcomes (delivery.group_commit).
+_MARK_SENT = update(MESSAGES).where(_COLUMNS.id == bindparam("sent_id"), _COLUMNS.status == "sending").values(
+    status="sent", provider=bindparam("sent_by"), provider_message_id=bindparam("sent_as"),
+    sent_at=bindparam("sent_on"), error=None, claimed_until=None, retry_at=None, updated_at=bindparam("sent_on"))
+
+
+def mark_sent(session: Session, sends: list[tuple[int, str, str, datetime]]) -> None:
+    """Record the providers' acceptances: (message id, provider, provider's message
+    id, when). A row another worker's outcome reached first is left alone."""
+    if sends:
+        session.execute(_MARK_SENT, [{"sent_id": message_id, "sent_by": provider, "sent_as": provider_message_id,
+                                      "sent_on": at} for message_id, provider, provider_message_id, at in sends])
 
 
 def mark_deferred(session: Session, message_id: int, attempts: int, error: str, now: datetime,

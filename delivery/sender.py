@@ -6,14 +6,16 @@ across network I/O:
 2. ``deliver`` (no transaction): hand each message to the account's providers in
    failover order (delivery.routing), reusing one connection per provider for the
    whole batch, yielding each outcome as it comes.
-3. ``record`` (a short transaction per outcome, right after its send): write it
-   with a conditional UPDATE.
+3. ``record`` (right after each send, before the next): write the outcome with a
+   conditional UPDATE. The send worker's threads share these transactions
+   (delivery.group_commit): each waits for its own outcome's commit, and one
+   commit carries every outcome that arrived while the previous one ran.
 
 A crash between a provider's acceptance and that record leaves the row
 ``sending``; when its lease runs out the tick dispatches it again, marked in
 doubt. That window is the one place a duplicate can come from. Recording each
-outcome at once keeps it to one message's commit (about a millisecond) rather
-than a batch's I/O. Where the account's providers report events back to us, a
+outcome before the next send keeps it to one message per sending thread, for
+about one commit's time, rather than a batch's I/O. Where the account's providers report events back to us, a
 message in doubt waits (``hold_in_doubt``) for an event carrying its key, which
 reconciles the row to ``sent`` (inbound.store); only without one is it resent.
 Over plain SMTP nothing reports back, so it is resent at once. The Message-ID is
@@ -49,6 +51,7 @@ from models.bulk import add_rows_ignoring_conflicts
 class Outgoing:
     message_id: int
     account_id: int
+    subscriber_id: int
     attempts: int
     key: str
     sender: str
@@ -61,11 +64,14 @@ class Outgoing:
 @dataclass
 class Outcome:
     message_id: int
+    account_id: int
+    subscriber_id: int
     attempts: int
     provider: str
     provider_message_id: str | None = None
     error: DeliveryError | None = None
     tries: list[Try] = field(default_factory=list)
+    at: datetime = field(default_factory=utcnow)  # when it happened, on the batch's (injectable) clock
 
 
 @dataclass(frozen=True)
@@ -162,7 +168,8 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
         except (TemplateRenderError, MessageBuildError) as exc:
             outbox.mark_failed(session, message.id, f"cannot render: {exc}", now)
             continue
-        outgoing.append(Outgoing(message.id, message.account_id, message.attempts, message.idempotency_key,
+        outgoing.append(Outgoing(message.id, message.account_id, message.subscriber_id, message.attempts,
+                                 message.idempotency_key,
                                  from_email, message.to_email, email, now + lease, message.in_doubt_since))
     return outgoing
 
@@ -213,7 +220,8 @@ def deliver(outgoing: list[Outgoing], failover: Failover, routes: dict[int, list
             accepted_id = provider_message_id
         last = tries[-1] if tries else Try(None, "none", TransientDeliveryError("no provider configured"))
         if last.error is None:
-            yield Outcome(item.message_id, item.attempts, last.provider, provider_message_id=accepted_id, tries=tries)
+            yield Outcome(item.message_id, item.account_id, item.subscriber_id, item.attempts, last.provider,
+                          provider_message_id=accepted_id, tries=tries, at=clock())
             continue
         errors = [t.error for t in tries if t.error is not None]
         hints = [e.retry_after for e in errors if e.retry_after is not None]
@@ -221,22 +229,27 @@ def deliver(outgoing: list[Outgoing], failover: Failover, routes: dict[int, list
         if not error.permanent and len(errors) > 1:
             summary = "; ".join(f"{t.provider}: {t.error}" for t in tries)
             error = TransientDeliveryError(summary, retry_after=min(hints) if hints else None)
-        yield Outcome(item.message_id, item.attempts, last.provider, error=error, tries=tries)
+        yield Outcome(item.message_id, item.account_id, item.subscriber_id, item.attempts, last.provider,
+                      error=error, tries=tries, at=clock())
 
 
-def record(session: Session, outcomes: list[Outcome], now: datetime) -> dict[str, int]:
-    """Write each outcome; returns counts by resulting status."""
-    counts: dict[str, int] = {}
+def record(session: Session, outcomes: list[Outcome]) -> list[str]:
+    """Write each outcome at its own time; returns the resulting status of each.
+
+    Acceptances, the common case, are written together (one UPDATE and one event
+    INSERT, each an executemany); a ``sent`` event is keyed by its message, so a
+    row another worker recorded first cannot get a second one."""
+    statuses: list[str] = []
+    sends: list[tuple[int, str, str, datetime]] = []
     events: list[dict[str, Any]] = []
+    record_tries(session, [(t, o.at) for o in outcomes for t in o.tries])
     for outcome in outcomes:
-        record_tries(session, outcome.tries, now)
+        now = outcome.at
         if outcome.error is None:
-            owner = outbox.mark_sent(session, outcome.message_id, outcome.provider,
-                                     outcome.provider_message_id or "", now)
-            if owner is not None:
-                events.append({"account_id": owner[0], "subscriber_id": owner[1], "message_id": outcome.message_id,
-                               "name": "sent", "dedup_key": f"sent:{outcome.message_id}", "source": "platform",
-                               "properties": {}, "occurred_at": now, "created_at": now})
+            sends.append((outcome.message_id, outcome.provider, outcome.provider_message_id or "", now))
+            events.append({"account_id": outcome.account_id, "subscriber_id": outcome.subscriber_id,
+                           "message_id": outcome.message_id, "name": "sent", "dedup_key": f"sent:{outcome.message_id}",
+                           "source": "platform", "properties": {}, "occurred_at": now, "created_at": now})
             status = "sent"
         elif isinstance(outcome.error, HeldError):
             outbox.mark_held(session, outcome.message_id, str(outcome.error), now, outcome.error.retry_after or 60.0)
@@ -249,6 +262,7 @@ def record(session: Session, outcomes: list[Outcome], now: datetime) -> dict[str
         else:
             status = outbox.mark_deferred(session, outcome.message_id, outcome.attempts, str(outcome.error), now,
                                           outcome.error.retry_after, outcome.provider)
-        counts[status] = counts.get(status, 0) + 1
+        statuses.append(status)
+    outbox.mark_sent(session, sends)
     add_rows_ignoring_conflicts(session, Event.__table__, events)
-    return counts
+    return statuses

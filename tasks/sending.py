@@ -13,7 +13,8 @@ from delivery.dkim import DkimKey
 from delivery.pacing import Pacer
 from delivery.providers import build_transport as build_provider_transport
 from delivery.routing import Failover, Gate, Route, Transport
-from delivery.sender import Outgoing, SenderIdentity, deliver, hold_in_doubt, prepare, record
+from delivery.group_commit import GroupCommit
+from delivery.sender import Outcome, Outgoing, SenderIdentity, deliver, hold_in_doubt, prepare, record
 from delivery.tracking import Tracker
 from models.base import utcnow
 from models.db import session_scope
@@ -45,8 +46,9 @@ def build_transport(route: Route) -> Transport:
 
 
 def send_batch(message_ids: list[int], clock: Callable[[], datetime] = utcnow) -> dict[str, int]:
-    """Claim and render in one transaction, send outside any, record each outcome in
-    its own; returns counts by resulting status. ``clock`` lets tests move time."""
+    """Claim and render in one transaction, send outside any, record each outcome
+    before the next send (in a commit shared with the pool's other threads);
+    returns counts by resulting status. ``clock`` lets tests move time."""
     s = get_settings()
     now = clock()
     with session_scope() as session:
@@ -66,12 +68,20 @@ def send_batch(message_ids: list[int], clock: Callable[[], datetime] = utcnow) -
     failover = Failover(build_transport, now, gates + [Pacer(reserve_sends_now, clock_running)])
     try:
         for outcome in deliver(outgoing, failover, routes, clock=clock):
-            with session_scope() as session:
-                for status, n in record(session, [outcome], clock()).items():
-                    counts[status] = counts.get(status, 0) + n
+            status = RECORDER.submit(outcome)
+            counts[status] = counts.get(status, 0) + 1
     finally:
         failover.close()
     return counts
+
+
+def record_outcomes(outcomes: list[Outcome]) -> list[str]:
+    with session_scope() as session:
+        return record(session, outcomes)
+
+
+# One per process: the send pool's threads share its commits (delivery.group_commit).
+RECORDER: GroupCommit[Outcome, str] = GroupCommit(record_outcomes)
 
 
 def warming_gate(session: Session, outgoing: list[Outgoing], routes: dict[int, list[Route]],

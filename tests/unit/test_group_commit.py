@@ -1,0 +1,91 @@
+"""delivery.group_commit: threads share transactions, each returns only once its
+own item is written, and one bad item fails alone."""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from delivery.group_commit import GroupCommit
+
+
+class Store:
+    """A 'database' whose write takes a while, so other threads queue meanwhile."""
+
+    def __init__(self, delay: float = 0.005) -> None:
+        self.delay = delay
+        self.committed: set[int] = set()
+        self.writes: list[list[int]] = []
+        self.lock = threading.Lock()
+
+    def write(self, items: list[int]) -> list[str]:
+        time.sleep(self.delay)
+        if any(i < 0 for i in items):
+            raise ValueError(f"bad item in {items}")
+        with self.lock:
+            self.writes.append(items)
+            self.committed.update(items)
+        return [f"ok:{i}" for i in items]
+
+
+def test_each_caller_gets_its_own_result_after_its_item_is_committed() -> None:
+    store = Store()
+    group = GroupCommit(store.write)
+
+    def submit(i: int) -> str:
+        result = group.submit(i)
+        assert i in store.committed  # never returns before its own commit
+        return result
+
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(submit, range(400)))
+
+    assert results == [f"ok:{i}" for i in range(400)]
+    assert sorted(i for w in store.writes for i in w) == list(range(400))  # each exactly once
+    # 32 threads waiting on 5 ms writes share them: far fewer transactions than items.
+    assert len(store.writes) < 200
+    assert max(len(w) for w in store.writes) > 1
+
+
+def test_a_lone_caller_commits_at_once_without_waiting_for_company() -> None:
+    store = Store(delay=0)
+    group = GroupCommit(store.write)
+    assert group.submit(7) == "ok:7"
+    assert store.writes == [[7]]
+
+
+def test_a_bad_item_fails_alone_and_the_rest_of_its_group_is_written() -> None:
+    store = Store()
+    group = GroupCommit(store.write)
+    barrier = threading.Barrier(8)
+
+    def submit(i: int) -> str:
+        barrier.wait()
+        try:
+            return group.submit(i)
+        except ValueError:
+            return "error"
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(submit, [1, 2, 3, -4, 5, 6, 7, 8]))
+
+    assert results == ["ok:1", "ok:2", "ok:3", "error", "ok:5", "ok:6", "ok:7", "ok:8"]
+    assert store.committed == {1, 2, 3, 5, 6, 7, 8}
+
+
+def test_groups_are_capped_and_a_leader_whose_item_missed_the_cap_writes_again() -> None:
+    store = Store()
+    group = GroupCommit(store.write, max_group=3)
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(group.submit, range(64)))
+    assert results == [f"ok:{i}" for i in range(64)]
+    assert max(len(w) for w in store.writes) <= 3
+
+
+def test_the_error_reaches_only_its_own_caller_when_alone() -> None:
+    group = GroupCommit(Store(delay=0).write)
+    with pytest.raises(ValueError):
+        group.submit(-1)
+    assert group.submit(2) == "ok:2"

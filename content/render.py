@@ -14,7 +14,8 @@ from typing import Any
 from jinja2 import StrictUndefined, Template, TemplateError, Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
-from content.text import html_to_text
+from content.text import html_to_text, tidy_text
+from content.text_template import derived_text_template, is_plain_data
 from models import Subscriber
 
 MAX_TEMPLATE_CHARS = 500_000
@@ -91,9 +92,10 @@ def _compiled(env: SandboxedEnvironment, source: str) -> Template:
     return env.from_string(source)
 
 
-def _render(env: SandboxedEnvironment, source: str, context: dict[str, Any]) -> str:
+def _render(env: SandboxedEnvironment, source: str | Template, context: dict[str, Any]) -> str:
     try:
-        return _compiled(env, source).render(context)
+        template = source if isinstance(source, Template) else _compiled(env, source)
+        return template.render(context)
     except TemplateRenderError:
         raise
     except TemplateError as exc:
@@ -102,6 +104,18 @@ def _render(env: SandboxedEnvironment, source: str, context: dict[str, Any]) -> 
         # Author mistakes that surface only with real data ({{ 1/0 }}, a bad index):
         # the message fails with a reason instead of crashing the send batch.
         raise TemplateRenderError(f"{type(exc).__name__}: {exc}") from None
+
+
+def derived_text(html: str, rendered_html: str, context: dict[str, Any]) -> str:
+    """``html_to_text(rendered_html)``, through the text template derived from
+    ``html`` when there is one (a few times cheaper: see content.text_template)."""
+    template = derived_text_template(_html_env, _text_env, html)
+    if template is not None and is_plain_data(context):
+        try:
+            return tidy_text(_render(_text_env, template, context))
+        except TemplateRenderError:
+            pass  # the HTML rendered, so the exact path will too
+    return html_to_text(rendered_html)
 
 
 def render_email(subject: str, html: str | None, text: str | None, context: dict[str, Any]) -> RenderedEmail:
@@ -113,6 +127,8 @@ def render_email(subject: str, html: str | None, text: str | None, context: dict
     rendered_html = _render(_html_env, html, context) if html else None
     if text:
         rendered_text = _render(_text_env, text, context)
+    elif html and rendered_html is not None:
+        rendered_text = derived_text(html, rendered_html, context)
     else:
         rendered_text = html_to_text(rendered_html or "")
     return RenderedEmail(subject=rendered_subject, html=rendered_html, text=rendered_text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate
 
 from content.render import TemplateRenderError, check_template
-from web.sequences.domain_errors import MAX_ID, text
+from web.validators import ID_RANGE, text
 
 
 def valid_template(value: str) -> None:
@@ -49,7 +49,7 @@ class SampleSubscriberSchema(Schema):
 
 
 class PreviewRequestSchema(Schema):
-    subscriber_id = fields.Integer(strict=True, validate=validate.Range(1, MAX_ID))
+    subscriber_id = fields.Integer(strict=True, validate=ID_RANGE)
     subscriber = fields.Nested(SampleSubscriberSchema)
 
 

@@ -4,12 +4,14 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from web.validators import ID_RANGE
+
 NAME = validate.Regexp(r"^[A-Za-z0-9_.:\-]{1,100}$", error="Use 1-100 letters, digits, '_', '.', ':' or '-'.")
 
 
 class EventCreateSchema(Schema):
     email = fields.Email(validate=validate.Length(max=320))
-    subscriber_id = fields.Integer(strict=True, validate=validate.Range(min=1, max=2**31 - 1))
+    subscriber_id = fields.Integer(strict=True, validate=ID_RANGE)
     name = fields.String(required=True, validate=NAME)
     properties = fields.Dict(keys=fields.String(validate=validate.Length(max=100)), load_default=dict)
     value = fields.Float(allow_nan=False, load_default=None, allow_none=True)

@@ -3,11 +3,12 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from models.message import MESSAGE_STATUSES
+from web.validators import ID_RANGE
 
 
 class MessageQuerySchema(Schema):
-    sequence_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
-    subscriber_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+    sequence_id = fields.Integer(validate=ID_RANGE)
+    subscriber_id = fields.Integer(validate=ID_RANGE)
     status = fields.String(validate=validate.OneOf(MESSAGE_STATUSES))
 
 

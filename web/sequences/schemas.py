@@ -9,7 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from models import Sequence
 from sequencing.enroll import MAX_PER_CALL
-from web.sequences.domain_errors import MAX_ID, text
+from web.validators import ID_RANGE, text
 
 
 class SequenceInSchema(Schema):
@@ -50,7 +50,7 @@ class SequenceQuerySchema(Schema):
 
 
 class EnrollRequestSchema(Schema):
-    subscriber_ids = fields.List(fields.Integer(strict=True, validate=validate.Range(1, MAX_ID)),
+    subscriber_ids = fields.List(fields.Integer(strict=True, validate=ID_RANGE),
                                  load_default=list, validate=validate.Length(max=MAX_PER_CALL))
     emails = fields.List(fields.Email(validate=validate.Length(max=320)),
                          load_default=list, validate=validate.Length(max=MAX_PER_CALL))

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from flask_smorest import abort
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 
 from audience.errors import (
     DuplicateSubscriberError,
@@ -18,6 +18,7 @@ from audience.errors import (
     SubscriberNotFoundError,
 )
 from models.subscriber import SUBSCRIBER_STATUSES
+from web.validators import text
 
 
 class SubscriberCreateSchema(Schema):
@@ -48,16 +49,10 @@ class SubscriberSchema(Schema):
     updated_at = fields.DateTime()
 
 
-def _no_nul(value: str) -> None:
-    """PostgreSQL cannot compare text containing NUL; refuse it rather than fail in SQL."""
-    if "\x00" in value:
-        raise ValidationError("Contains a forbidden control character.")
-
-
 class SubscriberQuerySchema(Schema):
     status = fields.String(validate=validate.OneOf(SUBSCRIBER_STATUSES))
-    tag = fields.String(validate=[validate.Length(min=1, max=64), _no_nul])
-    email = fields.String(validate=[validate.Length(min=1, max=320), _no_nul],
+    tag = fields.String(validate=text(64))
+    email = fields.String(validate=text(320),
                           metadata={"description": "Part of the address (case-insensitive)"})
 
 

@@ -9,12 +9,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate
 from audience.errors import InvalidFieldError
 from audience.fields import normalise_email
 from delivery.suppressions import MANUAL_REASONS
-
-
-def _no_nul(value: str) -> None:
-    """PostgreSQL cannot compare text containing NUL; refuse it rather than fail in SQL."""
-    if "\x00" in value:
-        raise ValidationError("Contains a forbidden control character.")
+from web.validators import text
 
 
 def _address(value: str) -> str:
@@ -38,8 +33,8 @@ class SuppressionCreateSchema(Schema):
 
 
 class SuppressionQuerySchema(Schema):
-    reason = fields.String(validate=[validate.Length(min=1, max=50), _no_nul])
-    email = fields.String(validate=[validate.Length(min=1, max=320), _no_nul],
+    reason = fields.String(validate=text(50))
+    email = fields.String(validate=text(320),
                           metadata={"description": "The exact address (case-insensitive)"})
 
 

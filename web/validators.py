@@ -1,0 +1,22 @@
+"""Field checks the request schemas share, so every resource refuses the same
+input the same way."""
+from __future__ import annotations
+
+from marshmallow import ValidationError, validate
+
+# Ids are PostgreSQL ``integer`` columns: a larger number can name no row, and
+# refusing it here keeps it out of SQL (where it would be an error, not a miss).
+MAX_ID = 2**31 - 1
+ID_RANGE = validate.Range(min=1, max=MAX_ID)
+
+
+def no_nul(value: str) -> None:
+    """PostgreSQL can neither store nor compare text containing NUL; refuse it here
+    rather than fail in SQL."""
+    if "\x00" in value:
+        raise ValidationError("Contains a forbidden control character.")
+
+
+def text(max_len: int, min_len: int = 1) -> list[object]:
+    """Validators of a free-text field: bounded length and no NUL."""
+    return [validate.Length(min=min_len, max=max_len), no_nul]

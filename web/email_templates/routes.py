@@ -5,7 +5,7 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 
 from content.render import render_email, subscriber_context
 from models import Subscriber, Template, utcnow
@@ -14,20 +14,14 @@ from web.auth import SECURITY, account_required, current_account_id
 from web.db import get_db
 from web.email_templates.schemas import PreviewRequestSchema, PreviewSchema, TemplateInSchema, TemplateSchema
 from web.pagination import SQLPage
-from web.sequences.domain_errors import MAX_ID
+from web.resource import get_owned_or_404, newest_owned
 
 blp = Blueprint("email_templates", __name__, url_prefix="/api/v1/templates", description="Email templates")
 
 
 def _template(template_id: int) -> Template:
     """The caller's template; another account's id is not found (404), never forbidden."""
-    template = None
-    if 0 < template_id <= MAX_ID:
-        template = get_db().scalars(select(Template).where(
-            Template.id == template_id, Template.account_id == current_account_id())).one_or_none()
-    if template is None:
-        abort(404, message="Template not found.")
-    return template
+    return get_owned_or_404(Template, template_id, "Template not found.")
 
 
 @blp.route("")
@@ -51,7 +45,7 @@ class Templates(MethodView):
     @blp.doc(security=SECURITY)
     def get(self) -> Select[Any]:
         """The account's templates, newest first."""
-        return select(Template).where(Template.account_id == current_account_id()).order_by(Template.id.desc())
+        return newest_owned(Template)
 
 
 @blp.route("/<int:template_id>")
@@ -101,10 +95,8 @@ class Preview(MethodView):
         (``subscriber``); nothing is sent or stored."""
         template = _template(template_id)
         if "subscriber_id" in data:
-            subscriber = get_db().scalars(select(Subscriber).where(
-                Subscriber.id == data["subscriber_id"], Subscriber.account_id == current_account_id())).one_or_none()
-            if subscriber is None:
-                abort(404, message="Subscriber not found.", errors={"json": {"subscriber_id": ["Subscriber not found."]}})
+            subscriber = get_owned_or_404(Subscriber, data["subscriber_id"], "Subscriber not found.",
+                                          errors={"json": {"subscriber_id": ["Subscriber not found."]}})
         else:
             subscriber = Subscriber(id=None, **data.get("subscriber", {"email": "preview@example.com"}))
         try:

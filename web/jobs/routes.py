@@ -4,14 +4,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
-from sqlalchemy import Select, select
+from flask_smorest import Blueprint
+from sqlalchemy import Select
 
 from models import Job
-from web.auth import SECURITY, account_required, current_account_id
-from web.db import get_db
+from web.auth import SECURITY, account_required
 from web.jobs.schemas import JobQuerySchema, JobSchema
 from web.pagination import SQLPage
+from web.resource import get_owned_or_404, newest_owned
 
 blp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs", description="Background jobs (imports)")
 
@@ -25,10 +25,7 @@ class Jobs(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, query: dict[str, Any]) -> Select[Any]:
         """The account's jobs, newest first."""
-        statement = select(Job).where(Job.account_id == current_account_id())
-        if query.get("status"):
-            statement = statement.where(Job.status == query["status"])
-        return statement.order_by(Job.id.desc())
+        return newest_owned(Job, query)
 
 
 @blp.route("/<int:job_id>")
@@ -38,7 +35,4 @@ class JobById(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, job_id: int) -> Job:
         """A job's status, progress, counts and first errors; another account's job is 404."""
-        job = get_db().scalar(select(Job).where(Job.id == job_id, Job.account_id == current_account_id()))
-        if job is None:
-            abort(404, message=f"Job {job_id} not found.")
-        return job
+        return get_owned_or_404(Job, job_id, f"Job {job_id} not found.")

@@ -5,12 +5,13 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 
 from models import Message
-from web.auth import SECURITY, account_required, current_account_id
+from web.auth import SECURITY, account_required
 from web.messages.schemas import MessageQuerySchema, MessageSchema
 from web.pagination import SQLPage
+from web.resource import newest_owned
 
 blp = Blueprint("messages", __name__, url_prefix="/api/v1/messages", description="Delivery log")
 
@@ -24,8 +25,4 @@ class Messages(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, query: dict[str, Any]) -> Select[Any]:
         """Messages newest first, filtered by sequence, subscriber or status."""
-        statement = select(Message).where(Message.account_id == current_account_id())
-        for name in ("sequence_id", "subscriber_id", "status"):
-            if name in query:
-                statement = statement.where(getattr(Message, name) == query[name])
-        return statement.order_by(Message.id.desc())
+        return newest_owned(Message, query)

@@ -2,13 +2,11 @@
 never with their secrets."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 from sqlalchemy import Select
 
 from delivery import provider_admin as admin
@@ -17,6 +15,7 @@ from web.auth import SECURITY, account_required, current_account_id
 from web.db import get_db
 from web.pagination import SQLPage
 from web.providers.schemas import ProviderCreateSchema, ProviderSchema, ProviderUpdateSchema
+from web.resource import On, field_errors, map_errors
 
 blp = Blueprint("providers", __name__, url_prefix="/api/v1/providers", description="Email providers")
 
@@ -42,14 +41,10 @@ def _allow_private() -> bool:
     return bool(current_app.config["ESEQ_SETTINGS"].webhook_allow_private)
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except admin.ProviderInputError as exc:
-        abort(422, message=str(exc), errors={"json": {exc.field: [str(exc)]}})
-    except admin.ProviderNotFoundError:
-        abort(404, message="Provider not found.")
+_errors = map_errors(
+    On(admin.ProviderInputError, 422, errors=field_errors("json")),
+    On(admin.ProviderNotFoundError, 404, "Provider not found."),
+)
 
 
 @blp.route("")
@@ -61,7 +56,7 @@ class Providers(MethodView):
     def post(self, data: dict[str, Any]) -> _Shown:
         """Add a provider; 409 when the account already has one with that name."""
         session = get_db()
-        with _errors():
+        with _errors:
             provider = admin.create_provider(session, current_account_id(), data, _allow_private())
         session.commit()
         return _Shown(provider)
@@ -81,7 +76,7 @@ class ProviderById(MethodView):
     @blp.response(200, ProviderSchema)
     @blp.doc(security=SECURITY)
     def get(self, provider_id: int) -> _Shown:
-        with _errors():
+        with _errors:
             return _Shown(admin.get_provider(get_db(), current_account_id(), provider_id))
 
     @account_required
@@ -91,7 +86,7 @@ class ProviderById(MethodView):
     def patch(self, data: dict[str, Any], provider_id: int) -> _Shown:
         """Change fields; config secrets not sent are kept."""
         session = get_db()
-        with _errors():
+        with _errors:
             provider = admin.update_provider(session, current_account_id(), provider_id, data, _allow_private())
         session.commit()
         return _Shown(provider)
@@ -101,6 +96,6 @@ class ProviderById(MethodView):
     @blp.doc(security=SECURITY)
     def delete(self, provider_id: int) -> None:
         session = get_db()
-        with _errors():
+        with _errors:
             admin.delete_provider(session, current_account_id(), provider_id)
         session.commit()

@@ -43,7 +43,7 @@ class Enroll(MethodView):
         """Enroll up to 10,000 subscribers by id or email (unknown emails become
         subscribers). Safe to retry: nobody is enrolled twice. 409 unless the sequence is active."""
         session = get_db()
-        with domain_errors():
+        with domain_errors:
             enrolled, skipped = enroll_subscribers(
                 session, current_account_id(), sequence_id,
                 subscriber_ids=data["subscriber_ids"], emails=data["emails"], now=utcnow(),
@@ -61,7 +61,7 @@ class Enrollments(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, query: dict[str, Any], sequence_id: int) -> Select[Any]:
         """Where each enrolled subscriber is, oldest enrollment first."""
-        with domain_errors():
+        with domain_errors:
             sequence = lifecycle.get_sequence(get_db(), current_account_id(), sequence_id)
         statement = (
             select(Enrollment.id, Enrollment.subscriber_id, Subscriber.email, Enrollment.status, Enrollment.run,

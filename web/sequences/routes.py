@@ -11,7 +11,7 @@ from flask import current_app
 from flask.views import MethodView
 from marshmallow import Schema, fields
 from flask_smorest import Blueprint
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 
 from models import Sequence, utcnow
 from sequencing import lifecycle
@@ -19,6 +19,7 @@ from sequencing.preflight import check_sequence
 from web.auth import SECURITY, account_required, current_account_id
 from web.db import get_db
 from web.pagination import SQLPage
+from web.resource import newest_owned
 from web.sequences.domain_errors import domain_errors
 from web.sequences.schemas import (
     SequenceDetailSchema,
@@ -59,7 +60,7 @@ class Sequences(MethodView):
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Create a draft sequence; every step is validated (422 names e.g. ``steps.2.seconds``)."""
         session = get_db()
-        with domain_errors():
+        with domain_errors:
             sequence = lifecycle.create_sequence(session, current_account_id(), data, utcnow())
         session.commit()
         return _detail(sequence)
@@ -71,10 +72,7 @@ class Sequences(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, query: dict[str, Any]) -> Select[Any]:
         """The account's sequences, newest first."""
-        statement = select(Sequence).where(Sequence.account_id == current_account_id())
-        if query.get("status"):
-            statement = statement.where(Sequence.status == query["status"])
-        return statement.order_by(Sequence.id.desc())
+        return newest_owned(Sequence, query)
 
 
 @blp.route("/<int:sequence_id>")
@@ -84,7 +82,7 @@ class SequenceById(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, sequence_id: int) -> dict[str, Any]:
         """One sequence with its steps and enrollment counts by status."""
-        with domain_errors():
+        with domain_errors:
             sequence = lifecycle.get_sequence(get_db(), current_account_id(), sequence_id)
         return _detail(sequence)
 
@@ -96,7 +94,7 @@ class SequenceById(MethodView):
         """Replace the sequence. Running enrollments keep their position index, clamped
         to the new last step; ``version`` goes up by one."""
         session = get_db()
-        with domain_errors():
+        with domain_errors:
             sequence = lifecycle.update_sequence(session, current_account_id(), sequence_id, data, utcnow())
         session.commit()
         return _detail(sequence)
@@ -107,7 +105,7 @@ class SequenceById(MethodView):
     def delete(self, sequence_id: int) -> None:
         """Delete the sequence, its steps and enrollments; the message log keeps what was sent."""
         session = get_db()
-        with domain_errors():
+        with domain_errors:
             lifecycle.delete_sequence(session, current_account_id(), sequence_id)
         session.commit()
 
@@ -118,7 +116,7 @@ def _dkim_domain() -> str | None:
 
 def _transition(action: str, sequence_id: int, override_preflight: bool = False) -> dict[str, Any]:
     session = get_db()
-    with domain_errors():
+    with domain_errors:
         sequence = lifecycle.transition(
             session, current_account_id(), sequence_id, action, utcnow(),
             preflight=lambda seq: check_sequence(session, seq, _dkim_domain()), override_preflight=override_preflight)
@@ -147,7 +145,7 @@ class PreflightReport(MethodView):
     def get(self, sequence_id: int) -> dict[str, Any]:
         """The content score and reasons for every email of the sequence, as activation judges them."""
         session = get_db()
-        with domain_errors():
+        with domain_errors:
             sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
         return check_sequence(session, sequence, _dkim_domain()).as_dict()
 

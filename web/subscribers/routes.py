@@ -15,7 +15,13 @@ from flask_smorest import Blueprint, abort
 from sqlalchemy import Select
 
 from audience import subscribers as audience
-from audience.errors import ImportTooLargeError
+from audience.errors import (
+    DuplicateSubscriberError,
+    ImportPayloadError,
+    ImportTooLargeError,
+    InvalidSubscriberError,
+    SubscriberNotFoundError,
+)
 from audience.imports import create_import_job, fail_import
 from audience.payloads import MAX_BYTES
 from models import Subscriber, utcnow
@@ -23,13 +29,13 @@ from sequencing import triggers
 from web.auth import SECURITY, account_required, current_account_id
 from web.db import get_db
 from web.pagination import SQLPage
+from web.resource import On, errors_attribute, field_errors, map_errors
 from web.subscribers.schemas import (
     ImportAcceptedSchema,
     SubscriberCreateSchema,
     SubscriberQuerySchema,
     SubscriberSchema,
     SubscriberUpdateSchema,
-    audience_errors,
 )
 
 log = logging.getLogger(__name__)
@@ -45,6 +51,17 @@ IMPORT_DOC = {
     },
 }
 
+# Not found -> 404, duplicate -> 409, invalid -> 422 naming each field, an oversized
+# import -> 413, an unusable one -> 422. ImportTooLargeError is an ImportPayloadError,
+# so it comes first.
+_errors = map_errors(
+    On(SubscriberNotFoundError, 404),
+    On(DuplicateSubscriberError, 409, errors=field_errors("json", "email")),
+    On(InvalidSubscriberError, 422, errors=errors_attribute("json")),
+    On(ImportTooLargeError, 413, errors=field_errors("body")),
+    On(ImportPayloadError, 422, errors=field_errors("body")),
+)
+
 
 @blp.route("")
 class Subscribers(MethodView):
@@ -55,7 +72,7 @@ class Subscribers(MethodView):
     def post(self, data: dict[str, Any]) -> Subscriber:
         """Add an active subscriber; 409 if the account already has the address."""
         session = get_db()
-        with audience_errors():
+        with _errors:
             subscriber = audience.create_subscriber(session, current_account_id(), data, utcnow())
         triggers.fire(session, current_account_id(), subscriber.id, "subscriber_created", utcnow())
         triggers.fire_for_new_tags(session, current_account_id(), subscriber.id, [], subscriber.tags, utcnow())
@@ -79,7 +96,7 @@ class SubscriberById(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, subscriber_id: int) -> Subscriber:
         """One subscriber."""
-        with audience_errors():
+        with _errors:
             return audience.get_subscriber(get_db(), current_account_id(), subscriber_id)
 
     @account_required
@@ -89,7 +106,7 @@ class SubscriberById(MethodView):
     def patch(self, data: dict[str, Any], subscriber_id: int) -> Subscriber:
         """Change the given fields: ``attributes`` merge (null removes a key), ``tags`` replace."""
         session = get_db()
-        with audience_errors():
+        with _errors:
             tags_before = list(audience.get_subscriber(session, current_account_id(), subscriber_id).tags or [])
             subscriber = audience.update_subscriber(session, current_account_id(), subscriber_id, data, utcnow())
         triggers.fire_for_new_tags(session, current_account_id(), subscriber.id, tags_before, subscriber.tags, utcnow())
@@ -102,7 +119,7 @@ class SubscriberById(MethodView):
     def delete(self, subscriber_id: int) -> None:
         """Delete the subscriber with their enrollments and message history."""
         session = get_db()
-        with audience_errors():
+        with _errors:
             audience.delete_subscriber(session, current_account_id(), subscriber_id)
         session.commit()
 
@@ -137,7 +154,7 @@ class Import(MethodView):
         """Import up to 500,000 subscribers (50 MB) from CSV or a JSON list; poll
         ``GET /api/v1/jobs/{job_id}`` for progress, counts and per-row errors."""
         session = get_db()
-        with audience_errors():
+        with _errors:
             payload, fmt = _read_upload()
             job = create_import_job(session, current_account_id(), payload, fmt, utcnow())
         session.commit()

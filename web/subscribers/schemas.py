@@ -4,19 +4,8 @@
 422s naming the field like marshmallow's own."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 
-from audience.errors import (
-    DuplicateSubscriberError,
-    ImportPayloadError,
-    ImportTooLargeError,
-    InvalidSubscriberError,
-    SubscriberNotFoundError,
-)
 from models.subscriber import SUBSCRIBER_STATUSES
 from web.validators import text
 
@@ -60,21 +49,3 @@ class ImportAcceptedSchema(Schema):
     job_id = fields.Integer()
     status = fields.String()
     total = fields.Integer(metadata={"description": "Rows found in the upload"})
-
-
-@contextmanager
-def audience_errors() -> Iterator[None]:
-    """Not found -> 404, duplicate -> 409, invalid -> 422 naming each field,
-    an oversized import -> 413, an unusable one -> 422."""
-    try:
-        yield
-    except SubscriberNotFoundError as exc:
-        abort(404, message=str(exc))
-    except DuplicateSubscriberError as exc:
-        abort(409, message=str(exc), errors={"json": {"email": [str(exc)]}})
-    except InvalidSubscriberError as exc:
-        abort(422, message=str(exc), errors={"json": exc.errors})
-    except ImportTooLargeError as exc:
-        abort(413, message=str(exc), errors={"body": {exc.field: [str(exc)]}})
-    except ImportPayloadError as exc:
-        abort(422, message=str(exc), errors={"body": {exc.field: [str(exc)]}})

@@ -2,34 +2,28 @@
 today's cap and use, every adjustment with its reason, and a plot."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 
 from models.base import utcnow
 from warming import admin
 from warming.errors import WarmingError
 from web.auth import SECURITY, account_required, current_account_id
 from web.db import get_db
+from web.resource import On, field_errors, map_errors
 from web.warming.schemas import PlanCreateSchema, PlanSchema, PlanUpdateSchema
 
 blp = Blueprint("warming", __name__, url_prefix="/api/v1/warming-plans", description="IP warming plans")
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except WarmingError as exc:
-        abort(422, message=str(exc), errors={"json": {exc.field: [str(exc)]}})
-    except admin.PlanConflictError as exc:
-        abort(409, message=str(exc), errors={"json": {exc.field: [str(exc)]}})
-    except admin.PlanNotFoundError:
-        abort(404, message="Warming plan not found.")
+_errors = map_errors(
+    On(WarmingError, 422, errors=field_errors("json")),
+    On(admin.PlanConflictError, 409, errors=field_errors("json")),
+    On(admin.PlanNotFoundError, 404, "Warming plan not found."),
+)
 
 
 @blp.route("")
@@ -50,7 +44,7 @@ class Plans(MethodView):
         """Start warming one of the account's providers: from then on every send
         through it obeys the plan's cap."""
         session, now = get_db(), utcnow()
-        with _errors():
+        with _errors:
             row = admin.create_plan(session, current_account_id(), data, now)
         session.commit()
         return admin.describe(session, row, now)
@@ -65,7 +59,7 @@ class PlanById(MethodView):
         """The schedule, today's day, cap, use and reservations by group, the status,
         the daily history and every adjustment with its reason."""
         session = get_db()
-        with _errors():
+        with _errors:
             return admin.describe(session, admin.get_plan(session, current_account_id(), plan_id), utcnow())
 
     @account_required
@@ -75,7 +69,7 @@ class PlanById(MethodView):
     def patch(self, data: dict[str, Any], plan_id: int) -> dict[str, Any]:
         """Pause or resume, change thresholds or overflow."""
         session, now = get_db(), utcnow()
-        with _errors():
+        with _errors:
             row = admin.update_plan(session, current_account_id(), plan_id, data, now)
         session.commit()
         return admin.describe(session, row, now)
@@ -86,7 +80,7 @@ class PlanById(MethodView):
     def delete(self, plan_id: int) -> None:
         """Stop warming: the provider sends without a cap from now on."""
         session = get_db()
-        with _errors():
+        with _errors:
             session.delete(admin.get_plan(session, current_account_id(), plan_id))
         session.commit()
 
@@ -99,6 +93,6 @@ class PlanPlot(MethodView):
     def get(self, plan_id: int) -> Response:
         """Planned vs actual volume and bounce/complaint rates, as an SVG image."""
         session = get_db()
-        with _errors():
+        with _errors:
             svg = admin.plot(session, admin.get_plan(session, current_account_id(), plan_id))
         return Response(svg, mimetype="image/svg+xml")

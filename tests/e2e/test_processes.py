@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from tests.conftest import ROOT
 from tests.support.prometheus import sample
 from tests.support.processes import Proc, platform_env, running, wait_healthy
 from tests.support.smtp import free_port
+from tests.support.waiting import wait_for
 
 PROCFILE = ROOT / "Procfile"
 _LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
@@ -74,11 +74,14 @@ def test_the_procfiles_web_worker_and_beat_run_a_healthy_platform(tmp_path: Path
 
         # Beat's ticks, run by the prefork worker, show up in the web process's /metrics:
         # the counts cross from worker children to web through Redis.
-        deadline = time.monotonic() + 60
-        while metric(port, "eseq_celery_tasks_total", task="sequencing.tick", state="succeeded") < 2:
-            assert time.monotonic() < deadline, "\n\n".join(f"{p.name}:\n{p.tail()}" for p in procs)
-            assert all(p.popen.poll() is None for p in procs), "\n\n".join(f"{p.name}:\n{p.tail()}" for p in procs)
-            time.sleep(0.5)
+        def logs() -> str:
+            return "\n\n".join(f"{p.name}:\n{p.tail()}" for p in procs)
+
+        def two_ticks_counted() -> bool:
+            assert all(p.popen.poll() is None for p in procs), logs()  # a crash fails now, not in 60 s
+            return metric(port, "eseq_celery_tasks_total", task="sequencing.tick", state="succeeded") >= 2
+
+        wait_for(two_ticks_counted, 60, "two beat ticks in /metrics", interval=0.5, detail=logs)
         assert (tmp_path / "var" / "celerybeat-schedule").exists() or list((tmp_path / "var").glob("celerybeat-*"))
     # SIGTERM is a clean stop for each of them (warm shutdown for the worker), not a crash.
     assert {p.name: p.popen.returncode for p in procs} == {"web": 0, "worker_default": 0, "beat": 0}

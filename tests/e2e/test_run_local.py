@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.support.smtp import free_port
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -51,16 +51,14 @@ def call(port: int, method: str, path: str, body: Any = None, headers: dict[str,
 
 
 def wait_until(predicate: Any, timeout: float, what: str, log: Path) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """``wait_for`` that takes a refused connection (web not up yet) as "not yet" and
+    shows run_local's output on timeout."""
+    def attempt() -> Any:
         try:
-            value = predicate()
+            return predicate()
         except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}; run_local output:\n{log.read_text()[-4000:]}")
+            return None
+    return wait_for(attempt, timeout, what, interval=0.3, detail=lambda: f"run_local output:\n{log.read_text()[-4000:]}")
 
 
 def alive(pid: int) -> bool:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, bindparam, case, or_, update
+from sqlalchemy import Row, and_, bindparam, case, or_, update
 from sqlalchemy.orm import Session
 
 from analytics.events import record_event
@@ -28,8 +29,14 @@ DISPATCH_LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 8
 
 
-def claim_for_send(session: Session, ids: list[int], now: datetime, lease: timedelta = SEND_LEASE) -> list[int]:
-    """Mark the sendable ones among ``ids`` as ``sending``; return the ids we own."""
+# What sending a claimed message needs of its row, returned by the claim itself.
+CLAIMED_COLUMNS = ("id", "account_id", "subscriber_id", "step_id", "variant", "attempts", "to_email",
+                   "idempotency_key", "in_doubt_since")
+
+
+def claim_for_send(session: Session, ids: list[int], now: datetime, lease: timedelta = SEND_LEASE) -> list[Row[Any]]:
+    """Mark the sendable ones among ``ids`` as ``sending``; return the rows we own
+    (``CLAIMED_COLUMNS``, by id), read in the same round trip as the claim."""
     sendable = or_(
         and_(Message.status.in_(("queued", "deferred")), or_(Message.retry_at.is_(None), Message.retry_at <= now)),
         and_(Message.status == "sending", Message.claimed_until < now),
@@ -40,10 +47,10 @@ def claim_for_send(session: Session, ids: list[int], now: datetime, lease: timed
         .where(Message.id.in_(ids), sendable)
         .values(status="sending", claimed_until=now + lease, attempts=Message.attempts + 1, updated_at=now,
                 in_doubt_since=in_doubt)
-        .returning(Message.id)
+        .returning(*(getattr(Message, name) for name in CLAIMED_COLUMNS))
         .execution_options(synchronize_session=False)
     )
-    return sorted(session.scalars(statement))
+    return sorted(session.execute(statement).all(), key=lambda row: row.id)
 
 
 # A row found ``sending`` by the sweep lost its worker mid-send: the provider may

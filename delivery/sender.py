@@ -42,7 +42,7 @@ from delivery.routing import Failover, Route, Try
 from delivery.mime import Envelope, MessageBuildError, build_message
 from delivery.tracking import Tracker
 from delivery.unsubscribe import bounce_by_message
-from models import Account, Event, Message, Sequence, Step, Subscriber, Suppression, Template
+from models import Account, Event, Sequence, Step, Subscriber, Suppression, Template
 from models.base import utcnow
 from models.bulk import add_rows_ignoring_conflicts
 
@@ -99,22 +99,24 @@ def _content(session: Session, account_id: int, step: Step, variant: str | None)
     return config.get("subject") or "", config.get("html"), config.get("text")
 
 
+# A subscriber as rendering sees it (content.render.subscriber_context), as a plain row.
+SUBSCRIBER_COLUMNS = (Subscriber.id, Subscriber.email, Subscriber.first_name, Subscriber.last_name, Subscriber.timezone,
+                      Subscriber.attributes, Subscriber.tags, Subscriber.status)
+
+
 def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
             fallback: SenderIdentity, lease: timedelta = outbox.SEND_LEASE) -> list[Outgoing]:
     """Claim and render; rows that must not be sent are settled here.
 
     What the messages of a batch share (steps, sequences, accounts, a step's
-    content) is loaded once per batch, and message rows come back as plain rows:
-    per-object ORM work, not the queries, was most of this function's time."""
-    claimed = outbox.claim_for_send(session, ids, now, lease)
-    if not claimed:
+    content) is loaded once per batch; messages come back from the claim itself
+    and subscribers as plain rows: per-object ORM work, not the queries, was
+    most of this function's time."""
+    messages = outbox.claim_for_send(session, ids, now, lease)
+    if not messages:
         return []
-    messages = session.execute(
-        select(Message.id, Message.account_id, Message.subscriber_id, Message.step_id, Message.variant,
-               Message.attempts, Message.to_email, Message.idempotency_key, Message.in_doubt_since)
-        .where(Message.id.in_(claimed)).order_by(Message.id)).all()
-    subscribers = {s.id: s for s in session.scalars(
-        select(Subscriber).where(Subscriber.id.in_({m.subscriber_id for m in messages})))}
+    subscribers = {s.id: s for s in session.execute(
+        select(*SUBSCRIBER_COLUMNS).where(Subscriber.id.in_({m.subscriber_id for m in messages})))}
     suppressed = {(a, e) for a, e in session.execute(select(Suppression.account_id, Suppression.email).where(
         Suppression.email.in_({m.to_email for m in messages})))}
     steps = {s.id: s for s in session.scalars(select(Step).where(Step.id.in_({m.step_id for m in messages})))}

@@ -135,7 +135,7 @@ def test_a_message_whose_worker_died_is_sent_again_after_its_lease(smtp):
     [message_id] = queue_emails(1)
     start = utcnow()
     with db.session_scope() as s:
-        assert claim_for_send(s, [message_id], start, timedelta(seconds=3)) == [message_id]
+        assert [r.id for r in claim_for_send(s, [message_id], start, timedelta(seconds=3))] == [message_id]
     # the worker dies here: the row stays "sending" with a lease
     with db.session_scope() as s:
         assert claim_for_dispatch(s, start + timedelta(seconds=1), 100, timedelta(seconds=3)) == []
@@ -154,7 +154,7 @@ def test_a_message_that_kills_its_worker_every_time_fails_after_bounded_attempts
     at = utcnow()
     for _ in range(MAX_ATTEMPTS):  # each try: claimed, then the worker dies before any outcome
         with db.session_scope() as s:
-            assert claim_for_send(s, [poison], at, lease) == [poison]
+            assert [r.id for r in claim_for_send(s, [poison], at, lease)] == [poison]
         at += lease + timedelta(seconds=1)
         with db.session_scope() as s:
             assert poison in claim_for_dispatch(s, at, 100, lease)

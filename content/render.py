@@ -89,7 +89,15 @@ def _compiled(env: SandboxedEnvironment, source: str) -> Template:
     """Compiling costs about 3 ms a template, far more than rendering it, and a step
     sends one template to thousands of subscribers: compile once per worker. The
     bound keeps one-off sources (previews, edits) from growing a worker's memory."""
-    return env.from_string(source)
+    return _flat_globals(env.from_string(source))
+
+
+def _flat_globals(template: Template) -> Template:
+    """Jinja keeps a template's globals as a ChainMap over the environment's and
+    iterates it twice per render (about 15 µs, a third of rendering a subject);
+    ours never change after start-up, so one plain dict says the same."""
+    template.globals = dict(template.globals)
+    return template
 
 
 def _render(env: SandboxedEnvironment, source: str | Template, context: dict[str, Any]) -> str:

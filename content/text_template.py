@@ -218,9 +218,11 @@ def derived_text_template(html_env: SandboxedEnvironment, text_env: SandboxedEnv
     if derived is None:
         return None
     try:
-        return text_env.from_string(derived, globals={"_eseq_link": _eseq_link})
+        template = text_env.from_string(derived, globals={"_eseq_link": _eseq_link})
     except TemplateError:
         return None
+    template.globals = dict(template.globals)  # as content.render._flat_globals does, for the same reason
+    return template
 
 
 def is_plain_data(value: Any) -> bool:

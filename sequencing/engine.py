@@ -14,15 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import Enrollment, Event, Message, Sequence, Step, Subscriber, WebhookDelivery
-from models.bulk import insert_ignoring_conflicts
+from models import Enrollment, Event, Message, Sequence, Step, WebhookDelivery
+from models.bulk import insert_ignoring_conflicts, insert_rows_returning
 from sequencing import triggers
 from sequencing.conditions import Facts
+from sequencing.facts import BatchFacts
+from sequencing.frequency_cap import FrequencyCaps
 from sequencing.handlers import HANDLERS, clear_wait
 from sequencing.moves import Exit, Goto, Move, Wait
+from sequencing.rows import EnrollmentRow, SubscriberRow, load_enrollments, load_subscribers, write_back
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +35,8 @@ MAX_STEPS_PER_ADVANCE = 100
 # How long a message waits after being queued before a tick may dispatch it again
 # (the send task enqueued after commit normally claims it well before).
 DISPATCH_GRACE = timedelta(seconds=60)
-# A lower-priority email held back for a higher one looks again after this.
-PRIORITY_RECHECK = timedelta(minutes=1)
+# Step types whose handlers ask for facts (sequencing.facts).
+ASKING_STEPS = frozenset({"condition", "wait_until"})
 
 
 @dataclass
@@ -51,16 +54,19 @@ class Batch:
     now: datetime
     sequences: dict[int, Sequence]
     steps: dict[int, list[Step]]
+    caps: FrequencyCaps
+    known: BatchFacts
+    enrollments: list[EnrollmentRow] = field(default_factory=list)
+    subscribers: dict[int, SubscriberRow] = field(default_factory=dict)
     dispatch_grace: timedelta = DISPATCH_GRACE
     messages: list[dict[str, Any]] = field(default_factory=list)
     webhooks: list[dict[str, Any]] = field(default_factory=list)
-    moves_elsewhere: list[tuple[Enrollment, int]] = field(default_factory=list)
-    _cap_counts: dict[int, int] = field(default_factory=dict)
+    moves_elsewhere: list[tuple[EnrollmentRow, int]] = field(default_factory=list)
 
     def sequence(self, sequence_id: int) -> Sequence:
         return self.sequences[sequence_id]
 
-    def queue_message(self, enrollment: Enrollment, step: Step, subscriber: Subscriber,
+    def queue_message(self, enrollment: EnrollmentRow, step: Step, subscriber: SubscriberRow,
                       variant: str | None, key: str, variant_config: dict[str, Any] | None) -> None:
         subject = (variant_config or {}).get("subject") or step.config.get("subject")
         self.messages.append({
@@ -70,10 +76,9 @@ class Batch:
             "subject": (subject or "")[:998], "attempts": 0, "meta": {"position": step.position},
             "created_at": self.now, "updated_at": self.now, "claimed_until": self.now + self.dispatch_grace,
         })
-        if self._counts_against_cap(enrollment):
-            self._cap_counts[subscriber.id] = self._cap_counts.get(subscriber.id, 0) + 1
+        self.caps.queued(enrollment)
 
-    def queue_webhook(self, enrollment: Enrollment, step: Step, subscriber: Subscriber, key: str) -> None:
+    def queue_webhook(self, enrollment: EnrollmentRow, step: Step, subscriber: SubscriberRow, key: str) -> None:
         payload = {
             "event": "sequence.webhook_step",
             "sequence_id": enrollment.sequence_id, "enrollment_id": enrollment.id, "step": step.position,
@@ -87,97 +92,40 @@ class Batch:
             "created_at": self.now, "claimed_until": self.now + self.dispatch_grace,
         })
 
-    def tag_added(self, subscriber: Subscriber, tag: str) -> None:
+    def tag_added(self, subscriber: SubscriberRow, tag: str) -> None:
         """A tag added by an action starts the sequences it triggers, as one added
-        through the API does."""
-        triggers.fire(self.session, subscriber.account_id, subscriber.id, "tag_added", self.now, tag=tag)
+        through the API does. The walk so far is written first: the trigger's
+        re-entry rule reads enrollments, and may read one of this batch's."""
+        self.write_back()
+        if triggers.fire(self.session, subscriber.account_id, subscriber.id, "tag_added", self.now, tag=tag):
+            self.caps.enrolled_elsewhere()
 
-    def enroll_elsewhere(self, enrollment: Enrollment, sequence_id: int) -> None:
+    def write_back(self) -> None:
+        write_back(self.session, self.enrollments, self.subscribers)
+
+    def enroll_elsewhere(self, enrollment: EnrollmentRow, sequence_id: int) -> None:
         self.moves_elsewhere.append((enrollment, sequence_id))
 
-    def _counts_against_cap(self, enrollment: Enrollment) -> bool:
-        return not (self.sequence(enrollment.sequence_id).settings or {}).get("transactional", False)
+    def frequency_cap_until(self, enrollment: EnrollmentRow, subscriber: SubscriberRow) -> datetime | None:
+        """When the subscriber may get another marketing email, or None if now (sequencing.frequency_cap)."""
+        return self.caps.until(enrollment)
 
-    def frequency_cap_until(self, enrollment: Enrollment, subscriber: Subscriber) -> datetime | None:
-        """When the subscriber may get another marketing email, or None if now.
-
-        The cap counts marketing emails across every sequence of the account in
-        the trailing window; transactional sequences neither count nor wait. When
-        fewer slots are left than higher-priority sequences have emails due for
-        this subscriber right now, those go first and this one looks again shortly.
-        """
-        settings = self.sequence(enrollment.sequence_id).settings or {}
-        cap = settings.get("frequency_cap")
-        if not cap or settings.get("transactional"):
-            return None
-        window = timedelta(days=float(cap.get("per_days", 7)))
-        recent = list(self.session.scalars(
-            select(Message.created_at)
-            .join(Sequence, Sequence.id == Message.sequence_id)
-            .where(Message.subscriber_id == subscriber.id, Message.created_at > self.now - window,
-                   Message.status.notin_(("failed", "suppressed")),
-                   func.coalesce(Sequence.settings["transactional"].as_boolean(), False).is_(False))
-            .order_by(Message.created_at)
-        ))
-        pending = self._cap_counts.get(subscriber.id, 0)
-        slots = int(cap.get("max", 3)) - len(recent) - pending
-        if slots > 0:
-            if self._higher_priority_due(enrollment, int(settings.get("priority", 0))) < slots:
-                return None
-            return self.now + PRIORITY_RECHECK
-        if recent:
-            return recent[0] + window
-        return self.now + window
-
-    def _higher_priority_due(self, enrollment: Enrollment, priority: int) -> int:
-        """Emails of higher-priority marketing sequences due now for the same subscriber."""
-        return int(self.session.scalar(
-            select(func.count()).select_from(Enrollment)
-            .join(Sequence, Sequence.id == Enrollment.sequence_id)
-            .join(Step, (Step.sequence_id == Enrollment.sequence_id) & (Step.position == Enrollment.current_step))
-            .where(Enrollment.subscriber_id == enrollment.subscriber_id, Enrollment.id != enrollment.id,
-                   Enrollment.status == "active", Enrollment.next_run_at <= self.now, Step.type == "email",
-                   Sequence.status == "active",
-                   func.coalesce(Sequence.settings["priority"].as_integer(), 0) > priority,
-                   func.coalesce(Sequence.settings["transactional"].as_boolean(), False).is_(False))
-        ) or 0)
-
-    def key_property(self, enrollment: Enrollment) -> str | None:
+    def key_property(self, enrollment: EnrollmentRow) -> str | None:
         if not enrollment.instance_key:
             return None
         trigger = (self.sequence(enrollment.sequence_id).settings or {}).get("trigger") or {}
         return trigger.get("key_property")
 
-    def facts(self, enrollment: Enrollment, subscriber: Subscriber) -> Facts:
-        sent_keys = {int(pos): key for pos, key in ((enrollment.state or {}).get("sent") or {}).items()}
-        ids = dict(self.session.execute(
-            select(Message.idempotency_key, Message.id).where(Message.idempotency_key.in_(list(sent_keys.values())))
-        ).all()) if sent_keys else {}  # type: ignore[arg-type]
-        by_step = {pos: ids[key] for pos, key in sent_keys.items() if key in ids}
-        message_events: dict[int, set[str]] = defaultdict(set)
-        if by_step:
-            for message_id, name in self.session.execute(
-                select(Event.message_id, Event.name).where(Event.message_id.in_(list(by_step.values())))
-            ):
-                message_events[message_id].add(name)
-        events: dict[str, list[datetime]] = defaultdict(list)
-        key_property = self.key_property(enrollment)
-        for name, occurred, properties in self.session.execute(
-            select(Event.name, Event.occurred_at, Event.properties)
-            .where(Event.subscriber_id == subscriber.id, Event.message_id.is_(None))
-        ):
-            if key_property and str((properties or {}).get(key_property)) != enrollment.instance_key:
-                continue  # a keyed instance only sees events about its own key
-            events[name].append(occurred)
-        return Facts(tags=list(subscriber.tags or []), attributes=dict(subscriber.attributes or {}),
-                     messages_by_step=by_step, message_events=dict(message_events), events=dict(events))
+    def facts(self, enrollment: EnrollmentRow, subscriber: SubscriberRow) -> Facts:
+        return self.known.facts(enrollment, subscriber, self.key_property(enrollment))
 
 
-def _load(session: Session, ids: list[int]) -> tuple[list[Enrollment], dict[int, Subscriber], dict[int, Sequence], dict[int, list[Step]]]:
-    enrollments = list(session.scalars(select(Enrollment).where(Enrollment.id.in_(ids)).order_by(Enrollment.id)))
-    subscriber_ids = {e.subscriber_id for e in enrollments}
+def _load(session: Session, ids: list[int]) -> tuple[list[EnrollmentRow], dict[int, SubscriberRow], dict[int, Sequence], dict[int, list[Step]]]:
+    enrollments = load_enrollments(session, ids)
+    subscribers = load_subscribers(session, {e.subscriber_id for e in enrollments})
     sequence_ids = {e.sequence_id for e in enrollments}
-    subscribers = {s.id: s for s in session.scalars(select(Subscriber).where(Subscriber.id.in_(subscriber_ids)))}
+    if not sequence_ids:
+        return enrollments, subscribers, {}, {}
     sequences = {s.id: s for s in session.scalars(select(Sequence).where(Sequence.id.in_(sequence_ids)))}
     steps: dict[int, list[Step]] = defaultdict(list)
     for step in session.scalars(select(Step).where(Step.sequence_id.in_(sequence_ids)).order_by(Step.position)):
@@ -185,7 +133,16 @@ def _load(session: Session, ids: list[int]) -> tuple[list[Enrollment], dict[int,
     return enrollments, subscribers, sequences, steps
 
 
-def _goal_reached(batch: Batch, enrollments: list[Enrollment]) -> dict[int, str]:
+def _new_batch(session: Session, now: datetime, enrollments: list[EnrollmentRow], subscribers: dict[int, SubscriberRow],
+               sequences: dict[int, Sequence], steps: dict[int, list[Step]], dispatch_grace: timedelta) -> Batch:
+    asking = {sid for sid, rows in steps.items() if any(step.type in ASKING_STEPS for step in rows)}
+    known = BatchFacts(session, [e for e in enrollments if e.status == "active" and e.sequence_id in asking])
+    caps = FrequencyCaps(session, now, enrollments, sequences, steps)
+    return Batch(session=session, now=now, sequences=sequences, steps=steps, caps=caps, known=known,
+                 enrollments=enrollments, subscribers=subscribers, dispatch_grace=dispatch_grace)
+
+
+def _goal_reached(batch: Batch, enrollments: list[EnrollmentRow]) -> dict[int, str]:
     """Enrollment id -> the exit event that ended it (a conversion since enrollment;
     for a keyed instance, one carrying its key)."""
     session, sequences = batch.session, batch.sequences
@@ -212,7 +169,7 @@ def _goal_reached(batch: Batch, enrollments: list[Enrollment]) -> dict[int, str]
     return reached
 
 
-def _finish(enrollment: Enrollment, status: str, reason: str | None, now: datetime) -> None:
+def _finish(enrollment: EnrollmentRow, status: str, reason: str | None, now: datetime) -> None:
     enrollment.status = status
     enrollment.exit_reason = reason
     enrollment.completed_at = now
@@ -220,7 +177,7 @@ def _finish(enrollment: Enrollment, status: str, reason: str | None, now: dateti
     clear_wait(enrollment)
 
 
-def _run(batch: Batch, enrollment: Enrollment, subscriber: Subscriber, steps: list[Step]) -> None:
+def _run(batch: Batch, enrollment: EnrollmentRow, subscriber: SubscriberRow, steps: list[Step]) -> None:
     """Walk one enrollment until it waits, leaves, or completes."""
     for _ in range(MAX_STEPS_PER_ADVANCE):
         if enrollment.current_step >= len(steps):
@@ -247,7 +204,7 @@ def advance_enrollments(session: Session, ids: list[int], now: datetime,
     ``dispatch_grace`` has passed: the caller enqueues them itself after commit.
     """
     enrollments, subscribers, sequences, steps = _load(session, ids)
-    batch = Batch(session=session, now=now, sequences=sequences, steps=steps, dispatch_grace=dispatch_grace)
+    batch = _new_batch(session, now, enrollments, subscribers, sequences, steps, dispatch_grace)
     goals = _goal_reached(batch, enrollments)
     result = AdvanceResult()
     for enrollment in enrollments:
@@ -273,10 +230,10 @@ def advance_enrollments(session: Session, ids: list[int], now: datetime,
                 log.warning("enrollment failed", extra={"enrollment_id": enrollment.id, "error": repr(exc)})
                 _finish(enrollment, "failed", f"step error: {exc!r}"[:200], now)
         result.advanced += 1
+    batch.write_back()
     _enroll_moves(session, batch, now)
-    result.message_ids = insert_ignoring_conflicts(session, Message, batch.messages, Message.id)
-    result.webhook_ids = insert_ignoring_conflicts(session, WebhookDelivery, batch.webhooks, WebhookDelivery.id)
-    session.flush()
+    result.message_ids = insert_rows_returning(session, Message.__table__, batch.messages)
+    result.webhook_ids = insert_rows_returning(session, WebhookDelivery.__table__, batch.webhooks)
     return result
 
 

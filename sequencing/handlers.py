@@ -22,8 +22,9 @@ from sequencing.moves import Exit, Goto, Move, Next, Wait, branch
 from sequencing.timing import delay_until, next_send_opening, zone
 
 if TYPE_CHECKING:
-    from models import Enrollment, Step, Subscriber
+    from models import Step
     from sequencing.engine import Batch
+    from sequencing.rows import EnrollmentRow, SubscriberRow
 
 # How often a wait_until with a long timeout looks again; events and opens also
 # wake waiting enrollments at once (sequencing.wakeups), so this is a backstop.
@@ -38,7 +39,7 @@ def _parse(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def start_or_check_wait(enrollment: Enrollment, step: Step, now: datetime, until: datetime) -> datetime | None:
+def start_or_check_wait(enrollment: EnrollmentRow, step: Step, now: datetime, until: datetime) -> datetime | None:
     """Start a wait on this step (returning its end) or, on a later visit, return
     None once the wait is over."""
     state = dict(enrollment.state or {})
@@ -51,14 +52,14 @@ def start_or_check_wait(enrollment: Enrollment, step: Step, now: datetime, until
     return until if now < until else None
 
 
-def wait_started_at(enrollment: Enrollment, step: Step, now: datetime) -> datetime:
+def wait_started_at(enrollment: EnrollmentRow, step: Step, now: datetime) -> datetime:
     wait = (enrollment.state or {}).get("wait")
     if wait and wait.get("step") == step.position:
         return _parse(wait["since"])
     return now
 
 
-def clear_wait(enrollment: Enrollment) -> None:
+def clear_wait(enrollment: EnrollmentRow) -> None:
     if (enrollment.state or {}).get("wait"):
         enrollment.state = {k: v for k, v in enrollment.state.items() if k != "wait"}
 
@@ -80,7 +81,7 @@ def choose_variant(enrollment_id: int, step: Step) -> dict[str, Any] | None:
     return variants[-1]
 
 
-def handle_email(batch: Batch, enrollment: Enrollment, step: Step, subscriber: Subscriber) -> Move:
+def handle_email(batch: Batch, enrollment: EnrollmentRow, step: Step, subscriber: SubscriberRow) -> Move:
     settings = batch.sequence(enrollment.sequence_id).settings or {}
     tz = zone(subscriber.timezone, settings.get("timezone"))
     opening = next_send_opening(batch.now, settings.get("send_window"), settings.get("quiet_days"), tz)
@@ -101,14 +102,14 @@ def handle_email(batch: Batch, enrollment: Enrollment, step: Step, subscriber: S
     return Next()
 
 
-def handle_delay(batch: Batch, enrollment: Enrollment, step: Step, subscriber: Subscriber) -> Move:
+def handle_delay(batch: Batch, enrollment: EnrollmentRow, step: Step, subscriber: SubscriberRow) -> Move:
     settings = batch.sequence(enrollment.sequence_id).settings or {}
     tz = zone(step.config.get("timezone"), subscriber.timezone, settings.get("timezone"))
     pending = start_or_check_wait(enrollment, step, batch.now, delay_until(batch.now, step.config, tz))
     return Wait(pending) if pending else Next()
 
 
-def handle_condition(batch: Batch, enrollment: Enrollment, step: Step, subscriber: Subscriber) -> Move:
+def handle_condition(batch: Batch, enrollment: EnrollmentRow, step: Step, subscriber: SubscriberRow) -> Move:
     wait_seconds = float(step.config.get("wait_seconds") or 0)
     since = wait_started_at(enrollment, step, batch.now)
     if wait_seconds > 0:
@@ -121,7 +122,7 @@ def handle_condition(batch: Batch, enrollment: Enrollment, step: Step, subscribe
     return branch(step.config.get("else_goto", "exit"))
 
 
-def handle_wait_until(batch: Batch, enrollment: Enrollment, step: Step, subscriber: Subscriber) -> Move:
+def handle_wait_until(batch: Batch, enrollment: EnrollmentRow, step: Step, subscriber: SubscriberRow) -> Move:
     until = step.config.get("until") or {}
     timeout = float(step.config.get("timeout_seconds") or 0)
     since = wait_started_at(enrollment, step, batch.now)
@@ -142,7 +143,7 @@ def handle_wait_until(batch: Batch, enrollment: Enrollment, step: Step, subscrib
     return Wait(min(deadline, batch.now + WAIT_POLL))
 
 
-def handle_action(batch: Batch, enrollment: Enrollment, step: Step, subscriber: Subscriber) -> Move:
+def handle_action(batch: Batch, enrollment: EnrollmentRow, step: Step, subscriber: SubscriberRow) -> Move:
     config = step.config
     action = config.get("action")
     if action == "add_tag":
@@ -161,7 +162,7 @@ def handle_action(batch: Batch, enrollment: Enrollment, step: Step, subscriber: 
     return Next()
 
 
-def _take_visit(enrollment: Enrollment, step: Step) -> tuple[dict[str, Any], int]:
+def _take_visit(enrollment: EnrollmentRow, step: Step) -> tuple[dict[str, Any], int]:
     """This visit's number at the step (part of the outbox key, so a loop back sends
     again) and a copy of the state with the visit counted."""
     state = dict(enrollment.state or {})
@@ -172,18 +173,18 @@ def _take_visit(enrollment: Enrollment, step: Step) -> tuple[dict[str, Any], int
     return state, visit
 
 
-def handle_webhook(batch: Batch, enrollment: Enrollment, step: Step, subscriber: Subscriber) -> Move:
+def handle_webhook(batch: Batch, enrollment: EnrollmentRow, step: Step, subscriber: SubscriberRow) -> Move:
     state, visit = _take_visit(enrollment, step)
     batch.queue_webhook(enrollment, step, subscriber, f"{enrollment.id}:{step.id}:{visit}")
     enrollment.state = state
     return Next()
 
 
-def handle_goto(batch: Batch, enrollment: Enrollment, step: Step, subscriber: Subscriber) -> Move:
+def handle_goto(batch: Batch, enrollment: EnrollmentRow, step: Step, subscriber: SubscriberRow) -> Move:
     return Goto(int(step.config["goto"]))
 
 
-HANDLERS: dict[str, Callable[[Batch, Enrollment, Step, Subscriber], Move]] = {
+HANDLERS: dict[str, Callable[[Batch, EnrollmentRow, Step, SubscriberRow], Move]] = {
     "email": handle_email,
     "delay": handle_delay,
     "condition": handle_condition,

@@ -85,3 +85,15 @@ def test_only_an_explicit_transactional_true_opts_out():
     assert is_transactional({"transactional": True})
     for settings in (None, {}, {"transactional": False}, {"transactional": "yes"}, {"transactional": 1}):
         assert not is_transactional(settings)
+
+
+@pytest.mark.parametrize("html, expected", [
+    ("<p>x</p>", "<p>x</p>F"),
+    ("<body><p>x</p></body></html>", "<body><p>x</p>F</body></html>"),
+    ("<p>x</p></BODY\n >tail</body>", "<p>x</p>F</BODY\n >tail</body>"),  # the first closing tag
+    ("<p>x</p></bodyx></body >", "<p>x</p></bodyx>F</body >"),
+])
+def test_the_footer_goes_before_the_first_closing_body_tag(html, expected):
+    from content.compliance import append_html
+
+    assert append_html(html, "F") == expected

@@ -69,3 +69,18 @@ def test_links_name_the_message_and_destination():
     assert TRACKER.verify("click", click.rsplit("/", 1)[1]) == [3, "https://example.test/x"]
     assert TRACKER.verify("open", TRACKER.open_url(3)[len("https://mail.example.test/t/o/"):-4]) == 3
     assert TRACKER.verify("unsubscribe", TRACKER.unsubscribe_url(3).rsplit("/", 1)[1]) == 3
+
+
+def test_rewrite_tracks_http_links_in_any_case_and_leaves_the_rest():
+    html = ('<p><A class="x" HREF = "https://a.test/1">a</A> <a href=\'http://b.test/2\'>b</a> '
+            '<a href="mailto:x@y.test">m</a> <a href="#top">t</a> '
+            f'<a href="{TRACKER.unsubscribe_url(3)}">u</a> <abbr href="https://c.test/">c</abbr></p></BODY >')
+    out = TRACKER.rewrite_html(html, 3)
+    first = TRACKER.click_url(3, "https://a.test/1")
+    second = TRACKER.click_url(3, "http://b.test/2")
+    assert f'<A class="x" HREF = "{first}">a</A>' in out
+    assert f"<a href='{second}'>b</a>" in out
+    assert '<a href="mailto:x@y.test">m</a> <a href="#top">t</a>' in out
+    assert f'<a href="{TRACKER.unsubscribe_url(3)}">u</a>' in out
+    assert '<abbr href="https://c.test/">c</abbr>' in out
+    assert out.endswith(f'<img src="{TRACKER.open_url(3)}" width="1" height="1" alt="" style="display:none"></BODY >')

@@ -118,3 +118,38 @@ def test_a_built_message_is_final_so_its_bytes_and_its_headers_cannot_disagree()
     assert message["Subject"] == "Hello Bob"
     message.prepend_header(b"X-First: 1")
     assert message.keys()[0] == "X-First" and message.raw.startswith(b"X-First: 1\r\n")
+
+
+def _body_as_before(content: str) -> tuple[str, str]:
+    """The transfer encoding as first written: b2a_qp over the whole body."""
+    import base64
+    import binascii
+
+    content = content.replace("\r\n", "\n").replace("\r", "\n")
+    if not content.endswith("\n"):
+        content += "\n"
+    if content.isascii() and "\x00" not in content and max(map(len, content.split("\n"))) <= 78:
+        return "7bit", content.replace("\n", "\r\n")
+    data = content.replace("\n", "\r\n").encode("utf-8")
+    qp = binascii.b2a_qp(data, istext=True)
+    if len(qp) > len(data) * 4 // 3 * 78 // 76 + 4:
+        return "base64", base64.encodebytes(data).decode("ascii").replace("\n", "\r\n")
+    return "quoted-printable", qp.decode("ascii")
+
+
+def test_bodies_are_encoded_line_by_line_exactly_as_b2a_qp_encodes_the_whole():
+    import random
+
+    from delivery.mime import _body
+
+    rng = random.Random(11)
+    pieces = ["a", "word ", " ", "\t", "=", ".", "—", "é", "😀", "\n", "\r\n", "\r", "\n.", ".\n", " \n", "\t\n",
+              "x" * 70, "A" * 74, "=" * 3, "\x00", "\x01", "\x7f", "\u2028", "_", "=_eseq_", "\n" * 3]
+    seen = set()
+    for _ in range(6000):
+        content = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        got = _body(content)
+        assert got == _body_as_before(content), repr(content)
+        assert _body(content) == got  # and again, from the per-line cache
+        seen.add(got[0])
+    assert seen == {"7bit", "quoted-printable", "base64"}

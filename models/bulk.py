@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Table, TextClause, bindparam, text, update
+from sqlalchemy import Table, TextClause, bindparam, text, update
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -54,27 +55,62 @@ def add_rows_ignoring_conflicts(session: Session, table: Table, rows: list[dict[
         session.execute(_ignoring_conflicts(session.get_bind().dialect.name, table), rows)
 
 
+# PostgreSQL takes a batch of rows as one JSON document, unpacked in SQL by
+# json_to_recordset into typed columns: one short statement text and one parameter.
+# A multi-row VALUES is compiled per batch, an executemany of UPDATE is a round trip
+# (and a parse and plan) per row, and psycopg2 adapts list parameters at 3-8 us a
+# value, where json.dumps of the whole batch costs a few microseconds a row.
+_RECORDSET = "json_to_recordset(CAST(:rows AS json)) AS v({typed})"
+_JSON_INSERT = "INSERT INTO {table} ({names}) SELECT {names} FROM {recordset} ON CONFLICT DO NOTHING RETURNING {returning}"
+_JSON_UPDATE = "UPDATE {table} SET {sets} FROM {recordset} WHERE {table}.id = v.id"
+
+
+def _recordset(dialect: Any, table: Table, columns: tuple[str, ...]) -> str:
+    typed = ", ".join(f"{c} {table.c[c].type.compile(dialect=dialect)}" for c in columns)
+    return _RECORDSET.format(typed=typed)
+
+
+def _iso(value: Any) -> str:
+    """json.dumps calls this only for what JSON has no type for: here, datetimes."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"cannot write {type(value).__name__} through json_to_recordset")
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.isoformat()
+
+
+def _as_json(rows: list[dict[str, Any]]) -> str:
+    """The rows as one JSON array (a key a row lacks reads as NULL); JSON columns
+    nest as they are, datetimes go as ISO 8601 with their offset."""
+    return json.dumps(rows, default=_iso)
+
+
 @lru_cache(maxsize=32)
-def _ignoring_conflicts_returning(dialect: str, table: Table, column: str) -> Any:
-    return _insert_for(dialect)(table).on_conflict_do_nothing().returning(table.c[column])
+def _row_insert(dialect: Any, table: Table, columns: tuple[str, ...], returning: str) -> Any:
+    missing = [c.name for c in table.c if c.default is not None and c.name not in columns]
+    if missing:  # the PostgreSQL form below would leave them NULL
+        raise ValueError(f"rows for {table.name} must give {', '.join(missing)}")
+    if dialect.name != "postgresql":
+        return _insert_for(dialect.name)(table).on_conflict_do_nothing().returning(table.c[returning])
+    return text(_JSON_INSERT.format(table=table.name, names=", ".join(columns),
+                                    recordset=_recordset(dialect, table, columns), returning=returning))
 
 
 def insert_rows_returning(session: Session, table: Table, rows: list[dict[str, Any]],
                           returning: str = "id") -> list[Any]:
-    """``insert_ignoring_conflicts`` for a hot path: rows (all with the same keys) go
-    in as one executemany of a statement built once, which SQLAlchemy's
-    "insertmanyvalues" sends as multi-row INSERTs with RETURNING. Returns ``returning``
-    of the rows actually inserted (a conflicting row returns nothing)."""
+    """``insert_ignoring_conflicts`` for a hot path, with a statement built once per
+    column set: rows (all with the same keys, every column with a model default
+    among them) go in as one statement. Returns ``returning`` of the rows actually
+    inserted (a conflicting row returns nothing)."""
     if not rows:
         return []
-    statement = _ignoring_conflicts_returning(session.get_bind().dialect.name, table, returning)
+    dialect = session.get_bind().dialect
+    columns = tuple(rows[0])
+    statement = _row_insert(dialect, table, columns, returning)
+    if dialect.name == "postgresql":
+        return list(session.scalars(statement, {"rows": _as_json(rows)}))
+    # SQLAlchemy's "insertmanyvalues" runs this executemany as multi-row INSERTs with RETURNING
     return list(session.scalars(statement, rows))
-
-
-# PostgreSQL: one UPDATE per set of changed columns, its rows passed as arrays and
-# joined back by id. A psycopg2 executemany of UPDATE is one round trip (and one
-# parse and plan) per row, which cost PostgreSQL more CPU than the rest of a batch.
-_UNNEST_UPDATE = "UPDATE {table} SET {sets} FROM unnest({arrays}) AS v(id, {names}) WHERE {table}.id = v.id"
 
 
 @lru_cache(maxsize=64)
@@ -83,17 +119,15 @@ def _row_update(dialect: Any, table: Table, columns: tuple[str, ...], also: tupl
         values = {c: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns}
         values |= {a: bindparam(f"set_{a}", type_=table.c[a].type) for a in also}
         return update(table).where(table.c.id == bindparam("v_id")).values(values)
-    typed = [("id", table.c.id)] + [(c, table.c[c]) for c in columns]
-    arrays = ", ".join(f"CAST(:v_{name} AS {column.type.compile(dialect=dialect)}[])" for name, column in typed)
     sets = ", ".join([f"{c} = v.{c}" for c in columns] + [f"{a} = :set_{a}" for a in also])
-    return text(_UNNEST_UPDATE.format(table=table.name, sets=sets, arrays=arrays, names=", ".join(columns)))
+    return text(_JSON_UPDATE.format(table=table.name, sets=sets, recordset=_recordset(dialect, table, ("id", *columns))))
 
 
-def _group_by_columns(changes: dict[int, dict[str, Any]]) -> dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]]:
-    groups: dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+def _group_by_columns(changes: dict[int, dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for row_id, changed in changes.items():
         if changed:
-            groups[tuple(sorted(changed))].append((row_id, changed))
+            groups[tuple(sorted(changed))].append({"id": row_id, **changed})
     return groups
 
 
@@ -101,27 +135,14 @@ def update_rows(session: Session, table: Table, changes: dict[int, dict[str, Any
                 also: dict[str, Any] | None = None) -> None:
     """Write each row's changed columns (``{id: {column: value}}``), and the same
     ``also`` values to every row written; rows with no changes are left alone, as
-    the ORM's flush leaves them. One statement per distinct set of changed columns."""
+    the ORM's flush leaves them. One statement per distinct set of changed columns:
+    on PostgreSQL an ``UPDATE ... FROM json_to_recordset(...)``, elsewhere an executemany."""
     also = also or {}
     dialect = session.get_bind().dialect
-    for columns, group in _group_by_columns(changes).items():
+    sets = {f"set_{a}": v for a, v in also.items()}
+    for columns, rows in _group_by_columns(changes).items():
         statement = _row_update(dialect, table, columns, tuple(sorted(also)))
         if dialect.name == "postgresql":
-            session.execute(statement, _as_arrays(table, columns, group, also))
+            session.execute(statement, {"rows": _as_json(rows), **sets})
         else:
-            session.execute(statement, [{"v_id": row_id, **{f"v_{c}": changed[c] for c in columns},
-                                         **{f"set_{a}": v for a, v in also.items()}} for row_id, changed in group])
-
-
-def _as_arrays(table: Table, columns: tuple[str, ...], group: list[tuple[int, dict[str, Any]]],
-               also: dict[str, Any]) -> dict[str, Any]:
-    """One list per column for ``unnest``; JSON values go as their text (psycopg2
-    cannot adapt a dict), cast back to JSON in SQL."""
-    params: dict[str, Any] = {"v_id": [row_id for row_id, _ in group]}
-    for c in columns:
-        values = [changed[c] for _, changed in group]
-        if isinstance(table.c[c].type, JSON):
-            values = [json.dumps(v) for v in values]
-        params[f"v_{c}"] = values
-    params.update({f"set_{a}": v for a, v in also.items()})
-    return params
+            session.execute(statement, [{**{f"v_{c}": row[c] for c in ("id", *columns)}, **sets} for row in rows])

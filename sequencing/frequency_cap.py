@@ -50,16 +50,15 @@ class FrequencyCaps:
         for enrollment in enrollments:
             self._batch[enrollment.subscriber_id].append(enrollment)
         self._pending: dict[int, int] = {}
-        self._capped = {sid for sid, rows in self._batch.items() if any(_cap_of(sequences[e.sequence_id]) for e in rows)}
+        self._marketing = {sid for sid, s in sequences.items() if not (s.settings or {}).get("transactional", False)}
+        self._caps = {sid: cap for sid, s in sequences.items() if (cap := _cap_of(s))}
+        self._capped = {sid for sid, rows in self._batch.items() if any(e.sequence_id in self._caps for e in rows)}
         self._recent: dict[int, list[datetime]] = {}
         self._due_elsewhere: dict[int, list[int]] = {}
 
-    def counts(self, enrollment: EnrollmentRow) -> bool:
-        return not (self._sequences[enrollment.sequence_id].settings or {}).get("transactional", False)
-
     def queued(self, enrollment: EnrollmentRow) -> None:
         """An email queued in this batch takes a slot before it reaches the database."""
-        if self.counts(enrollment):
+        if enrollment.sequence_id in self._marketing:
             self._pending[enrollment.subscriber_id] = self._pending.get(enrollment.subscriber_id, 0) + 1
 
     def enrolled_elsewhere(self) -> None:
@@ -68,10 +67,10 @@ class FrequencyCaps:
 
     def until(self, enrollment: EnrollmentRow) -> datetime | None:
         """When the subscriber may get another marketing email, or None if now."""
-        sequence = self._sequences[enrollment.sequence_id]
-        settings, cap = sequence.settings or {}, _cap_of(sequence)
+        cap = self._caps.get(enrollment.sequence_id)
         if not cap:
             return None
+        settings = self._sequences[enrollment.sequence_id].settings or {}
         window = _window(cap)
         recent = [t for t in self._recent_of(enrollment.subscriber_id) if t > self._now - window]
         slots = int(cap.get("max", 3)) - len(recent) - self._pending.get(enrollment.subscriber_id, 0)
@@ -90,8 +89,7 @@ class FrequencyCaps:
 
     def _load_recent(self, subscriber_ids: set[int]) -> dict[int, list[datetime]]:
         """Marketing emails not failed or suppressed, oldest first, within the widest window of the batch."""
-        windows = [_window(cap) for s in self._sequences.values() if (cap := _cap_of(s))]
-        since = self._now - max(windows, default=timedelta(0))
+        since = self._now - max((_window(cap) for cap in self._caps.values()), default=timedelta(0))
         recent: dict[int, list[datetime]] = {sid: [] for sid in subscriber_ids}
         for subscriber_id, created_at in self._session.execute(
             select(Message.subscriber_id, Message.created_at)

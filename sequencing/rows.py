@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select
@@ -22,18 +23,17 @@ from models.base import utcnow
 from models.bulk import update_rows
 
 
-def _snapshot(row: Any, names: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(getattr(row, name) for name in names)
-
-
-def _changes(row: Any, names: tuple[str, ...], loaded: tuple[Any, ...]) -> dict[str, Any]:
+def _changes(names: tuple[str, ...], now: tuple[Any, ...], loaded: tuple[Any, ...]) -> dict[str, Any]:
     """Columns whose value differs from what was loaded (compared by value, as the
     ORM compares; handlers replace ``state`` dicts rather than mutate them)."""
-    return {name: getattr(row, name) for name, old in zip(names, loaded, strict=True) if getattr(row, name) != old}
+    if now == loaded:
+        return {}
+    return {name: value for name, value, old in zip(names, now, loaded, strict=True) if value != old}
 
 
 ENROLLMENT_WRITABLE = ("status", "current_step", "next_run_at", "claimed_until", "state", "exit_reason",
                        "completed_at")
+_enrollment_writable = attrgetter(*ENROLLMENT_WRITABLE)
 
 
 @dataclass(slots=True, eq=False)
@@ -56,16 +56,17 @@ class EnrollmentRow:
     _loaded: tuple[Any, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._loaded = _snapshot(self, ENROLLMENT_WRITABLE)
+        self._loaded = _enrollment_writable(self)
 
     def changes(self) -> dict[str, Any]:
-        return _changes(self, ENROLLMENT_WRITABLE, self._loaded)
+        return _changes(ENROLLMENT_WRITABLE, _enrollment_writable(self), self._loaded)
 
     def written(self) -> None:
-        self._loaded = _snapshot(self, ENROLLMENT_WRITABLE)
+        self._loaded = _enrollment_writable(self)
 
 
 SUBSCRIBER_WRITABLE = ("tags", "attributes")
+_subscriber_writable = attrgetter(*SUBSCRIBER_WRITABLE)
 
 
 @dataclass(slots=True, eq=False)
@@ -84,13 +85,13 @@ class SubscriberRow:
     _loaded: tuple[Any, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._loaded = _snapshot(self, SUBSCRIBER_WRITABLE)
+        self._loaded = _subscriber_writable(self)
 
     def changes(self) -> dict[str, Any]:
-        return _changes(self, SUBSCRIBER_WRITABLE, self._loaded)
+        return _changes(SUBSCRIBER_WRITABLE, _subscriber_writable(self), self._loaded)
 
     def written(self) -> None:
-        self._loaded = _snapshot(self, SUBSCRIBER_WRITABLE)
+        self._loaded = _subscriber_writable(self)
 
 
 def _columns(model: Any, row_type: Any) -> list[Any]:

@@ -2,9 +2,9 @@
 
 Both PostgreSQL and SQLite speak ``ON CONFLICT``; SQLAlchemy exposes it through each
 dialect's own ``insert``, so this picks the right one for the session's bind. Hot
-paths use statements built once per table (and column set) and run as one
-executemany: building and compiling a fresh multi-row statement per call cost
-milliseconds of CPU per batch.
+paths use statements built once per table (and column set): building and compiling
+a fresh multi-row statement per call cost milliseconds of CPU per batch. On
+PostgreSQL their rows travel as one JSON document; elsewhere as an executemany.
 """
 from __future__ import annotations
 
@@ -65,8 +65,12 @@ _JSON_INSERT = "INSERT INTO {table} ({names}) SELECT {names} FROM {recordset} ON
 _JSON_UPDATE = "UPDATE {table} SET {sets} FROM {recordset} WHERE {table}.id = v.id"
 
 
+def _names(dialect: Any, columns: tuple[str, ...]) -> list[str]:
+    return [dialect.identifier_preparer.quote(c) for c in columns]
+
+
 def _recordset(dialect: Any, table: Table, columns: tuple[str, ...]) -> str:
-    typed = ", ".join(f"{c} {table.c[c].type.compile(dialect=dialect)}" for c in columns)
+    typed = ", ".join(f"{n} {table.c[c].type.compile(dialect=dialect)}" for n, c in zip(_names(dialect, columns), columns))
     return _RECORDSET.format(typed=typed)
 
 
@@ -92,7 +96,7 @@ def _row_insert(dialect: Any, table: Table, columns: tuple[str, ...], returning:
         raise ValueError(f"rows for {table.name} must give {', '.join(missing)}")
     if dialect.name != "postgresql":
         return _insert_for(dialect.name)(table).on_conflict_do_nothing().returning(table.c[returning])
-    return text(_JSON_INSERT.format(table=table.name, names=", ".join(columns),
+    return text(_JSON_INSERT.format(table=table.name, names=", ".join(_names(dialect, columns)),
                                     recordset=_recordset(dialect, table, columns), returning=returning))
 
 
@@ -119,7 +123,8 @@ def _row_update(dialect: Any, table: Table, columns: tuple[str, ...], also: tupl
         values = {c: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns}
         values |= {a: bindparam(f"set_{a}", type_=table.c[a].type) for a in also}
         return update(table).where(table.c.id == bindparam("v_id")).values(values)
-    sets = ", ".join([f"{c} = v.{c}" for c in columns] + [f"{a} = :set_{a}" for a in also])
+    sets = ", ".join([f"{n} = v.{n}" for n in _names(dialect, columns)]
+                     + [f"{n} = :set_{a}" for n, a in zip(_names(dialect, also), also)])
     return text(_JSON_UPDATE.format(table=table.name, sets=sets, recordset=_recordset(dialect, table, ("id", *columns))))
 
 

@@ -161,6 +161,14 @@ def _encoded_words(value: str, first_column: int) -> list[str]:
     return [words[0]] + [" " + w for w in words[1:]]
 
 
+def _subject_header(subject: str) -> str:
+    # What _fold would write for a short printable subject, without tokenising it.
+    if (len(subject) <= MAX_LINE - len("Subject: ") and subject.isascii() and subject.isprintable()
+            and "=?" not in subject and subject[:1] not in ("", " ") and subject[-1:] != " "):
+        return f"Subject: {subject}\r\n"
+    return _fold("Subject", _text_tokens(subject, len("Subject: ")))
+
+
 def _text_tokens(value: str, first_column: int) -> list[str]:
     """Unstructured header text (Subject, a display name) as foldable tokens:
     plain words when it is printable ASCII, encoded words otherwise."""
@@ -215,18 +223,25 @@ def _quoted_printable(content: str) -> str:
     keeping (a minified body is one line) are encoded each time."""
     lines = content.split("\n")
     lines.pop()  # after the final LF
-    return "".join([_qp_line(line) if len(line) <= _QP_CACHED_LINE else _qp_encode(line) for line in lines])
+    known = _qp_lines.get
+    return "".join([known(line) or _qp_line(line) for line in lines])
 
 
 _QP_CACHED_LINE = 1000
+_QP_CACHED_LINES = 4096
+# A plain dict, emptied when full: a lookup costs half what lru_cache's does, and
+# the lines of the campaigns being sent come back within a few messages.
+_qp_lines: dict[str, str] = {}
 
 
-def _qp_encode(line: str) -> str:
+def _qp_line(line: str) -> str:
     # b2a_qp keeps the CRLF line end it is given and breaks lines at 76 with "=".
-    return binascii.b2a_qp((line + "\r\n").encode("utf-8"), istext=True).decode("ascii")
-
-
-_qp_line = lru_cache(maxsize=4096)(_qp_encode)
+    encoded = binascii.b2a_qp((line + "\r\n").encode("utf-8"), istext=True).decode("ascii")
+    if len(line) <= _QP_CACHED_LINE:
+        if len(_qp_lines) >= _QP_CACHED_LINES:
+            _qp_lines.clear()
+        _qp_lines[line] = encoded
+    return encoded
 
 
 def _part_head(subtype: str, encoding: str) -> str:
@@ -260,7 +275,7 @@ def build_message(envelope: Envelope, now: datetime) -> BuiltMessage:
     # One join and one encode: the bodies are most of the bytes, so each
     # intermediate string would copy them again.
     pieces = [
-        _fold("Subject", _text_tokens(subject, len("Subject: "))),
+        _subject_header(subject),
         _from_header(_clean(envelope.from_name or "", "from_name"), from_email),
         f"To: {to_email}\r\n",
         f"Date: {_date(now)}\r\n",

@@ -153,3 +153,11 @@ def test_bodies_are_encoded_line_by_line_exactly_as_b2a_qp_encodes_the_whole():
         assert _body(content) == got  # and again, from the per-line cache
         seen.add(got[0])
     assert seen == {"7bit", "quoted-printable", "base64"}
+
+
+@pytest.mark.parametrize("subject", ["Hello Bob", "", " leading", "trailing ", "two  spaces", "a\ttab", "=?utf-8?q?x?=",
+                                     "x" * 69, "x" * 70, "word " * 14 + "w", "Zoë", "\x7f", "a" * 200, "ok!#$%&'*+"])
+def test_a_short_plain_subject_is_written_as_the_folding_writes_it(subject):
+    from delivery.mime import _fold, _subject_header, _text_tokens
+
+    assert _subject_header(subject) == _fold("Subject", _text_tokens(subject, len("Subject: ")))

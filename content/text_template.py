@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from html.parser import attrfind_tolerant, tagfind_tolerant  # type: ignore[attr-defined]
+import html.parser
 from typing import Any
 
 from jinja2 import Template, TemplateError, nodes
@@ -54,6 +54,10 @@ _MARKERS = re.compile(f"[{_VAR}{_STMT}{_LINK}{_END}]")
 # not ended (an output could complete "&am" + "p;" or "&#1" + "23;").
 _UNSAFE_BEFORE = re.compile(f"(?:<|&(?:#[0-9A-Za-z]*|[A-Za-z0-9]*))[{_VAR}{_STMT}]")
 _QUOTED = re.compile(r"""(['"]).*\1\Z""", re.DOTALL)
+# The parser's own start-tag regexes, so a tag is split here exactly as it splits
+# it; on a Python whose parser lacks them, a variable inside a tag declines.
+_TAG_NAME = getattr(html.parser, "tagfind_tolerant", None)
+_ATTRIBUTE = getattr(html.parser, "attrfind_tolerant", None)
 
 _NODES = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.If, nodes.For, nodes.Assign, nodes.Name,
           nodes.Const, nodes.Getattr, nodes.Getitem, nodes.Slice, nodes.Filter, nodes.Test, nodes.Compare,
@@ -109,13 +113,13 @@ class _Deriver(_TextExtractor):
 
     def _check_tag(self, raw: str) -> None:
         """Variables only inside quoted attribute values, split as ``parse_starttag`` splits."""
-        match = tagfind_tolerant.match(raw, 1)
+        match = _TAG_NAME.match(raw, 1) if _TAG_NAME and _ATTRIBUTE else None
         if match is None or _MARKERS.search(match.group(1)):
             self.ok = False
             return
         position, covered = match.end(), 0
         while position < len(raw):
-            attr = attrfind_tolerant.match(raw, position)
+            attr = _ATTRIBUTE.match(raw, position)  # type: ignore[union-attr]
             if not attr:
                 break
             name, _, value = attr.group(1, 2, 3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+from html import unescape
 
 import pytest
 
@@ -161,5 +162,4 @@ def test_tidy_text_collapses_whitespace_as_before():
     alphabet = [" ", "  ", "\t", "\r", "\n", "\n\n\n", "\f", "\v", "a", "b", "&amp;", "\u00a0"]
     for _ in range(3000):
         raw = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
-        from html import unescape
         assert tidy_text(raw) == _tidy_before(unescape(raw)), repr(raw)

@@ -15,11 +15,12 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, case, or_, update
+from sqlalchemy import Row, and_, case, or_, update
 from sqlalchemy.orm import Session
 
 from analytics.events import record_event
 from models import Message
+from models.bulk import update_rows
 from sequencing.claims import OutboxRedispatch
 
 SEND_LEASE = timedelta(minutes=5)
@@ -81,19 +82,15 @@ def _owned(message_id: int):  # type: ignore[no-untyped-def]
     return and_(_COLUMNS.id == message_id, _COLUMNS.status == "sending")
 
 
-# Every accepted message passes here: one statement, built once, run as an
-# executemany for a whole group of outcomes (delivery.group_commit).
-_MARK_SENT = update(MESSAGES).where(_COLUMNS.id == bindparam("sent_id"), _COLUMNS.status == "sending").values(
-    status="sent", provider=bindparam("sent_by"), provider_message_id=bindparam("sent_as"),
-    sent_at=bindparam("sent_on"), error=None, claimed_until=None, retry_at=None, updated_at=bindparam("sent_on"))
-
-
 def mark_sent(session: Session, sends: list[tuple[int, str, str, datetime]]) -> None:
     """Record the providers' acceptances: (message id, provider, provider's message
-    id, when). A row another worker's outcome reached first is left alone."""
-    if sends:
-        session.execute(_MARK_SENT, [{"sent_id": message_id, "sent_by": provider, "sent_as": provider_message_id,
-                                      "sent_on": at} for message_id, provider, provider_message_id, at in sends])
+    id, when), in one statement for the lot. A row another worker's outcome
+    reached first (no longer ``sending``) is left alone."""
+    update_rows(session, MESSAGES, {
+        message_id: {"status": "sent", "provider": provider, "provider_message_id": provider_message_id,
+                     "sent_at": at, "updated_at": at}
+        for message_id, provider, provider_message_id, at in sends},
+        also={"error": None, "claimed_until": None, "retry_at": None}, when={"status": "sending"})
 
 
 def mark_deferred(session: Session, message_id: int, attempts: int, error: str, now: datetime,

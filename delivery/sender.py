@@ -44,7 +44,7 @@ from delivery.tracking import Tracker
 from delivery.unsubscribe import bounce_by_message
 from models import Account, Event, Sequence, Step, Subscriber, Suppression, Template
 from models.base import utcnow
-from models.bulk import add_rows_ignoring_conflicts
+from models.bulk import insert_rows_returning
 
 
 @dataclass
@@ -239,7 +239,7 @@ def record(session: Session, outcomes: list[Outcome]) -> list[str]:
     """Write each outcome at its own time; returns the resulting status of each.
 
     Acceptances, the common case, are written together (one UPDATE and one event
-    INSERT, each an executemany); a ``sent`` event is keyed by its message, so a
+    INSERT for the lot, models.bulk); a ``sent`` event is keyed by its message, so a
     row another worker recorded first cannot get a second one."""
     statuses: list[str] = []
     sends: list[tuple[int, str, str, datetime]] = []
@@ -266,5 +266,5 @@ def record(session: Session, outcomes: list[Outcome]) -> list[str]:
                                           outcome.error.retry_after, outcome.provider)
         statuses.append(status)
     outbox.mark_sent(session, sends)
-    add_rows_ignoring_conflicts(session, Event.__table__, events)
+    insert_rows_returning(session, Event.__table__, events)
     return statuses

@@ -13,6 +13,8 @@ from sqlalchemy import inspect
 from models import Base, db
 from models.db import make_engine
 from tests.support.database import fresh_database, migrate
+from tests.support.sending import forget_smtp, send_in_process, use_smtp
+from tests.support.smtp import SmtpServer
 
 
 def _assert_matches_models(url: str) -> None:
@@ -60,7 +62,7 @@ def test_the_engine_claims_and_advances_on_the_embedded_sqlite_default(tmp_path:
     postgres_url = db._url
     db.configure(url)
     try:
-        from models import Message
+        from models import Event, Message
         from sequencing.claims import claim_due_enrollments
         from sequencing.engine import advance_enrollments
 
@@ -77,5 +79,19 @@ def test_the_engine_claims_and_advances_on_the_embedded_sqlite_default(tmp_path:
                 advance_enrollments(s, ids, now)
         with db.session_scope() as s:
             assert sorted(m.subject for m in s.query(Message)) == ["a"] * 5 + ["b"] * 5
+            queued = [m.id for m in s.query(Message).order_by(Message.id)]
+        # The send path's bulk writes (group commit, the recordset UPDATE's SQLite form) on the same file.
+        with SmtpServer() as smtp:
+            use_smtp(smtp.port)
+            try:
+                assert send_in_process(queued, t0 + timedelta(seconds=61)) == {"sent": 10}
+            finally:
+                forget_smtp()
+            assert len(smtp.handler.received) == 10
+        with db.session_scope() as s:
+            assert {m.status for m in s.query(Message)} == {"sent"}
+            assert s.query(Event).filter(Event.name == "sent").count() == 10
+            # A second run finds nothing to claim: recorded rows are not sendable again.
+        assert send_in_process(queued, t0 + timedelta(seconds=62)) == {}
     finally:
         db.configure(postgres_url)

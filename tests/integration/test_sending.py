@@ -146,6 +146,24 @@ def test_a_message_whose_worker_died_is_sent_again_after_its_lease(smtp):
         assert s.get(Message, message_id).attempts == 2
 
 
+def test_recording_a_group_of_sends_writes_only_the_rows_still_being_sent():
+    """One statement records a whole group; a row some other outcome settled first
+    (here: failed by another worker after a lease ran out) keeps that outcome."""
+    from delivery.outbox import mark_failed, mark_sent
+
+    first, second, third = queue_emails(3)
+    now = utcnow()
+    with db.session_scope() as s:
+        claim_for_send(s, [first, second], now)
+    with db.session_scope() as s:
+        mark_failed(s, second, "settled elsewhere", now)
+    with db.session_scope() as s:
+        mark_sent(s, [(first, "smtp", "id-1", now), (second, "smtp", "id-2", now), (third, "smtp", "id-3", now)])
+    with db.session_scope() as s:
+        rows = {m.id: (m.status, m.provider_message_id) for m in s.scalars(select(Message))}
+    assert rows == {first: ("sent", "id-1"), second: ("failed", None), third: ("queued", None)}
+
+
 def test_a_message_that_kills_its_worker_every_time_fails_after_bounded_attempts_and_its_batch_goes_on(smtp):
     from delivery.outbox import MAX_ATTEMPTS
 

@@ -11,16 +11,17 @@ sending row whose lease ran out belongs to a dead worker and is picked up again.
 """
 from __future__ import annotations
 
+import json
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, case, or_, update
+from sqlalchemy import Row, and_, case, or_, text, update
 from sqlalchemy.orm import Session
 
 from analytics.events import record_event
 from models import Message
-from models.bulk import update_rows
 from sequencing.claims import OutboxRedispatch
 
 SEND_LEASE = timedelta(minutes=5)
@@ -82,15 +83,53 @@ def _owned(message_id: int):  # type: ignore[no-untyped-def]
     return and_(_COLUMNS.id == message_id, _COLUMNS.status == "sending")
 
 
-def mark_sent(session: Session, sends: list[tuple[int, str, str, datetime]]) -> None:
-    """Record the providers' acceptances: (message id, provider, provider's message
-    id, when), in one statement for the lot. A row another worker's outcome
-    reached first (no longer ``sending``) is left alone."""
-    update_rows(session, MESSAGES, {
-        message_id: {"status": "sent", "provider": provider, "provider_message_id": provider_message_id,
-                     "sent_at": at, "updated_at": at}
-        for message_id, provider, provider_message_id, at in sends},
-        also={"error": None, "claimed_until": None, "retry_at": None}, when={"status": "sending"})
+@dataclass(frozen=True)
+class Accepted:
+    """A provider took a message: what its row and its ``sent`` event record."""
+
+    message_id: int
+    account_id: int
+    subscriber_id: int
+    provider: str
+    provider_message_id: str
+    at: datetime
+
+
+# PostgreSQL: the rows marked and their events in one statement (one round trip, and
+# atomic without a transaction of its own), only for rows still ``sending``: a row
+# another worker's outcome reached first keeps that outcome and gets no event.
+_MARK_SENT_PG = text("""
+    WITH v AS (SELECT * FROM json_to_recordset(CAST(:rows AS json))
+               AS v(id integer, provider varchar, provider_message_id varchar, at timestamptz)),
+    sent AS (
+        UPDATE messages SET status = 'sent', provider = v.provider, provider_message_id = v.provider_message_id,
+            sent_at = v.at, updated_at = v.at, error = NULL, claimed_until = NULL, retry_at = NULL
+        FROM v WHERE messages.id = v.id AND messages.status = 'sending'
+        RETURNING messages.id, messages.account_id, messages.subscriber_id, v.at)
+    INSERT INTO events (account_id, subscriber_id, message_id, name, dedup_key, source, properties,
+                        occurred_at, created_at)
+    SELECT account_id, subscriber_id, id, 'sent', 'sent:' || id, 'platform', '{}', at, at FROM sent
+    ON CONFLICT DO NOTHING""")
+
+
+def mark_sent(session: Session, accepted: list[Accepted]) -> None:
+    """Record the providers' acceptances, each with its ``sent`` event (keyed by
+    the message, so a replay adds none), for the rows we still own."""
+    if not accepted:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(_MARK_SENT_PG, {"rows": json.dumps([
+            {"id": a.message_id, "provider": a.provider, "provider_message_id": a.provider_message_id,
+             "at": a.at.isoformat()} for a in accepted])})
+        return
+    for a in accepted:  # the embedded SQLite default: one row at a time is plenty
+        owned = connection.execute(update(MESSAGES).where(_owned(a.message_id)).values(
+            status="sent", provider=a.provider, provider_message_id=a.provider_message_id, sent_at=a.at,
+            updated_at=a.at, error=None, claimed_until=None, retry_at=None)).rowcount
+        if owned:
+            record_event(session, account_id=a.account_id, subscriber_id=a.subscriber_id, name="sent", now=a.at,
+                         message_id=a.message_id, source="platform", dedup_key=f"sent:{a.message_id}")
 
 
 def mark_deferred(session: Session, message_id: int, attempts: int, error: str, now: datetime,

@@ -42,9 +42,8 @@ from delivery.routing import Failover, Route, Try
 from delivery.mime import Envelope, MessageBuildError, build_message
 from delivery.tracking import Tracker
 from delivery.unsubscribe import bounce_by_message
-from models import Account, Event, Sequence, Step, Subscriber, Suppression, Template
+from models import Account, Sequence, Step, Subscriber, Suppression, Template
 from models.base import utcnow
-from models.bulk import insert_rows_returning
 
 
 @dataclass
@@ -238,20 +237,17 @@ def deliver(outgoing: list[Outgoing], failover: Failover, routes: dict[int, list
 def record(session: Session, outcomes: list[Outcome]) -> list[str]:
     """Write each outcome at its own time; returns the resulting status of each.
 
-    Acceptances, the common case, are written together (one UPDATE and one event
-    INSERT for the lot, models.bulk); a ``sent`` event is keyed by its message, so a
-    row another worker recorded first cannot get a second one."""
+    Acceptances, the common case, are written together, rows and ``sent`` events
+    in one statement (outbox.mark_sent); a refusal or a deferral is rare and
+    written on its own."""
     statuses: list[str] = []
-    sends: list[tuple[int, str, str, datetime]] = []
-    events: list[dict[str, Any]] = []
+    accepted: list[outbox.Accepted] = []
     record_tries(session, [(t, o.at) for o in outcomes for t in o.tries])
     for outcome in outcomes:
         now = outcome.at
         if outcome.error is None:
-            sends.append((outcome.message_id, outcome.provider, outcome.provider_message_id or "", now))
-            events.append({"account_id": outcome.account_id, "subscriber_id": outcome.subscriber_id,
-                           "message_id": outcome.message_id, "name": "sent", "dedup_key": f"sent:{outcome.message_id}",
-                           "source": "platform", "properties": {}, "occurred_at": now, "created_at": now})
+            accepted.append(outbox.Accepted(outcome.message_id, outcome.account_id, outcome.subscriber_id,
+                                            outcome.provider, outcome.provider_message_id or "", now))
             status = "sent"
         elif isinstance(outcome.error, HeldError):
             outbox.mark_held(session, outcome.message_id, str(outcome.error), now, outcome.error.retry_after or 60.0)
@@ -265,6 +261,5 @@ def record(session: Session, outcomes: list[Outcome]) -> list[str]:
             status = outbox.mark_deferred(session, outcome.message_id, outcome.attempts, str(outcome.error), now,
                                           outcome.error.retry_after, outcome.provider)
         statuses.append(status)
-    outbox.mark_sent(session, sends)
-    insert_rows_returning(session, Event.__table__, events)
+    outbox.mark_sent(session, accepted)
     return statuses

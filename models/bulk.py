@@ -118,18 +118,14 @@ def insert_rows_returning(session: Session, table: Table, rows: list[dict[str, A
 
 
 @lru_cache(maxsize=64)
-def _row_update(dialect: Any, table: Table, columns: tuple[str, ...], also: tuple[str, ...],
-                when: tuple[str, ...]) -> TextClause | Any:
+def _row_update(dialect: Any, table: Table, columns: tuple[str, ...], also: tuple[str, ...]) -> TextClause | Any:
     if dialect.name != "postgresql":
         values = {c: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns}
         values |= {a: bindparam(f"set_{a}", type_=table.c[a].type) for a in also}
-        conditions = [table.c[w] == bindparam(f"when_{w}", type_=table.c[w].type) for w in when]
-        return update(table).where(table.c.id == bindparam("v_id"), *conditions).values(values)
+        return update(table).where(table.c.id == bindparam("v_id")).values(values)
     sets = ", ".join([f"{n} = v.{n}" for n in _names(dialect, columns)]
                      + [f"{n} = :set_{a}" for n, a in zip(_names(dialect, also), also)])
-    conditions = "".join(f" AND {table.name}.{n} = :when_{w}" for n, w in zip(_names(dialect, when), when))
-    return text(_JSON_UPDATE.format(table=table.name, sets=sets, recordset=_recordset(dialect, table, ("id", *columns)))
-                + conditions)
+    return text(_JSON_UPDATE.format(table=table.name, sets=sets, recordset=_recordset(dialect, table, ("id", *columns))))
 
 
 def _group_by_columns(changes: dict[int, dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
@@ -141,18 +137,17 @@ def _group_by_columns(changes: dict[int, dict[str, Any]]) -> dict[tuple[str, ...
 
 
 def update_rows(session: Session, table: Table, changes: dict[int, dict[str, Any]],
-                also: dict[str, Any] | None = None, when: dict[str, Any] | None = None) -> None:
+                also: dict[str, Any] | None = None) -> None:
     """Write each row's changed columns (``{id: {column: value}}``), and the same
-    ``also`` values to every row written, only where the row still has the ``when``
-    values (a compare-and-set); rows with no changes are left alone, as the ORM's
-    flush leaves them. One statement per distinct set of changed columns: on
-    PostgreSQL an ``UPDATE ... FROM json_to_recordset(...)``, elsewhere an executemany."""
-    also, when = also or {}, when or {}
+    ``also`` values to every row written; rows with no changes are left alone, as
+    the ORM's flush leaves them. One statement per distinct set of changed columns:
+    on PostgreSQL an ``UPDATE ... FROM json_to_recordset(...)``, elsewhere an executemany."""
+    also = also or {}
     dialect = session.get_bind().dialect
-    fixed = {f"set_{a}": v for a, v in also.items()} | {f"when_{w}": v for w, v in when.items()}
+    sets = {f"set_{a}": v for a, v in also.items()}
     for columns, rows in _group_by_columns(changes).items():
-        statement = _row_update(dialect, table, columns, tuple(sorted(also)), tuple(sorted(when)))
+        statement = _row_update(dialect, table, columns, tuple(sorted(also)))
         if dialect.name == "postgresql":
-            session.execute(statement, {"rows": _as_json(rows), **fixed})
+            session.execute(statement, {"rows": _as_json(rows), **sets})
         else:
-            session.execute(statement, [{**{f"v_{c}": row[c] for c in ("id", *columns)}, **fixed} for row in rows])
+            session.execute(statement, [{**{f"v_{c}": row[c] for c in ("id", *columns)}, **sets} for row in rows])

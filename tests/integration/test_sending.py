@@ -149,7 +149,7 @@ def test_a_message_whose_worker_died_is_sent_again_after_its_lease(smtp):
 def test_recording_a_group_of_sends_writes_only_the_rows_still_being_sent():
     """One statement records a whole group; a row some other outcome settled first
     (here: failed by another worker after a lease ran out) keeps that outcome."""
-    from delivery.outbox import mark_failed, mark_sent
+    from delivery.outbox import Accepted, mark_failed, mark_sent
 
     first, second, third = queue_emails(3)
     now = utcnow()
@@ -158,10 +158,14 @@ def test_recording_a_group_of_sends_writes_only_the_rows_still_being_sent():
     with db.session_scope() as s:
         mark_failed(s, second, "settled elsewhere", now)
     with db.session_scope() as s:
-        mark_sent(s, [(first, "smtp", "id-1", now), (second, "smtp", "id-2", now), (third, "smtp", "id-3", now)])
+        owners = {m.id: (m.account_id, m.subscriber_id) for m in s.scalars(select(Message))}
+    with db.session_scope() as s:
+        mark_sent(s, [Accepted(i, *owners[i], "smtp", f"id-{n}", now) for n, i in enumerate((first, second, third))])
     with db.session_scope() as s:
         rows = {m.id: (m.status, m.provider_message_id) for m in s.scalars(select(Message))}
-    assert rows == {first: ("sent", "id-1"), second: ("failed", None), third: ("queued", None)}
+        events = [(e.message_id, e.name) for e in s.scalars(select(Event))]
+    assert rows == {first: ("sent", "id-0"), second: ("failed", None), third: ("queued", None)}
+    assert events == [(first, "sent")]
 
 
 def test_a_message_that_kills_its_worker_every_time_fails_after_bounded_attempts_and_its_batch_goes_on(smtp):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, case, or_, text, update
+from sqlalchemy import Row, and_, bindparam, case, or_, text, update
 from sqlalchemy.orm import Session
 
 from analytics.events import record_event
@@ -30,29 +30,43 @@ DISPATCH_LEASE = timedelta(seconds=60)
 # message cannot take a worker down forever.
 MAX_ATTEMPTS = 8
 
+# The send path's statements are written against the table (Core): the ORM's
+# per-call update machinery cost more than the statements themselves.
+MESSAGES = Message.__table__
+_COLUMNS = MESSAGES.c
+
 
 # What sending a claimed message needs of its row, returned by the claim itself.
 CLAIMED_COLUMNS = ("id", "account_id", "subscriber_id", "step_id", "variant", "attempts", "to_email",
                    "idempotency_key", "in_doubt_since")
 
 
+def _claim_statement() -> Any:
+    c = _COLUMNS
+    now = bindparam("now", type_=c.updated_at.type)
+    sendable = or_(
+        and_(c.status.in_(("queued", "deferred")), or_(c.retry_at.is_(None), c.retry_at <= now)),
+        and_(c.status == "sending", c.claimed_until < now),
+    )
+    return (
+        update(MESSAGES)
+        .where(c.id.in_(bindparam("ids", expanding=True)), sendable)
+        .values(status="sending", claimed_until=bindparam("lease_until", type_=c.claimed_until.type),
+                attempts=c.attempts + 1, updated_at=now,
+                in_doubt_since=case((c.status == "sending", now), else_=c.in_doubt_since))
+        .returning(*(c[name] for name in CLAIMED_COLUMNS))
+    )
+
+
+# Built once: building the expression (IN, CASE, bound values) cost more than running it.
+_CLAIM_FOR_SEND = _claim_statement()
+
+
 def claim_for_send(session: Session, ids: list[int], now: datetime, lease: timedelta = SEND_LEASE) -> list[Row[Any]]:
     """Mark the sendable ones among ``ids`` as ``sending``; return the rows we own
     (``CLAIMED_COLUMNS``, by id), read in the same round trip as the claim."""
-    sendable = or_(
-        and_(Message.status.in_(("queued", "deferred")), or_(Message.retry_at.is_(None), Message.retry_at <= now)),
-        and_(Message.status == "sending", Message.claimed_until < now),
-    )
-    in_doubt = case((Message.status == "sending", now), else_=Message.in_doubt_since)
-    statement = (
-        update(Message)
-        .where(Message.id.in_(ids), sendable)
-        .values(status="sending", claimed_until=now + lease, attempts=Message.attempts + 1, updated_at=now,
-                in_doubt_since=in_doubt)
-        .returning(*(getattr(Message, name) for name in CLAIMED_COLUMNS))
-        .execution_options(synchronize_session=False)
-    )
-    return sorted(session.execute(statement).all(), key=lambda row: row.id)
+    rows = session.connection().execute(_CLAIM_FOR_SEND, {"ids": ids, "now": now, "lease_until": now + lease})
+    return sorted(rows.all(), key=lambda row: row.id)
 
 
 # A row found ``sending`` by the sweep lost its worker mid-send: the provider may
@@ -72,11 +86,6 @@ def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
     base = min(30 * 2 ** max(attempts - 1, 0), 6 * 3600)
     return timedelta(seconds=base * (rng or random).uniform(0.8, 1.2))
 
-
-# The recording statements run once per message on the send path: written against
-# the table (Core), which skips the ORM's per-call update machinery.
-MESSAGES = Message.__table__
-_COLUMNS = MESSAGES.c
 
 
 def _owned(message_id: int):  # type: ignore[no-untyped-def]

@@ -8,11 +8,12 @@ from the UPDATE that makes them due to the last message row recorded ``sent``
 (its ``sent_at``), as emails/s end to end.
 
 1. Into Postfix's ``smtp-sink`` on loopback, next to the raw rate of plain smtplib
-   clients (pre-built bytes, one connection each) into the same sink.
+   clients (pre-built bytes, one connection each) into the same sink; with one
+   send worker, then with the same pool split over two (one GIL each).
 2. Into a loopback SMTP server that waits 20 ms before answering each DATA (the
    distance to a real provider), with the send pool at 8/16/32/64 threads; the
    server's own raw rate with 64 smtplib clients comes first, to show it is not
-   the limit.
+   the limit; then 64 connections from two send workers of 32.
 3. In process, without the broker or SMTP: CPU per email for each stage of
    building a message, so the figures above can be read.
 
@@ -81,26 +82,49 @@ def wait_listening(port: int, timeout: float = 15) -> None:
 
 def serve_slow_smtp(port: int, delay: float) -> None:
     """A minimal SMTP server (asyncio, its own process) that waits ``delay`` seconds
-    before accepting each message; everything else is answered at once."""
+    before accepting each message; everything else is answered at once. It reads
+    what arrived in one go and answers every complete command in one write (a
+    pipelining client sends MAIL, RCPT and DATA together), so that its own CPU
+    takes as little as it can from the machine the platform is measured on."""
 
     async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 slow-sink ESMTP\r\n")
-        while line := await reader.readline():
-            verb = line[:4].upper()
-            if verb == b"EHLO":
-                writer.write(b"250-slow-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 10240000\r\n")
-            elif verb == b"DATA":
-                writer.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                await reader.readuntil(b"\r\n.\r\n")
-                await asyncio.sleep(delay)
-                writer.write(b"250 2.0.0 Ok: queued\r\n")
-            elif verb == b"QUIT":
-                writer.write(b"221 2.0.0 Bye\r\n")
-                break
-            else:  # HELO, MAIL, RCPT, RSET, NOOP
-                writer.write(b"250 2.0.0 Ok\r\n")
-            await writer.drain()
-        await writer.drain()
+        buffer = b""
+        in_data = False
+        while chunk := await reader.read(262144):
+            buffer += chunk
+            replies: list[bytes] = []
+            while True:
+                if in_data:
+                    end = buffer.find(b"\r\n.\r\n")
+                    if end < 0:
+                        break
+                    buffer, in_data = buffer[end + 5:], False
+                    if replies:
+                        writer.write(b"".join(replies))
+                        replies = []
+                    await asyncio.sleep(delay)
+                    replies.append(b"250 2.0.0 Ok: queued\r\n")
+                    continue
+                end = buffer.find(b"\r\n")
+                if end < 0:
+                    break
+                verb, buffer = buffer[:4].upper(), buffer[end + 2:]
+                if verb == b"EHLO":
+                    replies.append(b"250-slow-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 10240000\r\n")
+                elif verb == b"DATA":
+                    replies.append(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    in_data = True
+                    buffer = b"\r\n" + buffer  # the body's end marker may be its first line
+                elif verb == b"QUIT":
+                    writer.write(b"".join(replies) + b"221 2.0.0 Bye\r\n")
+                    await writer.drain()
+                    writer.close()
+                    return
+                else:  # HELO, MAIL, RCPT, RSET, NOOP
+                    replies.append(b"250 2.0.0 Ok\r\n")
+            if replies:
+                writer.write(b"".join(replies))
         writer.close()
 
     async def main() -> None:
@@ -336,6 +360,13 @@ def main() -> None:
                 for key, micros in result.items():
                     if key.startswith("cpu:"):
                         report(f"  CPU per email in that run, {key[4:]}", f"{micros:,.0f} µs")
+                # The same pool size from two worker_send instances: two GILs.
+                half = max(args.send_concurrency // 2, 1)
+                result = run_platform("sink2", port, args.emails, half, tmp, send_workers=2)
+                report(f"end to end into smtp-sink, {args.emails:,} emails, 2 send workers x {half} threads",
+                       f"{result['rate']:,.0f} emails/s ({result['elapsed']:.1f} s; send workers "
+                       f"{result.get('cpu:send worker', 0):,.0f} µs, PostgreSQL {result.get('cpu:PostgreSQL', 0):,.0f} µs "
+                       "CPU per email)")
     if "sweep" in parts:
         with smtp_server("slow", tmp, args.delay_ms) as port:
             report(f"raw smtplib into the {args.delay_ms} ms server, 64 connections (4 processes x 16)",
@@ -348,7 +379,8 @@ def main() -> None:
             # The same 64 connections from two worker_send instances: two GILs.
             result = run_platform("slow2x32", port, args.sweep_emails, 32, tmp, send_workers=2)
             report(f"end to end at {args.delay_ms} ms, 2 send workers x 32 threads ({args.sweep_emails:,} emails)",
-                   f"{result['rate']:,.0f} emails/s ({result['elapsed']:.1f} s)")
+                   f"{result['rate']:,.0f} emails/s ({result['elapsed']:.1f} s; SMTP server "
+                   f"{result.get('cpu:SMTP server', 0):,.0f} µs CPU per email)")
     print("\n| what | figure |\n|---|---|")
     for what, figure in rows:
         print(f"| {what} | {figure} |")

@@ -3,7 +3,6 @@ PostgreSQL, so however the batches interleave, the plan never sends more than it
 cap, nothing is sent twice and every message is either sent or held."""
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,6 +16,7 @@ from tests.support import factories
 from tests.support.processes import Proc, platform_env, running, worker_argv
 from tests.support.sending import account_of, queue_emails
 from tests.support.smtp import SmtpServer
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 CAP = 37
@@ -39,14 +39,15 @@ def warm(account_id: int, port: int) -> int:
 
 
 def settled(total: int) -> dict[str, int]:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+    def counts() -> dict[str, int]:
         with db.session_scope() as s:
-            counts = dict(s.execute(select(Message.status, func.count()).group_by(Message.status)).all())
-        if counts.get("sent", 0) + counts.get("deferred", 0) == total:
-            return counts
-        time.sleep(0.2)
-    raise AssertionError(f"not settled: {counts}")
+            return dict(s.execute(select(Message.status, func.count()).group_by(Message.status)).all())
+
+    def done() -> dict[str, int] | None:
+        seen = counts()
+        return seen if seen.get("sent", 0) + seen.get("deferred", 0) == total else None
+
+    return wait_for(done, 90, f"all {total} messages sent or held", interval=0.2, detail=lambda: str(counts()))
 
 
 @pytest.mark.parametrize("run", range(2))

@@ -7,11 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -68,16 +69,18 @@ def beat_argv(schedule_file: Path) -> list[str]:
 
 
 def wait_healthy(port: int, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
+    last: list[Exception] = []
+
+    def health() -> dict | None:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=3) as response:
                 return json.loads(response.read())
         except Exception as exc:  # not up yet
-            last = exc
-            time.sleep(0.3)
-    raise AssertionError(f"web did not become healthy on port {port}: {last!r}")
+            last[:] = [exc]
+            return None
+
+    return wait_for(health, timeout, f"web to become healthy on port {port}", interval=0.3,
+                    detail=lambda: repr(last[0]) if last else "no answer yet")
 
 
 @contextmanager

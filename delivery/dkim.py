@@ -3,9 +3,10 @@ providers can tie each email to a domain that vouches for it; Gmail and Yahoo
 require it of bulk senders. The RSA signature comes from the ``cryptography``
 package; dkimpy parses keys at settings load and verifies signatures in the tests.
 
-The key comes from the environment (DKIM_SELECTOR, DKIM_DOMAIN, DKIM_PRIVATE_KEY,
-checked once in settings) and reaches the sender through ``SenderIdentity``.
-Accounts have no key of their own yet: that needs columns (or a table) for them.
+The platform's key comes from the environment (DKIM_SELECTOR, DKIM_DOMAIN,
+DKIM_PRIVATE_KEY, checked once in settings) and reaches the sender through
+``SenderIdentity``. An account may hold its own (``PUT /account/dkim``, checked by
+``parse_account_key``), which then signs its mail instead.
 
 We sign with relaxed/relaxed canonicalization: the signature is computed over our
 serialization of the message, and transports serialize it again (smtplib, SES raw
@@ -22,10 +23,11 @@ from email.message import EmailMessage
 from functools import lru_cache
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_private_key
 from dkim.crypto import UnparsableKeyError, parse_pem_private_key
 
 from delivery.mime import BuiltMessage
@@ -35,6 +37,9 @@ from delivery.mime import BuiltMessage
 SIGNED_HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post",
                   "MIME-Version", "Content-Type")
 MIN_KEY_BITS = 1024  # what verifiers accept (RFC 8301); 2048 is the usual choice
+# RFC 8301 asks verifiers to handle keys up to 4096 bits; larger ones may not verify,
+# and each doubling makes every signature about eight times the CPU.
+MAX_ACCOUNT_KEY_BITS = 4096
 _WSP = re.compile(rb"[ \t]+")
 _LINE_END_WSP = re.compile(rb" (?=\r\n|$)")
 _FIELD = re.compile(rb"^([!-9;-~]+):([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)\r\n", re.MULTILINE)
@@ -77,6 +82,34 @@ def read_private_key(value: str) -> bytes:
     return pem
 
 
+def parse_account_key(value: str) -> str:
+    """The PEM of an account's key as given through the API, or DkimKeyError.
+
+    Only the PEM itself: unlike the operator's variable, a path is never read.
+    Loaded with ``cryptography``, which signs, and whose errors on any input are
+    its own few types (dkimpy's ASN.1 parser can fail in arbitrary ways)."""
+    text = value.strip().replace("\r\n", "\n")
+    if not text.startswith("-----BEGIN"):
+        raise DkimKeyError("is not a private key in PEM form")
+    try:
+        key = load_pem_private_key(text.encode(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise DkimKeyError("is not an unencrypted RSA private key in PEM form") from None
+    if not isinstance(key, RSAPrivateKey):
+        raise DkimKeyError("is not an RSA private key")
+    if key.key_size < MIN_KEY_BITS:
+        raise DkimKeyError(f"is a {key.key_size}-bit key; verifiers reject keys under {MIN_KEY_BITS} bits")
+    if key.key_size > MAX_ACCOUNT_KEY_BITS:
+        raise DkimKeyError(f"is a {key.key_size}-bit key; use at most {MAX_ACCOUNT_KEY_BITS} bits")
+    return text + "\n"
+
+
+def public_key_record(private_key: bytes) -> str:
+    """The TXT record to publish at ``<selector>._domainkey.<domain>``."""
+    public = _signer(private_key).public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()
+
+
 def _relaxed_header(name: bytes, value: bytes) -> bytes:
     """RFC 6376 3.4.2: lower-case name, value unfolded, runs of whitespace made one
     space, none at either end."""
@@ -91,7 +124,9 @@ def _relaxed_body(body: bytes) -> bytes:
     return body + b"\r\n" if body else b""
 
 
-@lru_cache(maxsize=8)
+# Loading a key costs milliseconds (cryptography checks it); one per account that
+# sends with its own, and the platform's, stay loaded.
+@lru_cache(maxsize=256)
 def _signer(private_key: bytes) -> RSAPrivateKey:
     key = load_pem_private_key(private_key, password=None)
     if not isinstance(key, RSAPrivateKey):

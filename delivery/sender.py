@@ -106,7 +106,16 @@ SUBSCRIBER_COLUMNS = (Subscriber.id, Subscriber.email, Subscriber.first_name, Su
                       Subscriber.attributes, Subscriber.tags, Subscriber.status)
 STEP_COLUMNS = (Step.id, Step.sequence_id, Step.config)
 SEQUENCE_COLUMNS = (Sequence.id, Sequence.settings)
-ACCOUNT_COLUMNS = (Account.id, Account.from_email, Account.from_name, Account.postal_address)
+ACCOUNT_COLUMNS = (Account.id, Account.from_email, Account.from_name, Account.postal_address,
+                   Account.dkim_selector, Account.dkim_domain, Account.dkim_private_key)
+
+
+def _signing_key(account: Row[Any] | None, fallback: DkimKey | None) -> DkimKey | None:
+    """The account's own key when it has one (signing for its domain is what makes
+    From its domain pass DMARC alignment), else the platform's, else none."""
+    if account is not None and account.dkim_selector and account.dkim_domain and account.dkim_private_key:
+        return DkimKey(account.dkim_selector, account.dkim_domain, account.dkim_private_key.encode())
+    return fallback
 
 
 @lru_cache(maxsize=8)
@@ -140,6 +149,7 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
     steps = _by_id(connection, STEP_COLUMNS, {m.step_id for m in messages})
     sequences = _by_id(connection, SEQUENCE_COLUMNS, {s.sequence_id for s in steps.values()})
     accounts = _by_id(connection, ACCOUNT_COLUMNS, {m.account_id for m in messages})
+    signing = {account_id: _signing_key(row, fallback.dkim) for account_id, row in accounts.items()}
     contents: dict[tuple[int, int, str | None], tuple[str, str | None, str | None]] = {}
     outgoing: list[Outgoing] = []
     for message in messages:
@@ -181,8 +191,9 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
                 unsubscribe_mailto=f"mailto:{from_email}?subject=unsubscribe", message_key=message.idempotency_key,
             )
             email = build_message(envelope, now)
-            if fallback.dkim is not None:  # accounts hold no key of their own yet
-                sign_message(email, fallback.dkim)
+            dkim_key = signing.get(message.account_id, fallback.dkim)
+            if dkim_key is not None:
+                sign_message(email, dkim_key)
         except (TemplateRenderError, MessageBuildError) as exc:
             outbox.mark_failed(session, message.id, f"cannot render: {exc}", now)
             continue

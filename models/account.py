@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
@@ -17,6 +17,12 @@ class Account(Base):
     from_email: Mapped[str] = mapped_column(String(320))
     from_name: Mapped[str | None] = mapped_column(String(200))
     postal_address: Mapped[str | None] = mapped_column(String(500))
+    # The account's own DKIM key, so mail From its domain passes DMARC alignment;
+    # without one the platform's key (DKIM_*) signs. The key is a secret: never
+    # logged or returned (PEM, checked on the way in by delivery.dkim).
+    dkim_selector: Mapped[str | None] = mapped_column(String(63))
+    dkim_domain: Mapped[str | None] = mapped_column(String(253))
+    dkim_private_key: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

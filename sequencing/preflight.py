@@ -43,6 +43,8 @@ def _versions(config: dict[str, Any], template: Template | None) -> list[tuple[s
 
 
 def check_sequence(session: Session, sequence: Sequence, dkim_domain: str | None) -> Preflight:
+    """``dkim_domain`` is the platform key's; an account with its own key is checked
+    against that key's domain instead."""
     report = Preflight()
     template_ids = {s.config.get("template_id") for s in sequence.steps if s.type == "email"} - {None}
     templates = {t.id: t for t in session.scalars(select(Template).where(
@@ -61,6 +63,8 @@ def check_sequence(session: Session, sequence: Sequence, dkim_domain: str | None
             report.emails.append({"position": step.position, "variant": variant, "score": round(score.score, 1),
                                   "passed": score.passed, "reasons": score.reasons})
     account = session.get(Account, sequence.account_id)
+    if account is not None and account.dkim_domain:
+        dkim_domain = account.dkim_domain  # the account's own key signs its mail, for its domain
     if account is not None and not dkim_aligned(account.from_email, dkim_domain):
         report.problems.append(f"From domain of {account.from_email} does not align with the DKIM domain {dkim_domain}")
     return report

@@ -34,3 +34,20 @@ def test_a_clean_sequence_activates_without_a_body(client, alice):
 def test_the_report_is_scoped_to_the_account(client, alice, bob):
     sid = client.post("/api/v1/email-sequences", json=SPAMMY, headers=alice.headers).get_json()["id"]
     assert client.get(f"/api/v1/email-sequences/{sid}/preflight", headers=bob.headers).status_code == 404
+
+
+def test_an_accounts_own_dkim_domain_is_the_one_its_from_address_must_align_with(client, alice):
+    from tests.api.test_accounts import rsa_pem
+
+    pem, _ = rsa_pem()
+    sid = client.post("/api/v1/email-sequences", json={"name": "Ok", "steps": SPAMMY["steps"][:1]},
+                      headers=alice.headers).get_json()["id"]
+    url = f"/api/v1/email-sequences/{sid}/preflight"
+    assert client.get(url, headers=alice.headers).get_json()["problems"] == []
+    client.put("/api/v1/account/dkim", json={"selector": "s1", "domain": "elsewhere.test", "private_key": pem},
+               headers=alice.headers)
+    problems = client.get(url, headers=alice.headers).get_json()["problems"]
+    assert problems == ["From domain of alice@example.com does not align with the DKIM domain elsewhere.test"]
+    client.put("/api/v1/account/dkim", json={"selector": "s1", "domain": "example.com", "private_key": pem},
+               headers=alice.headers)
+    assert client.get(url, headers=alice.headers).get_json()["problems"] == []

@@ -5,15 +5,16 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Iterator
+from email import message_from_bytes
 from email.message import Message as MimeMessage
 from typing import Any
 
 import dkim
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from models import Account, db
+from models import Account, Message, db
 from models.base import utcnow
 from sequencing.claims import claim_due_enrollments
 from sequencing.engine import advance_enrollments
@@ -148,3 +149,44 @@ def test_without_dkim_configured_nothing_is_signed(raw_smtp):
     send_in_process([queue_one({"type": "email", "subject": "Hi", "text": "Hello"})])
     [raw] = raw_smtp.raw
     assert b"DKIM-Signature" not in raw
+
+
+def test_an_account_with_its_own_dkim_key_signs_for_its_domain_and_the_others_keep_the_platforms(dkim_env, raw_smtp):
+    from accounts.dkim import set_dkim_key
+    from tests.api.test_accounts import rsa_pem
+
+    own = queue_one({"type": "email", "subject": "From Alice's own domain", "text": "Hello"})
+    other = queue_one({"type": "email", "subject": "From Bob, platform-signed", "text": "Hello"})
+    pem, record = rsa_pem(2048)
+    with db.session_scope() as s:
+        alice = s.scalar(select(Message.account_id).where(Message.id == own))
+        set_dkim_key(s, alice, "alice2026", "alice.example.com", pem)
+    assert send_in_process([own, other]) == {"sent": 2}
+    records = {b"alice2026._domainkey.alice.example.com.": record.encode(),
+               b"s2026._domainkey.sender.test.": dkim_env}
+    signed_by: dict[str, str] = {}
+    for raw in raw_smtp.raw:
+        email = message_from_bytes(raw)
+        tags = dict(t.strip().split("=", 1) for t in "".join(email["DKIM-Signature"].split()).split(";") if "=" in t)
+        signed_by[email["Subject"]] = f"{tags['d']}/{tags['s']}"
+        assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: records[name])
+    assert signed_by == {"From Alice's own domain": "alice.example.com/alice2026",
+                         "From Bob, platform-signed": "sender.test/s2026"}
+
+
+def test_an_account_with_its_own_dkim_key_is_signed_even_without_a_platform_key(raw_smtp):
+    from accounts.dkim import set_dkim_key
+    from tests.api.test_accounts import rsa_pem
+
+    own = queue_one({"type": "email", "subject": "Own", "text": "Hello"})
+    other = queue_one({"type": "email", "subject": "Unsigned", "text": "Hello"})
+    pem, record = rsa_pem(1024)
+    with db.session_scope() as s:
+        set_dkim_key(s, s.scalar(select(Message.account_id).where(Message.id == own)), "s1", "alice.example.com", pem)
+    send_in_process([own, other])
+    [signed] = [raw for raw in raw_smtp.raw if b"Subject: Own" in raw]
+    [unsigned] = [raw for raw in raw_smtp.raw if b"Subject: Unsigned" in raw]
+    assert signed.startswith(b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=alice.example.com;")
+    assert "; s=s1;" in " ".join(message_from_bytes(signed)["DKIM-Signature"].split())
+    assert dkim.verify(signed, dnsfunc=lambda name, timeout=5: {b"s1._domainkey.alice.example.com.": record.encode()}[name])
+    assert b"DKIM-Signature" not in unsigned

@@ -8,19 +8,28 @@ from flask.views import MethodView
 from flask_jwt_extended import create_access_token
 from flask_smorest import Blueprint, abort
 
+from accounts.dkim import DkimRecord, DkimSettingError, NoDkimKeyError, clear_dkim_key, dkim_record, set_dkim_key
 from accounts.keys import account_for_key, create_account
 from models import Account
 from web.accounts.schemas import (
     AccountCreatedSchema,
     AccountCreateSchema,
     AccountSchema,
+    DkimKeySchema,
+    DkimRecordSchema,
     TokenRequestSchema,
     TokenSchema,
 )
 from web.auth import SECURITY, account_required, admin_required, current_account_id
 from web.db import get_db
+from web.resource import On, field_errors, map_errors
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Accounts and authentication")
+
+_dkim_errors = map_errors(
+    On(DkimSettingError, 422, errors=field_errors("json")),
+    On(NoDkimKeyError, 404),
+)
 
 
 @blp.route("/accounts")
@@ -48,6 +57,38 @@ class CurrentAccount(MethodView):
         if account is None:
             abort(404, message="Account not found.")
         return account
+
+
+@blp.route("/account/dkim")
+class AccountDkim(MethodView):
+    @account_required
+    @blp.arguments(DkimKeySchema)
+    @blp.response(200, DkimRecordSchema)
+    @blp.doc(security=SECURITY)
+    def put(self, data: dict[str, Any]) -> DkimRecord:
+        """Sign this account's mail with its own DKIM key; answers the TXT record to publish."""
+        session = get_db()
+        with _dkim_errors:
+            record = set_dkim_key(session, current_account_id(), **data)
+        session.commit()
+        return record
+
+    @account_required
+    @blp.response(200, DkimRecordSchema)
+    @blp.doc(security=SECURITY)
+    def get(self) -> DkimRecord:
+        """The account's DKIM selector, domain and public TXT record (never the private key)."""
+        with _dkim_errors:
+            return dkim_record(get_db(), current_account_id())
+
+    @account_required
+    @blp.response(204)
+    @blp.doc(security=SECURITY)
+    def delete(self) -> None:
+        """Remove the account's key: its mail is signed with the platform's again."""
+        session = get_db()
+        clear_dkim_key(session, current_account_id())
+        session.commit()
 
 
 @blp.route("/auth/token")

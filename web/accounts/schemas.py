@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from web.validators import text
+
 
 class AccountCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
@@ -31,3 +33,19 @@ class TokenSchema(Schema):
     access_token = fields.String()
     token_type = fields.String()
     expires_in = fields.Integer()
+
+
+class DkimKeySchema(Schema):
+    selector = fields.String(required=True, validate=text(63),
+                             metadata={"description": "Published at <selector>._domainkey.<domain>."})
+    domain = fields.String(required=True, validate=text(253), metadata={"description": "The d= of signatures."})
+    # A 4096-bit key's PEM is about 3,300 characters.
+    private_key = fields.String(required=True, load_only=True, validate=text(8000),
+                                metadata={"description": "PEM RSA private key, 1024 to 4096 bits. Never returned."})
+
+
+class DkimRecordSchema(Schema):
+    selector = fields.String()
+    domain = fields.String()
+    public_key_dns = fields.String(metadata={"description": "The TXT record to publish at "
+                                             "<selector>._domainkey.<domain>."})

@@ -10,10 +10,11 @@ committed to a column this advance did not touch.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
@@ -31,14 +32,36 @@ def _changes(names: tuple[str, ...], now: tuple[Any, ...], loaded: tuple[Any, ..
     return {name: value for name, value, old in zip(names, now, loaded, strict=True) if value != old}
 
 
-ENROLLMENT_WRITABLE = ("status", "current_step", "next_run_at", "claimed_until", "state", "exit_reason",
-                       "completed_at")
-_enrollment_writable = attrgetter(*ENROLLMENT_WRITABLE)
+class _Tracked:
+    """Change tracking shared by the row types: the ``WRITABLE`` columns as loaded
+    (or last written), so ``changes()`` names only what the walk changed since."""
+
+    __slots__ = ()
+    WRITABLE: ClassVar[tuple[str, ...]]
+    _writable: ClassVar[Callable[[Any], tuple[Any, ...]]]
+    _loaded: tuple[Any, ...]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A plain attribute, not a method (``self._writable(self)``): one C call per row.
+        cls._writable = attrgetter(*cls.WRITABLE)
+
+    def __post_init__(self) -> None:
+        self._loaded = self._writable(self)
+
+    def changes(self) -> dict[str, Any]:
+        return _changes(self.WRITABLE, self._writable(self), self._loaded)
+
+    def written(self) -> None:
+        self._loaded = self._writable(self)
 
 
 @dataclass(slots=True, eq=False)
-class EnrollmentRow:
+class EnrollmentRow(_Tracked):
     """One enrollment as the engine walks it (the columns of ``enrollments`` it uses)."""
+
+    WRITABLE: ClassVar[tuple[str, ...]] = ("status", "current_step", "next_run_at", "claimed_until", "state",
+                                           "exit_reason", "completed_at")
 
     id: int
     account_id: int
@@ -55,23 +78,12 @@ class EnrollmentRow:
     completed_at: datetime | None
     _loaded: tuple[Any, ...] = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self._loaded = _enrollment_writable(self)
-
-    def changes(self) -> dict[str, Any]:
-        return _changes(ENROLLMENT_WRITABLE, _enrollment_writable(self), self._loaded)
-
-    def written(self) -> None:
-        self._loaded = _enrollment_writable(self)
-
-
-SUBSCRIBER_WRITABLE = ("tags", "attributes")
-_subscriber_writable = attrgetter(*SUBSCRIBER_WRITABLE)
-
 
 @dataclass(slots=True, eq=False)
-class SubscriberRow:
+class SubscriberRow(_Tracked):
     """One subscriber as handlers see it; actions may change its tags and attributes."""
+
+    WRITABLE: ClassVar[tuple[str, ...]] = ("tags", "attributes")
 
     id: int
     account_id: int
@@ -83,15 +95,6 @@ class SubscriberRow:
     attributes: dict[str, Any]
     tags: list[str]
     _loaded: tuple[Any, ...] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._loaded = _subscriber_writable(self)
-
-    def changes(self) -> dict[str, Any]:
-        return _changes(SUBSCRIBER_WRITABLE, _subscriber_writable(self), self._loaded)
-
-    def written(self) -> None:
-        self._loaded = _subscriber_writable(self)
 
 
 def _columns(model: Any, row_type: Any) -> list[Any]:

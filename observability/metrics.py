@@ -156,33 +156,29 @@ class RedisTaskCollector(Collector):
         yield family
 
 
-# One named place for the scrape-time queries: name -> (help, labels, SQL whose
-# rows are the label values then the gauge's value). The status counts use an
-# index leading with status; the provider and warming tables are small.
-_LATEST_WARMING_DAY = ("FROM warming_days d WHERE d.day = (SELECT max(day) FROM warming_days w "
-                       "WHERE w.plan_id = d.plan_id)")
-_STATUS_QUERIES: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "eseq_enrollments": ("Enrollments by status.", ("status",),
-                         "SELECT status, count(*) FROM enrollments GROUP BY status"),
-    "eseq_messages": ("Messages (the outbox and delivery log) by status.", ("status",),
-                      "SELECT status, count(*) FROM messages GROUP BY status"),
-    "eseq_provider_circuit": ("1 for each provider's current circuit state (closed, open, half_open).",
-                              ("provider_id", "state"), "SELECT id, circuit_state, 1 FROM providers"),
-    "eseq_warming_plan": ("1 for each warming plan's status (warming, held, paused, completed).",
-                          ("plan_id", "status"), "SELECT id, status, 1 FROM warming_plans"),
-    "eseq_warming_day": ("Each warming plan's latest day: its number, by mailbox-provider group.",
-                         ("plan_id", "group"), f"SELECT plan_id, grp, day {_LATEST_WARMING_DAY}"),
-    "eseq_warming_cap": ("Each warming plan's cap on its latest day, by mailbox-provider group.",
-                         ("plan_id", "group"), f"SELECT plan_id, grp, cap {_LATEST_WARMING_DAY}"),
-    "eseq_warming_reserved": ("Cap slots reserved by send workers on the latest day, by group.",
-                              ("plan_id", "group"), f"SELECT plan_id, grp, reserved {_LATEST_WARMING_DAY}"),
-    "eseq_warming_sent": ("Messages sent on the latest day (as last read by beat), by group.",
-                          ("plan_id", "group"), f"SELECT plan_id, grp, sent {_LATEST_WARMING_DAY}"),
-    "eseq_warming_bounced": ("Bounces of the latest day's messages (as last read), by group.",
-                             ("plan_id", "group"), f"SELECT plan_id, grp, bounced {_LATEST_WARMING_DAY}"),
-    "eseq_warming_complained": ("Complaints about the latest day's messages (as last read), by group.",
-                                ("plan_id", "group"), f"SELECT plan_id, grp, complained {_LATEST_WARMING_DAY}"),
-}
+# One named place for the scrape-time queries: labels, SQL whose rows are the label
+# values then one value per gauge, and those gauges as (name, help). The status
+# counts use an index leading with status; the provider and warming tables are
+# small. Each plan's latest day is read once for all six of its gauges.
+_QUERIES: tuple[tuple[tuple[str, ...], str, tuple[tuple[str, str], ...]], ...] = (
+    (("status",), "SELECT status, count(*) FROM enrollments GROUP BY status",
+     (("eseq_enrollments", "Enrollments by status."),)),
+    (("status",), "SELECT status, count(*) FROM messages GROUP BY status",
+     (("eseq_messages", "Messages (the outbox and delivery log) by status."),)),
+    (("provider_id", "state"), "SELECT id, circuit_state, 1 FROM providers",
+     (("eseq_provider_circuit", "1 for each provider's current circuit state (closed, open, half_open)."),)),
+    (("plan_id", "status"), "SELECT id, status, 1 FROM warming_plans",
+     (("eseq_warming_plan", "1 for each warming plan's status (warming, held, paused, completed)."),)),
+    (("plan_id", "group"),
+     "SELECT plan_id, grp, day, cap, reserved, sent, bounced, complained FROM warming_days d "
+     "WHERE d.day = (SELECT max(day) FROM warming_days w WHERE w.plan_id = d.plan_id)",
+     (("eseq_warming_day", "Each warming plan's latest day: its number, by mailbox-provider group."),
+      ("eseq_warming_cap", "Each warming plan's cap on its latest day, by mailbox-provider group."),
+      ("eseq_warming_reserved", "Cap slots reserved by send workers on the latest day, by group."),
+      ("eseq_warming_sent", "Messages sent on the latest day (as last read by beat), by group."),
+      ("eseq_warming_bounced", "Bounces of the latest day's messages (as last read), by group."),
+      ("eseq_warming_complained", "Complaints about the latest day's messages (as last read), by group."))),
+)
 
 
 class DatabaseCollector(Collector):
@@ -193,18 +189,17 @@ class DatabaseCollector(Collector):
         self.engine_factory = engine_factory
         self.timeout_ms = timeout_ms
 
-    def _read(self) -> dict[str, list[tuple[list[str], int]]]:
+    def _read(self) -> list[list[Any]]:
         engine = self.engine_factory()
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text(f"SET LOCAL statement_timeout = {int(self.timeout_ms)}"))
-            return {name: [([str(v) for v in row[:-1]], int(row[-1])) for row in conn.execute(text(sql))]
-                    for name, (_, _, sql) in _STATUS_QUERIES.items()}
+            return [list(conn.execute(text(sql))) for _, sql, _ in _QUERIES]
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("eseq_metrics_database_up", "1 when the scrape-time database read worked.")
         try:
-            rows = self._read()
+            results = self._read()
         except Exception as exc:
             log.warning("database gauges unreadable", extra={"error": type(exc).__name__})
             up.add_metric([], 0)
@@ -212,11 +207,12 @@ class DatabaseCollector(Collector):
             return
         up.add_metric([], 1)
         yield up
-        for name, (doc, labels, _) in _STATUS_QUERIES.items():
-            family = GaugeMetricFamily(name, doc, labels=list(labels))
-            for values, count in rows[name]:
-                family.add_metric(values, count)
-            yield family
+        for (labels, _, gauges), rows in zip(_QUERIES, results):
+            for index, (name, doc) in enumerate(gauges, start=len(labels)):
+                family = GaugeMetricFamily(name, doc, labels=list(labels))
+                for row in rows:
+                    family.add_metric([str(v) for v in row[:len(labels)]], int(row[index]))
+                yield family
 
 
 def render(extra: list[Collector]) -> tuple[bytes, str]:

@@ -112,12 +112,14 @@ def test_metrics_show_each_plan_its_latest_day_and_each_provider_circuit(client,
     with db.session_scope() as s:
         s.add_all([WarmingDay(plan_id=plan["id"], day=1, grp="gmail", cap=20, reserved=18, sent=17, bounced=1,
                               complained=0, deferred=0),
-                   WarmingDay(plan_id=plan["id"], day=2, grp="gmail", cap=23, reserved=5, sent=4, bounced=0,
-                              complained=0, deferred=0)])
+                   WarmingDay(plan_id=plan["id"], day=2, grp="gmail", cap=23, reserved=5, sent=4, bounced=2,
+                              complained=1, deferred=0)])
     text = client.get("/metrics").get_data(as_text=True)
     labels = {"plan_id": str(plan["id"]), "group": "gmail"}
     assert sample(text, "eseq_warming_plan", plan_id=str(plan["id"]), status="warming") == 1
     assert sample(text, "eseq_warming_day", **labels) == 2
     assert sample(text, "eseq_warming_cap", **labels) == 23
     assert sample(text, "eseq_warming_reserved", **labels) == 5
+    assert (sample(text, "eseq_warming_sent", **labels), sample(text, "eseq_warming_bounced", **labels),
+            sample(text, "eseq_warming_complained", **labels)) == (4, 2, 1)
     assert sample(text, "eseq_provider_circuit", provider_id=str(pid), state="closed") == 1

@@ -1,7 +1,8 @@
 """DKIM signing of the messages we build (rsa-sha256, relaxed/relaxed), so mailbox
 providers can tie each email to a domain that vouches for it; Gmail and Yahoo
 require it of bulk senders. The RSA signature comes from the ``cryptography``
-package; dkimpy parses keys at settings load and verifies signatures in the tests.
+package, which also checks every key when it is given; dkimpy only verifies
+signatures, in the tests.
 
 The platform's key comes from the environment (DKIM_SELECTOR, DKIM_DOMAIN,
 DKIM_PRIVATE_KEY, checked once in settings) and reaches the sender through
@@ -28,7 +29,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_private_key
-from dkim.crypto import UnparsableKeyError, parse_pem_private_key
 
 from delivery.mime import BuiltMessage
 
@@ -72,36 +72,43 @@ def read_private_key(value: str) -> bytes:
         except (OSError, UnicodeDecodeError) as exc:
             raise DkimKeyError(f"is neither a PEM private key nor a readable file ({type(exc).__name__})") from None
     pem = text.replace("\\n", "\n").replace("\r\n", "\n").strip().encode()
-    try:
-        key = parse_pem_private_key(pem)
-    except (UnparsableKeyError, ValueError, IndexError) as exc:
-        raise DkimKeyError(f"is not an RSA private key in PEM form: {str(exc).splitlines()[0]}") from None
-    bits = int(key["modulus"]).bit_length()
-    if bits < MIN_KEY_BITS:
-        raise DkimKeyError(f"is a {bits}-bit key; verifiers reject keys under {MIN_KEY_BITS} bits")
+    _check_key(pem)
     return pem
 
 
 def parse_account_key(value: str) -> str:
     """The PEM of an account's key as given through the API, or DkimKeyError.
 
-    Only the PEM itself: unlike the operator's variable, a path is never read.
-    Loaded with ``cryptography``, which signs, and whose errors on any input are
-    its own few types (dkimpy's ASN.1 parser can fail in arbitrary ways)."""
+    Only the PEM itself: unlike the operator's variable, a path is never read."""
     text = value.strip().replace("\r\n", "\n")
     if not text.startswith("-----BEGIN"):
         raise DkimKeyError("is not a private key in PEM form")
+    pem = text + "\n"
+    _check_key(pem.encode(), max_bits=MAX_ACCOUNT_KEY_BITS)
+    return pem
+
+
+def _check_key(pem: bytes, max_bits: int | None = None) -> None:
+    """Refuse (DkimKeyError) a key that verifiers would reject or that ``_signer``
+    cannot load. The operator's key and an account's go through this one check,
+    with the loader that signs, so a key accepted here does not fail every send
+    later; ``cryptography``'s errors on any input are its own few types."""
     try:
-        key = load_pem_private_key(text.encode(), password=None)
+        # Unvalidated first, to name a key too short by its size even when its
+        # numbers do not agree either; _signer below validates it.
+        key = load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=True)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise DkimKeyError("is not an unencrypted RSA private key in PEM form") from None
     if not isinstance(key, RSAPrivateKey):
         raise DkimKeyError("is not an RSA private key")
     if key.key_size < MIN_KEY_BITS:
         raise DkimKeyError(f"is a {key.key_size}-bit key; verifiers reject keys under {MIN_KEY_BITS} bits")
-    if key.key_size > MAX_ACCOUNT_KEY_BITS:
-        raise DkimKeyError(f"is a {key.key_size}-bit key; use at most {MAX_ACCOUNT_KEY_BITS} bits")
-    return text + "\n"
+    if max_bits is not None and key.key_size > max_bits:
+        raise DkimKeyError(f"is a {key.key_size}-bit key; use at most {max_bits} bits")
+    try:
+        _signer(pem)
+    except ValueError:
+        raise DkimKeyError("is not a valid RSA private key (its numbers do not agree)") from None
 
 
 def public_key_record(private_key: bytes) -> str:

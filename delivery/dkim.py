@@ -20,7 +20,6 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from functools import lru_cache
 from pathlib import Path
 
@@ -180,23 +179,10 @@ def _fold_tags(out: bytes, pieces: list[bytes], column: int | None = None) -> tu
     return out, column
 
 
-def sign_message(message: EmailMessage, key: DkimKey) -> None:
+def sign_message(message: BuiltMessage, key: DkimKey) -> None:
     """Add a DKIM-Signature header, first, as RFC 6376 section 5.6 asks of signers.
 
     Signed here with the ``cryptography`` package (OpenSSL) rather than dkimpy's
     pure-Python RSA: about 1 ms a message instead of 12 (dkimpy still verifies in
     the tests)."""
-    if isinstance(message, BuiltMessage):
-        message.prepend_header(signature_field(message.raw, key, list(SIGNED_HEADERS)))
-        return
-    raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-    field = signature_field(raw, key, [name for name in SIGNED_HEADERS if name in message])
-    name, _, value = field.decode("ascii").partition(":")
-    # Unfolded: the email package refuses line breaks in a value and folds on output.
-    value = re.sub(r"\r?\n", "", value).strip()
-    headers = message.items()
-    for existing in {n for n, _ in headers}:
-        del message[existing]
-    message[name] = value
-    for existing, stored in headers:
-        message[existing] = stored
+    message.prepend_header(signature_field(message.raw, key, list(SIGNED_HEADERS)))

@@ -75,9 +75,15 @@ def send_batch(message_ids: list[int], clock: Callable[[], datetime] = utcnow) -
     return counts
 
 
-def record_outcomes(outcomes: list[Outcome]) -> list[str]:
+def run_in_transaction(work: Callable[[Session], Any]) -> Any:
+    """``work`` in a transaction of its own, committed on return: what recording
+    outcomes, booking rate slots and the warming gate's reservations each need."""
     with session_scope() as session:
-        return record(session, outcomes)
+        return work(session)
+
+
+def record_outcomes(outcomes: list[Outcome]) -> list[str]:
+    return run_in_transaction(lambda session: record(session, outcomes))  # type: ignore[no-any-return]
 
 
 # One per process: the send pool's threads share its commits (delivery.group_commit).
@@ -93,11 +99,6 @@ def warming_gate(session: Session, outgoing: list[Outgoing], routes: dict[int, l
         return None
     engaged = engaged_recipients(session, [o.message_id for o in outgoing], clock())
     return WarmingGate(plans, clock, run_in_transaction, engaged)
-
-
-def run_in_transaction(work: Callable[[Session], Any]) -> Any:
-    with session_scope() as session:
-        return work(session)
 
 
 def _moving(start: datetime) -> Callable[[], datetime]:

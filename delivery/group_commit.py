@@ -54,7 +54,6 @@ class GroupCommit(Generic[Item, Result]):
         self._lock = threading.Lock()
         self._pending: list[_Slot[Item, Result]] = []
         self._writing = False
-        self.groups = 0  # transactions run, for tests and benchmarks
 
     def submit(self, item: Item) -> Result:
         slot: _Slot[Item, Result] = _Slot(item)
@@ -92,7 +91,6 @@ class GroupCommit(Generic[Item, Result]):
                 self._writing = False
 
     def _run(self, group: list[_Slot[Item, Result]]) -> None:
-        self.groups += 1
         try:
             results = self._write([s.item for s in group])
         except Exception as exc:

@@ -66,8 +66,12 @@ def _candidates(ref: str) -> list[str]:
 def find_message(session: Session, row: InboundEvent) -> Message | None:
     """By the provider's message id; else by our key, which matches a message whose
     provider id we never got to record."""
-    for match in ([Message.provider_message_id.in_(_candidates(row.message_ref))] if row.message_ref else []) + (
-            [Message.idempotency_key == row.message_key] if row.message_key else []):
+    matches = []
+    if row.message_ref:
+        matches.append(Message.provider_message_id.in_(_candidates(row.message_ref)))
+    if row.message_key:
+        matches.append(Message.idempotency_key == row.message_key)
+    for match in matches:
         query = select(Message).where(match)
         if row.account_id is not None:
             query = query.where(Message.account_id == row.account_id)

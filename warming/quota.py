@@ -155,6 +155,9 @@ class WarmingGate:
     engaged: set[str] = field(default_factory=set)
     rng: random.Random = field(default_factory=random.Random)
     _held: dict[tuple[int, int, str], int] = field(default_factory=dict)
+    # The allowance at which a group's last reservation came back empty: asking again
+    # before a new slot opens would cost a transaction per held message for nothing.
+    _spent_at: dict[tuple[int, int, str], int] = field(default_factory=dict)
 
     def admit(self, route: Any, recipient: str) -> None:
         plan = self.plans.get(route.provider_id) if route.provider_id is not None else None
@@ -165,8 +168,10 @@ class WarmingGate:
         if slot.cap is None:
             return
         key = (plan.id, slot.day, slot.group)
-        if self._held.get(key, 0) == 0 and slot.allowance:
+        if self._held.get(key, 0) == 0 and slot.allowance and slot.allowance > self._spent_at.get(key, 0):
             self._held[key] = self.run(lambda s: reserve(s, plan.id, slot, CHUNK))
+            if self._held[key] == 0:
+                self._spent_at[key] = slot.allowance
         if self._held.get(key, 0) > 0:
             self._held[key] -= 1
             return

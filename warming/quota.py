@@ -103,10 +103,13 @@ def slot_at(plan: ActivePlan, group: str, now: datetime) -> Slot:
 def reserve(session: Session, plan_id: int, slot: Slot, count: int) -> int:
     """Take up to ``count`` slots of the group's allowance; returns how many were taken."""
     assert slot.cap is not None and slot.allowance is not None
-    add_rows_ignoring_conflicts(session, WarmingDay.__table__, [day_row(plan_id, slot.day, slot.group, slot.cap)])
     where = (WarmingDay.plan_id == plan_id, WarmingDay.day == slot.day, WarmingDay.grp == slot.group)
     while True:
         reserved = session.scalar(select(WarmingDay.reserved).where(*where))
+        if reserved is None:  # the group's first reservation of the day: its row, then read again
+            add_rows_ignoring_conflicts(session, WarmingDay.__table__,
+                                        [day_row(plan_id, slot.day, slot.group, slot.cap)])
+            continue
         grant = min(count, slot.allowance - reserved)
         if grant <= 0:
             return 0

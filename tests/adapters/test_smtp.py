@@ -18,9 +18,11 @@ from tests.support.smtp import RecordingHandler, free_port
 @dataclass
 class Handler(RecordingHandler):
     pipelining: bool = True
+    greetings: int = 0  # one EHLO per connection
 
     async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> list[str]:
         session.host_name = hostname
+        self.greetings += 1
         return responses[:-1] + ["250-PIPELINING"] + responses[-1:] if self.pipelining else responses
 
 
@@ -57,6 +59,7 @@ def test_a_refused_mailbox_is_permanent_a_busy_one_transient_and_the_connection_
         smtp.send(message, "alice@news.example", "bob@example.org")
         smtp.send(message, "alice@news.example", "carol@example.org")
     assert [r.recipients for r in handler.received] == [["bob@example.org"], ["carol@example.org"]]
+    assert handler.greetings == 1, "the refusals did not cost the connection"
 
 
 def test_a_line_starting_with_a_dot_arrives_unchanged(server):

@@ -53,6 +53,7 @@ from tests.support import factories  # noqa: E402
 from tests.support.database import fresh_database, url_for  # noqa: E402
 from tests.support.processes import Proc, beat_argv, platform_env, worker_argv  # noqa: E402
 from tests.support.smtp import free_port  # noqa: E402
+from tests.support.waiting import wait_for  # noqa: E402
 
 # A newsletter of a usual size (about 3 kB of HTML): three links to rewrite, the
 # subscriber's name, a non-ASCII character so the body needs a transfer encoding.
@@ -71,13 +72,11 @@ SWEEP = (8, 16, 32, 64)
 # --- SMTP servers -----------------------------------------------------------------
 
 def wait_listening(port: int, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for(listening, timeout, f"something to listen on 127.0.0.1:{port}")
 
 
 def serve_slow_smtp(port: int, delay: float) -> None:
@@ -217,11 +216,12 @@ def cpu_by_kind() -> dict[str, float]:
 
 
 def wait_ready(proc: Proc, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while "ready." not in proc.log.read_text(errors="replace"):
-        if time.monotonic() > deadline or proc.popen.poll() is not None:
+    def ready() -> bool:
+        if proc.popen.poll() is not None:
             raise SystemExit(f"{proc.name} did not start:\n{proc.tail()}")
-        time.sleep(0.1)
+        return "ready." in proc.log.read_text(errors="replace")
+
+    wait_for(ready, timeout, f"{proc.name} to start", interval=0.1, detail=proc.tail)
 
 
 def run_platform(label: str, smtp_port: int, emails: int, send_concurrency: int, tmp: Path,

@@ -91,7 +91,7 @@ def test_the_engine_claims_and_advances_on_the_embedded_sqlite_default(tmp_path:
         with db.session_scope() as s:
             assert {m.status for m in s.query(Message)} == {"sent"}
             assert s.query(Event).filter(Event.name == "sent").count() == 10
-            # A second run finds nothing to claim: recorded rows are not sendable again.
+        # A second run finds nothing to claim: recorded rows are not sendable again.
         assert send_in_process(queued, t0 + timedelta(seconds=62)) == {}
     finally:
         db.configure(postgres_url)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from tests.conftest import ADMIN_TOKEN
+from tests.support.factories import rsa_pem, short_rsa_pem
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -74,40 +75,12 @@ def test_it_answers_malformed_json_with_400_not_500(client):
 
 # Per-account DKIM keys: the public record comes back, the private key never does.
 
-def rsa_pem(bits: int = 1024) -> tuple[str, str]:
-    """A private key in PEM and its DNS TXT record."""
-    import base64
-
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return pem, "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()
-
-
-def short_rsa_pem(bits: int = 512) -> str:
-    """A real RSA key too short for verifiers, built from its primes: generators now
-    refuse to make one, but keys this short are still out there to be pasted in."""
-    import secrets
-
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    def prime(size: int) -> int:
-        while True:
-            n = secrets.randbits(size) | (1 << (size - 1)) | (1 << (size - 2)) | 1
-            if n % 65537 != 1 and all(pow(a, n - 1, n) == 1 for a in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31)):
-                return n
-
-    p, q = prime(bits // 2), prime(bits // 2)
-    d = pow(65537, -1, (p - 1) * (q - 1))
-    numbers = rsa.RSAPrivateNumbers(p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p),
-                                    rsa.RSAPublicNumbers(65537, p * q))
-    return numbers.private_key().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                serialization.NoEncryption()).decode()
+def put_dkim(client, tenant, pem: str, domain: str = "alice.example.com") -> None:
+    """Set the tenant's key; a refused PUT would leave the removal and isolation
+    tests below passing on an account that never had one."""
+    response = client.put("/api/v1/account/dkim", json={"selector": "s1", "domain": domain, "private_key": pem},
+                          headers=tenant.headers)
+    assert response.status_code == 200, response.get_json()
 
 
 def test_it_sets_an_accounts_dkim_key_and_answers_the_record_to_publish(client, alice):
@@ -148,8 +121,7 @@ def test_it_removes_an_accounts_dkim_key(client, alice, session):
     from models import Account
 
     pem, _ = rsa_pem()
-    client.put("/api/v1/account/dkim", json={"selector": "s1", "domain": "alice.example.com", "private_key": pem},
-               headers=alice.headers)
+    put_dkim(client, alice, pem)
     assert client.delete("/api/v1/account/dkim", headers=alice.headers).status_code == 204
     assert client.get("/api/v1/account/dkim", headers=alice.headers).status_code == 404
     session.expire_all()
@@ -159,8 +131,7 @@ def test_it_removes_an_accounts_dkim_key(client, alice, session):
 
 def test_each_account_sees_and_changes_only_its_own_dkim_key(client, alice, bob):
     pem, record = rsa_pem()
-    client.put("/api/v1/account/dkim", json={"selector": "s1", "domain": "alice.example.com", "private_key": pem},
-               headers=alice.headers)
+    put_dkim(client, alice, pem)
     assert client.get("/api/v1/account/dkim", headers=bob.headers).status_code == 404
     assert client.delete("/api/v1/account/dkim", headers=bob.headers).status_code == 204
     assert client.get("/api/v1/account/dkim", headers=alice.headers).get_json()["public_key_dns"] == record

@@ -37,7 +37,7 @@ def test_the_report_is_scoped_to_the_account(client, alice, bob):
 
 
 def test_an_accounts_own_dkim_domain_is_the_one_its_from_address_must_align_with(client, alice):
-    from tests.api.test_accounts import rsa_pem
+    from tests.support.factories import rsa_pem
 
     pem, _ = rsa_pem()
     sid = client.post("/api/v1/email-sequences", json={"name": "Ok", "steps": SPAMMY["steps"][:1]},

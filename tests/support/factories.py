@@ -1,4 +1,4 @@
-"""Rows for engine tests, committed so that workers on other connections see them.
+"""Rows for engine tests, committed so that workers on other connections see them (and DKIM keys).
 
 Step dicts are in the API's shape (``{"type": ..., **config}``); they are stored the
 way the sequences API stores them: ``Step.config`` is the dict without ``type``.
@@ -62,3 +62,41 @@ def warming_plan(account_id: int, smtp_port: int, start_date: date, **settings: 
         s.add(plan)
         s.flush()
         return plan.id
+
+
+# DKIM keys for the per-account key tests (API, preflight, signing).
+
+def rsa_pem(bits: int = 1024) -> tuple[str, str]:
+    """A private key in PEM and its DNS TXT record."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return pem, "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()
+
+
+def short_rsa_pem(bits: int = 512) -> str:
+    """A real RSA key too short for verifiers, built from its primes: generators now
+    refuse to make one, but keys this short are still out there to be pasted in."""
+    import secrets
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    def prime(size: int) -> int:
+        while True:
+            n = secrets.randbits(size) | (1 << (size - 1)) | (1 << (size - 2)) | 1
+            if n % 65537 != 1 and all(pow(a, n - 1, n) == 1 for a in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31)):
+                return n
+
+    p, q = prime(bits // 2), prime(bits // 2)
+    d = pow(65537, -1, (p - 1) * (q - 1))
+    numbers = rsa.RSAPrivateNumbers(p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p),
+                                    rsa.RSAPublicNumbers(65537, p * q))
+    return numbers.private_key().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()).decode()

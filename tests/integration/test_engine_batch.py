@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import event, select
 
-from models import Enrollment, Event, Message, Subscriber, db
+from models import Enrollment, Event, Message, db
 from sequencing.claims import claim_due_enrollments
 from sequencing.engine import advance_enrollments
 from sequencing.rows import load_enrollments, load_subscribers, write_back
@@ -181,18 +181,9 @@ def test_statements_per_batch_do_not_grow_with_the_batch():
     counts = []
     for size in (2, 40):
         seq = factories.sequence(acct, steps, settings={"frequency_cap": {"max": 5, "per_days": 7}})
-        subs = _subscribers(acct, size)
+        subs = factories.subscribers(acct, size, prefix=f"batch{size}-")
         ids = factories.enroll(acct, seq, subs, T0)
         with counting_statements() as statements, db.session_scope() as s:
             assert len(advance_enrollments(s, ids, T0).message_ids) == size
         counts.append(len(statements))
     assert counts[0] == counts[1] <= 12
-
-
-def _subscribers(account_id: int, count: int) -> list[int]:
-    """Subscribers with addresses of their own (factories numbers from 0 each call)."""
-    with db.session_scope() as s:
-        rows = [Subscriber(account_id=account_id, email=f"batch{count}-{i}@example.test") for i in range(count)]
-        s.add_all(rows)
-        s.flush()
-        return [r.id for r in rows]

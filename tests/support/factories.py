@@ -18,9 +18,11 @@ def account(name: str = "Alice") -> int:
         return acct.id
 
 
-def subscribers(account_id: int, count: int, **fields: Any) -> list[int]:
+def subscribers(account_id: int, count: int, prefix: str = "user", **fields: Any) -> list[int]:
+    """``count`` subscribers, ``<prefix><i>@example.test``; a second call in the same
+    account needs a prefix of its own."""
     with db.session_scope() as s:
-        rows = [Subscriber(account_id=account_id, email=f"user{i}@example.test", first_name=f"User{i}", **fields)
+        rows = [Subscriber(account_id=account_id, email=f"{prefix}{i}@example.test", first_name=f"User{i}", **fields)
                 for i in range(count)]
         s.add_all(rows)
         s.flush()

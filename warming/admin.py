@@ -15,7 +15,7 @@ from warming.mailbox import GROUPS
 from warming.plan import PlanSettings, total_cap
 from warming.plot import DayFigures, render_svg
 from warming.quota import active_plan, local_day, slot_at
-from warming.ramp import Adjustment, RampState, resume
+from warming.ramp import Adjustment, RampState, pause, resume
 from warming.results import save_states
 
 
@@ -74,14 +74,12 @@ def update_plan(session: Session, account_id: int, plan_id: int, data: dict[str,
         states = {g: plan.states.get(g, RampState()) for g in GROUPS}
         adjustments: dict[str, Adjustment] = {}
         for group in plan.settings.warmed_groups():
-            state = states[group]
-            if wanted == "paused" and state.status not in ("paused", "completed"):
-                states[group] = RampState(state.level, "paused")
-                adjustments[group] = Adjustment(day, state.level, state.level, "pause", "paused by an operator")
-            elif wanted == "warming":
-                states[group], adjustment = resume(state, day)
-                if adjustment is not None:
-                    adjustments[group] = adjustment
+            if wanted == "paused":
+                states[group], adjustment = pause(states[group], day, "paused by an operator")
+            else:
+                states[group], adjustment = resume(states[group], day)
+            if adjustment is not None:
+                adjustments[group] = adjustment
         save_states(session, row, plan.settings, states, adjustments, now)
         if wanted == "warming":
             row.closed_day = max(row.closed_day, day - 1)

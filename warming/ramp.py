@@ -11,7 +11,7 @@ own verdict, so a bad day at Yahoo holds Yahoo while Gmail keeps climbing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from warming.errors import is_int
 from warming.health import ACTIONS, Verdict
@@ -76,7 +76,16 @@ def next_day(state: RampState, verdict: Verdict, days: int, day: int) -> tuple[R
     if verdict.action == "step_back":
         lower = max(1, level - 1)
         return RampState(lower, "held"), Adjustment(day, level, lower, "step_back", verdict.reason)
-    return replace(state, status="paused"), Adjustment(day, level, level, "pause", verdict.reason)
+    return pause(state, day, verdict.reason)
+
+
+def pause(state: RampState, day: int, reason: str) -> tuple[RampState, Adjustment | None]:
+    """Stopping a group's sends, at its level, until an operator resumes it (the daily
+    verdict, the running day's alarm or an operator). Pausing a group that is already
+    paused or completed changes nothing."""
+    if state.status in ("paused", "completed"):
+        return state, None
+    return RampState(state.level, "paused"), Adjustment(day, state.level, state.level, "pause", reason)
 
 
 def resume(state: RampState, day: int, reason: str = "resumed by an operator") -> tuple[RampState, Adjustment | None]:

@@ -29,7 +29,7 @@ from warming.health import Traffic, judge
 from warming.mailbox import GROUPS, group_of
 from warming.plan import PlanSettings, close_day, group_caps, plan_status
 from warming.quota import ActivePlan, active_plan, day_row, local_day
-from warming.ramp import Adjustment, RampState
+from warming.ramp import Adjustment, RampState, pause
 
 
 def day_bounds(plan: ActivePlan, day: int) -> tuple[datetime, datetime]:
@@ -134,11 +134,11 @@ def pause_on_alarm(session: Session, plan_id: int, now: datetime) -> list[str]:
     states = {g: plan.states.get(g, RampState()) for g in GROUPS}
     adjustments: dict[str, Adjustment] = {}
     for group in plan.settings.warmed_groups():
-        state = states[group]
         verdict = judge(traffic[group], plan.settings.thresholds)
-        if verdict.action == "pause" and state.status not in ("paused", "completed"):
-            states[group] = RampState(state.level, "paused")
-            adjustments[group] = Adjustment(day, state.level, state.level, "pause", verdict.reason + " (during the day)")
+        if verdict.action == "pause":
+            states[group], adjustment = pause(states[group], day, verdict.reason + " (during the day)")
+            if adjustment is not None:
+                adjustments[group] = adjustment
     if adjustments:
         save_states(session, row, plan.settings, states, adjustments, now)
     return sorted(adjustments)

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from content.compliance import is_transactional
 from models import Enrollment, Message, Sequence, Step
 from sequencing.rows import EnrollmentRow
 
@@ -32,7 +33,7 @@ _MARKETING = func.coalesce(Sequence.settings["transactional"].as_boolean(), Fals
 
 def _cap_of(sequence: Sequence) -> dict[str, Any] | None:
     settings = sequence.settings or {}
-    return None if settings.get("transactional") else settings.get("frequency_cap") or None
+    return None if is_transactional(settings) else settings.get("frequency_cap") or None
 
 
 def _window(cap: dict[str, Any]) -> timedelta:
@@ -50,7 +51,7 @@ class FrequencyCaps:
         for enrollment in enrollments:
             self._batch[enrollment.subscriber_id].append(enrollment)
         self._pending: dict[int, int] = {}
-        self._marketing = {sid for sid, s in sequences.items() if not (s.settings or {}).get("transactional", False)}
+        self._marketing = {sid for sid, s in sequences.items() if not is_transactional(s.settings)}
         self._caps = {sid: cap for sid, s in sequences.items() if (cap := _cap_of(s))}
         self._capped = {sid for sid, rows in self._batch.items() if any(e.sequence_id in self._caps for e in rows)}
         self._recent: dict[int, list[datetime]] = {}
@@ -114,13 +115,12 @@ class FrequencyCaps:
         """The priority of a batch enrollment if, as it stands now, it is due at an email
         step of an active marketing sequence; else None."""
         sequence = self._sequences[enrollment.sequence_id]
-        settings = sequence.settings or {}
         steps = self._steps.get(enrollment.sequence_id, [])
         if (enrollment.status != "active" or enrollment.next_run_at is None or enrollment.next_run_at > self._now
                 or not 0 <= enrollment.current_step < len(steps) or steps[enrollment.current_step].type != "email"
-                or sequence.status != "active" or settings.get("transactional")):
+                or sequence.status != "active" or enrollment.sequence_id not in self._marketing):
             return None
-        return int(settings.get("priority") or 0)
+        return int((sequence.settings or {}).get("priority") or 0)
 
     def _load_due_elsewhere(self, subscriber_ids: set[int]) -> dict[int, list[int]]:
         """Priorities of the subscribers' due marketing emails in enrollments outside the batch."""

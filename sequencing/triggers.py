@@ -18,6 +18,7 @@ from models import Enrollment, Sequence
 from models.bulk import insert_ignoring_conflicts
 from sequencing.enroll import next_run
 
+
 def _next_run(session: Session, sequence: Sequence, subscriber_id: int, key: str) -> int | None:
     """The run number a new enrollment would get, or None when re-entry forbids it."""
     latest = session.execute(
@@ -26,8 +27,7 @@ def _next_run(session: Session, sequence: Sequence, subscriber_id: int, key: str
                Enrollment.instance_key == key)
         .order_by(Enrollment.run.desc()).limit(1)
     ).first()
-    reentry = str((sequence.settings or {}).get("reentry", "never"))
-    return next_run(int(latest.run), latest.status, reentry) if latest else next_run(None, None, reentry)
+    return next_run(*(latest or (None, None)), str((sequence.settings or {}).get("reentry", "never")))
 
 
 def _matching(session: Session, account_id: int, kind: str) -> list[Sequence]:
@@ -59,7 +59,6 @@ def fire(session: Session, account_id: int, subscriber_id: int, kind: str, now: 
                      "instance_key": key, "run": run, "status": "active", "current_step": 0, "next_run_at": now,
                      "state": {}, "enrolled_at": now, "updated_at": now})
     return len(insert_ignoring_conflicts(session, Enrollment, rows, Enrollment.id))
-
 
 
 def fire_for_new_tags(session: Session, account_id: int, subscriber_id: int, before: list[str] | None,

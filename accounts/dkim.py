@@ -34,6 +34,13 @@ class DkimRecord:
     public_key_dns: str  # the TXT record for <selector>._domainkey.<domain>
 
 
+def _account(session: Session, account_id: int) -> Account:
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NoDkimKeyError("Account not found.")
+    return account
+
+
 def _record(account: Account) -> DkimRecord:
     if not (account.dkim_selector and account.dkim_domain and account.dkim_private_key):
         raise NoDkimKeyError("This account has no DKIM key of its own.")
@@ -52,18 +59,13 @@ def set_dkim_key(session: Session, account_id: int, selector: str, domain: str, 
         pem = parse_account_key(private_key)
     except DkimKeyError as exc:
         raise DkimSettingError("private_key", f"{exc}.") from None
-    account = session.get(Account, account_id)
-    if account is None:
-        raise NoDkimKeyError("Account not found.")
+    account = _account(session, account_id)
     account.dkim_selector, account.dkim_domain, account.dkim_private_key = selector, domain, pem
     return _record(account)
 
 
 def dkim_record(session: Session, account_id: int) -> DkimRecord:
-    account = session.get(Account, account_id)
-    if account is None:
-        raise NoDkimKeyError("Account not found.")
-    return _record(account)
+    return _record(_account(session, account_id))
 
 
 def clear_dkim_key(session: Session, account_id: int) -> None:

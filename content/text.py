@@ -17,6 +17,7 @@ _SKIP = {"style", "script", "head", "title"}
 # The odd whitespace that counts as a space (newlines are handled on their own).
 _OTHER_SPACES = str.maketrans({"\t": " ", "\r": " ", "\f": " ", "\v": " "})
 
+
 def link_text(label: str, href: str) -> str:
     """A link as text: ``label (href)``, or the bare URL when the label says nothing more."""
     label = label.strip()

@@ -5,16 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from audience.errors import InvalidFieldError
 from sequencing.errors import is_int  # noqa: F401  (re-exported for the warming modules)
 
 
-class WarmingError(ValueError):
-    """A warming setting is invalid; ``field`` is its path, ``message`` says why."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+class WarmingError(InvalidFieldError):
+    """A warming setting is invalid; ``field`` is its path, ``message`` says why
+    (``str()`` is ``field: message``, as for every one-field error)."""
 
 
 class ScheduleError(WarmingError):

@@ -43,6 +43,7 @@ from tests.support.database import fresh_database, url_for  # noqa: E402
 DB_URL = url_for(DB)
 from tests.support.processes import Proc, platform_env, wait_healthy, web_argv, worker_argv  # noqa: E402
 from tests.support.smtp import free_port  # noqa: E402
+from tests.support.waiting import wait_for  # noqa: E402
 
 
 def post(port: int, path: str, body: object, headers: dict[str, str]) -> dict:
@@ -157,9 +158,8 @@ def bench_tick(due: int, tmp: Path) -> None:
 
     worker = Proc("worker", worker_argv("bench", queues="default", pool="prefork", concurrency=2, loglevel="INFO"),
                   platform_env(), tmp)
-    deadline = time.monotonic() + 60
-    while "ready." not in worker.log.read_text(errors="replace") and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: "ready." in worker.log.read_text(errors="replace"), 60, "the worker to start", interval=0.1,
+             detail=worker.tail)
     workers = worker_processes(worker)
     worker_before = cpu_seconds(workers)
     postgres_before = cpu_seconds(database_backends())

@@ -88,6 +88,9 @@ def test_the_plot_is_an_svg_an_operator_can_open(client, alice):
     assert response.status_code == 200 and response.mimetype == "image/svg+xml"
     root = ET.fromstring(response.get_data(as_text=True))
     assert root.tag.endswith("svg")
+    assert root.find("{http://www.w3.org/2000/svg}title").text == f"Warming plan {plan['id']}"
+    planned = [g for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("data-series") == "planned"]
+    assert len(list(planned[0].iter("{http://www.w3.org/2000/svg}circle"))) == 30, "the whole schedule is drawn"
 
 
 def test_deleting_a_plan_lifts_the_cap(client, alice):

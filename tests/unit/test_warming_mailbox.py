@@ -71,7 +71,9 @@ def test_it_accepts_the_default_shares():
 
 
 def test_it_accepts_thirds_typed_as_decimals():
-    check_shares({"gmail": 0.333333, "yahoo": 0.333333, "microsoft": 0.333334, "other": 0})
+    thirds = {"gmail": 0.333333, "yahoo": 0.333333, "microsoft": 0.333334, "other": 0}
+    assert check_shares(thirds) == {**thirds, "other": 0.0}
+    assert shares_error_field({**thirds, "microsoft": 0.333}) == "shares"  # 0.999666 is not a rounding of 1
 
 
 @pytest.mark.parametrize("shares, field", [

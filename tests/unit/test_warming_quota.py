@@ -7,8 +7,8 @@ from datetime import date, datetime, timedelta, timezone
 
 from delivery.errors import ProviderBusyError
 from delivery.routing import Route
-from warming.plan import PlanSettings, group_caps
 from warming import quota
+from warming.plan import PlanSettings, group_caps
 from warming.quota import ActivePlan, WarmingGate
 
 SETTINGS = PlanSettings(shares={"gmail": 0, "yahoo": 0, "microsoft": 0, "other": 1})  # day 1: 50 over 08-20

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import Provider, WarmingAdjustment, WarmingDay, WarmingPlan
@@ -45,8 +46,6 @@ def create_plan(session: Session, account_id: int, data: dict[str, Any], now: da
                                                      Provider.account_id == account_id))
     if provider is None:
         raise WarmingError("provider_id", "No such provider in this account.")
-    if session.scalar(select(WarmingPlan.id).where(WarmingPlan.provider_id == provider.id)) is not None:
-        raise PlanConflictError("provider_id", "This provider already has a warming plan.")
     settings = PlanSettings.from_dict({k: v for k, v in data.items() if k not in ("provider_id", "start_date",
                                                                                   "allow_overflow")})
     start = data.get("start_date") or now.astimezone(settings.zone).date()
@@ -54,8 +53,15 @@ def create_plan(session: Session, account_id: int, data: dict[str, Any], now: da
                       states={g: {"level": 1, "status": "warming"} for g in GROUPS}, status="warming",
                       allow_overflow=bool(data.get("allow_overflow", False)), closed_day=0, created_at=now,
                       updated_at=now)
-    session.add(row)
-    session.flush()
+    # The one-plan-per-provider rule is the table's: a second plan, even one racing
+    # this request, is refused by it (a check before the insert could not see the race).
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        if session.scalar(select(WarmingPlan.id).where(WarmingPlan.provider_id == provider.id)) is None:
+            raise
+        raise PlanConflictError("provider_id", "This provider already has a warming plan.") from None
     return row
 
 

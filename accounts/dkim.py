@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from delivery.dkim import DkimKeyError, is_dns_name, parse_account_key, public_key_record
+from delivery.dkim import DkimKeyError, account_key, is_dns_name, parse_account_key, public_key_record
 from models import Account
 
 
@@ -42,10 +42,10 @@ def _account(session: Session, account_id: int) -> Account:
 
 
 def _record(account: Account) -> DkimRecord:
-    if not (account.dkim_selector and account.dkim_domain and account.dkim_private_key):
+    key = account_key(account)
+    if key is None:
         raise NoDkimKeyError("This account has no DKIM key of its own.")
-    return DkimRecord(account.dkim_selector, account.dkim_domain,
-                      public_key_record(account.dkim_private_key.encode()))
+    return DkimRecord(key.selector, key.domain, public_key_record(key.private_key))
 
 
 def set_dkim_key(session: Session, account_id: int, selector: str, domain: str, private_key: str) -> DkimRecord:

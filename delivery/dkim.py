@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -55,6 +56,14 @@ class DkimKey:
     selector: str
     domain: str
     private_key: bytes = field(repr=False)  # PEM, PKCS#1 or PKCS#8 RSA
+
+
+def account_key(account: Any) -> DkimKey | None:
+    """An account's own key (its ``dkim_*`` columns, all three set), or None: the
+    one rule for whether an account signs for itself."""
+    if account is not None and account.dkim_selector and account.dkim_domain and account.dkim_private_key:
+        return DkimKey(account.dkim_selector, account.dkim_domain, account.dkim_private_key.encode())
+    return None
 
 
 def is_dns_name(value: str) -> bool:

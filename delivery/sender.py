@@ -37,7 +37,7 @@ from content.compliance import add_unsubscribe_footer, is_transactional
 from content.render import TemplateRenderError, render_email, subscriber_context
 from delivery import outbox
 from delivery.circuits import record_tries
-from delivery.dkim import DkimKey, sign_message
+from delivery.dkim import DkimKey, account_key, sign_message
 from delivery.errors import DeliveryError, HeldError, TransientDeliveryError
 from delivery.routing import Failover, Route, Try
 from delivery.mime import Envelope, MessageBuildError, build_message
@@ -110,14 +110,6 @@ ACCOUNT_COLUMNS = (Account.id, Account.from_email, Account.from_name, Account.po
                    Account.dkim_selector, Account.dkim_domain, Account.dkim_private_key)
 
 
-def _signing_key(account: Row[Any] | None, fallback: DkimKey | None) -> DkimKey | None:
-    """The account's own key when it has one (signing for its domain is what makes
-    From its domain pass DMARC alignment), else the platform's, else none."""
-    if account is not None and account.dkim_selector and account.dkim_domain and account.dkim_private_key:
-        return DkimKey(account.dkim_selector, account.dkim_domain, account.dkim_private_key.encode())
-    return fallback
-
-
 @lru_cache(maxsize=8)
 def _select_by_id(columns: tuple[Any, ...]) -> Any:
     # Built once per shape: building a select with IN cost more than running it.
@@ -149,7 +141,9 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
     steps = _by_id(connection, STEP_COLUMNS, {m.step_id for m in messages})
     sequences = _by_id(connection, SEQUENCE_COLUMNS, {s.sequence_id for s in steps.values()})
     accounts = _by_id(connection, ACCOUNT_COLUMNS, {m.account_id for m in messages})
-    signing = {account_id: _signing_key(row, fallback.dkim) for account_id, row in accounts.items()}
+    # An account's own key (signing for its domain is what makes From its domain pass
+    # DMARC alignment), else the platform's, else none.
+    signing = {account_id: account_key(row) or fallback.dkim for account_id, row in accounts.items()}
     contents: dict[tuple[int, int, str | None], tuple[str, str | None, str | None]] = {}
     outgoing: list[Outgoing] = []
     for message in messages:

@@ -153,7 +153,7 @@ def test_without_dkim_configured_nothing_is_signed(raw_smtp):
 
 def test_an_account_with_its_own_dkim_key_signs_for_its_domain_and_the_others_keep_the_platforms(dkim_env, raw_smtp):
     from accounts.dkim import set_dkim_key
-    from tests.api.test_accounts import rsa_pem
+    from tests.support.factories import rsa_pem
 
     own = queue_one({"type": "email", "subject": "From Alice's own domain", "text": "Hello"})
     other = queue_one({"type": "email", "subject": "From Bob, platform-signed", "text": "Hello"})
@@ -176,7 +176,7 @@ def test_an_account_with_its_own_dkim_key_signs_for_its_domain_and_the_others_ke
 
 def test_an_account_with_its_own_dkim_key_is_signed_even_without_a_platform_key(raw_smtp):
     from accounts.dkim import set_dkim_key
-    from tests.api.test_accounts import rsa_pem
+    from tests.support.factories import rsa_pem
 
     own = queue_one({"type": "email", "subject": "Own", "text": "Hello"})
     other = queue_one({"type": "email", "subject": "Unsigned", "text": "Hello"})

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from analytics.events import record_event
 from models import Message
+from models.bulk import id_array
 from sequencing.claims import OutboxRedispatch
 
 SEND_LEASE = timedelta(minutes=5)
@@ -106,14 +107,16 @@ class Accepted:
 
 # PostgreSQL: the rows marked and their events in one statement (one round trip, and
 # atomic without a transaction of its own), only for rows still ``sending``: a row
-# another worker's outcome reached first keeps that outcome and gets no event.
+# another worker's outcome reached first keeps that outcome and gets no event. The
+# ids are given again as an array so the planner looks them up by key (see
+# models.bulk.id_array).
 _MARK_SENT_PG = text("""
     WITH v AS (SELECT * FROM json_to_recordset(CAST(:rows AS json))
                AS v(id integer, provider varchar, provider_message_id varchar, at timestamptz)),
     sent AS (
         UPDATE messages SET status = 'sent', provider = v.provider, provider_message_id = v.provider_message_id,
             sent_at = v.at, updated_at = v.at, error = NULL, claimed_until = NULL, retry_at = NULL
-        FROM v WHERE messages.id = v.id AND messages.status = 'sending'
+        FROM v WHERE messages.id = ANY(CAST(:ids AS bigint[])) AND messages.id = v.id AND messages.status = 'sending'
         RETURNING messages.id, messages.account_id, messages.subscriber_id, v.at)
     INSERT INTO events (account_id, subscriber_id, message_id, name, dedup_key, source, properties,
                         occurred_at, created_at)
@@ -130,7 +133,7 @@ def mark_sent(session: Session, accepted: list[Accepted]) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(_MARK_SENT_PG, {"rows": json.dumps([
             {"id": a.message_id, "provider": a.provider, "provider_message_id": a.provider_message_id,
-             "at": a.at.isoformat()} for a in accepted])})
+             "at": a.at.isoformat()} for a in accepted]), "ids": id_array([a.message_id for a in accepted])})
         return
     for a in accepted:  # the embedded SQLite default: one row at a time is plenty
         owned = connection.execute(update(MESSAGES).where(_owned(a.message_id)).values(

@@ -3,6 +3,8 @@ the big providers do) and not: messages arrive byte for byte, refusals are sorte
 into permanent and transient, and the connection carries on after either."""
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -76,3 +78,50 @@ def test_a_line_starting_with_a_dot_arrives_unchanged(server):
         smtp.send(dotted, "alice@news.example", "bob@example.org")
     (got,) = handler.received
     assert got.message.get_payload(0).get_payload(decode=True).decode().replace("\r\n", "\n").rstrip("\n") == text
+
+
+def silent_after_data(port: int, stop: threading.Event) -> None:
+    """An SMTP server that takes each message and then never answers its end."""
+    with socket.create_server(("127.0.0.1", port)) as listener:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn, conn.makefile("rb") as lines:
+                conn.sendall(b"220 silent ESMTP\r\n")
+                for line in lines:
+                    if line.upper().startswith(b"EHLO"):
+                        conn.sendall(b"250-silent\r\n250 PIPELINING\r\n")
+                    elif line.upper().startswith(b"DATA"):
+                        conn.sendall(b"354 go on\r\n")
+                    elif line == b".\r\n":
+                        stop.wait(30)  # the reply never comes
+                        break
+                    elif line[:4].upper() in (b"MAIL", b"RCPT", b"RSET"):
+                        conn.sendall(b"250 ok\r\n")
+
+
+def test_a_server_that_never_answers_is_given_up_after_the_timeout(message):
+    port, stop = free_port(), threading.Event()
+    server = threading.Thread(target=silent_after_data, args=(port, stop), daemon=True)
+    server.start()
+    outcome: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            with SmtpTransport(SmtpConfig("127.0.0.1", port, timeout=0.5)) as smtp:
+                smtp.send(message, "alice@news.example", "bob@example.org")
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it below
+            outcome.append(exc)
+
+    try:
+        sender = threading.Thread(target=send)
+        sender.start()
+        sender.join(20)  # a liveness bound, far above the 0.5 s timeout
+        assert not sender.is_alive(), "the send waited past its timeout"
+    finally:
+        stop.set()
+        server.join(5)
+    assert len(outcome) == 1 and isinstance(outcome[0], TransientDeliveryError), outcome

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-import tasks.sending
+import delivery.batch
 from delivery.outbox import claim_for_dispatch
 from inbound.store import process_events
 from inbound.tokens import account_token
@@ -46,7 +46,7 @@ def crash_after_the_provider_accepts(monkeypatch: pytest.MonkeyPatch, ids: list[
     def died(*_: object) -> dict[str, int]:
         raise RuntimeError("worker killed before recording")
 
-    monkeypatch.setattr(tasks.sending, "record", died)
+    monkeypatch.setattr(delivery.batch, "record", died)
     with pytest.raises(RuntimeError):
         send_in_process(ids, at=at)
     monkeypatch.undo()

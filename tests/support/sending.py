@@ -12,7 +12,8 @@ from models.base import utcnow
 from sequencing.claims import claim_due_enrollments
 from sequencing.engine import advance_enrollments
 from settings import get_settings
-from tasks.sending import send_batch
+from delivery.batch import send_batch
+from tasks.sending import RECORDER
 from tests.support import factories
 
 LINK = "https://shop.example.test/sale?x=1"
@@ -58,4 +59,4 @@ def account_of(message_ids: list[int]) -> int:
 def send_in_process(ids: list[int], at: datetime | None = None) -> dict[str, int]:
     """The send task's batch, run here at ``at`` (default: now)."""
     now = at or utcnow()
-    return send_batch(ids, clock=lambda: now)
+    return send_batch(ids, get_settings(), RECORDER.submit, clock=lambda: now)

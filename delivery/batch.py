@@ -1,0 +1,115 @@
+"""One send batch from start to end, as the send task runs it: claim and render in
+one transaction (delivery.sender.prepare), hold what must wait (a message in doubt,
+a provider being warmed past today's share), send the rest through each account's
+providers in failover order, and record each outcome before the next send.
+
+The caller passes ``record_outcome``, which must return only once that outcome is
+committed: the send worker's threads share one group commit (delivery.group_commit),
+so every message's record is durable before its thread sends another.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from delivery.circuits import load_routes, reserve_sends
+from delivery.dkim import DkimKey
+from delivery.pacing import Pacer
+from delivery.providers import build_transport as build_provider_transport
+from delivery.routing import Failover, Gate, Route, Transport
+from delivery.sender import Outcome, Outgoing, SenderIdentity, deliver, hold_in_doubt, prepare, record
+from delivery.tracking import Tracker
+from models.base import utcnow
+from models.db import session_scope
+from settings import Settings
+from warming.quota import WarmingGate, engaged_recipients, load_plans
+
+
+def default_route(s: Settings) -> Route | None:
+    """The SMTP provider from the environment (SMTP_HOST...), for accounts with no
+    providers of their own; None when it is not configured."""
+    if not s.smtp_host:
+        return None
+    return Route(provider_id=None, name="smtp", kind="smtp", config={
+        "host": s.smtp_host, "port": s.smtp_port, "username": s.smtp_username, "password": s.smtp_password,
+        "use_tls": s.smtp_use_tls, "use_ssl": s.smtp_port == 465})
+
+
+def sender_identity(s: Settings) -> SenderIdentity:
+    """FROM_EMAIL/FROM_NAME and the platform's DKIM key, as configured."""
+    dkim = None
+    if s.dkim_selector and s.dkim_domain and s.dkim_private_key:
+        dkim = DkimKey(s.dkim_selector, s.dkim_domain, s.dkim_private_key)
+    return SenderIdentity(s.from_email, s.from_name, dkim)
+
+
+def build_transport(route: Route) -> Transport:
+    return build_provider_transport(route.kind, route.config, route.name)  # type: ignore[no-any-return]
+
+
+def send_batch(message_ids: list[int], s: Settings, record_outcome: Callable[[Outcome], str],
+               clock: Callable[[], datetime] = utcnow) -> dict[str, int]:
+    """Send what is still sendable among ``message_ids``; returns counts by
+    resulting status (``held`` for messages put back before any attempt).
+    ``clock`` lets tests move time."""
+    now = clock()
+    with session_scope() as session:
+        outgoing = prepare(session, message_ids, now, Tracker(s.secret_key, s.public_base_url), sender_identity(s),
+                           lease=timedelta(seconds=s.lease_seconds))
+        routes = load_routes(session, {o.account_id for o in outgoing}, default_route(s)) if outgoing else {}
+        ready = hold_in_doubt(session, outgoing, routes, now, timedelta(seconds=s.reconcile_seconds),
+                              s.provider_webhooks)
+        clock_running = _moving(now)
+        warming = warming_gate(session, ready, routes, clock_running)
+    held = len(outgoing) - len(ready)
+    counts: dict[str, int] = {"held": held} if held else {}
+    if warming is not None:  # the most engaged go first, so they take the day's early slots
+        ready.sort(key=lambda o: o.recipient.lower() not in warming.engaged)
+    gates: list[Gate] = [warming] if warming is not None else []
+    failover = Failover(build_transport, now, gates + [Pacer(reserve_sends_now, clock_running)])
+    try:
+        for outcome in deliver(ready, failover, routes, clock=clock):
+            status = record_outcome(outcome)
+            counts[status] = counts.get(status, 0) + 1
+    finally:
+        failover.close()
+    return counts
+
+
+def run_in_transaction(work: Callable[[Session], Any]) -> Any:
+    """``work`` in a transaction of its own, committed on return: what recording
+    outcomes, booking rate slots and the warming gate's reservations each need."""
+    with session_scope() as session:
+        return work(session)
+
+
+def record_outcomes(outcomes: list[Outcome]) -> list[str]:
+    """A group of outcomes in one transaction (the group commit's writer)."""
+    return run_in_transaction(lambda session: record(session, outcomes))  # type: ignore[no-any-return]
+
+
+def warming_gate(session: Session, outgoing: list[Outgoing], routes: dict[int, list[Route]],
+                 clock: Callable[[], datetime]) -> WarmingGate | None:
+    """The batch's warming gate, when any of its providers is being warmed."""
+    provider_ids = {r.provider_id for o in outgoing for r in routes.get(o.account_id, []) if r.provider_id}
+    plans = load_plans(session, provider_ids)
+    if not plans:
+        return None
+    engaged = engaged_recipients(session, [o.message_id for o in outgoing], clock())
+    return WarmingGate(plans, clock, run_in_transaction, engaged)
+
+
+def _moving(start: datetime) -> Callable[[], datetime]:
+    """The batch's clock as it runs: the (possibly injected) start plus real time
+    elapsed, so rate limits pace real sends whatever time a test sets."""
+    t0 = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - t0)
+
+
+def reserve_sends_now(provider_id: int, count: int, per_second: float, now: datetime, max_wait: float) -> datetime:
+    """Book rate slots in a transaction of their own, so other workers see them at once."""
+    return run_in_transaction(lambda s: reserve_sends(s, provider_id, count, per_second, now, max_wait))  # type: ignore[no-any-return]

@@ -16,11 +16,10 @@ from sqlalchemy import select, update
 
 from models import Account, Message, db
 from models.base import utcnow
-from sequencing.claims import claim_due_enrollments
-from sequencing.engine import advance_enrollments
 from tests.support.sending import forget_smtp, send_in_process, use_smtp
 from settings import get_settings
 from tests.support import factories
+from tests.support.engine import run_due
 from tests.support.smtp import RecordingHandler, free_port
 
 UNSUBSCRIBE_PREFIX = "http://localhost:8000/u/"
@@ -34,10 +33,7 @@ def queue_one(step: dict, settings: dict | None = None, postal_address: str | No
     seq = factories.sequence(acct, [step], settings=settings)
     now = utcnow()
     factories.enroll(acct, seq, factories.subscribers(acct, 1), now)
-    with db.session_scope() as s:
-        ids = claim_due_enrollments(s, now, 10)
-    with db.session_scope() as s:
-        [message_id] = advance_enrollments(s, ids, now).message_ids
+    [message_id] = run_due(now)
     return message_id
 
 

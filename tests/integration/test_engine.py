@@ -9,18 +9,9 @@ from models import Enrollment, Event, Message, Subscriber, WebhookDelivery, db
 from sequencing.claims import claim_due_enrollments
 from sequencing.engine import advance_enrollments
 from tests.support import factories
+from tests.support.engine import run_due
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday
-
-
-def run(now: datetime) -> list[int]:
-    """One tick and advance, as the tasks do, committing each."""
-    with db.session_scope() as s:
-        ids = claim_due_enrollments(s, now, 10_000)
-    if not ids:
-        return []
-    with db.session_scope() as s:
-        return advance_enrollments(s, ids, now).message_ids
 
 
 def messages() -> list[Message]:
@@ -43,11 +34,11 @@ def test_it_writes_one_outbox_message_then_waits_out_the_delay():
     ])
     eids = factories.enroll(acct, seq, subs, T0)
 
-    assert len(run(T0)) == 3
+    assert len(run_due(T0)) == 3
     assert {enrollment(e).current_step for e in eids} == {1}
     assert {enrollment(e).next_run_at for e in eids} == {T0 + timedelta(hours=1)}
-    assert run(T0 + timedelta(minutes=59)) == []
-    assert len(run(T0 + timedelta(hours=1))) == 3
+    assert run_due(T0 + timedelta(minutes=59)) == []
+    assert len(run_due(T0 + timedelta(hours=1))) == 3
     assert [m.subject for m in messages()] == ["Hi {{ subscriber.first_name }}"] * 3 + ["Second"] * 3
     assert {enrollment(e).status for e in eids} == {"completed"}
 
@@ -110,13 +101,13 @@ def test_a_condition_branches_on_whether_the_email_was_opened():
         {"type": "email", "subject": "Not opened", "text": "x"},
     ])
     opener, other = factories.enroll(acct, seq, subs, T0)
-    run(T0)
+    run_due(T0)
     first = {m.subscriber_id: m.id for m in messages()}
     with db.session_scope() as s:
         s.add(Event(account_id=acct, subscriber_id=subs[0], message_id=first[subs[0]], name="opened",
                     dedup_key="o1", occurred_at=T0 + timedelta(seconds=10)))
-    assert run(T0 + timedelta(seconds=30)) == []  # still inside the wait
-    run(T0 + timedelta(seconds=61))
+    assert run_due(T0 + timedelta(seconds=30)) == []  # still inside the wait
+    run_due(T0 + timedelta(seconds=61))
     by_subscriber = {}
     for m in messages():
         by_subscriber.setdefault(m.subscriber_id, []).append(m.subject)
@@ -135,7 +126,7 @@ def test_actions_change_tags_and_attributes_and_exit_ends_the_enrollment():
         {"type": "email", "subject": "never", "text": "x"},
     ])
     [eid] = factories.enroll(acct, seq, [sub], T0)
-    run(T0)
+    run_due(T0)
     with db.session_scope() as s:
         subscriber = s.get(Subscriber, sub)
         assert subscriber.tags == ["vip"] and subscriber.attributes == {"plan": "pro"}
@@ -147,7 +138,7 @@ def test_a_loop_without_a_wait_fails_instead_of_spinning():
     acct = factories.account()
     seq = factories.sequence(acct, [{"type": "action", "action": "add_tag", "tag": "x"}, {"type": "goto", "goto": 0}])
     [eid] = factories.enroll(acct, seq, factories.subscribers(acct, 1), T0)
-    run(T0)
+    run_due(T0)
     assert enrollment(eid).status == "failed"
 
 
@@ -158,10 +149,10 @@ def test_an_exit_event_ends_the_enrollment_between_steps():
         {"type": "email", "subject": "1", "text": "x"}, {"type": "delay", "seconds": 86400},
         {"type": "email", "subject": "2", "text": "x"}], settings={"exit_events": ["purchase"]})
     [eid] = factories.enroll(acct, seq, [sub], T0)
-    run(T0)
+    run_due(T0)
     with db.session_scope() as s:
         s.add(Event(account_id=acct, subscriber_id=sub, name="purchase", occurred_at=T0 + timedelta(hours=2)))
-    run(T0 + timedelta(days=1))
+    run_due(T0 + timedelta(days=1))
     assert enrollment(eid).status == "exited" and enrollment(eid).exit_reason == "goal:purchase"
     assert [m.subject for m in messages()] == ["1"]
 
@@ -172,10 +163,10 @@ def test_an_email_outside_the_send_window_waits_for_the_next_opening():
                              settings={"send_window": {"start": "10:00", "end": "12:00", "days": ["tue"]},
                                        "timezone": "Europe/Paris"})
     [eid] = factories.enroll(acct, seq, factories.subscribers(acct, 1), T0)
-    run(T0)  # Monday 10:00 in Paris: wrong day
+    run_due(T0)  # Monday 10:00 in Paris: wrong day
     assert messages() == []
     assert enrollment(eid).next_run_at == datetime(2026, 3, 3, 9, 0, tzinfo=timezone.utc)  # Tue 10:00 CET
-    run(datetime(2026, 3, 3, 9, 0, tzinfo=timezone.utc))
+    run_due(datetime(2026, 3, 3, 9, 0, tzinfo=timezone.utc))
     assert len(messages()) == 1
 
 
@@ -189,10 +180,10 @@ def test_the_frequency_cap_holds_marketing_email_but_not_transactional():
                                   settings={"transactional": True})
     [m_eid] = factories.enroll(acct, marketing, [sub], T0)
     factories.enroll(acct, receipts, [sub], T0)
-    run(T0)
+    run_due(T0)
     assert sorted(m.subject for m in messages()) == ["m0", "m1", "receipt"]
     assert enrollment(m_eid).next_run_at == T0 + timedelta(days=7)
-    run(T0 + timedelta(days=7))
+    run_due(T0 + timedelta(days=7))
     assert sorted(m.subject for m in messages()) == ["m0", "m1", "m2", "receipt"]
 
 
@@ -202,7 +193,7 @@ def test_variants_are_assigned_by_weight_and_stay_put():
     seq = factories.sequence(acct, [{"type": "email", "subject": "base", "text": "x", "variants": [
         {"name": "a", "subject": "A", "weight": 3}, {"name": "b", "subject": "B", "weight": 1}]}])
     factories.enroll(acct, seq, subs, T0)
-    run(T0)
+    run_due(T0)
     counts: dict[str, int] = {}
     for m in messages():
         counts[m.variant] = counts.get(m.variant, 0) + 1
@@ -215,7 +206,7 @@ def test_a_webhook_step_queues_one_call_and_moves_on():
     seq = factories.sequence(acct, [{"type": "webhook", "url": "https://hooks.example.test/x", "payload": {"k": 1}},
                                     {"type": "email", "subject": "after", "text": "x"}])
     [eid] = factories.enroll(acct, seq, factories.subscribers(acct, 1), T0)
-    run(T0)
+    run_due(T0)
     with db.session_scope() as s:
         hooks = list(s.scalars(select(WebhookDelivery)))
         assert len(hooks) == 1 and hooks[0].payload["data"] == {"k": 1}
@@ -227,7 +218,7 @@ def test_a_paused_sequence_freezes_its_enrollments():
     acct = factories.account()
     seq = factories.sequence(acct, [{"type": "email", "subject": "x", "text": "x"}], status="paused")
     [eid] = factories.enroll(acct, seq, factories.subscribers(acct, 1), T0)
-    run(T0)
+    run_due(T0)
     assert messages() == []
     assert enrollment(eid).status == "paused" and enrollment(eid).current_step == 0
 
@@ -243,10 +234,10 @@ def test_under_the_frequency_cap_the_higher_priority_sequence_takes_the_last_slo
     # The newsletter enrollment has the lower id, so it is advanced first in the batch.
     [low] = factories.enroll(acct, newsletter, [sub], T0)
     factories.enroll(acct, renewal, [sub], T0)
-    run(T0)
+    run_due(T0)
     assert [m.subject for m in messages()] == ["renewal"]
     assert enrollment(low).next_run_at == T0 + timedelta(minutes=1)  # held for the higher one, then looks again
-    run(T0 + timedelta(minutes=1))
+    run_due(T0 + timedelta(minutes=1))
     assert [m.subject for m in messages()] == ["renewal"]
     assert enrollment(low).next_run_at == T0 + timedelta(days=7)
 
@@ -260,12 +251,12 @@ def test_wait_until_goes_on_when_the_event_arrives_and_branches_on_timeout():
         {"type": "action", "action": "exit"},
         {"type": "email", "subject": "still thinking?", "text": "x"}])
     factories.enroll(acct, seq, [buyer, browser], T0)
-    run(T0)
+    run_due(T0)
     assert messages() == []
     with db.session_scope() as s:
         s.add(Event(account_id=acct, subscriber_id=buyer, name="purchase", occurred_at=T0 + timedelta(minutes=10)))
-    run(T0 + timedelta(minutes=10))
-    run(T0 + timedelta(hours=1))
+    run_due(T0 + timedelta(minutes=10))
+    run_due(T0 + timedelta(hours=1))
     by_subscriber: dict[int, list[str]] = {}
     for m in messages():
         by_subscriber.setdefault(m.subscriber_id, []).append(m.subject)

@@ -10,20 +10,12 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import event, select
 
 from models import Enrollment, Event, Message, db
-from sequencing.claims import claim_due_enrollments
 from sequencing.engine import advance_enrollments
 from sequencing.rows import load_enrollments, load_subscribers, write_back
 from tests.support import factories
+from tests.support.engine import run_due
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday
-
-
-def advance(now: datetime) -> list[int]:
-    """Claim everything due and advance it as one batch."""
-    with db.session_scope() as s:
-        ids = claim_due_enrollments(s, now, 10_000)
-    with db.session_scope() as s:
-        return advance_enrollments(s, ids, now).message_ids
 
 
 def subjects_by_subscriber() -> dict[int, list[str]]:
@@ -66,16 +58,16 @@ def test_each_enrollment_in_a_batch_sees_its_own_opens_and_events():
         {"type": "email", "subject": "Last", "text": "x"},
     ])
     factories.enroll(acct, seq, [alice, bob, carol], T0)
-    advance(T0)
+    run_due(T0)
     with db.session_scope() as s:
         first = dict(s.execute(select(Message.subscriber_id, Message.id)).all())
     add_event(acct, alice, "opened", T0 + timedelta(seconds=5), message_id=first[alice])
     add_event(acct, bob, "opened", T0 + timedelta(seconds=5), message_id=first[bob])
     add_event(acct, carol, "purchase", T0 + timedelta(seconds=30))  # bought, never opened
-    advance(T0 + timedelta(seconds=61))  # Alice and Bob opened: they start waiting for a purchase
+    run_due(T0 + timedelta(seconds=61))  # Alice and Bob opened: they start waiting for a purchase
     add_event(acct, alice, "purchase", T0 + timedelta(seconds=90))
 
-    advance(T0 + timedelta(seconds=121))  # the wait's timeout
+    run_due(T0 + timedelta(seconds=121))  # the wait's timeout
 
     # Carol did not open, so she skipped the wait whatever she bought; of the two
     # who waited, only Alice bought, and Bob timed out of the sequence.
@@ -96,9 +88,9 @@ def test_keyed_instances_of_one_subscriber_in_a_batch_see_only_their_own_events(
         for key in ("c1", "c2"):
             s.add(Enrollment(account_id=acct, sequence_id=seq, subscriber_id=alice, instance_key=key,
                              next_run_at=T0, enrolled_at=T0, state={}))
-    advance(T0)
+    run_due(T0)
     add_event(acct, alice, "purchase", T0 + timedelta(minutes=1), cart_id="c2")
-    advance(T0 + timedelta(minutes=5))
+    run_due(T0 + timedelta(minutes=5))
     with db.session_scope() as s:
         by_key = {e.instance_key: e.status for e in s.scalars(select(Enrollment))}
     assert by_key == {"c1": "active", "c2": "completed"}
@@ -111,11 +103,11 @@ def test_the_frequency_cap_counts_each_subscribers_own_emails_in_a_batch():
     capped = {"frequency_cap": {"max": 1, "per_days": 7}}
     earlier = factories.sequence(acct, [{"type": "email", "subject": "earlier", "text": "x"}], settings=capped)
     factories.enroll(acct, earlier, [alice], T0 - timedelta(days=1))
-    advance(T0 - timedelta(days=1))
+    run_due(T0 - timedelta(days=1))
     later = factories.sequence(acct, [{"type": "email", "subject": "later", "text": "x"}], settings=capped)
     [held, _] = factories.enroll(acct, later, [alice, bob], T0)
 
-    advance(T0)
+    run_due(T0)
 
     assert subjects_by_subscriber() == {alice: ["earlier"], bob: ["later"]}
     with db.session_scope() as s:
@@ -133,7 +125,7 @@ def test_a_higher_priority_email_sent_earlier_in_the_batch_no_longer_holds_the_l
     # The renewal has the lower id, so it sends first and takes one of the two slots.
     factories.enroll(acct, renewal, [alice], T0)
     factories.enroll(acct, newsletter, [alice], T0)
-    advance(T0)
+    run_due(T0)
     assert subjects_by_subscriber() == {alice: ["renewal", "newsletter"]}
 
 
@@ -145,7 +137,7 @@ def test_a_tag_added_mid_batch_sees_an_enrollment_the_batch_already_completed():
     tagger = factories.sequence(acct, [{"type": "action", "action": "add_tag", "tag": "vip"}])
     factories.enroll(acct, welcome, [alice], T0)  # lower id: completes first in the batch
     factories.enroll(acct, tagger, [alice], T0)
-    advance(T0)
+    run_due(T0)
     with db.session_scope() as s:
         runs = sorted((e.run, e.status) for e in s.scalars(select(Enrollment).where(Enrollment.sequence_id == welcome)))
     assert runs == [(1, "completed"), (2, "active")]

@@ -9,12 +9,11 @@ from sqlalchemy import func, select
 
 from models import Message, db
 from models.base import utcnow
-from sequencing.claims import claim_due_enrollments
-from sequencing.engine import advance_enrollments
 from settings import get_settings
 from delivery.batch import send_batch
 from tasks.sending import RECORDER
 from tests.support import factories
+from tests.support.engine import run_due
 
 LINK = "https://shop.example.test/sale?x=1"
 STEP = {"type": "email", "subject": "Hi {{ subscriber.first_name }}",
@@ -44,10 +43,7 @@ def queue_emails(count: int, steps: list[dict] | None = None) -> list[int]:
     seq = factories.sequence(acct, steps or [STEP])
     now = utcnow()
     factories.enroll(acct, seq, factories.subscribers(acct, count), now)
-    with db.session_scope() as s:
-        ids = claim_due_enrollments(s, now, 10_000)
-    with db.session_scope() as s:
-        return advance_enrollments(s, ids, now).message_ids
+    return run_due(now)
 
 
 def account_of(message_ids: list[int]) -> int:

@@ -93,6 +93,11 @@ def _owned(message_id: int):  # type: ignore[no-untyped-def]
     return and_(_COLUMNS.id == message_id, _COLUMNS.status == "sending")
 
 
+def sent_event_key(message_id: int) -> str:
+    """The ``sent`` event's dedup key: one ``sent`` per message, however it is recorded."""
+    return f"sent:{message_id}"
+
+
 @dataclass(frozen=True)
 class Accepted:
     """A provider took a message: what its row and its ``sent`` event record."""
@@ -112,15 +117,15 @@ class Accepted:
 # models.bulk.id_array).
 _MARK_SENT_PG = text("""
     WITH v AS (SELECT * FROM json_to_recordset(CAST(:rows AS json))
-               AS v(id integer, provider varchar, provider_message_id varchar, at timestamptz)),
+               AS v(id integer, provider varchar, provider_message_id varchar, at timestamptz, dedup_key varchar)),
     sent AS (
         UPDATE messages SET status = 'sent', provider = v.provider, provider_message_id = v.provider_message_id,
             sent_at = v.at, updated_at = v.at, error = NULL, claimed_until = NULL, retry_at = NULL
         FROM v WHERE messages.id = ANY(CAST(:ids AS bigint[])) AND messages.id = v.id AND messages.status = 'sending'
-        RETURNING messages.id, messages.account_id, messages.subscriber_id, v.at)
+        RETURNING messages.id, messages.account_id, messages.subscriber_id, v.at, v.dedup_key)
     INSERT INTO events (account_id, subscriber_id, message_id, name, dedup_key, source, properties,
                         occurred_at, created_at)
-    SELECT account_id, subscriber_id, id, 'sent', 'sent:' || id, 'platform', '{}', at, at FROM sent
+    SELECT account_id, subscriber_id, id, 'sent', dedup_key, 'platform', '{}', at, at FROM sent
     ON CONFLICT DO NOTHING""")
 
 
@@ -131,9 +136,9 @@ def mark_sent(session: Session, accepted: list[Accepted]) -> None:
         return
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        connection.execute(_MARK_SENT_PG, {"rows": json.dumps([
-            {"id": a.message_id, "provider": a.provider, "provider_message_id": a.provider_message_id,
-             "at": a.at.isoformat()} for a in accepted]), "ids": id_array([a.message_id for a in accepted])})
+        rows = [{"id": a.message_id, "provider": a.provider, "provider_message_id": a.provider_message_id,
+                 "at": a.at.isoformat(), "dedup_key": sent_event_key(a.message_id)} for a in accepted]
+        connection.execute(_MARK_SENT_PG, {"rows": json.dumps(rows), "ids": id_array([a.message_id for a in accepted])})
         return
     for a in accepted:  # the embedded SQLite default: one row at a time is plenty
         owned = connection.execute(update(MESSAGES).where(_owned(a.message_id)).values(
@@ -141,7 +146,7 @@ def mark_sent(session: Session, accepted: list[Accepted]) -> None:
             updated_at=a.at, error=None, claimed_until=None, retry_at=None)).rowcount
         if owned:
             record_event(session, account_id=a.account_id, subscriber_id=a.subscriber_id, name="sent", now=a.at,
-                         message_id=a.message_id, source="platform", dedup_key=f"sent:{a.message_id}")
+                         message_id=a.message_id, source="platform", dedup_key=sent_event_key(a.message_id))
 
 
 def mark_deferred(session: Session, message_id: int, attempts: int, error: str, now: datetime,
@@ -177,7 +182,7 @@ def reconcile_sent(session: Session, message_id: int, provider: str, provider_me
         return False
     record_event(session, account_id=row.account_id, subscriber_id=row.subscriber_id, name="sent", now=now,
                  message_id=message_id, source="platform", properties={"reconciled_from": provider},
-                 dedup_key=f"sent:{message_id}", occurred_at=sent_at)
+                 dedup_key=sent_event_key(message_id), occurred_at=sent_at)
     return True
 
 

@@ -159,7 +159,8 @@ def _kernel_timeouts(sock: socket.socket | None, seconds: float) -> None:
     if sock is None or isinstance(sock, ssl.SSLSocket):
         return
     whole = int(seconds)
-    timeval = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+    # At least a microsecond: a zero timeval would mean no timeout at all.
+    timeval = struct.pack("ll", whole, max(int((seconds - whole) * 1_000_000), 0 if whole else 1))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
     sock.settimeout(None)

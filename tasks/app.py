@@ -1,7 +1,6 @@
 """The Celery application, configured from celeryconfig.py."""
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 from celery import Celery
@@ -19,9 +18,6 @@ TASK_MODULES = ["tasks.sequencing", "tasks.sending", "tasks.webhooks", "tasks.au
 app = Celery("eseq", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
 
-# Allocations between young collections (CPython's default is 700).
-GC_THRESHOLD = 20_000
-
 _settings = get_settings()
 configure_logging()
 db.configure(_settings.database_url)
@@ -34,7 +30,6 @@ db.configure(_settings.database_url)
 def _init_worker(**_: Any) -> None:
     init_sentry(_settings, component="worker")
     connect_celery_signals(TaskCounts(_settings.redis_url, _settings.broker_prefix))
-    _settle_heap()
 
 
 @beat_init.connect
@@ -47,18 +42,3 @@ def _reset_db_pool(**_: Any) -> None:
     # Prefork children inherit the parent's pooled sockets; sharing them corrupts
     # the protocol stream, so each child starts a fresh pool.
     db.after_fork()
-    _settle_heap()
-
-
-def _settle_heap() -> None:
-    """Keep the cyclic garbage collector off the worker's long-lived objects.
-
-    A send batch allocates many short-lived objects, so the collector runs often,
-    and each full collection walked every module, class and SQLAlchemy structure
-    loaded at start-up: profiling a send worker put about a tenth of its CPU
-    there. ``gc.freeze`` moves what exists now out of the collector's sight (it is
-    never garbage), and a larger first threshold makes young collections rarer.
-    Reference counting still frees everything that has no cycle at once."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, 20, 20)

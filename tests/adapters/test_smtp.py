@@ -80,9 +80,9 @@ def test_a_line_starting_with_a_dot_arrives_unchanged(server):
     assert got.message.get_payload(0).get_payload(decode=True).decode().replace("\r\n", "\n").rstrip("\n") == text
 
 
-def silent_after_data(port: int, stop: threading.Event) -> None:
+def silent_after_data(listener: socket.socket, stop: threading.Event, took: threading.Event) -> None:
     """An SMTP server that takes each message and then never answers its end."""
-    with socket.create_server(("127.0.0.1", port)) as listener:
+    with listener:
         listener.settimeout(0.2)
         while not stop.is_set():
             try:
@@ -97,6 +97,7 @@ def silent_after_data(port: int, stop: threading.Event) -> None:
                     elif line.upper().startswith(b"DATA"):
                         conn.sendall(b"354 go on\r\n")
                     elif line == b".\r\n":
+                        took.set()
                         stop.wait(30)  # the reply never comes
                         break
                     elif line[:4].upper() in (b"MAIL", b"RCPT", b"RSET"):
@@ -104,8 +105,12 @@ def silent_after_data(port: int, stop: threading.Event) -> None:
 
 
 def test_a_server_that_never_answers_is_given_up_after_the_timeout(message):
-    port, stop = free_port(), threading.Event()
-    server = threading.Thread(target=silent_after_data, args=(port, stop), daemon=True)
+    # Listening before the server thread starts: a refused connection would also
+    # end in a transient error, without the timeout being tried at all.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop, took = threading.Event(), threading.Event()
+    server = threading.Thread(target=silent_after_data, args=(listener, stop, took), daemon=True)
     server.start()
     outcome: list[BaseException] = []
 
@@ -124,4 +129,5 @@ def test_a_server_that_never_answers_is_given_up_after_the_timeout(message):
     finally:
         stop.set()
         server.join(5)
+    assert took.is_set(), "the message reached the server, whose answer then never came"
     assert len(outcome) == 1 and isinstance(outcome[0], TransientDeliveryError), outcome

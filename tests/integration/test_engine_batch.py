@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from models import Enrollment, Event, Message, db
 from sequencing.engine import advance_enrollments
 from sequencing.rows import load_enrollments, load_subscribers, write_back
 from tests.support import factories
-from tests.support.engine import run_due
+from tests.support.engine import on_each_statement, run_due
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday
 
@@ -40,12 +40,8 @@ def counting_statements() -> Iterator[list[str]]:
     def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
         statements.append(statement)
 
-    engine = db.get_engine()
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with on_each_statement(count):
         yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def test_each_enrollment_in_a_batch_sees_its_own_opens_and_events():

@@ -12,12 +12,13 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from delivery.outbox import Accepted, mark_sent
 from models import Enrollment, db
 from models.bulk import update_rows
 from tests.support import factories
+from tests.support.engine import on_each_statement
 
 ROWS = 20_000
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -58,12 +59,8 @@ def plans_of(table: str) -> Iterator[list[str]]:
             cursor.execute("EXPLAIN " + statement, parameters)
             plans.append("\n".join(row[0] for row in cursor.fetchall()))
 
-    engine = db.get_engine()
-    event.listen(engine, "before_cursor_execute", explain)
-    try:
+    with on_each_statement(explain):
         yield plans
-    finally:
-        event.remove(engine, "before_cursor_execute", explain)
 
 
 def assert_by_key(plan: str, table: str) -> None:

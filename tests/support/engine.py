@@ -1,7 +1,11 @@
 """The timer's two steps run in-process, with time injected."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
+
+from sqlalchemy import event
 
 from models import db
 from sequencing.claims import claim_due_enrollments
@@ -17,3 +21,15 @@ def run_due(now: datetime) -> list[int]:
         return []
     with db.session_scope() as s:
         return advance_enrollments(s, ids, now).message_ids
+
+
+@contextmanager
+def on_each_statement(callback: Callable[..., None]) -> Iterator[None]:
+    """``callback(connection, cursor, statement, parameters, ...)`` before each
+    statement the process's engine runs meanwhile (SQLAlchemy's before_cursor_execute)."""
+    engine = db.get_engine()
+    event.listen(engine, "before_cursor_execute", callback)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", callback)

@@ -94,11 +94,15 @@ class Batch:
 
     def tag_added(self, subscriber: SubscriberRow, tag: str) -> None:
         """A tag added by an action starts the sequences it triggers, as one added
-        through the API does. The walk so far is written first: the trigger's
-        re-entry rule reads enrollments, and may read one of this batch's."""
+        through the API does. When one does, the walk so far is written first: the
+        trigger's re-entry rule reads enrollments, and may read one of this batch's."""
+        sequences = triggers.triggered(self.session, subscriber.account_id, "tag_added", tag=tag)
+        if not sequences:
+            return
         self.write_back()
-        if triggers.fire(self.session, subscriber.account_id, subscriber.id, "tag_added", self.now, tag=tag):
-            self.caps.enrolled_elsewhere()
+        if triggers.enroll_triggered(self.session, sequences, subscriber.account_id, subscriber.id, "tag_added",
+                                     self.now):
+            self.caps.enrolled_elsewhere(subscriber.id)
 
     def write_back(self) -> None:
         write_back(self.session, self.enrollments, self.subscribers)
@@ -106,7 +110,7 @@ class Batch:
     def enroll_elsewhere(self, enrollment: EnrollmentRow, sequence_id: int) -> None:
         self.moves_elsewhere.append((enrollment, sequence_id))
 
-    def frequency_cap_until(self, enrollment: EnrollmentRow, subscriber: SubscriberRow) -> datetime | None:
+    def frequency_cap_until(self, enrollment: EnrollmentRow) -> datetime | None:
         """When the subscriber may get another marketing email, or None if now (sequencing.frequency_cap)."""
         return self.caps.until(enrollment)
 

@@ -62,9 +62,10 @@ class FrequencyCaps:
         if enrollment.sequence_id in self._marketing:
             self._pending[enrollment.subscriber_id] = self._pending.get(enrollment.subscriber_id, 0) + 1
 
-    def enrolled_elsewhere(self) -> None:
-        """Enrollments were created mid-walk (a trigger): read the due ones again when next needed."""
-        self._due_elsewhere = {}
+    def enrolled_elsewhere(self, subscriber_id: int) -> None:
+        """The subscriber was enrolled mid-walk (a trigger): read its due enrollments
+        again when next needed. Other subscribers' stay as read."""
+        self._due_elsewhere.pop(subscriber_id, None)
 
     def until(self, enrollment: EnrollmentRow) -> datetime | None:
         """When the subscriber may get another marketing email, or None if now."""

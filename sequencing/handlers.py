@@ -87,7 +87,7 @@ def handle_email(batch: Batch, enrollment: EnrollmentRow, step: Step, subscriber
     opening = next_send_opening(batch.now, settings.get("send_window"), settings.get("quiet_days"), tz)
     if opening > batch.now:
         return Wait(opening)
-    capped_until = batch.frequency_cap_until(enrollment, subscriber)
+    capped_until = batch.frequency_cap_until(enrollment)
     if capped_until is not None:
         return Wait(capped_until)
     variant = choose_variant(enrollment.id, step)

@@ -35,17 +35,27 @@ def _matching(session: Session, account_id: int, kind: str) -> list[Sequence]:
     return [s for s in candidates if ((s.settings or {}).get("trigger") or {}).get("type") == kind]
 
 
-def fire(session: Session, account_id: int, subscriber_id: int, kind: str, now: datetime, *,
-         tag: str | None = None, event: str | None = None, properties: dict[str, Any] | None = None) -> int:
-    """Enroll ``subscriber_id`` into every active sequence this happening triggers;
-    returns how many enrollments were created."""
-    rows = []
+def triggered(session: Session, account_id: int, kind: str, *, tag: str | None = None,
+              event: str | None = None) -> list[Sequence]:
+    """The account's active sequences this happening starts."""
+    sequences = []
     for sequence in _matching(session, account_id, kind):
         trigger = sequence.settings["trigger"]
         if kind == "tag_added" and trigger.get("tag") != tag:
             continue
         if kind == "event" and trigger.get("event") != event:
             continue
+        sequences.append(sequence)
+    return sequences
+
+
+def enroll_triggered(session: Session, sequences: list[Sequence], account_id: int, subscriber_id: int, kind: str,
+                     now: datetime, properties: dict[str, Any] | None = None) -> int:
+    """Enroll ``subscriber_id`` into ``sequences`` (from ``triggered``), each as its
+    re-entry rule allows; returns how many enrollments were created."""
+    rows = []
+    for sequence in sequences:
+        trigger = sequence.settings["trigger"]
         key = ""
         if kind == "event" and trigger.get("key_property"):
             value = (properties or {}).get(trigger["key_property"])
@@ -59,6 +69,14 @@ def fire(session: Session, account_id: int, subscriber_id: int, kind: str, now: 
                      "instance_key": key, "run": run, "status": "active", "current_step": 0, "next_run_at": now,
                      "state": {}, "enrolled_at": now, "updated_at": now})
     return len(insert_ignoring_conflicts(session, Enrollment, rows, Enrollment.id))
+
+
+def fire(session: Session, account_id: int, subscriber_id: int, kind: str, now: datetime, *,
+         tag: str | None = None, event: str | None = None, properties: dict[str, Any] | None = None) -> int:
+    """Enroll ``subscriber_id`` into every active sequence this happening triggers;
+    returns how many enrollments were created."""
+    sequences = triggered(session, account_id, kind, tag=tag, event=event)
+    return enroll_triggered(session, sequences, account_id, subscriber_id, kind, now, properties)
 
 
 def fire_for_new_tags(session: Session, account_id: int, subscriber_id: int, before: list[str] | None,

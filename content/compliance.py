@@ -20,9 +20,7 @@ from content.render import RenderedEmail
 
 # Elements that never have a closing tag, so they are not kept on the open-element stack.
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-# Case spelled out rather than re.IGNORECASE, so the search skips ahead to each "<"
-# (no other character folds to these letters, so it matches the same).
-_BODY_END = re.compile(r"</[bB][oO][dD][yY]\s*>")
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 _HIDING_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d]*[1-9])",
                            re.IGNORECASE)
 

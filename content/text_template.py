@@ -225,7 +225,14 @@ def derived_text_template(html_env: SandboxedEnvironment, text_env: SandboxedEnv
         template = text_env.from_string(derived, globals={"_eseq_link": _eseq_link})
     except TemplateError:
         return None
-    template.globals = dict(template.globals)  # as content.render._flat_globals does, for the same reason
+    return flat_globals(template)
+
+
+def flat_globals(template: Template) -> Template:
+    """Jinja keeps a template's globals as a ChainMap over the environment's and
+    iterates it twice per render (about 15 µs, a third of rendering a subject);
+    ours never change after start-up, so one plain dict says the same."""
+    template.globals = dict(template.globals)
     return template
 
 

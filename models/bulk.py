@@ -105,7 +105,7 @@ def _row_insert(dialect: Any, table: Table, columns: tuple[str, ...], returning:
     if missing:  # the PostgreSQL form below would leave them NULL
         raise ValueError(f"rows for {table.name} must give {', '.join(missing)}")
     if dialect.name != "postgresql":
-        return _insert_for(dialect.name)(table).on_conflict_do_nothing().returning(table.c[returning])
+        return _ignoring_conflicts(dialect.name, table).returning(table.c[returning])
     return text(_JSON_INSERT.format(table=table.name, names=", ".join(_names(dialect, columns)),
                                     recordset=_recordset(dialect, table, columns), returning=returning))
 

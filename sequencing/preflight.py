@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from content.preflight import FAIL_SCORE, dkim_aligned, score_content, spamassassin_score
+from delivery.dkim import account_key
 from models import Account, Sequence, Template
 
 
@@ -63,8 +64,9 @@ def check_sequence(session: Session, sequence: Sequence, dkim_domain: str | None
             report.emails.append({"position": step.position, "variant": variant, "score": round(score.score, 1),
                                   "passed": score.passed, "reasons": score.reasons})
     account = session.get(Account, sequence.account_id)
-    if account is not None and account.dkim_domain:
-        dkim_domain = account.dkim_domain  # the account's own key signs its mail, for its domain
+    own_key = account_key(account)
+    if own_key is not None:
+        dkim_domain = own_key.domain  # the account's own key signs its mail, for its domain
     if account is not None and not dkim_aligned(account.from_email, dkim_domain):
         report.problems.append(f"From domain of {account.from_email} does not align with the DKIM domain {dkim_domain}")
     return report

@@ -66,22 +66,19 @@ class GroupCommit(Generic[Item, Result]):
             if slot.done:
                 return self._outcome(slot)
             # handed the lead: the previous leader left the group after ours to us
-        self._lead(slot)
+        self._lead()
         return self._outcome(slot)
 
-    def _lead(self, own: _Slot[Item, Result]) -> None:
-        """Write groups until our own item is in one, then pass the lead on."""
-        while True:
-            with self._lock:
-                group, self._pending = self._pending[:self._max_group], self._pending[self._max_group:]
-            try:
-                self._run(group)
-            except BaseException:
-                self._hand_on()
-                raise
-            if own.done:
-                self._hand_on()
-                return
+    def _lead(self) -> None:
+        """Write the group our own item heads, then pass the lead on. A leader's item
+        is always first in line: a thread leads either because nothing was waiting
+        when it came, or because it was first when the lead was handed on."""
+        with self._lock:
+            group, self._pending = self._pending[:self._max_group], self._pending[self._max_group:]
+        try:
+            self._run(group)
+        finally:
+            self._hand_on()
 
     def _hand_on(self) -> None:
         with self._lock:

@@ -75,7 +75,7 @@ def test_a_bad_item_fails_alone_and_the_rest_of_its_group_is_written() -> None:
     assert store.committed == {1, 2, 3, 5, 6, 7, 8}
 
 
-def test_groups_are_capped_and_a_leader_whose_item_missed_the_cap_writes_again() -> None:
+def test_groups_are_capped_and_every_item_is_written() -> None:
     store = Store()
     group = GroupCommit(store.write, max_group=3)
     with ThreadPoolExecutor(16) as pool:

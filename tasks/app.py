@@ -23,9 +23,9 @@ configure_logging()
 db.configure(_settings.database_url)
 
 
-# Process set-up belongs to the worker and beat processes, not to every importer:
-# the web process imports this module to enqueue, and must keep its own Sentry
-# client (server_name "web") and not count tasks it never runs.
+# Sentry and the task counters belong to the worker and beat processes, not to
+# every importer: the web process imports this module to enqueue, and must keep
+# its own Sentry client (server_name "web") and not count tasks it never runs.
 @worker_init.connect
 def _init_worker(**_: Any) -> None:
     init_sentry(_settings, component="worker")

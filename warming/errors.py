@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 from audience.errors import InvalidFieldError
-from sequencing.errors import is_int  # noqa: F401  (re-exported for the warming modules)
 
 
 class WarmingError(InvalidFieldError):

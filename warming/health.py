@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from warming.errors import ThresholdsError, is_int, is_number
+from sequencing.errors import is_int
+from warming.errors import ThresholdsError, is_number
 
 ACTIONS = ("advance", "hold", "step_back", "pause")  # least to most severe
 RATES = ("bounce", "complaint", "deferral")

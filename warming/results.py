@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import or_, select
@@ -109,8 +109,7 @@ def close_due_days(session: Session, plan_id: int, now: datetime) -> list[tuple[
     made: list[tuple[str, Adjustment]] = []
     while row.closed_day < local_day(plan, now) - 1:
         day = row.closed_day + 1
-        current = ActivePlan(plan.id, plan.start_date, plan.settings, states, plan.allow_overflow,
-                             group_caps(plan.settings, states))
+        current = replace(plan, states=states, caps=group_caps(plan.settings, states))
         states, adjustments = close_day(plan.settings, states, refresh(session, row, current, day), day)
         save_states(session, row, plan.settings, states, adjustments, now)
         row.closed_day = day

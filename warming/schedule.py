@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from warming.errors import ScheduleError, is_int
+from sequencing.errors import is_int
+from warming.errors import ScheduleError
 
 CURVES = ("geometric", "linear", "custom")
 DEFAULT_DAYS = 30

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from warming.errors import ScheduleError, is_int
+from sequencing.errors import is_int
+from warming.errors import ScheduleError
 
 DEFAULT_SENDING_HOURS = (8, 20)
 _MICROS_PER_HOUR = 3_600_000_000

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, validate
 
+from sequencing.errors import MAX_INT
+
 # Ids are PostgreSQL ``integer`` columns: a larger number can name no row, and
 # refusing it here keeps it out of SQL (where it would be an error, not a miss).
-MAX_ID = 2**31 - 1
+MAX_ID = MAX_INT
 ID_RANGE = validate.Range(min=1, max=MAX_ID)
 
 

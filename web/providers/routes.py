@@ -32,9 +32,8 @@ class _Shown:
 
 
 class _ShownPage(SQLPage):
-    @property
-    def items(self) -> list[Any]:
-        return [_Shown(p) for p in super().items]
+    def fetch(self, statement: Select[Any]) -> list[Any]:
+        return [_Shown(p) for p in super().fetch(statement)]
 
 
 def _allow_private() -> bool:

@@ -2,7 +2,6 @@
 that keeps marketing email lawful, and DKIM signatures that survive the trip."""
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -95,15 +94,10 @@ class RawHandler(RecordingHandler):
 def dkim_env() -> Iterator[bytes]:
     """The platform's DKIM key set through the environment, as an operator would;
     yields the public key's DNS record."""
-    serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
-    rsa = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.rsa")
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem, record = factories.rsa_pem(2048)
     os.environ.update(DKIM_SELECTOR="s2026", DKIM_DOMAIN="sender.test", DKIM_PRIVATE_KEY=pem)
     get_settings.cache_clear()
-    yield b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    yield record.encode()
     for name in ("DKIM_SELECTOR", "DKIM_DOMAIN", "DKIM_PRIVATE_KEY"):
         os.environ.pop(name, None)
     get_settings.cache_clear()

@@ -38,6 +38,7 @@ from sqlalchemy import text  # noqa: E402
 
 from models import db  # noqa: E402
 from models.base import utcnow  # noqa: E402
+from tests.support import factories  # noqa: E402
 from tests.support.database import fresh_database, url_for  # noqa: E402
 
 DB_URL = url_for(DB)
@@ -75,22 +76,6 @@ def bench_enroll_api(tmp: Path) -> tuple[int, int]:
         return account["id"], sequence["id"]
     finally:
         web.stop()
-
-
-def seed_sequence(steps: list[dict]) -> tuple[int, int]:
-    """An account and an active sequence written straight in SQL (no web process)."""
-    with db.get_engine().begin() as conn:
-        account_id = conn.execute(text(
-            "INSERT INTO accounts (name, from_email, created_at) VALUES ('Bench', 'b@bench.test', now()) RETURNING id"
-        )).scalar()
-        sequence_id = conn.execute(text(
-            "INSERT INTO sequences (account_id, name, status, settings, version, created_at, updated_at) "
-            "VALUES (:a, 'Bench', 'active', '{}', 1, now(), now()) RETURNING id"), {"a": account_id}).scalar()
-        for position, step in enumerate(steps):
-            config = {k: v for k, v in step.items() if k != "type"}
-            conn.execute(text("INSERT INTO steps (sequence_id, position, type, config) VALUES (:s, :p, :t, :c)"),
-                         {"s": sequence_id, "p": position, "t": step["type"], "c": json.dumps(config)})
-    return account_id, sequence_id
 
 
 def cpu_seconds(processes: list[psutil.Process]) -> dict[int, float]:
@@ -158,8 +143,7 @@ def bench_tick(due: int, tmp: Path) -> None:
 
     worker = Proc("worker", worker_argv("bench", queues="default", pool="prefork", concurrency=2, loglevel="INFO"),
                   platform_env(), tmp)
-    wait_for(lambda: "ready." in worker.log.read_text(errors="replace"), 60, "the worker to start", interval=0.1,
-             detail=worker.tail)
+    worker.wait_ready()
     workers = worker_processes(worker)
     worker_before = cpu_seconds(workers)
     postgres_before = cpu_seconds(database_backends())
@@ -173,15 +157,12 @@ def bench_tick(due: int, tmp: Path) -> None:
     print(f"tick: claimed {len(ids)} of 1,000,000 in {claimed - started:.3f} s, dispatched "
           f"{len(ids) // ADVANCE_BATCH} advance tasks in {done - claimed:.3f} s (total {done - started:.3f} s)")
     try:
-        while True:
+        def advanced() -> bool:
             with db.get_engine().connect() as conn:
-                left = conn.execute(text("SELECT count(*) FROM enrollments WHERE id = ANY(:ids) AND current_step = 0"),
-                                    {"ids": ids}).scalar()
-            if left == 0:
-                break
-            if time.perf_counter() - started > 300:
-                raise SystemExit("advance did not finish in 300 s")
-            time.sleep(0.05)
+                return conn.execute(text("SELECT count(*) FROM enrollments WHERE id = ANY(:ids) AND current_step = 0"),
+                                    {"ids": ids}).scalar() == 0
+
+        wait_for(advanced, 300, "the advance to finish", interval=0.05)
         elapsed = time.perf_counter() - started
         with db.get_engine().connect() as conn:
             messages = conn.execute(text("SELECT count(*) FROM messages")).scalar()
@@ -206,7 +187,8 @@ def main() -> None:
     with fresh_database(DB):
         db.configure(DB_URL)
         if args.advance_only:
-            account_id, sequence_id = seed_sequence([{"type": "email", "subject": "Hello", "text": "x"}])
+            account_id = factories.account("Bench")
+            sequence_id = factories.sequence(account_id, [{"type": "email", "subject": "Hello", "text": "x"}])
         else:
             account_id, sequence_id = bench_enroll_api(tmp)
         seed_million(account_id, sequence_id, due=10_000, total=args.total)

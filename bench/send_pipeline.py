@@ -215,15 +215,6 @@ def cpu_by_kind() -> dict[str, float]:
     return seconds
 
 
-def wait_ready(proc: Proc, timeout: float = 60) -> None:
-    def ready() -> bool:
-        if proc.popen.poll() is not None:
-            raise SystemExit(f"{proc.name} did not start:\n{proc.tail()}")
-        return "ready." in proc.log.read_text(errors="replace")
-
-    wait_for(ready, timeout, f"{proc.name} to start", interval=0.1, detail=proc.tail)
-
-
 def run_platform(label: str, smtp_port: int, emails: int, send_concurrency: int, tmp: Path,
                  send_workers: int = 1, timeout: float = 600) -> dict[str, float]:
     """Due enrollments -> accepted by the SMTP server -> recorded, through beat and workers."""
@@ -242,19 +233,15 @@ def run_platform(label: str, smtp_port: int, emails: int, send_concurrency: int,
         procs.append(Proc(f"{label}-beat", beat_argv(tmp / f"{label}-schedule"), env, tmp))
         try:
             for proc in procs[:-1]:
-                wait_ready(proc)
+                proc.wait_ready()
             cpu_before = cpu_by_kind()
             with db.get_engine().begin() as conn:
                 started = conn.execute(text("UPDATE enrollments SET next_run_at = now() RETURNING now()")).scalar()
-            deadline = time.monotonic() + timeout
-            while True:
+            def all_sent() -> bool:
                 with db.get_engine().connect() as conn:
-                    sent = conn.execute(text("SELECT count(*) FROM messages WHERE status = 'sent'")).scalar()
-                if sent == emails:
-                    break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"{label}: {sent} of {emails} sent after {timeout:.0f} s")
-                time.sleep(0.25)
+                    return conn.execute(text("SELECT count(*) FROM messages WHERE status = 'sent'")).scalar() == emails
+
+            wait_for(all_sent, timeout, f"{label}: all {emails} emails sent", interval=0.25)
             cpu = {kind: spent - cpu_before.get(kind, 0.0) for kind, spent in cpu_by_kind().items()}
             with db.get_engine().connect() as conn:
                 last_queued, last_sent = conn.execute(text("SELECT max(created_at), max(sent_at) FROM messages")).one()

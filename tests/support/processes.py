@@ -53,6 +53,15 @@ class Proc:
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until a Celery worker logs "ready."; a process that exits first is an error, with its log."""
+        def ready() -> bool:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} did not start:\n{self.tail()}")
+            return "ready." in self.log.read_text(errors="replace")
+
+        wait_for(ready, timeout, f"{self.name} to start", interval=0.1, detail=self.tail)
+
 
 def web_argv(port: int) -> list[str]:
     return [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "web.wsgi:app"]

@@ -215,6 +215,23 @@ def cpu_by_kind() -> dict[str, float]:
     return seconds
 
 
+def send_worker_switches() -> int:
+    """Context switches so far of every thread of the send workers: each is a thread
+    put to sleep or woken, mostly handing the GIL on."""
+    switches = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or b"-Q\0send" not in (entry / "cmdline").read_bytes():
+                continue
+            for task in (entry / "task").iterdir():
+                for line in (task / "status").read_text().splitlines():
+                    if "ctxt_switches:" in line:  # voluntary and nonvoluntary
+                        switches += int(line.split()[-1])
+        except OSError:
+            continue
+    return switches
+
+
 def run_platform(label: str, smtp_port: int, emails: int, send_concurrency: int, tmp: Path,
                  send_workers: int = 1, timeout: float = 600) -> dict[str, float]:
     """Due enrollments -> accepted by the SMTP server -> recorded, through beat and workers."""
@@ -234,7 +251,7 @@ def run_platform(label: str, smtp_port: int, emails: int, send_concurrency: int,
         try:
             for proc in procs[:-1]:
                 proc.wait_ready()
-            cpu_before = cpu_by_kind()
+            cpu_before, switches_before = cpu_by_kind(), send_worker_switches()
             with db.get_engine().begin() as conn:
                 started = conn.execute(text("UPDATE enrollments SET next_run_at = now() RETURNING now()")).scalar()
             def all_sent() -> bool:
@@ -243,6 +260,7 @@ def run_platform(label: str, smtp_port: int, emails: int, send_concurrency: int,
 
             wait_for(all_sent, timeout, f"{label}: all {emails} emails sent", interval=0.25)
             cpu = {kind: spent - cpu_before.get(kind, 0.0) for kind, spent in cpu_by_kind().items()}
+            switches = send_worker_switches() - switches_before
             with db.get_engine().connect() as conn:
                 last_queued, last_sent = conn.execute(text("SELECT max(created_at), max(sent_at) FROM messages")).one()
         finally:
@@ -251,6 +269,7 @@ def run_platform(label: str, smtp_port: int, emails: int, send_concurrency: int,
             db.get_engine().dispose()
     elapsed = (last_sent - started).total_seconds()
     return {"elapsed": elapsed, "rate": emails / elapsed, "queued": (last_queued - started).total_seconds(),
+            "switches": switches / emails,
             **{f"cpu:{kind}": spent / emails * 1e6 for kind, spent in sorted(cpu.items(), key=lambda kv: -kv[1])}}
 
 
@@ -347,6 +366,7 @@ def main() -> None:
                 for key, micros in result.items():
                     if key.startswith("cpu:"):
                         report(f"  CPU per email in that run, {key[4:]}", f"{micros:,.0f} µs")
+                report("  send worker thread switches per email in that run", f"{result['switches']:,.1f}")
                 # The same pool size from two worker_send instances: two GILs.
                 half = max(args.send_concurrency // 2, 1)
                 result = run_platform("sink2", port, args.emails, half, tmp, send_workers=2)
@@ -362,7 +382,8 @@ def main() -> None:
                 result = run_platform(f"slow{threads}", port, args.sweep_emails, threads, tmp)
                 report(f"end to end at {args.delay_ms} ms, send pool {threads} threads ({args.sweep_emails:,} emails)",
                        f"{result['rate']:,.0f} emails/s ({result['elapsed']:.1f} s; send worker "
-                       f"{result.get('cpu:send worker', 0):,.0f} µs CPU per email)")
+                       f"{result.get('cpu:send worker', 0):,.0f} µs CPU and {result['switches']:,.1f} thread "
+                       "switches per email)")
             # The same 64 connections from two worker_send instances: two GILs.
             result = run_platform("slow2x32", port, args.sweep_emails, 32, tmp, send_workers=2)
             report(f"end to end at {args.delay_ms} ms, 2 send workers x 32 threads ({args.sweep_emails:,} emails)",

@@ -15,6 +15,7 @@ import ssl
 import struct
 from dataclasses import dataclass
 from email.message import EmailMessage
+from functools import cache
 from types import TracebackType
 
 from delivery.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
@@ -66,10 +67,10 @@ class SmtpTransport:
         cfg = self.config
         try:
             if cfg.use_ssl:
-                client: smtplib.SMTP = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout,
+                client: smtplib.SMTP = smtplib.SMTP_SSL(cfg.host, cfg.port, _local_hostname(), timeout=cfg.timeout,
                                                         context=ssl.create_default_context())
             else:
-                client = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+                client = smtplib.SMTP(cfg.host, cfg.port, _local_hostname(), timeout=cfg.timeout)
                 if cfg.use_tls:
                     client.starttls(context=ssl.create_default_context())
             if cfg.username:
@@ -143,6 +144,14 @@ class SmtpTransport:
             except (OSError, smtplib.SMTPException):
                 pass
             self._client = None
+
+
+@cache
+def _local_hostname() -> str:
+    """The name EHLO gives, looked up once per process: smtplib would call
+    socket.getfqdn() (a resolver lookup) for every connection, and a send batch
+    opens one."""
+    return socket.getfqdn()
 
 
 def _kernel_timeouts(sock: socket.socket | None, seconds: float) -> None:

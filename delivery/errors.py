@@ -7,6 +7,7 @@ class DeliveryError(Exception):
     """A provider did not accept a message."""
 
     permanent = False
+    in_doubt = False
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -15,6 +16,17 @@ class DeliveryError(Exception):
 
 class TransientDeliveryError(DeliveryError):
     """Connection refused, timeout, 4xx: the same message may succeed later."""
+
+
+class UnconfirmedDeliveryError(TransientDeliveryError):
+    """The whole message reached the provider (the SMTP final dot, the HTTP request
+    body) and then its answer was lost: a timeout, a reset, a garbled reply. The
+    provider may have taken it, so sending it again at once, or through another
+    provider, could deliver it twice: failover stops, and the message is deferred
+    in doubt (delivery.sender.hold_in_doubt: reconciled by the provider's events
+    where it reports them, sent again at its retry otherwise)."""
+
+    in_doubt = True
 
 
 class PermanentDeliveryError(DeliveryError):

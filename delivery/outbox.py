@@ -150,8 +150,10 @@ def mark_sent(session: Session, accepted: list[Accepted]) -> None:
 
 
 def mark_deferred(session: Session, message_id: int, attempts: int, error: str, now: datetime,
-                  retry_after: float | None = None, provider: str | None = None) -> str:
-    """Defer for a retry, or fail once the attempts are used up. Returns the new status."""
+                  retry_after: float | None = None, provider: str | None = None, in_doubt: bool = False) -> str:
+    """Defer for a retry, or fail once the attempts are used up. Returns the new
+    status. ``in_doubt``: the provider may have taken it (its answer was lost), so
+    the retry first waits for its events (sender.hold_in_doubt)."""
     if attempts >= MAX_ATTEMPTS:
         mark_failed(session, message_id, f"gave up after {attempts} attempts: {error}", now, provider)
         return "failed"
@@ -161,7 +163,7 @@ def mark_deferred(session: Session, message_id: int, attempts: int, error: str, 
     session.execute(
         update(MESSAGES).where(_owned(message_id)).values(
             status="deferred", retry_at=now + delay, error=error[:2000], claimed_until=now + delay,
-            provider=provider, updated_at=now),
+            provider=provider, updated_at=now, **({"in_doubt_since": now} if in_doubt else {})),
     )
     return "deferred"
 

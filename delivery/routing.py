@@ -10,7 +10,9 @@ A provider is skipped while its circuit is open (until the cool-down has passed,
 then one trial is allowed: half-open), while a 429's Retry-After holds, and while
 its send-rate limit is booked beyond a short wait (delivery.pacing). A transient
 error moves on to the next provider; a permanent one (this recipient is bad)
-stops: another provider would refuse the same mailbox. A message that no provider
+stops: another provider would refuse the same mailbox. So does an error that
+leaves the message in doubt (UnconfirmedDeliveryError: it was handed over whole
+and the answer was lost), which may mean it was taken. A message that no provider
 could even be tried for because of rate limits is held (HeldError), not failed.
 """
 from __future__ import annotations
@@ -165,6 +167,8 @@ class Failover:
                 self._failures[route] = self._failures.get(route, 0) + 1
                 if exc.retry_after is not None:
                     self._paused[route] = self._now + timedelta(seconds=exc.retry_after)
+                if exc.in_doubt:
+                    return  # the provider may have taken it: another one now could deliver it twice
                 continue
             except Exception as exc:  # a provider bug must not stop the batch
                 yield Try(route.provider_id, route.name, TransientDeliveryError(f"{type(exc).__name__}: {exc}")), None

@@ -19,7 +19,10 @@ about one commit's time, rather than a batch's I/O. Where the account's provider
 message in doubt waits (``hold_in_doubt``) for an event carrying its key, which
 reconciles the row to ``sent`` (inbound.store); only without one is it resent.
 Over plain SMTP nothing reports back, so it is resent at once. The Message-ID is
-derived from the outbox key, so a duplicate can be recognised downstream.
+derived from the outbox key, so a duplicate can be recognised downstream. A send
+whose answer was lost after the whole message went out (UnconfirmedDeliveryError)
+is in the same doubt without any crash: it is deferred marked in doubt, not failed
+over, and waits the same way at its retry.
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ from content.render import TemplateRenderError, render_email, subscriber_context
 from delivery import outbox
 from delivery.circuits import record_tries
 from delivery.dkim import DkimKey, account_key, sign_message
-from delivery.errors import DeliveryError, HeldError, TransientDeliveryError
+from delivery.errors import DeliveryError, HeldError, TransientDeliveryError, UnconfirmedDeliveryError
 from delivery.routing import Failover, Route, Try
 from delivery.mime import Envelope, MessageBuildError, build_message
 from delivery.tracking import Tracker
@@ -251,7 +254,8 @@ def deliver(outgoing: list[Outgoing], failover: Failover, routes: dict[int, list
         error = last.error
         if not error.permanent and len(errors) > 1:
             summary = "; ".join(f"{t.provider}: {t.error}" for t in tries)
-            error = TransientDeliveryError(summary, retry_after=min(hints) if hints else None)
+            kind = UnconfirmedDeliveryError if error.in_doubt else TransientDeliveryError
+            error = kind(summary, retry_after=min(hints) if hints else None)
         yield Outcome(item.message_id, item.account_id, item.subscriber_id, item.attempts, last.provider,
                       error=error, tries=tries, at=clock())
 
@@ -281,7 +285,7 @@ def record(session: Session, outcomes: list[Outcome]) -> list[str]:
             status = "failed"
         else:
             status = outbox.mark_deferred(session, outcome.message_id, outcome.attempts, str(outcome.error), now,
-                                          outcome.error.retry_after, outcome.provider)
+                                          outcome.error.retry_after, outcome.provider, in_doubt=outcome.error.in_doubt)
         statuses.append(status)
     outbox.mark_sent(session, accepted)
     return statuses

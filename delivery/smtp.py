@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from functools import cache
 from types import TracebackType
 
-from delivery.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from delivery.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError, UnconfirmedDeliveryError
 from delivery.mime import BuiltMessage
 
 
@@ -94,6 +94,9 @@ class SmtpTransport:
                 # SMTPUTF8 (an address that is not ASCII) on a server without it:
                 # another provider may take it.
                 raise TransientDeliveryError(f"SMTP server cannot take this message: {exc}") from None
+            except UnconfirmedDeliveryError:
+                self._client = None  # closed by smtplib; never sent again here (see _content)
+                raise
             except smtplib.SMTPServerDisconnected:
                 self._client = None
                 if attempt == 2:
@@ -127,8 +130,9 @@ class SmtpTransport:
         if (client.does_esmtp and client.has_extn("pipelining")
                 and _PLAIN_ADDRESS.fullmatch(sender) and _PLAIN_ADDRESS.fullmatch(recipient)):
             _pipelined(client, message.raw, sender, recipient, options)
-            return {}
-        return client.sendmail(sender, [recipient], message.raw, mail_options=options)
+        else:
+            _one_at_a_time(client, message.raw, sender, recipient, options)
+        return {}
 
     def _reset(self) -> None:
         try:
@@ -182,12 +186,8 @@ def _pipelined(client: smtplib.SMTP, raw: bytes, sender: str, recipient: str, op
     client.send(f"MAIL FROM:<{sender}>{extra}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode())
     (mail, mail_text), (rcpt, rcpt_text), (data, data_text) = (client.getreply() for _ in range(3))
     if data == 354 and mail == 250 and rcpt in (250, 251):
-        client.send(_LEADING_DOT.sub(b"..", raw) + (b"" if raw.endswith(b"\r\n") else b"\r\n") + b".\r\n")
-        code, text = client.getreply()
-        if code == 250:
-            return
-        _rset(client)
-        raise smtplib.SMTPDataError(code, text)
+        _content(client, raw)
+        return
     if data == 354:
         # A server that takes DATA after refusing the sender or recipient would
         # take an empty message too: hang up rather than end it.
@@ -199,6 +199,44 @@ def _pipelined(client: smtplib.SMTP, raw: bytes, sender: str, recipient: str, op
     if rcpt not in (250, 251):
         raise smtplib.SMTPRecipientsRefused({recipient: (rcpt, rcpt_text)})
     raise smtplib.SMTPDataError(data, data_text)
+
+
+def _one_at_a_time(client: smtplib.SMTP, raw: bytes, sender: str, recipient: str, options: list[str]) -> None:
+    """One transaction a command at a time, for servers without PIPELINING (or an
+    address smtplib must quote): ``sendmail``'s steps and exceptions, with the
+    content sent by ``_content`` so that a lost final answer is reported as such."""
+    code, text = client.mail(sender, options)
+    if code != 250:
+        _rset(client)
+        raise smtplib.SMTPSenderRefused(code, text, sender)
+    code, text = client.rcpt(recipient)
+    if code not in (250, 251):
+        _rset(client)
+        raise smtplib.SMTPRecipientsRefused({recipient: (code, text)})
+    code, text = client.docmd("DATA")
+    if code != 354:
+        _rset(client)
+        raise smtplib.SMTPDataError(code, text)
+    _content(client, raw)
+
+
+def _content(client: smtplib.SMTP, raw: bytes) -> None:
+    """Send the message after a 354 and read the server's verdict.
+
+    Once the final dot is out the server may have taken the message, so a
+    connection that fails before its answer (smtplib reports a timeout or a reset
+    as a disconnection) leaves it in doubt: UnconfirmedDeliveryError, which nobody
+    answers by sending it again at once. A failure while the content is still
+    going out is an ordinary disconnection: without the dot there is no message."""
+    client.send(_LEADING_DOT.sub(b"..", raw) + (b"" if raw.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+    try:
+        code, text = client.getreply()
+    except smtplib.SMTPServerDisconnected as exc:
+        raise UnconfirmedDeliveryError(f"no answer after the whole message was sent ({exc}): it may have been "
+                                       "delivered") from None
+    if code != 250:
+        _rset(client)
+        raise smtplib.SMTPDataError(code, text)
 
 
 def _rset(client: smtplib.SMTP) -> None:

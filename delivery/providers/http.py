@@ -1,6 +1,9 @@
 """The one way provider adapters talk HTTP: urllib with a timeout on every call,
 redirects refused, and every failure to get an answer turned into a transient
-error, so an adapter only has to sort the answers it did get.
+error, so an adapter only has to sort the answers it did get. A failure before the
+request was sent whole (refused, unreachable) is plain transient: another provider
+may be tried. One after it (no answer in time, a reset, a garbled status line) is
+UnconfirmedDeliveryError: the provider may have taken the message.
 
 Redirects are refused because following one would replay an authenticated POST
 (with its API key) to wherever the Location points; a provider that moved its
@@ -19,7 +22,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from delivery.errors import DeliveryError, TransientDeliveryError
+from delivery.errors import DeliveryError, TransientDeliveryError, UnconfirmedDeliveryError
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -53,7 +56,8 @@ class Response:
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
     """POST and return whatever status came back; raise TransientDeliveryError only
-    when no answer came (refused, reset, timeout, garbled response)."""
+    when no answer came (refused, reset, timeout, garbled response), as
+    UnconfirmedDeliveryError once the request had gone out."""
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     host = urlsplit(url).netloc
     try:
@@ -62,10 +66,11 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Resp
     except urllib.error.HTTPError as exc:
         with exc:
             return Response(exc.code, exc.headers, _read(exc))
-    except urllib.error.URLError as exc:
+    except urllib.error.URLError as exc:  # urllib wraps what fails up to the request's last byte
         raise TransientDeliveryError(f"cannot reach {host}: {_reason(exc.reason)}") from None
     except (OSError, http.client.HTTPException) as exc:  # timeouts while reading, resets, bad status lines
-        raise TransientDeliveryError(f"no answer from {host}: {_reason(exc)}") from None
+        raise UnconfirmedDeliveryError(f"no answer from {host} after the whole request was sent: "
+                                       f"{_reason(exc)}") from None
 
 
 def _read(exc: urllib.error.HTTPError) -> bytes:

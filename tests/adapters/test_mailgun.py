@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from delivery.errors import PermanentDeliveryError, TransientDeliveryError
+from delivery.errors import PermanentDeliveryError, TransientDeliveryError, UnconfirmedDeliveryError
 from delivery.providers.mailgun import MailgunConfig, MailgunTransport
 from tests.adapters.conftest import KEY
 
@@ -77,12 +77,13 @@ def test_a_wrong_api_key_is_transient_and_not_echoed(provider, message):
     assert "key-alice" not in str(caught.value)
 
 
-def test_connection_refused_is_transient(nothing_listening, message):
-    with pytest.raises(TransientDeliveryError, match="cannot reach"):
+def test_connection_refused_is_transient_and_not_in_doubt(nothing_listening, message):
+    with pytest.raises(TransientDeliveryError, match="cannot reach") as refused:
         send(nothing_listening, message)
+    assert not refused.value.in_doubt  # nothing reached the provider: another may be tried
 
 
-def test_a_provider_slower_than_the_timeout_is_transient(provider, message):
+def test_a_provider_slower_than_the_timeout_leaves_the_message_in_doubt(provider, message):
     provider.answer(200, '{"id":"<x@news.example>"}', delay=1.0)
-    with pytest.raises(TransientDeliveryError):
+    with pytest.raises(UnconfirmedDeliveryError, match="after the whole request was sent"):
         send(provider.base_url, message, timeout=0.2)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from delivery.errors import PermanentDeliveryError, TransientDeliveryError
+from delivery.errors import PermanentDeliveryError, TransientDeliveryError, UnconfirmedDeliveryError
 from delivery.providers.sendgrid import SendgridConfig, SendgridTransport
 from tests.adapters.conftest import KEY
 
@@ -85,12 +85,13 @@ def test_a_redirect_is_not_followed(provider, message):
     assert len(provider.requests) == 1
 
 
-def test_connection_refused_is_transient(nothing_listening, message):
-    with pytest.raises(TransientDeliveryError, match="cannot reach"):
+def test_connection_refused_is_transient_and_not_in_doubt(nothing_listening, message):
+    with pytest.raises(TransientDeliveryError, match="cannot reach") as refused:
         transport(nothing_listening).send(message, "alice@news.example", "bob@example.org")
+    assert not refused.value.in_doubt  # nothing reached the provider: another may be tried
 
 
-def test_a_provider_slower_than_the_timeout_is_transient(provider, message):
+def test_a_provider_slower_than_the_timeout_leaves_the_message_in_doubt(provider, message):
     provider.answer(202, delay=1.0)
-    with pytest.raises(TransientDeliveryError):
+    with pytest.raises(UnconfirmedDeliveryError, match="after the whole request was sent"):
         transport(provider.base_url, timeout=0.2).send(message, "alice@news.example", "bob@example.org")

@@ -13,7 +13,7 @@ from email import message_from_bytes, policy
 
 import pytest
 
-from delivery.errors import PermanentDeliveryError, TransientDeliveryError
+from delivery.errors import PermanentDeliveryError, TransientDeliveryError, UnconfirmedDeliveryError
 from delivery.providers import sigv4
 from delivery.providers.ses import SesConfig, SesTransport
 from tests.adapters.conftest import KEY
@@ -171,12 +171,13 @@ def test_a_bad_signature_is_transient_and_the_secret_is_not_echoed(provider, mes
     assert "alice-secret" not in str(caught.value)
 
 
-def test_connection_refused_is_transient(nothing_listening, message):
-    with pytest.raises(TransientDeliveryError, match="cannot reach"):
+def test_connection_refused_is_transient_and_not_in_doubt(nothing_listening, message):
+    with pytest.raises(TransientDeliveryError, match="cannot reach") as refused:
         send(nothing_listening, message)
+    assert not refused.value.in_doubt  # nothing reached the provider: another may be tried
 
 
-def test_a_provider_slower_than_the_timeout_is_transient(provider, message):
+def test_a_provider_slower_than_the_timeout_leaves_the_message_in_doubt(provider, message):
     provider.answer(200, '{"MessageId":"x"}', delay=1.0)
-    with pytest.raises(TransientDeliveryError):
+    with pytest.raises(UnconfirmedDeliveryError, match="after the whole request was sent"):
         send(provider.base_url, message, timeout=0.2)

@@ -11,13 +11,13 @@ from delivery.routing import CIRCUIT_COOLDOWN, CIRCUIT_THRESHOLD
 from models import Message, Provider, db
 from models.base import utcnow
 from tests.support.sending import account_of, queue_emails, send_in_process, statuses
-from tests.support.smtp import SmtpServer, free_port
+from tests.support.smtp import SilentAfterData, SmtpServer, free_port
 
 
-def add_provider(account_id: int, name: str, port: int, priority: int) -> int:
+def add_provider(account_id: int, name: str, port: int, priority: int, timeout: float = 5) -> int:
     with db.session_scope() as s:
         p = Provider(account_id=account_id, name=name, kind="smtp", priority=priority,
-                     config={"host": "127.0.0.1", "port": port, "timeout": 5})
+                     config={"host": "127.0.0.1", "port": port, "timeout": timeout})
         s.add(p)
         s.flush()
         return p.id
@@ -87,6 +87,28 @@ def test_with_every_provider_down_messages_wait_and_all_go_out_once_one_recovers
         assert send_in_process(ids, at=later + timedelta(hours=1)) == {}
         assert len(b.handler.received) == 8
     assert statuses() == {"sent": 8}
+
+
+def test_a_message_whose_answer_was_lost_is_deferred_in_doubt_not_failed_over():
+    ids = queue_emails(1)
+    acct = account_of(ids)
+    start = utcnow()
+    with SmtpServer() as secondary:
+        with SilentAfterData() as primary:
+            add_provider(acct, "primary", primary.port, 1, timeout=0.5)
+            add_provider(acct, "secondary", secondary.port, 2)
+            assert send_in_process(ids, at=start) == {"deferred": 1}
+            assert primary.taken == 1
+        assert secondary.handler.received == [], "the primary may have delivered it: not sent twice at once"
+        with db.session_scope() as s:
+            (message,) = s.scalars(select(Message))
+            assert (message.in_doubt_since, message.provider) == (start, "primary")
+            assert "may have been delivered" in message.error and message.retry_at > start
+        # Plain SMTP reports nothing back to reconcile it with, so its retry sends it
+        # (the primary is gone now: through the secondary).
+        assert send_in_process(ids, at=start + timedelta(hours=1)) == {"sent": 1}
+        assert len(secondary.handler.received) == 1
+    assert statuses() == {"sent": 1}
 
 
 def test_a_refused_mailbox_is_not_failed_over():

@@ -63,3 +63,57 @@ class SmtpServer:
 
     def __exit__(self, *_: object) -> None:
         self.controller.stop()
+
+
+class SilentAfterData:
+    """An SMTP server that takes each whole message, final dot included, and then
+    never answers it: the provider that may have delivered what it went quiet on.
+    ``taken`` counts the messages that reached their dot, ``connections`` the
+    connections accepted (a client that sent again would show in both)."""
+
+    def __init__(self) -> None:
+        # Listening before the thread starts: a refused connection would also end
+        # in a transient error, without the lost answer being tried at all.
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self.port = int(self._listener.getsockname()[1])
+        self.taken = 0
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> SilentAfterData:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _serve(self) -> None:
+        with self._listener:
+            while not self._stop.is_set():
+                try:
+                    conn, _ = self._listener.accept()
+                except TimeoutError:
+                    continue
+                self.connections += 1
+                threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as lines:
+            conn.sendall(b"220 silent ESMTP\r\n")
+            in_data = False
+            for line in lines:
+                if in_data:
+                    if line == b".\r\n":
+                        self.taken += 1
+                        self._stop.wait(30)  # the answer never comes
+                        return
+                elif line.upper().startswith(b"EHLO"):
+                    conn.sendall(b"250-silent\r\n250 PIPELINING\r\n")
+                elif line.upper().startswith(b"DATA"):
+                    conn.sendall(b"354 go on\r\n")
+                    in_data = True
+                else:  # MAIL, RCPT, RSET
+                    conn.sendall(b"250 ok\r\n")

@@ -26,3 +26,8 @@ def account_from_token(secret_key: str, token: str) -> int | None:
     account_id = int(head)
     return account_id if hmac.compare_digest(digest, _digest(secret_key, account_id)) else None
 
+
+
+def webhook_url(public_base_url: str, secret_key: str, kind: str, account_id: int) -> str:
+    """The address an operator gives ``kind``'s event webhook for this account."""
+    return f"{public_base_url.rstrip('/')}/webhooks/{kind}/{account_token(secret_key, account_id)}"

@@ -360,6 +360,23 @@ def test_an_unknown_account_token_or_provider_is_refused(client, settings, provi
     assert stored() == 0
 
 
+def test_the_providers_api_gives_each_account_the_url_that_receives_its_events(client, settings, alice, bob):
+    config = {"api_key": "SG.x", "webhook_public_key": SG_PUBLIC}
+    shown = [client.post("/api/v1/providers", json={"name": "sg", "kind": "sendgrid", "config": config},
+                         headers=tenant.headers).get_json() for tenant in (alice, bob)]
+    relay = client.post("/api/v1/providers", json={"name": "relay", "kind": "smtp", "config": {
+        "host": "93.184.216.34"}}, headers=alice.headers).get_json()
+    assert relay["webhook_url"] is None  # SMTP reports nothing back
+    alices, bobs = (s["webhook_url"] for s in shown)
+    assert alices.startswith(f"{settings.public_base_url}/webhooks/sendgrid/") and alices != bobs
+    assert client.get(f"/api/v1/providers/{shown[0]['id']}", headers=alice.headers).get_json()["webhook_url"] == alices
+    body = sendgrid_bounce()
+    path = alices.removeprefix(settings.public_base_url)
+    assert client.post(path, data=body, headers=sendgrid_headers(body)).status_code == 200
+    with db.session_scope() as s:
+        assert s.scalars(select(InboundEvent.account_id)).one() == alice.account_id
+
+
 def test_another_accounts_key_does_not_verify_on_alices_url(client, settings, alice, bob):
     other = ec.generate_private_key(ec.SECP256R1())
     with db.session_scope() as s:

@@ -10,6 +10,8 @@ from flask_smorest import Blueprint
 from sqlalchemy import Select
 
 from delivery import provider_admin as admin
+from inbound import PROVIDERS as INBOUND_PROVIDERS
+from inbound.tokens import webhook_url
 from models import Provider
 from web.auth import SECURITY, account_required, current_account_id
 from web.db import get_db
@@ -21,7 +23,8 @@ blp = Blueprint("providers", __name__, url_prefix="/api/v1/providers", descripti
 
 
 class _Shown:
-    """A provider as the API shows it: config without secrets, health grouped."""
+    """A provider as the API shows it: config without secrets, health grouped, and
+    where to point its event webhook (the account's unguessable URL; SMTP has none)."""
 
     def __init__(self, p: Provider) -> None:
         self.__dict__.update({k: getattr(p, k) for k in ("id", "name", "kind", "priority", "weight", "domains",
@@ -29,6 +32,9 @@ class _Shown:
         self.config = admin.public_config(p)
         self.secrets_set = admin.secrets_set(p)
         self.health = p
+        settings = current_app.config["ESEQ_SETTINGS"]
+        self.webhook_url = (webhook_url(settings.public_base_url, settings.secret_key, p.kind, p.account_id)
+                            if p.kind in INBOUND_PROVIDERS else None)
 
 
 class _ShownPage(SQLPage):

@@ -58,4 +58,7 @@ class ProviderSchema(Schema):
     config = fields.Dict()
     secrets_set = fields.List(fields.String())
     health = fields.Nested(HealthSchema)
+    webhook_url = fields.String(allow_none=True, metadata={
+        "description": "Where to point this provider's event webhook (this account's own URL, built on "
+                       "PUBLIC_BASE_URL); null for SMTP, which reports no events."})
     created_at = fields.DateTime()

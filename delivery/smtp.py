@@ -39,11 +39,17 @@ _PLAIN_ADDRESS = re.compile(r"[^\s<>]+@[^\s<>]+")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
+def _reply(code: int, text: bytes | str) -> str:
+    return f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+
+
 def _classify(code: int, text: bytes | str) -> DeliveryError:
-    message = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+    """A refusal of this recipient or this message: 5xx permanent, else transient.
+    Refusals of the session or of our sender are not about the recipient and are
+    always transient (see ``_connect`` and ``send``)."""
     if 500 <= code < 600:
-        return PermanentDeliveryError(f"{code} {message}")
-    return TransientDeliveryError(f"{code} {message}")
+        return PermanentDeliveryError(_reply(code, text))
+    return TransientDeliveryError(_reply(code, text))
 
 
 class SmtpTransport:
@@ -64,11 +70,16 @@ class SmtpTransport:
         self.close()
 
     def _connect(self) -> smtplib.SMTP:
+        """A ready session, or a transient error: whatever goes wrong before a
+        message (a 554 greeting, STARTTLS or AUTH missing or refused) is about the
+        server or our settings, never the recipient, so another provider may be
+        tried and nobody is recorded as a bounce."""
         cfg = self.config
+        client: smtplib.SMTP | None = None
         try:
             if cfg.use_ssl:
-                client: smtplib.SMTP = smtplib.SMTP_SSL(cfg.host, cfg.port, _local_hostname(), timeout=cfg.timeout,
-                                                        context=ssl.create_default_context())
+                client = smtplib.SMTP_SSL(cfg.host, cfg.port, _local_hostname(), timeout=cfg.timeout,
+                                          context=ssl.create_default_context())
             else:
                 client = smtplib.SMTP(cfg.host, cfg.port, _local_hostname(), timeout=cfg.timeout)
                 if cfg.use_tls:
@@ -76,13 +87,18 @@ class SmtpTransport:
             if cfg.username:
                 client.login(cfg.username, cfg.password or "")
             _kernel_timeouts(client.sock, cfg.timeout)
+            return client
         except smtplib.SMTPAuthenticationError as exc:
-            raise TransientDeliveryError(f"SMTP authentication failed: {exc.smtp_code}") from None
+            error = f"SMTP authentication failed: {exc.smtp_code}"
+        except smtplib.SMTPNotSupportedError as exc:
+            error = f"{cfg.host}:{cfg.port} does not offer what the configuration asks for: {type(exc).__name__}: {exc}"
         except smtplib.SMTPResponseException as exc:
-            raise _classify(exc.smtp_code, exc.smtp_error) from None
+            error = f"{cfg.host}:{cfg.port} refused the session: {_reply(exc.smtp_code, exc.smtp_error)}"
         except (OSError, smtplib.SMTPException) as exc:
-            raise TransientDeliveryError(f"cannot connect to {cfg.host}:{cfg.port}: {type(exc).__name__}") from None
-        return client
+            error = f"cannot connect to {cfg.host}:{cfg.port}: {type(exc).__name__}"
+        if client is not None:
+            client.close()  # else the half-open session keeps its socket as long as the error is kept
+        raise TransientDeliveryError(error)
 
     def send(self, message: EmailMessage, sender: str, recipient: str) -> str:
         for attempt in (1, 2):
@@ -102,6 +118,10 @@ class SmtpTransport:
                 if attempt == 2:
                     raise TransientDeliveryError("SMTP server disconnected") from None
                 continue
+            except smtplib.SMTPSenderRefused as exc:
+                # MAIL refused (our sender, TLS required, a policy): the server's view
+                # of us, not of this recipient. Already reset by the sending path.
+                raise TransientDeliveryError(f"sender refused: {_reply(exc.smtp_code, exc.smtp_error)}") from None
             except smtplib.SMTPRecipientsRefused as exc:
                 code, text = exc.recipients.get(recipient, (550, b"recipient refused"))
                 raise _classify(code, text) from None

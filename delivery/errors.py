@@ -8,6 +8,7 @@ class DeliveryError(Exception):
 
     permanent = False
     in_doubt = False
+    suppresses = False  # the address itself is bad: suppress it (a hard bounce)
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -33,6 +34,14 @@ class PermanentDeliveryError(DeliveryError):
     """The recipient is refused (unknown mailbox, 5xx): retrying cannot help."""
 
     permanent = True
+    suppresses = True
+
+
+class RejectedMessageError(PermanentDeliveryError):
+    """This message is refused for good (its content, its size), not the address:
+    the message fails, and the recipient stays on the list for the next one."""
+
+    suppresses = False
 
 
 class HeldError(TransientDeliveryError):

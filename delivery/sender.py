@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, select
 from sqlalchemy.orm import Session
 
+from analytics.events import record_message_event
 from content.compliance import add_unsubscribe_footer, is_transactional
 from content.render import TemplateRenderError, render_email, subscriber_context
 from delivery import outbox
@@ -280,8 +281,11 @@ def record(session: Session, outcomes: list[Outcome]) -> list[str]:
             status = "held"
         elif outcome.error.permanent:
             outbox.mark_failed(session, outcome.message_id, str(outcome.error), now, outcome.provider)
-            # The mailbox does not exist: never try this address again.
-            bounce_by_message(session, outcome.message_id, str(outcome.error), now)
+            if outcome.error.suppresses:  # the mailbox does not exist: never try this address again
+                bounce_by_message(session, outcome.message_id, str(outcome.error), now)
+            else:  # this message was refused (its size, its content); the address stays
+                record_message_event(session, outcome.message_id, "rejected", now,
+                                     properties={"error": str(outcome.error)[:500]}, source="smtp")
             status = "failed"
         else:
             status = outbox.mark_deferred(session, outcome.message_id, outcome.attempts, str(outcome.error), now,

@@ -18,7 +18,8 @@ from email.message import EmailMessage
 from functools import cache
 from types import TracebackType
 
-from delivery.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError, UnconfirmedDeliveryError
+from delivery.errors import (DeliveryError, PermanentDeliveryError, RejectedMessageError, TransientDeliveryError,
+                             UnconfirmedDeliveryError)
 from delivery.mime import BuiltMessage
 
 
@@ -43,13 +44,37 @@ def _reply(code: int, text: bytes | str) -> str:
     return f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
 
 
-def _classify(code: int, text: bytes | str) -> DeliveryError:
-    """A refusal of this recipient or this message: 5xx permanent, else transient.
-    Refusals of the session or of our sender are not about the recipient and are
-    always transient (see ``_connect`` and ``send``)."""
-    if 500 <= code < 600:
-        return PermanentDeliveryError(_reply(code, text))
-    return TransientDeliveryError(_reply(code, text))
+# RFC 3463 enhanced status code at the head of a reply's text: class.subject.detail.
+_ENHANCED = re.compile(r"\s*[245]\.(\d{1,3})\.(\d{1,3})(?!\d)")
+
+
+def _classify(code: int, text: bytes | str, stage: str) -> DeliveryError:
+    """A refusal at RCPT (``stage`` "recipient") or of the message (DATA and its
+    content, "message"). 4xx is transient. A 5xx is read by its enhanced code:
+
+    - X.7.x (security or policy: relaying denied, our IP on a blocklist, DMARC)
+      and X.1.7/X.1.8 (our sender) are about us, not the recipient: transient,
+      so another provider may take it, and nobody is suppressed for it;
+    - X.2.2 (mailbox full) is a soft bounce, as providers count it: transient;
+    - at RCPT, or X.1.x after the content (a server that checks recipients
+      late): the address is bad, permanent, and it is suppressed;
+    - anything else after DATA (size, content): this message fails, the
+      address stays (RejectedMessageError).
+
+    Refusals of the session or of our sender never reach here: they are always
+    transient (see ``_connect`` and ``send``)."""
+    reply = _reply(code, text)
+    if not 500 <= code < 600:
+        return TransientDeliveryError(reply)
+    enhanced = _ENHANCED.match(text.decode(errors="replace") if isinstance(text, bytes) else text)
+    subject, detail = (int(enhanced[1]), int(enhanced[2])) if enhanced else (None, None)
+    if subject == 7 or (subject == 1 and detail in (7, 8)):
+        return TransientDeliveryError(f"refused by the server's policy, not for this address: {reply}")
+    if (subject, detail) == (2, 2):
+        return TransientDeliveryError(reply)
+    if stage == "recipient" or subject == 1:
+        return PermanentDeliveryError(reply)
+    return RejectedMessageError(reply)
 
 
 class SmtpTransport:
@@ -124,17 +149,17 @@ class SmtpTransport:
                 raise TransientDeliveryError(f"sender refused: {_reply(exc.smtp_code, exc.smtp_error)}") from None
             except smtplib.SMTPRecipientsRefused as exc:
                 code, text = exc.recipients.get(recipient, (550, b"recipient refused"))
-                raise _classify(code, text) from None
+                raise _classify(code, text, "recipient") from None
             except smtplib.SMTPResponseException as exc:
                 if exc.smtp_code < 500:
                     self._reset()
-                raise _classify(exc.smtp_code, exc.smtp_error) from None
+                raise _classify(exc.smtp_code, exc.smtp_error, "message") from None
             except (OSError, socket.timeout) as exc:
                 self.close()
                 raise TransientDeliveryError(f"SMTP connection failed: {type(exc).__name__}") from None
             if refused:
                 code, text = refused[recipient]
-                raise _classify(code, text)
+                raise _classify(code, text, "recipient")
             return message.message_id if isinstance(message, BuiltMessage) else str(message["Message-ID"])
         raise TransientDeliveryError("unreachable")
 

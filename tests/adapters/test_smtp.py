@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from delivery.errors import PermanentDeliveryError, TransientDeliveryError, UnconfirmedDeliveryError
+from delivery.errors import (DeliveryError, PermanentDeliveryError, RejectedMessageError, TransientDeliveryError,
+                             UnconfirmedDeliveryError)
 from delivery.smtp import SmtpConfig, SmtpTransport
 from tests.support.smtp import RecordingHandler, SilentAfterData, free_port
 
@@ -77,6 +78,30 @@ def test_a_line_starting_with_a_dot_arrives_unchanged(server):
         smtp.send(dotted, "alice@news.example", "bob@example.org")
     (got,) = handler.received
     assert got.message.get_payload(0).get_payload(decode=True).decode().replace("\r\n", "\n").rstrip("\n") == text
+
+
+@pytest.mark.parametrize("stage, reply, expected, suppresses", [
+    ("rcpt", "550 5.1.1 no such user", PermanentDeliveryError, True),
+    ("rcpt", "550 no such user here", PermanentDeliveryError, True),  # no enhanced code: the address
+    ("rcpt", "554 5.7.1 Relay access denied", TransientDeliveryError, False),  # our setup, not the address
+    ("rcpt", "550 5.7.1 Client host blocked using zen.spamhaus.org", TransientDeliveryError, False),
+    ("rcpt", "552 5.2.2 Mailbox full", TransientDeliveryError, False),  # a soft bounce
+    ("content", "550 5.1.1 no such user", PermanentDeliveryError, True),  # a server checking recipients late
+    ("content", "552 5.3.4 Message too big", RejectedMessageError, False),
+    ("content", "554 Transaction failed", RejectedMessageError, False),
+    ("content", "550 5.7.26 Unauthenticated email is not accepted (DMARC)", TransientDeliveryError, False),
+])
+def test_a_refusal_is_sorted_by_its_enhanced_code_and_only_a_bad_address_suppresses(
+        server, message, stage, reply, expected, suppresses):
+    handler, port = server
+    (handler.refuse if stage == "rcpt" else handler.refuse_content)["bob@example.org"] = reply
+    with SmtpTransport(SmtpConfig("127.0.0.1", port)) as smtp:
+        with pytest.raises(DeliveryError) as refused:
+            smtp.send(message, "alice@news.example", "bob@example.org")
+        assert type(refused.value) is expected and refused.value.suppresses is suppresses
+        assert reply in str(refused.value)
+        assert smtp.send(message, "alice@news.example", "carol@example.org") == message.message_id  # goes on
+    assert [r.recipients for r in handler.received] == [["carol@example.org"]]
 
 
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-command-at-a-time"])

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from delivery.routing import CIRCUIT_COOLDOWN, CIRCUIT_THRESHOLD
-from models import Message, Provider, db
+from models import Event, Message, Provider, Subscriber, Suppression, db
 from models.base import utcnow
 from tests.support.sending import account_of, queue_emails, send_in_process, statuses
 from tests.support.smtp import SilentAfterData, SmtpServer, free_port
@@ -120,6 +120,35 @@ def test_a_refused_mailbox_is_not_failed_over():
         add_provider(acct, "second", second.port, 2)
         assert send_in_process(ids) == {"failed": 1}
         assert second.handler.received == []
+
+
+def test_a_policy_block_fails_over_and_suppresses_nobody():
+    ids = queue_emails(1)
+    acct = account_of(ids)
+    with SmtpServer() as blocked, SmtpServer() as other:
+        blocked.handler.refuse["user0@example.test"] = "554 5.7.1 Client host blocked using zen.spamhaus.org"
+        add_provider(acct, "blocked", blocked.port, 1)
+        add_provider(acct, "other", other.port, 2)
+        assert send_in_process(ids) == {"sent": 1}
+        assert len(other.handler.received) == 1
+    with db.session_scope() as s:
+        assert s.scalar(select(Message.provider)) == "other"
+        assert s.scalars(select(Suppression)).all() == []
+
+
+def test_a_refused_message_fails_but_its_address_stays_subscribed():
+    ids = queue_emails(1)
+    acct = account_of(ids)
+    with SmtpServer() as server:
+        server.handler.refuse_content["user0@example.test"] = "552 5.3.4 Message size exceeds fixed limit"
+        add_provider(acct, "only", server.port, 1)
+        assert send_in_process(ids) == {"failed": 1}
+    with db.session_scope() as s:
+        assert "5.3.4" in s.scalar(select(Message.error))
+        assert s.scalar(select(Subscriber.status)) == "active"
+        assert s.scalars(select(Suppression)).all() == []
+        assert list(s.scalars(select(Event.name).where(Event.message_id == ids[0], Event.name != "queued"))) == [
+            "rejected"]
 
 
 def test_a_provider_answering_429_is_not_called_before_retry_after_and_nothing_fails():

@@ -29,7 +29,8 @@ class Received:
 @dataclass
 class RecordingHandler:
     received: list[Received] = field(default_factory=list)
-    refuse: dict[str, str] = field(default_factory=dict)  # recipient -> SMTP reply
+    refuse: dict[str, str] = field(default_factory=dict)  # recipient -> SMTP reply to its RCPT
+    refuse_content: dict[str, str] = field(default_factory=dict)  # recipient -> reply to its message's final dot
     delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -42,6 +43,9 @@ class RecordingHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.delay:
             time.sleep(self.delay)
+        refusals = [self.refuse_content[r] for r in envelope.rcpt_tos if r in self.refuse_content]
+        if refusals:
+            return refusals[0]
         with self.lock:
             self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
         return "250 Message accepted"

@@ -7,7 +7,8 @@ provider reports events back (its webhook key is configured), the message waits
 for them: SendGrid's signed "processed" event carrying our key reconciles the row
 to ``sent`` and it is never sent again. With no event by the end of the grace it is
 resent once (the documented duplicate, recognisable by the same key); over plain
-SMTP, which reports nothing, it is resent at once.
+SMTP, which reports nothing, it is resent at once. An answer lost after the whole
+request went out puts a message in the same doubt with no crash at all.
 """
 from __future__ import annotations
 
@@ -134,3 +135,25 @@ def test_over_plain_smtp_nothing_reports_back_so_it_is_resent_at_once(monkeypatc
         swept = in_doubt_after_the_lease(message_id, start)
         assert send_in_process([message_id], at=swept) == {"sent": 1}
         assert len(server.handler.received) == 2
+
+
+def test_an_answer_lost_after_the_request_is_the_same_doubt_without_a_crash(sendgrid):
+    # SendGrid answers after our timeout: it may have taken the message, so it is
+    # neither failed over to the SMTP relay nor resent at its retry, but held for
+    # SendGrid's events like a message whose worker died.
+    [message_id] = queue_emails(1)
+    account_id = message(message_id).account_id
+    add(account_id, name="sg", kind="sendgrid", config={
+        "api_key": "SG.key", "base_url": sendgrid.base_url, "timeout": 0.3, "webhook_public_key": SG_PUBLIC})
+    sendgrid.answer(202, "", {"X-Message-Id": "sg-late-1"}, delay=1.0)
+    with SmtpServer() as relay:
+        with db.session_scope() as s:
+            s.add(Provider(account_id=account_id, name="relay", kind="smtp", priority=2,
+                           config={"host": "127.0.0.1", "port": relay.port, "timeout": 5}))
+        start = utcnow()
+        assert send_in_process([message_id], at=start) == {"deferred": 1}
+        assert relay.handler.received == [], "not failed over: SendGrid may have delivered it"
+        lost = message(message_id)
+        assert lost.in_doubt_since == start and "after the whole request was sent" in lost.error
+        assert send_in_process([message_id], at=lost.retry_at) == {"held": 1}
+        assert len(sendgrid.requests) == 1 and relay.handler.received == []

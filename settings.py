@@ -132,6 +132,10 @@ class Settings:
     # Verification secrets for the environment-wide /webhooks/<provider> endpoints,
     # by provider, keyed like a Provider row's config (inbound/__init__.py).
     provider_webhooks: dict[str, dict[str, str]] = field(default_factory=dict, repr=False, compare=False, hash=False)
+    # Where the pre-flight check's spamc finds spamd (content.preflight.Spamd); no
+    # host: spamc's own configuration.
+    spamd_host: str | None = None
+    spamd_port: int | None = None
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     dkim_private_key: bytes | None = field(default=None, repr=False)  # PEM
@@ -198,6 +202,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         lease_seconds=_int(env, "ESEQ_LEASE_SECONDS", 300),
         reconcile_seconds=_int(env, "ESEQ_RECONCILE_SECONDS", 600, minimum=0),
         provider_webhooks=_provider_webhooks(env),
+        spamd_host=env.get("ESEQ_SPAMD_HOST") or None,
+        spamd_port=_int(env, "ESEQ_SPAMD_PORT", 783) if env.get("ESEQ_SPAMD_PORT") else None,
         **_dkim(env),  # type: ignore[arg-type]
     )
 

@@ -4,7 +4,8 @@ scored before a sequence may go live.
 Heuristics, each with its reason and points: an all-caps subject, piled-up
 punctuation or currency signs, spam-trigger phrases, HTML that is mostly images,
 link shorteners and raw-IP links, link text showing one domain while pointing at
-another. When SpamAssassin's ``spamc`` is installed, its score is added. An email
+another. When SpamAssassin's ``spamc`` is installed and spamd answers, its score
+for the email as it would be sent is added. An email
 scoring ``FAIL_SCORE`` or more fails; a sequence with a failing email cannot be
 activated without an explicit override.
 """
@@ -14,7 +15,6 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from urllib.parse import urlsplit
 
 from content.text import html_to_text
@@ -95,16 +95,33 @@ def score_content(subject: str, html: str | None, text: str | None) -> ContentSc
     return score
 
 
-def spamassassin_score(message: EmailMessage, timeout: float = 10.0) -> float | None:
-    """SpamAssassin's score through ``spamc -c`` when it is installed and answers; None otherwise."""
-    if shutil.which("spamc") is None:
-        return None
-    try:
-        done = subprocess.run(["spamc", "-c"], input=message.as_bytes(), capture_output=True, timeout=timeout)
-        value = done.stdout.decode().strip().split("/")[0]
-        return float(value)
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return None
+@dataclass(frozen=True)
+class Spamd:
+    """Where ``spamc`` finds SpamAssassin's daemon: ESEQ_SPAMD_HOST/ESEQ_SPAMD_PORT,
+    or spamc's own configuration (localhost:783) when no host is set."""
+
+    host: str | None = None
+    port: int | None = None
+    timeout: float = 10.0
+
+    def score(self, raw: bytes) -> float | None:
+        """SpamAssassin's score for ``raw`` (a whole message); None when spamc is not
+        installed or spamd did not answer. ``-x`` matters: without it spamc that
+        cannot reach spamd prints "0/0" and exits 0, which would read as a clean
+        score from a check that never ran."""
+        if shutil.which("spamc") is None:
+            return None
+        where = ["-d", self.host] + (["-p", str(self.port)] if self.port else []) if self.host else []
+        try:
+            done = subprocess.run(["spamc", "-x", "-c", *where], input=raw, capture_output=True, timeout=self.timeout)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if done.returncode not in (0, 1):  # 0: ham, 1: spam; anything else is spamc's own failure
+            return None
+        try:
+            return float(done.stdout.decode().strip().split("/")[0])
+        except ValueError:
+            return None
 
 
 def dkim_aligned(from_email: str, dkim_domain: str | None) -> bool:

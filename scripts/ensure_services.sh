@@ -33,4 +33,14 @@ if ! redis_up; then
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
   wait_for redis_up Redis
 fi
+# SpamAssassin, for the pre-flight check's tests against a real spamd
+# (tests/integration/test_spamassassin.py starts its own); optional: without it
+# those tests are skipped and say so.
+if ! command -v spamd >/dev/null || ! command -v spamc >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt_install spamd spamc || echo "spamd/spamc could not be installed: the SpamAssassin tests will be skipped" >&2
+  else
+    echo "spamd/spamc are not installed (not root): the SpamAssassin tests will be skipped" >&2
+  fi
+fi
 echo "services: PostgreSQL and Redis up on 127.0.0.1"

@@ -4,15 +4,18 @@ the DKIM domain. Activation refuses a sequence that fails unless overridden."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from content.preflight import FAIL_SCORE, dkim_aligned, score_content, spamassassin_score
+from content.preflight import FAIL_SCORE, Spamd, dkim_aligned, score_content
+from content.render import TemplateRenderError, render_email
+from content.text import html_to_text
 from delivery.dkim import account_key
+from delivery.mime import Envelope, MessageBuildError, build_message
 from models import Account, Sequence, Template
+from models.base import utcnow
 
 
 @dataclass
@@ -43,10 +46,41 @@ def _versions(config: dict[str, Any], template: Template | None) -> list[tuple[s
     return versions
 
 
-def check_sequence(session: Session, sequence: Sequence, dkim_domain: str | None) -> Preflight:
+# A reader for the sample rendering SpamAssassin sees (content.render's variables).
+SAMPLE_READER = {"subscriber": {"id": 0, "email": "reader@example.com", "first_name": "Alex", "last_name": "Reader",
+                                "timezone": None, "attributes": {}, "tags": []}}
+
+
+def _as_sent(content: dict[str, Any], from_email: str | None, from_name: str | None) -> bytes:
+    """The email as a reader would get it (rendered for a sample reader, with the
+    headers and both parts the send path writes), so SpamAssassin scores what goes
+    out rather than points for headers a bare draft lacks. Content that does not
+    render is scored as written."""
+    unsubscribe = "https://unsubscribe.example.com/u/preflight"
+    try:
+        rendered = render_email(content.get("subject") or "", content.get("html"), content.get("text"),
+                                {**SAMPLE_READER, "unsubscribe_url": unsubscribe})
+        subject, html, text = rendered.subject, rendered.html, rendered.text
+    except TemplateRenderError:
+        subject, html = " ".join((content.get("subject") or "").split()), content.get("html")
+        text = content.get("text") or (html_to_text(html) if html else " ")
+    sender = from_email or "preflight@example.com"
+    try:
+        built = build_message(Envelope(from_email=sender, from_name=from_name, to_email="reader@example.com",
+                                       subject=subject, html=html, text=text, unsubscribe_url=unsubscribe,
+                                       unsubscribe_mailto=f"mailto:{sender}?subject=unsubscribe",
+                                       message_key="preflight"), utcnow())
+    except MessageBuildError:
+        return f"Subject: {subject}\r\n\r\n{text}".encode("utf-8", errors="replace")
+    return built.raw
+
+
+def check_sequence(session: Session, sequence: Sequence, dkim_domain: str | None,
+                   spamd: Spamd = Spamd()) -> Preflight:
     """``dkim_domain`` is the platform key's; an account with its own key is checked
     against that key's domain instead."""
     report = Preflight()
+    account = session.get(Account, sequence.account_id)
     template_ids = {s.config.get("template_id") for s in sequence.steps if s.type == "email"} - {None}
     templates = {t.id: t for t in session.scalars(select(Template).where(
         Template.id.in_(template_ids), Template.account_id == sequence.account_id))}
@@ -55,15 +89,12 @@ def check_sequence(session: Session, sequence: Sequence, dkim_domain: str | None
             continue
         for variant, content in _versions(step.config, templates.get(step.config.get("template_id"))):
             score = score_content(content.get("subject") or "", content.get("html"), content.get("text"))
-            message = EmailMessage()
-            message["Subject"] = (content.get("subject") or "").replace("\n", " ").replace("\r", " ")
-            message.set_content(content.get("text") or " ")
-            assassin = spamassassin_score(message)
+            assassin = spamd.score(_as_sent(content, account.from_email if account else None,
+                                            account.from_name if account else None))
             if assassin is not None and assassin > 0:
                 score.add(round(assassin, 1), "SpamAssassin score")
             report.emails.append({"position": step.position, "variant": variant, "score": round(score.score, 1),
                                   "passed": score.passed, "reasons": score.reasons})
-    account = session.get(Account, sequence.account_id)
     own_key = account_key(account)
     if own_key is not None:
         dkim_domain = own_key.domain  # the account's own key signs its mail, for its domain

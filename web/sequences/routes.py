@@ -12,10 +12,12 @@ from flask.views import MethodView
 from marshmallow import Schema, fields
 from flask_smorest import Blueprint
 from sqlalchemy import Select
+from sqlalchemy.orm import Session
 
+from content.preflight import Spamd
 from models import Sequence, utcnow
 from sequencing import lifecycle
-from sequencing.preflight import check_sequence
+from sequencing.preflight import Preflight, check_sequence
 from web.auth import SECURITY, account_required, current_account_id
 from web.db import get_db
 from web.pagination import SQLPage
@@ -110,8 +112,10 @@ class SequenceById(MethodView):
         session.commit()
 
 
-def _dkim_domain() -> str | None:
-    return current_app.config["ESEQ_SETTINGS"].dkim_domain  # type: ignore[no-any-return]
+def _check(session: Session, sequence: Sequence) -> Preflight:
+    """The pre-flight check with the platform's DKIM domain and spamd."""
+    settings = current_app.config["ESEQ_SETTINGS"]
+    return check_sequence(session, sequence, settings.dkim_domain, Spamd(settings.spamd_host, settings.spamd_port))
 
 
 def _transition(action: str, sequence_id: int, override_preflight: bool = False) -> dict[str, Any]:
@@ -119,7 +123,7 @@ def _transition(action: str, sequence_id: int, override_preflight: bool = False)
     with domain_errors:
         sequence = lifecycle.transition(
             session, current_account_id(), sequence_id, action, utcnow(),
-            preflight=lambda seq: check_sequence(session, seq, _dkim_domain()), override_preflight=override_preflight)
+            preflight=lambda seq: _check(session, seq), override_preflight=override_preflight)
     session.commit()
     return _detail(sequence)
 
@@ -147,7 +151,7 @@ class PreflightReport(MethodView):
         session = get_db()
         with domain_errors:
             sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
-        return check_sequence(session, sequence, _dkim_domain()).as_dict()
+        return _check(session, sequence).as_dict()
 
 
 @blp.route("/<int:sequence_id>/pause")

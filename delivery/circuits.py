@@ -58,6 +58,12 @@ def record_tries(session: Session, tries: list[tuple[Try, datetime]]) -> None:
                 consecutive_failures=0, circuit_state="closed", circuit_opened_at=None, last_success_at=now))
         elif attempt.error.permanent:
             continue  # the recipient was refused: the provider itself is healthy
+        elif attempt.error.throttled:
+            # Healthy, and asking us to slow down: paused, not counted towards its circuit.
+            last_was_success[attempt.provider_id] = False
+            session.execute(update(Provider).where(row).values(
+                last_error=str(attempt.error)[:1000],
+                paused_until=now + timedelta(seconds=attempt.error.retry_after or 0.0)))
         else:
             last_was_success[attempt.provider_id] = False
             failures = Provider.consecutive_failures + 1

@@ -8,6 +8,7 @@ class DeliveryError(Exception):
 
     permanent = False
     in_doubt = False
+    throttled = False  # the provider asks us to slow down: it is healthy, the message is not at fault
     suppresses = False  # the address itself is bad: suppress it (a hard bounce)
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
@@ -17,6 +18,15 @@ class DeliveryError(Exception):
 
 class TransientDeliveryError(DeliveryError):
     """Connection refused, timeout, 4xx: the same message may succeed later."""
+
+
+class ThrottledError(TransientDeliveryError):
+    """The provider is rate-limiting us (429, SES throttling): it is healthy and
+    the message did nothing wrong, so this counts against no circuit, pauses the
+    provider until ``retry_after``, and a message every provider throttled is held
+    without using one of its attempts (delivery.sender.deliver)."""
+
+    throttled = True
 
 
 class UnconfirmedDeliveryError(TransientDeliveryError):

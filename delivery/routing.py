@@ -164,7 +164,8 @@ class Failover:
                 yield Try(route.provider_id, route.name, exc), None
                 if exc.permanent:
                     return
-                self._failures[route] = self._failures.get(route, 0) + 1
+                if not exc.throttled:  # a provider slowing us down is healthy: its pause is enough
+                    self._failures[route] = self._failures.get(route, 0) + 1
                 if exc.retry_after is not None:
                     self._paused[route] = self._now + timedelta(seconds=exc.retry_after)
                 if exc.in_doubt:

@@ -11,6 +11,7 @@ Mailgun v: variables, SES the raw header), so duplicates can be recognised and
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +47,7 @@ SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "ses": ("secret_access_key", "session_token"),
 }
 _BOOLEANS = {"use_tls", "use_ssl"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "smtp": lambda c: SmtpTransport(SmtpConfig(**c)),
@@ -72,6 +74,10 @@ def _check(kind: str, key: str, value: Any) -> None:
             raise ValueError(f"{kind} config 'base_url' must be an http(s) URL")
     elif value is not None and not isinstance(value, str):
         raise ValueError(f"{kind} config '{key}' must be a string")
+    elif isinstance(value, str) and _CONTROL.search(value):
+        # A key pasted with its line break would be refused by the HTTP client
+        # only when sending, in an error quoting the header, key and all.
+        raise ValueError(f"{kind} config '{key}' must not contain line breaks or other control characters")
 
 
 def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from delivery.errors import DeliveryError, TransientDeliveryError, UnconfirmedDeliveryError
+from delivery.errors import DeliveryError, ThrottledError, TransientDeliveryError, UnconfirmedDeliveryError
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -66,6 +66,11 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Resp
     except urllib.error.HTTPError as exc:
         with exc:
             return Response(exc.code, exc.headers, _read(exc))
+    except ValueError:
+        # http.client refusing a header or URL with a control character: its message
+        # quotes the value, which may be an API key, so it is not repeated.
+        raise TransientDeliveryError(f"cannot send to {host}: a header or the URL holds a character HTTP "
+                                     "does not allow; check the provider's settings") from None
     except urllib.error.URLError as exc:  # urllib wraps what fails up to the request's last byte
         raise TransientDeliveryError(f"cannot reach {host}: {_reason(exc.reason)}") from None
     except (OSError, http.client.HTTPException) as exc:  # timeouts while reading, resets, bad status lines
@@ -85,11 +90,20 @@ def _reason(reason: object) -> str:
     return f"{type(reason).__name__}: {text}" if text else type(reason).__name__
 
 
+# How long a provider that throttles us without saying for how long is left alone.
+DEFAULT_THROTTLE_WAIT = 60.0
+
+
 def retry_after(headers: Message, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header, which may be a number or an HTTP date."""
+    """Seconds from a Retry-After header, which may be a number or an HTTP date, or
+    else from X-RateLimit-Reset (an epoch time: SendGrid's rate-limit answer)."""
     value = headers.get("Retry-After")
     if not value:
-        return None
+        reset = headers.get("X-RateLimit-Reset")
+        try:
+            return max(0.0, float(reset) - (now or datetime.now(timezone.utc)).timestamp()) if reset else None
+        except ValueError:
+            return None
     value = value.strip()
     try:
         return max(0.0, float(value))
@@ -111,7 +125,10 @@ def provider_failure(provider: str, response: Response, detail: str = "") -> Del
     why = f": {detail}" if detail else ""
     status = response.status
     if status == 429:
-        return TransientDeliveryError(f"{provider} rate limit (429){why}", retry_after(response.headers))
+        return ThrottledError(f"{provider} rate limit (429){why}", retry_after(response.headers) or DEFAULT_THROTTLE_WAIT)
+    if status == 504:
+        # A gateway gave up waiting for the provider, which may have taken the message.
+        return UnconfirmedDeliveryError(f"{provider} gateway timeout (504){why}: it may have been delivered")
     if status >= 500:
         return TransientDeliveryError(f"{provider} server error ({status}){why}", retry_after(response.headers))
     if status in (401, 403):

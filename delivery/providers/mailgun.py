@@ -8,7 +8,7 @@ header of the delivered copy.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr
 from urllib.parse import quote, urlencode
@@ -20,7 +20,7 @@ from delivery.providers.parts import Parts, split_message
 
 @dataclass(frozen=True)
 class MailgunConfig:
-    api_key: str
+    api_key: str = field(repr=False)
     domain: str
     base_url: str = "https://api.mailgun.net"  # https://api.eu.mailgun.net for EU domains
     timeout: float = http.DEFAULT_TIMEOUT
@@ -42,9 +42,10 @@ def build_fields(parts: Parts, sender: str, recipient: str) -> list[tuple[str, s
 
 
 def _is_about_recipient(message: str) -> bool:
-    # Mailgun's 400s say which parameter is wrong: "'to' parameter is not a valid address".
+    # Mailgun's 400s say which parameter is wrong: "'to' parameter is not a valid
+    # address". "to parameter is missing" is our payload's fault, not the address's.
     text = message.lower()
-    return "'to'" in text or text.startswith("to parameter")
+    return ("'to'" in text or text.startswith("to parameter")) and "valid" in text
 
 
 def classify(response: http.Response) -> DeliveryError:

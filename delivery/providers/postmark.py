@@ -7,12 +7,12 @@ delivery and open webhooks) and as the X-Eseq-Message header of the delivered co
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr
 from typing import Any
 
-from delivery.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from delivery.errors import DeliveryError, PermanentDeliveryError, ThrottledError, TransientDeliveryError
 from delivery.providers import http
 from delivery.providers.parts import Parts, split_message
 
@@ -23,8 +23,10 @@ RATE_LIMITED = 429
 
 @dataclass(frozen=True)
 class PostmarkConfig:
-    server_token: str
-    message_stream: str = "outbound"  # a broadcast stream for marketing sequences, per Postmark's policy
+    server_token: str = field(repr=False)
+    # Postmark's default transactional stream. Postmark's policy puts marketing
+    # (newsletters, drip sequences) on a Broadcast stream: set its ID here for that.
+    message_stream: str = "outbound"
     base_url: str = "https://api.postmarkapp.com"
     timeout: float = http.DEFAULT_TIMEOUT
     name: str = "postmark"
@@ -57,7 +59,8 @@ def classify(response: http.Response) -> DeliveryError:
     if code == INVALID_EMAIL_REQUEST and "'To'" in str(answer.get("Message", "")):
         return PermanentDeliveryError(f"Postmark refused the recipient: {detail}")
     if code == RATE_LIMITED:
-        return TransientDeliveryError(f"Postmark rate limit: {detail}", http.retry_after(response.headers))
+        return ThrottledError(f"Postmark rate limit: {detail}",
+                              http.retry_after(response.headers) or http.DEFAULT_THROTTLE_WAIT)
     # Unverified sender signature, account pending or not allowed to send, a
     # malformed request: about us, not the recipient.
     return TransientDeliveryError(f"Postmark rejected the request ({response.status}): {detail}")

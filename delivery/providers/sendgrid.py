@@ -8,18 +8,19 @@ X-Eseq-Message header of the delivered copy.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
-from delivery.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from delivery.errors import DeliveryError, PermanentDeliveryError, RejectedMessageError, TransientDeliveryError
 from delivery.providers import http
 from delivery.providers.parts import Parts, split_message
 
 
 @dataclass(frozen=True)
 class SendgridConfig:
-    api_key: str
+    api_key: str = field(repr=False)
     base_url: str = "https://api.sendgrid.com"
     timeout: float = http.DEFAULT_TIMEOUT
     name: str = "sendgrid"
@@ -40,9 +41,13 @@ def build_payload(parts: Parts, sender: str, recipient: str) -> dict[str, Any]:
     }
 
 
+# An error about one address of the "to" array (personalizations.0.to.0.email), not
+# about the array itself ("the to array is required...": our payload's fault).
+_RECIPIENT_FIELD = re.compile(r"personalizations\.\d+\.to\.\d+(\.email)?")
+
+
 def _is_about_recipient(error: dict[str, Any]) -> bool:
-    field = str(error.get("field") or "")
-    return field.startswith("personalizations.") and ".to" in field
+    return bool(_RECIPIENT_FIELD.fullmatch(str(error.get("field") or "")))
 
 
 def classify(response: http.Response) -> DeliveryError:
@@ -53,6 +58,8 @@ def classify(response: http.Response) -> DeliveryError:
         return failure
     if response.status == 400 and errors and all(_is_about_recipient(e) for e in errors):
         return PermanentDeliveryError(f"SendGrid refused the recipient: {detail}")
+    if response.status == 413:
+        return RejectedMessageError(f"SendGrid refused the message as too large: {detail}")
     # Any other 4xx is about our payload or account (unverified sender, size):
     # suppressing the recipient would punish them for it.
     return TransientDeliveryError(f"SendGrid rejected the request ({response.status}): {detail}")

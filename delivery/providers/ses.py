@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
-from delivery.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from delivery.errors import (DeliveryError, PermanentDeliveryError, RejectedMessageError, ThrottledError,
+                             TransientDeliveryError)
 from delivery.providers import http, sigv4
 
 THROTTLED = {"TooManyRequestsException", "ThrottlingException", "Throttling", "LimitExceededException"}
@@ -58,20 +59,36 @@ def error_code(response: http.Response) -> str:
     return str(raw).split(":", 1)[0].rsplit("#", 1)[-1]
 
 
+# MessageRejected texts about the address (on SES's suppression list, not an
+# address at all), and about our SES account rather than the message or the address.
+ADDRESS_TROUBLE = ("address blacklisted", "illegal address")
+ACCOUNT_TROUBLE = ("not verified", "suspended", "paused", "quota", "sending rate")
+DAILY_QUOTA_WAIT = 600.0  # AWS: wait, then retry; a message held this long costs no attempt
+
+
 def classify(response: http.Response) -> DeliveryError:
     answer = response.json()
     code = error_code(response)
-    detail = f"{code or response.status}: {answer.get('message') or answer.get('Message') or response.text()}"
+    # The first line only: a signature error goes on to quote the canonical
+    # request, session token included.
+    said = str(answer.get("message") or answer.get("Message") or response.text()).split("\n", 1)[0][:300]
+    detail = f"{code or response.status}: {said}"
+    lowered = said.lower()
     if code in THROTTLED:  # sending-rate and quota limits, whatever status they came with
-        return TransientDeliveryError(f"SES throttled the send: {detail}", http.retry_after(response.headers))
+        wait = http.retry_after(response.headers) or (DAILY_QUOTA_WAIT if "quota" in lowered else 1.0)
+        return ThrottledError(f"SES throttled the send: {detail}", wait)
     failure = http.provider_failure("SES", response, detail)
     if failure is not None:
         return failure
-    if code == "MessageRejected" and "not verified" not in detail.lower():
-        return PermanentDeliveryError(f"SES rejected the message: {detail}")
-    # "Email address is not verified" (our identity, or the sandbox),
-    # MailFromDomainNotVerified, SendingPaused, AccountSuspended, a missing
-    # configuration set: all about our account, so failover moves on.
+    if code == "MessageRejected":
+        if any(trouble in lowered for trouble in ADDRESS_TROUBLE):
+            return PermanentDeliveryError(f"SES refused the recipient: {detail}")
+        if not any(trouble in lowered for trouble in ACCOUNT_TROUBLE):
+            # Content SES will not send (size, headers, a virus): this message, not the address.
+            return RejectedMessageError(f"SES rejected the message: {detail}")
+    # Unverified identity (or the sandbox), a suspended or paused account,
+    # MailFromDomainNotVerified, a missing configuration set: all about our
+    # account, so failover moves on and no recipient is blamed.
     return TransientDeliveryError(f"SES refused the request ({response.status}): {detail}")
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from delivery.providers import CONFIG_FIELDS, REQUIRED_FIELDS, SECRET_FIELDS, build_transport
+from delivery.errors import TransientDeliveryError
+from delivery.providers import CONFIG_FIELDS, REQUIRED_FIELDS, SECRET_FIELDS, build_transport, http
 from delivery.providers.mailgun import MailgunTransport
 from delivery.providers.postmark import PostmarkTransport
 from delivery.providers.sendgrid import SendgridTransport
@@ -62,6 +63,21 @@ def test_an_unknown_kind_is_refused():
 def test_a_value_of_the_wrong_type_is_named(kind, key, value):
     with pytest.raises(ValueError, match=f"'{key}'"):
         build_transport(kind, {**COMPLETE[kind], key: value}, "p")
+
+
+@pytest.mark.parametrize("kind, key", [("sendgrid", "api_key"), ("postmark", "server_token"), ("smtp", "host")])
+def test_a_value_with_a_line_break_is_refused_without_repeating_it(kind, key):
+    with pytest.raises(ValueError, match=f"'{key}' must not contain line breaks") as caught:
+        build_transport(kind, {**COMPLETE[kind], key: "SG.pasted-key\n"}, "p")
+    assert "pasted-key" not in str(caught.value)
+
+
+def test_a_header_http_refuses_is_reported_without_its_value(provider):
+    # A row stored before the check above: the HTTP client refuses the header and
+    # its error quotes it.
+    with pytest.raises(TransientDeliveryError) as caught:
+        http.post(provider.base_url + "/v3/mail/send", b"{}", {"Authorization": "Bearer SG.pasted-key\n"}, 5)
+    assert "pasted-key" not in str(caught.value) and "character" in str(caught.value)
 
 
 def test_errors_never_repeat_a_secret_value():

@@ -58,10 +58,13 @@ def test_a_400_about_the_to_address_is_permanent(provider, message):
         send(provider.base_url, message)
 
 
-def test_a_400_about_our_from_address_is_not_blamed_on_the_recipient(provider, message):
-    provider.answer(400, '{"message":"\'from\' parameter is not a valid address. please check documentation"}')
-    with pytest.raises(TransientDeliveryError):
+@pytest.mark.parametrize("said", ["'from' parameter is not a valid address. please check documentation",
+                                  "to parameter is missing"])
+def test_a_400_about_our_payload_is_not_blamed_on_the_recipient(provider, message, said):
+    provider.answer(400, json.dumps({"message": said}))
+    with pytest.raises(TransientDeliveryError) as caught:
         send(provider.base_url, message)
+    assert not caught.value.permanent
 
 
 def test_an_unknown_domain_is_transient(provider, message):

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
-from delivery.errors import PermanentDeliveryError, TransientDeliveryError, UnconfirmedDeliveryError
+from delivery.errors import (PermanentDeliveryError, RejectedMessageError, ThrottledError, TransientDeliveryError,
+                             UnconfirmedDeliveryError)
 from delivery.providers.sendgrid import SendgridConfig, SendgridTransport
 from tests.adapters.conftest import KEY
 
@@ -41,11 +43,39 @@ def test_a_202_without_x_message_id_is_still_accepted_under_our_message_id(provi
     assert transport(provider.base_url).send(message, "alice@news.example", "bob@example.org") == message["Message-ID"]
 
 
-def test_a_429_is_transient_with_retry_after(provider, message):
+def test_a_429_is_a_throttle_with_retry_after(provider, message):
     provider.answer(429, '{"errors":[{"field":null,"message":"too many requests"}]}', {"Retry-After": "30"})
-    with pytest.raises(TransientDeliveryError) as caught:
+    with pytest.raises(ThrottledError) as caught:
         transport(provider.base_url).send(message, "alice@news.example", "bob@example.org")
     assert caught.value.retry_after == 30
+
+
+def test_a_429_without_retry_after_waits_for_sendgrids_rate_limit_reset(provider, message):
+    reset = int(time.time()) + 40  # SendGrid documents X-RateLimit-Reset, an epoch time
+    provider.answer(429, '{"errors":[{"field":null,"message":"too many requests"}]}', {"X-RateLimit-Reset": str(reset)})
+    with pytest.raises(ThrottledError) as caught:
+        transport(provider.base_url).send(message, "alice@news.example", "bob@example.org")
+    assert 30 < caught.value.retry_after <= 40
+
+
+def test_a_429_that_says_nothing_still_pauses_the_provider(provider, message):
+    provider.answer(429, '{"errors":[{"field":null,"message":"too many requests"}]}')
+    with pytest.raises(ThrottledError) as caught:
+        transport(provider.base_url).send(message, "alice@news.example", "bob@example.org")
+    assert caught.value.retry_after == 60
+
+
+def test_a_gateway_timeout_leaves_the_message_in_doubt(provider, message):
+    provider.answer(504, "<html>gateway timeout</html>")
+    with pytest.raises(UnconfirmedDeliveryError):
+        transport(provider.base_url).send(message, "alice@news.example", "bob@example.org")
+
+
+def test_a_message_too_large_fails_without_blaming_the_recipient(provider, message):
+    provider.answer(413, '{"errors":[{"field":null,"message":"payload too large"}]}')
+    with pytest.raises(RejectedMessageError) as caught:
+        transport(provider.base_url).send(message, "alice@news.example", "bob@example.org")
+    assert not caught.value.suppresses
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
@@ -62,9 +92,13 @@ def test_a_400_about_the_recipient_address_is_permanent(provider, message):
         transport(provider.base_url).send(message, "alice@news.example", "bob@example.org")
 
 
-def test_a_400_about_our_payload_is_not_blamed_on_the_recipient(provider, message):
-    provider.answer(400, json.dumps({"errors": [{"message": "The from email does not contain a valid address.",
-                                                 "field": "from.email"}]}))
+@pytest.mark.parametrize("error", [
+    {"message": "The from email does not contain a valid address.", "field": "from.email"},
+    {"message": "The to array is required for all personalization objects, and must have at least one email "
+                "object with a valid email address.", "field": "personalizations.0.to"},
+])
+def test_a_400_about_our_payload_is_not_blamed_on_the_recipient(provider, message, error):
+    provider.answer(400, json.dumps({"errors": [error]}))
     with pytest.raises(TransientDeliveryError):
         transport(provider.base_url).send(message, "alice@news.example", "bob@example.org")
 

@@ -13,7 +13,8 @@ from email import message_from_bytes, policy
 
 import pytest
 
-from delivery.errors import PermanentDeliveryError, TransientDeliveryError, UnconfirmedDeliveryError
+from delivery.errors import (DeliveryError, PermanentDeliveryError, RejectedMessageError, ThrottledError,
+                             TransientDeliveryError, UnconfirmedDeliveryError)
 from delivery.providers import sigv4
 from delivery.providers.ses import SesConfig, SesTransport
 from tests.adapters.conftest import KEY
@@ -143,11 +144,39 @@ def test_a_server_error_is_transient(provider, message, status):
         send(provider.base_url, message)
 
 
-def test_a_rejected_message_is_permanent(provider, message):
-    provider.answer(400, '{"message":"Message rejected: Illegal address"}',
+@pytest.mark.parametrize("text, expected, suppresses", [
+    ("Message rejected: Illegal address", PermanentDeliveryError, True),
+    ("Address blacklisted.", PermanentDeliveryError, True),  # on SES's suppression list
+    ("Message length is more than 10485760 bytes long: '10485761'.", RejectedMessageError, False),
+    ("Duplicate header 'Message-ID'.", RejectedMessageError, False),
+    ("Sending suspended for this account. For more information, please check the inbox of the email address "
+     "associated with your AWS account.", TransientDeliveryError, False),  # our account: never the reader's fault
+    ("Sending paused for this account.", TransientDeliveryError, False),
+])
+def test_a_rejected_message_suppresses_only_when_ses_names_the_address(provider, message, text, expected, suppresses):
+    provider.answer(400, json.dumps({"message": text}),
                     {"X-Amzn-ErrorType": "MessageRejected:http://internal.amazon.com/coral/com.amazonaws.sesv2/"})
-    with pytest.raises(PermanentDeliveryError, match="Illegal address"):
+    with pytest.raises(DeliveryError) as caught:
         send(provider.base_url, message)
+    assert type(caught.value) is expected and caught.value.suppresses is suppresses
+
+
+@pytest.mark.parametrize("text, wait", [("Maximum sending rate exceeded.", 1.0), ("Daily message quota exceeded.", 600.0)])
+def test_throttling_without_retry_after_pauses_for_a_while_the_limit_suggests(provider, message, text, wait):
+    provider.answer(400, json.dumps({"__type": "ThrottlingException", "message": text}))
+    with pytest.raises(ThrottledError) as caught:
+        send(provider.base_url, message)
+    assert caught.value.retry_after == wait
+
+
+def test_a_signature_error_keeps_only_its_first_line(provider, message):
+    # AWS goes on to quote the canonical request, session token included.
+    said = ("The request signature we calculated does not match the signature you provided.\n\nThe Canonical String "
+            "for this request should have been\n'POST\n/v2/email/outbound-emails\n\nx-amz-security-token:FQoG-token'")
+    provider.answer(403, json.dumps({"message": said}), {"X-Amzn-ErrorType": "InvalidSignatureException"})
+    with pytest.raises(TransientDeliveryError) as caught:
+        send(provider.base_url, message)
+    assert "signature we calculated" in str(caught.value) and "FQoG-token" not in str(caught.value)
 
 
 @pytest.mark.parametrize("code, text", [

@@ -160,12 +160,16 @@ def test_a_provider_answering_429_is_not_called_before_retry_after_and_nothing_f
             pid = p.id
         server.answer(429, '{"errors":[{"message":"too many requests"}]}', {"Retry-After": "120"})
         start = utcnow()
-        # The 429 costs its message an attempt; the two after it are held untried.
-        assert send_in_process(ids, at=start) == {"deferred": 1, "held": 2}
+        # The 429's message is held like the two after it (held untried): being
+        # throttled is not the message's failure, so none uses up an attempt.
+        assert send_in_process(ids, at=start) == {"held": 3}
         assert len(server.requests) == 1, "paused for the rest of the batch after the 429"
-        assert provider(pid).paused_until == start + timedelta(seconds=120)
+        sg = provider(pid)
+        assert sg.paused_until == start + timedelta(seconds=120)
+        assert (sg.consecutive_failures, sg.circuit_state) == (0, "closed"), "a throttle is not a failure"
         with db.session_scope() as s:
-            assert all(m.retry_at >= start + timedelta(seconds=60) for m in s.scalars(select(Message)))
+            held = list(s.scalars(select(Message)))
+            assert all(m.retry_at >= start + timedelta(seconds=60) and m.attempts == 0 for m in held)
         server.answer(202, "", {"X-Message-Id": "sg-1"})
         assert send_in_process(ids, at=start + timedelta(seconds=119)) == {}
         assert len(server.requests) == 1, "not called before Retry-After"

@@ -26,6 +26,7 @@ over, and waits the same way at its retry.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -49,6 +50,9 @@ from delivery.tracking import Tracker
 from delivery.unsubscribe import bounce_by_message
 from models import Account, Sequence, Step, Subscriber, Suppression, Template
 from models.base import utcnow
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -194,6 +198,13 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
                 sign_message(email, dkim_key)
         except (TemplateRenderError, MessageBuildError) as exc:
             outbox.mark_failed(session, message.id, f"cannot render: {exc}", now)
+            continue
+        except Exception as exc:  # noqa: BLE001 - any other failure of one email must not sink its batch
+            # (a lone surrogate the template produced fails the encoding, say): it
+            # would roll back the whole claim, and the sweep would hand the same
+            # batch, attempts uncounted, to a worker again and again.
+            log.warning("email cannot be built", extra={"message_id": message.id, "error": type(exc).__name__})
+            outbox.mark_failed(session, message.id, f"cannot build this email: {type(exc).__name__}: {exc}"[:500], now)
             continue
         outgoing.append(Outgoing(message.id, message.account_id, message.subscriber_id, message.attempts,
                                  message.idempotency_key,

@@ -187,3 +187,16 @@ def test_a_message_that_kills_its_worker_every_time_fails_after_bounded_attempts
         assert failed.status == "failed" and failed.error.startswith(f"abandoned after {MAX_ATTEMPTS} attempts")
     assert smtp.handler.to("user0@example.test") == []
     assert len(smtp.handler.received) == 2
+
+
+def test_an_email_that_cannot_be_built_fails_alone_and_the_rest_of_its_batch_goes_out(smtp):
+    # The template is valid, but what it renders (a lone surrogate) cannot be
+    # encoded: before, that error rolled back the batch's claim, and the sweep
+    # handed the same batch out again and again with no attempt counted.
+    good = queue_emails(2)
+    [bad] = queue_emails(1, [{**STEP, "html": '<p>{{ "\\ud800" }}</p>'}])
+    assert send_in_process(good + [bad]) == {"sent": 2}
+    with db.session_scope() as s:
+        failed = s.get(Message, bad)
+        assert failed.status == "failed" and "cannot build this email" in failed.error
+    assert len(smtp.handler.received) == 2

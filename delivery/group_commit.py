@@ -92,8 +92,14 @@ class GroupCommit(Generic[Item, Result]):
             results = self._write([s.item for s in group])
         except Exception as exc:
             if len(group) > 1:
-                for slot in group:  # alone, so only the item at fault fails
-                    self._run([slot])
+                for index, slot in enumerate(group):  # alone, so only the item at fault fails
+                    try:
+                        self._run([slot])
+                    except BaseException as stop:  # SystemExit while rewriting: the rest must hear of it too
+                        for rest in group[index + 1:]:
+                            rest.error = stop
+                        self._finish(group[index + 1:])
+                        raise
                 return
             group[0].error = exc
         except BaseException as exc:  # KeyboardInterrupt, SystemExit: every waiter must hear of it

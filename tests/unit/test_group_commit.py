@@ -89,3 +89,47 @@ def test_the_error_reaches_only_its_own_caller_when_alone() -> None:
     with pytest.raises(ValueError):
         group.submit(-1)
     assert group.submit(2) == "ok:2"
+
+
+def test_a_shutdown_while_rewriting_one_by_one_reaches_every_waiter() -> None:
+    # The group fails, its items are rewritten alone, and the worker is told to
+    # stop on one of them: the items after it were never written, and their
+    # threads must be told so rather than wait for ever.
+    leading, queued = threading.Event(), threading.Event()
+
+    def write(items: list[str]) -> list[str]:
+        if items == ["lead"]:
+            leading.set()
+            queued.wait(5)  # hold the lead while the others queue up
+            return ["ok"]
+        if len(items) > 1:
+            raise RuntimeError("the group's transaction failed")
+        if items == ["b"]:
+            raise SystemExit("worker shutting down")
+        return ["ok"]
+
+    group = GroupCommit(write)
+    outcomes: dict[str, str] = {}
+
+    def submit(item: str) -> None:
+        try:
+            outcomes[item] = group.submit(item)
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertions
+            outcomes[item] = type(exc).__name__
+
+    threads = [threading.Thread(target=submit, args=("lead",))]
+    threads[0].start()
+    assert leading.wait(5)
+    for item in "abcd":
+        threads.append(threading.Thread(target=submit, args=(item,), daemon=True))
+        threads[-1].start()
+    wait_until = time.monotonic() + 5
+    while len(group._pending) < 4 and time.monotonic() < wait_until:  # all four queued behind the lead
+        time.sleep(0.01)
+    queued.set()
+    for thread in threads:
+        thread.join(5)
+    assert not any(t.is_alive() for t in threads), "a waiter was never woken"
+    # "a" leads the rewrite, so the shutdown raised while writing "b" surfaces in
+    # its thread; "c" and "d" were never written and hear of it too.
+    assert outcomes == {"lead": "ok", "a": "SystemExit", "b": "SystemExit", "c": "SystemExit", "d": "SystemExit"}

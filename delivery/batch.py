@@ -57,9 +57,10 @@ def send_batch(message_ids: list[int], s: Settings, record_outcome: Callable[[Ou
     resulting status (``held`` for messages put back before any attempt).
     ``clock`` lets tests move time."""
     now = clock()
+    lease = timedelta(seconds=s.lease_seconds)
     with session_scope() as session:
         outgoing = prepare(session, message_ids, now, Tracker(s.secret_key, s.public_base_url), sender_identity(s),
-                           lease=timedelta(seconds=s.lease_seconds))
+                           lease=lease)
         routes = load_routes(session, {o.account_id for o in outgoing}, default_route(s)) if outgoing else {}
         ready = hold_in_doubt(session, outgoing, routes, now, timedelta(seconds=s.reconcile_seconds),
                               s.provider_webhooks)
@@ -72,7 +73,7 @@ def send_batch(message_ids: list[int], s: Settings, record_outcome: Callable[[Ou
     gates: list[Gate] = [warming] if warming is not None else []
     failover = Failover(build_transport, now, gates + [Pacer(reserve_sends_now, clock_running)])
     try:
-        for outcome in deliver(ready, failover, routes, clock=clock):
+        for outcome in deliver(ready, failover, routes, clock=clock, lease=lease):
             status = record_outcome(outcome)
             counts[status] = counts.get(status, 0) + 1
     finally:

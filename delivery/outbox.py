@@ -26,6 +26,10 @@ from models.bulk import id_array
 from sequencing.claims import OutboxRedispatch
 
 SEND_LEASE = timedelta(minutes=5)
+# What recording an outcome reports when the claim no longer held its row: the
+# lease ran out and the sweep gave the message to another worker, whose record
+# stands.
+SUPERSEDED = "superseded"
 DISPATCH_LEASE = timedelta(seconds=60)
 # A message whose send crashed its worker this many times is failed, so one poison
 # message cannot take a worker down forever.
@@ -89,8 +93,14 @@ def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
 
 
 
-def _owned(message_id: int):  # type: ignore[no-untyped-def]
-    return and_(_COLUMNS.id == message_id, _COLUMNS.status == "sending")
+def _owned(message_id: int, claim: datetime | None = None):  # type: ignore[no-untyped-def]
+    """The row while this worker's claim holds it. ``claim`` is the lease the claim
+    set (``claimed_until``): once a lease runs out the sweep may hand the row to
+    another worker, whose claim sets another, so a late outcome of the first
+    cannot land on the second's row. Without it (inside the claim's own
+    transaction), any ``sending`` row."""
+    owned = and_(_COLUMNS.id == message_id, _COLUMNS.status == "sending")
+    return owned if claim is None else and_(owned, _COLUMNS.claimed_until == claim)
 
 
 def sent_event_key(message_id: int) -> str:
@@ -108,6 +118,7 @@ class Accepted:
     provider: str
     provider_message_id: str
     at: datetime
+    claim: datetime | None = None  # the claim's lease (see _owned)
 
 
 # PostgreSQL: the rows marked and their events in one statement (one round trip, and
@@ -117,55 +128,66 @@ class Accepted:
 # models.bulk.id_array).
 _MARK_SENT_PG = text("""
     WITH v AS (SELECT * FROM json_to_recordset(CAST(:rows AS json))
-               AS v(id integer, provider varchar, provider_message_id varchar, at timestamptz, dedup_key varchar)),
+               AS v(id integer, provider varchar, provider_message_id varchar, at timestamptz, dedup_key varchar,
+                    claim timestamptz)),
     sent AS (
         UPDATE messages SET status = 'sent', provider = v.provider, provider_message_id = v.provider_message_id,
             sent_at = v.at, updated_at = v.at, error = NULL, claimed_until = NULL, retry_at = NULL
         FROM v WHERE messages.id = ANY(CAST(:ids AS bigint[])) AND messages.id = v.id AND messages.status = 'sending'
-        RETURNING messages.id, messages.account_id, messages.subscriber_id, v.at, v.dedup_key)
-    INSERT INTO events (account_id, subscriber_id, message_id, name, dedup_key, source, properties,
-                        occurred_at, created_at)
-    SELECT account_id, subscriber_id, id, 'sent', dedup_key, 'platform', '{}', at, at FROM sent
-    ON CONFLICT DO NOTHING""")
+            AND (v.claim IS NULL OR messages.claimed_until = v.claim)
+        RETURNING messages.id, messages.account_id, messages.subscriber_id, v.at, v.dedup_key),
+    events AS (
+        INSERT INTO events (account_id, subscriber_id, message_id, name, dedup_key, source, properties,
+                            occurred_at, created_at)
+        SELECT account_id, subscriber_id, id, 'sent', dedup_key, 'platform', '{}', at, at FROM sent
+        ON CONFLICT DO NOTHING)
+    SELECT id FROM sent""")
 
 
-def mark_sent(session: Session, accepted: list[Accepted]) -> None:
+def mark_sent(session: Session, accepted: list[Accepted]) -> set[int]:
     """Record the providers' acceptances, each with its ``sent`` event (keyed by
-    the message, so a replay adds none), for the rows we still own."""
+    the message, so a replay adds none), for the rows we still own; returns
+    their ids."""
     if not accepted:
-        return
+        return set()
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         rows = [{"id": a.message_id, "provider": a.provider, "provider_message_id": a.provider_message_id,
-                 "at": a.at.isoformat(), "dedup_key": sent_event_key(a.message_id)} for a in accepted]
-        connection.execute(_MARK_SENT_PG, {"rows": json.dumps(rows), "ids": id_array([a.message_id for a in accepted])})
-        return
+                 "at": a.at.isoformat(), "dedup_key": sent_event_key(a.message_id),
+                 "claim": a.claim.isoformat() if a.claim else None} for a in accepted]
+        return set(connection.execute(_MARK_SENT_PG, {"rows": json.dumps(rows),
+                                                      "ids": id_array([a.message_id for a in accepted])}).scalars())
+    recorded = set()
     for a in accepted:  # the embedded SQLite default: one row at a time is plenty
-        owned = connection.execute(update(MESSAGES).where(_owned(a.message_id)).values(
+        owned = connection.execute(update(MESSAGES).where(_owned(a.message_id, a.claim)).values(
             status="sent", provider=a.provider, provider_message_id=a.provider_message_id, sent_at=a.at,
             updated_at=a.at, error=None, claimed_until=None, retry_at=None)).rowcount
         if owned:
+            recorded.add(a.message_id)
             record_event(session, account_id=a.account_id, subscriber_id=a.subscriber_id, name="sent", now=a.at,
                          message_id=a.message_id, source="platform", dedup_key=sent_event_key(a.message_id))
+    return recorded
 
 
 def mark_deferred(session: Session, message_id: int, attempts: int, error: str, now: datetime,
-                  retry_after: float | None = None, provider: str | None = None, in_doubt: bool = False) -> str:
+                  retry_after: float | None = None, provider: str | None = None, in_doubt: bool = False,
+                  claim: datetime | None = None) -> str:
     """Defer for a retry, or fail once the attempts are used up. Returns the new
-    status. ``in_doubt``: the provider may have taken it (its answer was lost), so
-    the retry first waits for its events (sender.hold_in_doubt)."""
+    status ("superseded" when ``claim`` no longer holds the row). ``in_doubt``:
+    the provider may have taken it (its answer was lost), so the retry first waits
+    for its events (sender.hold_in_doubt)."""
     if attempts >= MAX_ATTEMPTS:
-        mark_failed(session, message_id, f"gave up after {attempts} attempts: {error}", now, provider)
-        return "failed"
+        owned = mark_failed(session, message_id, f"gave up after {attempts} attempts: {error}", now, provider, claim)
+        return "failed" if owned else SUPERSEDED
     delay = backoff(attempts)
     if retry_after is not None:
         delay = max(delay, timedelta(seconds=retry_after))
-    session.execute(
-        update(MESSAGES).where(_owned(message_id)).values(
+    moved = session.execute(
+        update(MESSAGES).where(_owned(message_id, claim)).values(
             status="deferred", retry_at=now + delay, error=error[:2000], claimed_until=now + delay,
             provider=provider, updated_at=now, **({"in_doubt_since": now} if in_doubt else {})),
-    )
-    return "deferred"
+    ).rowcount  # type: ignore[attr-defined]
+    return "deferred" if moved else SUPERSEDED
 
 
 def reconcile_sent(session: Session, message_id: int, provider: str, provider_message_id: str | None,
@@ -188,23 +210,27 @@ def reconcile_sent(session: Session, message_id: int, provider: str, provider_me
     return True
 
 
-def mark_held(session: Session, message_id: int, reason: str, now: datetime, retry_after: float) -> None:
+def mark_held(session: Session, message_id: int, reason: str, now: datetime, retry_after: float,
+              claim: datetime | None = None) -> bool:
     """Put a claimed message back untried until ``now + retry_after``: a limit held
     it (rate, warming cap, no provider open), so the claim's attempt is returned and
     waiting can never use up its attempts."""
     until = now + timedelta(seconds=retry_after)
-    session.execute(
-        update(MESSAGES).where(_owned(message_id)).values(
+    return bool(session.execute(
+        update(MESSAGES).where(_owned(message_id, claim)).values(
             status="deferred", retry_at=until, claimed_until=until, error=reason[:2000],
             attempts=_COLUMNS.attempts - 1, updated_at=now),
-    )
+    ).rowcount)  # type: ignore[attr-defined]
 
 
-def mark_failed(session: Session, message_id: int, error: str, now: datetime, provider: str | None = None) -> None:
-    session.execute(
-        update(MESSAGES).where(_COLUMNS.id == message_id, _COLUMNS.status.in_(("sending", "queued", "deferred"))).values(
-            status="failed", error=error[:2000], claimed_until=None, retry_at=None, provider=provider, updated_at=now),
-    )
+def mark_failed(session: Session, message_id: int, error: str, now: datetime, provider: str | None = None,
+                claim: datetime | None = None) -> bool:
+    """Fail the message: the row ``claim`` holds, or without one any row not yet settled."""
+    where = (_owned(message_id, claim) if claim is not None
+             else and_(_COLUMNS.id == message_id, _COLUMNS.status.in_(("sending", "queued", "deferred"))))
+    return bool(session.execute(update(MESSAGES).where(where).values(
+        status="failed", error=error[:2000], claimed_until=None, retry_at=None, provider=provider, updated_at=now),
+    ).rowcount)  # type: ignore[attr-defined]
 
 
 def mark_suppressed(session: Session, message_id: int, reason: str, now: datetime) -> None:

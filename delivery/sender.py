@@ -46,6 +46,9 @@ from delivery.dkim import DkimKey, account_key, sign_message
 from delivery.errors import DeliveryError, HeldError, TransientDeliveryError, UnconfirmedDeliveryError
 from delivery.routing import Failover, Route, Try
 from delivery.mime import Envelope, MessageBuildError, build_message
+from delivery.pacing import MAX_WAIT_SECONDS
+from delivery.providers.http import DEFAULT_TIMEOUT as HTTP_TIMEOUT
+from delivery.smtp import SmtpConfig
 from delivery.tracking import Tracker
 from delivery.unsubscribe import bounce_by_message
 from models import Account, Sequence, Step, Subscriber, Suppression, Template
@@ -80,6 +83,7 @@ class Outcome:
     error: DeliveryError | None = None
     tries: list[Try] = field(default_factory=list)
     at: datetime = field(default_factory=utcnow)  # when it happened, on the batch's (injectable) clock
+    claim: datetime | None = None  # the claim's lease: the record lands only while it still holds the row
 
 
 @dataclass(frozen=True)
@@ -240,15 +244,37 @@ def hold_in_doubt(session: Session, outgoing: list[Outgoing], routes: dict[int, 
     return ready
 
 
+SMTP_TIMEOUT = SmtpConfig.timeout
+
+
+def send_budget(routes: list[Route], cap: timedelta) -> timedelta:
+    """The longest sending one message through ``routes`` may take: each provider's
+    timeout (twice over SMTP, whose envelope and content each wait for an answer)
+    plus the rate limiter's longest wait, at most ``cap``."""
+    seconds = MAX_WAIT_SECONDS
+    for route in routes:
+        timeout = route.config.get("timeout") or (SMTP_TIMEOUT if route.kind == "smtp" else HTTP_TIMEOUT)
+        seconds += float(timeout) * (2 if route.kind == "smtp" else 1)
+    return min(timedelta(seconds=seconds), cap)
+
+
 def deliver(outgoing: list[Outgoing], failover: Failover, routes: dict[int, list[Route]],
-            clock: Callable[[], datetime] = utcnow) -> Iterator[Outcome]:
+            clock: Callable[[], datetime] = utcnow, lease: timedelta = outbox.SEND_LEASE) -> Iterator[Outcome]:
     """Send each message through its account's providers, yielding its outcome at
     once so the caller records it before the next send; one failure never stops
-    the batch. A message whose lease ran out while the batch was slow is skipped:
-    the tick may already have handed it to another worker, and sending it here
-    too would be a duplicate. It stays ``sending`` and is picked up again."""
+    the batch.
+
+    A message is sent only while its claim will outlast the send: once less of
+    its lease is left than sending could take (``send_budget``, at most half the
+    lease), the sweep could hand it to another worker mid-send, and both would
+    send it. Such a message is put back untried (held, at no cost in attempts) for
+    the next batch."""
+    budgets = {account_id: send_budget(account_routes, lease / 2) for account_id, account_routes in routes.items()}
     for item in outgoing:
-        if clock() >= item.lease_until:
+        if clock() + budgets.get(item.account_id, timedelta(0)) >= item.lease_until:
+            yield Outcome(item.message_id, item.account_id, item.subscriber_id, item.attempts, "none",
+                          error=HeldError("its claim ran short before it could be sent", retry_after=1.0),
+                          at=clock(), claim=item.lease_until)
             continue
         tries: list[Try] = []
         accepted_id: str | None = None
@@ -259,7 +285,7 @@ def deliver(outgoing: list[Outgoing], failover: Failover, routes: dict[int, list
         last = tries[-1] if tries else Try(None, "none", TransientDeliveryError("no provider configured"))
         if last.error is None:
             yield Outcome(item.message_id, item.account_id, item.subscriber_id, item.attempts, last.provider,
-                          provider_message_id=accepted_id, tries=tries, at=clock())
+                          provider_message_id=accepted_id, tries=tries, at=clock(), claim=item.lease_until)
             continue
         errors = [t.error for t in tries if t.error is not None]
         hints = [e.retry_after for e in errors if e.retry_after is not None]
@@ -274,11 +300,12 @@ def deliver(outgoing: list[Outgoing], failover: Failover, routes: dict[int, list
             kind = UnconfirmedDeliveryError if error.in_doubt else TransientDeliveryError
             error = kind(summary, retry_after=min(hints) if hints else None)
         yield Outcome(item.message_id, item.account_id, item.subscriber_id, item.attempts, last.provider,
-                      error=error, tries=tries, at=clock())
+                      error=error, tries=tries, at=clock(), claim=item.lease_until)
 
 
 def record(session: Session, outcomes: list[Outcome]) -> list[str]:
-    """Write each outcome at its own time; returns the resulting status of each.
+    """Write each outcome at its own time; returns the resulting status of each
+    (``superseded`` when the claim no longer held the row: see outbox._owned).
 
     Acceptances, the common case, are written together, rows and ``sent`` events
     in one statement (outbox.mark_sent); a refusal or a deferral is rare and
@@ -287,25 +314,30 @@ def record(session: Session, outcomes: list[Outcome]) -> list[str]:
     accepted: list[outbox.Accepted] = []
     record_tries(session, [(t, o.at) for o in outcomes for t in o.tries])
     for outcome in outcomes:
-        now = outcome.at
+        now, claim = outcome.at, outcome.claim
         if outcome.error is None:
             accepted.append(outbox.Accepted(outcome.message_id, outcome.account_id, outcome.subscriber_id,
-                                            outcome.provider, outcome.provider_message_id or "", now))
+                                            outcome.provider, outcome.provider_message_id or "", now, claim))
             status = "sent"
         elif isinstance(outcome.error, HeldError):
-            outbox.mark_held(session, outcome.message_id, str(outcome.error), now, outcome.error.retry_after or 60.0)
-            status = "held"
+            held = outbox.mark_held(session, outcome.message_id, str(outcome.error), now,
+                                    outcome.error.retry_after or 60.0, claim)
+            status = "held" if held else outbox.SUPERSEDED
         elif outcome.error.permanent:
-            outbox.mark_failed(session, outcome.message_id, str(outcome.error), now, outcome.provider)
-            if outcome.error.suppresses:  # the mailbox does not exist: never try this address again
-                bounce_by_message(session, outcome.message_id, str(outcome.error), now)
-            else:  # this message was refused (its size, its content); the address stays
-                record_message_event(session, outcome.message_id, "rejected", now,
-                                     properties={"error": str(outcome.error)[:500]}, source="smtp")
-            status = "failed"
+            if outbox.mark_failed(session, outcome.message_id, str(outcome.error), now, outcome.provider, claim):
+                if outcome.error.suppresses:  # the mailbox does not exist: never try this address again
+                    bounce_by_message(session, outcome.message_id, str(outcome.error), now)
+                else:  # this message was refused (its size, its content); the address stays
+                    record_message_event(session, outcome.message_id, "rejected", now,
+                                         properties={"error": str(outcome.error)[:500]}, source="smtp")
+                status = "failed"
+            else:
+                status = outbox.SUPERSEDED
         else:
             status = outbox.mark_deferred(session, outcome.message_id, outcome.attempts, str(outcome.error), now,
-                                          outcome.error.retry_after, outcome.provider, in_doubt=outcome.error.in_doubt)
+                                          outcome.error.retry_after, outcome.provider, in_doubt=outcome.error.in_doubt,
+                                          claim=claim)
         statuses.append(status)
-    outbox.mark_sent(session, accepted)
-    return statuses
+    recorded = outbox.mark_sent(session, accepted)
+    return [outbox.SUPERSEDED if status == "sent" and outcome.message_id not in recorded else status
+            for status, outcome in zip(statuses, outcomes, strict=True)]

@@ -47,6 +47,7 @@ SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "ses": ("secret_access_key", "session_token"),
 }
 _BOOLEANS = {"use_tls", "use_ssl"}
+MAX_TIMEOUT = 60.0
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {
@@ -67,8 +68,10 @@ def _check(kind: str, key: str, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
             raise ValueError(f"{kind} config 'port' must be an integer from 1 to 65535")
     elif key == "timeout":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ValueError(f"{kind} config 'timeout' must be a positive number of seconds")
+        # At most a minute: a send must finish well inside its claim's lease
+        # (delivery.sender.send_budget), or another worker could be handed it mid-send.
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_TIMEOUT:
+            raise ValueError(f"{kind} config 'timeout' must be a number of seconds above 0 and at most {MAX_TIMEOUT:g}")
     elif key == "base_url":
         if not isinstance(value, str) or not value.startswith(("https://", "http://")):
             raise ValueError(f"{kind} config 'base_url' must be an http(s) URL")

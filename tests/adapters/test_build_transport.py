@@ -57,7 +57,7 @@ def test_an_unknown_kind_is_refused():
 
 
 @pytest.mark.parametrize("kind, key, value", [
-    ("smtp", "port", "587"), ("smtp", "port", 0), ("smtp", "use_tls", "yes"), ("sendgrid", "timeout", -1),
+    ("smtp", "port", "587"), ("smtp", "port", 0), ("smtp", "use_tls", "yes"), ("sendgrid", "timeout", -1), ("smtp", "timeout", 600),
     ("sendgrid", "timeout", True), ("postmark", "base_url", "ftp://api.postmarkapp.com"), ("ses", "region", 3),
 ])
 def test_a_value_of_the_wrong_type_is_named(kind, key, value):

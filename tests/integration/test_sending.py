@@ -9,10 +9,15 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from delivery.outbox import claim_for_dispatch, claim_for_send
+from delivery.batch import send_batch
+from delivery.errors import PermanentDeliveryError, TransientDeliveryError
+from delivery.outbox import SEND_LEASE, claim_for_dispatch, claim_for_send
+from delivery.sender import Outcome, record
 from models import Enrollment, Event, Message, Subscriber, Suppression, db
 from models.base import utcnow
 from sequencing.claims import claim_due_enrollments
+from settings import get_settings
+from tasks.sending import RECORDER
 from tasks.sequencing import enqueue_sends
 from tests.support.sending import LINK, STEP, forget_smtp, queue_emails, send_in_process, statuses, use_smtp
 from tests.support.smtp import SmtpServer, free_port
@@ -200,3 +205,51 @@ def test_an_email_that_cannot_be_built_fails_alone_and_the_rest_of_its_batch_goe
         failed = s.get(Message, bad)
         assert failed.status == "failed" and "cannot build this email" in failed.error
     assert len(smtp.handler.received) == 2
+
+
+def test_an_outcome_recorded_after_its_claim_was_superseded_changes_nothing(smtp):
+    # Worker A's lease ran out mid-send, the sweep gave the row to worker B:
+    # whatever A reports late must not land on B's claim (nor suppress anyone).
+
+    ids = queue_emails(3)
+    start = utcnow()
+    with db.session_scope() as s:
+        claim_for_send(s, ids, start)
+    later = start + SEND_LEASE + timedelta(seconds=1)
+    with db.session_scope() as s:
+        assert sorted(claim_for_dispatch(s, later, 100)) == sorted(ids)
+        claim_for_send(s, ids, later)  # worker B
+    a_claim = start + SEND_LEASE
+    with db.session_scope() as s:
+        owners = {m.id: (m.account_id, m.subscriber_id, m.attempts) for m in s.scalars(select(Message))}
+    late = [Outcome(ids[0], *owners[ids[0]], "smtp", provider_message_id="<a@x>", at=later, claim=a_claim),
+            Outcome(ids[1], *owners[ids[1]], "smtp", error=TransientDeliveryError("451 later"), at=later, claim=a_claim),
+            Outcome(ids[2], *owners[ids[2]], "smtp", error=PermanentDeliveryError("550 5.1.1 gone"), at=later,
+                    claim=a_claim)]
+    with db.session_scope() as s:
+        assert record(s, late) == ["superseded"] * 3
+    with db.session_scope() as s:
+        rows = {m.id: (m.status, m.claimed_until) for m in s.scalars(select(Message))}
+        assert rows == {i: ("sending", later + SEND_LEASE) for i in ids}, "B's claim stands"
+        assert s.scalars(select(Suppression)).all() == []
+        assert s.scalars(select(Event).where(Event.name != "queued")).all() == []
+    assert smtp.handler.received == []
+
+
+def test_a_message_whose_claim_would_run_out_mid_send_is_put_back_untried(smtp):
+    # Less of the lease is left than sending could take (the SMTP timeout, twice,
+    # plus the rate limiter's wait): another worker could be handed it mid-send.
+
+    [message_id] = queue_emails(1)
+    start = utcnow()
+    moments = iter([start])  # prepare claims at the start; the batch then runs late
+
+    def clock():
+        return next(moments, start + SEND_LEASE - timedelta(seconds=30))
+
+    assert send_batch([message_id], get_settings(), RECORDER.submit, clock=clock) == {"held": 1}
+    assert smtp.handler.received == []
+    with db.session_scope() as s:
+        held = s.get(Message, message_id)
+        assert (held.status, held.attempts, held.in_doubt_since) == ("deferred", 0, None)
+    assert send_in_process([message_id], at=held.retry_at) == {"sent": 1}

@@ -9,8 +9,8 @@ enrollments.
 Where the keys come from: per account, ``/webhooks/<provider>/<account token>``
 (inbound.tokens) with the secrets in the account's Provider rows of that kind
 (``config``: sendgrid ``webhook_public_key``; mailgun ``webhook_signing_key``;
-postmark ``webhook_username`` + ``webhook_password``; ses optional
-``webhook_topic_arns``). ``/webhooks/<provider>`` keeps working for a single-tenant
+postmark ``webhook_username`` + ``webhook_password``; ses ``webhook_topic_arns``,
+the only topics accepted). ``/webhooks/<provider>`` keeps working for a single-tenant
 install from ESEQ_<PROVIDER>_WEBHOOK_* variables; its events match messages of any
 account by provider message id (those ids are the provider's, unique).
 """

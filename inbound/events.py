@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -92,16 +94,77 @@ def from_iso(value: Any) -> datetime | None:
 
 
 def content_id(item: Any) -> str:
-    """An event id for providers that send none: the same event re-sent hashes alike."""
+    """An event id for providers that send none: the same event re-sent hashes alike.
+
+    ``surrogatepass`` because valid JSON may carry a lone surrogate ("\\ud800"),
+    which strict UTF-8 cannot encode; every other string hashes to the same bytes
+    as before, so ids already stored stay the same."""
     canonical = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def load_json(body: bytes) -> Any:
+    """The body as JSON, or a 400. ValueError covers bad syntax, bad UTF-8 and
+    integers past Python's digit limit; RecursionError a deeply nested array.
+    Runs before any signature check, so nothing in a body may raise past here."""
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):
         raise VerificationError("body is not JSON", status=400) from None
+
+
+# What PostgreSQL cannot store: NUL in text or JSONB, and lone surrogates (no
+# UTF-8 form). Both arrive in valid JSON as \u0000 and \ud800 escapes.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(value: str) -> str:
+    """``value`` without NUL, lone surrogates replaced by U+FFFD."""
+    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
+
+
+def storable(value: Any) -> Any:
+    """A parsed JSON value PostgreSQL can store: every string and key through
+    ``storable_text``, and the infinities and NaN that JSONB refuses (Python
+    reads 1e400 as inf) as strings. One bad field must not lose a whole batch."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable_text(str(k)): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+# An RFC 3463 enhanced status code (class.subject.detail) in a provider's text:
+# "5.1.1", "550 5.1.1 user unknown", "smtp; 550 5.7.1 blocked as spam".
+_ENHANCED = re.compile(r"(?<![0-9.])[45]\.([0-9]{1,3})\.([0-9]{1,3})(?![0-9.])")
+
+
+def blames_address(*texts: Any) -> bool:
+    """Whether a permanent failure is the recipient address's fault, read from the
+    first enhanced status code among ``texts``; with none, the provider's verdict
+    stands. Only a bad address is suppressed, as delivery.smtp does for our own
+    SMTP refusals: X.1.x (bad mailbox, domain, syntax), X.2.x (mailbox disabled)
+    but X.2.2 and X.2.3, X.4.4 (no route to the domain), X.0.x (unspecified). Not the
+    address: our sender (X.1.7, X.1.8), a full mailbox (X.2.2), the size (X.2.3),
+    the network (other X.4.x), the receiving system (X.3.x), protocol (X.5.x),
+    content (X.6.x) and policy (X.7.x: spam filters, blocklists, DMARC)."""
+    for value in texts:
+        found = _ENHANCED.search(value) if isinstance(value, str) else None
+        if found is None:
+            continue
+        subject, detail = int(found[1]), int(found[2])
+        if subject == 1:
+            return detail not in (7, 8)
+        if subject == 2:
+            return detail not in (2, 3)
+        if subject == 4:
+            return detail == 4
+        return subject == 0
+    return True
 
 
 def check_age(moment: datetime | None, now: datetime, max_age_seconds: int, skew_seconds: int = 900) -> None:

@@ -18,12 +18,15 @@ NAME = "postmark"
 SECRET_KEYS = ("webhook_username", "webhook_password")
 
 # Bounce "Type" values (Postmark's bounce API) mapped like django-anymail does,
-# with soft bounces kept apart so they never suppress an address.
+# with soft bounces kept apart so they never suppress an address. A
+# SpamNotification is a receiving spam filter blocking the message, not a person
+# complaining: a soft bounce, so nobody is suppressed or marked complained for it.
 _BOUNCES: dict[str, tuple[str, str | None]] = {
     "HardBounce": ("bounced", "hard"), "BadEmailAddress": ("bounced", "hard"),
     "SoftBounce": ("bounced", "soft"), "Undeliverable": ("bounced", "soft"),
+    "SpamNotification": ("bounced", "soft"),
     "Transient": ("deferred", None), "DnsError": ("deferred", None),
-    "SpamComplaint": ("complained", None), "SpamNotification": ("complained", None),
+    "SpamComplaint": ("complained", None),
     "Unsubscribe": ("unsubscribed", None),
     "ManuallyDeactivated": ("rejected", None), "Unconfirmed": ("rejected", None), "Blocked": ("rejected", None),
     "DMARCPolicy": ("rejected", None),

@@ -19,8 +19,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from inbound.events import (InboundRequest, NormalizedEvent, VerificationError, check_age, content_id, from_unix,
-                            load_json, message_ref, outbox_key, text)
+from inbound.events import (InboundRequest, NormalizedEvent, VerificationError, blames_address, check_age,
+                            content_id, from_unix, load_json, message_ref, outbox_key, text)
 
 NAME = "sendgrid"
 SECRET_KEYS = ("webhook_public_key",)
@@ -34,6 +34,7 @@ MAX_AGE_SECONDS = 25 * 3600
 # Dots also occur inside older X-Message-Ids ("14c5d75ce93.dfd.64b469"), so only the
 # routing suffix SendGrid appends is cut, not everything after the first dot.
 _ROUTING_SUFFIX = re.compile(r"\.(filter|recvd)[^.]*(\..*)?$")
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 _KINDS = {"dropped": "rejected", "delivered": "delivered", "deferred": "deferred", "bounce": "bounced",
           "open": "opened", "click": "clicked", "spamreport": "complained", "unsubscribe": "unsubscribed",
           "group_unsubscribe": "unsubscribed"}
@@ -54,7 +55,7 @@ def verify(request: InboundRequest, configs: list[dict[str, Any]], now: datetime
     signature, timestamp = request.header(SIGNATURE_HEADER), request.header(TIMESTAMP_HEADER)
     if not signature or not timestamp:
         raise VerificationError("signature headers missing")
-    check_age(from_unix(timestamp) if timestamp.isdigit() else None, now, MAX_AGE_SECONDS)
+    check_age(from_unix(timestamp) if _UNIX_SECONDS.fullmatch(timestamp) else None, now, MAX_AGE_SECONDS)
     try:
         der = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError):
@@ -78,13 +79,28 @@ def parse(body: bytes) -> list[NormalizedEvent]:
     return [_normalize(item) for item in items]
 
 
+def _bounce_type(item: dict[str, Any]) -> str:
+    """Hard only for a bad address. SendGrid's type "blocked" is a temporary refusal;
+    a "bounce" is permanent, but permanent for the address only when SendGrid's
+    bounce_classification says "Invalid Address" (the others, "Technical Failure",
+    "Content", "Reputation", "Frequency or Volume Too High", "Mailbox
+    Unavailable" and "Unclassified", are about us, the message or the mailbox's
+    state). Accounts without Bounce & Block Classifications turned on send none:
+    then the enhanced code in ``status`` decides (inbound.events.blames_address)."""
+    if item.get("type") == "blocked":
+        return "soft"
+    classification = item.get("bounce_classification")
+    if isinstance(classification, str) and classification:
+        return "hard" if classification == "Invalid Address" else "soft"
+    return "hard" if blames_address(item.get("status"), item.get("reason")) else "soft"
+
+
 def _normalize(item: dict[str, Any]) -> NormalizedEvent:
     event = item.get("event")
     kind = _KINDS.get(event) if isinstance(event, str) else None
     bounce_type = None
     if kind == "bounced":
-        # SendGrid: type "bounce" is a permanent refusal, "blocked" a temporary one.
-        bounce_type = "soft" if item.get("type") == "blocked" else "hard"
+        bounce_type = _bounce_type(item)
     ref = message_ref(item.get("sg_message_id"))
     ref = _ROUTING_SUFFIX.sub("", ref) if ref else message_ref(item.get("smtp-id"))
     return NormalizedEvent(

@@ -1,14 +1,16 @@
 """Amazon SES notifications and event publishing, delivered through SNS.
 
 Verification follows AWS's SNS guide: the signing certificate is fetched only
-from ``https://sns.<region>.amazonaws.com/...pem``, the string to sign is built
-from the documented keys in their fixed order, and the base64 signature is
-checked with RSA PKCS#1 v1.5 over SHA1 (SignatureVersion 1) or SHA256 (2). The
-signature proves SNS sent the message, not whose topic it came from: anyone can
-point their own topic at a URL, so topics are restricted by ``webhook_topic_arns``
-(required for the environment-wide endpoint, optional behind an account's secret
-URL). A SubscriptionConfirmation is confirmed by visiting its SubscribeURL, only
-on an amazonaws.com host. Fetching and visiting are injectable for tests.
+from ``https://sns.<region>.amazonaws.com/...pem`` (a region-shaped host: an S3
+bucket named "sns" is also under amazonaws.com, and anyone can create one), without
+following redirects, the string to sign is built from the documented keys in their
+fixed order, and the base64 signature is checked with RSA PKCS#1 v1.5 over SHA1
+(SignatureVersion 1) or SHA256 (2). The signature proves SNS sent the message, not
+whose topic it came from: anyone can point their own topic at a URL, so only the
+topics in ``webhook_topic_arns`` are accepted, on every endpoint (an account
+without any is refused with 401). A SubscriptionConfirmation is confirmed by
+visiting its SubscribeURL, only on an SNS host. Fetching and visiting are
+injectable for tests.
 """
 from __future__ import annotations
 
@@ -21,22 +23,24 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from inbound.events import (InboundRequest, NormalizedEvent, VerificationError, check_age, content_id, from_iso,
-                            load_json, message_ref, outbox_key, text)
+from inbound.events import (InboundRequest, NormalizedEvent, VerificationError, blames_address, check_age,
+                            content_id, from_iso, load_json, message_ref, outbox_key, text)
 
 NAME = "ses"
-SECRET_KEYS: tuple[str, ...] = ()
+# Not a secret, but what makes a signed SNS message ours: without topics, 401.
+SECRET_KEYS: tuple[str, ...] = ("webhook_topic_arns",)
 # SNS retries HTTP deliveries for at most an hour under any delivery policy.
 MAX_AGE_SECONDS = 2 * 3600
 TIMEOUT_SECONDS = 5.0
-_CERT_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
+# sns.us-east-1, sns.us-gov-west-1, sns.cn-north-1 (.com.cn): never sns.s3, sns.s3-external-1.
+_SNS_HOST = re.compile(r"sns\.[a-z]{2}(-gov)?-[a-z]+-[0-9]\.amazonaws\.com(\.cn)?")
 _SIGNED_KEYS = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
     "SubscriptionConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
@@ -49,28 +53,48 @@ CertificateFetcher = Callable[[str], bytes]
 UrlVisitor = Callable[[str], None]
 
 
+def _sns_url(url: str) -> ParseResult | None:
+    """``url`` parsed, when it is https on an SNS host (default port, no userinfo)."""
+    try:
+        parsed = urlparse(url)
+        port = parsed.port
+    except ValueError:  # "[" without an IPv6 address, a port that is not a number
+        return None
+    if (parsed.scheme == "https" and _SNS_HOST.fullmatch(parsed.hostname or "") and port in (None, 443)
+            and parsed.username is None and parsed.password is None):
+        return parsed
+    return None
+
+
 def is_certificate_url(url: str) -> bool:
-    parsed = urlparse(url)
-    return (parsed.scheme == "https" and bool(_CERT_HOST.match(parsed.hostname or "")) and parsed.port in (None, 443)
-            and parsed.path.endswith(".pem") and not parsed.query and not parsed.username)
+    parsed = _sns_url(url)
+    return parsed is not None and parsed.path.endswith(".pem") and not parsed.query
 
 
 def is_subscribe_url(url: str) -> bool:
-    parsed = urlparse(url)
-    host = parsed.hostname or ""
-    return parsed.scheme == "https" and (host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn")) \
-        and parsed.port in (None, 443) and not parsed.username
+    return _sns_url(url) is not None
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx answers with an error instead of being followed: the URL was checked,
+    wherever it redirects to was not."""
+
+    def redirect_request(self, *_: Any, **__: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 @lru_cache(maxsize=16)
 def fetch_certificate(url: str) -> bytes:
     """The default fetcher: certificates are few and long-lived, so they are cached."""
-    with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - URL checked by caller
+    with _OPENER.open(url, timeout=TIMEOUT_SECONDS) as response:  # URL checked by the caller
         return bytes(response.read(64 * 1024))
 
 
 def visit(url: str) -> None:
-    with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - URL checked by caller
+    with _OPENER.open(url, timeout=TIMEOUT_SECONDS) as response:  # URL checked by the caller
         response.read(64 * 1024)
 
 
@@ -86,8 +110,7 @@ def _topics(config: dict[str, Any]) -> set[str]:
 
 
 def verify(request: InboundRequest, configs: list[dict[str, Any]], now: datetime, *,
-           fetch_certificate: CertificateFetcher = fetch_certificate, require_topic: bool = False,
-           **_: Any) -> str | None:
+           fetch_certificate: CertificateFetcher = fetch_certificate, **_: Any) -> str | None:
     envelope = load_json(request.body)
     if not isinstance(envelope, dict) or envelope.get("Type") not in _SIGNED_KEYS:
         raise VerificationError("not an SNS message", status=400)
@@ -97,8 +120,8 @@ def verify(request: InboundRequest, configs: list[dict[str, Any]], now: datetime
     algorithm = {"1": hashes.SHA1(), "2": hashes.SHA256()}.get(str(envelope.get("SignatureVersion")))
     if algorithm is None:
         raise VerificationError("unknown SNS SignatureVersion")
-    allowed = set().union(*(_topics(c) for c in configs)) if configs else set()
-    if (allowed or require_topic) and envelope["TopicArn"] not in allowed:
+    allowed = set().union(*(_topics(c) for c in configs))
+    if envelope["TopicArn"] not in allowed:
         raise VerificationError("topic not allowed")
     check_age(from_iso(envelope["Timestamp"]), now, MAX_AGE_SECONDS)
     url = envelope["SigningCertURL"]
@@ -134,7 +157,7 @@ def subscribe_url(body: bytes) -> str | None:
         return None
     url = envelope.get("SubscribeURL")
     if not isinstance(url, str) or not is_subscribe_url(url):
-        raise VerificationError("SubscribeURL is not an amazonaws.com address", status=400)
+        raise VerificationError("SubscribeURL is not an SNS address", status=400)
     return url
 
 
@@ -144,7 +167,7 @@ def parse(body: bytes) -> list[NormalizedEvent]:
         return []
     try:
         notification = json.loads(envelope.get("Message") or "")
-    except (TypeError, json.JSONDecodeError):
+    except (TypeError, ValueError, RecursionError):  # not JSON: kept raw, recorded as nothing
         notification = None
     event_id = str(envelope.get("MessageId") or content_id(envelope))[:300]
     if not isinstance(notification, dict):
@@ -157,9 +180,12 @@ def parse(body: bytes) -> list[NormalizedEvent]:
     detail = notification.get(detail_key) if isinstance(notification.get(detail_key), dict) else {}
     bounce_type, recipient, reason = None, None, detail.get("reason")
     if kind == "bounced":
-        bounce_type = "hard" if detail.get("bounceType") == "Permanent" else "soft"
-        recipients = detail.get("bouncedRecipients") or [{}]
-        recipient, reason = recipients[0].get("emailAddress"), recipients[0].get("diagnosticCode") or detail.get("bounceSubType")
+        recipients = detail.get("bouncedRecipients")
+        first = recipients[0] if isinstance(recipients, list) and recipients and isinstance(recipients[0], dict) else {}
+        recipient, reason = first.get("emailAddress"), first.get("diagnosticCode") or detail.get("bounceSubType")
+        # SES files some policy blocks (5.7.x) as Permanent/General: the address is not at fault.
+        permanent = detail.get("bounceType") == "Permanent"
+        bounce_type = "hard" if permanent and blames_address(first.get("status"), first.get("diagnosticCode")) else "soft"
     elif kind == "complained":
         recipient = (detail.get("complainedRecipients") or [{}])[0].get("emailAddress")
         reason = detail.get("complaintFeedbackType")

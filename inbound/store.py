@@ -2,9 +2,10 @@
 
 ``store_events`` runs in the webhook request: one INSERT ... ON CONFLICT DO
 NOTHING, so the provider gets its 200 after one short transaction and a replay
-inserts nothing. It returns the ids still ``pending`` for those events (new or
-left over from a request whose enqueue failed), so a provider's retry also
-re-dispatches work that never reached the queue.
+inserts nothing. Everything is keyed per account (models.inbound_event). It
+returns the account's ids still ``pending`` for those events (new or left over
+from a request whose enqueue failed), so a provider's retry also re-dispatches
+work that never reached the queue.
 
 ``process_events`` runs on the analytics queue: it matches each event to our
 message by provider message id (or, failing that, by our outbox key echoed
@@ -27,36 +28,53 @@ from sqlalchemy.orm import Session
 from analytics.events import record_event
 from delivery.outbox import reconcile_sent
 from delivery.unsubscribe import stop_sending
-from inbound.events import NormalizedEvent
+from inbound.events import NormalizedEvent, storable, storable_text
 from models import InboundEvent, Message, Provider
 from models.bulk import insert_ignoring_conflicts
+from models.inbound_event import NO_ACCOUNT, InboundNonce, account_key
 
 # kind -> (subscriber status, suppression reason) for events that stop all sending.
 _STOPS = {"complained": ("complained", "complained"), "unsubscribed": ("unsubscribed", "unsubscribed")}
 
 
+def _optional(value: str | None) -> str | None:
+    return storable_text(value) if value is not None else None
+
+
+def _row(provider: str, account_id: int | None, event: NormalizedEvent, now: datetime) -> dict[str, Any]:
+    """The row for one event, its text made storable (inbound.events.storable): a NUL
+    or a lone surrogate in one field must not refuse the whole request's INSERT,
+    which the provider would retry, and be refused, until it gives up."""
+    return {"account_id": account_id, "provider": provider,
+            "provider_event_id": storable_text(event.provider_event_id), "kind": event.kind,
+            "bounce_type": event.bounce_type, "message_ref": _optional(event.message_ref),
+            "message_key": _optional(event.message_key), "occurred_at": event.occurred_at,
+            "payload": storable({"event": event.raw, "recipient": event.recipient, "reason": event.reason}),
+            "status": "pending", "received_at": now}
+
+
 def store_events(session: Session, provider: str, account_id: int | None, events: Sequence[NormalizedEvent],
                  nonce: str | None, now: datetime) -> list[int]:
-    rows = [{"account_id": account_id, "provider": provider, "provider_event_id": e.provider_event_id,
-             # A nonce belongs to one request; it is stored once, on its first event.
-             "nonce": nonce if i == 0 else None, "kind": e.kind, "bounce_type": e.bounce_type,
-             "message_ref": e.message_ref, "message_key": e.message_key, "occurred_at": e.occurred_at,
-             "payload": {"event": e.raw, "recipient": e.recipient, "reason": e.reason},
-             "status": "pending", "received_at": now} for i, e in enumerate(events)]
+    rows = [_row(provider, account_id, e, now) for e in events]
     # A one-time token seen before is a replay: nothing new is stored, whatever the
     # body says, though events of its first delivery still pending are re-dispatched.
-    if nonce is None or not _nonce_seen(session, provider, nonce):
+    if nonce is None or _first_use(session, provider, account_id, nonce, now):
         insert_ignoring_conflicts(session, InboundEvent, rows, InboundEvent.id)
-    ids = [e.provider_event_id for e in events]
+    ids = [row["provider_event_id"] for row in rows]
     if not ids:
         return []
     return list(session.scalars(select(InboundEvent.id).where(
+        account_key(InboundEvent.account_id) == (NO_ACCOUNT if account_id is None else account_id),
         InboundEvent.provider == provider, InboundEvent.provider_event_id.in_(ids), InboundEvent.status == "pending")))
 
 
-def _nonce_seen(session: Session, provider: str, nonce: str) -> bool:
-    return session.scalar(select(InboundEvent.id).where(InboundEvent.provider == provider,
-                                                        InboundEvent.nonce == nonce)) is not None
+def _first_use(session: Session, provider: str, account_id: int | None, nonce: str, now: datetime) -> bool:
+    """Record ``nonce``; False when it was recorded before. Recorded on its own row,
+    in the same transaction as the events, so it holds even when every event of the
+    request was already stored; a concurrent request with the same token waits on
+    the unique index and then finds it taken."""
+    row = {"account_id": account_id, "provider": provider, "nonce": storable_text(nonce), "received_at": now}
+    return bool(insert_ignoring_conflicts(session, InboundNonce, [row], InboundNonce.id))
 
 
 def _candidates(ref: str) -> list[str]:

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+
+# Strict ASCII: str.isdigit() also accepts "²" and other digits int() refuses, and
+# compare_digest raises TypeError on non-ASCII str, so a token is matched whole
+# before anything reads it; anything else is simply not a token (401).
+_TOKEN = re.compile(r"([0-9]{1,12})-([0-9a-f]{40})")
 
 
 def _digest(secret_key: str, account_id: int) -> str:
@@ -20,12 +26,12 @@ def account_token(secret_key: str, account_id: int) -> str:
 
 def account_from_token(secret_key: str, token: str) -> int | None:
     """The account id the token was made for; None for anything else."""
-    head, _, digest = token.partition("-")
-    if not head.isdigit() or len(head) > 12 or not digest:
+    match = _TOKEN.fullmatch(token)
+    if match is None:
         return None
-    account_id = int(head)
-    return account_id if hmac.compare_digest(digest, _digest(secret_key, account_id)) else None
-
+    account_id = int(match[1])
+    expected = _digest(secret_key, account_id).encode()
+    return account_id if hmac.compare_digest(match[2].encode(), expected) else None
 
 
 def webhook_url(public_base_url: str, secret_key: str, kind: str, account_id: int) -> str:

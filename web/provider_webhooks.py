@@ -3,9 +3,10 @@
 Answers, chosen for how providers retry: 200 once the verified events are stored
 (or were stored before: a replay changes nothing); 400 for a malformed or stale
 request and 401 for missing or wrong credentials, storing nothing; 404 for a
-provider we do not know; 503 when the database or the queue is down, so the
-provider retries. Never 403 or 406: Postmark and Mailgun stop retrying on those.
-Processing happens on the analytics queue (tasks.inbound).
+provider we do not know; 413 for a body over MAX_BODY_BYTES, refused before it is
+read; 503 when the database or the queue is down, so the provider retries. Never
+403 or 406: Postmark and Mailgun stop retrying on those. Processing happens on the
+analytics queue (tasks.inbound).
 
 The account's URL carries an unguessable token (inbound.tokens) and uses the
 secrets in that account's Provider rows; the bare URL uses ESEQ_<PROVIDER>_WEBHOOK_*
@@ -19,6 +20,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from inbound import PROVIDERS, InboundRequest, VerificationError, ses
 from inbound.store import store_events
@@ -33,6 +35,11 @@ bp = Blueprint("provider_webhooks", __name__)
 # Tests replace these through app.config; production fetches from AWS.
 CERT_FETCHER = "ESEQ_SNS_CERT_FETCHER"
 SUBSCRIBE_VISITOR = "ESEQ_SNS_SUBSCRIBE_VISITOR"
+# Far above any provider's post (a SendGrid batch, one Mailgun or Postmark event,
+# one SNS message of at most 256 KB); the app's limit (64 MB, for imports) would let
+# anyone make us read and parse 64 MB per request on URLs that must read the body
+# before they can tell who sent it.
+MAX_BODY_BYTES = 5 * 1024 * 1024
 
 
 def _answer(status: int, message: str, **extra: Any) -> Response:
@@ -48,6 +55,22 @@ def _basic_auth() -> tuple[str, str] | None:
     return auth.username or "", auth.password or ""
 
 
+@bp.before_request
+def _cap_body() -> Response | None:
+    """413 before the body is read when its Content-Length is over the cap. A body
+    without one (chunked) is read to one byte past the cap (Flask's per-request
+    max_content_length), since werkzeug stops at the limit without an error:
+    the view refuses what reached that byte."""
+    request.max_content_length = MAX_BODY_BYTES + 1
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        return _too_large()
+    return None
+
+
+def _too_large() -> Response:
+    return _answer(413, f"request body over {MAX_BODY_BYTES} bytes")
+
+
 def _account_configs(account_id: int, kind: str, keys: tuple[str, ...]) -> list[dict[str, Any]]:
     rows = get_db().scalars(select(Provider.config).where(Provider.account_id == account_id, Provider.kind == kind))
     return [dict(c) for c in rows if isinstance(c, dict) and all(c.get(k) for k in keys)]
@@ -61,8 +84,13 @@ def receive(provider: str, account_token: str | None = None) -> Response:
         abort(404)
     settings = current_app.config["ESEQ_SETTINGS"]
     now = utcnow()
-    inbound = InboundRequest(body=request.get_data(cache=True), headers=dict(request.headers),
-                             basic_auth=_basic_auth())
+    try:
+        body = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        return _too_large()
+    if len(body) > MAX_BODY_BYTES:
+        return _too_large()
+    inbound = InboundRequest(body=body, headers=dict(request.headers), basic_auth=_basic_auth())
     account_id: int | None = None
     try:
         if account_token is None:
@@ -75,8 +103,8 @@ def receive(provider: str, account_token: str | None = None) -> Response:
                 return _answer(401, "unknown webhook URL")
             configs = _account_configs(account_id, provider, module.SECRET_KEYS)
             if module.SECRET_KEYS and not configs:
-                return _answer(401, f"no {provider} webhook secret configured for this account")
-        nonce = module.verify(inbound, configs, now, require_topic=account_id is None,
+                return _answer(401, f"no {provider} webhook {' and '.join(module.SECRET_KEYS)} configured for this account")
+        nonce = module.verify(inbound, configs, now,
                               fetch_certificate=current_app.config.get(CERT_FETCHER, ses.fetch_certificate))
         if module is ses and (url := ses.subscribe_url(inbound.body)) is not None:
             current_app.config.get(SUBSCRIBE_VISITOR, ses.visit)(url)

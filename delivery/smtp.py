@@ -21,6 +21,7 @@ from types import TracebackType
 from delivery.errors import (DeliveryError, PermanentDeliveryError, RejectedMessageError, TransientDeliveryError,
                              UnconfirmedDeliveryError)
 from delivery.mime import BuiltMessage
+from delivery.status_codes import blames_address, blames_us, enhanced_code
 
 
 @dataclass(frozen=True)
@@ -44,35 +45,31 @@ def _reply(code: int, text: bytes | str) -> str:
     return f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
 
 
-# RFC 3463 enhanced status code at the head of a reply's text: class.subject.detail.
-_ENHANCED = re.compile(r"\s*[245]\.(\d{1,3})\.(\d{1,3})(?!\d)")
-
-
 def _classify(code: int, text: bytes | str, stage: str) -> DeliveryError:
     """A refusal at RCPT (``stage`` "recipient") or of the message (DATA and its
-    content, "message"). 4xx is transient. A 5xx is read by its enhanced code:
+    content, "message"). 4xx is transient. A 5xx is read by its enhanced code
+    (delivery.status_codes):
 
-    - X.7.x (security or policy: relaying denied, our IP on a blocklist, DMARC)
-      and X.1.7/X.1.8 (our sender) are about us, not the recipient: transient,
-      so another provider may take it, and nobody is suppressed for it;
+    - policy or our sender (relaying denied, our IP on a blocklist, DMARC) is
+      about us, not the recipient: transient, so another provider may take it,
+      and nobody is suppressed for it;
     - X.2.2 (mailbox full) is a soft bounce, as providers count it: transient;
-    - at RCPT, or X.1.x after the content (a server that checks recipients
-      late): the address is bad, permanent, and it is suppressed;
-    - anything else after DATA (size, content): this message fails, the
-      address stays (RejectedMessageError).
+    - a code blaming the address, or none at RCPT: permanent, and the address
+      is suppressed;
+    - anything else (size, content, the receiving system): this message fails,
+      the address stays (RejectedMessageError).
 
     Refusals of the session or of our sender never reach here: they are always
     transient (see ``_connect`` and ``send``)."""
     reply = _reply(code, text)
     if not 500 <= code < 600:
         return TransientDeliveryError(reply)
-    enhanced = _ENHANCED.match(text.decode(errors="replace") if isinstance(text, bytes) else text)
-    subject, detail = (int(enhanced[1]), int(enhanced[2])) if enhanced else (None, None)
-    if subject == 7 or (subject == 1 and detail in (7, 8)):
+    enhanced = enhanced_code(text.decode(errors="replace") if isinstance(text, bytes) else text)
+    if enhanced is not None and blames_us(*enhanced):
         return TransientDeliveryError(f"refused by the server's policy, not for this address: {reply}")
-    if (subject, detail) == (2, 2):
+    if enhanced == (2, 2):
         return TransientDeliveryError(reply)
-    if stage == "recipient" or subject == 1:
+    if blames_address(*enhanced) if enhanced is not None else stage == "recipient":
         return PermanentDeliveryError(reply)
     return RejectedMessageError(reply)
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from delivery.status_codes import blames_address as address_at_fault, enhanced_code
+
 KINDS = ("delivered", "deferred", "bounced", "rejected", "complained", "opened", "clicked", "unsubscribed")
 BOUNCE_TYPES = ("hard", "soft")
 
@@ -138,33 +140,12 @@ def storable(value: Any) -> Any:
     return value
 
 
-# An RFC 3463 enhanced status code (class.subject.detail) in a provider's text:
-# "5.1.1", "550 5.1.1 user unknown", "smtp; 550 5.7.1 blocked as spam".
-_ENHANCED = re.compile(r"(?<![0-9.])[45]\.([0-9]{1,3})\.([0-9]{1,3})(?![0-9.])")
-
-
 def blames_address(*texts: Any) -> bool:
     """Whether a permanent failure is the recipient address's fault, read from the
-    first enhanced status code among ``texts``; with none, the provider's verdict
-    stands. Only a bad address is suppressed, as delivery.smtp does for our own
-    SMTP refusals: X.1.x (bad mailbox, domain, syntax), X.2.x (mailbox disabled)
-    but X.2.2 and X.2.3, X.4.4 (no route to the domain), X.0.x (unspecified). Not the
-    address: our sender (X.1.7, X.1.8), a full mailbox (X.2.2), the size (X.2.3),
-    the network (other X.4.x), the receiving system (X.3.x), protocol (X.5.x),
-    content (X.6.x) and policy (X.7.x: spam filters, blocklists, DMARC)."""
-    for value in texts:
-        found = _ENHANCED.search(value) if isinstance(value, str) else None
-        if found is None:
-            continue
-        subject, detail = int(found[1]), int(found[2])
-        if subject == 1:
-            return detail not in (7, 8)
-        if subject == 2:
-            return detail not in (2, 3)
-        if subject == 4:
-            return detail == 4
-        return subject == 0
-    return True
+    first enhanced status code among ``texts`` (delivery.status_codes, the rule our
+    own SMTP refusals follow); with none, the provider's verdict stands."""
+    code = enhanced_code(*texts)
+    return code is None or address_at_fault(*code)
 
 
 def check_age(moment: datetime | None, now: datetime, max_age_seconds: int, skew_seconds: int = 900) -> None:

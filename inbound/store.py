@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from analytics.events import record_event
@@ -160,3 +160,15 @@ def stale_pending(session: Session, now: datetime, older_than: timedelta, limit:
     return list(session.scalars(select(InboundEvent.id).where(
         InboundEvent.status == "pending", InboundEvent.received_at < now - older_than)
         .order_by(InboundEvent.id).limit(limit)))
+
+
+# Kept longer than any signature is accepted (Mailgun's 9 hours plus clock skew):
+# an older token would be refused by the age check before it was looked up.
+NONCE_KEEP = timedelta(hours=24)
+
+
+def forget_spent_nonces(session: Session, now: datetime, limit: int = 10_000) -> int:
+    """Delete up to ``limit`` signature tokens too old to verify again; returns how
+    many. One row is kept per Mailgun request, so without this the table only grows."""
+    old = select(InboundNonce.id).where(InboundNonce.received_at < now - NONCE_KEEP).limit(limit)
+    return session.execute(delete(InboundNonce).where(InboundNonce.id.in_(old.scalar_subquery()))).rowcount  # type: ignore[attr-defined]

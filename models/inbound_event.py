@@ -63,7 +63,7 @@ class InboundNonce(Base):
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     provider: Mapped[str] = mapped_column(String(20))
     nonce: Mapped[str] = mapped_column(String(300))
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # pruned by age (inbound.store)
 
 
 def account_key(column: Any) -> ColumnElement[int]:

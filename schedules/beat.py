@@ -29,6 +29,11 @@ def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
             "schedule": 60.0,
             "options": {"queue": "analytics", "expires": 60.0},
         },
+        "inbound-forget-nonces": {
+            "task": "analytics.forget_spent_nonces",
+            "schedule": 3600.0,
+            "options": {"queue": "analytics", "expires": 3600.0},
+        },
         "warming-read-results": {
             "task": "warming.read_results",
             "schedule": 300.0,

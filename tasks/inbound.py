@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy.exc import OperationalError
 
-from inbound.store import process_events, stale_pending
+from inbound.store import forget_spent_nonces, process_events, stale_pending
 from models.base import utcnow
 from models.db import session_scope
 from tasks.app import app
@@ -35,3 +35,10 @@ def sweep_inbound() -> int:
     for chunk in chunks(ids, SWEEP_BATCH):
         process_inbound.apply_async(args=[chunk])
     return len(ids)
+
+
+@app.task(name="analytics.forget_spent_nonces", ignore_result=True)
+def forget_nonces() -> int:
+    """Prune signature tokens too old to be replayed (inbound.store.NONCE_KEEP)."""
+    with session_scope() as session:
+        return forget_spent_nonces(session, utcnow())

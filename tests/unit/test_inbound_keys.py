@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
 from inbound.events import NormalizedEvent
-from inbound.store import store_events
+from inbound.store import NONCE_KEEP, forget_spent_nonces, store_events
 from models import db
 from models.db import make_engine
 from tests.support import factories
@@ -101,3 +101,18 @@ def test_migration_0009_keeps_the_tokens_seen_and_keys_events_per_account(backen
         _assert_0009(engine)
     finally:
         engine.dispose()
+
+
+def test_tokens_too_old_to_verify_are_forgotten_and_the_rest_kept():
+    alice = factories.account("Alice")
+    store(alice, ["ev-old"], nonce="token-old")
+    store(alice, ["ev-new"], nonce="token-new")
+    with db.session_scope() as s:
+        s.execute(text("UPDATE inbound_nonces SET received_at = :at WHERE nonce = 'token-old'"),
+                  {"at": NOW - NONCE_KEEP - timedelta(minutes=1)})
+    with db.session_scope() as s:
+        assert forget_spent_nonces(s, NOW) == 1
+    with db.session_scope() as s:
+        assert list(s.execute(text("SELECT nonce FROM inbound_nonces")).scalars()) == ["token-new"]
+    # A token still inside the window is still spent: its replay stores nothing.
+    assert store(alice, ["ev-other"], nonce="token-new") == []

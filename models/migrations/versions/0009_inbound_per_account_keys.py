@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbound_nonces")),
     )
     op.create_index(op.f("ix_inbound_nonces_account_id"), "inbound_nonces", ["account_id"], unique=False)
+    op.create_index(op.f("ix_inbound_nonces_received_at"), "inbound_nonces", ["received_at"], unique=False)
     op.create_index("uq_inbound_nonces_account_provider_nonce", "inbound_nonces",
                     [ACCOUNT_KEY, "provider", "nonce"], unique=True)
     # Tokens already seen stay refused (they were unique per provider, so per account too).
@@ -69,5 +70,6 @@ def downgrade() -> None:
         batch.create_unique_constraint("uq_inbound_events_provider_provider_event_id", ["provider", "provider_event_id"])
         batch.create_unique_constraint("uq_inbound_events_provider_nonce", ["provider", "nonce"])
     op.drop_index("uq_inbound_nonces_account_provider_nonce", table_name="inbound_nonces")
+    op.drop_index(op.f("ix_inbound_nonces_received_at"), table_name="inbound_nonces")
     op.drop_index(op.f("ix_inbound_nonces_account_id"), table_name="inbound_nonces")
     op.drop_table("inbound_nonces")

@@ -18,6 +18,7 @@ could even be tried for because of rate limits is held (HeldError), not failed.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -26,8 +27,11 @@ from typing import Any, Protocol
 
 from delivery.errors import DeliveryError, HeldError, ProviderBusyError, TransientDeliveryError
 
+log = logging.getLogger(__name__)
+
 CIRCUIT_THRESHOLD = 5  # consecutive transient failures that open a circuit
 CIRCUIT_COOLDOWN = timedelta(seconds=60)
+LIMIT_UNCHECKED_WAIT = 30.0  # seconds a message waits when its rate or warming limit could not be checked
 
 
 class Transport(Protocol):
@@ -158,6 +162,14 @@ class Failover:
                     yield Try(None, "none", HeldError(str(exc), retry_after=max(exc.retry_after, 1.0))), None
                     return
                 continue
+            except Exception as exc:  # noqa: BLE001 - a limit that cannot be checked (its write failed)
+                # holds this message untried instead of sinking the rest of the batch,
+                # which would wait out its lease and come back marked in doubt.
+                log.warning("a sending limit could not be checked", extra={"provider": route.name,
+                                                                           "error": type(exc).__name__})
+                yield Try(None, "none", HeldError(f"a sending limit could not be checked: {type(exc).__name__}",
+                                                  retry_after=LIMIT_UNCHECKED_WAIT)), None
+                return
             try:
                 provider_id = self._transport(route).send(message, sender, recipient)
             except DeliveryError as exc:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
+import delivery.batch
 from delivery.circuits import reserve_sends
 from models import Message, Provider, db
 from tests.support.sending import account_of, queue_emails, send_in_process, statuses
@@ -84,3 +85,26 @@ def test_a_provider_booked_beyond_the_wait_holds_messages_without_using_attempts
         messages = list(s.scalars(select(Message)))
     assert {(m.status, m.attempts) for m in messages} == {("deferred", 0)}
     assert all("send-rate limit" in m.error for m in messages)
+
+
+def test_a_limit_that_cannot_be_checked_holds_its_message_and_the_batch_goes_on(monkeypatch):
+    # The rate booking's transaction fails once (a database blip): that message is
+    # held untried, at no cost in attempts, and the rest of the batch is sent.
+    ids = queue_emails(3)
+    book = delivery.batch.reserve_sends_now
+    failures = iter([RuntimeError("connection reset while booking")])
+
+    def flaky(*args: object, **kwargs: object) -> datetime:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return book(*args, **kwargs)
+
+    monkeypatch.setattr(delivery.batch, "reserve_sends_now", flaky)
+    with SmtpServer() as server:
+        limited_provider(account_of(ids), server.port, 1000.0)
+        assert send_in_process(ids) == {"held": 1, "sent": 2}
+        assert len(server.handler.received) == 2
+    with db.session_scope() as s:
+        held = [m for m in s.scalars(select(Message)) if m.status == "deferred"]
+    assert [(m.attempts, "could not be checked" in m.error) for m in held] == [(0, True)]

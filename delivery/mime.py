@@ -62,6 +62,7 @@ class Envelope:
     unsubscribe_url: str
     unsubscribe_mailto: str | None
     message_key: str
+    transactional: bool = False  # from a sequence marked transactional: providers with streams route it apart
 
 
 class BuiltMessage(EmailMessage):
@@ -74,14 +75,15 @@ class BuiltMessage(EmailMessage):
     header through ``prepend_header``, which keeps the two in step.
     """
 
-    _OWN = ("policy", "raw", "message_id", "smtputf8")
+    _OWN = ("policy", "raw", "message_id", "smtputf8", "transactional")
 
-    def __init__(self, raw: bytes, message_id: str, smtputf8: bool = False) -> None:
+    def __init__(self, raw: bytes, message_id: str, smtputf8: bool = False, transactional: bool = False) -> None:
         # Not EmailMessage.__init__: the attributes it sets come from parsing ``raw``.
         self.policy = email_policy.SMTPUTF8 if smtputf8 else email_policy.SMTP
         self.raw = raw
         self.message_id = message_id
         self.smtputf8 = smtputf8  # an address is not ASCII: the server must offer SMTPUTF8
+        self.transactional = transactional
 
     def __getattr__(self, name: str) -> Any:
         # Reached only for attributes not set in __init__: the parsed tree's.
@@ -298,4 +300,5 @@ def build_message(envelope: Envelope, now: datetime) -> BuiltMessage:
         pieces += (f"\r\n--{boundary}\r\n", _part_head(subtype, encoding), body)
     pieces.append(f"\r\n--{boundary}--\r\n")
     smtputf8 = not (from_email.isascii() and to_email.isascii())
-    return BuiltMessage("".join(pieces).encode("utf-8" if smtputf8 else "ascii"), message_id, smtputf8)
+    return BuiltMessage("".join(pieces).encode("utf-8" if smtputf8 else "ascii"), message_id, smtputf8,
+                        envelope.transactional)

@@ -186,7 +186,8 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
             subject, html, text = contents[key]
             rendered = render_email(subject, html, text, subscriber_context(subscriber, {"unsubscribe_url": unsubscribe_url}))
             sequence = sequences.get(step.sequence_id)
-            if not is_transactional(sequence.settings if sequence else None):
+            transactional = is_transactional(sequence.settings if sequence else None)
+            if not transactional:
                 # Before the tracking rewrite, which leaves links to the unsubscribe page alone.
                 rendered = add_unsubscribe_footer(rendered, unsubscribe_url, account.postal_address if account else None)
             envelope = Envelope(
@@ -195,6 +196,7 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
                 html=tracker.rewrite_html(rendered.html, message.id) if rendered.html else None,
                 text=rendered.text, unsubscribe_url=unsubscribe_url,
                 unsubscribe_mailto=f"mailto:{from_email}?subject=unsubscribe", message_key=message.idempotency_key,
+                transactional=transactional,
             )
             email = build_message(envelope, now)
             dkim_key = signing.get(message.account_id, fallback.dkim)

@@ -24,7 +24,8 @@ from delivery.smtp import SmtpConfig, SmtpTransport
 CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
     "smtp": ("host", "port", "username", "password", "use_tls", "use_ssl", "timeout"),
     "sendgrid": ("api_key", "base_url", "timeout", "webhook_public_key"),
-    "postmark": ("server_token", "message_stream", "base_url", "timeout", "webhook_username", "webhook_password"),
+    "postmark": ("server_token", "message_stream", "broadcast_stream", "base_url", "timeout", "webhook_username",
+                 "webhook_password"),
     "mailgun": ("api_key", "domain", "base_url", "timeout", "webhook_signing_key"),
     "ses": ("access_key_id", "secret_access_key", "region", "session_token", "configuration_set", "base_url",
             "timeout", "webhook_topic_arns"),

@@ -24,9 +24,12 @@ RATE_LIMITED = 429
 @dataclass(frozen=True)
 class PostmarkConfig:
     server_token: str = field(repr=False)
-    # Postmark's default transactional stream. Postmark's policy puts marketing
-    # (newsletters, drip sequences) on a Broadcast stream: set its ID here for that.
+    # Postmark's default transactional stream, for mail of sequences marked
+    # transactional (and all mail when no broadcast stream is set).
     message_stream: str = "outbound"
+    # Postmark's policy puts marketing (newsletters, drip sequences) on a Broadcast
+    # stream: its ID here sends every other email there.
+    broadcast_stream: str | None = None
     base_url: str = "https://api.postmarkapp.com"
     timeout: float = http.DEFAULT_TIMEOUT
     name: str = "postmark"
@@ -70,12 +73,15 @@ class PostmarkTransport(http.HttpTransport):
     config: PostmarkConfig
 
     def send(self, message: EmailMessage, sender: str, recipient: str) -> str:
-        payload = build_payload(split_message(message), sender, recipient, self.config.message_stream)
-        response = http.post(self.config.base_url.rstrip("/") + "/email", json.dumps(payload).encode(), {
+        cfg = self.config
+        marketing = not getattr(message, "transactional", False)
+        stream = cfg.broadcast_stream if marketing and cfg.broadcast_stream else cfg.message_stream
+        payload = build_payload(split_message(message), sender, recipient, stream)
+        response = http.post(cfg.base_url.rstrip("/") + "/email", json.dumps(payload).encode(), {
             "Accept": "application/json",
             "Content-Type": "application/json",
-            "X-Postmark-Server-Token": self.config.server_token,
-        }, self.config.timeout)
+            "X-Postmark-Server-Token": cfg.server_token,
+        }, cfg.timeout)
         answer = response.json() if response.status == 200 else {}
         if response.status == 200 and answer.get("ErrorCode", 0) == 0:
             return str(answer.get("MessageID") or message["Message-ID"])

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 
 from delivery.errors import PermanentDeliveryError, TransientDeliveryError, UnconfirmedDeliveryError
+from delivery.mime import Envelope, build_message
 from delivery.providers.postmark import PostmarkConfig, PostmarkTransport
 from tests.adapters.conftest import KEY
 
@@ -45,6 +47,23 @@ def test_it_posts_the_documented_request_and_returns_the_message_id(provider, me
         "MessageStream": "broadcast",
         "Metadata": {"eseq_message": KEY},
     }
+
+
+@pytest.mark.parametrize("transactional, broadcast_stream, expected", [
+    (False, "newsletters", "newsletters"),  # marketing goes to the broadcast stream, as Postmark's policy asks
+    (True, "newsletters", "outbound"),  # a transactional sequence's mail stays on the transactional stream
+    (False, None, "outbound"),  # no broadcast stream configured: everything on message_stream
+])
+def test_marketing_mail_goes_to_the_broadcast_stream_when_one_is_set(provider, transactional, broadcast_stream,
+                                                                      expected):
+    built = build_message(Envelope(
+        from_email="alice@news.example", from_name=None, to_email="bob@example.org", subject="Hello", html=None,
+        text="Hi", unsubscribe_url="https://t.example/u/1", unsubscribe_mailto=None, message_key=KEY,
+        transactional=transactional), datetime.now(timezone.utc))
+    provider.answer(200, json.dumps(OK))
+    config = PostmarkConfig(server_token="t", broadcast_stream=broadcast_stream, base_url=provider.base_url)
+    PostmarkTransport(config).send(built, "alice@news.example", "bob@example.org")
+    assert json.loads(provider.last.body)["MessageStream"] == expected
 
 
 def test_a_429_is_transient_with_retry_after(provider, message):

@@ -13,6 +13,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
+from delivery.batch import sender_identity
+from delivery.sender import prepare
+from delivery.tracking import Tracker
 from models import Account, Message, db
 from models.base import utcnow
 from tests.support.sending import forget_smtp, send_in_process, use_smtp
@@ -76,6 +79,16 @@ def test_a_transactional_email_gets_no_footer(smtp):  # noqa: F811
     assert UNSUBSCRIBE_PREFIX not in body["text/html"] and UNSUBSCRIBE_PREFIX not in body["text/plain"]
     assert "Springfield" not in body["text/html"] + body["text/plain"]
     assert email["List-Unsubscribe"], "the header stays: it costs nothing and mailbox providers look for it"
+
+
+@pytest.mark.parametrize("transactional", [True, False])
+def test_the_built_email_says_whether_its_sequence_is_transactional(transactional):
+    # What a provider with streams (Postmark) routes by: prepare marks the message.
+    queue = queue_one({"type": "email", "subject": "Hi", "text": "Hello"}, settings={"transactional": transactional})
+    s = get_settings()
+    with db.session_scope() as session:
+        [outgoing] = prepare(session, [queue], utcnow(), Tracker(s.secret_key, s.public_base_url), sender_identity(s))
+        assert outgoing.email.transactional is transactional
 
 
 class RawHandler(RecordingHandler):

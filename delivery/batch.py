@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from delivery.circuits import load_routes, reserve_sends
@@ -88,9 +89,25 @@ def run_in_transaction(work: Callable[[Session], Any]) -> Any:
         return work(session)
 
 
+# Waits between tries of a group's record when the database drops out (seconds).
+RECORD_RETRY_WAITS = (0.2, 1.0, 3.0)
+
+
 def record_outcomes(outcomes: list[Outcome]) -> list[str]:
-    """A group of outcomes in one transaction (the group commit's writer)."""
-    return run_in_transaction(lambda session: record(session, outcomes))  # type: ignore[no-any-return]
+    """A group of outcomes in one transaction (the group commit's writer).
+
+    A database blip is tried again: until these outcomes are recorded the
+    messages stay ``sending``, and after their lease one the provider took
+    would be sent again. Trying again is safe because every write checks its
+    claim: after a commit whose answer was lost, the retry changes nothing."""
+    for wait in (*RECORD_RETRY_WAITS, None):
+        try:
+            return run_in_transaction(lambda session: record(session, outcomes))  # type: ignore[no-any-return]
+        except OperationalError:
+            if wait is None:
+                raise
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def warming_gate(session: Session, outgoing: list[Outgoing], routes: dict[int, list[Route]],

@@ -8,7 +8,9 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
+import delivery.batch
 from delivery.batch import send_batch
 from delivery.errors import PermanentDeliveryError, TransientDeliveryError
 from delivery.outbox import SEND_LEASE, claim_for_dispatch, claim_for_send
@@ -253,3 +255,23 @@ def test_a_message_whose_claim_would_run_out_mid_send_is_put_back_untried(smtp):
         held = s.get(Message, message_id)
         assert (held.status, held.attempts, held.in_doubt_since) == ("deferred", 0, None)
     assert send_in_process([message_id], at=held.retry_at) == {"sent": 1}
+
+
+def test_a_database_blip_while_recording_is_tried_again_and_nothing_is_sent_twice(smtp, monkeypatch):
+    # The first try to record the group fails as a dropped connection does; the
+    # retry records it (before, the batch stopped there, and after the lease the
+    # accepted messages would have been sent again).
+    ids = queue_emails(3)
+    real = delivery.batch.record
+    blips = iter([OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))])
+
+    def flaky(session, outcomes):
+        blip = next(blips, None)
+        if blip is not None:
+            raise blip
+        return real(session, outcomes)
+
+    monkeypatch.setattr(delivery.batch, "record", flaky)
+    assert send_in_process(ids) == {"sent": 3}
+    assert statuses() == {"sent": 3}
+    assert sorted(r for got in smtp.handler.received for r in got.recipients) == [f"user{i}@example.test" for i in range(3)]

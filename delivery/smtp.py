@@ -127,7 +127,7 @@ class SmtpTransport:
             if self._client is None:
                 self._client = self._connect()
             try:
-                refused = self._hand_over(self._client, message, sender, recipient)
+                self._hand_over(self._client, message, sender, recipient)
             except smtplib.SMTPNotSupportedError as exc:
                 # SMTPUTF8 (an address that is not ASCII) on a server without it:
                 # another provider may take it.
@@ -154,27 +154,28 @@ class SmtpTransport:
             except (OSError, socket.timeout) as exc:
                 self.close()
                 raise TransientDeliveryError(f"SMTP connection failed: {type(exc).__name__}") from None
-            if refused:
-                code, text = refused[recipient]
-                raise _classify(code, text, "recipient")
             return message.message_id if isinstance(message, BuiltMessage) else str(message["Message-ID"])
         raise TransientDeliveryError("unreachable")
 
     @staticmethod
-    def _hand_over(client: smtplib.SMTP, message: EmailMessage, sender: str,
-                   recipient: str) -> dict[str, tuple[int, bytes]]:
-        if not isinstance(message, BuiltMessage):
-            return client.send_message(message, from_addr=sender, to_addrs=[recipient])
+    def _hand_over(client: smtplib.SMTP, message: EmailMessage, sender: str, recipient: str) -> None:
+        """One transaction through our own paths, whatever the message: a plain
+        ``EmailMessage`` is written out first, so it too is never sent again after
+        its final dot (smtplib's send_message would be)."""
+        if isinstance(message, BuiltMessage):
+            raw, smtputf8 = message.raw, message.smtputf8
+        else:
+            smtputf8 = not (sender.isascii() and recipient.isascii())
+            raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n", utf8=smtputf8))
         client.ehlo_or_helo_if_needed()
-        if message.smtputf8 and not client.has_extn("smtputf8"):
+        if smtputf8 and not client.has_extn("smtputf8"):
             raise smtplib.SMTPNotSupportedError("the server does not offer SMTPUTF8")
-        options = ["SMTPUTF8"] if message.smtputf8 else []
+        options = ["SMTPUTF8"] if smtputf8 else []
         if (client.does_esmtp and client.has_extn("pipelining")
                 and _PLAIN_ADDRESS.fullmatch(sender) and _PLAIN_ADDRESS.fullmatch(recipient)):
-            _pipelined(client, message.raw, sender, recipient, options)
+            _pipelined(client, raw, sender, recipient, options)
         else:
-            _one_at_a_time(client, message.raw, sender, recipient, options)
-        return {}
+            _one_at_a_time(client, raw, sender, recipient, options)
 
     def _reset(self) -> None:
         try:

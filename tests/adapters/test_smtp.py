@@ -4,6 +4,7 @@ into permanent and transient, and the connection carries on after either."""
 from __future__ import annotations
 
 import threading
+from email.message import EmailMessage
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -125,4 +126,27 @@ def test_a_message_whose_answer_never_comes_is_in_doubt_and_not_sent_again(messa
         assert not sender.is_alive(), "the send waited past its timeout"
     assert len(outcome) == 1 and isinstance(outcome[0], UnconfirmedDeliveryError), outcome
     assert "may have been delivered" in str(outcome[0])
+    assert (server.taken, server.connections) == (1, 1)
+
+
+def test_a_plain_email_message_takes_the_same_path(server):
+    handler, port = server
+    plain = EmailMessage()
+    plain["From"], plain["To"], plain["Subject"] = "alice@news.example", "bob@example.org", "Plain"
+    plain["Message-ID"] = "<plain-1@news.example>"
+    plain.set_content("Hello from a plain message")
+    with SmtpTransport(SmtpConfig("127.0.0.1", port)) as smtp:
+        assert smtp.send(plain, "alice@news.example", "bob@example.org") == "<plain-1@news.example>"
+    (got,) = handler.received
+    assert got.message["Subject"] == "Plain" and got.message.get_payload().strip() == "Hello from a plain message"
+
+
+def test_a_plain_email_message_whose_answer_never_comes_is_in_doubt_too():
+    plain = EmailMessage()
+    plain["From"], plain["To"], plain["Subject"] = "alice@news.example", "bob@example.org", "Plain"
+    plain.set_content("Hello")
+    with SilentAfterData() as server:
+        with SmtpTransport(SmtpConfig("127.0.0.1", server.port, timeout=0.5)) as smtp:
+            with pytest.raises(UnconfirmedDeliveryError):
+                smtp.send(plain, "alice@news.example", "bob@example.org")
     assert (server.taken, server.connections) == (1, 1)

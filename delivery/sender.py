@@ -51,6 +51,7 @@ from delivery.providers.http import DEFAULT_TIMEOUT as HTTP_TIMEOUT
 from delivery.smtp import SmtpConfig
 from delivery.tracking import Tracker
 from delivery.unsubscribe import bounce_by_message
+from inbound import PROVIDERS
 from models import Account, Sequence, Step, Subscriber, Suppression, Template
 from models.base import utcnow
 
@@ -218,14 +219,15 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
     return outgoing
 
 
-# A provider row "reports back" when its event webhook can be verified: these keys.
-REPORTING_KEYS = {"sendgrid": "webhook_public_key", "postmark": "webhook_username", "mailgun": "webhook_signing_key",
-                  "ses": "webhook_topic_arns"}
-
-
 def reports_events(route: Route, platform_webhooks: dict[str, dict[str, str]]) -> bool:
-    key = REPORTING_KEYS.get(route.kind)
-    return key is not None and bool(route.config.get(key) or platform_webhooks.get(route.kind, {}).get(key))
+    """Whether the provider's events can reach us: its webhook can be verified,
+    with every key its inbound parser needs (inbound.PROVIDERS[kind].SECRET_KEYS)
+    set on the provider row or, for the single-tenant URL, in the environment."""
+    module = PROVIDERS.get(route.kind)
+    if module is None:
+        return False
+    platform = platform_webhooks.get(route.kind, {})
+    return all(route.config.get(key) or platform.get(key) for key in module.SECRET_KEYS)
 
 
 def hold_in_doubt(session: Session, outgoing: list[Outgoing], routes: dict[int, list[Route]], now: datetime,

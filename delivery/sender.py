@@ -294,7 +294,7 @@ def deliver(outgoing: list[Outgoing], failover: Failover, routes: dict[int, list
         errors = [t.error for t in tries if t.error is not None]
         hints = [e.retry_after for e in errors if e.retry_after is not None]
         error = last.error
-        if errors and all(e.throttled or isinstance(e, HeldError) for e in errors):
+        if any(e.throttled for e in errors) and all(e.throttled or isinstance(e, HeldError) for e in errors):
             # Every provider tried asked us to slow down or was held by a limit
             # (a warming cap): the message did nothing wrong, so it waits like a
             # held one and keeps all its attempts.

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, request
 from analytics.events import record_message_event
 from delivery.tracking import TokenError, Tracker
 from delivery.unsubscribe import unsubscribe_by_message
+from models import Message
 from models.base import utcnow
 from web.db import get_db
 
@@ -67,9 +68,15 @@ _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</titl
 
 @bp.route("/u/<token>", methods=["GET", "POST"])
 def unsubscribe(token: str) -> Response:
-    message_id = int(_verify("unsubscribe", token))
-    if request.method == "GET":
-        # GET only shows a form: link scanners that prefetch URLs must not unsubscribe anyone.
+    try:
+        message_id = int(_verify("unsubscribe", token))
+    except (TypeError, ValueError):
+        abort(404)
+    if request.method != "POST":
+        # GET (and the HEAD Flask adds to it) only shows a form: link scanners that
+        # prefetch or probe URLs must not unsubscribe anyone.
+        if get_db().get(Message, message_id) is None:
+            abort(404)
         body = (f'<h1>Unsubscribe</h1><p>Stop receiving these emails?</p>'
                 f'<form method="post" action="/u/{escape(token)}"><button type="submit">Unsubscribe</button></form>')
         return Response(_PAGE.format(title="Unsubscribe", body=body), mimetype="text/html", headers=_NO_STORE)

@@ -84,6 +84,8 @@ def test_a_one_click_unsubscribe_stops_every_later_email(smtp, client):
     one_click = re.search(r"<(http://localhost:8000/u/[^>]+)>", email["List-Unsubscribe"]).group(1)
     path = urlsplit(one_click).path
     assert client.get(path).status_code == 200  # GET shows a page and changes nothing
+    assert client.head(path).status_code == 200  # nor does HEAD, which link scanners probe with
+    assert client.get(path[:-3] + "abc").status_code == 404  # a tampered token
     with db.session_scope() as s:
         assert s.scalar(select(Subscriber.status)) == "active"
     assert client.post(path, data={"List-Unsubscribe": "One-Click"}).status_code == 200

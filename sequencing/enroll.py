@@ -21,6 +21,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audience.errors import InvalidFieldError
+from audience.fields import normalise_email
 from models import Enrollment, Subscriber
 from models.bulk import dialect_insert
 from sequencing.errors import MAX_INT, InvalidInputError, StateConflictError, is_int
@@ -69,11 +71,20 @@ def _ensure_subscribers(session: Session, account_id: int, emails: list[str], no
 
 
 def _normalise_emails(emails: list[Any]) -> list[str]:
-    bad = {f"emails.{i}": ["Not a valid email address."] for i, e in enumerate(emails)
-           if not isinstance(e, str) or "@" not in e or len(e.strip()) > 320 or "\x00" in e}
+    """Each address as subscribers store it (audience.fields.normalise_email: the
+    same checks, lower case, the Unicode form of an internationalised domain), so
+    enrolling ``ada@xn--bcher-kva.de`` finds the ``ada@bücher.de`` an import made,
+    and a suppression written in either form matches."""
+    normalised: list[str] = []
+    bad: dict[str, list[str]] = {}
+    for i, email in enumerate(emails):
+        try:
+            normalised.append(normalise_email(email, f"emails.{i}"))
+        except InvalidFieldError as exc:
+            bad[exc.field] = [exc.message]
     if bad:
         raise InvalidInputError(bad)
-    return [e.strip().lower() for e in emails]
+    return normalised
 
 
 def _next_runs(session: Session, sequence_id: int, subscriber_ids: list[int], reentry: str) -> dict[int, int]:

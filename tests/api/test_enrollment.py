@@ -52,6 +52,16 @@ def test_it_creates_unknown_emails_as_subscribers_and_reuses_known_ones(client, 
     assert set(emails) == {"known@example.com", "new@example.com"} and emails["known@example.com"] == known
 
 
+def test_an_address_given_in_either_form_of_its_domain_is_the_same_subscriber(client, alice, session):
+    # Stored as audience.fields.normalise_email writes it (the Unicode domain), so
+    # enrolling the punycode form neither duplicates the subscriber nor slips past
+    # a suppression written in the other form.
+    sequence_id = active_sequence(client, alice)
+    [known] = subscribers(session, alice, "ada@bücher.de")
+    assert enroll(client, alice, sequence_id, emails=["Ada@xn--bcher-kva.de"]).get_json() == {"enrolled": 1, "skipped": 0}
+    assert [s.id for s in session.query(Subscriber).filter_by(account_id=alice.account_id)] == [known]
+
+
 def test_it_does_not_enroll_anyone_twice_when_a_request_is_retried(client, alice, session):
     sequence_id = active_sequence(client, alice)
     ids = subscribers(session, alice, "a@example.com", "b@example.com")

@@ -40,7 +40,7 @@ _WORD_OVERHEAD = len("=?utf-8?b??=")
 _BARE_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 _TOKEN = re.compile(r"[ \t]*[^ \t]+")
 _PLAIN_HEADER_TEXT = re.compile(r"[\x20-\x7e]*")
-_ADDRESS = re.compile(r"[^\s<>(),;:\"\\\[\]]+@[^\s<>(),;:\"\\\[\]@]+")
+_ADDRESS = re.compile(r"[^\s\x00-\x1f\x7f<>(),;:\"\\\[\]]+@[^\s\x00-\x1f\x7f<>(),;:\"\\\[\]@]+")  # no control characters
 
 
 class MessageBuildError(ValueError):

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import re
+from html import unescape as html_unescape
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -28,7 +29,11 @@ from itsdangerous.serializer import Serializer
 
 from content.compliance import append_html
 
-_HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
+# An <a> tag's href: preceded by whitespace, so a data-href="..." before it is not
+# taken for the link.
+_HREF = re.compile(r"""(<a\b[^>]*?\shref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
+# What browsers drop from a URL before following it (WHATWG URL: ASCII tab and newline).
+_URL_WHITESPACE = re.compile(r"[\t\n\r]")
 
 
 class TokenError(ValueError):
@@ -71,7 +76,10 @@ class Tracker:
 
         def replace(match: re.Match[str]) -> str:
             lead, quote, url = match.group(1, 2, 3)
-            url = url.strip()
+            # The URL the reader's browser would follow: entities decoded (an editor
+            # writes "?a=1&amp;b=2"), tabs and line breaks dropped. Signed as
+            # written, the redirect lost "b" or, with a line break, failed.
+            url = _URL_WHITESPACE.sub("", html_unescape(url)).strip()
             if not url.lower().startswith(("http://", "https://")) or url.startswith(unsubscribe_prefix):
                 return match.group(0)
             return f"{lead}{quote}{click_prefix}{clicks.sign([message_id, url])}{quote}"

@@ -50,7 +50,10 @@ def open_pixel(token: str) -> Response:
 @bp.get("/t/c/<token>")
 def click(token: str) -> Response:
     message_id, url = _verify("click", token)
-    if not str(url).lower().startswith(("http://", "https://")):
+    # Links signed before the rewrite dropped them may hold a tab or line break,
+    # which no redirect header may carry; browsers drop them from URLs too.
+    url = "".join(ch for ch in str(url) if ch not in "\t\r\n")
+    if not url.lower().startswith(("http://", "https://")):
         abort(404)
     session = get_db()
 

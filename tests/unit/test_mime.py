@@ -87,9 +87,10 @@ def test_a_line_break_in_any_header_value_is_refused(field):
         build(**{field: "x@y.test\r\nBcc: victim@example.org"})
 
 
-def test_an_address_that_is_not_one_is_refused():
-    with pytest.raises(MessageBuildError):
-        build(to_email="bob@example.org, eve@example.org")
+@pytest.mark.parametrize("address", ["bob@example.org, eve@example.org", "bo\x00b@example.org", "bob@exam\x7fple.org"])
+def test_an_address_that_is_not_one_is_refused(address):
+    with pytest.raises(MessageBuildError):  # a control character would be written into the header raw
+        build(to_email=address)
 
 
 def test_a_non_ascii_address_asks_the_transport_for_smtputf8():

@@ -86,3 +86,15 @@ def test_rewrite_tracks_http_links_in_any_case_and_leaves_the_rest():
     assert f'<a href="{TRACKER.unsubscribe_url(3)}">u</a>' in out
     assert '<abbr href="https://c.test/">c</abbr>' in out
     assert out.endswith(f'<img src="{TRACKER.open_url(3)}" width="1" height="1" alt="" style="display:none"></BODY >')
+
+
+def test_the_tracked_link_leads_where_the_readers_browser_would_have_gone():
+    # Entities decoded (an editor writes "&amp;"), tabs and line breaks dropped,
+    # and a data-href before the real href is not taken for the link.
+    html = ('<a href="https://shop.test/?a=1&amp;b=2">q</a> '
+            '<a href="https://shop.test/long\n/path\t">w</a> '
+            '<a data-href="https://decoy.test/" href="https://real.test/">d</a>')
+    out = TRACKER.rewrite_html(html, 3)
+    assert TRACKER.click_url(3, "https://shop.test/?a=1&b=2") in out
+    assert TRACKER.click_url(3, "https://shop.test/long/path") in out
+    assert f'<a data-href="https://decoy.test/" href="{TRACKER.click_url(3, "https://real.test/")}">d</a>' in out

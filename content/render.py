@@ -7,6 +7,7 @@ mail headers.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -20,11 +21,42 @@ from models import Subscriber
 
 MAX_TEMPLATE_CHARS = 500_000
 MAX_RESULT_ITEMS = 100_000
+# What one render may produce: far above any email, far below what would hurt a
+# worker (or the web process rendering a preview).
+MAX_RENDERED_CHARS = 2_000_000
+# Widths a format spec may ask for ("%20000000s", "{:>20000000}").
+_FORMAT_NUMBERS = re.compile(r"\d+")
+_PERCENT_SPEC = re.compile(r"%[-#0 +]*[\d.*]*[a-zA-Z%]")
+
+
+def _too_large(size: int) -> None:
+    if size > MAX_RENDERED_CHARS:
+        raise TemplateRenderError(f"template output would exceed {MAX_RENDERED_CHARS} characters")
+
+
+def _check_format(specs: list[str]) -> None:
+    for spec in specs:
+        if any(int(n) > MAX_RESULT_ITEMS for n in _FORMAT_NUMBERS.findall(spec)):
+            raise TemplateRenderError("format width too large in template")
+
+
+def _sized_str_call(text: str, name: str, args: tuple[Any, ...]) -> None:
+    """Refuse a str method call whose result would be huge, before it is built."""
+    if name in ("center", "ljust", "rjust", "zfill") and args and isinstance(args[0], int):
+        _too_large(args[0])
+    elif name == "expandtabs":
+        _too_large(len(text) * (args[0] if args and isinstance(args[0], int) else 8))
+    elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+        hits = text.count(args[0]) if args[0] else len(text) + 1
+        _too_large(len(text) + hits * max(len(args[1]) - len(args[0]), 0))
+    elif name == "join" and args and isinstance(args[0], (list, tuple)):
+        _too_large(len(text) * len(args[0]) + sum(len(str(item)) for item in args[0]))
 
 
 class _BoundedSandbox(SandboxedEnvironment):
-    """The sandbox, plus a bound on ``*`` and ``**``: ``'a' * 10**9`` would
-    otherwise let one template exhaust a worker's memory."""
+    """The sandbox, bounded: ``'a' * 10**9``, a padding of twenty million, or a
+    replace that multiplies a string would otherwise let one template exhaust a
+    worker's memory. What a render produces in all is capped in ``_render``."""
 
     intercepted_binops = frozenset({"*", "**"})
 
@@ -37,10 +69,50 @@ class _BoundedSandbox(SandboxedEnvironment):
                     raise TemplateRenderError("repetition too large in template")
         return super().call_binop(context, operator, left, right)
 
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str):
+            _sized_str_call(owner, getattr(__obj, "__name__", ""), args)
+        return super().call(__context, __obj, *args, **kwargs)
 
-_html_env = _BoundedSandbox(autoescape=True, undefined=Undefined)
-_text_env = _BoundedSandbox(autoescape=False, undefined=Undefined)
-_check_env = _BoundedSandbox(autoescape=False, undefined=StrictUndefined)
+    def wrap_str_format(self, value: Any) -> Any:
+        # Jinja hands str.format through here: check the widths its fields ask for.
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None and isinstance(getattr(value, "__self__", None), str):
+            fields = re.findall(r"\{([^{}]*)\}", value.__self__)
+            _check_format([field.split(":", 1)[1] for field in fields if ":" in field])
+        return wrapped
+
+
+def _bounded_filters(env: SandboxedEnvironment) -> SandboxedEnvironment:
+    """The built-in filters that pad or multiply, checked before they build."""
+    center, indent, replace, fmt = (env.filters[n] for n in ("center", "indent", "replace", "format"))
+
+    def bounded_center(value: Any, width: int = 80) -> str:
+        _too_large(width if isinstance(width, int) else 0)
+        return center(value, width)  # type: ignore[no-any-return]
+
+    def bounded_indent(value: Any, width: Any = 4, *args: Any, **kwargs: Any) -> str:
+        text = str(value)
+        _too_large(len(text) + (text.count("\n") + 1) * (width if isinstance(width, int) else len(str(width))))
+        return indent(value, width, *args, **kwargs)  # type: ignore[no-any-return]
+
+    def bounded_replace(eval_ctx: Any, value: Any, old: Any, new: Any, count: Any = None) -> str:
+        _sized_str_call(str(value), "replace", (str(old), str(new)))
+        return replace(eval_ctx, value, old, new, count)  # type: ignore[no-any-return]
+
+    def bounded_format(value: Any, *args: Any, **kwargs: Any) -> str:
+        _check_format(_PERCENT_SPEC.findall(str(value)))
+        return fmt(value, *args, **kwargs)  # type: ignore[no-any-return]
+
+    bounded_replace.jinja_pass_arg = replace.jinja_pass_arg  # type: ignore[attr-defined]
+    env.filters.update(center=bounded_center, indent=bounded_indent, replace=bounded_replace, format=bounded_format)
+    return env
+
+
+_html_env = _bounded_filters(_BoundedSandbox(autoescape=True, undefined=Undefined))
+_text_env = _bounded_filters(_BoundedSandbox(autoescape=False, undefined=Undefined))
+_check_env = _bounded_filters(_BoundedSandbox(autoescape=False, undefined=StrictUndefined))
 
 
 class TemplateRenderError(ValueError):
@@ -95,7 +167,12 @@ def _compiled(env: SandboxedEnvironment, source: str) -> Template:
 def _render(env: SandboxedEnvironment, source: str | Template, context: dict[str, Any]) -> str:
     try:
         template = source if isinstance(source, Template) else _compiled(env, source)
-        return template.render(context)
+        parts, size = [], 0
+        for part in template.generate(context):  # stops a loop that would render gigabytes
+            size += len(part)
+            _too_large(size)
+            parts.append(part)
+        return "".join(parts)
     except TemplateRenderError:
         raise
     except TemplateError as exc:

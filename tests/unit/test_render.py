@@ -28,6 +28,26 @@ def test_hostile_or_broken_templates_fail_with_a_render_error(source):
         render_email("s", None, source, CTX)
 
 
+@pytest.mark.parametrize("source", [
+    "{{ '%2000000000s'|format('x') }}", "{{ 'x'|center(2000000000) }}", "{{ '{:>2000000000}'.format('x') }}",
+    "{{ 'x'.center(2000000000) }}", "{{ 'x'.ljust(2000000000) }}",
+    "{% set s = 'x' * 100000 %}{% for i in range(100) %}{{ s }}{% endfor %}",  # 10 MB, a piece at a time
+    "{% set s = 'x' * 100000 %}{{ s|replace('x', 'y' * 100000) }}",  # 10 GB, refused before it is built
+    "{% set s = 'x' * 100000 %}{{ s.replace('', 'y' * 100) }}",
+    "{% set s = 'x' * 10000 %}{{ (s ~ '\n' ~ s)|indent(2000000000) }}",
+    "{{ ('y' * 100000).join(range(100000)|map('string')|list) }}",
+])
+def test_a_template_that_would_render_gigabytes_is_refused_before_it_does(source):
+    with pytest.raises(TemplateRenderError, match="too large|exceed"):
+        render_email("s", None, source, CTX)
+
+
+def test_padding_replacing_and_formatting_of_ordinary_sizes_still_render():
+    source = ("{{ '%5s'|format('x') }}|{{ 'x'|center(9) }}|{{ '{:>6}'.format('x') }}|{{ 'ab'|replace('a', 'c') }}|"
+              "{{ 'a\nb'|indent(2) }}|{{ ', '.join(['a', 'b']) }}")
+    assert render_email("s", None, source, CTX).text == "    x|    x    |     x|cb|a\n  b|a, b"
+
+
 def test_it_reports_a_syntax_error_with_its_line():
     with pytest.raises(TemplateRenderError, match="line 2"):
         check_template("ok\n{% if %}")

@@ -19,6 +19,13 @@ def no_nul(value: str) -> None:
         raise ValidationError("Contains a forbidden control character.")
 
 
+def one_line(value: str) -> None:
+    """A value that goes into a mail header (a sender's name): a line break or other
+    control character would be refused by every email built from it."""
+    if any(ch < " " or ch == "\x7f" for ch in value):
+        raise ValidationError("Must be one line, without control characters.")
+
+
 def text(max_len: int, min_len: int = 1) -> list[object]:
     """Validators of a free-text field: bounded length and no NUL."""
     return [validate.Length(min=min_len, max=max_len), no_nul]

@@ -1,6 +1,7 @@
 """Accounts, API keys and JWTs: the front door of every tenant."""
 from __future__ import annotations
 
+from models import Account
 from tests.conftest import ADMIN_TOKEN
 from tests.support.factories import rsa_pem, short_rsa_pem
 
@@ -41,6 +42,18 @@ def test_it_names_the_invalid_fields(client):
     body = response.get_json()
     assert set(body["errors"]["json"]) == {"name", "from_email"}
     assert "from_email" in body["message"] and "name" in body["message"]
+
+
+def test_a_sender_name_that_would_break_a_mail_header_is_refused(client, session):
+    # Accepted, it would fail every email of the account when it is built.
+    for name in ("Alice\r\nBcc: eve@example.org", "Alice\x00", "Alice\tCo"):
+        response = client.post("/api/v1/accounts", json={"name": "Shop", "from_email": "news@shop.example",
+                                                         "from_name": name}, headers=ADMIN)
+        assert response.status_code == 422 and set(response.get_json()["errors"]["json"]) == {"from_name"}, name
+    assert session.query(Account).count() == 0
+    ok = client.post("/api/v1/accounts", json={"name": "Shop", "from_email": "news@shop.example",
+                                               "from_name": "Alice & Co", "postal_address": ""}, headers=ADMIN)
+    assert ok.status_code == 201
 
 
 def test_it_exchanges_an_api_key_for_a_jwt(client, alice):

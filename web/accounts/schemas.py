@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from web.validators import text
+from web.validators import one_line, text
 
 
 class AccountCreateSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=text(200))
     from_email = fields.Email(required=True, validate=validate.Length(max=320))
-    from_name = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
-    postal_address = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    from_name = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=200), one_line])
+    postal_address = fields.String(load_default=None, allow_none=True, validate=text(500, min_len=0))
 
 
 class AccountSchema(Schema):

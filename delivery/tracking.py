@@ -36,6 +36,12 @@ _HREF = re.compile(r"""(<a\b[^>]*?\shref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE 
 _URL_WHITESPACE = re.compile(r"[\t\n\r]")
 
 
+def followable(url: str) -> str:
+    """``url`` without the tabs and line breaks a browser drops before following it
+    (and that no redirect header may carry)."""
+    return _URL_WHITESPACE.sub("", url)
+
+
 class TokenError(ValueError):
     """The token was not signed by us or is malformed."""
 
@@ -79,7 +85,7 @@ class Tracker:
             # The URL the reader's browser would follow: entities decoded (an editor
             # writes "?a=1&amp;b=2"), tabs and line breaks dropped. Signed as
             # written, the redirect lost "b" or, with a line break, failed.
-            url = _URL_WHITESPACE.sub("", html_unescape(url)).strip()
+            url = followable(html_unescape(url)).strip()
             if not url.lower().startswith(("http://", "https://")) or url.startswith(unsubscribe_prefix):
                 return match.group(0)
             return f"{lead}{quote}{click_prefix}{clicks.sign([message_id, url])}{quote}"

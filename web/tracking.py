@@ -14,7 +14,7 @@ from html import escape
 from flask import Blueprint, Response, abort, current_app, redirect, request
 
 from analytics.events import record_message_event
-from delivery.tracking import TokenError, Tracker
+from delivery.tracking import TokenError, Tracker, followable
 from delivery.unsubscribe import unsubscribe_by_message
 from models import Message
 from models.base import utcnow
@@ -50,9 +50,7 @@ def open_pixel(token: str) -> Response:
 @bp.get("/t/c/<token>")
 def click(token: str) -> Response:
     message_id, url = _verify("click", token)
-    # Links signed before the rewrite dropped them may hold a tab or line break,
-    # which no redirect header may carry; browsers drop them from URLs too.
-    url = "".join(ch for ch in str(url) if ch not in "\t\r\n")
+    url = followable(str(url))  # links signed before the rewrite dropped them may hold a line break
     if not url.lower().startswith(("http://", "https://")):
         abort(404)
     session = get_db()

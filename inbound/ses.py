@@ -18,7 +18,6 @@ import base64
 import binascii
 import json
 import re
-import urllib.request
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
@@ -30,6 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from delivery.providers.http import NO_REDIRECTS
 from inbound.events import (InboundRequest, NormalizedEvent, VerificationError, blames_address, check_age,
                             content_id, from_iso, load_json, message_ref, outbox_key, text)
 
@@ -75,26 +75,15 @@ def is_subscribe_url(url: str) -> bool:
     return _sns_url(url) is not None
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A 3xx answers with an error instead of being followed: the URL was checked,
-    wherever it redirects to was not."""
-
-    def redirect_request(self, *_: Any, **__: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
-
-
 @lru_cache(maxsize=16)
 def fetch_certificate(url: str) -> bytes:
     """The default fetcher: certificates are few and long-lived, so they are cached."""
-    with _OPENER.open(url, timeout=TIMEOUT_SECONDS) as response:  # URL checked by the caller
+    with NO_REDIRECTS.open(url, timeout=TIMEOUT_SECONDS) as response:  # URL checked by the caller
         return bytes(response.read(64 * 1024))
 
 
 def visit(url: str) -> None:
-    with _OPENER.open(url, timeout=TIMEOUT_SECONDS) as response:  # URL checked by the caller
+    with NO_REDIRECTS.open(url, timeout=TIMEOUT_SECONDS) as response:  # URL checked by the caller
         response.read(64 * 1024)
 
 

@@ -32,7 +32,9 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
         return None  # urllib then raises HTTPError with the 3xx, which we classify
 
 
-_OPENER = urllib.request.build_opener(_RefuseRedirects)
+# Also inbound.ses's, for SNS certificates and subscriptions: a URL checked before
+# the request must not be swapped for wherever it redirects.
+NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Resp
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     host = urlsplit(url).netloc
     try:
-        with _OPENER.open(request, timeout=timeout) as answer:
+        with NO_REDIRECTS.open(request, timeout=timeout) as answer:
             return Response(answer.status, answer.headers, answer.read())
     except urllib.error.HTTPError as exc:
         with exc:

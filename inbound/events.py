@@ -85,6 +85,16 @@ def from_unix(value: Any) -> datetime | None:
         return None
 
 
+# A signature's timestamp as providers send it: ASCII digits only (str.isdigit()
+# also takes "²", which float() then refuses).
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+
+
+def signed_unix_time(value: str) -> datetime | None:
+    """A signature header's Unix time; None for anything but plain digits."""
+    return from_unix(value) if _UNIX_SECONDS.fullmatch(value) else None
+
+
 def from_iso(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None

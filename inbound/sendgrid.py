@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from inbound.events import (InboundRequest, NormalizedEvent, VerificationError, blames_address, check_age,
-                            content_id, from_unix, load_json, message_ref, outbox_key, text)
+                            content_id, from_unix, load_json, message_ref, outbox_key, signed_unix_time, text)
 
 NAME = "sendgrid"
 SECRET_KEYS = ("webhook_public_key",)
@@ -34,7 +34,6 @@ MAX_AGE_SECONDS = 25 * 3600
 # Dots also occur inside older X-Message-Ids ("14c5d75ce93.dfd.64b469"), so only the
 # routing suffix SendGrid appends is cut, not everything after the first dot.
 _ROUTING_SUFFIX = re.compile(r"\.(filter|recvd)[^.]*(\..*)?$")
-_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 _KINDS = {"dropped": "rejected", "delivered": "delivered", "deferred": "deferred", "bounce": "bounced",
           "open": "opened", "click": "clicked", "spamreport": "complained", "unsubscribe": "unsubscribed",
           "group_unsubscribe": "unsubscribed"}
@@ -55,7 +54,7 @@ def verify(request: InboundRequest, configs: list[dict[str, Any]], now: datetime
     signature, timestamp = request.header(SIGNATURE_HEADER), request.header(TIMESTAMP_HEADER)
     if not signature or not timestamp:
         raise VerificationError("signature headers missing")
-    check_age(from_unix(timestamp) if _UNIX_SECONDS.fullmatch(timestamp) else None, now, MAX_AGE_SECONDS)
+    check_age(signed_unix_time(timestamp), now, MAX_AGE_SECONDS)
     try:
         der = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError):

@@ -60,6 +60,32 @@ class _BoundedSandbox(SandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**"})
 
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        # The built-in filters that pad or multiply, checked before they build.
+        center, indent, replace, fmt = (self.filters[n] for n in ("center", "indent", "replace", "format"))
+
+        def bounded_center(value: Any, width: int = 80) -> str:
+            _too_large(width if isinstance(width, int) else 0)
+            return center(value, width)  # type: ignore[no-any-return]
+
+        def bounded_indent(value: Any, width: Any = 4, *args: Any, **kwargs: Any) -> str:
+            text = str(value)
+            _too_large(len(text) + (text.count("\n") + 1) * (width if isinstance(width, int) else len(str(width))))
+            return indent(value, width, *args, **kwargs)  # type: ignore[no-any-return]
+
+        def bounded_replace(eval_ctx: Any, value: Any, old: Any, new: Any, count: Any = None) -> str:
+            _sized_str_call(str(value), "replace", (str(old), str(new)))
+            return replace(eval_ctx, value, old, new, count)  # type: ignore[no-any-return]
+
+        def bounded_format(value: Any, *args: Any, **kwargs: Any) -> str:
+            _check_format(_PERCENT_SPEC.findall(str(value)))
+            return fmt(value, *args, **kwargs)  # type: ignore[no-any-return]
+
+        bounded_replace.jinja_pass_arg = replace.jinja_pass_arg  # type: ignore[attr-defined]
+        self.filters.update(center=bounded_center, indent=bounded_indent, replace=bounded_replace,
+                            format=bounded_format)
+
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, (int, float)) and abs(right) > 100:
             raise TemplateRenderError("exponent too large in template")
@@ -84,35 +110,9 @@ class _BoundedSandbox(SandboxedEnvironment):
         return wrapped
 
 
-def _bounded_filters(env: SandboxedEnvironment) -> SandboxedEnvironment:
-    """The built-in filters that pad or multiply, checked before they build."""
-    center, indent, replace, fmt = (env.filters[n] for n in ("center", "indent", "replace", "format"))
-
-    def bounded_center(value: Any, width: int = 80) -> str:
-        _too_large(width if isinstance(width, int) else 0)
-        return center(value, width)  # type: ignore[no-any-return]
-
-    def bounded_indent(value: Any, width: Any = 4, *args: Any, **kwargs: Any) -> str:
-        text = str(value)
-        _too_large(len(text) + (text.count("\n") + 1) * (width if isinstance(width, int) else len(str(width))))
-        return indent(value, width, *args, **kwargs)  # type: ignore[no-any-return]
-
-    def bounded_replace(eval_ctx: Any, value: Any, old: Any, new: Any, count: Any = None) -> str:
-        _sized_str_call(str(value), "replace", (str(old), str(new)))
-        return replace(eval_ctx, value, old, new, count)  # type: ignore[no-any-return]
-
-    def bounded_format(value: Any, *args: Any, **kwargs: Any) -> str:
-        _check_format(_PERCENT_SPEC.findall(str(value)))
-        return fmt(value, *args, **kwargs)  # type: ignore[no-any-return]
-
-    bounded_replace.jinja_pass_arg = replace.jinja_pass_arg  # type: ignore[attr-defined]
-    env.filters.update(center=bounded_center, indent=bounded_indent, replace=bounded_replace, format=bounded_format)
-    return env
-
-
-_html_env = _bounded_filters(_BoundedSandbox(autoescape=True, undefined=Undefined))
-_text_env = _bounded_filters(_BoundedSandbox(autoescape=False, undefined=Undefined))
-_check_env = _bounded_filters(_BoundedSandbox(autoescape=False, undefined=StrictUndefined))
+_html_env = _BoundedSandbox(autoescape=True, undefined=Undefined)
+_text_env = _BoundedSandbox(autoescape=False, undefined=Undefined)
+_check_env = _BoundedSandbox(autoescape=False, undefined=StrictUndefined)
 
 
 class TemplateRenderError(ValueError):

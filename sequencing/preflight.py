@@ -10,11 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from content.preflight import FAIL_SCORE, Spamd, dkim_aligned, score_content
-from content.render import TemplateRenderError, render_email
+from content.render import TemplateRenderError, render_email, subscriber_context
 from content.text import html_to_text
 from delivery.dkim import account_key
 from delivery.mime import Envelope, MessageBuildError, build_message
-from models import Account, Sequence, Template
+from models import Account, Sequence, Subscriber, Template
 from models.base import utcnow
 
 
@@ -46,9 +46,9 @@ def _versions(config: dict[str, Any], template: Template | None) -> list[tuple[s
     return versions
 
 
-# A reader for the sample rendering SpamAssassin sees (content.render's variables).
-SAMPLE_READER = {"subscriber": {"id": 0, "email": "reader@example.com", "first_name": "Alex", "last_name": "Reader",
-                                "timezone": None, "attributes": {}, "tags": []}}
+# The reader SpamAssassin's sample rendering is for (never stored).
+SAMPLE_READER = Subscriber(id=0, email="reader@example.com", first_name="Alex", last_name="Reader", attributes={},
+                           tags=[])
 
 
 def _as_sent(content: dict[str, Any], from_email: str | None, from_name: str | None) -> bytes:
@@ -59,7 +59,7 @@ def _as_sent(content: dict[str, Any], from_email: str | None, from_name: str | N
     unsubscribe = "https://unsubscribe.example.com/u/preflight"
     try:
         rendered = render_email(content.get("subject") or "", content.get("html"), content.get("text"),
-                                {**SAMPLE_READER, "unsubscribe_url": unsubscribe})
+                                subscriber_context(SAMPLE_READER, {"unsubscribe_url": unsubscribe}))
         subject, html, text = rendered.subject, rendered.html, rendered.text
     except TemplateRenderError:
         subject, html = " ".join((content.get("subject") or "").split()), content.get("html")

@@ -293,15 +293,14 @@ def deliver(outgoing: list[Outgoing], failover: Failover, routes: dict[int, list
             continue
         errors = [t.error for t in tries if t.error is not None]
         hints = [e.retry_after for e in errors if e.retry_after is not None]
+        summary = "; ".join(f"{t.provider}: {t.error}" for t in tries)
         error = last.error
         if any(e.throttled for e in errors) and all(e.throttled or isinstance(e, HeldError) for e in errors):
             # Every provider tried asked us to slow down or was held by a limit
             # (a warming cap): the message did nothing wrong, so it waits like a
             # held one and keeps all its attempts.
-            summary = "; ".join(f"{t.provider}: {t.error}" for t in tries)
             error = HeldError(f"throttled: {summary}", retry_after=max(min(hints) if hints else 60.0, 1.0))
         elif not error.permanent and len(errors) > 1:
-            summary = "; ".join(f"{t.provider}: {t.error}" for t in tries)
             kind = UnconfirmedDeliveryError if error.in_doubt else TransientDeliveryError
             error = kind(summary, retry_after=min(hints) if hints else None)
         yield Outcome(item.message_id, item.account_id, item.subscriber_id, item.attempts, last.provider,

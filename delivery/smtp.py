@@ -64,14 +64,14 @@ def _classify(code: int, text: bytes | str, stage: str) -> DeliveryError:
     reply = _reply(code, text)
     if not 500 <= code < 600:
         return TransientDeliveryError(reply)
-    enhanced = enhanced_code(text.decode(errors="replace") if isinstance(text, bytes) else text)
-    if enhanced is not None and blames_us(*enhanced):
+    enhanced = enhanced_code(reply)
+    if enhanced is None:
+        return PermanentDeliveryError(reply) if stage == "recipient" else RejectedMessageError(reply)
+    if blames_us(*enhanced):
         return TransientDeliveryError(f"refused by the server's policy, not for this address: {reply}")
     if enhanced == (2, 2):
         return TransientDeliveryError(reply)
-    if blames_address(*enhanced) if enhanced is not None else stage == "recipient":
-        return PermanentDeliveryError(reply)
-    return RejectedMessageError(reply)
+    return PermanentDeliveryError(reply) if blames_address(*enhanced) else RejectedMessageError(reply)
 
 
 class SmtpTransport:

@@ -338,6 +338,8 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=int, default=20)
     parser.add_argument("--send-concurrency", type=int, default=int(os.environ.get("SEND_CONCURRENCY", "50")))
     parser.add_argument("--only", choices=("stages", "sink", "sweep"), action="append")
+    parser.add_argument("--pools", type=int, nargs="+", default=list(SWEEP), help="send pool sizes for the 20 ms sweep")
+    parser.add_argument("--no-split", action="store_true", help="skip the runs with the pool split over two workers")
     args = parser.parse_args()
     parts = set(args.only or ("stages", "sink", "sweep"))
     tmp = Path(f"/tmp/eseq-bench-send-{RUN}")
@@ -367,28 +369,33 @@ def main() -> None:
                     if key.startswith("cpu:"):
                         report(f"  CPU per email in that run, {key[4:]}", f"{micros:,.0f} µs")
                 report("  send worker thread switches per email in that run", f"{result['switches']:,.1f}")
-                # The same pool size from two worker_send instances: two GILs.
-                half = max(args.send_concurrency // 2, 1)
-                result = run_platform("sink2", port, args.emails, half, tmp, send_workers=2)
-                report(f"end to end into smtp-sink, {args.emails:,} emails, 2 send workers x {half} threads",
-                       f"{result['rate']:,.0f} emails/s ({result['elapsed']:.1f} s; send workers "
-                       f"{result.get('cpu:send worker', 0):,.0f} µs, PostgreSQL {result.get('cpu:PostgreSQL', 0):,.0f} µs "
-                       "CPU per email)")
+                if not args.no_split:  # the same pool size from two worker_send instances: two GILs
+                    half = max(args.send_concurrency // 2, 1)
+                    result = run_platform("sink2", port, args.emails, half, tmp, send_workers=2)
+                    report(f"end to end into smtp-sink, {args.emails:,} emails, 2 send workers x {half} threads",
+                           f"{result['rate']:,.0f} emails/s ({result['elapsed']:.1f} s; send workers "
+                           f"{result.get('cpu:send worker', 0):,.0f} µs, PostgreSQL "
+                           f"{result.get('cpu:PostgreSQL', 0):,.0f} µs CPU per email)")
     if "sweep" in parts:
         with smtp_server("slow", tmp, args.delay_ms) as port:
             report(f"raw smtplib into the {args.delay_ms} ms server, 64 connections (4 processes x 16)",
                    f"{raw_rate(port, raw, 64, 20_000, 4):,.0f} emails/s")
-            for threads in SWEEP:
+            for threads in args.pools:
                 result = run_platform(f"slow{threads}", port, args.sweep_emails, threads, tmp)
                 report(f"end to end at {args.delay_ms} ms, send pool {threads} threads ({args.sweep_emails:,} emails)",
                        f"{result['rate']:,.0f} emails/s ({result['elapsed']:.1f} s; send worker "
                        f"{result.get('cpu:send worker', 0):,.0f} µs CPU and {result['switches']:,.1f} thread "
                        "switches per email)")
-            # The same 64 connections from two worker_send instances: two GILs.
-            result = run_platform("slow2x32", port, args.sweep_emails, 32, tmp, send_workers=2)
-            report(f"end to end at {args.delay_ms} ms, 2 send workers x 32 threads ({args.sweep_emails:,} emails)",
-                   f"{result['rate']:,.0f} emails/s ({result['elapsed']:.1f} s; SMTP server "
-                   f"{result.get('cpu:SMTP server', 0):,.0f} µs CPU per email)")
+            if not args.no_split:  # the same 64 connections from two worker_send instances: two GILs
+                result = run_platform("slow2x32", port, args.sweep_emails, 32, tmp, send_workers=2)
+                report(f"end to end at {args.delay_ms} ms, 2 send workers x 32 threads ({args.sweep_emails:,} emails)",
+                       f"{result['rate']:,.0f} emails/s ({result['elapsed']:.1f} s; SMTP server "
+                       f"{result.get('cpu:SMTP server', 0):,.0f} µs CPU per email)")
+    finish(rows)
+
+
+def finish(rows: list[tuple[str, str]]) -> None:
+    """The figures again, as a table for the README."""
     print("\n| what | figure |\n|---|---|")
     for what, figure in rows:
         print(f"| {what} | {figure} |")

@@ -1,15 +1,17 @@
 """One send batch from start to end, as the send task runs it: claim and render in
 one transaction (delivery.sender.prepare), hold what must wait (a message in doubt,
 a provider being warmed past today's share), send the rest through each account's
-providers in failover order, and record each outcome before the next send.
+providers in failover order, and record each outcome while the next one is sent.
 
-The caller passes ``record_outcome``, which must return only once that outcome is
-committed: the send worker's threads share one group commit (delivery.group_commit),
-so every message's record is durable before its thread sends another.
+The caller passes ``start_recording``, which hands an outcome to the send worker's
+group commit (delivery.group_commit) and returns at once; before a thread sends
+the message after next, its last outcome but one is committed, so at most two of
+its messages at a time can be taken by a provider and not yet recorded.
 """
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from delivery.circuits import load_routes, reserve_sends
 from delivery.dkim import DkimKey
+from delivery.group_commit import Recording
 from delivery.pacing import Pacer
 from delivery.providers import build_transport as build_provider_transport
 from delivery.routing import Failover, Gate, Route, Transport
@@ -52,11 +55,12 @@ def build_transport(route: Route) -> Transport:
     return build_provider_transport(route.kind, route.config, route.name)  # type: ignore[no-any-return]
 
 
-def send_batch(message_ids: list[int], s: Settings, record_outcome: Callable[[Outcome], str],
+def send_batch(message_ids: list[int], s: Settings,
+               start_recording: Callable[[Outcome], Recording[Outcome, str]],
                clock: Callable[[], datetime] = utcnow) -> dict[str, int]:
     """Send what is still sendable among ``message_ids``; returns counts by
-    resulting status (``held`` for messages put back before any attempt).
-    ``clock`` lets tests move time."""
+    resulting status (``held`` for messages put back before any attempt), once
+    every outcome is committed. ``clock`` lets tests move time."""
     now = clock()
     lease = timedelta(seconds=s.lease_seconds)
     with session_scope() as session:
@@ -73,12 +77,21 @@ def send_batch(message_ids: list[int], s: Settings, record_outcome: Callable[[Ou
         ready.sort(key=lambda o: o.recipient.lower() not in warming.engaged)
     gates: list[Gate] = [warming] if warming is not None else []
     failover = Failover(build_transport, now, gates + [Pacer(reserve_sends_now, clock_running)])
+    recordings: deque[Recording[Outcome, str]] = deque()
+
+    def tally(recording: Recording[Outcome, str]) -> None:
+        status = recording.result()
+        counts[status] = counts.get(status, 0) + 1
+
     try:
         for outcome in deliver(ready, failover, routes, clock=clock, lease=lease):
-            status = record_outcome(outcome)
-            counts[status] = counts.get(status, 0) + 1
+            recordings.append(start_recording(outcome))
+            while len(recordings) > RECORDS_IN_FLIGHT:
+                tally(recordings.popleft())
     finally:
         failover.close()
+    while recordings:
+        tally(recordings.popleft())
     return counts
 
 
@@ -88,6 +101,12 @@ def run_in_transaction(work: Callable[[Session], Any]) -> Any:
     with session_scope() as session:
         return work(session)
 
+
+# Outcomes a send thread may have on their way to the database while it sends the
+# next message: one, so the commit overlaps the next send. A worker killed
+# mid-batch may thus leave two messages per thread taken by the provider and not
+# recorded (README: "The one duplicate window").
+RECORDS_IN_FLIGHT = 1
 
 # Waits between tries of a group's record when the database drops out (seconds).
 RECORD_RETRY_WAITS = (0.2, 1.0, 3.0)

@@ -6,16 +6,17 @@ across network I/O:
 2. ``deliver`` (no transaction): hand each message to the account's providers in
    failover order (delivery.routing), reusing one connection per provider for the
    whole batch, yielding each outcome as it comes.
-3. ``record`` (right after each send, before the next): write the outcome with a
-   conditional UPDATE. The send worker's threads share these transactions
-   (delivery.group_commit): each waits for its own outcome's commit, and one
-   commit carries every outcome that arrived while the previous one ran.
+3. ``record`` (right after each send, while the next one goes out): write the
+   outcome with a conditional UPDATE. The send worker's threads share these
+   transactions (delivery.group_commit): one commit carries every outcome that
+   arrived while the previous one ran, and a thread waits for its last outcome's
+   commit before it sends the message after next.
 
 A crash between a provider's acceptance and that record leaves the row
 ``sending``; when its lease runs out the tick dispatches it again, marked in
-doubt. That window is the one place a duplicate can come from. Recording each
-outcome before the next send keeps it to one message per sending thread, for
-about one commit's time, rather than a batch's I/O. Where the account's providers report events back to us, a
+doubt. That window is the one place a duplicate can come from. Recording as it
+goes keeps it to two messages per sending thread, for about one commit's time,
+rather than a batch's I/O. Where the account's providers report events back to us, a
 message in doubt waits (``hold_in_doubt``) for an event carrying its key, which
 reconciles the row to ``sent`` (inbound.store); only without one is it resent.
 Over plain SMTP nothing reports back, so it is resent at once. The Message-ID is
@@ -265,7 +266,7 @@ def send_budget(routes: list[Route], cap: timedelta) -> timedelta:
 def deliver(outgoing: list[Outgoing], failover: Failover, routes: dict[int, list[Route]],
             clock: Callable[[], datetime] = utcnow, lease: timedelta = outbox.SEND_LEASE) -> Iterator[Outcome]:
     """Send each message through its account's providers, yielding its outcome at
-    once so the caller records it before the next send; one failure never stops
+    once so the caller records it as the next one goes out; one failure never stops
     the batch.
 
     A message is sent only while its claim will outlast the send: once less of

@@ -13,4 +13,4 @@ RECORDER: GroupCommit[Outcome, str] = GroupCommit(record_outcomes)
 
 @app.task(name="sending.send_messages", ignore_result=True)
 def send_messages(message_ids: list[int]) -> dict[str, int]:
-    return send_batch(message_ids, get_settings(), RECORDER.submit)
+    return send_batch(message_ids, get_settings(), RECORDER.start)

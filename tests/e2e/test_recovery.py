@@ -109,7 +109,8 @@ def test_killing_the_worker_mid_batch_again_and_again_loses_nothing(tmp_path: Pa
         # The documented window: only a message whose worker died after the SMTP
         # server accepted it can arrive twice, and it was necessarily retried.
         assert set(duplicates) <= retried
-        assert sum(n - 1 for n in duplicates.values()) <= kills * 8
+        # At most two per send thread and kill: one committing while the next goes out.
+        assert sum(n - 1 for n in duplicates.values()) <= kills * 8 * 2
         print(f"kills={kills} interrupted={len(interrupted)} duplicates={sum(n - 1 for n in duplicates.values())}")
 
 

@@ -252,7 +252,7 @@ def test_a_message_whose_claim_would_run_out_mid_send_is_put_back_untried(smtp):
     def clock():
         return next(moments, start + SEND_LEASE - timedelta(seconds=30))
 
-    assert send_batch([message_id], get_settings(), RECORDER.submit, clock=clock) == {"held": 1}
+    assert send_batch([message_id], get_settings(), RECORDER.start, clock=clock) == {"held": 1}
     assert smtp.handler.received == []
     with db.session_scope() as s:
         held = s.get(Message, message_id)

@@ -55,4 +55,4 @@ def account_of(message_ids: list[int]) -> int:
 def send_in_process(ids: list[int], at: datetime | None = None) -> dict[str, int]:
     """The send task's batch, run here at ``at`` (default: now)."""
     now = at or utcnow()
-    return send_batch(ids, get_settings(), RECORDER.submit, clock=lambda: now)
+    return send_batch(ids, get_settings(), RECORDER.start, clock=lambda: now)

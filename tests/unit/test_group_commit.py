@@ -91,10 +91,29 @@ def test_the_error_reaches_only_its_own_caller_when_alone() -> None:
     assert group.submit(2) == "ok:2"
 
 
+def test_start_returns_before_the_commit_and_the_result_waits_for_it() -> None:
+    # What lets a send thread send its next message while its last outcome commits.
+    release = threading.Event()
+    written: list[list[int]] = []
+
+    def write(items: list[int]) -> list[str]:
+        release.wait(5)
+        written.append(items)
+        return [f"ok:{i}" for i in items]
+
+    group = GroupCommit(write)
+    first = group.start(1)  # returns while the write is held up
+    second = group.start(2)
+    assert written == []
+    release.set()
+    assert (first.result(), second.result()) == ("ok:1", "ok:2")
+    assert sorted(i for w in written for i in w) == [1, 2]
+
+
 def test_a_shutdown_while_rewriting_one_by_one_reaches_every_waiter() -> None:
     # The group fails, its items are rewritten alone, and the worker is told to
     # stop on one of them: the items after it were never written, and their
-    # threads must be told so rather than wait for ever.
+    # threads must be told so rather than wait for ever; the writer goes on.
     leading, queued = threading.Event(), threading.Event()
 
     def write(items: list[str]) -> list[str]:
@@ -130,6 +149,6 @@ def test_a_shutdown_while_rewriting_one_by_one_reaches_every_waiter() -> None:
     for thread in threads:
         thread.join(5)
     assert not any(t.is_alive() for t in threads), "a waiter was never woken"
-    # "a" leads the rewrite, so the shutdown raised while writing "b" surfaces in
-    # its thread; "c" and "d" were never written and hear of it too.
-    assert outcomes == {"lead": "ok", "a": "SystemExit", "b": "SystemExit", "c": "SystemExit", "d": "SystemExit"}
+    # "a" was written alone before the shutdown; "c" and "d" never were and hear of it.
+    assert outcomes == {"lead": "ok", "a": "ok", "b": "SystemExit", "c": "SystemExit", "d": "SystemExit"}
+    assert group.submit("e") == "ok", "the writer outlived the shutdown of one group"

@@ -3,6 +3,7 @@ the big providers do) and not: messages arrive byte for byte, refusals are sorte
 into permanent and transient, and the connection carries on after either."""
 from __future__ import annotations
 
+import re
 import threading
 from email.message import EmailMessage
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from aiosmtpd.controller import Controller
 
 from delivery.errors import (DeliveryError, PermanentDeliveryError, RejectedMessageError, TransientDeliveryError,
                              UnconfirmedDeliveryError)
-from delivery.smtp import SmtpConfig, SmtpTransport
+from delivery.smtp import SmtpConfig, SmtpTransport, dot_stuffed
 from tests.support.smtp import RecordingHandler, SilentAfterData, free_port
 
 
@@ -79,6 +80,14 @@ def test_a_line_starting_with_a_dot_arrives_unchanged(server):
         smtp.send(dotted, "alice@news.example", "bob@example.org")
     (got,) = handler.received
     assert got.message.get_payload(0).get_payload(decode=True).decode().replace("\r\n", "\n").rstrip("\n") == text
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b".", b"..", b".leading\r\n", b"a\r\n.b\r\n..c\r\n.\r\n", b"bare\n.line\r.not\n", b"\r\n.\r\n.",
+    b"no dots at all\r\n", b"x.\r\ny .\r\n",
+])
+def test_dot_stuffing_doubles_every_dot_that_starts_a_line_as_smtplib_does(raw):
+    assert dot_stuffed(raw) == re.sub(rb"(?m)^\.", b"..", raw)
 
 
 @pytest.mark.parametrize("stage, reply, expected, suppresses", [

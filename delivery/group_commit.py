@@ -64,11 +64,16 @@ class GroupCommit(Generic[Item, Result]):
     def __init__(self, write: Callable[[list[Item]], Sequence[Result]], max_group: int = MAX_GROUP) -> None:
         self._write = write
         self._max_group = max_group
+        self._fresh()
+        # A forked child has only the thread that forked: no writer, and maybe a
+        # lock some other thread held at the fork.
+        os.register_at_fork(after_in_child=self._fresh)
+
+    def _fresh(self) -> None:
         self._lock = threading.Lock()
         self._waiting = threading.Condition(self._lock)
         self._pending: list[Recording[Item, Result]] = []
         self._writer: threading.Thread | None = None
-        self._writer_pid = 0
 
     def start(self, item: Item) -> Recording[Item, Result]:
         recording: Recording[Item, Result] = Recording(item)
@@ -83,11 +88,9 @@ class GroupCommit(Generic[Item, Result]):
         return self.start(item).result()
 
     def _ensure_writer(self) -> None:
-        """Started with the first item, and again in a forked child (which has no
-        threads but the one that forked)."""
-        if self._writer is None or self._writer_pid != os.getpid() or not self._writer.is_alive():
+        """Started with the first item (in each process)."""
+        if self._writer is None or not self._writer.is_alive():
             self._writer = threading.Thread(target=self._write_forever, name="group-commit", daemon=True)
-            self._writer_pid = os.getpid()
             self._writer.start()
 
     def _write_forever(self) -> None:

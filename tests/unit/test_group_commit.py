@@ -2,6 +2,7 @@
 own item is written, and one bad item fails alone."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -152,3 +153,13 @@ def test_a_shutdown_while_rewriting_one_by_one_reaches_every_waiter() -> None:
     # "a" was written alone before the shutdown; "c" and "d" never were and hear of it.
     assert outcomes == {"lead": "ok", "a": "ok", "b": "SystemExit", "c": "SystemExit", "d": "SystemExit"}
     assert group.submit("e") == "ok", "the writer outlived the shutdown of one group"
+
+
+def test_a_forked_child_gets_a_writer_of_its_own() -> None:
+    group = GroupCommit(Store(delay=0).write)
+    assert group.submit(1) == "ok:1"  # the parent's writer is running
+    child = os.fork()
+    if child == 0:  # the child has no writer thread until it needs one
+        os._exit(0 if group.submit(2) == "ok:2" else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

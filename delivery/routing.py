@@ -82,6 +82,8 @@ def _draw(key: str, route: Route) -> float:
 
 
 def order(routes: list[Route], recipient: str, key: str) -> list[Route]:
+    if len(routes) < 2:  # nothing to rank: spares each email of the usual one-provider account a hash
+        return list(routes)
     domain = recipient.rsplit("@", 1)[-1].lower()
 
     def rank(route: Route) -> tuple[int, int, float]:

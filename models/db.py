@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 _engine: Engine | None = None
 _factory: sessionmaker[Session] | None = None
 _url: str | None = None
+_autocommit: Engine | None = None
 
 
 def normalize_url(url: str) -> str:
@@ -51,16 +52,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
 
 
 def configure(url: str, **kwargs: Any) -> Engine:
     """Create (or replace) the process-wide engine and session factory."""
-    global _engine, _factory, _url
+    global _engine, _factory, _url, _autocommit
     if _engine is not None and url == _url and not kwargs:
         return _engine
     if _engine is not None:
         _engine.dispose()
+    if _autocommit is not None:
+        _autocommit.dispose()
+        _autocommit = None
     _engine = make_engine(url, **kwargs)
     _factory = sessionmaker(bind=_engine, expire_on_commit=False)
     _url = url
@@ -82,8 +87,9 @@ def new_session() -> Session:
 def after_fork() -> None:
     """Drop pooled connections inherited from a parent process without closing them
     (the parent still owns those sockets), as SQLAlchemy's docs advise."""
-    if _engine is not None:
-        _engine.dispose(close=False)
+    for engine in (_engine, _autocommit):
+        if engine is not None:
+            engine.dispose(close=False)
 
 
 @contextmanager
@@ -96,5 +102,28 @@ def session_scope() -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+    finally:
+        session.close()
+
+
+@contextmanager
+def autocommit_scope() -> Iterator[Session]:
+    """A session whose every statement commits on its own, for writes that are
+    each one statement and safe to repeat: no BEGIN and no COMMIT round trips,
+    and no liveness ping when a connection is taken from the pool (a dropped
+    connection fails the statement instead, and the caller tries again).
+
+    Made for the send worker's group commit (delivery.batch.record_outcomes):
+    its writer thread waits for the GIL after every round trip, behind dozens of
+    send threads, so each round trip it skips shortens every group's write.
+    Connections of their own (a second pool), since the ping is a pool setting."""
+    global _autocommit
+    if _url is None:
+        raise RuntimeError("models.db.configure() has not been called")
+    if _autocommit is None:
+        _autocommit = make_engine(_url, pool_pre_ping=False, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=8)
+    session = Session(bind=_autocommit)
+    try:
+        yield session
     finally:
         session.close()

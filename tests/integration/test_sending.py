@@ -7,7 +7,7 @@ import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
 import delivery.batch
@@ -278,6 +278,24 @@ def test_a_database_blip_while_recording_is_tried_again_and_nothing_is_sent_twic
     assert send_in_process(ids) == {"sent": 3}
     assert statuses() == {"sent": 3}
     assert sorted(r for got in smtp.handler.received for r in got.recipients) == [f"user{i}@example.test" for i in range(3)]
+
+
+def test_a_recording_connection_the_server_dropped_is_replaced_and_nothing_is_lost(smtp):
+    # The usual group (every message taken at once) is written on a connection
+    # that is not pinged when taken from its pool: PostgreSQL ending it between
+    # two groups must cost one failed try, not the records.
+    first, second = queue_emails(4)[:2], None
+    assert send_in_process(first) == {"sent": 2}
+    with db.get_engine().connect() as conn:
+        ended = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                  "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+    assert ended, "the recording connection was open, and is gone now"
+    with db.session_scope() as s:
+        second = sorted(s.scalars(select(Message.id).where(Message.status == "queued")))
+    assert send_in_process(second) == {"sent": 2}
+    assert statuses() == {"sent": 4}
+    with db.session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Event).where(Event.name == "sent")) == 4
 
 
 def test_a_click_token_signed_with_a_line_break_in_its_url_still_redirects(client, settings):

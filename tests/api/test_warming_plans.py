@@ -126,3 +126,35 @@ def test_metrics_show_each_plan_its_latest_day_and_each_provider_circuit(client,
     assert (sample(text, "eseq_warming_sent", **labels), sample(text, "eseq_warming_bounced", **labels),
             sample(text, "eseq_warming_complained", **labels)) == (4, 2, 1)
     assert sample(text, "eseq_provider_circuit", provider_id=str(pid), state="closed") == 1
+
+
+def test_the_list_reads_every_plan_in_the_same_number_of_queries_and_each_as_get_shows_it(client, alice):
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_):
+        statements.append(statement)
+
+    def listed() -> tuple[int, list[dict]]:
+        statements.clear()
+        event.listen(db.get_engine(), "before_cursor_execute", count)
+        try:
+            body = client.get("/api/v1/warming-plans", headers=alice.headers).get_json()
+        finally:
+            event.remove(db.get_engine(), "before_cursor_execute", count)
+        return len(statements), body
+
+    first = client.post("/api/v1/warming-plans", json={"provider_id": provider(client, alice)},
+                        headers=alice.headers).get_json()
+    client.patch(f"/api/v1/warming-plans/{first['id']}", json={"status": "paused"}, headers=alice.headers)
+    with_one, _ = listed()
+    for n in range(3):
+        other = client.post("/api/v1/providers", json={**SMTP, "name": f"new-ip-{n}"}, headers=alice.headers)
+        client.post("/api/v1/warming-plans", json={"provider_id": other.get_json()["id"]}, headers=alice.headers)
+    with_four, plans = listed()
+    assert with_four == with_one, "queries grew with the number of plans"
+    assert len(plans) == 4
+    for plan in plans:  # what the list shows of each plan is what GET shows of it
+        assert plan == client.get(f"/api/v1/warming-plans/{plan['id']}", headers=alice.headers).get_json()
+    assert {a["action"] for a in plans[0]["adjustments"]} == {"pause"} and plans[1]["adjustments"] == []

@@ -34,7 +34,7 @@ class Plans(MethodView):
     def get(self) -> list[dict[str, Any]]:
         """The account's plans, each as GET /{id} shows it."""
         session, now = get_db(), utcnow()
-        return [admin.describe(session, row, now) for row in session.scalars(admin.list_plans(current_account_id()))]
+        return admin.describe_all(session, list(session.scalars(admin.list_plans(current_account_id()))), now)
 
     @account_required
     @blp.arguments(PlanCreateSchema)

@@ -8,11 +8,14 @@ mail headers.
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, Undefined
+from jinja2 import StrictUndefined, Template, TemplateError, Undefined, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from content.text import html_to_text, tidy_text
@@ -24,6 +27,11 @@ MAX_RESULT_ITEMS = 100_000
 # What one render may produce: far above any email, far below what would hurt a
 # worker (or the web process rendering a preview).
 MAX_RENDERED_CHARS = 2_000_000
+# The CPU one render may take. Sizes alone do not bound time: two nested loops
+# over 100,000 items each, or a macro calling itself twice a level, produce
+# nothing and would hold a send thread (and the GIL it shares) for hours.
+MAX_RENDER_CPU_SECONDS = 1.0
+_deadline = threading.local()
 # Widths a format spec may ask for ("%20000000s", "{:>20000000}").
 _FORMAT_NUMBERS = re.compile(r"\d+")
 _PERCENT_SPEC = re.compile(r"%[-#0 +]*[\d.*]*[a-zA-Z%]")
@@ -32,6 +40,20 @@ _PERCENT_SPEC = re.compile(r"%[-#0 +]*[\d.*]*[a-zA-Z%]")
 def _too_large(size: int) -> None:
     if size > MAX_RENDERED_CHARS:
         raise TemplateRenderError(f"template output would exceed {MAX_RENDERED_CHARS} characters")
+
+
+def _spend() -> None:
+    """Called at every loop iteration and every call a template makes: past the
+    render's share of CPU (this thread's own time, whatever the others do), stop."""
+    deadline = getattr(_deadline, "at", None)
+    if deadline is not None and time.thread_time() > deadline:
+        raise TemplateRenderError(f"template took more than {MAX_RENDER_CPU_SECONDS:g} s of CPU to render")
+
+
+def _paced(items: Iterable[Any]) -> Iterator[Any]:
+    for item in items:
+        _spend()
+        yield item
 
 
 def _check_format(specs: list[str]) -> None:
@@ -84,7 +106,15 @@ class _BoundedSandbox(SandboxedEnvironment):
 
         bounded_replace.jinja_pass_arg = replace.jinja_pass_arg  # type: ignore[attr-defined]
         self.filters.update(center=bounded_center, indent=bounded_indent, replace=bounded_replace,
-                            format=bounded_format)
+                            format=bounded_format, _eseq_paced=_paced)
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        # Every loop iterates through _paced, so the render's CPU is checked at each
+        # turn, however empty the loop's body.
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(loop.iter, "_eseq_paced", [], [], None, None, lineno=loop.lineno)
+        return tree
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, (int, float)) and abs(right) > 100:
@@ -96,6 +126,7 @@ class _BoundedSandbox(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature
+        _spend()  # a macro calling itself runs no loop
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str):
             _sized_str_call(owner, getattr(__obj, "__name__", ""), args)
@@ -165,6 +196,7 @@ def _compiled(env: SandboxedEnvironment, source: str) -> Template:
 
 
 def _render(env: SandboxedEnvironment, source: str | Template, context: dict[str, Any]) -> str:
+    _deadline.at = time.thread_time() + MAX_RENDER_CPU_SECONDS
     try:
         template = source if isinstance(source, Template) else _compiled(env, source)
         parts, size = [], 0
@@ -181,6 +213,8 @@ def _render(env: SandboxedEnvironment, source: str | Template, context: dict[str
         # Author mistakes that surface only with real data ({{ 1/0 }}, a bad index):
         # the message fails with a reason instead of crashing the send batch.
         raise TemplateRenderError(f"{type(exc).__name__}: {exc}") from None
+    finally:
+        _deadline.at = None
 
 
 def derived_text(html: str, rendered_html: str, context: dict[str, Any]) -> str:

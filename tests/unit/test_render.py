@@ -56,3 +56,15 @@ def test_it_reports_a_syntax_error_with_its_line():
 def test_html_becomes_readable_text_with_links_kept():
     text = html_to_text('<style>p{}</style><h1>Sale</h1><p>See <a href="https://x.test/a">our offer</a></p><ul><li>one</li></ul>')
     assert text == "Sale\n\nSee our offer (https://x.test/a)\n\n- one"
+
+
+@pytest.mark.parametrize("source", [
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",  # no output at all
+    "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}",  # no loop
+    "{% set s = 'x' * 100000 %}{% for c in s %}{% set t = s|list %}{% endfor %}",  # 100,000 lists of 100,000
+])
+def test_a_template_that_would_run_for_hours_stops_at_its_cpu_budget_and_the_next_renders(source):
+    with pytest.raises(TemplateRenderError, match="s of CPU"):
+        render_email("s", None, source, CTX)
+    looped = "{% for x in [1, 2, 3] %}{{ loop.index }}/{{ loop.length }} {% else %}none{% endfor %}"
+    assert render_email("s", None, looped + "{% for x in [] %}a{% else %}empty{% endfor %}", CTX).text == "1/3 2/3 3/3 empty"

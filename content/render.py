@@ -31,6 +31,9 @@ MAX_RENDERED_CHARS = 2_000_000
 # over 100,000 items each, or a macro calling itself twice a level, produce
 # nothing and would hold a send thread (and the GIL it shares) for hours.
 MAX_RENDER_CPU_SECONDS = 1.0
+# Reading a thread's CPU time is a system call (about 3 µs here), so the clock is
+# read every so many loop turns and calls, not at each.
+_CHECK_EVERY = 64
 _deadline = threading.local()
 # Widths a format spec may ask for ("%20000000s", "{:>20000000}").
 _FORMAT_NUMBERS = re.compile(r"\d+")
@@ -42,18 +45,28 @@ def _too_large(size: int) -> None:
         raise TemplateRenderError(f"template output would exceed {MAX_RENDERED_CHARS} characters")
 
 
-def _spend() -> None:
-    """Called at every loop iteration and every call a template makes: past the
-    render's share of CPU (this thread's own time, whatever the others do), stop."""
+def _check_clock() -> None:
+    """Past the render's share of CPU (this thread's own time, whatever the
+    others do), stop."""
     deadline = getattr(_deadline, "at", None)
     if deadline is not None and time.thread_time() > deadline:
         raise TemplateRenderError(f"template took more than {MAX_RENDER_CPU_SECONDS:g} s of CPU to render")
 
 
 def _paced(items: Iterable[Any]) -> Iterator[Any]:
-    for item in items:
-        _spend()
+    """What every loop of a template iterates: its items, with the clock read every
+    so many turns. A counter per loop is enough: an inner loop checks on its own
+    turns, so at most that many turns of any loop run past the deadline."""
+    for turn, item in enumerate(items, 1):
+        if not turn % _CHECK_EVERY:
+            _check_clock()
         yield item
+
+
+def _count_call() -> None:
+    _deadline.calls = calls = getattr(_deadline, "calls", 0) + 1
+    if not calls % _CHECK_EVERY:
+        _check_clock()
 
 
 def _check_format(specs: list[str]) -> None:
@@ -126,7 +139,7 @@ class _BoundedSandbox(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature
-        _spend()  # a macro calling itself runs no loop
+        _count_call()  # a macro calling itself runs no loop
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str):
             _sized_str_call(owner, getattr(__obj, "__name__", ""), args)
@@ -196,7 +209,7 @@ def _compiled(env: SandboxedEnvironment, source: str) -> Template:
 
 
 def _render(env: SandboxedEnvironment, source: str | Template, context: dict[str, Any]) -> str:
-    _deadline.at = time.thread_time() + MAX_RENDER_CPU_SECONDS
+    _deadline.at, _deadline.calls = time.thread_time() + MAX_RENDER_CPU_SECONDS, 0
     try:
         template = source if isinstance(source, Template) else _compiled(env, source)
         parts, size = [], 0

@@ -223,10 +223,24 @@ def _provider_webhooks(env: dict[str, str]) -> dict[str, dict[str, str]]:
     return {p: values for p, values in found.items() if all(values.values())}
 
 
+def public_url_problem(url: str) -> str | None:
+    """Why PUBLIC_BASE_URL, valid as it is, will hurt mail that goes out, or None.
+    Plain http is fine on this machine (``make run``) and nowhere else."""
+    parsed = urlparse(url)
+    if parsed.scheme == "https" or parsed.hostname in ("localhost", "127.0.0.1", "::1"):
+        return None
+    return ("PUBLIC_BASE_URL is plain http: mailbox providers take one-click unsubscribe (RFC 8058) only from "
+            "an https List-Unsubscribe URL, and tracked links and unsubscribe pages would cross the network in "
+            "the clear")
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings; the first call parses and validates."""
     settings = load_settings()
     if settings.secret_key_generated:
         log.warning("SECRET_KEY is not set: using a random key for this run; tokens will not survive a restart")
+    problem = public_url_problem(settings.public_base_url)
+    if problem:
+        log.warning(problem)
     return settings

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from settings import ConfigError, load_settings
+from settings import ConfigError, get_settings, load_settings, public_url_problem
 from tests.conftest import ROOT
 
 BAD_VALUES = [
@@ -73,3 +73,19 @@ def test_the_web_process_refuses_to_start_on_a_bad_value_and_names_it() -> None:
                           text=True, timeout=60)
     assert done.returncode != 0
     assert "ESEQ_TICK_SECONDS must be a number" in done.stderr
+
+
+@pytest.mark.parametrize("url, problem", [
+    ("https://mail.example.com", False), ("http://localhost:8000", False), ("http://127.0.0.1:8000", False),
+    ("http://mail.example.com", True), ("http://10.0.0.5", True),
+])
+def test_a_plain_http_public_url_is_named_at_start_unless_it_is_this_machine(url, problem, monkeypatch, caplog):
+    assert bool(public_url_problem(url)) is problem
+    monkeypatch.setenv("PUBLIC_BASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="settings"):
+            assert get_settings().public_base_url == url  # a warning, not a refusal: the platform still runs
+    finally:
+        get_settings.cache_clear()
+    assert any("PUBLIC_BASE_URL is plain http" in r.getMessage() for r in caplog.records) is problem

@@ -129,6 +129,10 @@ class Settings:
     # How long a message a worker died sending waits for provider events to prove
     # it was taken before it is sent again (delivery.sender.hold_in_doubt).
     reconcile_seconds: int
+    # Whether a send thread sends its next email while its last one's record
+    # commits (delivery.batch.RECORDS_IN_FLIGHT): faster, and a worker killed
+    # mid-batch may leave two of its emails per thread sent and unrecorded, not one.
+    send_while_recording: bool
     # Verification secrets for the environment-wide /webhooks/<provider> endpoints,
     # by provider, keyed like a Provider row's config (inbound/__init__.py).
     provider_webhooks: dict[str, dict[str, str]] = field(default_factory=dict, repr=False, compare=False, hash=False)
@@ -201,6 +205,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         webhook_allow_private=_bool(env, "ESEQ_WEBHOOK_ALLOW_PRIVATE", False),
         lease_seconds=_int(env, "ESEQ_LEASE_SECONDS", 300),
         reconcile_seconds=_int(env, "ESEQ_RECONCILE_SECONDS", 600, minimum=0),
+        send_while_recording=_bool(env, "ESEQ_SEND_WHILE_RECORDING", True),
         provider_webhooks=_provider_webhooks(env),
         spamd_host=env.get("ESEQ_SPAMD_HOST") or None,
         spamd_port=_int(env, "ESEQ_SPAMD_PORT", 783) if env.get("ESEQ_SPAMD_PORT") else None,

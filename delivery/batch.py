@@ -79,6 +79,7 @@ def send_batch(message_ids: list[int], s: Settings,
     gates: list[Gate] = [warming] if warming is not None else []
     failover = Failover(build_transport, now, gates + [Pacer(reserve_sends_now, clock_running)])
     recordings: deque[Recording[Outcome, str]] = deque()
+    in_flight = RECORDS_IN_FLIGHT if s.send_while_recording else 0
 
     def tally(recording: Recording[Outcome, str]) -> None:
         status = recording.result()
@@ -87,7 +88,7 @@ def send_batch(message_ids: list[int], s: Settings,
     try:
         for outcome in deliver(ready, failover, routes, clock=clock, lease=lease):
             recordings.append(start_recording(outcome))
-            while len(recordings) > RECORDS_IN_FLIGHT:
+            while len(recordings) > in_flight:
                 tally(recordings.popleft())
     finally:
         failover.close()
@@ -106,7 +107,8 @@ def run_in_transaction(work: Callable[[Session], Any]) -> Any:
 # Outcomes a send thread may have on their way to the database while it sends the
 # next message: one, so the commit overlaps the next send. A worker killed
 # mid-batch may thus leave two messages per thread taken by the provider and not
-# recorded (README: "The one duplicate window").
+# recorded (README: "The one duplicate window"); ESEQ_SEND_WHILE_RECORDING=false
+# makes it none, and the window one message a thread.
 RECORDS_IN_FLIGHT = 1
 
 # Waits between tries of a group's record when the database drops out (seconds).

@@ -7,6 +7,8 @@ import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
@@ -23,7 +25,7 @@ from settings import get_settings
 from tasks.sending import RECORDER
 from tasks.sequencing import enqueue_sends
 from tests.support.sending import LINK, STEP, forget_smtp, queue_emails, send_in_process, statuses, use_smtp
-from tests.support.smtp import SmtpServer, free_port
+from tests.support.smtp import RecordingHandler, SmtpServer, free_port
 from tests.support.waiting import wait_for
 
 def test_it_sends_every_queued_message_exactly_once_through_a_worker(smtp, worker):
@@ -296,6 +298,34 @@ def test_a_recording_connection_the_server_dropped_is_replaced_and_nothing_is_lo
     assert statuses() == {"sent": 4}
     with db.session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Event).where(Event.name == "sent")) == 4
+
+
+@pytest.mark.parametrize("overlap, unrecorded_at_most", [("true", 1), ("false", 0)])
+def test_while_an_email_goes_out_at_most_one_accepted_before_it_is_unrecorded(overlap, unrecorded_at_most,
+                                                                              monkeypatch):
+    # The duplicate window, measured where it is: each time the SMTP server has
+    # a whole email, how many it accepted earlier are not yet recorded as sent.
+    unrecorded: list[int] = []
+
+    class Watching(RecordingHandler):
+        async def handle_DATA(self, server, session, envelope):
+            with db.session_scope() as s:
+                recorded = s.scalar(select(func.count()).select_from(Message).where(Message.status == "sent"))
+            unrecorded.append(len(self.received) - recorded)
+            return await super().handle_DATA(server, session, envelope)
+
+    monkeypatch.setenv("ESEQ_SEND_WHILE_RECORDING", overlap)
+    port = free_port()
+    controller = Controller(Watching(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        use_smtp(port)
+        ids = queue_emails(12)
+        assert send_in_process(ids) == {"sent": 12}
+    finally:
+        controller.stop()
+        forget_smtp()
+    assert len(unrecorded) == 12 and max(unrecorded) <= unrecorded_at_most
 
 
 def test_a_click_token_signed_with_a_line_break_in_its_url_still_redirects(client, settings):

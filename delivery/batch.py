@@ -111,8 +111,10 @@ def run_in_transaction(work: Callable[[Session], Any]) -> Any:
 # makes it none, and the window one message a thread.
 RECORDS_IN_FLIGHT = 1
 
-# Waits between tries of a group's record when the database drops out (seconds).
-RECORD_RETRY_WAITS = (0.2, 1.0, 3.0)
+# Waits between tries of a group's record when the database drops out (seconds):
+# about half a minute in all, as long as PostgreSQL takes to restart or fail over,
+# and far inside a claim's lease (ESEQ_LEASE_SECONDS, 300 s by default).
+RECORD_RETRY_WAITS = (0.2, 1.0, 3.0, 8.0, 15.0)
 
 
 def record_outcomes(outcomes: list[Outcome]) -> list[str]:

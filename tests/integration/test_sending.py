@@ -3,13 +3,14 @@ a real SMTP server on loopback (aiosmtpd)."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import func, select, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import OperationalError
 
 import delivery.batch
@@ -26,6 +27,7 @@ from tasks.sending import RECORDER
 from tasks.sequencing import enqueue_sends
 from tests.support.sending import LINK, STEP, forget_smtp, queue_emails, send_in_process, statuses, use_smtp
 from tests.support.smtp import RecordingHandler, SmtpServer, free_port
+from tests.conftest import PG_ADMIN_URL
 from tests.support.waiting import wait_for
 
 def test_it_sends_every_queued_message_exactly_once_through_a_worker(smtp, worker):
@@ -326,6 +328,34 @@ def test_while_an_email_goes_out_at_most_one_accepted_before_it_is_unrecorded(ov
         controller.stop()
         forget_smtp()
     assert len(unrecorded) == 12 and max(unrecorded) <= unrecorded_at_most
+
+
+def test_a_database_outage_of_several_seconds_mid_batch_loses_no_record_and_sends_nothing_twice(smtp):
+    # The platform's database refuses every connection for six seconds while a
+    # batch is going out (as during a restart); the batch waits, then records.
+    smtp.handler.delay = 0.05
+    ids = queue_emails(20)
+    database = db.get_engine().url.database
+    admin = create_engine(db.normalize_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    outcome: dict[str, object] = {}
+    sending = threading.Thread(target=lambda: outcome.update(counts=send_in_process(ids)))
+    sending.start()
+    try:
+        wait_for(lambda: len(smtp.handler.received) >= 5, 30, "five emails out")
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
+                         {"d": database})
+        time.sleep(6)  # longer than the record's first three tries together (4.2 s)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+    sending.join(60)
+    assert outcome.get("counts") == {"sent": 20}
+    assert statuses() == {"sent": 20}
+    assert sorted(r for got in smtp.handler.received for r in got.recipients) == sorted(
+        f"user{i}@example.test" for i in range(20))
 
 
 def test_a_click_token_signed_with_a_line_break_in_its_url_still_redirects(client, settings):

@@ -88,8 +88,9 @@ class GroupCommit(Generic[Item, Result]):
         return self.start(item).result()
 
     def _ensure_writer(self) -> None:
-        """Started with the first item (in each process)."""
-        if self._writer is None or not self._writer.is_alive():
+        """Started with the first item, in each process (``_fresh`` forgets the
+        parent's after a fork); it never returns, whatever a write raises."""
+        if self._writer is None:
             self._writer = threading.Thread(target=self._write_forever, name="group-commit", daemon=True)
             self._writer.start()
 

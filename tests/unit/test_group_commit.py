@@ -3,6 +3,7 @@ own item is written, and one bad item fails alone."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -160,6 +161,7 @@ def test_a_forked_child_gets_a_writer_of_its_own() -> None:
     assert group.submit(1) == "ok:1"  # the parent's writer is running
     child = os.fork()
     if child == 0:  # the child has no writer thread until it needs one
+        signal.alarm(10)  # a child left without a writer would wait for ever: let it die instead
         os._exit(0 if group.submit(2) == "ok:2" else 1)
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0

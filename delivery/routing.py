@@ -105,6 +105,18 @@ def next_opening(routes: list[Route], now: datetime) -> float:
     return max(min(waits), 1.0) if waits else 60.0
 
 
+@dataclass(frozen=True)
+class Upcoming:
+    """The message a batch will send after the current one, so that a transport
+    that can prepare for it (SMTP sends its envelope ahead) is told."""
+
+    routes: list[Route]
+    message: EmailMessage
+    sender: str
+    recipient: str
+    key: str
+
+
 class Gate(Protocol):
     """A limit consulted before each try (delivery.pacing's rate limits, warming's
     caps): returns to allow it, raises ProviderBusyError to refuse it."""
@@ -138,15 +150,30 @@ class Failover:
         return (self._paused.get(route, self._now) > self._now
                 or self._failures.get(route, 0) >= CIRCUIT_THRESHOLD)
 
+    def _candidates(self, routes: list[Route], recipient: str, key: str) -> list[Route]:
+        return [r for r in order(routes, recipient, key) if usable(r, self._now) and not self._skipped(r)]
+
+    def _tell(self, transport: Transport, route: Route, upcoming: Upcoming | None) -> None:
+        """Tell a transport that can use it which message it will most likely be
+        given next: the upcoming one, when its first choice is this same route."""
+        expect = getattr(transport, "expect", None)
+        if expect is None:
+            return
+        if upcoming is not None and self._candidates(upcoming.routes, upcoming.recipient, upcoming.key)[:1] == [route]:
+            expect((upcoming.message, upcoming.sender, upcoming.recipient))
+        else:
+            expect(None)
+
     def send(self, routes: list[Route], message: EmailMessage, sender: str, recipient: str,
-             key: str) -> Iterator[tuple[Try, str | None]]:
+             key: str, upcoming: Upcoming | None = None) -> Iterator[tuple[Try, str | None]]:
         """Yield each try and, for the one that succeeded, the provider's message id.
-        Stops after a success or a permanent error."""
+        Stops after a success or a permanent error. ``upcoming``: the message
+        the batch sends next, if any (see ``_tell``)."""
         if not routes:
             yield Try(None, "none", HeldError(
                 "no email provider configured: set SMTP_HOST or add one at /api/v1/providers", retry_after=300)), None
             return
-        candidates = [r for r in order(routes, recipient, key) if usable(r, self._now) and not self._skipped(r)]
+        candidates = self._candidates(routes, recipient, key)
         if not candidates:
             seen = [replace(r, paused_until=self._paused[r]) if r in self._paused else r for r in routes]
             wait = next_opening(seen, self._now)
@@ -173,7 +200,9 @@ class Failover:
                                                   retry_after=LIMIT_UNCHECKED_WAIT)), None
                 return
             try:
-                provider_id = self._transport(route).send(message, sender, recipient)
+                transport = self._transport(route)
+                self._tell(transport, route, upcoming)
+                provider_id = transport.send(message, sender, recipient)
             except DeliveryError as exc:
                 yield Try(route.provider_id, route.name, exc), None
                 if exc.permanent:

@@ -45,7 +45,7 @@ from delivery import outbox
 from delivery.circuits import record_tries
 from delivery.dkim import DkimKey, account_key, sign_message
 from delivery.errors import DeliveryError, HeldError, TransientDeliveryError, UnconfirmedDeliveryError
-from delivery.routing import Failover, Route, Try
+from delivery.routing import Failover, Route, Try, Upcoming
 from delivery.mime import Envelope, MessageBuildError, build_message
 from delivery.pacing import MAX_WAIT_SECONDS
 from delivery.providers.http import DEFAULT_TIMEOUT as HTTP_TIMEOUT
@@ -275,7 +275,7 @@ def deliver(outgoing: list[Outgoing], failover: Failover, routes: dict[int, list
     send it. Such a message is put back untried (held, at no cost in attempts) for
     the next batch."""
     budgets = {account_id: send_budget(account_routes, lease / 2) for account_id, account_routes in routes.items()}
-    for item in outgoing:
+    for index, item in enumerate(outgoing):
         if clock() + budgets.get(item.account_id, timedelta(0)) >= item.lease_until:
             yield Outcome(item.message_id, item.account_id, item.subscriber_id, item.attempts, "none",
                           error=HeldError("its claim ran short before it could be sent", retry_after=1.0),
@@ -283,8 +283,11 @@ def deliver(outgoing: list[Outgoing], failover: Failover, routes: dict[int, list
             continue
         tries: list[Try] = []
         accepted_id: str | None = None
+        after = outgoing[index + 1] if index + 1 < len(outgoing) else None
+        upcoming = None if after is None else Upcoming(routes.get(after.account_id, []), after.email, after.sender,
+                                                       after.recipient, after.key)
         for attempt, provider_message_id in failover.send(routes.get(item.account_id, []), item.email, item.sender,
-                                                          item.recipient, item.key):
+                                                          item.recipient, item.key, upcoming):
             tries.append(attempt)
             accepted_id = provider_message_id
         last = tries[-1] if tries else Try(None, "none", TransientDeliveryError("no provider configured"))

@@ -88,6 +88,10 @@ class SmtpTransport:
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
         self._client: smtplib.SMTP | None = None
+        # The envelope (sender, recipient) of the next message when it was sent
+        # with this one's content; whose DATA the server has answered with 354.
+        self._expected: tuple[str, str] | None = None
+        self._open_for: tuple[str, str] | None = None
 
     @property
     def name(self) -> str:
@@ -130,21 +134,38 @@ class SmtpTransport:
             client.close()  # else the half-open session keeps its socket as long as the error is kept
         raise TransientDeliveryError(error)
 
+    def expect(self, upcoming: tuple[EmailMessage, str, str] | None) -> None:
+        """Say which message this transport will most likely be given next (its
+        message, sender and recipient), or that none is known. Its envelope then
+        goes out in the same write as the next message's content (RFC 2920 allows
+        content first in a group), and its answers are read with that content's:
+        one round trip a message instead of two. A guess that proves wrong costs
+        the connection (a transaction waiting for its content cannot be reset),
+        never a message: without its content nothing was sent."""
+        if upcoming is None:
+            self._expected = None
+            return
+        message, sender, recipient = upcoming
+        self._expected = None if _needs_smtputf8(message, sender, recipient) else (sender, recipient)
+
     def send(self, message: EmailMessage, sender: str, recipient: str) -> str:
+        expected, self._expected = self._expected, None
+        if self._open_for is not None and self._open_for != (sender, recipient):
+            self._drop()  # another message came: the one whose envelope waits cannot be reset
         for attempt in (1, 2):
             if self._client is None:
                 self._client = self._connect()
             try:
-                self._hand_over(self._client, message, sender, recipient)
+                self._hand_over(self._client, message, sender, recipient, expected)
             except smtplib.SMTPNotSupportedError as exc:
                 # SMTPUTF8 (an address that is not ASCII) on a server without it:
                 # another provider may take it.
                 raise TransientDeliveryError(f"SMTP server cannot take this message: {exc}") from None
             except UnconfirmedDeliveryError:
-                self._client = None  # closed by smtplib; never sent again here (see _content)
+                self._drop()  # never sent again here (see _content)
                 raise
             except smtplib.SMTPServerDisconnected:
-                self._client = None
+                self._drop()
                 if attempt == 2:
                     raise TransientDeliveryError("SMTP server disconnected") from None
                 continue
@@ -165,34 +186,90 @@ class SmtpTransport:
             return message.message_id if isinstance(message, BuiltMessage) else str(message["Message-ID"])
         raise TransientDeliveryError("unreachable")
 
-    @staticmethod
-    def _hand_over(client: smtplib.SMTP, message: EmailMessage, sender: str, recipient: str) -> None:
+    def _hand_over(self, client: smtplib.SMTP, message: EmailMessage, sender: str, recipient: str,
+                   expected: tuple[str, str] | None) -> None:
         """One transaction through our own paths, whatever the message: a plain
         ``EmailMessage`` is written out first, so it too is never sent again after
         its final dot (smtplib's send_message would be)."""
+        smtputf8 = _needs_smtputf8(message, sender, recipient)
         if isinstance(message, BuiltMessage):
-            raw, smtputf8 = message.raw, message.smtputf8
+            raw = message.raw
         else:
-            smtputf8 = not (sender.isascii() and recipient.isascii())
             raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n", utf8=smtputf8))
+        if self._open_for == (sender, recipient):  # its envelope went out with the last message
+            self._open_for = None
+            self._content(client, raw, expected)
+            return
         client.ehlo_or_helo_if_needed()
         if smtputf8 and not client.has_extn("smtputf8"):
             raise smtplib.SMTPNotSupportedError("the server does not offer SMTPUTF8")
         options = ["SMTPUTF8"] if smtputf8 else []
-        if (client.does_esmtp and client.has_extn("pipelining")
-                and _PLAIN_ADDRESS.fullmatch(sender) and _PLAIN_ADDRESS.fullmatch(recipient)):
-            _pipelined(client, raw, sender, recipient, options)
+        if _can_pipeline(client, sender, recipient):
+            _pipelined(client, sender, recipient, options)
         else:
-            _one_at_a_time(client, raw, sender, recipient, options)
+            _one_at_a_time(client, sender, recipient, options)
+        self._content(client, raw, expected)
+
+    def _content(self, client: smtplib.SMTP, raw: bytes, expected: tuple[str, str] | None) -> None:
+        """Send the message after a 354 and read the server's verdict, with the
+        expected next message's envelope in the same write when there is one.
+
+        Once the final dot is out the server may have taken the message, so a
+        connection that fails before its answer (smtplib reports a timeout or a reset
+        as a disconnection) leaves it in doubt: UnconfirmedDeliveryError, which nobody
+        answers by sending it again at once. A failure while the content is still
+        going out is an ordinary disconnection: without the dot there is no message."""
+        ahead = expected is not None and _can_pipeline(client, *expected)
+        data = dot_stuffed(raw) + (b"" if raw.endswith(b"\r\n") else b"\r\n") + b".\r\n"
+        client.send(data + _envelope(*expected, []) if ahead and expected else data)
+        try:
+            code, text = client.getreply()
+        except smtplib.SMTPServerDisconnected as exc:
+            raise UnconfirmedDeliveryError(f"no answer after the whole message was sent ({exc}): it may have been "
+                                           "delivered") from None
+        if ahead and expected:
+            self._read_ahead(client, expected)
+        if code != 250:
+            if not ahead:
+                _rset(client)
+            raise smtplib.SMTPDataError(code, text)
+
+    def _read_ahead(self, client: smtplib.SMTP, expected: tuple[str, str]) -> None:
+        """The answers to the envelope sent ahead. Anything but a clean 250, 250,
+        354 is left for its message to meet again the usual way (a refusal is
+        reset, a connection that fails is dropped), so that its error is raised
+        by the same code as always."""
+        try:
+            replies = [client.getreply()[0] for _ in range(3)]
+        except (OSError, smtplib.SMTPException):
+            self._drop()
+            return
+        if replies[0] == 250 and replies[1] in (250, 251) and replies[2] == 354:
+            self._open_for = expected
+        elif replies[2] == 354:
+            self._drop()  # a server that takes DATA after a refusal: see _pipelined
+        else:
+            _rset(client)
 
     def _reset(self) -> None:
+        if self._open_for is not None:
+            return  # the next message's transaction waits for its content: a RSET would be read as content
         try:
             if self._client is not None:
                 self._client.rset()
         except (OSError, smtplib.SMTPException):
             self.close()
 
+    def _drop(self) -> None:
+        """Hang up without QUIT (a transaction may be waiting for its content, and
+        the server discards one that never gets its final dot)."""
+        if self._client is not None:
+            self._client.close()
+        self._client, self._open_for = None, None
+
     def close(self) -> None:
+        if self._open_for is not None:
+            self._drop()
         if self._client is not None:
             try:
                 self._client.quit()
@@ -230,14 +307,28 @@ def _kernel_timeouts(sock: socket.socket | None, seconds: float) -> None:
     sock.settimeout(None)
 
 
-def _pipelined(client: smtplib.SMTP, raw: bytes, sender: str, recipient: str, options: list[str]) -> None:
-    """One transaction with RFC 2920 pipelining; failures raise the exceptions
-    ``sendmail`` would, after the same RSET."""
+def _needs_smtputf8(message: EmailMessage, sender: str, recipient: str) -> bool:
+    if isinstance(message, BuiltMessage):
+        return message.smtputf8
+    return not (sender.isascii() and recipient.isascii())
+
+
+def _can_pipeline(client: smtplib.SMTP, sender: str, recipient: str) -> bool:
+    return bool(client.does_esmtp and client.has_extn("pipelining")
+                and _PLAIN_ADDRESS.fullmatch(sender) and _PLAIN_ADDRESS.fullmatch(recipient))
+
+
+def _envelope(sender: str, recipient: str, options: list[str]) -> bytes:
     extra = "".join(f" {o}" for o in options)
-    client.send(f"MAIL FROM:<{sender}>{extra}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode())
+    return f"MAIL FROM:<{sender}>{extra}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode()
+
+
+def _pipelined(client: smtplib.SMTP, sender: str, recipient: str, options: list[str]) -> None:
+    """The envelope with RFC 2920 pipelining, answered by the server's 354, or the
+    exceptions ``sendmail`` would raise, after the same RSET."""
+    client.send(_envelope(sender, recipient, options))
     (mail, mail_text), (rcpt, rcpt_text), (data, data_text) = (client.getreply() for _ in range(3))
     if data == 354 and mail == 250 and rcpt in (250, 251):
-        _content(client, raw)
         return
     if data == 354:
         # A server that takes DATA after refusing the sender or recipient would
@@ -252,10 +343,10 @@ def _pipelined(client: smtplib.SMTP, raw: bytes, sender: str, recipient: str, op
     raise smtplib.SMTPDataError(data, data_text)
 
 
-def _one_at_a_time(client: smtplib.SMTP, raw: bytes, sender: str, recipient: str, options: list[str]) -> None:
-    """One transaction a command at a time, for servers without PIPELINING (or an
-    address smtplib must quote): ``sendmail``'s steps and exceptions, with the
-    content sent by ``_content`` so that a lost final answer is reported as such."""
+def _one_at_a_time(client: smtplib.SMTP, sender: str, recipient: str, options: list[str]) -> None:
+    """The envelope a command at a time, for servers without PIPELINING (or an
+    address smtplib must quote): ``sendmail``'s steps and exceptions; the content
+    then goes through ``_content`` so that a lost final answer is reported as such."""
     code, text = client.mail(sender, options)
     if code != 250:
         _rset(client)
@@ -266,26 +357,6 @@ def _one_at_a_time(client: smtplib.SMTP, raw: bytes, sender: str, recipient: str
         raise smtplib.SMTPRecipientsRefused({recipient: (code, text)})
     code, text = client.docmd("DATA")
     if code != 354:
-        _rset(client)
-        raise smtplib.SMTPDataError(code, text)
-    _content(client, raw)
-
-
-def _content(client: smtplib.SMTP, raw: bytes) -> None:
-    """Send the message after a 354 and read the server's verdict.
-
-    Once the final dot is out the server may have taken the message, so a
-    connection that fails before its answer (smtplib reports a timeout or a reset
-    as a disconnection) leaves it in doubt: UnconfirmedDeliveryError, which nobody
-    answers by sending it again at once. A failure while the content is still
-    going out is an ordinary disconnection: without the dot there is no message."""
-    client.send(dot_stuffed(raw) + (b"" if raw.endswith(b"\r\n") else b"\r\n") + b".\r\n")
-    try:
-        code, text = client.getreply()
-    except smtplib.SMTPServerDisconnected as exc:
-        raise UnconfirmedDeliveryError(f"no answer after the whole message was sent ({exc}): it may have been "
-                                       "delivered") from None
-    if code != 250:
         _rset(client)
         raise smtplib.SMTPDataError(code, text)
 

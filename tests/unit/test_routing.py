@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 
 from delivery.errors import PermanentDeliveryError, TransientDeliveryError
-from delivery.routing import CIRCUIT_COOLDOWN, CIRCUIT_THRESHOLD, Failover, Route, order, usable
+from delivery.routing import CIRCUIT_COOLDOWN, CIRCUIT_THRESHOLD, Failover, Route, Upcoming, order, usable
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
@@ -107,3 +107,43 @@ def test_backoff_doubles_from_30_seconds_with_jitter_and_stops_at_six_hours():
         waits = [backoff(attempts, rng).total_seconds() for _ in range(200)]
         assert base * 0.8 <= min(waits) and max(waits) <= base * 1.2
         assert max(waits) - min(waits) > base * 0.2, "jittered, so retries spread out"
+
+
+class Expecting(FakeTransport):
+    """A transport that can prepare for the next message (as SMTP sends its envelope ahead)."""
+
+    def __init__(self, name: str, outcomes: list[Exception | None]) -> None:
+        super().__init__(name, outcomes)
+        self.told: list[str | None] = []  # what it was told before each send: the next recipient, or None
+
+    def expect(self, upcoming: tuple[EmailMessage, str, str] | None) -> None:
+        self.told.append(None if upcoming is None else upcoming[2])
+
+
+def test_a_transport_is_told_of_the_next_message_only_when_it_is_that_message_s_first_choice():
+    gmail = route(2, domains=("gmail.com",))
+    routes = [route(1), gmail]
+    transports = {1: Expecting("p1", []), 2: Expecting("p2", [])}
+    failover = Failover(lambda r: transports[r.provider_id], NOW)
+
+    def send(recipient: str, upcoming: str | None) -> None:
+        after = None if upcoming is None else Upcoming(routes, EmailMessage(), "s@x.test", upcoming, upcoming)
+        list(failover.send(routes, EmailMessage(), "s@x.test", recipient, recipient, after))
+
+    send("a@x.test", "b@x.test")  # both through p1
+    send("b@x.test", "c@gmail.com")  # the next one goes through p2
+    send("c@gmail.com", None)  # the last of the batch
+    assert (transports[1].told, transports[2].told) == (["b@x.test", None], [None])
+
+
+def test_a_transport_whose_circuit_the_batch_dropped_is_not_told():
+    # After repeated failures the batch skips p1, so the next message will not come to it.
+    primary, backup = Expecting("p1", [TransientDeliveryError("down")] * CIRCUIT_THRESHOLD), Expecting("p2", [])
+    routes = [route(1, priority=1), route(2, priority=2)]
+    failover = Failover(lambda r: {1: primary, 2: backup}[r.provider_id], NOW)
+    for i in range(CIRCUIT_THRESHOLD):
+        list(failover.send(routes, EmailMessage(), "s@x.test", f"u{i}@x.test", f"k{i}",
+                           Upcoming(routes, EmailMessage(), "s@x.test", f"u{i + 1}@x.test", f"k{i + 1}")))
+    # Told before each of its failing sends (it was the first choice then), never after it was dropped.
+    assert primary.told == [f"u{i + 1}@x.test" for i in range(CIRCUIT_THRESHOLD)]
+    assert backup.told[-1] == f"u{CIRCUIT_THRESHOLD}@x.test" and len(primary.sent) == 0

@@ -5,7 +5,9 @@ Messages from ``delivery.mime`` go out as the bytes it wrote; ``send_message``
 would serialize the message again, which costs more than building it did. When
 the server offers PIPELINING (RFC 2920; Postfix and the big providers do), MAIL,
 RCPT and DATA go in one write and their replies are read together: two round
-trips a message instead of four, and about a quarter of smtplib's CPU."""
+trips a message instead of four, and about a quarter of smtplib's CPU. When the
+send batch says which message comes next (``expect``), that one's envelope goes
+in the same write as this one's content: one round trip a message."""
 from __future__ import annotations
 
 import re

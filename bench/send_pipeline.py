@@ -67,6 +67,7 @@ HTML = ("<html><body>\n<h1>Hello {{ subscriber.first_name }}</h1>\n" + PARAGRAPH
         + PARAGRAPH * 4 + "</body></html>\n")
 STEP = {"type": "email", "subject": "Spring is here, {{ subscriber.first_name }}", "html": HTML}
 SWEEP = (8, 16, 32, 64)
+SEND_PREFETCH = 4  # the Procfile's worker_send default (SEND_PREFETCH)
 
 
 # --- SMTP servers -----------------------------------------------------------------
@@ -245,7 +246,8 @@ def run_platform(label: str, smtp_port: int, emails: int, send_concurrency: int,
         procs = [Proc(f"{label}-default", worker_argv("default", queues="default", pool="prefork", concurrency=2,
                                                      loglevel="INFO"), env, tmp)]
         procs += [Proc(f"{label}-send{i}", worker_argv(f"send{i}", queues="send", pool="threads",
-                                                      concurrency=send_concurrency, loglevel="INFO"), env, tmp)
+                                                      concurrency=send_concurrency, loglevel="INFO",
+                                                      prefetch=SEND_PREFETCH), env, tmp)
                   for i in range(send_workers)]
         procs.append(Proc(f"{label}-beat", beat_argv(tmp / f"{label}-schedule"), env, tmp))
         try:

@@ -68,9 +68,11 @@ def web_argv(port: int) -> list[str]:
 
 
 def worker_argv(name: str, queues: str = "default,send,webhooks,ai,analytics,ml", pool: str = "threads",
-                concurrency: int = 8, loglevel: str = "WARNING") -> list[str]:
+                concurrency: int = 8, loglevel: str = "WARNING", prefetch: int | None = None) -> list[str]:
+    """A worker's command line; ``prefetch`` the multiplier, when not celeryconfig's."""
     return [str(BIN / "celery"), "-A", "tasks.app", "worker", "-Q", queues, "--pool", pool, "--concurrency",
-            str(concurrency), "-n", f"{name}@%h", "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
+            str(concurrency), *(["--prefetch-multiplier", str(prefetch)] if prefetch else []), "-n", f"{name}@%h",
+            "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
 
 
 def beat_argv(schedule_file: Path) -> list[str]:

@@ -77,7 +77,8 @@ def claim_for_send(session: Session, ids: list[int], now: datetime, lease: timed
 # A row found ``sending`` by the sweep lost its worker mid-send: the provider may
 # have taken it, so it is marked in doubt (see sender.hold_in_doubt).
 _REDISPATCH = OutboxRedispatch(
-    "messages", "in_doubt_since = CASE WHEN status = 'sending' THEN :now ELSE in_doubt_since END")
+    "messages", "in_doubt_since = CASE WHEN status = 'sending' THEN :now ELSE in_doubt_since END",
+    unsettled="NOT settled")
 
 
 def claim_for_dispatch(session: Session, now: datetime, limit: int, lease: timedelta = DISPATCH_LEASE) -> list[int]:

@@ -74,7 +74,7 @@ _REDISPATCH_SQL = """
         status = CASE WHEN status = 'sending' THEN 'queued' ELSE status END{also}
     WHERE id {match} (
         SELECT id FROM {table}
-        WHERE status IN ('queued', 'deferred', 'sending')
+        WHERE status IN ('queued', 'deferred', 'sending'){unsettled}
           AND (retry_at IS NULL OR retry_at <= :now)
           AND claimed_until < :now
         ORDER BY id
@@ -91,13 +91,16 @@ class OutboxRedispatch:
     held. A ``sending`` row found here goes back to ``queued`` so the next task may
     claim it; its attempts already count the lost try. ``claimed_until`` here is
     "dispatched, do not dispatch again before". ``also`` adds SET clauses of the
-    table's own (the old row's values are what its expressions see)."""
+    table's own (the old row's values are what its expressions see); ``unsettled``
+    a condition matching the table's partial index of unfinished rows, if it has one."""
 
-    def __init__(self, table: str, also: str = "") -> None:
+    def __init__(self, table: str, also: str = "", unsettled: str = "") -> None:
         also = f",\n        {also}" if also else ""
+        unsettled = f" AND {unsettled}" if unsettled else ""
         self._statements = {
-            "postgresql": timed_text(_REDISPATCH_SQL.format(table=table, also=also, **POSTGRES), "now", "lease_until"),
-            "sqlite": timed_text(_REDISPATCH_SQL.format(table=table, also=also, **SQLITE), "now", "lease_until"),
+            dialect: timed_text(_REDISPATCH_SQL.format(table=table, also=also, unsettled=unsettled, **shape),
+                                "now", "lease_until")
+            for dialect, shape in (("postgresql", POSTGRES), ("sqlite", SQLITE))
         }
 
     def claim(self, session: Session, now: datetime, limit: int, lease: timedelta) -> list[int]:

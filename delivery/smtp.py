@@ -90,8 +90,9 @@ class SmtpTransport:
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
         self._client: smtplib.SMTP | None = None
-        # The envelope (sender, recipient) of the next message when it was sent
-        # with this one's content; whose DATA the server has answered with 354.
+        # Envelopes (sender, recipient): of the message the batch announced next
+        # (see expect), and of the one whose DATA the server answered with 354
+        # after it went out with the last message's content.
         self._expected: tuple[str, str] | None = None
         self._open_for: tuple[str, str] | None = None
 
@@ -221,16 +222,16 @@ class SmtpTransport:
         as a disconnection) leaves it in doubt: UnconfirmedDeliveryError, which nobody
         answers by sending it again at once. A failure while the content is still
         going out is an ordinary disconnection: without the dot there is no message."""
-        ahead = expected is not None and _can_pipeline(client, *expected)
+        ahead = expected if expected is not None and _can_pipeline(client, *expected) else None
         data = dot_stuffed(raw) + (b"" if raw.endswith(b"\r\n") else b"\r\n") + b".\r\n"
-        client.send(data + _envelope(*expected, []) if ahead and expected else data)
+        client.send(data + _envelope(*ahead, []) if ahead else data)
         try:
             code, text = client.getreply()
         except smtplib.SMTPServerDisconnected as exc:
             raise UnconfirmedDeliveryError(f"no answer after the whole message was sent ({exc}): it may have been "
                                            "delivered") from None
-        if ahead and expected:
-            self._read_ahead(client, expected)
+        if ahead:
+            self._read_ahead(client, ahead)
         if code != 250:
             if not ahead:
                 _rset(client)
@@ -242,13 +243,13 @@ class SmtpTransport:
         reset, a connection that fails is dropped), so that its error is raised
         by the same code as always."""
         try:
-            replies = [client.getreply()[0] for _ in range(3)]
+            mail, rcpt, data = (client.getreply()[0] for _ in range(3))
         except (OSError, smtplib.SMTPException):
             self._drop()
             return
-        if replies[0] == 250 and replies[1] in (250, 251) and replies[2] == 354:
+        if _envelope_taken(mail, rcpt, data):
             self._open_for = expected
-        elif replies[2] == 354:
+        elif data == 354:
             self._drop()  # a server that takes DATA after a refusal: see _pipelined
         else:
             _rset(client)
@@ -320,6 +321,11 @@ def _can_pipeline(client: smtplib.SMTP, sender: str, recipient: str) -> bool:
                 and _PLAIN_ADDRESS.fullmatch(sender) and _PLAIN_ADDRESS.fullmatch(recipient))
 
 
+def _envelope_taken(mail: int, rcpt: int, data: int) -> bool:
+    """The server's answers to MAIL, RCPT and DATA say it waits for the content."""
+    return mail == 250 and rcpt in (250, 251) and data == 354
+
+
 def _envelope(sender: str, recipient: str, options: list[str]) -> bytes:
     extra = "".join(f" {o}" for o in options)
     return f"MAIL FROM:<{sender}>{extra}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode()
@@ -330,7 +336,7 @@ def _pipelined(client: smtplib.SMTP, sender: str, recipient: str, options: list[
     exceptions ``sendmail`` would raise, after the same RSET."""
     client.send(_envelope(sender, recipient, options))
     (mail, mail_text), (rcpt, rcpt_text), (data, data_text) = (client.getreply() for _ in range(3))
-    if data == 354 and mail == 250 and rcpt in (250, 251):
+    if _envelope_taken(mail, rcpt, data):
         return
     if data == 354:
         # A server that takes DATA after refusing the sender or recipient would

@@ -7,8 +7,6 @@ import re
 import threading
 from email.message import EmailMessage
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -16,18 +14,7 @@ from aiosmtpd.controller import Controller
 from delivery.errors import (DeliveryError, PermanentDeliveryError, RejectedMessageError, TransientDeliveryError,
                              UnconfirmedDeliveryError)
 from delivery.smtp import SmtpConfig, SmtpTransport, dot_stuffed
-from tests.support.smtp import RecordingHandler, SilentAfterData, free_port
-
-
-@dataclass
-class Handler(RecordingHandler):
-    pipelining: bool = True
-    greetings: int = 0  # one EHLO per connection
-
-    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> list[str]:
-        session.host_name = hostname
-        self.greetings += 1
-        return responses[:-1] + ["250-PIPELINING"] + responses[-1:] if self.pipelining else responses
+from tests.support.smtp import PipeliningHandler as Handler, SilentAfterData, free_port
 
 
 @pytest.fixture(params=[True, False], ids=["pipelining", "one-command-at-a-time"])

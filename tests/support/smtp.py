@@ -55,6 +55,25 @@ class RecordingHandler:
             return [r.message for r in self.received if address in r.recipients]
 
 
+@dataclass
+class PipeliningHandler(RecordingHandler):
+    """Offers PIPELINING (as Postfix and the big providers do) unless told not to,
+    and counts connections (one EHLO each) and every RCPT, in the order they came."""
+
+    pipelining: bool = True
+    greetings: int = 0
+    recipients_seen: list[str] = field(default_factory=list)
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        self.greetings += 1
+        return responses[:-1] + ["250-PIPELINING"] + responses[-1:] if self.pipelining else responses
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        self.recipients_seen.append(address)
+        return await super().handle_RCPT(server, session, envelope, address, options)
+
+
 class SmtpServer:
     def __init__(self, port: int | None = None) -> None:
         self.handler = RecordingHandler()

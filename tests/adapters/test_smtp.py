@@ -9,24 +9,18 @@ from email.message import EmailMessage
 from collections.abc import Iterator
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from delivery.errors import (DeliveryError, PermanentDeliveryError, RejectedMessageError, TransientDeliveryError,
                              UnconfirmedDeliveryError)
 from delivery.smtp import SmtpConfig, SmtpTransport, dot_stuffed
-from tests.support.smtp import PipeliningHandler as Handler, SilentAfterData, free_port
+from tests.support.smtp import PipeliningHandler as Handler, SilentAfterData, SmtpServer
 
 
 @pytest.fixture(params=[True, False], ids=["pipelining", "one-command-at-a-time"])
 def server(request: pytest.FixtureRequest) -> Iterator[tuple[Handler, int]]:
     handler = Handler(pipelining=request.param)
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
+    with SmtpServer(handler=handler) as running:
+        yield handler, running.port
 
 
 def test_it_sends_the_built_bytes_and_returns_our_message_id(server, message):

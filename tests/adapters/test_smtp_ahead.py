@@ -8,24 +8,19 @@ from collections.abc import Iterator
 from email.message import EmailMessage
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from delivery.errors import PermanentDeliveryError, RejectedMessageError, TransientDeliveryError, UnconfirmedDeliveryError
 from delivery.smtp import SmtpConfig, SmtpTransport
-from tests.support.smtp import PipeliningHandler, SilentAfterData, free_port
+from tests.support.smtp import PipeliningHandler, SilentAfterData, SmtpServer
 
 SENDER = "alice@news.example"
 
 
 @pytest.fixture
 def server() -> Iterator[tuple[PipeliningHandler, int]]:
-    handler, port = PipeliningHandler(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
+    handler = PipeliningHandler()
+    with SmtpServer(handler=handler) as running:
+        yield handler, running.port
 
 
 def transport(port: int) -> SmtpTransport:

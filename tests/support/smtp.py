@@ -75,8 +75,8 @@ class PipeliningHandler(RecordingHandler):
 
 
 class SmtpServer:
-    def __init__(self, port: int | None = None) -> None:
-        self.handler = RecordingHandler()
+    def __init__(self, port: int | None = None, handler: RecordingHandler | None = None) -> None:
+        self.handler = handler or RecordingHandler()
         self.port = port or free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
 

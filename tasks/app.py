@@ -11,10 +11,12 @@ from observability.logs import configure_logging
 from observability.metrics import TaskCounts, connect_celery_signals
 from observability.sentry import init_sentry
 from settings import get_settings
+from tasks.broker import use_reused_clients
 
 TASK_MODULES = ["tasks.sequencing", "tasks.sending", "tasks.webhooks", "tasks.audience", "tasks.inbound",
                 "tasks.warming"]
 
+use_reused_clients()
 app = Celery("eseq", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
 

@@ -1,0 +1,42 @@
+"""The Redis broker transport, with one Redis client per channel instead of one per command.
+
+kombu 5.7 builds a new ``redis.Redis`` for every synchronous command it sends
+(``Channel.conn_or_acquire``): each task published, each message a worker takes
+(its unacked bookkeeping), each ack and each batch of task events. redis-py 8
+fills a table of about 170 response callbacks in every client it builds, about
+0.35 ms of CPU here, more than the command itself; a send batch paid it four or
+five times, under the send worker's GIL. A client is only a handle on the
+channel's connection pool, and redis-py documents it as safe to share between
+threads, so keeping one per channel (and per pool: kombu drops its pools when a
+connection closes) does the same work.
+
+``redis://`` and ``rediss://`` URLs resolve to this transport once
+``use_reused_clients`` has run (tasks.app, before the app connects).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport import redis as kombu_redis
+
+
+class Channel(kombu_redis.Channel):
+    _reused_client: Any = None
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        if asynchronous:  # the consumer's own connection (BRPOP, pub/sub): built once already
+            return super()._create_client(asynchronous=True)
+        client = self._reused_client
+        if client is None or client.connection_pool is not self.pool:
+            client = self._reused_client = super()._create_client(asynchronous=False)
+        return client
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel
+
+
+def use_reused_clients() -> None:
+    for scheme in ("redis", "rediss"):
+        TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"

@@ -131,7 +131,7 @@ def seed_million(account_id: int, sequence_id: int, due: int, total: int) -> Non
 
 def bench_tick(due: int, tmp: Path) -> None:
     from sequencing.claims import _CLAIM
-    from tasks.batching import ADVANCE_BATCH, chunks
+    from tasks.batching import ADVANCE_BATCH, fan_out
     from tasks.sequencing import advance
 
     with db.get_engine().begin() as conn:
@@ -151,8 +151,7 @@ def bench_tick(due: int, tmp: Path) -> None:
     with db.session_scope() as session:
         ids = claim_due_enrollments(session, utcnow(), due)
     claimed = time.perf_counter()
-    for chunk in chunks(ids, ADVANCE_BATCH):
-        advance.apply_async(args=[chunk])
+    fan_out(advance, ids, ADVANCE_BATCH)
     done = time.perf_counter()
     print(f"tick: claimed {len(ids)} of 1,000,000 in {claimed - started:.3f} s, dispatched "
           f"{len(ids) // ADVANCE_BATCH} advance tasks in {done - claimed:.3f} s (total {done - started:.3f} s)")

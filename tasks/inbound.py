@@ -10,7 +10,7 @@ from inbound.store import forget_spent_nonces, process_events, stale_pending
 from models.base import utcnow
 from models.db import session_scope
 from tasks.app import app
-from tasks.batching import chunks
+from tasks.batching import fan_out
 
 
 # A database blip retries the batch; the rows stay ``pending`` until it commits.
@@ -32,8 +32,7 @@ def sweep_inbound() -> int:
     enqueued twice is still processed once."""
     with session_scope() as session:
         ids = stale_pending(session, utcnow(), SWEEP_AFTER, SWEEP_BATCH * 10)
-    for chunk in chunks(ids, SWEEP_BATCH):
-        process_inbound.apply_async(args=[chunk])
+    fan_out(process_inbound, ids, SWEEP_BATCH)
     return len(ids)
 
 

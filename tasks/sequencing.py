@@ -12,7 +12,7 @@ from sequencing.claims import claim_due_enrollments
 from sequencing.engine import advance_enrollments
 from tasks.app import app
 from tasks.audience import resume_stale_imports
-from tasks.batching import ADVANCE_BATCH, SEND_BATCH, TICK_CLAIM_LIMIT, TICK_MAX_ROUNDS, WEBHOOK_BATCH, chunks
+from tasks.batching import ADVANCE_BATCH, SEND_BATCH, TICK_CLAIM_LIMIT, TICK_MAX_ROUNDS, WEBHOOK_BATCH, fan_out
 from tasks.sending import send_messages
 from tasks.webhooks import claim_webhooks_for_dispatch, deliver_webhooks
 
@@ -20,13 +20,11 @@ log = logging.getLogger(__name__)
 
 
 def enqueue_sends(message_ids: list[int]) -> None:
-    for chunk in chunks(message_ids, SEND_BATCH):
-        send_messages.apply_async(args=[chunk])
+    fan_out(send_messages, message_ids, SEND_BATCH)
 
 
 def enqueue_webhooks(webhook_ids: list[int]) -> None:
-    for chunk in chunks(webhook_ids, WEBHOOK_BATCH):
-        deliver_webhooks.apply_async(args=[chunk])
+    fan_out(deliver_webhooks, webhook_ids, WEBHOOK_BATCH)
 
 
 @app.task(name="sequencing.tick", ignore_result=True)
@@ -42,8 +40,7 @@ def tick() -> dict[str, int]:
         now = utcnow()
         with session_scope() as session:
             ids = claim_due_enrollments(session, now, TICK_CLAIM_LIMIT, lease)
-        for chunk in chunks(ids, ADVANCE_BATCH):
-            advance.apply_async(args=[chunk])
+        fan_out(advance, ids, ADVANCE_BATCH)
         claimed += len(ids)
         if len(ids) < TICK_CLAIM_LIMIT:
             break

@@ -127,10 +127,11 @@ def receive(provider: str, account_token: str | None = None) -> Response:
         log.exception("SNS subscription confirmation failed")
         return _answer(503, "could not confirm the subscription; retry later")
     if pending:
+        from tasks.batching import enqueue_ids
         from tasks.inbound import process_inbound
 
         try:
-            process_inbound.apply_async(args=[pending])
+            enqueue_ids(process_inbound, pending)
         except Exception:  # noqa: BLE001 - stored but not queued: the provider's retry re-dispatches
             log.exception("provider webhook stored but not queued")
             return _answer(503, "queue unavailable; retry later")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from delivery.pacing import reserve_run
@@ -20,11 +20,21 @@ from models import Provider
 SUCCESS_STAMP = timedelta(seconds=1)
 
 
+# Built once, and read as plain rows: a fresh ORM select of whole Provider objects
+# cost each send batch 0.5-0.6 ms of CPU here, against 0.2-0.3 ms for this (most
+# of it the round trip), even for an account with no providers of its own.
+_ROUTE_COLUMNS = (Provider.account_id, Provider.id, Provider.name, Provider.kind, Provider.config, Provider.priority,
+                  Provider.weight, Provider.domains, Provider.circuit_state, Provider.circuit_opened_at,
+                  Provider.paused_until, Provider.max_per_second)
+_ENABLED_PROVIDERS = select(*_ROUTE_COLUMNS).where(Provider.account_id.in_(bindparam("accounts", expanding=True)),
+                                                  Provider.enabled.is_(True))
+
+
 def load_routes(session: Session, account_ids: set[int], default: Route | None) -> dict[int, list[Route]]:
     """Each account's enabled providers; an account with none uses ``default``
     (the SMTP provider from the environment) when there is one."""
     routes: dict[int, list[Route]] = {a: [] for a in account_ids}
-    for p in session.scalars(select(Provider).where(Provider.account_id.in_(account_ids), Provider.enabled.is_(True))):
+    for p in session.connection().execute(_ENABLED_PROVIDERS, {"accounts": list(account_ids)}):
         routes[p.account_id].append(Route(
             provider_id=p.id, name=p.name, kind=p.kind, config=dict(p.config or {}), priority=p.priority,
             weight=p.weight, domains=tuple(d.lower() for d in (p.domains or [])), circuit_state=p.circuit_state,

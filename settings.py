@@ -51,6 +51,21 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _fernet_keys(env: dict[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated Fernet keys (models.sealed), each checked now."""
+    from cryptography.fernet import Fernet
+
+    keys = tuple(k.strip() for k in env.get(name, "").split(",") if k.strip())
+    for position, key in enumerate(keys, 1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise ConfigError(f"{name}: key {position} is not a Fernet key (32 url-safe base64-encoded bytes; make one "
+                              "with: python -c 'from cryptography.fernet import Fernet; "
+                              "print(Fernet.generate_key().decode())')") from None
+    return keys
+
+
 def _bool(env: dict[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -143,6 +158,9 @@ class Settings:
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     dkim_private_key: bytes | None = field(default=None, repr=False)  # PEM
+    # Keys sealing providers' credentials and accounts' DKIM keys at rest
+    # (models.sealed): the first seals, any opens. None: stored as given.
+    secrets_keys: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -209,6 +227,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         provider_webhooks=_provider_webhooks(env),
         spamd_host=env.get("ESEQ_SPAMD_HOST") or None,
         spamd_port=_int(env, "ESEQ_SPAMD_PORT", 783) if env.get("ESEQ_SPAMD_PORT") else None,
+        secrets_keys=_fernet_keys(env, "ESEQ_SECRETS_KEYS"),
         **_dkim(env),  # type: ignore[arg-type]
     )
 
@@ -248,4 +267,6 @@ def get_settings() -> Settings:
     problem = public_url_problem(settings.public_base_url)
     if problem:
         log.warning(problem)
+    if not settings.secrets_keys and not settings.embedded:
+        log.warning("ESEQ_SECRETS_KEYS is not set: providers' credentials and DKIM keys are stored unsealed")
     return settings

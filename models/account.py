@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
+from models.sealed import SealedText
 
 
 class Account(Base):
@@ -22,7 +23,7 @@ class Account(Base):
     # logged or returned (PEM, checked on the way in by delivery.dkim).
     dkim_selector: Mapped[str | None] = mapped_column(String(63))
     dkim_domain: Mapped[str | None] = mapped_column(String(253))
-    dkim_private_key: Mapped[str | None] = mapped_column(Text)
+    dkim_private_key: Mapped[str | None] = mapped_column(SealedText())  # sealed at rest (models.sealed)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from models import sealed
+
 _engine: Engine | None = None
 _factory: sessionmaker[Session] | None = None
 _url: str | None = None
@@ -56,9 +58,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def configure(url: str, **kwargs: Any) -> Engine:
-    """Create (or replace) the process-wide engine and session factory."""
+def configure(url: str, secrets_keys: tuple[str, ...] | None = None, **kwargs: Any) -> Engine:
+    """Create (or replace) the process-wide engine and session factory; with
+    ``secrets_keys`` (settings.secrets_keys), also the keys sealing secret columns
+    (models.sealed), which are otherwise left as they were."""
     global _engine, _factory, _url, _autocommit
+    if secrets_keys is not None:
+        sealed.use_keys(secrets_keys)
     if _engine is not None and url == _url and not kwargs:
         return _engine
     if _engine is not None:

@@ -13,6 +13,7 @@ from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstrain
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
+from models.sealed import SealedJSON
 
 PROVIDER_KINDS = ("smtp", "sendgrid", "ses", "postmark", "mailgun")
 
@@ -28,8 +29,8 @@ class Provider(Base):
     # Lower goes first; equal priorities share traffic by weight.
     priority: Mapped[int] = mapped_column(Integer, default=100)
     weight: Mapped[int] = mapped_column(Integer, default=1)
-    # Holds credentials: never serialized back to API clients.
-    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Holds credentials: never serialized back to API clients, sealed at rest (models.sealed).
+    config: Mapped[dict[str, Any]] = mapped_column(SealedJSON(), default=dict)
     domains: Mapped[list[str]] = mapped_column(default=list)
     enabled: Mapped[bool] = mapped_column(default=True)
     circuit_state: Mapped[str] = mapped_column(String(20), default="closed")

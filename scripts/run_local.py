@@ -94,7 +94,8 @@ def ensure_first_account(env: dict[str, str]) -> None:
     from accounts.keys import create_account
     from models import Account, db
 
-    db.configure(_settings(env).database_url)
+    settings = _settings(env)
+    db.configure(settings.database_url, settings.secrets_keys)
     with db.session_scope() as session:
         if session.scalar(select(func.count()).select_from(Account)):
             return

@@ -22,7 +22,7 @@ app.config_from_object("celeryconfig")
 
 _settings = get_settings()
 configure_logging()
-db.configure(_settings.database_url)
+db.configure(_settings.database_url, _settings.secrets_keys)
 
 
 # Sentry and the task counters belong to the worker and beat processes, not to

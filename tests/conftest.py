@@ -6,6 +6,7 @@ and queues, and several runs on one machine never see each other's data.
 """
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import sys
@@ -34,6 +35,8 @@ TEST_ENV = {
     "ESEQ_RATE_LIMIT": "100000 per minute",
     "ESEQ_LOG_LEVEL": "WARNING",
     "PUBLIC_BASE_URL": "http://localhost:8000",
+    # Every test runs with secrets sealed at rest, as a production deployment should.
+    "ESEQ_SECRETS_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
 }
 os.environ.update(TEST_ENV)
 os.environ.pop("SENTRY_DSN", None)
@@ -51,7 +54,7 @@ from tests.support.database import fresh_database  # noqa: E402
 def database() -> Iterator[str]:
     """This run's PostgreSQL database, built once with ``alembic upgrade head``."""
     with fresh_database(TEST_DB, PG_ADMIN_URL) as url:
-        db.configure(url)
+        db.configure(url, (TEST_ENV["ESEQ_SECRETS_KEYS"],))
         try:
             yield url
         finally:

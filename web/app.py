@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or get_settings()
     configure_logging()
     init_sentry(settings, component="web")
-    db.configure(settings.database_url)
+    db.configure(settings.database_url, settings.secrets_keys)
 
     app = Flask(__name__)
     app.config.update(

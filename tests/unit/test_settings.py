@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from cryptography.fernet import Fernet
 
 from settings import ConfigError, get_settings, load_settings, public_url_problem
 from tests.conftest import ROOT
@@ -28,6 +29,8 @@ BAD_VALUES = [
     ("ESEQ_LEASE_SECONDS", "0"),
     ("ESEQ_WEBHOOK_ALLOW_PRIVATE", "sometimes"),
     ("SECRET_KEY", "short"),
+    ("ESEQ_SECRETS_KEYS", "not-a-fernet-key"),
+    ("ESEQ_SECRETS_KEYS", "dGhpcnR5LXR3byBieXRlcyBvZiBrZXkgbWF0ZXJpYWw=,short"),
 ]
 
 
@@ -58,12 +61,19 @@ def test_heroku_style_postgres_urls_are_accepted() -> None:
     assert load_settings({"DATABASE_URL": "postgres://u@db/eseq"}).database_url == "postgresql://u@db/eseq"
 
 
+def test_the_secrets_keys_are_read_in_order() -> None:
+    first, second = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    assert load_settings({"ESEQ_SECRETS_KEYS": f" {first} , {second} "}).secrets_keys == (first, second)
+    assert load_settings({}).secrets_keys == ()
+
+
 def test_secrets_stay_out_of_the_settings_repr() -> None:
+    sealing = Fernet.generate_key().decode()
     settings = load_settings({"SECRET_KEY": "s3cret-signing-key-0123456789", "ESEQ_ADMIN_TOKEN": "admin-tok-123",
                               "SMTP_PASSWORD": "smtp-pw-123", "OPENAI_API_KEY": "sk-123456",
-                              "SENTRY_DSN": "https://dsnkey@sentry.example/1"})
+                              "SENTRY_DSN": "https://dsnkey@sentry.example/1", "ESEQ_SECRETS_KEYS": sealing})
     shown = repr(settings)
-    for secret in ("s3cret-signing-key", "admin-tok-123", "smtp-pw-123", "sk-123456", "dsnkey"):
+    for secret in ("s3cret-signing-key", "admin-tok-123", "smtp-pw-123", "sk-123456", "dsnkey", sealing):
         assert secret not in shown
 
 

@@ -144,6 +144,9 @@ class Settings:
     # How long a message a worker died sending waits for provider events to prove
     # it was taken before it is sent again (delivery.sender.hold_in_doubt).
     reconcile_seconds: int
+    # How long a message is retried after its first transient failure (every
+    # provider down, a relay refusing) before it is failed as expired.
+    retry_hours: int
     # Whether a send thread sends its next email while its last one's record
     # commits (delivery.batch.RECORDS_IN_FLIGHT): faster, and a worker killed
     # mid-batch may leave two of its emails per thread sent and unrecorded, not one.
@@ -223,6 +226,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         webhook_allow_private=_bool(env, "ESEQ_WEBHOOK_ALLOW_PRIVATE", False),
         lease_seconds=_int(env, "ESEQ_LEASE_SECONDS", 300),
         reconcile_seconds=_int(env, "ESEQ_RECONCILE_SECONDS", 600, minimum=0),
+        retry_hours=_int(env, "ESEQ_RETRY_HOURS", 72),
         send_while_recording=_bool(env, "ESEQ_SEND_WHILE_RECORDING", True),
         provider_webhooks=_provider_webhooks(env),
         spamd_host=env.get("ESEQ_SPAMD_HOST") or None,

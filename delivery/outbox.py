@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, case, or_, text, update
+from sqlalchemy import Row, and_, bindparam, case, func, or_, text, update
 from sqlalchemy.orm import Session
 
 from analytics.events import record_event
@@ -31,9 +31,14 @@ SEND_LEASE = timedelta(minutes=5)
 # stands.
 SUPERSEDED = "superseded"
 DISPATCH_LEASE = timedelta(seconds=60)
-# A message whose send crashed its worker this many times is failed, so one poison
+# A message whose worker died holding it this many times is failed, so one poison
 # message cannot take a worker down forever.
-MAX_ATTEMPTS = 8
+MAX_CRASHES = 8
+# How long a message is retried after its first transient failure before it
+# expires (ESEQ_RETRY_HOURS): as long as an outage of a provider, or of all of
+# them, can reasonably last; a plain count of tries would drop mail within the
+# first hour of one.
+RETRY_FOR = timedelta(hours=72)
 
 # The send path's statements are written against the table (Core): the ORM's
 # per-call update machinery cost more than the statements themselves.
@@ -43,7 +48,7 @@ _COLUMNS = MESSAGES.c
 
 # What sending a claimed message needs of its row, returned by the claim itself.
 CLAIMED_COLUMNS = ("id", "account_id", "subscriber_id", "step_id", "variant", "attempts", "to_email",
-                   "idempotency_key", "in_doubt_since")
+                   "idempotency_key", "in_doubt_since", "crashes", "deferred_since", "error")
 
 
 def _claim_statement() -> Any:
@@ -58,7 +63,8 @@ def _claim_statement() -> Any:
         .where(c.id.in_(bindparam("ids", expanding=True)), sendable)
         .values(status="sending", claimed_until=bindparam("lease_until", type_=c.claimed_until.type),
                 attempts=c.attempts + 1, updated_at=now,
-                in_doubt_since=case((c.status == "sending", now), else_=c.in_doubt_since))
+                in_doubt_since=case((c.status == "sending", now), else_=c.in_doubt_since),
+                crashes=case((c.status == "sending", c.crashes + 1), else_=c.crashes))
         .returning(*(c[name] for name in CLAIMED_COLUMNS))
     )
 
@@ -77,7 +83,8 @@ def claim_for_send(session: Session, ids: list[int], now: datetime, lease: timed
 # A row found ``sending`` by the sweep lost its worker mid-send: the provider may
 # have taken it, so it is marked in doubt (see sender.hold_in_doubt).
 _REDISPATCH = OutboxRedispatch(
-    "messages", "in_doubt_since = CASE WHEN status = 'sending' THEN :now ELSE in_doubt_since END",
+    "messages", "in_doubt_since = CASE WHEN status = 'sending' THEN :now ELSE in_doubt_since END,\n"
+    "        crashes = CASE WHEN status = 'sending' THEN crashes + 1 ELSE crashes END",
     unsettled="NOT settled")
 
 
@@ -173,20 +180,19 @@ def mark_sent(session: Session, accepted: list[Accepted]) -> set[int]:
 def mark_deferred(session: Session, message_id: int, attempts: int, error: str, now: datetime,
                   retry_after: float | None = None, provider: str | None = None, in_doubt: bool = False,
                   claim: datetime | None = None) -> str:
-    """Defer for a retry, or fail once the attempts are used up. Returns the new
+    """Defer for a retry after backoff (``attempts`` tries so far). Returns the new
     status ("superseded" when ``claim`` no longer holds the row). ``in_doubt``:
     the provider may have taken it (its answer was lost), so the retry first waits
-    for its events (sender.hold_in_doubt)."""
-    if attempts >= MAX_ATTEMPTS:
-        owned = mark_failed(session, message_id, f"gave up after {attempts} attempts: {error}", now, provider, claim)
-        return "failed" if owned else SUPERSEDED
+    for its events (sender.hold_in_doubt). A deferred message is never failed here:
+    it expires when claimed ``RETRY_FOR`` after its first deferral (sender.prepare)."""
     delay = backoff(attempts)
     if retry_after is not None:
         delay = max(delay, timedelta(seconds=retry_after))
     moved = session.execute(
         update(MESSAGES).where(_owned(message_id, claim)).values(
             status="deferred", retry_at=now + delay, error=error[:2000], claimed_until=now + delay,
-            provider=provider, updated_at=now, **({"in_doubt_since": now} if in_doubt else {})),
+            provider=provider, updated_at=now, deferred_since=func.coalesce(_COLUMNS.deferred_since, now),
+            **({"in_doubt_since": now} if in_doubt else {})),
     ).rowcount  # type: ignore[attr-defined]
     return "deferred" if moved else SUPERSEDED
 

@@ -139,8 +139,10 @@ _SUPPRESSED = select(Suppression.account_id, Suppression.email).where(
 
 
 def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
-            fallback: SenderIdentity, lease: timedelta = outbox.SEND_LEASE) -> list[Outgoing]:
-    """Claim and render; rows that must not be sent are settled here.
+            fallback: SenderIdentity, lease: timedelta = outbox.SEND_LEASE,
+            retry_for: timedelta = outbox.RETRY_FOR) -> list[Outgoing]:
+    """Claim and render; rows that must not be sent are settled here (among them
+    messages deferred for longer than ``retry_for``, which expire).
 
     What the messages of a batch share (steps, sequences, accounts, a step's
     content) is loaded once per batch; messages come back from the claim itself
@@ -162,8 +164,12 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
     outgoing: list[Outgoing] = []
     for message in messages:
         subscriber = subscribers.get(message.subscriber_id)
-        if message.attempts > outbox.MAX_ATTEMPTS:
-            outbox.mark_failed(session, message.id, f"abandoned after {message.attempts - 1} attempts", now)
+        if message.crashes >= outbox.MAX_CRASHES:
+            outbox.mark_failed(session, message.id, f"abandoned: its worker died {message.crashes} times sending it", now)
+            continue
+        if message.deferred_since is not None and now - message.deferred_since >= retry_for:
+            outbox.mark_failed(session, message.id, f"expired: no provider took it within {_hours(retry_for)} of its "
+                                                    f"first failed try; the last error: {message.error}", now)
             continue
         if subscriber is None or subscriber.status != "active":
             outbox.mark_suppressed(session, message.id, f"subscriber {subscriber.status if subscriber else 'deleted'}", now)
@@ -218,6 +224,11 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
                                  message.idempotency_key,
                                  from_email, message.to_email, email, now + lease, message.in_doubt_since))
     return outgoing
+
+
+def _hours(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours:g} hours" if hours != 1 else "1 hour"
 
 
 def reports_events(route: Route, platform_webhooks: dict[str, dict[str, str]]) -> bool:

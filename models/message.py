@@ -44,12 +44,18 @@ class Message(Base):
     provider: Mapped[str | None] = mapped_column(String(100))
     provider_message_id: Mapped[str | None] = mapped_column(String(300), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Tries whose worker died holding the row (counted when it is taken back): a
+    # message that kills its worker every time is abandoned after a few.
+    crashes: Mapped[int] = mapped_column(Integer, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     retry_at: Mapped[datetime | None]
     claimed_until: Mapped[datetime | None]
     # Set when a worker died while this row was ``sending``: the provider may have
     # accepted it, so before a resend we wait for provider events to say so.
     in_doubt_since: Mapped[datetime | None]
+    # The first transient failure: from then on the message is retried for
+    # ESEQ_RETRY_HOURS, then expires (a limit's hold does not count).
+    deferred_since: Mapped[datetime | None]
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]

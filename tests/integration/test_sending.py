@@ -145,6 +145,49 @@ def test_when_smtp_is_down_messages_are_deferred_then_sent_once_when_it_returns(
         forget_smtp()
 
 
+def test_an_outage_of_a_day_defers_messages_many_times_and_fails_none():
+    """Before, the eighth transient failure failed a message: about an hour into an
+    outage of the only relay, everything queued behind it was dropped."""
+    port = free_port()
+    use_smtp(port)
+    try:
+        ids = queue_emails(2)
+        start = at = utcnow()
+        for _ in range(12):  # backoff doubles from 30 s to its 6 h cap: about a day in all
+            assert send_in_process(ids, at=at) == {"deferred": 2}
+            with db.session_scope() as s:
+                at = max(s.scalars(select(Message.retry_at))) + timedelta(seconds=1)
+        assert timedelta(hours=16) < at - start < timedelta(hours=get_settings().retry_hours)
+        with SmtpServer(port) as server:
+            assert send_in_process(ids, at=at) == {"sent": 2}
+            assert len(server.handler.received) == 2
+        with db.session_scope() as s:
+            assert {(m.status, m.attempts) for m in s.scalars(select(Message))} == {("sent", 13)}
+    finally:
+        forget_smtp()
+
+
+def test_a_message_deferred_for_longer_than_the_retry_window_expires_with_its_last_error():
+    port = free_port()
+    use_smtp(port)
+    try:
+        early, late = queue_emails(2)
+        start = utcnow()
+        window = timedelta(hours=get_settings().retry_hours)
+        assert send_in_process([early], at=start) == {"deferred": 1}
+        assert send_in_process([late], at=start + window - timedelta(hours=1)) == {"deferred": 1}
+        # the window runs from each message's first failure, not from its last try
+        assert send_in_process([early, late], at=start + window) == {"deferred": 1}
+        with db.session_scope() as s:
+            expired, waiting = s.get(Message, early), s.get(Message, late)
+            assert expired.status == "failed" and expired.error.startswith(
+                f"expired: no provider took it within {get_settings().retry_hours} hours of its first failed try")
+            assert "connect" in expired.error.split("the last error:")[1]
+            assert waiting.status == "deferred" and waiting.attempts == 2
+    finally:
+        forget_smtp()
+
+
 def test_a_message_whose_worker_died_is_sent_again_after_its_lease(smtp):
     [message_id] = queue_emails(1)
     start = utcnow()
@@ -183,12 +226,12 @@ def test_recording_a_group_of_sends_writes_only_the_rows_still_being_sent():
 
 
 def test_a_message_that_kills_its_worker_every_time_fails_after_bounded_attempts_and_its_batch_goes_on(smtp):
-    from delivery.outbox import MAX_ATTEMPTS
+    from delivery.outbox import MAX_CRASHES
 
     poison, *others = queue_emails(3)
     lease = timedelta(seconds=3)
     at = utcnow()
-    for _ in range(MAX_ATTEMPTS):  # each try: claimed, then the worker dies before any outcome
+    for _ in range(MAX_CRASHES):  # each try: claimed, then the worker dies before any outcome
         with db.session_scope() as s:
             assert [r.id for r in claim_for_send(s, [poison], at, lease)] == [poison]
         at += lease + timedelta(seconds=1)
@@ -198,7 +241,8 @@ def test_a_message_that_kills_its_worker_every_time_fails_after_bounded_attempts
     assert send_in_process([poison, *others], at=at) == {"sent": 2}
     with db.session_scope() as s:
         failed = s.get(Message, poison)
-        assert failed.status == "failed" and failed.error.startswith(f"abandoned after {MAX_ATTEMPTS} attempts")
+        assert failed.status == "failed" and failed.error == f"abandoned: its worker died {MAX_CRASHES} times sending it"
+        assert failed.attempts == MAX_CRASHES + 1 and failed.crashes == MAX_CRASHES
     assert smtp.handler.to("user0@example.test") == []
     assert len(smtp.handler.received) == 2
 

@@ -94,8 +94,12 @@ def create_sequence(session: Session, account_id: int, data: dict[str, Any], now
 
 
 def update_sequence(session: Session, account_id: int, sequence_id: int, data: dict[str, Any],
-                    now: datetime) -> Sequence:
-    """Replace name, description, settings and steps; clamp running enrollments."""
+                    now: datetime, preflight: Callable[[Sequence], Preflight] | None = None,
+                    override_preflight: bool = False) -> Sequence:
+    """Replace name, description, settings and steps; clamp running enrollments.
+    An active sequence's new content must pass ``preflight`` (when given) as
+    activation's did, unless ``override_preflight``: else PreflightFailedError, and
+    the caller rolls back."""
     sequence = get_sequence(session, account_id, sequence_id, lock=True)
     settings = validate_settings(data.get("settings"))
     steps = validate_steps(data.get("steps"), references(session, account_id))
@@ -106,6 +110,8 @@ def update_sequence(session: Session, account_id: int, sequence_id: int, data: d
     sequence.version += 1
     sequence.updated_at = now
     session.flush()
+    if sequence.status == "active":
+        require_preflight(sequence, preflight, override_preflight)
     last = len(steps) - 1
     session.execute(
         update(Enrollment)
@@ -135,10 +141,7 @@ def transition(session: Session, account_id: int, sequence_id: int, action: str,
         # Templates or target sequences may have been deleted since the steps were saved.
         stored = [{"type": s.type, **s.config} for s in sequence.steps]
         validate_steps(stored, references(session, account_id))
-        if preflight is not None and not override_preflight:
-            report = preflight(sequence)
-            if not report.passed:
-                raise PreflightFailedError(report)
+        require_preflight(sequence, preflight, override_preflight)
     old = "active" if target == "paused" else "paused"
     session.execute(
         update(Enrollment)
@@ -149,6 +152,26 @@ def transition(session: Session, account_id: int, sequence_id: int, action: str,
     sequence.updated_at = now
     session.flush()
     return sequence
+
+
+def require_preflight(sequence: Sequence, preflight: Callable[[Sequence], Preflight] | None,
+                      override: bool) -> None:
+    """PreflightFailedError unless the sequence passes ``preflight`` (none given,
+    or ``override``: nothing to check)."""
+    if preflight is not None and not override:
+        report = preflight(sequence)
+        if not report.passed:
+            raise PreflightFailedError(report)
+
+
+def active_sequences_using(session: Session, account_id: int, template_id: int) -> list[Sequence]:
+    """The account's active sequences with an email step that uses the template:
+    changing the template changes what they send from the next email on."""
+    ids = templates_in_use(session, account_id, template_id)
+    if not ids:
+        return []
+    return list(session.scalars(select(Sequence).where(
+        Sequence.id.in_(ids), Sequence.account_id == account_id, Sequence.status == "active").order_by(Sequence.id)))
 
 
 def templates_in_use(session: Session, account_id: int, template_id: int) -> list[int]:

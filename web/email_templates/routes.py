@@ -6,14 +6,22 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import Select
+from sqlalchemy.orm import Session
 
 from content.render import render_email, subscriber_context
 from models import Subscriber, Template, utcnow
-from sequencing.lifecycle import templates_in_use
+from sequencing.lifecycle import active_sequences_using, templates_in_use
 from web.auth import SECURITY, account_required, current_account_id
 from web.db import get_db
-from web.email_templates.schemas import PreviewRequestSchema, PreviewSchema, TemplateInSchema, TemplateSchema
+from web.email_templates.schemas import (
+    PreviewRequestSchema,
+    PreviewSchema,
+    TemplateInSchema,
+    TemplateReplaceSchema,
+    TemplateSchema,
+)
 from web.pagination import SQLPage
+from web.preflight import check
 from web.resource import get_owned_or_404, newest_owned
 
 blp = Blueprint("email_templates", __name__, url_prefix="/api/v1/templates", description="Email templates")
@@ -58,16 +66,24 @@ class TemplateById(MethodView):
         return _template(template_id)
 
     @account_required
-    @blp.arguments(TemplateInSchema)
+    @blp.arguments(TemplateReplaceSchema)
     @blp.response(200, TemplateSchema)
     @blp.doc(security=SECURITY)
     def put(self, data: dict[str, Any], template_id: int) -> Template:
-        """Replace the template; sequences using it send the new content from now on."""
+        """Replace the template; sequences using it send the new content from now on.
+        Every active sequence using it must still pass the pre-flight check (422
+        naming each failing email as ``sequences.<id>.steps.<position>``, nothing
+        changed) unless ``override_preflight`` is true."""
+        override = data.pop("override_preflight")
         template = _template(template_id)
+        session = get_db()
         for key, value in data.items():
             setattr(template, key, value)
         template.updated_at = utcnow()
-        get_db().commit()
+        session.flush()
+        if not override:
+            _refuse_failing_users(session, template)
+        session.commit()
         return template
 
     @account_required
@@ -82,6 +98,25 @@ class TemplateById(MethodView):
             abort(409, message=f"Template is used by sequence(s) {', '.join(map(str, users))}; change them first.")
         session.delete(template)
         session.commit()
+
+
+def _refuse_failing_users(session: Session, template: Template) -> None:
+    """422 (rolled back) when an active sequence using the template fails the check
+    with its new content: replacing it would otherwise put that content live
+    without the check activation demands."""
+    failing: dict[str, list[str]] = {}
+    for sequence in active_sequences_using(session, template.account_id, template.id):
+        # Only the emails built on this template: the rest did not change.
+        uses = {s.position for s in sequence.steps if s.type == "email" and s.config.get("template_id") == template.id}
+        for email in check(session, sequence).emails:
+            if not email["passed"] and email["position"] in uses:
+                place = f"sequences.{sequence.id}.steps.{email['position']}"
+                failing[place + (f".variants.{email['variant']}" if email["variant"] else "")] = email["reasons"]
+    if failing:
+        session.rollback()
+        abort(422, message="An active sequence using this template would fail the pre-flight check; "
+                           "send override_preflight: true to replace it anyway.",
+              errors={"preflight": failing})
 
 
 @blp.route("/<int:template_id>/preview")

@@ -27,6 +27,11 @@ class TemplateInSchema(Schema):
     text = fields.String(load_default=None, allow_none=True, validate=[*text(500_000, 0), valid_template])
 
 
+class TemplateReplaceSchema(TemplateInSchema):
+    override_preflight = fields.Boolean(load_default=False, metadata={
+        "description": "Replace it even if an active sequence using it then fails the pre-flight check"})
+
+
 class TemplateSchema(Schema):
     id = fields.Integer()
     name = fields.String()

@@ -7,20 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 from marshmallow import Schema, fields
 from flask_smorest import Blueprint
 from sqlalchemy import Select
-from sqlalchemy.orm import Session
 
-from content.preflight import Spamd
 from models import Sequence, utcnow
 from sequencing import lifecycle
-from sequencing.preflight import Preflight, check_sequence
 from web.auth import SECURITY, account_required, current_account_id
 from web.db import get_db
 from web.pagination import SQLPage
+from web.preflight import OverrideSchema, check
 from web.resource import newest_owned
 from web.sequences.domain_errors import domain_errors
 from web.sequences.schemas import (
@@ -30,10 +27,6 @@ from web.sequences.schemas import (
     SequenceSchema,
     dump_steps,
 )
-
-class ActivateSchema(Schema):
-    override_preflight = fields.Boolean(load_default=False)
-
 
 class PreflightSchema(Schema):
     passed = fields.Boolean()
@@ -94,10 +87,14 @@ class SequenceById(MethodView):
     @blp.doc(security=SECURITY)
     def put(self, data: dict[str, Any], sequence_id: int) -> dict[str, Any]:
         """Replace the sequence. Running enrollments keep their position index, clamped
-        to the new last step; ``version`` goes up by one."""
+        to the new last step; ``version`` goes up by one. An active sequence's new
+        content must pass the pre-flight check (422 with its reasons, nothing
+        changed) unless ``override_preflight`` is true."""
         session = get_db()
         with domain_errors:
-            sequence = lifecycle.update_sequence(session, current_account_id(), sequence_id, data, utcnow())
+            sequence = lifecycle.update_sequence(session, current_account_id(), sequence_id, data, utcnow(),
+                                                 preflight=lambda seq: check(session, seq),
+                                                 override_preflight=data.get("override_preflight", False))
         session.commit()
         return _detail(sequence)
 
@@ -112,18 +109,12 @@ class SequenceById(MethodView):
         session.commit()
 
 
-def _check(session: Session, sequence: Sequence) -> Preflight:
-    """The pre-flight check with the platform's DKIM domain and spamd."""
-    settings = current_app.config["ESEQ_SETTINGS"]
-    return check_sequence(session, sequence, settings.dkim_domain, Spamd(settings.spamd_host, settings.spamd_port))
-
-
 def _transition(action: str, sequence_id: int, override_preflight: bool = False) -> dict[str, Any]:
     session = get_db()
     with domain_errors:
         sequence = lifecycle.transition(
             session, current_account_id(), sequence_id, action, utcnow(),
-            preflight=lambda seq: _check(session, seq), override_preflight=override_preflight)
+            preflight=lambda seq: check(session, seq), override_preflight=override_preflight)
     session.commit()
     return _detail(sequence)
 
@@ -131,7 +122,7 @@ def _transition(action: str, sequence_id: int, override_preflight: bool = False)
 @blp.route("/<int:sequence_id>/activate")
 class Activate(MethodView):
     @account_required
-    @blp.arguments(ActivateSchema)
+    @blp.arguments(OverrideSchema)
     @blp.response(200, SequenceDetailSchema)
     @blp.doc(security=SECURITY)
     def post(self, data: dict[str, Any], sequence_id: int) -> dict[str, Any]:
@@ -151,7 +142,7 @@ class PreflightReport(MethodView):
         session = get_db()
         with domain_errors:
             sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
-        return _check(session, sequence).as_dict()
+        return check(session, sequence).as_dict()
 
 
 @blp.route("/<int:sequence_id>/pause")
@@ -167,8 +158,11 @@ class Pause(MethodView):
 @blp.route("/<int:sequence_id>/resume")
 class Resume(MethodView):
     @account_required
+    @blp.arguments(OverrideSchema)
     @blp.response(200, SequenceDetailSchema)
     @blp.doc(security=SECURITY)
-    def post(self, sequence_id: int) -> dict[str, Any]:
-        """paused -> active; paused enrollments continue, overdue ones at once."""
-        return _transition("resume", sequence_id)
+    def post(self, data: dict[str, Any], sequence_id: int) -> dict[str, Any]:
+        """paused -> active; paused enrollments continue, overdue ones at once. The
+        pre-flight check must pass, as for activation, unless ``override_preflight``
+        is true (a sequence activated with the override needs it again)."""
+        return _transition("resume", sequence_id, data["override_preflight"])

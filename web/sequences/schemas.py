@@ -17,6 +17,8 @@ class SequenceInSchema(Schema):
     description = fields.String(load_default=None, allow_none=True, validate=text(10_000, 0))
     settings = fields.Raw(load_default=None, allow_none=True, metadata={"description": "See sequencing/settings_schema.py"})
     steps = fields.Raw(required=True, metadata={"description": "Ordered list of steps: {type, ...fields}"})
+    override_preflight = fields.Boolean(load_default=False, load_only=True, metadata={
+        "description": "Replace an active sequence even if its new content fails the pre-flight check"})
 
 
 def dump_steps(sequence: Sequence) -> list[dict[str, Any]]:

@@ -75,6 +75,15 @@ def usable(route: Route, now: datetime) -> bool:
     return True
 
 
+def circuit_as_seen(state: str, opened_at: datetime | None, now: datetime) -> str:
+    """The state an operator should see: an open circuit whose cool-down has passed
+    is ``half_open`` (traffic is being tried again), though the row still says
+    ``open`` until a success closes it or a failure restarts the cool-down."""
+    if state == "open" and opened_at is not None and now - opened_at >= CIRCUIT_COOLDOWN:
+        return "half_open"
+    return state
+
+
 def _draw(key: str, route: Route) -> float:
     digest = hashlib.sha256(f"{key}:{route.provider_id}:{route.name}".encode()).digest()
     u = (int.from_bytes(digest[:8], "big") + 1) / (2**64 + 1)
@@ -146,9 +155,11 @@ class Failover:
 
     def _skipped(self, route: Route) -> bool:
         # Within a batch, a provider failing again and again is dropped without
-        # waiting for the recorded circuit to open.
+        # waiting for the recorded circuit to open; a half-open one (its circuit
+        # open, the cool-down over) gets one trial, not a threshold's worth.
+        allowed = 1 if route.circuit_state == "open" else CIRCUIT_THRESHOLD
         return (self._paused.get(route, self._now) > self._now
-                or self._failures.get(route, 0) >= CIRCUIT_THRESHOLD)
+                or self._failures.get(route, 0) >= allowed)
 
     def _candidates(self, routes: list[Route], recipient: str, key: str) -> list[Route]:
         return [r for r in order(routes, recipient, key) if usable(r, self._now) and not self._skipped(r)]

@@ -36,7 +36,10 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import text
+from sqlalchemy import DateTime, bindparam, text
+
+from delivery.routing import CIRCUIT_COOLDOWN
+from models.base import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +168,9 @@ _QUERIES: tuple[tuple[tuple[str, ...], str, tuple[tuple[str, str], ...]], ...] =
      (("eseq_enrollments", "Enrollments by status."),)),
     (("status",), "SELECT status, count(*) FROM messages GROUP BY status",
      (("eseq_messages", "Messages (the outbox and delivery log) by status."),)),
-    (("provider_id", "state"), "SELECT id, circuit_state, 1 FROM providers",
+    (("provider_id", "state"),
+     "SELECT id, CASE WHEN circuit_state = 'open' AND circuit_opened_at <= :cooled THEN 'half_open' "
+     "ELSE circuit_state END, 1 FROM providers",
      (("eseq_provider_circuit", "1 for each provider's current circuit state (closed, open, half_open)."),)),
     (("plan_id", "status"), "SELECT id, status, 1 FROM warming_plans",
      (("eseq_warming_plan", "1 for each warming plan's status (warming, held, paused, completed)."),)),
@@ -181,6 +186,10 @@ _QUERIES: tuple[tuple[tuple[str, ...], str, tuple[tuple[str, str], ...]], ...] =
 )
 
 
+_STATEMENTS = {sql: text(sql).bindparams(bindparam("cooled", type_=DateTime(timezone=True))) if ":cooled" in sql
+               else text(sql) for _, sql, _ in _QUERIES}
+
+
 class DatabaseCollector(Collector):
     """Gauges read from the database at scrape time; ``eseq_metrics_database_up`` says
     whether the read worked, so a dashboard tells "zero" from "unknown"."""
@@ -194,7 +203,9 @@ class DatabaseCollector(Collector):
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text(f"SET LOCAL statement_timeout = {int(self.timeout_ms)}"))
-            return [list(conn.execute(text(sql))) for _, sql, _ in _QUERIES]
+            # An open circuit past its cool-down shows as half_open (routing.circuit_as_seen).
+            cooled = {"cooled": utcnow() - CIRCUIT_COOLDOWN}
+            return [list(conn.execute(_STATEMENTS[sql], cooled if ":cooled" in sql else {})) for _, sql, _ in _QUERIES]
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("eseq_metrics_database_up", "1 when the scrape-time database read worked.")

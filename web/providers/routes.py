@@ -10,9 +10,10 @@ from flask_smorest import Blueprint
 from sqlalchemy import Select
 
 from delivery import provider_admin as admin
+from delivery.routing import circuit_as_seen
 from inbound import PROVIDERS as INBOUND_PROVIDERS
 from inbound.tokens import webhook_url
-from models import Provider
+from models import Provider, utcnow
 from web.auth import SECURITY, account_required, current_account_id
 from web.db import get_db
 from web.pagination import SQLPage
@@ -31,7 +32,9 @@ class _Shown:
                                                          "enabled", "max_per_second", "created_at")})
         self.config = admin.public_config(p)
         self.secrets_set = admin.secrets_set(p)
-        self.health = p
+        self.health = {k: getattr(p, k) for k in ("consecutive_failures", "circuit_opened_at", "paused_until",
+                                                   "last_error", "last_success_at")}
+        self.health["circuit_state"] = circuit_as_seen(p.circuit_state, p.circuit_opened_at, utcnow())
         settings = current_app.config["ESEQ_SETTINGS"]
         self.webhook_url = (webhook_url(settings.public_base_url, settings.secret_key, p.kind, p.account_id)
                             if p.kind in INBOUND_PROVIDERS else None)

@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, select
 from sqlalchemy.orm import Session
 
-from analytics.events import record_message_event
+from analytics.events import record_event, record_message_event
 from content.compliance import add_unsubscribe_footer, is_transactional
 from content.render import TemplateRenderError, render_email, subscriber_context
 from delivery import outbox
@@ -356,6 +356,11 @@ def record(session: Session, outcomes: list[Outcome]) -> list[str]:
             status = outbox.mark_deferred(session, outcome.message_id, outcome.attempts, str(outcome.error), now,
                                           outcome.error.retry_after, outcome.provider, in_doubt=outcome.error.in_doubt,
                                           claim=claim)
+            if status == "deferred":  # one event a try, in the vocabulary providers' deferrals use too
+                record_event(session, account_id=outcome.account_id, subscriber_id=outcome.subscriber_id,
+                             name="deferred", now=now, message_id=outcome.message_id, source="platform",
+                             dedup_key=f"deferred:{outcome.message_id}:{outcome.attempts}",
+                             properties={"error": str(outcome.error)[:500], "provider": outcome.provider})
         statuses.append(status)
     recorded = outbox.mark_sent(session, accepted)
     return [outbox.SUPERSEDED if status == "sent" and outcome.message_id not in recorded else status

@@ -163,6 +163,8 @@ def test_an_outage_of_a_day_defers_messages_many_times_and_fails_none():
             assert len(server.handler.received) == 2
         with db.session_scope() as s:
             assert {(m.status, m.attempts) for m in s.scalars(select(Message))} == {("sent", 13)}
+            deferrals = [(e.message_id, e.name, e.source) for e in s.scalars(select(Event).where(Event.name == "deferred"))]
+            assert sorted(deferrals) == sorted([(i, "deferred", "platform") for i in ids] * 12)
     finally:
         forget_smtp()
 

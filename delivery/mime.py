@@ -1,8 +1,9 @@
 """Building the MIME message for one outbox row.
 
 Multipart/alternative (text first, HTML last, as RFC 2046 orders preference), a
-Message-ID in our own domain, and the List-Unsubscribe pair that Gmail and Yahoo
-require of bulk senders since 2024 (RFC 2369 plus RFC 8058 one-click).
+Message-ID in our own domain derived from the outbox key, and the List-Unsubscribe
+pair that Gmail and Yahoo require of bulk senders since 2024 (RFC 2369 plus RFC
+8058 one-click).
 
 The bytes are written from a fixed skeleton rather than through
 ``email.message.EmailMessage``, which costs about 1.5 ms to build and 0.5 ms to
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import random
 import re
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from datetime import datetime
 from email import policy as email_policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from functools import lru_cache
 from typing import Any
 
@@ -41,6 +43,7 @@ _BARE_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 _TOKEN = re.compile(r"[ \t]*[^ \t]+")
 _PLAIN_HEADER_TEXT = re.compile(r"[\x20-\x7e]*")
 _ADDRESS = re.compile(r"[^\s\x00-\x1f\x7f<>(),;:\"\\\[\]]+@[^\s\x00-\x1f\x7f<>(),;:\"\\\[\]@]+")  # no control characters
+_KEY_HEADER = "X-Eseq-Message"
 
 
 class MessageBuildError(ValueError):
@@ -122,11 +125,39 @@ def _clean(value: str, name: str) -> str:
     return value
 
 
+def is_writable_address(value: str) -> bool:
+    """Whether ``build_message`` can write ``value`` as a mail address: the API
+    checks senders with this one rule, so an address it takes never fails every
+    email built from it later."""
+    return _ADDRESS.fullmatch(value) is not None
+
+
 def _address(value: str, name: str) -> str:
     _clean(value, name)
-    if not _ADDRESS.fullmatch(value):
+    if not is_writable_address(value):
         raise MessageBuildError(f"{name} {value!r} cannot be written as a mail address")
     return value
+
+
+def message_id_for(key: str, domain: str) -> str:
+    """The Message-ID of the outbox row ``key``: the same key always gives the same
+    id, so a copy resent in doubt is recognisably the same message downstream.
+
+    A digest, not the key itself: a variant name may hold non-ASCII, spaces, "@" or
+    ">", and no variant leaves "::" in the key, none of which a dot-atom (RFC 5322
+    3.6.4) may hold. The key travels readable in X-Eseq-Message."""
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]  # 128 bits
+    return f"<eseq.{digest}@{domain}>"
+
+
+def _key_header(key: str) -> str:
+    """X-Eseq-Message: the key as it is when it is plain ASCII text (inbound
+    matches providers' echo of it against the outbox row), else as RFC 2047
+    encoded words, which the email package (and so the HTTP adapters' metadata)
+    reads back exactly."""
+    if key.isascii() and key.isprintable() and "=?" not in key and key[:1] != " ":
+        return f"{_KEY_HEADER}: {key}\r\n"
+    return _fold(_KEY_HEADER, _encoded_words(key, len(_KEY_HEADER) + 2))
 
 
 def _fold(name: str, tokens: list[str]) -> str:
@@ -269,7 +300,7 @@ def build_message(envelope: Envelope, now: datetime) -> BuiltMessage:
     to_email = _address(envelope.to_email, "to")
     subject = _clean(envelope.subject, "subject")
     domain = from_email.rsplit("@", 1)[-1]
-    message_id = make_msgid(idstring=_clean(envelope.message_key, "message key").replace(":", "."), domain=domain)
+    message_id = message_id_for(_clean(envelope.message_key, "message key"), domain)
     targets = [f"<{envelope.unsubscribe_url}>"]
     if envelope.unsubscribe_mailto:
         targets.insert(0, f"<{envelope.unsubscribe_mailto}>")
@@ -292,7 +323,7 @@ def build_message(envelope: Envelope, now: datetime) -> BuiltMessage:
         f"Message-ID: {message_id}\r\n",
         _fold("List-Unsubscribe", _TOKEN.findall(unsubscribe)),
         "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
-        f"X-Eseq-Message: {envelope.message_key}\r\n",
+        _key_header(envelope.message_key),
         "MIME-Version: 1.0\r\n",
         f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n',
     ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from html import escape
 
 from flask import Blueprint, Response, abort, current_app, redirect, request
 
@@ -78,8 +77,10 @@ def unsubscribe(token: str) -> Response:
         # prefetch or probe URLs must not unsubscribe anyone.
         if get_db().get(Message, message_id) is None:
             abort(404)
-        body = (f'<h1>Unsubscribe</h1><p>Stop receiving these emails?</p>'
-                f'<form method="post" action="/u/{escape(token)}"><button type="submit">Unsubscribe</button></form>')
+        # No action: the form posts back to the URL the page came from, whatever
+        # path prefix a reverse proxy put before our /u/ (PUBLIC_BASE_URL's).
+        body = ('<h1>Unsubscribe</h1><p>Stop receiving these emails?</p>'
+                '<form method="post"><button type="submit">Unsubscribe</button></form>')
         return Response(_PAGE.format(title="Unsubscribe", body=body), mimetype="text/html", headers=_NO_STORE)
     session = get_db()
     if not unsubscribe_by_message(session, message_id, utcnow(),

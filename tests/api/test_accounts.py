@@ -56,6 +56,19 @@ def test_a_sender_name_that_would_break_a_mail_header_is_refused(client, session
     assert ok.status_code == 201
 
 
+def test_a_sender_address_that_no_email_could_be_written_from_is_refused(client, session):
+    # fields.Email takes these; delivery.mime cannot write them, so every email of
+    # the account would fail "cannot render".
+    for address in ('"a\x01b"@example.com', "a@[127.0.0.1]", '"a,b"@example.com'):
+        response = client.post("/api/v1/accounts", json={"name": "Shop", "from_email": address}, headers=ADMIN)
+        assert response.status_code == 422, address
+        body = response.get_json()
+        assert set(body["errors"]["json"]) == {"from_email"} and "from_email" in body["message"], address
+    assert session.query(Account).count() == 0
+    ok = client.post("/api/v1/accounts", json={"name": "Shop", "from_email": "zoë@exämple.de"}, headers=ADMIN)
+    assert ok.status_code == 201, ok.get_json()
+
+
 def test_it_exchanges_an_api_key_for_a_jwt(client, alice):
     response = client.post("/api/v1/auth/token", json={"api_key": alice.api_key})
     assert response.status_code == 200

@@ -1,12 +1,16 @@
 """The suppression list API: list, add (idempotent, ending enrollments), remove
-(which never resubscribes anyone), scoped to the caller's account."""
+(which never resubscribes anyone), scoped to the caller's account; and the hosted
+unsubscribe page that adds to it."""
 from __future__ import annotations
 
 import json
+from html.parser import HTMLParser
+from urllib.parse import urljoin
 
 from sqlalchemy import select
 
-from models import Enrollment, Subscriber, Suppression, db
+from delivery.tracking import Tracker
+from models import Enrollment, Message, Subscriber, Suppression, db
 from models.base import utcnow
 from tests.support import factories
 
@@ -97,3 +101,45 @@ def test_without_credentials_every_endpoint_is_401(client):
     assert client.get(URL).status_code == 401
     assert client.post(URL, json={"email": "a@example.test"}).status_code == 401
     assert client.delete(f"{URL}/1").status_code == 401
+
+
+class _Forms(HTMLParser):
+    """The (method, action) of each form on a page; action None when absent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "form":
+            found = dict(attrs)
+            self.forms.append(((found.get("method") or "get").lower(), found.get("action")))
+
+
+def test_the_unsubscribe_page_behind_a_path_prefix_posts_back_to_itself_and_unsubscribes(client, alice, settings):
+    # PUBLIC_BASE_URL=https://host.test/mail: a reverse proxy serves the app under /mail.
+    sub = _enrolled_subscriber(alice.account_id)
+    with db.session_scope() as s:
+        message = Message(account_id=alice.account_id, subscriber_id=sub, idempotency_key="page:1",
+                          to_email="user0@example.test", status="sent")
+        s.add(message)
+        s.flush()
+        message_id = message.id
+    token = Tracker(settings.secret_key, "https://host.test/mail").unsubscribe_url(message_id).rsplit("/", 1)[1]
+    base = "https://host.test/mail"
+    page = client.get(f"/u/{token}", base_url=base)
+    assert page.status_code == 200
+    forms = _Forms()
+    forms.feed(page.get_data(as_text=True))
+    [(method, action)] = forms.forms
+    # HTML: a form without an action (or with an empty one) posts to the page's own URL.
+    target = urljoin(page.request.url, action) if action else page.request.url
+    assert (method, target) == ("post", f"{base}/u/{token}")
+    with db.session_scope() as s:
+        assert s.get(Subscriber, sub).status == "active", "showing the page changes nothing"
+
+    done = client.post(target.removeprefix(base), base_url=base)
+    assert done.status_code == 200 and "You are unsubscribed" in done.get_data(as_text=True)
+    with db.session_scope() as s:
+        assert s.get(Subscriber, sub).status == "unsubscribed"
+        assert s.scalar(select(Suppression.reason).where(Suppression.account_id == alice.account_id)) == "unsubscribed"

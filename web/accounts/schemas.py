@@ -1,13 +1,22 @@
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
+from delivery.mime import is_writable_address
 from web.validators import one_line, text
+
+
+def writable_sender(value: str) -> None:
+    """fields.Email also takes quoted local parts and address literals
+    (``"a,b"@x.test``, ``a@[127.0.0.1]``) that delivery.mime cannot write: taken
+    here, every email of the account would fail to build."""
+    if not is_writable_address(value):
+        raise ValidationError("Cannot be written as the sender of an email.")
 
 
 class AccountCreateSchema(Schema):
     name = fields.String(required=True, validate=text(200))
-    from_email = fields.Email(required=True, validate=validate.Length(max=320))
+    from_email = fields.Email(required=True, validate=[validate.Length(max=320), writable_sender])
     from_name = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=200), one_line])
     postal_address = fields.String(load_default=None, allow_none=True, validate=text(500, min_len=0))
 

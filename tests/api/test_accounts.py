@@ -166,3 +166,26 @@ def test_each_account_sees_and_changes_only_its_own_dkim_key(client, alice, bob)
 def test_the_dkim_endpoints_need_credentials(client):
     for method in ("get", "put", "delete"):
         assert getattr(client, method)("/api/v1/account/dkim", json={}).status_code == 401
+
+
+def test_an_account_changes_its_own_sender_and_postal_address(client, alice, bob):
+    response = client.patch("/api/v1/account", json={"postal_address": "1 Main St, Springfield",
+                                                     "from_name": "Alice & Co"}, headers=alice.headers)
+    assert response.status_code == 200
+    assert response.get_json()["postal_address"] == "1 Main St, Springfield"
+    mine = client.get("/api/v1/account", headers=alice.headers).get_json()
+    assert (mine["postal_address"], mine["from_name"]) == ("1 Main St, Springfield", "Alice & Co")
+    assert client.get("/api/v1/account", headers=bob.headers).get_json()["postal_address"] is None
+    cleared = client.patch("/api/v1/account", json={"postal_address": None}, headers=alice.headers).get_json()
+    assert cleared["postal_address"] is None and cleared["from_name"] == "Alice & Co"
+
+
+def test_a_bad_account_change_names_the_field_and_changes_nothing(client, alice):
+    before = client.get("/api/v1/account", headers=alice.headers).get_json()
+    for body, field in (({"from_email": "a@[127.0.0.1]", "postal_address": "ok"}, "from_email"),
+                        ({"from_name": "Evil\r\nBcc: x@y.test"}, "from_name"),
+                        ({"name": ""}, "name")):
+        response = client.patch("/api/v1/account", json=body, headers=alice.headers)
+        assert response.status_code == 422 and field in response.get_json()["errors"]["json"]
+    assert client.get("/api/v1/account", headers=alice.headers).get_json() == before
+    assert client.patch("/api/v1/account", json={"postal_address": "x"}).status_code == 401

@@ -15,6 +15,7 @@ from web.accounts.schemas import (
     AccountCreatedSchema,
     AccountCreateSchema,
     AccountSchema,
+    AccountUpdateSchema,
     DkimKeySchema,
     DkimRecordSchema,
     TokenRequestSchema,
@@ -53,10 +54,27 @@ class CurrentAccount(MethodView):
     @blp.doc(security=SECURITY)
     def get(self) -> Account:
         """The calling account."""
-        account = get_db().get(Account, current_account_id())
-        if account is None:
-            abort(404, message="Account not found.")
+        return _own_account()
+
+    @account_required
+    @blp.arguments(AccountUpdateSchema)
+    @blp.response(200, AccountSchema)
+    @blp.doc(security=SECURITY)
+    def patch(self, data: dict[str, Any]) -> Account:
+        """Change the calling account's name, sender or postal address (the footer
+        of its marketing email shows the address from the next email on)."""
+        account = _own_account()
+        for name, value in data.items():
+            setattr(account, name, value)
+        get_db().commit()
         return account
+
+
+def _own_account() -> Account:
+    account = get_db().get(Account, current_account_id())
+    if account is None:
+        abort(404, message="Account not found.")
+    return account
 
 
 @blp.route("/account/dkim")

@@ -21,6 +21,17 @@ class AccountCreateSchema(Schema):
     postal_address = fields.String(load_default=None, allow_none=True, validate=text(500, min_len=0))
 
 
+class AccountUpdateSchema(Schema):
+    """What an account may change of itself: how its mail is signed off. Each
+    field is optional; null clears from_name and postal_address."""
+
+    name = fields.String(validate=text(200))
+    from_email = fields.Email(validate=[validate.Length(max=320), writable_sender])
+    from_name = fields.String(allow_none=True, validate=[validate.Length(max=200), one_line])
+    postal_address = fields.String(allow_none=True, validate=text(500, min_len=0), metadata={
+        "description": "Printed in the compliance footer of marketing email (CAN-SPAM asks for it)."})
+
+
 class AccountSchema(Schema):
     id = fields.Integer(dump_only=True)
     name = fields.String()

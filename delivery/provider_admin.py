@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from delivery.providers import SECRET_FIELDS, validate_config
+from delivery.providers import SECRET_FIELDS, ConfigKeyError, require_encrypted_auth, validate_config
 from models import Provider
 from webhooks.guard import UnsafeTargetError, check_target
 
@@ -24,13 +24,18 @@ class ProviderNotFoundError(LookupError):
     pass
 
 
-def _check_targets(kind: str, config: dict[str, Any], allow_private: bool) -> None:
-    targets = []
+def _targets(kind: str, config: dict[str, Any]) -> list[tuple[str, str]]:
+    """Each place the provider will connect to that the config chooses, with the
+    field that chose it."""
     if kind == "smtp":
-        targets.append(("config.host", f"http://{config['host']}:{config.get('port', 25)}"))
-    if config.get("base_url"):
-        targets.append(("config.base_url", str(config["base_url"])))
-    for field, url in targets:
+        return [("config.host", f"http://{config['host']}:{config.get('port', 25)}")]
+    # SES builds its host from the region when base_url is not set; the region's
+    # shape (validate_config) keeps that host under amazonaws.com.
+    return [("config.base_url", str(config["base_url"]))] if config.get("base_url") else []
+
+
+def _check_targets(kind: str, config: dict[str, Any], allow_private: bool) -> None:
+    for field, url in _targets(kind, config):
         try:
             check_target(url, allow_private)
         except UnsafeTargetError as exc:
@@ -40,6 +45,9 @@ def _check_targets(kind: str, config: dict[str, Any], allow_private: bool) -> No
 def _clean(kind: str, config: dict[str, Any], allow_private: bool) -> dict[str, Any]:
     try:
         cleaned = validate_config(kind, config)
+        require_encrypted_auth(kind, cleaned)
+    except ConfigKeyError as exc:
+        raise ProviderInputError(f"config.{exc.key}", str(exc)) from None
     except ValueError as exc:
         raise ProviderInputError("config", str(exc)) from None
     _check_targets(kind, cleaned, allow_private)

@@ -15,7 +15,7 @@ import smtplib
 import socket
 import ssl
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from functools import cache
 from types import TracebackType
@@ -31,12 +31,20 @@ class SmtpConfig:
     host: str
     port: int = 25
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     use_tls: bool = False  # STARTTLS on a plain port
     use_ssl: bool = False  # implicit TLS (port 465)
     timeout: float = 30.0
     name: str = "smtp"
 
+
+# Replies refusing us rather than the recipient, however they are coded: a relay
+# that will not relay for us (Postfix "554 Relay access denied", Exim "550 relay
+# not permitted", qmail's "553 ... rcpthosts") or wants us logged in first. Read as
+# a bad address, a misconfigured relay would suppress every recipient of a batch.
+_REFUSES_US = re.compile(r"relay(ing)?\s+(access\s+)?(denied|not\s+permitted|not\s+allowed|prohibited|refused)"
+                         r"|relay\s+access|rcpthosts|authentication\s+(is\s+)?required", re.IGNORECASE)
+_AUTH_REPLIES = (530, 535)  # authentication required, credentials invalid (RFC 4954)
 
 # Addresses written into MAIL/RCPT as they are; anything else goes through smtplib's quoting.
 _PLAIN_ADDRESS = re.compile(r"[^\s<>]+@[^\s<>]+")
@@ -57,8 +65,10 @@ def _reply(code: int, text: bytes | str) -> str:
 
 def _classify(code: int, text: bytes | str, stage: str) -> DeliveryError:
     """A refusal at RCPT (``stage`` "recipient") or of the message (DATA and its
-    content, "message"). 4xx is transient. A 5xx is read by its enhanced code
-    (delivery.status_codes):
+    content, "message"). 4xx is transient. So is a refusal of us whatever its
+    code (530, 535, relaying denied): it is about our relay settings, so it counts
+    against the provider and fails over, and nobody is suppressed for it. Any
+    other 5xx is read by its enhanced code (delivery.status_codes):
 
     - policy or our sender (relaying denied, our IP on a blocklist, DMARC) is
       about us, not the recipient: transient, so another provider may take it,
@@ -74,6 +84,8 @@ def _classify(code: int, text: bytes | str, stage: str) -> DeliveryError:
     reply = _reply(code, text)
     if not 500 <= code < 600:
         return TransientDeliveryError(reply)
+    if code in _AUTH_REPLIES or _REFUSES_US.search(reply):
+        return TransientDeliveryError(f"the server refuses to relay for us, not this address: {reply}")
     enhanced = enhanced_code(reply)
     if enhanced is None:
         return PermanentDeliveryError(reply) if stage == "recipient" else RejectedMessageError(reply)

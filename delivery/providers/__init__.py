@@ -18,11 +18,11 @@ from typing import Any
 from delivery.providers.mailgun import MailgunConfig, MailgunTransport
 from delivery.providers.postmark import PostmarkConfig, PostmarkTransport
 from delivery.providers.sendgrid import SendgridConfig, SendgridTransport
-from delivery.providers.ses import SesConfig, SesTransport
+from delivery.providers.ses import SesConfig, SesTransport, is_region
 from delivery.smtp import SmtpConfig, SmtpTransport
 
 CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
-    "smtp": ("host", "port", "username", "password", "use_tls", "use_ssl", "timeout"),
+    "smtp": ("host", "port", "username", "password", "use_tls", "use_ssl", "allow_plaintext_auth", "timeout"),
     "sendgrid": ("api_key", "base_url", "timeout", "webhook_public_key"),
     "postmark": ("server_token", "message_stream", "broadcast_stream", "base_url", "timeout", "webhook_username",
                  "webhook_password"),
@@ -47,9 +47,20 @@ SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "mailgun": ("api_key", "webhook_signing_key"),
     "ses": ("secret_access_key", "session_token"),
 }
-_BOOLEANS = {"use_tls", "use_ssl"}
+_BOOLEANS = {"use_tls", "use_ssl", "allow_plaintext_auth"}
+# Keys that only decide what validation accepts: no transport takes them.
+_VALIDATION_ONLY = {"allow_plaintext_auth"}
 MAX_TIMEOUT = 60.0
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class ConfigKeyError(ValueError):
+    """A config refused for one key's value; ``key`` lets the API name the field."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
 
 _BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "smtp": lambda c: SmtpTransport(SmtpConfig(**c)),
@@ -84,9 +95,30 @@ def _check(kind: str, key: str, value: Any) -> None:
         raise ValueError(f"{kind} config '{key}' must not contain line breaks or other control characters")
 
 
+def require_encrypted_auth(kind: str, config: dict[str, Any]) -> None:
+    """smtplib sends AUTH PLAIN/LOGIN over whatever connection it has: without TLS
+    the password crosses the network readable, so a provider saved through the API
+    takes an explicit opt-in for that. Not checked when sending: rows saved before
+    this rule, and the environment's relay (SMTP_*), keep working as configured."""
+    if kind != "smtp" or not (config.get("username") or config.get("password")):
+        return
+    if config.get("use_tls") or config.get("use_ssl") or config.get("allow_plaintext_auth"):
+        return
+    raise ConfigKeyError("use_tls", "smtp config with a username or password needs 'use_tls' or 'use_ssl' "
+                                    "(or 'allow_plaintext_auth': true to send them unencrypted)")
+
+
+def _check_whole(kind: str, config: dict[str, Any]) -> None:
+    """What a key's type alone does not settle: keys read together, values with a shape."""
+    if kind == "ses" and not is_region(config["region"]):
+        # The endpoint's host is built from it (delivery.providers.ses.endpoint).
+        raise ConfigKeyError("region", "ses config 'region' must be an AWS region name such as eu-west-1")
+
+
 def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
     """The config with empty optional values dropped; ValueError naming the first
-    key that is missing, unknown or of the wrong type."""
+    key that is missing, unknown or of the wrong type (ConfigKeyError when one
+    key's value is refused)."""
     if kind not in CONFIG_FIELDS:
         raise ValueError(f"unknown provider kind '{kind}'; expected one of {', '.join(CONFIG_FIELDS)}")
     for key in config:
@@ -98,11 +130,13 @@ def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
     cleaned = {key: value for key, value in config.items() if value not in (None, "")}
     for key, value in cleaned.items():
         _check(kind, key, value)
+    _check_whole(kind, cleaned)
     return cleaned
 
 
 def build_transport(kind: str, config: dict[str, Any], name: str) -> Any:
     """A transport for one provider row; ``name`` is what outcomes are recorded under."""
     # The webhook_* keys verify the provider's events coming in; sending needs none.
-    cleaned = {k: v for k, v in validate_config(kind, config).items() if not k.startswith("webhook_")}
+    cleaned = {k: v for k, v in validate_config(kind, config).items()
+               if not k.startswith("webhook_") and k not in _VALIDATION_ONLY}
     return _BUILDERS[kind]({**cleaned, "name": name})

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from email.utils import formataddr
 from urllib.parse import quote, urlencode
 
-from delivery.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from delivery.errors import DeliveryError, PermanentDeliveryError, RejectedMessageError, TransientDeliveryError
 from delivery.providers import http
 from delivery.providers.parts import Parts, split_message
 
@@ -55,6 +55,9 @@ def classify(response: http.Response) -> DeliveryError:
         return failure
     if response.status == 400 and _is_about_recipient(detail):
         return PermanentDeliveryError(f"Mailgun refused the recipient: {detail}")
+    if response.status == 413:
+        # The message's fault, not the address's: it fails, the recipient stays.
+        return RejectedMessageError(f"Mailgun refused the message as too large: {detail}")
     # Other 400s (our From, our payload) and 404 (domain unknown to this key)
     # are about us: another provider may deliver.
     return TransientDeliveryError(f"Mailgun rejected the request ({response.status}): {detail}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -21,6 +22,19 @@ from delivery.errors import (DeliveryError, PermanentDeliveryError, RejectedMess
 from delivery.providers import http, sigv4
 
 THROTTLED = {"TooManyRequestsException", "ThrottlingException", "Throttling", "LimitExceededException"}
+
+# An AWS region name (eu-west-1, us-gov-west-1). The endpoint's host is built from
+# it, so anything looser would let "@10.0.0.5:8443/#" send signed requests inward.
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+
+
+def is_region(value: object) -> bool:
+    return isinstance(value, str) and REGION.fullmatch(value) is not None
+
+
+def endpoint(region: str, base_url: str | None = None) -> str:
+    """Where SendEmail goes: ``base_url`` when set, else the region's SES host."""
+    return (base_url or f"https://email.{region}.amazonaws.com").rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -36,7 +50,7 @@ class SesConfig:
 
     @property
     def endpoint(self) -> str:
-        return (self.base_url or f"https://email.{self.region}.amazonaws.com").rstrip("/")
+        return endpoint(self.region, self.base_url)
 
 
 def build_payload(message: EmailMessage, sender: str, recipient: str, configuration_set: str | None) -> dict[str, Any]:

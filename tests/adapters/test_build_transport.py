@@ -3,13 +3,24 @@ from __future__ import annotations
 
 import pytest
 
+from delivery.batch import default_route
 from delivery.errors import TransientDeliveryError
-from delivery.providers import CONFIG_FIELDS, REQUIRED_FIELDS, SECRET_FIELDS, build_transport, http
+from delivery.providers import (
+    CONFIG_FIELDS,
+    REQUIRED_FIELDS,
+    SECRET_FIELDS,
+    ConfigKeyError,
+    build_transport,
+    http,
+    require_encrypted_auth,
+    validate_config,
+)
 from delivery.providers.mailgun import MailgunTransport
 from delivery.providers.postmark import PostmarkTransport
 from delivery.providers.sendgrid import SendgridTransport
 from delivery.providers.ses import SesTransport
 from delivery.smtp import SmtpTransport
+from settings import load_settings
 
 COMPLETE = {
     "smtp": {"host": "smtp.example.org", "port": 587, "username": "alice", "password": "pw", "use_tls": True},
@@ -89,3 +100,60 @@ def test_errors_never_repeat_a_secret_value():
 def test_secret_fields_are_config_fields():
     for kind, secrets in SECRET_FIELDS.items():
         assert set(secrets) <= set(CONFIG_FIELDS[kind])
+
+
+@pytest.mark.parametrize("region", ["@10.0.0.5:8443/#", "eu-west-1.attacker.example", "10.0.0.5", "EU-WEST-1",
+                                    "eu-west-1/", "eu-west", "eu-west-1\u0663"])
+def test_an_ses_region_that_is_not_a_region_name_is_refused_by_name(region):
+    # The endpoint's host is built from the region: anything else could aim signed requests inward.
+    with pytest.raises(ConfigKeyError, match="'region'") as caught:
+        build_transport("ses", {**COMPLETE["ses"], "region": region}, "p")
+    assert caught.value.key == "region"
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "ap-southeast-2", "us-gov-west-1", "il-central-1"])
+def test_real_ses_regions_are_accepted_and_make_the_endpoint(region):
+    transport = build_transport("ses", {**COMPLETE["ses"], "region": region}, "p")
+    assert transport.config.endpoint == f"https://email.{region}.amazonaws.com"
+
+
+@pytest.mark.parametrize("credentials", [{"username": "alice", "password": "pw"}, {"username": "alice"},
+                                         {"password": "pw"}])
+def test_smtp_credentials_without_tls_are_refused_naming_use_tls(credentials):
+    config = {"host": "smtp.example.org", "port": 587, **credentials, "use_tls": False, "use_ssl": False}
+    with pytest.raises(ConfigKeyError, match="'use_tls'") as caught:
+        require_encrypted_auth("smtp", validate_config("smtp", config))
+    assert caught.value.key == "use_tls" and "pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize("encrypted", [{"use_tls": True}, {"use_ssl": True, "port": 465},
+                                       {"allow_plaintext_auth": True}])
+def test_smtp_credentials_go_with_tls_or_an_explicit_opt_in(encrypted):
+    config = {"host": "smtp.example.org", "port": 587, "username": "alice", "password": "pw", **encrypted}
+    require_encrypted_auth("smtp", validate_config("smtp", config))
+    assert isinstance(build_transport("smtp", config, "p"), SmtpTransport)
+
+
+def test_a_stored_relay_with_a_login_and_no_tls_still_sends():
+    # The rule is for configs saved through the API: a row saved before it, or the
+    # environment's SMTP_* relay, must not start failing every send.
+    config = {"host": "smtp.example.org", "port": 25, "username": "alice", "password": "pw"}
+    assert isinstance(build_transport("smtp", config, "p"), SmtpTransport)
+
+
+def test_the_opt_in_must_be_a_boolean():
+    with pytest.raises(ValueError, match="'allow_plaintext_auth' must be true or false"):
+        build_transport("smtp", {**COMPLETE["smtp"], "use_tls": False, "allow_plaintext_auth": "yes"}, "p")
+
+
+def test_the_environments_smtp_without_credentials_or_tls_still_builds():
+    # make run's relay (SMTP_HOST=mailpit, no TLS, no login) goes through the same validation.
+    route = default_route(load_settings({"SMTP_HOST": "127.0.0.1", "SMTP_PORT": "1025"}))
+    assert route is not None
+    transport = build_transport(route.kind, route.config, route.name)
+    assert isinstance(transport, SmtpTransport) and transport.config.port == 1025
+
+
+def test_the_smtp_password_is_not_in_the_configs_repr():
+    transport = build_transport("smtp", {**COMPLETE["smtp"], "password": "hunter2-smtp"}, "p")
+    assert "hunter2-smtp" not in repr(transport.config)

@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from delivery.errors import PermanentDeliveryError, TransientDeliveryError, UnconfirmedDeliveryError
+from delivery.errors import PermanentDeliveryError, RejectedMessageError, TransientDeliveryError, UnconfirmedDeliveryError
 from delivery.providers.mailgun import MailgunConfig, MailgunTransport
 from tests.adapters.conftest import KEY
 
@@ -65,6 +65,13 @@ def test_a_400_about_our_payload_is_not_blamed_on_the_recipient(provider, messag
     with pytest.raises(TransientDeliveryError) as caught:
         send(provider.base_url, message)
     assert not caught.value.permanent
+
+
+def test_a_message_too_large_fails_without_blaming_the_recipient(provider, message):
+    provider.answer(413, '{"message":"Request entity too large"}')
+    with pytest.raises(RejectedMessageError, match="too large") as caught:
+        send(provider.base_url, message)
+    assert caught.value.permanent and not caught.value.suppresses
 
 
 def test_an_unknown_domain_is_transient(provider, message):

@@ -81,6 +81,20 @@ def test_dot_stuffing_doubles_every_dot_that_starts_a_line_as_smtplib_does(raw):
     ("content", "552 5.3.4 Message too big", RejectedMessageError, False),
     ("content", "554 Transaction failed", RejectedMessageError, False),
     ("content", "550 5.7.26 Unauthenticated email is not accepted (DMARC)", TransientDeliveryError, False),
+    # A relay refusing us without an enhanced code: our settings, never the address,
+    # or a misconfigured relay would suppress the whole list.
+    ("rcpt", "550 relay not permitted", TransientDeliveryError, False),
+    ("rcpt", "554 Relay access denied", TransientDeliveryError, False),
+    ("rcpt", "550 Relaying denied. Proper authentication required.", TransientDeliveryError, False),
+    ("rcpt", "553 sorry, that domain isn't in my list of allowed rcpthosts", TransientDeliveryError, False),
+    ("rcpt", "530 Authentication required", TransientDeliveryError, False),
+    ("rcpt", "535 Authentication credentials invalid", TransientDeliveryError, False),
+    ("rcpt", "530 5.7.0 Must issue a STARTTLS command first", TransientDeliveryError, False),
+    ("rcpt", "550 5.7.8 Authentication credentials invalid", TransientDeliveryError, False),
+    ("content", "530 Authentication required", TransientDeliveryError, False),
+    ("rcpt", "550 No such user", PermanentDeliveryError, True),
+    ("rcpt", "551 User not local; please try <bob@elsewhere.example>", PermanentDeliveryError, True),
+    ("rcpt", "553 5.1.3 mailbox name not allowed", PermanentDeliveryError, True),
 ])
 def test_a_refusal_is_sorted_by_its_enhanced_code_and_only_a_bad_address_suppresses(
         server, message, stage, reply, expected, suppresses):

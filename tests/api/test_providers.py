@@ -98,3 +98,60 @@ def test_webhook_verification_secrets_can_be_set_and_are_never_shown(client, ali
         headers=alice.headers).get_json()
     assert body["secrets_set"] == ["api_key", "webhook_signing_key"]
     assert "whsec-123" not in json.dumps(body)
+
+
+SES = {"name": "ses", "kind": "ses", "priority": 3,
+       "config": {"access_key_id": "AKIAALICE", "secret_access_key": "ses-secret", "region": "eu-west-1"}}
+
+
+def provider_count() -> int:
+    with db.session_scope() as s:
+        return s.query(Provider).count()
+
+
+def test_an_ses_region_that_would_aim_the_endpoint_elsewhere_is_refused_and_nothing_is_stored(client, alice):
+    for region in ("@10.0.0.5:8443/#", "eu-west-1.attacker.example", "eu-west-1/"):
+        response = client.post("/api/v1/providers", json={**SES, "config": {**SES["config"], "region": region}},
+                               headers=alice.headers)
+        assert response.status_code == 422, region
+        assert "config.region" in response.get_json()["errors"]["json"], region
+    assert provider_count() == 0
+
+
+def test_an_ses_region_cannot_be_patched_into_an_internal_endpoint(client, alice):
+    created = client.post("/api/v1/providers", json={**SES, "config": {**SES["config"],
+                                                                       "base_url": "https://93.184.216.34"}},
+                          headers=alice.headers)
+    assert created.status_code == 201, created.get_json()
+    pid = created.get_json()["id"]
+    response = client.patch(f"/api/v1/providers/{pid}", json={"config": {"region": "@10.0.0.5:8443/#"}},
+                            headers=alice.headers)
+    assert response.status_code == 422 and "config.region" in response.get_json()["errors"]["json"]
+    with db.session_scope() as s:
+        assert s.get(Provider, pid).config["region"] == "eu-west-1"
+
+
+def test_smtp_credentials_without_tls_are_refused_unless_plaintext_auth_is_allowed(client, alice):
+    plain = {**SMTP, "config": {**SMTP["config"], "port": 25, "use_tls": False}}
+    response = client.post("/api/v1/providers", json=plain, headers=alice.headers)
+    assert response.status_code == 422
+    assert "config.use_tls" in response.get_json()["errors"]["json"]
+    assert "smtp-secret" not in response.get_data(as_text=True)
+    assert provider_count() == 0
+    opted_in = {**plain, "config": {**plain["config"], "allow_plaintext_auth": True}}
+    response = client.post("/api/v1/providers", json=opted_in, headers=alice.headers)
+    assert response.status_code == 201
+    assert response.get_json()["config"]["allow_plaintext_auth"] is True
+
+
+def test_turning_tls_off_under_stored_credentials_is_refused(client, alice):
+    pid = client.post("/api/v1/providers", json=SMTP, headers=alice.headers).get_json()["id"]
+    response = client.patch(f"/api/v1/providers/{pid}", json={"config": {"use_tls": False}}, headers=alice.headers)
+    assert response.status_code == 422 and "config.use_tls" in response.get_json()["errors"]["json"]
+    with db.session_scope() as s:
+        assert s.get(Provider, pid).config["use_tls"] is True
+
+
+def test_smtp_without_credentials_needs_no_tls(client, alice):
+    relay = {**SMTP, "config": {"host": "93.184.216.34", "port": 25}}
+    assert client.post("/api/v1/providers", json=relay, headers=alice.headers).status_code == 201

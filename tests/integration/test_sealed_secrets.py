@@ -19,7 +19,8 @@ from tests.conftest import ROOT, TEST_ENV
 from tests.support.factories import rsa_pem
 
 SMTP = {"name": "relay", "kind": "smtp", "priority": 1,
-        "config": {"host": "93.184.216.34", "port": 587, "username": "u", "password": "smtp-secret-4711"}}
+        "config": {"host": "93.184.216.34", "port": 587, "username": "u", "password": "smtp-secret-4711",
+                   "use_tls": True}}
 TEST_KEY = TEST_ENV["ESEQ_SECRETS_KEYS"]
 
 

@@ -20,6 +20,9 @@ from typing import Any
 from delivery.status_codes import blames_address as address_at_fault, enhanced_code
 
 KINDS = ("delivered", "deferred", "bounced", "rejected", "complained", "opened", "clicked", "unsubscribed")
+# The names only the platform records: a client's custom event under one of them
+# would count in analytics while suppressing no one.
+PLATFORM_NAMES = frozenset(KINDS + ("queued", "sent"))
 BOUNCE_TYPES = ("hard", "soft")
 
 

@@ -11,6 +11,11 @@ topics in ``webhook_topic_arns`` are accepted, on every endpoint (an account
 without any is refused with 401). A SubscriptionConfirmation is confirmed by
 visiting its SubscribeURL, only on an SNS host. Fetching and visiting are
 injectable for tests.
+
+Anyone who knows an allowed topic ARN can name any ``.pem`` on an SNS host, so the
+certificate host saying there is no such file (4xx) or serving something that is
+not a certificate makes the request unverifiable (401); only no answer or the
+host's own 5xx is ours to retry (503).
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import base64
 import binascii
 import json
 import re
+import urllib.error
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
@@ -46,6 +52,13 @@ _SIGNED_KEYS = {
     "SubscriptionConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
     "UnsubscribeConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
 }
+# Present fields SNS signs or we read are strings (Subject may also be null): any
+# other JSON would reach a set lookup (unhashable) or the string to sign.
+_STRING_FIELDS = ("Type", "Message", "MessageId", "Subject", "SubscribeURL", "Timestamp", "Token", "TopicArn",
+                  "Signature", "SignatureVersion", "SigningCertURL")
+_REQUIRED_FIELDS = ("Signature", "SignatureVersion", "SigningCertURL", "MessageId", "Timestamp", "TopicArn", "Message")
+# Statuses that say "not now" rather than "no such certificate".
+_RETRY_STATUSES = (408, 429)
 _KINDS = {"Delivery": "delivered", "DeliveryDelay": "deferred", "Bounce": "bounced", "Complaint": "complained",
           "Reject": "rejected", "Open": "opened", "Click": "clicked"}
 
@@ -77,9 +90,25 @@ def is_subscribe_url(url: str) -> bool:
 
 @lru_cache(maxsize=16)
 def fetch_certificate(url: str) -> bytes:
-    """The default fetcher: certificates are few and long-lived, so they are cached."""
+    """The default fetcher. Certificates are few and long-lived, so they are cached,
+    but only once they load: lru_cache keeps no exception, so an error page or a
+    failed fetch is tried again next time instead of refusing every genuine message
+    signed with that certificate until a restart."""
     with NO_REDIRECTS.open(url, timeout=TIMEOUT_SECONDS) as response:  # URL checked by the caller
-        return bytes(response.read(64 * 1024))
+        pem = bytes(response.read(64 * 1024))
+    public_key(pem)
+    return pem
+
+
+def public_key(pem: bytes) -> rsa.RSAPublicKey:
+    """The RSA key of an SNS signing certificate; 401 for anything else."""
+    try:
+        key = x509.load_pem_x509_certificate(pem).public_key()
+    except ValueError:
+        raise VerificationError("signing certificate unreadable") from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise VerificationError("signing certificate is not RSA")
+    return key
 
 
 def visit(url: str) -> None:
@@ -98,15 +127,27 @@ def _topics(config: dict[str, Any]) -> set[str]:
     return {str(t).strip() for t in items if str(t).strip()}
 
 
+def _envelope(body: bytes) -> dict[str, Any]:
+    """The SNS message in ``body``: 400 when it is not shaped like one, 401 when it
+    lacks what a signature check needs."""
+    envelope = load_json(body)
+    if not isinstance(envelope, dict):
+        raise VerificationError("not an SNS message", status=400)
+    wrong = [k for k in _STRING_FIELDS if k in envelope and not isinstance(envelope[k], str)
+             and not (k == "Subject" and envelope[k] is None)]
+    if wrong:
+        raise VerificationError(f"SNS fields must be strings: {', '.join(wrong)}", status=400)
+    if envelope.get("Type") not in _SIGNED_KEYS:
+        raise VerificationError("not an SNS message", status=400)
+    if not all(k in envelope for k in _REQUIRED_FIELDS):
+        raise VerificationError("SNS signature fields missing")
+    return envelope
+
+
 def verify(request: InboundRequest, configs: list[dict[str, Any]], now: datetime, *,
            fetch_certificate: CertificateFetcher = fetch_certificate, **_: Any) -> str | None:
-    envelope = load_json(request.body)
-    if not isinstance(envelope, dict) or envelope.get("Type") not in _SIGNED_KEYS:
-        raise VerificationError("not an SNS message", status=400)
-    if not all(isinstance(envelope.get(k), str) for k in ("Signature", "SigningCertURL", "MessageId", "Timestamp",
-                                                           "TopicArn", "Message")):
-        raise VerificationError("SNS signature fields missing")
-    algorithm = {"1": hashes.SHA1(), "2": hashes.SHA256()}.get(str(envelope.get("SignatureVersion")))
+    envelope = _envelope(request.body)
+    algorithm = {"1": hashes.SHA1(), "2": hashes.SHA256()}.get(envelope["SignatureVersion"])
     if algorithm is None:
         raise VerificationError("unknown SNS SignatureVersion")
     allowed = set().union(*(_topics(c) for c in configs))
@@ -121,18 +162,28 @@ def verify(request: InboundRequest, configs: list[dict[str, Any]], now: datetime
         to_sign = string_to_sign(envelope)
     except (binascii.Error, ValueError, KeyError):
         raise VerificationError("signature unreadable") from None
+    key = public_key(_fetch(fetch_certificate, url))
     try:
-        pem = fetch_certificate(url)
-    except Exception as exc:  # noqa: BLE001 - any fetch failure is ours: let SNS retry
-        raise CertificateUnavailableError(str(exc)) from exc
-    try:
-        key = x509.load_pem_x509_certificate(pem).public_key()
-        if not isinstance(key, rsa.RSAPublicKey):
-            raise VerificationError("signing certificate is not RSA")
         key.verify(signature, to_sign, padding.PKCS1v15(), algorithm)
     except (InvalidSignature, ValueError):
         raise VerificationError("signature does not verify") from None
     return None
+
+
+def _fetch(fetch: CertificateFetcher, url: str) -> bytes:
+    """The certificate at ``url``: 401 when its host answers that there is none (a
+    forger may name any path), CertificateUnavailableError when we got no answer."""
+    try:
+        return fetch(url)
+    except VerificationError:
+        raise
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code >= 500 or exc.code in _RETRY_STATUSES:
+            raise CertificateUnavailableError(f"certificate host answered {exc.code}") from exc
+        raise VerificationError(f"no signing certificate there (HTTP {exc.code})") from None
+    except Exception as exc:  # noqa: BLE001 - refused, timed out, TLS: ours, let SNS retry
+        raise CertificateUnavailableError(str(exc)) from exc
 
 
 class CertificateUnavailableError(Exception):
@@ -169,21 +220,26 @@ def parse(body: bytes) -> list[NormalizedEvent]:
     detail = notification.get(detail_key) if isinstance(notification.get(detail_key), dict) else {}
     bounce_type, recipient, reason = None, None, detail.get("reason")
     if kind == "bounced":
-        recipients = detail.get("bouncedRecipients")
-        first = recipients[0] if isinstance(recipients, list) and recipients and isinstance(recipients[0], dict) else {}
+        first = _first(detail.get("bouncedRecipients"), dict) or {}
         recipient, reason = first.get("emailAddress"), first.get("diagnosticCode") or detail.get("bounceSubType")
         # SES files some policy blocks (5.7.x) as Permanent/General: the address is not at fault.
         permanent = detail.get("bounceType") == "Permanent"
         bounce_type = "hard" if permanent and blames_address(first.get("status"), first.get("diagnosticCode")) else "soft"
     elif kind == "complained":
-        recipient = (detail.get("complainedRecipients") or [{}])[0].get("emailAddress")
+        recipient = (_first(detail.get("complainedRecipients"), dict) or {}).get("emailAddress")
         reason = detail.get("complaintFeedbackType")
-    elif mail.get("destination"):
-        recipient = mail["destination"][0]
+    else:
+        recipient = _first(mail.get("destination"), str)
     return [NormalizedEvent(
         provider_event_id=event_id, message_ref=message_ref(mail.get("messageId")), kind=kind, bounce_type=bounce_type,
         occurred_at=from_iso(detail.get("timestamp") or mail.get("timestamp")), raw=envelope,
         recipient=text(recipient, 320), reason=text(reason), message_key=_header_key(mail.get("headers")))]
+
+
+def _first(items: Any, of: type) -> Any:
+    """The first item of a JSON list when it is of the documented type, else None: a
+    signed notification of another shape is kept raw, never a 500."""
+    return items[0] if isinstance(items, list) and items and isinstance(items[0], of) else None
 
 
 def _header_key(headers: Any) -> str | None:

@@ -79,3 +79,16 @@ def test_a_nul_character_anywhere_is_a_422_naming_the_field(client, alice):
     assert response.get_json()["errors"]["json"] == {"properties.k": ["NUL characters are not allowed."]}
     with db.session_scope() as s:
         assert s.scalars(select(Event)).all() == []
+
+
+def test_a_name_the_platform_records_itself_is_a_422_naming_the_field(client, alice):
+    """A client's "bounced" would count in analytics while suppressing no one."""
+    for name in ("opened", "clicked", "bounced", "complained", "unsubscribed", "delivered", "sent", "deferred",
+                 "rejected", "queued"):
+        response = client.post("/api/v1/events", json={"email": "a@b.test", "name": name}, headers=alice.headers)
+        assert response.status_code == 422, name
+        assert "name" in response.get_json()["errors"]["json"], name
+    with db.session_scope() as s:
+        assert s.scalars(select(Event)).all() == []
+    assert client.post("/api/v1/events", json={"email": "a@b.test", "name": "opened_trial"},
+                       headers=alice.headers).status_code == 202

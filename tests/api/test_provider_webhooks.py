@@ -9,10 +9,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import json
 import time
+import urllib.error
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from email.message import Message as Headers
 from typing import Any
 
 import pytest
@@ -348,6 +351,103 @@ def test_a_subscription_confirmation_is_confirmed_only_on_an_amazonaws_host(clie
                                                            hashes.SHA1())).decode()
     assert client.post(target, data=json.dumps(elsewhere).encode()).status_code == 400
     assert len(sns["visited"]) == 1 and stored() == 0
+
+
+@pytest.fixture
+def ses_everywhere(app, monkeypatch):
+    """SES topics on the environment URL too, so both URLs reach verification."""
+    configured = {"ses": {"webhook_topic_arns": TOPIC}}
+    monkeypatch.setitem(app.config, "ESEQ_SETTINGS", replace(app.config["ESEQ_SETTINGS"], provider_webhooks=configured))
+
+
+@pytest.mark.parametrize("field, value", [("Type", []), ("Type", {"Notification": 1}), ("Type", None),
+                                          ("SignatureVersion", 1), ("SigningCertURL", [SNS_CERT_URL]),
+                                          ("Signature", {"x": 1}), ("Message", {"notificationType": "Bounce"}),
+                                          ("TopicArn", [TOPIC]), ("Timestamp", 1700000000), ("Subject", ["x"])])
+@pytest.mark.parametrize("endpoint", ["account", "environment"])
+def test_an_sns_envelope_with_a_field_that_is_not_a_string_is_a_400_and_changes_nothing(
+        client, settings, providers, sns, ses_everywhere, field, value, endpoint):
+    envelope = {**sns_envelope(ses_bounce()), field: value}
+    target = url(settings, "ses", providers.account_id) if endpoint == "account" else "/webhooks/ses"
+    response = client.post(target, data=json.dumps(envelope).encode())
+    assert response.status_code == 400, response.get_json()
+    assert snapshot() == (0, 0, 0) and sns["fetched"] == []
+
+
+def test_an_unknown_signature_version_is_refused_before_any_fetch(client, settings, providers, sns):
+    envelope = {**sns_envelope(ses_bounce()), "SignatureVersion": "3"}  # SNS does not sign the version itself
+    response = client.post(url(settings, "ses", providers.account_id), data=json.dumps(envelope).encode())
+    assert response.status_code == 401
+    assert snapshot() == (0, 0, 0) and sns["fetched"] == []
+
+
+@pytest.mark.parametrize("endpoint", ["account", "environment"])
+def test_a_subscription_confirmation_from_a_topic_not_allowed_is_refused_and_never_visited(
+        client, settings, providers, sns, ses_everywhere, endpoint):
+    envelope = sns_envelope({}, kind="SubscriptionConfirmation", topic="arn:aws:sns:us-east-1:999999999999:attacker")
+    target = url(settings, "ses", providers.account_id) if endpoint == "account" else "/webhooks/ses"
+    response = client.post(target, data=json.dumps(envelope).encode())
+    assert response.status_code == 401
+    assert sns["visited"] == [] and sns["fetched"] == [] and snapshot() == (0, 0, 0)
+
+
+def _http_error(status: int) -> urllib.error.HTTPError:
+    return urllib.error.HTTPError(SNS_CERT_URL, status, "answer", Headers(), io.BytesIO(b"<Error/>"))
+
+
+@pytest.mark.parametrize("failure, status", [(_http_error(404), 401), (_http_error(403), 401), (_http_error(302), 401),
+                                             (_http_error(500), 503), (_http_error(503), 503), (_http_error(429), 503),
+                                             (urllib.error.URLError("connection refused"), 503),
+                                             (TimeoutError("timed out"), 503)])
+def test_a_certificate_the_sns_host_does_not_have_is_a_401_and_no_answer_a_503(
+        client, settings, providers, app, monkeypatch, failure, status):
+    """A forger who knows an allowed topic can name any .pem on an SNS host: that
+    is their bad request, not our outage."""
+    def fetch(_url: str) -> bytes:
+        raise failure
+
+    monkeypatch.setitem(app.config, "ESEQ_SNS_CERT_FETCHER", fetch)
+    envelope = sns_envelope(ses_bounce())
+    envelope["SigningCertURL"] = "https://sns.us-east-1.amazonaws.com/anything-at-all.pem"
+    response = client.post(url(settings, "ses", providers.account_id), data=json.dumps(envelope).encode())
+    assert response.status_code == status, response.get_json()
+    assert snapshot() == (0, 0, 0)
+
+
+def test_a_certificate_url_that_serves_no_certificate_is_a_401(client, settings, providers, app, monkeypatch):
+    monkeypatch.setitem(app.config, "ESEQ_SNS_CERT_FETCHER", lambda _url: b"<html>maintenance</html>")
+    body = json.dumps(sns_envelope(ses_bounce())).encode()
+    response = client.post(url(settings, "ses", providers.account_id), data=body)
+    assert response.status_code == 401
+    assert snapshot() == (0, 0, 0)
+
+
+def ses_complaint(recipients: Any) -> dict[str, Any]:
+    notification = ses_bounce()
+    del notification["bounce"]
+    return {**notification, "notificationType": "Complaint",
+            "complaint": {"complainedRecipients": recipients, "complaintFeedbackType": "abuse",
+                          "timestamp": "2016-01-27T14:59:38.237Z", "feedbackId": "0000013786031775-fea503bc"}}
+
+
+@pytest.mark.parametrize("notification, kind", [
+    (ses_complaint(["user0@example.test"]), "complained"),
+    (ses_complaint([]), "complained"),
+    (ses_complaint({"emailAddress": "user0@example.test"}), "complained"),
+    ({**ses_bounce(), "bounce": {**ses_bounce()["bounce"], "bouncedRecipients": ["user0@example.test"]}}, "bounced"),
+    ({"notificationType": "Delivery", "mail": {**ses_bounce()["mail"], "destination": {"to": "user0@example.test"}},
+      "delivery": {"timestamp": "2016-01-27T14:59:38.237Z"}}, "delivered"),
+    ({"notificationType": "Delivery", "mail": {**ses_bounce()["mail"], "destination": "user0@example.test"}}, "delivered"),
+    ({"notificationType": "Delivery", "mail": {**ses_bounce()["mail"], "destination": [{"x": 1}]}}, "delivered"),
+])
+def test_a_signed_notification_of_an_unexpected_shape_is_stored_without_its_recipient(
+        client, settings, providers, sns, notification, kind):
+    body = json.dumps(sns_envelope(notification)).encode()
+    response = client.post(url(settings, "ses", providers.account_id), data=body)
+    assert response.status_code == 200, response.get_json()
+    with db.session_scope() as s:
+        row = s.scalars(select(InboundEvent)).one()
+        assert (row.kind, row.payload["recipient"]) == (kind, None)
 
 
 # --- accounts, environment, failures ---

@@ -11,6 +11,7 @@ import socket
 import threading
 import urllib.error
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
@@ -146,12 +147,29 @@ def test_the_signing_certificate_comes_only_from_a_regional_sns_host():
     assert not ses.is_subscribe_url("https://bucket.s3.amazonaws.com/?Action=ConfirmSubscription")
 
 
+class _Quiet(BaseHTTPRequestHandler):
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """An HTTP server on loopback in a thread, for as long as the block runs; its base URL."""
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def redirecting_server() -> Iterator[tuple[str, list[str]]]:
     """Answers /cert.pem with a redirect to /elsewhere.pem, which serves a body."""
     paths: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_Quiet):
         def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
             paths.append(self.path)
             if self.path == "/cert.pem":
@@ -163,17 +181,8 @@ def redirecting_server() -> Iterator[tuple[str, list[str]]]:
                 self.end_headers()
                 self.wfile.write(b"not a certificate")
 
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", paths
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(Handler) as base:
+        yield base, paths
 
 
 def test_fetching_the_certificate_does_not_follow_a_redirect(redirecting_server):
@@ -193,7 +202,7 @@ def certificate_host() -> Iterator[tuple[str, list[tuple[int, bytes]], list[str]
     answers: list[tuple[int, bytes]] = []
     paths: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(_Quiet):
         def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
             paths.append(self.path)
             status, body = answers.pop(0)
@@ -202,17 +211,10 @@ def certificate_host() -> Iterator[tuple[str, list[tuple[int, bytes]], list[str]
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}", answers, paths
+        with _serving(Handler) as base:
+            yield base, answers, paths
     finally:
-        server.shutdown()
-        server.server_close()
         ses.fetch_certificate.cache_clear()
 
 

@@ -1,6 +1,10 @@
 """The pre-flight check of a sequence: every email step (and variant, and the
 template it uses) scored by content.preflight, plus sender-domain alignment with
-the DKIM domain. Activation refuses a sequence that fails unless overridden."""
+the DKIM domain. Activation refuses a sequence that fails unless overridden.
+
+SpamAssassin reads each distinct email once, and all its calls share one time
+budget (content.preflight.SpamAssassinRuns): a check runs inside a web request.
+An email it did not score carries a notice saying why; notices add no points."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from content.preflight import FAIL_SCORE, Spamd, dkim_aligned, score_content
+from content.preflight import FAIL_SCORE, SpamAssassinRuns, Spamd, dkim_aligned, score_content
 from content.render import TemplateRenderError, render_email, subscriber_context
 from content.text import html_to_text
 from delivery.dkim import account_key
@@ -75,11 +79,27 @@ def _as_sent(content: dict[str, Any], from_email: str | None, from_name: str | N
     return built.raw
 
 
+def _score_email(position: int, variant: str | None, content: dict[str, Any], spamassassin: SpamAssassinRuns,
+                 account: Account | None) -> dict[str, Any]:
+    """One version's entry in the report: its score, reasons, and notices (what
+    was not checked, and why)."""
+    subject, html, text = content.get("subject") or "", content.get("html"), content.get("text")
+    score = score_content(subject, html, text)
+    verdict = spamassassin.verdict((subject, html, text), lambda: _as_sent(
+        content, account.from_email if account else None, account.from_name if account else None))
+    if verdict.score is not None and verdict.score > 0:
+        score.add(round(verdict.score, 1), "SpamAssassin score")
+    return {"position": position, "variant": variant, "score": round(score.score, 1), "passed": score.passed,
+            "reasons": score.reasons, "notices": [verdict.note] if verdict.note else []}
+
+
 def check_sequence(session: Session, sequence: Sequence, dkim_domain: str | None,
-                   spamd: Spamd = Spamd()) -> Preflight:
+                   spamd: Spamd = Spamd(), spamassassin: SpamAssassinRuns | None = None) -> Preflight:
     """``dkim_domain`` is the platform key's; an account with its own key is checked
-    against that key's domain instead."""
+    against that key's domain instead. ``spamassassin`` (by default ``spamd`` under
+    the standard budget, starting now) runs SpamAssassin for the whole check."""
     report = Preflight()
+    spamassassin = spamassassin or SpamAssassinRuns(spamd)
     account = session.get(Account, sequence.account_id)
     template_ids = {s.config.get("template_id") for s in sequence.steps if s.type == "email"} - {None}
     templates = {t.id: t for t in session.scalars(select(Template).where(
@@ -88,13 +108,7 @@ def check_sequence(session: Session, sequence: Sequence, dkim_domain: str | None
         if step.type != "email":
             continue
         for variant, content in _versions(step.config, templates.get(step.config.get("template_id"))):
-            score = score_content(content.get("subject") or "", content.get("html"), content.get("text"))
-            assassin = spamd.score(_as_sent(content, account.from_email if account else None,
-                                            account.from_name if account else None))
-            if assassin is not None and assassin > 0:
-                score.add(round(assassin, 1), "SpamAssassin score")
-            report.emails.append({"position": step.position, "variant": variant, "score": round(score.score, 1),
-                                  "passed": score.passed, "reasons": score.reasons})
+            report.emails.append(_score_email(step.position, variant, content, spamassassin, account))
     own_key = account_key(account)
     if own_key is not None:
         dkim_domain = own_key.domain  # the account's own key signs its mail, for its domain

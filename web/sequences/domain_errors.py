@@ -6,10 +6,14 @@ from web.resource import Errors, On, errors_attribute, map_errors
 
 
 def _preflight_errors(exc: PreflightFailedError) -> Errors:
-    """Each failing email by its place (``steps.2.variants.B``) with its reasons, plus the sender's problems."""
+    """Each failing email by its place (``steps.2.variants.B``) with its reasons, plus
+    the sender's problems; beside it the whole report as GET .../preflight gives it
+    (score, fail_score, every email's score, reasons and notices), so a client need
+    not ask again to learn how far off the sequence is."""
     failing = {f"steps.{e['position']}" + (f".variants.{e['variant']}" if e["variant"] else ""): e["reasons"]
                for e in exc.report.emails if not e["passed"]}
-    return {"preflight": {**failing, **({"sender": exc.report.problems} if exc.report.problems else {})}}
+    return {"preflight": {**failing, **({"sender": exc.report.problems} if exc.report.problems else {})},
+            "preflight_report": exc.report.as_dict()}
 
 
 # Not found -> 404, illegal state -> 409, invalid input -> 422 naming each field.

@@ -11,6 +11,8 @@ from __future__ import annotations
 from html import unescape
 from html.parser import HTMLParser
 
+from content.html_input import parseable
+
 _BLOCK = {"p", "div", "br", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "li", "table", "section", "hr"}
 _SKIP = {"style", "script", "head", "title"}
 
@@ -87,6 +89,6 @@ class _TextExtractor(HTMLParser):
 
 def html_to_text(html: str) -> str:
     parser = _TextExtractor()
-    parser.feed(html)
+    parser.feed(parseable(html))
     parser.close()
     return tidy_text("".join(parser.parts))

@@ -43,6 +43,7 @@ from typing import Any
 from jinja2 import Template, TemplateError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+from content.html_input import parseable
 from content.text import _TextExtractor, link_text
 
 # Private-use characters: an HTML parser treats them as text, and a source that
@@ -203,7 +204,7 @@ def derive_text_source(env: SandboxedEnvironment, source: str) -> str | None:
     if _UNSAFE_BEFORE.search(marked_source):
         return None
     deriver = _Deriver()
-    deriver.feed(marked_source)
+    deriver.feed(parseable(marked_source))
     deriver.close()
     if not deriver.ok or deriver.seen != set(kinds):
         return None

@@ -1,0 +1,33 @@
+"""HTML made safe to hand to ``html.parser``.
+
+On the Pythons this platform runs on (3.11 before 3.11.13, 3.12 before 3.12.11),
+``html.parser`` takes time quadratic in the input on constructs still open at the
+end of the document (CVE-2025-6069): 4,000 unclosed ``<a `` take a second, the
+500 kB a template may hold would take hours of a send worker. And a ``<![`` not
+followed by a name raises AssertionError. HTML5 settles what those constructs mean
+(an unterminated tag at the end is dropped, an unterminated comment runs to the
+end), so closing them first changes what a reader sees very little, and parsing
+becomes linear. Every module here that parses HTML goes through ``parseable``.
+"""
+from __future__ import annotations
+
+import re
+
+_BAD_MARKED_SECTION = re.compile(r"<!\[(?![A-Za-z])")
+
+
+def parseable(html: str) -> str:
+    """``html`` with an unterminated comment closed at the end, markup after the
+    last ``>`` (which nothing can close) written as text, and marked sections
+    without a name written as text."""
+    start = html.find("<!--")
+    while start != -1:
+        end = html.find("-->", start + 4)
+        if end == -1:
+            html += "-->"
+            break
+        start = html.find("<!--", end + 3)
+    last = html.rfind(">")
+    if "<" in html[last + 1:]:
+        html = html[:last + 1] + html[last + 1:].replace("<", "&lt;")
+    return _BAD_MARKED_SECTION.sub("&lt;![", html)

@@ -4,7 +4,7 @@ On the Pythons this platform runs on (3.11 before 3.11.13, 3.12 before 3.12.11),
 ``html.parser`` takes time quadratic in the input on constructs still open at the
 end of the document (CVE-2025-6069): 4,000 unclosed ``<a `` take a second, the
 500 kB a template may hold would take hours of a send worker. And a ``<![`` not
-followed by a name raises AssertionError. HTML5 settles what those constructs mean
+followed by a keyword it knows raises AssertionError. HTML5 settles what those constructs mean
 (an unterminated tag at the end is dropped, an unterminated comment runs to the
 end), so closing them first changes what a reader sees very little, and parsing
 becomes linear. Every module here that parses HTML goes through ``parseable``.
@@ -13,14 +13,21 @@ from __future__ import annotations
 
 import re
 
-_BAD_MARKED_SECTION = re.compile(r"<!\[(?![A-Za-z])")
+# The marked sections html.parser knows (_markupbase); any other "<![" raises.
+_BAD_MARKED_SECTION = re.compile(r"<!\[(?!(?:temp|cdata|ignore|include|rcdata|if|else|endif)(?![-_.a-zA-Z0-9]))",
+                                 re.IGNORECASE)
+# "<!-->" and "<!--->" are whole (empty) comments in HTML5; html.parser would read
+# on to the next "-->".
+_ABRUPT_COMMENT = re.compile(r"<!---?>")
 
 
 def parseable(html: str) -> str:
     """``html`` with an unterminated comment closed at the end, markup after the
-    last ``>`` (which nothing can close) written as text, and marked sections
-    without a name written as text."""
+    last ``>`` (which nothing can close) written as text, marked sections without
+    a keyword html.parser knows written as text, and HTML5's abruptly closed comments closed."""
     start = html.find("<!--")
+    if start != -1:
+        html = _ABRUPT_COMMENT.sub("<!---->", html)
     while start != -1:
         end = html.find("-->", start + 4)
         if end == -1:

@@ -70,6 +70,22 @@ def test_an_email_with_its_own_unsubscribe_link_gets_no_second_footer(smtp):  # 
     assert body["text/plain"].strip() == f"News. Opt out: {UNSUBSCRIBE_PREFIX}{body['text/plain'].split('/u/')[1].strip()}"
 
 
+def test_an_email_whose_only_unsubscribe_links_are_commented_out_or_passed_on_arrives_with_a_visible_footer(smtp):  # noqa: F811
+    # The old footer commented out without its "-->": a browser hides all after it, the
+    # footer put before </body> included. The other link only carries the URL along.
+    html = ('<html><body><p>Sale! <a href="https://shop.test/?next={{ unsubscribe_url }}">shop</a></p>'
+            '<!-- old footer: <p><a href="{{ unsubscribe_url }}">unsubscribe</a></p></body></html>')
+    queue = queue_one({"type": "email", "subject": "Sale", "html": html})
+    assert send_in_process([queue]) == {"sent": 1}
+    [email] = smtp.handler.to("user0@example.test")
+    body = parts(email)
+    html, text = body["text/html"], body["text/plain"]
+    assert '<a href="https://shop.test/' not in html, "the passed-on link is a click redirect like any other"
+    assert '">unsubscribe</a></p>--><p style="margin-top:24px' in html, "the comment is closed before the footer"
+    assert html.index("-->") < html.index("Unsubscribe</a>") < html.index("</body>")
+    assert f"\n--\nUnsubscribe: {UNSUBSCRIBE_PREFIX}" in text and text.rstrip().endswith("Alice & Co, 1 Main St\nSpringfield")
+
+
 def test_a_transactional_email_gets_no_footer(smtp):  # noqa: F811
     queue = queue_one({"type": "email", "subject": "Your receipt", "html": "<p>Paid: $10</p>"},
                       settings={"transactional": True})

@@ -18,8 +18,10 @@ def test_markup_left_open_at_the_end_is_read_in_linear_time(tail):
     assert html_to_text("<p>Hello there</p>" + tail).startswith("Hello there")
 
 
-def test_a_marked_section_without_a_name_is_text_not_an_error():
+def test_a_marked_section_html_parser_does_not_know_is_text_not_an_error():
     assert "<![ oops" in html_to_text("<p>a</p><![ oops ]]> <p>b</p>")
+    assert "<![hidden" in html_to_text("<p>a</p><![hidden]> <p>b</p>")
+    assert html_to_text("<![if !mso]><p>shown</p><![endif]>") == "shown"
 
 
 @pytest.mark.parametrize("html", [
@@ -35,6 +37,7 @@ def test_what_is_left_open_means_what_html5_says():
     assert parseable("<p>a</p><!-- never closed <p>b</p>") == "<p>a</p><!-- never closed <p>b</p>-->"
     assert parseable("<p>a</p> 1 < 2 <b") == "<p>a</p> 1 &lt; 2 &lt;b"
     assert html_to_text("<p>a</p> 1 < 2 <b") == "a\n1 < 2 <b"
+    assert html_to_text("<!--><p>shown</p><!---><p>too</p>") == "shown\n\ntoo"
 
 
 def test_a_template_open_at_its_end_renders_with_its_text_part():

@@ -12,6 +12,7 @@ from marshmallow import Schema, fields
 from flask_smorest import Blueprint
 from sqlalchemy import Select
 
+from analytics.sequence_stats import step_counts
 from models import Sequence, utcnow
 from sequencing import lifecycle
 from web.auth import SECURITY, account_required, current_account_id
@@ -27,6 +28,24 @@ from web.sequences.schemas import (
     SequenceSchema,
     dump_steps,
 )
+
+class StepCountsSchema(Schema):
+    step_id = fields.Integer()
+    position = fields.Integer()
+    variant = fields.String(allow_none=True)
+    sent = fields.Integer()
+    delivered = fields.Integer()
+    opened = fields.Integer()
+    clicked = fields.Integer()
+    bounced = fields.Integer()
+    complained = fields.Integer()
+    unsubscribed = fields.Integer()
+
+
+class AnalyticsSchema(Schema):
+    sequence_id = fields.Integer()
+    steps = fields.List(fields.Nested(StepCountsSchema))
+
 
 class PreflightSchema(Schema):
     passed = fields.Boolean()
@@ -143,6 +162,20 @@ class PreflightReport(MethodView):
         with domain_errors:
             sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
         return check(session, sequence).as_dict()
+
+
+@blp.route("/<int:sequence_id>/analytics")
+class Analytics(MethodView):
+    @account_required
+    @blp.response(200, AnalyticsSchema)
+    @blp.doc(security=SECURITY)
+    def get(self, sequence_id: int) -> dict[str, Any]:
+        """Per email step and variant: messages sent, delivered, opened, clicked,
+        bounced, complained about and unsubscribed from (each message once per name)."""
+        session = get_db()
+        with domain_errors:
+            sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
+        return {"sequence_id": sequence.id, "steps": step_counts(session, sequence)}
 
 
 @blp.route("/<int:sequence_id>/pause")

@@ -1,0 +1,67 @@
+"""GET /email-sequences/{id}/analytics: each email step and variant with its
+messages' events counted, each message once per name, whatever the source."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from models import Event, Message, Step, db
+from models.base import utcnow
+from tests.support import factories
+
+STEPS = [{"type": "email", "subject": "Welcome", "text": "Hello.",
+          "variants": [{"name": "A", "subject": "Hi"}, {"name": "B", "subject": "Hey"}]},
+         {"type": "delay", "seconds": 60},
+         {"type": "email", "subject": "Day two", "text": "Still here?"}]
+
+
+def _messages(account_id: int, sequence_id: int, step_id: int, variant: str | None, events: list[list[str]]) -> None:
+    """One message per entry of ``events``, with those events (names may repeat)."""
+    now = utcnow()
+    people = factories.subscribers(account_id, len(events), prefix=f"s{step_id}{variant or ''}-")
+    with db.session_scope() as s:
+        for n, (person, names) in enumerate(zip(people, events)):
+            message = Message(account_id=account_id, subscriber_id=person, sequence_id=sequence_id, step_id=step_id,
+                              variant=variant, idempotency_key=f"{sequence_id}:{step_id}:{variant}:{n}",
+                              status="sent", to_email=f"p{n}@example.test")
+            s.add(message)
+            s.flush()
+            s.add_all(Event(account_id=account_id, subscriber_id=person, message_id=message.id, name=name,
+                            dedup_key=f"{name}:{message.id}:{i}", occurred_at=now)
+                      for i, name in enumerate(names))
+
+
+def test_each_email_step_and_variant_counts_its_messages_once_per_event(client, alice, bob):
+    sid = client.post("/api/v1/email-sequences", json={"name": "Onboarding", "steps": STEPS},
+                      headers=alice.headers).get_json()["id"]
+    with db.session_scope() as s:
+        first, _delay, second = (step.id for step in s.scalars(select(Step).where(Step.sequence_id == sid)
+                                                               .order_by(Step.position)))
+    _messages(alice.account_id, sid, first, "A", [["sent", "delivered", "opened", "opened", "clicked"],
+                                                  ["sent", "bounced"], ["sent", "delivered", "opened"]])
+    _messages(alice.account_id, sid, first, "B", [["sent", "complained", "unsubscribed"], ["sent", "clicked"]])
+    _messages(alice.account_id, sid, second, None, [["sent", "opened"], ["sent", "signed_up"]])
+    other = factories.sequence(alice.account_id, [{"type": "email", "subject": "x", "text": "y"}])
+    with db.session_scope() as s:
+        other_step = s.scalar(select(Step.id).where(Step.sequence_id == other))
+    _messages(alice.account_id, other, other_step, None, [["sent", "opened"]])
+
+    response = client.get(f"/api/v1/email-sequences/{sid}/analytics", headers=alice.headers)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["sequence_id"] == sid
+    zero = dict.fromkeys(("sent", "delivered", "opened", "clicked", "bounced", "complained", "unsubscribed"), 0)
+    assert body["steps"] == [
+        {"step_id": first, "position": 0, "variant": "A",
+         **zero, "sent": 3, "delivered": 2, "opened": 2, "clicked": 1, "bounced": 1},
+        {"step_id": first, "position": 0, "variant": "B", **zero, "sent": 2, "clicked": 1, "complained": 1,
+         "unsubscribed": 1},
+        {"step_id": second, "position": 2, "variant": None, **zero, "sent": 2, "opened": 1},
+    ]
+    assert client.get(f"/api/v1/email-sequences/{sid}/analytics", headers=bob.headers).status_code == 404
+
+
+def test_a_sequence_nothing_was_sent_for_answers_zeros_for_each_email(client, alice):
+    sid = client.post("/api/v1/email-sequences", json={"name": "Quiet", "steps": STEPS[2:]},
+                      headers=alice.headers).get_json()["id"]
+    steps = client.get(f"/api/v1/email-sequences/{sid}/analytics", headers=alice.headers).get_json()["steps"]
+    assert [(s["position"], s["variant"], s["sent"], s["opened"]) for s in steps] == [(0, None, 0, 0)]

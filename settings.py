@@ -161,6 +161,11 @@ class Settings:
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     dkim_private_key: bytes | None = field(default=None, repr=False)  # PEM
+    # The platform's unsubscribe mailbox (inbound/unsubscribe_mailbox.py): the domain
+    # whose MX points at it, and where it listens. No domain: mailto goes to the sender.
+    unsubscribe_domain: str | None = None
+    unsubscribe_smtp_host: str = "0.0.0.0"
+    unsubscribe_smtp_port: int = 2525
     # Keys sealing providers' credentials and accounts' DKIM keys at rest
     # (models.sealed): the first seals, any opens. None: stored as given.
     secrets_keys: tuple[str, ...] = field(default=(), repr=False)
@@ -169,6 +174,17 @@ class Settings:
     def embedded(self) -> bool:
         """True when running without PostgreSQL/Redis (the `make run` default)."""
         return self.redis_url is None and self.broker_url.startswith("sqla+")
+
+
+def _dns_name(env: dict[str, str], name: str) -> str | None:
+    from delivery.dkim import is_dns_name
+
+    value = (env.get(name) or "").strip().lower()
+    if not value:
+        return None
+    if not is_dns_name(value):
+        raise ConfigError(f"{name} must be a DNS name, got {value!r}")
+    return value
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -232,6 +248,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         spamd_host=env.get("ESEQ_SPAMD_HOST") or None,
         spamd_port=_int(env, "ESEQ_SPAMD_PORT", 783) if env.get("ESEQ_SPAMD_PORT") else None,
         secrets_keys=_fernet_keys(env, "ESEQ_SECRETS_KEYS"),
+        unsubscribe_domain=_dns_name(env, "ESEQ_UNSUBSCRIBE_DOMAIN"),
+        unsubscribe_smtp_host=env.get("ESEQ_UNSUBSCRIBE_SMTP_HOST") or "0.0.0.0",
+        unsubscribe_smtp_port=_int(env, "ESEQ_UNSUBSCRIBE_SMTP_PORT", 2525),
         **_dkim(env),  # type: ignore[arg-type]
     )
 

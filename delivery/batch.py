@@ -65,7 +65,8 @@ def send_batch(message_ids: list[int], s: Settings,
     now = clock()
     lease = timedelta(seconds=s.lease_seconds)
     with session_scope() as session:
-        outgoing = prepare(session, message_ids, now, Tracker(s.secret_key, s.public_base_url), sender_identity(s),
+        outgoing = prepare(session, message_ids, now, Tracker(s.secret_key, s.public_base_url, s.unsubscribe_domain),
+                           sender_identity(s),
                            lease=lease, retry_for=timedelta(hours=s.retry_hours))
         routes = load_routes(session, {o.account_id for o in outgoing}, default_route(s)) if outgoing else {}
         ready = hold_in_doubt(session, outgoing, routes, now, timedelta(seconds=s.reconcile_seconds),

@@ -46,10 +46,19 @@ class TokenError(ValueError):
     """The token was not signed by us or is malformed."""
 
 
+# The local part of an unsubscribe mailbox address: the message id in hex and a
+# 64-bit HMAC, lower case (mail systems may fold the case of a local part) and far
+# under RFC 5321's 64 characters.
+_MAILBOX = re.compile(r"unsub-([0-9a-f]{1,15})-([0-9a-f]{16})")
+
+
 @dataclass(frozen=True)
 class Tracker:
     secret_key: str
     base_url: str
+    # Where List-Unsubscribe's mailto goes (ESEQ_UNSUBSCRIBE_DOMAIN): a per-message
+    # address the platform's unsubscribe mailbox receives; None: the sender's own.
+    mailbox_domain: str | None = None
 
     def sign(self, purpose: str, payload: Any) -> str:
         return _signer(self.secret_key, purpose).sign(payload)
@@ -68,6 +77,30 @@ class Tracker:
 
     def unsubscribe_url(self, message_id: int) -> str:
         return f"{self.base_url}/u/{self.sign('unsubscribe', message_id)}"
+
+    def unsubscribe_mailto(self, message_id: int, sender: str) -> str:
+        """List-Unsubscribe's mailto: this message's own mailbox address when the
+        platform receives unsubscribe mail, else the sender's address (where a
+        person reads it)."""
+        if self.mailbox_domain is None:
+            return f"mailto:{sender}?subject=unsubscribe"
+        return f"mailto:unsub-{message_id:x}-{self._mailbox_mac(message_id)}@{self.mailbox_domain}?subject=unsubscribe"
+
+    def mailbox_message(self, address: str) -> int | None:
+        """The message an unsubscribe mailbox address was made for; None for any
+        address we did not make (another domain, a forged or altered one)."""
+        local, _, domain = address.strip().strip("<>").rpartition("@")
+        if self.mailbox_domain is None or domain.lower() != self.mailbox_domain.lower():
+            return None
+        match = _MAILBOX.fullmatch(local.lower())
+        if match is None:
+            return None
+        message_id = int(match[1], 16)
+        return message_id if hmac.compare_digest(match[2], self._mailbox_mac(message_id)) else None
+
+    def _mailbox_mac(self, message_id: int) -> str:
+        key = hashlib.sha256(f"unsubscribe-mailbox:{self.secret_key}".encode()).digest()
+        return hmac.new(key, str(message_id).encode(), hashlib.sha256).hexdigest()[:16]
 
     def rewrite_html(self, html: str, message_id: int) -> str:
         """Route http(s) links through the click redirect and add the open pixel.

@@ -25,8 +25,11 @@ import time
 import unicodedata
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from html import unescape
 from urllib.parse import urlsplit
+
+from publicsuffixlist import PublicSuffixList
 
 FAIL_SCORE = 5.0
 SPAM_PHRASES = (
@@ -366,9 +369,24 @@ class SpamAssassinRuns:
 
 
 def dkim_aligned(from_email: str, dkim_domain: str | None) -> bool:
-    """DMARC relaxed alignment: the From domain equals the DKIM domain or is below it."""
+    """DMARC relaxed alignment (RFC 7489 3.1.1): the From domain and the DKIM domain
+    have the same organizational domain, by the Public Suffix List, so
+    news.example.com and mail.example.com align and a.co.uk and b.co.uk do not.
+    A name the list cannot place (a single label) must match exactly."""
     if not dkim_domain:
         return True
     domain = from_email.rsplit("@", 1)[-1].lower().rstrip(".")
     signing = dkim_domain.lower().rstrip(".")
-    return domain == signing or domain.endswith("." + signing) or signing.endswith("." + domain)
+    if domain == signing:
+        return True
+    organization = _organizational_domain(domain)
+    return organization is not None and organization == _organizational_domain(signing)
+
+
+@lru_cache(maxsize=1)
+def _suffixes() -> PublicSuffixList:
+    return PublicSuffixList()  # parses the bundled list once (about 0.1 s)
+
+
+def _organizational_domain(domain: str) -> str | None:
+    return _suffixes().privatesuffix(domain)

@@ -48,6 +48,11 @@ def test_the_from_domain_must_align_with_the_dkim_domain():
     assert dkim_aligned("news@acme.test", "acme.test")
     assert not dkim_aligned("news@other.test", "acme.test")
     assert dkim_aligned("news@other.test", None)
+    # relaxed alignment is by organizational domain (the Public Suffix List)
+    assert dkim_aligned("news@news.example.com", "mail.example.com")
+    assert dkim_aligned("news@shop.example.co.uk", "example.co.uk")
+    assert not dkim_aligned("news@a.co.uk", "b.co.uk")
+    assert not dkim_aligned("news@example.com", "com")
 
 
 def test_only_a_leading_www_is_ignored_when_comparing_shown_and_real_link_domains():

@@ -25,6 +25,7 @@ import json
 import re
 import urllib.error
 from collections.abc import Callable
+from email.header import decode_header, make_header
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -243,8 +244,19 @@ def _first(items: Any, of: type) -> Any:
 
 
 def _header_key(headers: Any) -> str | None:
-    """X-Eseq-Message from the original headers SES includes in its notifications."""
+    """X-Eseq-Message from the original headers SES includes in its notifications,
+    as written: a key that is not plain ASCII went out as RFC 2047 encoded words
+    (delivery.mime), which are decoded back here."""
     for header in headers if isinstance(headers, list) else []:
         if isinstance(header, dict) and str(header.get("name", "")).lower() == "x-eseq-message":
-            return outbox_key(header.get("value"))
+            return outbox_key(_decoded(header.get("value")))
     return None
+
+
+def _decoded(value: Any) -> Any:
+    if not isinstance(value, str) or "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value.replace("\r\n", ""))))
+    except (ValueError, LookupError):  # not encoded words after all, or an unknown charset
+        return value

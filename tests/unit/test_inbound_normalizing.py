@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 import threading
 import urllib.error
@@ -260,3 +261,19 @@ def test_a_certificate_its_host_does_not_have_is_a_401_and_no_answer_a_503(certi
     assert _verify_fetching_from(f"http://127.0.0.1:{_closed_port()}/x.pem") == 503
     assert _verify_fetching_from(f"{base}/x.pem") == 200  # nothing that failed was kept
     assert len(paths) == 7
+
+
+def test_ses_gives_back_a_key_that_went_out_as_encoded_words():
+    from datetime import datetime, timezone
+
+    from delivery.mime import Envelope, build_message
+
+    key = "12:34:Café ☕:0"
+    built = build_message(Envelope(from_email="news@shop.test", from_name=None, to_email="a@b.test", subject="Hi",
+                                   html=None, text="Hello", unsubscribe_url="https://m.test/u/x",
+                                   unsubscribe_mailto=None, message_key=key), datetime.now(timezone.utc))
+    raw = built.raw.decode("ascii")
+    written = re.search(r"^X-Eseq-Message: (.*(?:\r\n[ \t].*)*)", raw, re.MULTILINE)[1]
+    assert "=?" in written, "a non-ASCII key is written as encoded words"
+    assert ses._header_key([{"name": "X-Eseq-Message", "value": written}]) == key
+    assert ses._header_key([{"name": "X-Eseq-Message", "value": "1:2::0"}]) == "1:2::0"

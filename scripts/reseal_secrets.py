@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
 from models import Account, Provider, db, sealed
-from settings import ConfigError, load_settings
+from scripts import settings_or_complain
 
 
 def reseal(session: Session) -> int:
@@ -33,10 +33,8 @@ def reseal(session: Session) -> int:
 
 
 def main() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    settings = settings_or_complain()
+    if settings is None:
         return 2
     if not settings.secrets_keys:
         print(f"error: {sealed.SETTING} is not set: there is no key to seal with", file=sys.stderr)

@@ -17,7 +17,8 @@ from models import db
 from models.base import utcnow
 from observability.logs import configure_logging
 from observability.sentry import init_sentry
-from settings import ConfigError, Settings, load_settings
+from scripts import settings_or_complain
+from settings import Settings
 
 
 def record_unsubscribes(message_ids: list[int]) -> None:
@@ -36,10 +37,8 @@ def mailbox(settings: Settings) -> Controller:
 
 
 def main() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    settings = settings_or_complain()
+    if settings is None:
         return 2
     if settings.unsubscribe_domain is None:
         print("error: ESEQ_UNSUBSCRIBE_DOMAIN is not set: List-Unsubscribe's mailto goes to each sender", file=sys.stderr)

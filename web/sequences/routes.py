@@ -22,30 +22,13 @@ from web.preflight import OverrideSchema, check
 from web.resource import newest_owned
 from web.sequences.domain_errors import domain_errors
 from web.sequences.schemas import (
+    AnalyticsSchema,
     SequenceDetailSchema,
     SequenceInSchema,
     SequenceQuerySchema,
     SequenceSchema,
     dump_steps,
 )
-
-class StepCountsSchema(Schema):
-    step_id = fields.Integer()
-    position = fields.Integer()
-    variant = fields.String(allow_none=True)
-    sent = fields.Integer()
-    delivered = fields.Integer()
-    opened = fields.Integer()
-    clicked = fields.Integer()
-    bounced = fields.Integer()
-    complained = fields.Integer()
-    unsubscribed = fields.Integer()
-
-
-class AnalyticsSchema(Schema):
-    sequence_id = fields.Integer()
-    steps = fields.List(fields.Nested(StepCountsSchema))
-
 
 class PreflightSchema(Schema):
     passed = fields.Boolean()

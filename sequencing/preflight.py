@@ -25,7 +25,8 @@ from models.base import utcnow
 @dataclass
 class Preflight:
     emails: list[dict[str, Any]] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # each blocks activation
+    notices: list[str] = field(default_factory=list)  # worth knowing, blocking nothing
 
     @property
     def score(self) -> float:
@@ -37,7 +38,7 @@ class Preflight:
 
     def as_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "score": self.score, "fail_score": FAIL_SCORE, "emails": self.emails,
-                "problems": self.problems}
+                "problems": self.problems, "notices": self.notices}
 
 
 def _versions(config: dict[str, Any], template: Template | None) -> list[tuple[str | None, dict[str, Any]]]:
@@ -114,4 +115,13 @@ def check_sequence(session: Session, sequence: Sequence, dkim_domain: str | None
         dkim_domain = own_key.domain  # the account's own key signs its mail, for its domain
     if account is not None and not dkim_aligned(account.from_email, dkim_domain):
         report.problems.append(f"From domain of {account.from_email} does not align with the DKIM domain {dkim_domain}")
+    if dkim_domain is None:
+        report.notices.append(UNSIGNED)
     return report
+
+
+# Not a problem: an account sending only through SendGrid, Postmark or Mailgun is
+# signed by them, for the domain set up there, which this check cannot see.
+UNSIGNED = ("No DKIM key signs this account's mail here (PUT /api/v1/account/dkim, or DKIM_* for the platform): "
+            "over SMTP and SES it goes out unsigned, which Gmail and Yahoo refuse from bulk senders; "
+            "SendGrid, Postmark and Mailgun sign with the domain set up with them.")

@@ -2,6 +2,8 @@
 explicit override; the report is there for a draft on request."""
 from __future__ import annotations
 
+from sequencing.preflight import UNSIGNED
+
 SPAMMY = {"name": "Blast", "steps": [
     {"type": "email", "subject": "Welcome", "text": "Hello and welcome."},
     {"type": "email", "subject": "ACT NOW!!! FREE MONEY", "html": "<p>100% free, click here, winner</p>"}]}
@@ -43,11 +45,14 @@ def test_an_accounts_own_dkim_domain_is_the_one_its_from_address_must_align_with
     sid = client.post("/api/v1/email-sequences", json={"name": "Ok", "steps": SPAMMY["steps"][:1]},
                       headers=alice.headers).get_json()["id"]
     url = f"/api/v1/email-sequences/{sid}/preflight"
-    assert client.get(url, headers=alice.headers).get_json()["problems"] == []
+    unsigned = client.get(url, headers=alice.headers).get_json()
+    assert unsigned["problems"] == [] and unsigned["passed"]
+    assert unsigned["notices"] == [UNSIGNED], "nothing signs its mail here: said, not blocking"
     client.put("/api/v1/account/dkim", json={"selector": "s1", "domain": "elsewhere.test", "private_key": pem},
                headers=alice.headers)
-    problems = client.get(url, headers=alice.headers).get_json()["problems"]
-    assert problems == ["From domain of alice@example.com does not align with the DKIM domain elsewhere.test"]
+    misaligned = client.get(url, headers=alice.headers).get_json()
+    assert misaligned["problems"] == ["From domain of alice@example.com does not align with the DKIM domain elsewhere.test"]
+    assert misaligned["notices"] == []
     client.put("/api/v1/account/dkim", json={"selector": "s1", "domain": "example.com", "private_key": pem},
                headers=alice.headers)
     assert client.get(url, headers=alice.headers).get_json()["problems"] == []

@@ -35,7 +35,8 @@ class PreflightSchema(Schema):
     score = fields.Float()
     fail_score = fields.Float()
     emails = fields.List(fields.Dict())
-    problems = fields.List(fields.String())
+    problems = fields.List(fields.String(), metadata={"description": "Each blocks activation."})
+    notices = fields.List(fields.String(), metadata={"description": "Worth knowing; block nothing."})
 
 
 blp = Blueprint("email_sequences", __name__, url_prefix="/api/v1/email-sequences",

@@ -4,7 +4,8 @@ Without ``DATABASE_URL``/``REDIS_URL`` it runs on the embedded default (a SQLite
 file under ``var/`` and kombu's SQLAlchemy broker on another SQLite file); with them
 set, the same steps use PostgreSQL and Redis. It migrates, makes sure an account
 exists, then runs web (gunicorn), one worker consuming every queue (threads) and
-beat as children, and stops them all on Ctrl-C or SIGTERM.
+beat as children (and the unsubscribe mailbox when ESEQ_UNSUBSCRIBE_DOMAIN is set),
+and stops them all on Ctrl-C or SIGTERM.
 
 Everything the children must agree on is decided here once and passed down in the
 environment: a SECRET_KEY that is kept in ``var/secret_key`` (tokens signed by web
@@ -58,6 +59,8 @@ def prepare_env(base: dict[str, str]) -> dict[str, str]:
         say(f"ESEQ_ADMIN_TOKEN={env['ESEQ_ADMIN_TOKEN']}  (kept in {var_dir / 'admin_token'})")
     env.setdefault("PORT", "8000")
     env.setdefault("PUBLIC_BASE_URL", f"http://localhost:{env['PORT']}")
+    # The unsubscribe mailbox (started only with ESEQ_UNSUBSCRIBE_DOMAIN) listens where web does.
+    env.setdefault("ESEQ_UNSUBSCRIBE_SMTP_HOST", env.get("ESEQ_BIND", "127.0.0.1"))
     # One directory shared by web and worker: without Redis this is how the worker's
     # task counts reach /metrics. Stale files from an earlier run would add old counts.
     metrics_dir = var_dir / "metrics"
@@ -117,7 +120,9 @@ def commands(env: dict[str, str]) -> dict[str, list[str]]:
     var_dir = Path(env["ESEQ_VAR_DIR"])
     bind = env.get("ESEQ_BIND", "127.0.0.1")
     queues = ",".join(__import__("celeryconfig").QUEUES)
-    return {
+    mailbox = ({"unsubscribe_mailbox": [sys.executable, "-m", "scripts.unsubscribe_mailbox"]}
+               if env.get("ESEQ_UNSUBSCRIBE_DOMAIN") else {})
+    return mailbox | {
         "web": [str(BIN / "gunicorn"), "--bind", f"{bind}:{env['PORT']}", "--workers", "2", "--threads", "4",
                 "--timeout", "60", "web.wsgi:app"],
         "worker": [str(BIN / "celery"), "-A", "tasks.app", "worker", "-Q", queues, "--pool", "threads",

@@ -129,3 +129,12 @@ def test_the_mailbox_process_refuses_to_start_without_its_domain():
     done = subprocess.run([sys.executable, "-m", "scripts.unsubscribe_mailbox"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "ESEQ_UNSUBSCRIBE_DOMAIN is not set" in done.stderr
+
+
+def test_make_run_starts_the_mailbox_only_when_its_domain_is_set(tmp_path):
+    from scripts.run_local import commands
+
+    base = {"ESEQ_VAR_DIR": str(tmp_path), "PORT": "8000"}
+    assert "unsubscribe_mailbox" not in commands(base)
+    argv = commands({**base, "ESEQ_UNSUBSCRIBE_DOMAIN": DOMAIN})["unsubscribe_mailbox"]
+    assert argv[-2:] == ["-m", "scripts.unsubscribe_mailbox"]

@@ -23,7 +23,7 @@ import itertools
 import re
 from typing import Any
 
-from content.html_input import parseable
+from content.html_input import followable, parseable
 from content.render import RenderedEmail
 
 # Elements that never have a closing tag, so they are not kept on the open-element stack.
@@ -41,8 +41,6 @@ _HIDING_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*(?:hidden|colla
 _NO_SIZE = re.compile(rf"(?<![\w-])(?:max-)?(?:height|width)\s*:\s*{_ZERO}", re.IGNORECASE)
 _OVERFLOW_HIDDEN = re.compile(r"overflow(?:-[xy])?\s*:\s*(?:hidden|clip)", re.IGNORECASE)
 _READABLE = re.compile(r"[^\W_]")  # a letter or digit: not only spaces, zero-width or punctuation
-# What browsers drop from a URL before following it (WHATWG URL: ASCII tab and newline).
-_URL_WHITESPACE = re.compile(r"[\t\n\r]")
 _SPACE = re.compile(r"\s")
 # What continues an address in text (RFC 3986, less the ":'()*" that prose puts around one).
 _URL_CHARACTERS = "-._~/?#[]@!$&+,;=%"
@@ -84,7 +82,7 @@ def _hides(tag: str, attrs: dict[str, str | None]) -> bool:
 def _is_unsubscribe_url(candidate: str, url: str) -> bool:
     """``url`` itself, or with a query or fragment (the same page): an address that
     merely carries it, as in ``?next=<url>``, leads elsewhere."""
-    candidate = _URL_WHITESPACE.sub("", candidate).strip()
+    candidate = followable(candidate).strip()
     return candidate.startswith(url) and candidate[len(url):len(url) + 1] in ("", "?", "#")
 
 

@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 
 from publicsuffixlist import PublicSuffixList
 
+from content.html_input import followable
+
 FAIL_SCORE = 5.0
 SPAM_PHRASES = (
     "100% free", "act now", "apply now", "cash bonus", "click here", "double your", "earn money", "free money",
@@ -53,7 +55,6 @@ _RAW_TEXT_END = {name: re.compile(f"</{name}", re.IGNORECASE) for name in ("scri
 _DOTTED = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)*", re.IGNORECASE | re.ASCII)
 _BREAKS = frozenset({"p", "div", "br", "tr", "td", "th", "li", "ul", "ol", "table", "section", "hr", "blockquote",
                      "h1", "h2", "h3", "h4", "h5", "h6"})
-_URL_IGNORED = str.maketrans("", "", "\t\n\r")  # browsers drop these anywhere in a URL
 _FULL_STOPS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})  # dots to IDNA
 
 
@@ -202,7 +203,7 @@ def link_host(href: str) -> str | None:
     dot (``bit.ly.`` is bit.ly) and with IDNA's other full stops read as dots; ""
     for links without one (mailto:, relative), None for a URL that does not parse.
     Tabs and newlines are dropped and backslashes read as slashes, as browsers do."""
-    url = href.translate(_URL_IGNORED).strip().replace("\\", "/")
+    url = followable(href).strip().replace("\\", "/")
     try:
         host = urlsplit(url).hostname or ""
     except ValueError:  # "http://[x": an unclosed IPv6 bracket, a bad port, ...

@@ -28,20 +28,11 @@ from itsdangerous.encoding import base64_encode
 from itsdangerous.serializer import Serializer
 
 from content.compliance import append_html
+from content.html_input import followable
 
 # An <a> tag's href: preceded by whitespace, so a data-href="..." before it is not
 # taken for the link.
 _HREF = re.compile(r"""(<a\b[^>]*?\shref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
-# What browsers drop from a URL before following it (WHATWG URL: ASCII tab and newline).
-_URL_WHITESPACE = re.compile(r"[\t\n\r]")
-
-
-def followable(url: str) -> str:
-    """``url`` without the tabs and line breaks a browser drops before following it
-    (and that no redirect header may carry)."""
-    return _URL_WHITESPACE.sub("", url)
-
-
 class TokenError(ValueError):
     """The token was not signed by us or is malformed."""
 
@@ -99,8 +90,7 @@ class Tracker:
         return message_id if hmac.compare_digest(match[2], self._mailbox_mac(message_id)) else None
 
     def _mailbox_mac(self, message_id: int) -> str:
-        key = hashlib.sha256(f"unsubscribe-mailbox:{self.secret_key}".encode()).digest()
-        return hmac.new(key, str(message_id).encode(), hashlib.sha256).hexdigest()[:16]
+        return hmac.new(_mailbox_key(self.secret_key), str(message_id).encode(), hashlib.sha256).hexdigest()[:16]
 
     def rewrite_html(self, html: str, message_id: int) -> str:
         """Route http(s) links through the click redirect and add the open pixel.
@@ -185,6 +175,13 @@ _URLSAFE = bytes.maketrans(b"+/", b"-_")
 @lru_cache(maxsize=16)
 def _signer(secret_key: str, purpose: str) -> _LinkSigner:
     return _LinkSigner(secret_key, purpose)
+
+
+@lru_cache(maxsize=16)
+def _mailbox_key(secret_key: str) -> bytes:
+    """The mailbox addresses' HMAC key, derived once per secret (every email's
+    mailto is signed with it), apart from the links' keys."""
+    return hashlib.sha256(f"unsubscribe-mailbox:{secret_key}".encode()).digest()
 
 
 @lru_cache(maxsize=16)

@@ -13,7 +13,8 @@ import hashlib
 from flask import Blueprint, Response, abort, current_app, redirect, request
 
 from analytics.events import record_message_event
-from delivery.tracking import TokenError, Tracker, followable
+from content.html_input import followable
+from delivery.tracking import TokenError, Tracker
 from delivery.unsubscribe import unsubscribe_by_message
 from models import Message
 from models.base import utcnow

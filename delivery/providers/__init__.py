@@ -108,10 +108,10 @@ def require_encrypted_auth(kind: str, config: dict[str, Any]) -> None:
                                     "(or 'allow_plaintext_auth': true to send them unencrypted)")
 
 
-def _check_whole(kind: str, config: dict[str, Any]) -> None:
-    """What a key's type alone does not settle: keys read together, values with a shape."""
+def _check_shapes(kind: str, config: dict[str, Any]) -> None:
+    """What a key's type alone does not settle: values that must have a shape."""
     if kind == "ses" and not is_region(config["region"]):
-        # The endpoint's host is built from it (delivery.providers.ses.endpoint).
+        # The endpoint's host is built from it (SesConfig.endpoint).
         raise ConfigKeyError("region", "ses config 'region' must be an AWS region name such as eu-west-1")
 
 
@@ -130,7 +130,7 @@ def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
     cleaned = {key: value for key, value in config.items() if value not in (None, "")}
     for key, value in cleaned.items():
         _check(kind, key, value)
-    _check_whole(kind, cleaned)
+    _check_shapes(kind, cleaned)
     return cleaned
 
 

@@ -32,11 +32,6 @@ def is_region(value: object) -> bool:
     return isinstance(value, str) and REGION.fullmatch(value) is not None
 
 
-def endpoint(region: str, base_url: str | None = None) -> str:
-    """Where SendEmail goes: ``base_url`` when set, else the region's SES host."""
-    return (base_url or f"https://email.{region}.amazonaws.com").rstrip("/")
-
-
 @dataclass(frozen=True)
 class SesConfig:
     access_key_id: str
@@ -50,7 +45,7 @@ class SesConfig:
 
     @property
     def endpoint(self) -> str:
-        return endpoint(self.region, self.base_url)
+        return (self.base_url or f"https://email.{self.region}.amazonaws.com").rstrip("/")
 
 
 def build_payload(message: EmailMessage, sender: str, recipient: str, configuration_set: str | None) -> dict[str, Any]:

@@ -36,6 +36,12 @@ class Preflight:
     def passed(self) -> bool:
         return not self.problems and all(e["passed"] for e in self.emails)
 
+    def failing(self) -> dict[str, list[str]]:
+        """Each failing email's reasons by its place in the sequence (``steps.2``,
+        ``steps.2.variants.B``), as a 422 names them."""
+        return {f"steps.{e['position']}" + (f".variants.{e['variant']}" if e["variant"] else ""): e["reasons"]
+                for e in self.emails if not e["passed"]}
+
     def as_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "score": self.score, "fail_score": FAIL_SCORE, "emails": self.emails,
                 "problems": self.problems, "notices": self.notices}
@@ -95,10 +101,13 @@ def _score_email(position: int, variant: str | None, content: dict[str, Any], sp
 
 
 def check_sequence(session: Session, sequence: Sequence, dkim_domain: str | None,
-                   spamd: Spamd = Spamd(), spamassassin: SpamAssassinRuns | None = None) -> Preflight:
+                   spamd: Spamd = Spamd(), spamassassin: SpamAssassinRuns | None = None,
+                   template_id: int | None = None) -> Preflight:
     """``dkim_domain`` is the platform key's; an account with its own key is checked
     against that key's domain instead. ``spamassassin`` (by default ``spamd`` under
-    the standard budget, starting now) runs SpamAssassin for the whole check."""
+    the standard budget, starting now) runs SpamAssassin for the whole check.
+    ``template_id``: score only the emails built on that template (what replacing
+    it changes), not every email again."""
     report = Preflight()
     spamassassin = spamassassin or SpamAssassinRuns(spamd)
     account = session.get(Account, sequence.account_id)
@@ -106,7 +115,7 @@ def check_sequence(session: Session, sequence: Sequence, dkim_domain: str | None
     templates = {t.id: t for t in session.scalars(select(Template).where(
         Template.id.in_(template_ids), Template.account_id == sequence.account_id))}
     for step in sequence.steps:
-        if step.type != "email":
+        if step.type != "email" or template_id not in (None, step.config.get("template_id")):
             continue
         for variant, content in _versions(step.config, templates.get(step.config.get("template_id"))):
             report.emails.append(_score_email(step.position, variant, content, spamassassin, account))

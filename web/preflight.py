@@ -16,6 +16,7 @@ class OverrideSchema(Schema):
     override_preflight = fields.Boolean(load_default=False)
 
 
-def check(session: Session, sequence: Sequence) -> Preflight:
+def check(session: Session, sequence: Sequence, template_id: int | None = None) -> Preflight:
     settings = current_app.config["ESEQ_SETTINGS"]
-    return check_sequence(session, sequence, settings.dkim_domain, Spamd(settings.spamd_host, settings.spamd_port))
+    return check_sequence(session, sequence, settings.dkim_domain, Spamd(settings.spamd_host, settings.spamd_port),
+                          template_id=template_id)

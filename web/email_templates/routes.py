@@ -107,11 +107,8 @@ def _refuse_failing_users(session: Session, template: Template) -> None:
     failing: dict[str, list[str]] = {}
     for sequence in active_sequences_using(session, template.account_id, template.id):
         # Only the emails built on this template: the rest did not change.
-        uses = {s.position for s in sequence.steps if s.type == "email" and s.config.get("template_id") == template.id}
-        for email in check(session, sequence).emails:
-            if not email["passed"] and email["position"] in uses:
-                place = f"sequences.{sequence.id}.steps.{email['position']}"
-                failing[place + (f".variants.{email['variant']}" if email["variant"] else "")] = email["reasons"]
+        report = check(session, sequence, template_id=template.id)
+        failing.update({f"sequences.{sequence.id}.{place}": reasons for place, reasons in report.failing().items()})
     if failing:
         session.rollback()
         abort(422, message="An active sequence using this template would fail the pre-flight check; "

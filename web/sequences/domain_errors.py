@@ -10,9 +10,7 @@ def _preflight_errors(exc: PreflightFailedError) -> Errors:
     the sender's problems; beside it the whole report as GET .../preflight gives it
     (score, fail_score, every email's score, reasons and notices), so a client need
     not ask again to learn how far off the sequence is."""
-    failing = {f"steps.{e['position']}" + (f".variants.{e['variant']}" if e["variant"] else ""): e["reasons"]
-               for e in exc.report.emails if not e["passed"]}
-    return {"preflight": {**failing, **({"sender": exc.report.problems} if exc.report.problems else {})},
+    return {"preflight": {**exc.report.failing(), **({"sender": exc.report.problems} if exc.report.problems else {})},
             "preflight_report": exc.report.as_dict()}
 
 

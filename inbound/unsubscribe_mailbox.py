@@ -25,8 +25,8 @@ DATA_SIZE_LIMIT = 256 * 1024
 
 
 class UnsubscribeMailbox:
-    """An aiosmtpd handler. ``unsubscribe`` records one message's unsubscribe (in a
-    transaction of its own) and may raise when the database is away."""
+    """An aiosmtpd handler. ``unsubscribe`` records the unsubscribes of the messages
+    a mail names (in one transaction) and may raise when the database is away."""
 
     def __init__(self, tracker: Tracker, unsubscribe: Callable[[list[int]], None]) -> None:
         self.tracker = tracker

@@ -11,6 +11,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from accounts.webhook_secret import new_secret
 from models import Account, ApiKey
 
 KEY_PREFIX = "esk_"
@@ -29,8 +30,10 @@ def issue_api_key(session: Session, account: Account) -> str:
 
 def create_account(session: Session, name: str, from_email: str, from_name: str | None,
                    postal_address: str | None = None) -> tuple[Account, str]:
-    """A new account and its first API key."""
-    account = Account(name=name, from_email=from_email.lower(), from_name=from_name, postal_address=postal_address)
+    """A new account and its first API key. Its webhook signing secret is random
+    from the start (accounts.webhook_secret)."""
+    account = Account(name=name, from_email=from_email.lower(), from_name=from_name, postal_address=postal_address,
+                      webhook_secret=new_secret())
     session.add(account)
     session.flush()
     return account, issue_api_key(session, account)

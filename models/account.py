@@ -24,6 +24,12 @@ class Account(Base):
     dkim_selector: Mapped[str | None] = mapped_column(String(63))
     dkim_domain: Mapped[str | None] = mapped_column(String(253))
     dkim_private_key: Mapped[str | None] = mapped_column(SealedText())  # sealed at rest (models.sealed)
+    # The secret webhook-step calls are signed with (accounts.webhook_secret): shown
+    # to the account, sealed at rest. NULL: derived from SECRET_KEY until first shown.
+    # During a grace period after a rotation the previous secret signs as well.
+    webhook_secret: Mapped[str | None] = mapped_column(SealedText())
+    webhook_secret_previous: Mapped[str | None] = mapped_column(SealedText())
+    webhook_secret_previous_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -26,8 +26,13 @@ def reseal(session: Session) -> int:
     for provider in session.scalars(select(Provider)):
         flag_modified(provider, "config")
         rows += 1
-    for account in session.scalars(select(Account).where(Account.dkim_private_key.is_not(None))):
-        flag_modified(account, "dkim_private_key")
+    # Every sealed column of accounts, found by its type, so one added later is not missed.
+    sealed_columns = [c.key for c in Account.__table__.columns if isinstance(c.type, sealed.SealedText)]
+    holding = or_(*(getattr(Account, name).is_not(None) for name in sealed_columns))
+    for account in session.scalars(select(Account).where(holding)):
+        for name in sealed_columns:
+            if getattr(account, name) is not None:
+                flag_modified(account, name)
         rows += 1
     return rows
 

@@ -1,8 +1,11 @@
 """Delivering webhook calls: HMAC-signed POSTs with retries and backoff.
 
 Signature header ``X-Eseq-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of
-"<t>.<body>">`` with the account's webhook secret, so a receiver can verify the
-sender and reject replays older than a few minutes. The same claim/record
+"<t>.<body>">`` with the account's webhook secret (accounts.webhook_secret), so a
+receiver can verify the sender and reject replays older than a few minutes. In
+the grace period after a rotation a second ``v1=`` follows, made with the old
+secret (Stripe's scheme): a receiver accepts the call when any ``v1`` matches, so
+it verifies with either secret while it switches over. The same claim/record
 discipline as the email outbox: claim in one transaction, call outside any, record
 in another.
 """
@@ -21,6 +24,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session
 
+from accounts.webhook_secret import StoredSecrets, stored_secrets
 from delivery.outbox import backoff
 from models import WebhookDelivery
 from sequencing.claims import OutboxRedispatch
@@ -32,14 +36,15 @@ MAX_ATTEMPTS = 10
 TIMEOUT_SECONDS = 10.0
 
 
-def account_secret(secret_key: str, account_id: int) -> str:
-    """The per-account signing secret, derived so that it needs no storage."""
-    return hmac.new(secret_key.encode(), f"webhook-signing:{account_id}".encode(), hashlib.sha256).hexdigest()
+SIGNATURE_HEADER = "X-Eseq-Signature"
+_UNSTORED = StoredSecrets(None, None, None)
 
 
-def sign(secret: str, body: bytes, timestamp: int) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+def sign(secrets: tuple[str, ...], body: bytes, timestamp: int) -> str:
+    """The signature header's value: one ``v1`` per secret in force, current first."""
+    signed = f"{timestamp}.".encode() + body
+    return ",".join([f"t={timestamp}"] + [
+        "v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest() for secret in secrets])
 
 
 @dataclass
@@ -49,6 +54,7 @@ class Call:
     attempts: int
     url: str
     body: bytes
+    signing: StoredSecrets
 
 
 @dataclass
@@ -109,15 +115,19 @@ def claim(session: Session, ids: list[int], now: datetime, lease: timedelta = LE
         and_(WebhookDelivery.status == "sending", WebhookDelivery.claimed_until < now),
     )
     # The conditional UPDATE is the claim, and its RETURNING carries what the call
-    # needs (attempts as incremented), so claiming is one round trip, not two.
-    rows = session.execute(
+    # needs (attempts as incremented), so claiming is one round trip, not two; the
+    # accounts' signing secrets are one more per batch, not one per call.
+    claimed = session.execute(
         update(WebhookDelivery).where(WebhookDelivery.id.in_(ids), sendable)
         .values(status="sending", claimed_until=now + lease, attempts=WebhookDelivery.attempts + 1)
         .returning(WebhookDelivery.id, WebhookDelivery.account_id, WebhookDelivery.attempts,
                    WebhookDelivery.url, WebhookDelivery.payload)
-        .execution_options(synchronize_session=False))
-    return [Call(r.id, r.account_id, r.attempts, r.url, json.dumps(r.payload, separators=(",", ":")).encode())
-            for r in rows]
+        .execution_options(synchronize_session=False)).all()
+    # The secrets as of the claim; whether an old one is still in its grace period
+    # is judged at the call's own time.
+    signing = stored_secrets(session, [r.account_id for r in claimed]) if claimed else {}
+    return [Call(r.id, r.account_id, r.attempts, r.url, json.dumps(r.payload, separators=(",", ":")).encode(),
+                 signing.get(r.account_id, _UNSTORED)) for r in claimed]
 
 
 def call(c: Call, secret_key: str, now: datetime, allow_private: bool) -> CallResult:
@@ -127,7 +137,7 @@ def call(c: Call, secret_key: str, now: datetime, allow_private: bool) -> CallRe
         return CallResult(c.delivery_id, c.attempts, None, str(exc), permanent=True)
     request = urllib.request.Request(c.url, data=c.body, method="POST", headers={
         "Content-Type": "application/json", "User-Agent": "eseq-webhooks/1",
-        "X-Eseq-Signature": sign(account_secret(secret_key, c.account_id), c.body, int(now.timestamp())),
+        SIGNATURE_HEADER: sign(c.signing.in_force(secret_key, c.account_id, now), c.body, int(now.timestamp())),
         "X-Eseq-Delivery": str(c.delivery_id)})
     try:
         with _opener(addresses[0]).open(request, timeout=TIMEOUT_SECONDS) as response:

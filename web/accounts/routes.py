@@ -1,6 +1,7 @@
 """Accounts (admin), the API-key-for-JWT exchange, and the caller's own account."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
@@ -10,7 +11,9 @@ from flask_smorest import Blueprint, abort
 
 from accounts.dkim import DkimRecord, DkimSettingError, NoDkimKeyError, clear_dkim_key, dkim_record, set_dkim_key
 from accounts.keys import account_for_key, create_account
+from accounts.webhook_secret import NoAccountError, WebhookSecret, rotate_webhook_secret, webhook_secret
 from models import Account
+from models.base import utcnow
 from web.accounts.schemas import (
     AccountCreatedSchema,
     AccountCreateSchema,
@@ -20,6 +23,8 @@ from web.accounts.schemas import (
     DkimRecordSchema,
     TokenRequestSchema,
     TokenSchema,
+    WebhookSecretRotateSchema,
+    WebhookSecretSchema,
 )
 from web.auth import SECURITY, account_required, admin_required, current_account_id
 from web.db import get_db
@@ -107,6 +112,45 @@ class AccountDkim(MethodView):
         session = get_db()
         clear_dkim_key(session, current_account_id())
         session.commit()
+
+
+_secret_errors = map_errors(On(NoAccountError, 404))
+# The secret is the account's own, but no cache or proxy should keep a copy.
+_NO_STORE = {"Cache-Control": "no-store, private"}
+
+
+@blp.route("/account/webhook-secret")
+class AccountWebhookSecret(MethodView):
+    @account_required
+    @blp.response(200, WebhookSecretSchema)
+    @blp.doc(security=SECURITY)
+    def get(self) -> tuple[WebhookSecret, dict[str, str]]:
+        """The secret that signs this account's webhook-step calls, for receivers to verify them."""
+        session = get_db()
+        with _secret_errors:
+            shown = webhook_secret(session, current_account_id(), _secret_key(), utcnow())
+        session.commit()  # a secret derived until now is stored once shown
+        return shown, _NO_STORE
+
+
+@blp.route("/account/webhook-secret/rotate")
+class AccountWebhookSecretRotation(MethodView):
+    @account_required
+    @blp.arguments(WebhookSecretRotateSchema)
+    @blp.response(200, WebhookSecretSchema)
+    @blp.doc(security=SECURITY)
+    def post(self, data: dict[str, Any]) -> tuple[WebhookSecret, dict[str, str]]:
+        """A new signing secret; the old one signs too for grace_seconds, so receivers can switch over."""
+        session = get_db()
+        with _secret_errors:
+            rotated = rotate_webhook_secret(session, current_account_id(), _secret_key(), utcnow(),
+                                            timedelta(seconds=data["grace_seconds"]))
+        session.commit()
+        return rotated, _NO_STORE
+
+
+def _secret_key() -> str:
+    return str(current_app.config["ESEQ_SETTINGS"].secret_key)
 
 
 @blp.route("/auth/token")

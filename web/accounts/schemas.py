@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from accounts.webhook_secret import DEFAULT_GRACE, MAX_GRACE
 from delivery.mime import is_writable_address
 from web.validators import one_line, text
 
@@ -69,3 +70,18 @@ class DkimRecordSchema(Schema):
     domain = fields.String()
     public_key_dns = fields.String(metadata={"description": "The TXT record to publish at "
                                              "<selector>._domainkey.<domain>."})
+
+
+class WebhookSecretSchema(Schema):
+    secret = fields.String(metadata={"description": "Verifies the X-Eseq-Signature header of webhook-step calls: "
+                                     "HMAC-SHA256 keyed with this string (its UTF-8 bytes) over \"<t>.<body>\"."})
+    previous_expires_at = fields.DateTime(allow_none=True, metadata={
+        "description": "After a rotation, calls carry a second v1 signature made with the old secret until "
+                       "this time; null when no old secret signs."})
+
+
+class WebhookSecretRotateSchema(Schema):
+    grace_seconds = fields.Integer(strict=True, load_default=int(DEFAULT_GRACE.total_seconds()),
+                                   validate=validate.Range(min=0, max=int(MAX_GRACE.total_seconds())),
+                                   metadata={"description": "How long the old secret keeps signing too "
+                                             "(default 86400, a day; at most 604800, a week; 0 stops it now)."})

@@ -11,6 +11,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
+from accounts.webhook_secret import stored_secrets
 from delivery.circuits import load_routes
 from delivery.sender import ACCOUNT_COLUMNS, _by_id
 from models import db, sealed
@@ -78,11 +79,14 @@ def test_rotating_keys_reseals_every_secret_with_the_new_one(client, alice, keys
     new = Fernet.generate_key().decode()
     sealed.use_keys((new, TEST_KEY))  # the new key first; the old one still opens
     assert routes_of(alice)[0].config["password"] == "smtp-secret-4711"
+    webhook_secret = client.get("/api/v1/account/webhook-secret", headers=alice.headers).get_json()["secret"]
     with db.session_scope() as session:
-        assert reseal(session) == 1
+        assert reseal(session) == 2  # the provider, and Alice's account for its webhook signing secret
     assert raw("SELECT config::text FROM providers WHERE id = :id", id=pid) != before
     sealed.use_keys((new,))  # the old key dropped
     assert routes_of(alice)[0].config["password"] == "smtp-secret-4711"
+    with db.session_scope() as session:
+        assert stored_secrets(session, [alice.account_id])[alice.account_id].current == webhook_secret
     sealed.use_keys((TEST_KEY,))  # only the old key: it cannot open what the new one sealed
     with pytest.raises(sealed.SecretsUnavailable, match="ESEQ_SECRETS_KEYS"):
         routes_of(alice)
@@ -117,7 +121,7 @@ def test_the_reseal_script_seals_with_the_first_key_and_refuses_to_run_without_o
     new = Fernet.generate_key().decode()
     done = run_reseal(ESEQ_SECRETS_KEYS=f"{new},{TEST_KEY}")
     assert done.returncode == 0, done.stderr
-    assert "1 rows" in done.stdout
+    assert "2 rows" in done.stdout  # the provider, and Alice's account (its webhook signing secret)
     sealed.use_keys((new,))
     assert routes_of(alice)[0].config["password"] == "smtp-secret-4711"
     stored = raw("SELECT config::text FROM providers WHERE id = :id", id=pid)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from models import WebhookDelivery, db
+from models import Account, WebhookDelivery, db
 from models.base import utcnow
 from sequencing.claims import claim_due_enrollments
 from sequencing.engine import advance_enrollments
@@ -136,9 +136,10 @@ def row(delivery_id: int) -> WebhookDelivery:
 
 
 def expected_signature(account_id: int, timestamp: str, body: bytes) -> str:
-    """The documented scheme, recomputed here rather than taken from outbound."""
-    secret = hmac.new(os.environ["SECRET_KEY"].encode(), f"webhook-signing:{account_id}".encode(),
-                      hashlib.sha256).hexdigest()
+    """The documented scheme, recomputed here rather than taken from outbound, with
+    the account's stored secret (the one GET /account/webhook-secret shows)."""
+    with db.session_scope() as s:
+        secret = s.get(Account, account_id).webhook_secret
     return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
@@ -159,7 +160,7 @@ def test_a_webhook_step_posts_its_payload_once_with_a_signature_the_receiver_can
     fields = dict(part.split("=", 1) for part in req.headers["X-Eseq-Signature"].split(","))
     assert fields["t"] == str(int(T0.timestamp()))
     assert hmac.compare_digest(fields["v1"], expected_signature(acct, fields["t"], req.body))
-    assert not hmac.compare_digest(fields["v1"], expected_signature(acct + 1, fields["t"], req.body))
+    assert not hmac.compare_digest(fields["v1"], expected_signature(factories.account("Bob"), fields["t"], req.body))
     delivered = row(hook)
     assert (delivered.status, delivered.response_status, delivered.attempts) == ("delivered", 200, 1)
     assert delivered.delivered_at == T0 and delivered.error is None

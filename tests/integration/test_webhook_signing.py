@@ -194,3 +194,29 @@ def test_rotating_again_in_a_grace_period_ends_the_older_secrets_at_once_and_gra
     ids = webhook_calls(alice.account_id, [receiver.url("/third"), receiver.url("/fourth")], later)
     statuses = deliver(receiver, ids, later)
     assert [statuses[i] for i in ids] == ["failed", "delivered"]
+
+
+def test_the_migration_leaves_existing_accounts_on_their_derived_secret_and_comes_back_down(tmp_path):
+    from sqlalchemy import create_engine, text
+
+    from tests.support.database import migrate
+
+    url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
+    migrate(url, "0013")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO accounts (id, name, from_email, created_at) "
+                              "VALUES (7, 'Old', 'old@example.test', '2026-01-01 00:00:00')"))
+        migrate(url, "0014")
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT webhook_secret, webhook_secret_previous, webhook_secret_previous_until "
+                                    "FROM accounts WHERE id = 7")).one()
+        assert tuple(row) == (None, None, None)  # NULL: signs with the derived secret, as before
+        migrate(url, "0013", "downgrade")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT name FROM accounts WHERE id = 7")).scalar() == "Old"
+            columns = {r[1] for r in conn.execute(text("PRAGMA table_info(accounts)"))}
+        assert "webhook_secret" not in columns
+    finally:
+        engine.dispose()

@@ -20,6 +20,7 @@ from delivery.providers.postmark import PostmarkConfig, PostmarkTransport
 from delivery.providers.sendgrid import SendgridConfig, SendgridTransport
 from delivery.providers.ses import SesConfig, SesTransport, is_region
 from delivery.smtp import SmtpConfig, SmtpTransport
+from webhooks.guard import HostCheck
 
 CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
     "smtp": ("host", "port", "username", "password", "use_tls", "use_ssl", "allow_plaintext_auth", "timeout"),
@@ -62,12 +63,12 @@ class ConfigKeyError(ValueError):
         self.key = key
 
 
-_BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "smtp": lambda c: SmtpTransport(SmtpConfig(**c)),
-    "sendgrid": lambda c: SendgridTransport(SendgridConfig(**c)),
-    "postmark": lambda c: PostmarkTransport(PostmarkConfig(**c)),
-    "mailgun": lambda c: MailgunTransport(MailgunConfig(**c)),
-    "ses": lambda c: SesTransport(SesConfig(**c)),
+_BUILDERS: dict[str, Callable[[dict[str, Any], HostCheck | None], Any]] = {
+    "smtp": lambda c, check: SmtpTransport(SmtpConfig(**c), check),
+    "sendgrid": lambda c, check: SendgridTransport(SendgridConfig(**c), check),
+    "postmark": lambda c, check: PostmarkTransport(PostmarkConfig(**c), check),
+    "mailgun": lambda c, check: MailgunTransport(MailgunConfig(**c), check),
+    "ses": lambda c, check: SesTransport(SesConfig(**c), check),
 }
 
 
@@ -134,9 +135,11 @@ def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-def build_transport(kind: str, config: dict[str, Any], name: str) -> Any:
-    """A transport for one provider row; ``name`` is what outcomes are recorded under."""
+def build_transport(kind: str, config: dict[str, Any], name: str, check: HostCheck | None = None) -> Any:
+    """A transport for one provider row; ``name`` is what outcomes are recorded under.
+    ``check`` (webhooks.guard.host_check) vets each connection's host when it is made,
+    for a provider an account configured; None trusts the host (the operator's)."""
     # The webhook_* keys verify the provider's events coming in; sending needs none.
     cleaned = {k: v for k, v in validate_config(kind, config).items()
                if not k.startswith("webhook_") and k not in _VALIDATION_ONLY}
-    return _BUILDERS[kind]({**cleaned, "name": name})
+    return _BUILDERS[kind]({**cleaned, "name": name}, check)

@@ -11,7 +11,7 @@ in the same write as this one's content: one round trip a message.
 
 A relay an account configured is checked by the SSRF guard each time a
 connection opens (once a batch, not once a message), and the connection goes to
-the address checked, while STARTTLS and implicit TLS still verify the host name:
+an address checked, while STARTTLS and implicit TLS still verify the host name:
 a name that resolved public when saved may resolve to loopback now."""
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from delivery.errors import (DeliveryError, PermanentDeliveryError, RejectedMess
                              UnconfirmedDeliveryError)
 from delivery.mime import BuiltMessage
 from delivery.status_codes import blames_address, blames_us, enhanced_code
-from webhooks.guard import HostCheck, UnsafeTargetError
+from webhooks.guard import HostCheck, UnsafeTargetError, connect_pinned
 
 
 @dataclass(frozen=True)
@@ -104,26 +104,28 @@ def _classify(code: int, text: bytes | str, stage: str) -> DeliveryError:
 
 
 class _Pinned(smtplib.SMTP):
-    """smtplib connecting to the address the SSRF guard checked rather than to a
+    """smtplib connecting to the addresses the SSRF guard checked rather than to a
     fresh lookup of the name. smtplib keeps the name (``_host``) for STARTTLS's and
     SMTPS's SNI and certificate check, so only the socket's address changes."""
 
-    _address: str | None = None
+    _addresses: list[str] | None = None
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        return super()._get_socket(self._address or host, port, timeout)  # type: ignore[misc, no-any-return]
+        if not self._addresses:
+            return super()._get_socket(host, port, timeout)  # type: ignore[misc, no-any-return]
+        return connect_pinned(self._addresses, port, timeout, self.source_address)
 
 
 class _PinnedSMTP(_Pinned):
-    def __init__(self, address: str | None, *args: Any, **kwargs: Any) -> None:
-        self._address = address
+    def __init__(self, addresses: list[str] | None, *args: Any, **kwargs: Any) -> None:
+        self._addresses = addresses
         super().__init__(*args, **kwargs)
 
 
 class _PinnedSMTPSSL(smtplib.SMTP_SSL, _Pinned):
     # SMTP_SSL wraps the socket _Pinned made (the MRO puts _Pinned between it and SMTP).
-    def __init__(self, address: str | None, *args: Any, **kwargs: Any) -> None:
-        self._address = address
+    def __init__(self, addresses: list[str] | None, *args: Any, **kwargs: Any) -> None:
+        self._addresses = addresses
         super().__init__(*args, **kwargs)
 
 
@@ -158,14 +160,14 @@ class SmtpTransport:
         server or our settings, never the recipient, so another provider may be
         tried and nobody is recorded as a bounce."""
         cfg = self.config
-        address = self._checked_address()
+        addresses = self._checked_addresses()
         client: smtplib.SMTP | None = None
         try:
             if cfg.use_ssl:
-                client = _PinnedSMTPSSL(address, cfg.host, cfg.port, _local_hostname(), timeout=cfg.timeout,
+                client = _PinnedSMTPSSL(addresses, cfg.host, cfg.port, _local_hostname(), timeout=cfg.timeout,
                                         context=ssl.create_default_context())
             else:
-                client = _PinnedSMTP(address, cfg.host, cfg.port, _local_hostname(), timeout=cfg.timeout)
+                client = _PinnedSMTP(addresses, cfg.host, cfg.port, _local_hostname(), timeout=cfg.timeout)
                 if cfg.use_tls:
                     client.starttls(context=ssl.create_default_context())
             if cfg.username:
@@ -184,13 +186,13 @@ class SmtpTransport:
             client.close()  # else the half-open session keeps its socket as long as the error is kept
         raise TransientDeliveryError(error)
 
-    def _checked_address(self) -> str | None:
-        """Where this connection goes: an address of the host the check accepted
+    def _checked_addresses(self) -> list[str] | None:
+        """Where this connection may go: the host's addresses the check accepted
         (one lookup per connection), or None to let smtplib resolve the operator's."""
         if self.check is None:
             return None
         try:
-            return self.check(self.config.host, self.config.port)[0]
+            return self.check(self.config.host, self.config.port)
         except UnsafeTargetError as exc:
             raise TransientDeliveryError(f"refused to connect to {self.config.host}: {exc}") from None
 

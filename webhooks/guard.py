@@ -18,7 +18,7 @@ import http.client
 import ipaddress
 import socket
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -95,12 +95,26 @@ def host_check(allow_private: bool) -> HostCheck:
     return lambda host, port: check_host(host, port, allow_private)
 
 
-def _pinned(http_class: Any, address: str) -> Any:
-    """``http_class`` connecting to ``address`` whatever its host name resolves to
+def connect_pinned(addresses: Sequence[str], port: int, timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+                   source_address: tuple[str, int] | None = None) -> socket.socket:
+    """A connection to the first of ``addresses`` (from ``check_host``) that takes
+    one, each tried in turn as socket.create_connection tries a name's, but with no
+    lookup of the name."""
+    error: OSError = OSError(f"no address to connect to on port {port}")
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout, source_address)
+        except OSError as exc:
+            error = exc
+    raise error
+
+
+def _pinned(http_class: Any, addresses: Sequence[str]) -> Any:
+    """``http_class`` connecting to ``addresses`` whatever its host name resolves to
     now; the Host header, TLS SNI and certificate check still use the name."""
     def connection(*args: Any, **kwargs: Any) -> http.client.HTTPConnection:
         conn = http_class(*args, **kwargs)
-        conn._create_connection = lambda target, *a, **kw: socket.create_connection((address, target[1]), *a, **kw)
+        conn._create_connection = lambda target, *a, **kw: connect_pinned(addresses, target[1], *a, **kw)
         return conn  # type: ignore[no-any-return]
     return connection
 
@@ -109,13 +123,13 @@ class _PinnedHandler:
     """Connect to the address the SSRF guard checked, not to a second lookup's
     answer (DNS rebinding). Through an operator's proxy the proxy connects."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, addresses: Sequence[str]) -> None:
         super().__init__()
-        self.address = address
+        self.addresses = list(addresses)
 
     def do_open(self, http_class: Any, req: urllib.request.Request, **kwargs: Any) -> Any:
         if not (req.has_proxy() or getattr(req, "_tunnel_host", None)):
-            http_class = _pinned(http_class, self.address)
+            http_class = _pinned(http_class, self.addresses)
         return super().do_open(http_class, req, **kwargs)  # type: ignore[misc]
 
 
@@ -127,7 +141,7 @@ class _PinnedHTTPSHandler(_PinnedHandler, urllib.request.HTTPSHandler):
     pass
 
 
-def pinned_opener(address: str, *handlers: Any) -> urllib.request.OpenerDirector:
-    """An opener whose http(s) connections go to ``address`` (one ``check_host``
+def pinned_opener(addresses: Sequence[str], *handlers: Any) -> urllib.request.OpenerDirector:
+    """An opener whose http(s) connections go to ``addresses`` (what ``check_host``
     returned), with ``handlers`` besides (a redirect refusal)."""
-    return urllib.request.build_opener(*handlers, _PinnedHTTPHandler(address), _PinnedHTTPSHandler(address))
+    return urllib.request.build_opener(*handlers, _PinnedHTTPHandler(addresses), _PinnedHTTPSHandler(addresses))

@@ -64,8 +64,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _opener(address: str) -> urllib.request.OpenerDirector:
-    return pinned_opener(address, _NoRedirect)
+def _opener(addresses: list[str]) -> urllib.request.OpenerDirector:
+    return pinned_opener(addresses, _NoRedirect)
 
 
 def claim(session: Session, ids: list[int], now: datetime, lease: timedelta = LEASE) -> list[Call]:
@@ -97,7 +97,7 @@ def call(c: Call, secret_key: str, now: datetime, allow_private: bool) -> CallRe
         "X-Eseq-Signature": sign(account_secret(secret_key, c.account_id), c.body, int(now.timestamp())),
         "X-Eseq-Delivery": str(c.delivery_id)})
     try:
-        with _opener(addresses[0]).open(request, timeout=TIMEOUT_SECONDS) as response:
+        with _opener(addresses).open(request, timeout=TIMEOUT_SECONDS) as response:
             return CallResult(c.delivery_id, c.attempts, response.status, None)
     except urllib.error.HTTPError as exc:
         # 4xx other than 408/409/425/429 means the receiver refuses this call; retrying won't help.

@@ -72,7 +72,7 @@ def _opener(url: str, check: HostCheck | None) -> urllib.request.OpenerDirector:
         addresses = check(parts.hostname or "", port)
     except (UnsafeTargetError, ValueError) as exc:
         raise TransientDeliveryError(f"refused to connect to {parts.hostname}: {exc}") from None
-    return pinned_opener(addresses[0], _RefuseRedirects)
+    return pinned_opener(addresses, _RefuseRedirects)
 
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float, check: HostCheck | None = None) -> Response:

@@ -53,6 +53,15 @@ def test_an_smtp_relay_whose_name_now_answers_loopback_is_refused_before_connect
     assert server.handler.greetings == 0 and server.handler.received == []
 
 
+def test_each_checked_address_of_a_relay_is_tried_in_turn_as_its_name_would_be(monkeypatch, message):
+    # The name's first address takes no connection (as an unrouted IPv6 one may not).
+    dns = rebinding(monkeypatch, RELAY, "127.0.0.2,127.0.0.1", "127.0.0.2")
+    with SmtpServer(handler=PipeliningHandler()) as server:
+        with smtp(server.port, allow_private=True) as relay:
+            relay.send(message, SENDER, RECIPIENT)
+    assert len(server.handler.received) == 1 and dns.lookups == 1
+
+
 def test_the_operators_own_relay_is_not_checked(monkeypatch, message):
     # SMTP_HOST is the operator's choice: no check, so loopback works without allow_private.
     with SmtpServer(handler=PipeliningHandler()) as server:
@@ -77,6 +86,15 @@ def test_an_http_provider_is_reached_at_the_address_its_check_accepted_under_its
         transport.send(message, SENDER, RECIPIENT)
     assert provider.last.headers["Host"] == f"{API}:{port}"
     assert dns.lookups == 1
+
+
+def test_each_checked_address_of_an_http_provider_is_tried_in_turn(monkeypatch, provider, message):
+    provider.answer(202)
+    port = int(provider.base_url.rsplit(":", 1)[1])
+    rebinding(monkeypatch, API, "127.0.0.2,127.0.0.1", "127.0.0.2")
+    with http_transport("sendgrid", port, allow_private=True) as transport:
+        transport.send(message, SENDER, RECIPIENT)
+    assert provider.last.headers["Host"] == f"{API}:{port}"
 
 
 @pytest.mark.parametrize("kind", HTTP_KINDS)

@@ -23,7 +23,8 @@ class Rebinding:
 
 def rebinding(monkeypatch: pytest.MonkeyPatch, name: str, *answers: str) -> Rebinding:
     """Make ``name`` resolve to ``answers[0]`` on its first lookup, ``answers[1]``
-    on its second, and so on; returns the record, which counts the lookups."""
+    on its second, and so on (an answer may list several addresses: "a,b");
+    returns the record, which counts the lookups."""
     real = socket.getaddrinfo
     record = Rebinding(name, list(answers))
 
@@ -31,7 +32,7 @@ def rebinding(monkeypatch: pytest.MonkeyPatch, name: str, *answers: str) -> Rebi
         if isinstance(host, str) and host.lower() == name:
             answer = record.answers[min(record.lookups, len(record.answers) - 1)]
             record.lookups += 1
-            return real(answer, port, *args, **kwargs)
+            return [info for address in answer.split(",") for info in real(address, port, *args, **kwargs)]
         return real(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)

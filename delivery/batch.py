@@ -32,6 +32,7 @@ from models import db
 from models.db import session_scope
 from settings import Settings
 from warming.quota import WarmingGate, engaged_recipients, load_plans
+from webhooks.guard import host_check
 
 
 def default_route(s: Settings) -> Route | None:
@@ -52,8 +53,12 @@ def sender_identity(s: Settings) -> SenderIdentity:
     return SenderIdentity(s.from_email, s.from_name, dkim)
 
 
-def build_transport(route: Route) -> Transport:
-    return build_provider_transport(route.kind, route.config, route.name)  # type: ignore[no-any-return]
+def build_transport(route: Route, allow_private: bool = False) -> Transport:
+    """An account's provider has the SSRF guard check each connection it makes
+    (ESEQ_WEBHOOK_ALLOW_PRIVATE lets it reach private addresses); the
+    environment's (provider_id None) is the operator's own and is trusted."""
+    check = None if route.provider_id is None else host_check(allow_private)
+    return build_provider_transport(route.kind, route.config, route.name, check)  # type: ignore[no-any-return]
 
 
 def send_batch(message_ids: list[int], s: Settings,
@@ -78,7 +83,8 @@ def send_batch(message_ids: list[int], s: Settings,
     if warming is not None:  # the most engaged go first, so they take the day's early slots
         ready.sort(key=lambda o: o.recipient.lower() not in warming.engaged)
     gates: list[Gate] = [warming] if warming is not None else []
-    failover = Failover(build_transport, now, gates + [Pacer(reserve_sends_now, clock_running)])
+    failover = Failover(lambda route: build_transport(route, s.webhook_allow_private), now,
+                        gates + [Pacer(reserve_sends_now, clock_running)])
     recordings: deque[Recording[Outcome, str]] = deque()
     in_flight = RECORDS_IN_FLIGHT if s.send_while_recording else 0
 

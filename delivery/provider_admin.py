@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from delivery.providers import SECRET_FIELDS, ConfigKeyError, require_encrypted_auth, validate_config
+from delivery.providers import (SECRET_FIELDS, ConfigKeyError, destination, outbound_secrets, require_encrypted_auth,
+                                validate_config)
 from models import Provider
 from webhooks.guard import UnsafeTargetError, check_target
 
@@ -54,6 +55,19 @@ def _clean(kind: str, config: dict[str, Any], allow_private: bool) -> dict[str, 
     return cleaned
 
 
+def _require_secrets_to_move(kind: str, stored: dict[str, Any], given: dict[str, Any],
+                             cleaned: dict[str, Any]) -> None:
+    """Refuse a change of where (or how) stored credentials travel unless they are
+    sent along: otherwise a stolen session token, which cannot read a secret, could
+    point the provider at its own server and receive the secret with the next send."""
+    before, after = destination(kind, stored), destination(kind, cleaned)
+    moved = [key for key in before if before[key] != after[key]]
+    kept = [key for key in outbound_secrets(kind) if stored.get(key) and key not in given]
+    if moved and kept:
+        raise ProviderInputError(f"config.{kept[0]}", f"changing config.{moved[0]} changes where the stored "
+                                                      f"'{kept[0]}' is sent: send '{kept[0]}' again with it")
+
+
 def public_config(provider: Provider) -> dict[str, Any]:
     """The config without its secrets (which keys are set is shown separately)."""
     secret = SECRET_FIELDS.get(provider.kind, ())
@@ -88,10 +102,14 @@ def create_provider(session: Session, account_id: int, data: dict[str, Any], all
 def update_provider(session: Session, account_id: int, provider_id: int, data: dict[str, Any],
                     allow_private: bool) -> Provider:
     """Change the given fields. ``config`` keys given replace stored ones; secrets
-    not given are kept, so a client never has to send them back."""
+    not given are kept, so a client need not send them back, unless the change
+    sends them somewhere else (DESTINATION_FIELDS): then they must be given too."""
     provider = get_provider(session, account_id, provider_id)
     if "config" in data:
-        provider.config = _clean(provider.kind, {**(provider.config or {}), **data["config"]}, allow_private)
+        stored = provider.config or {}
+        cleaned = _clean(provider.kind, {**stored, **data["config"]}, allow_private)
+        _require_secrets_to_move(provider.kind, stored, data["config"], cleaned)
+        provider.config = cleaned
     for name in ("name", "priority", "weight", "enabled", "max_per_second"):
         if name in data:
             setattr(provider, name, data[name])

@@ -7,7 +7,12 @@ the server offers PIPELINING (RFC 2920; Postfix and the big providers do), MAIL,
 RCPT and DATA go in one write and their replies are read together: two round
 trips a message instead of four, and about a quarter of smtplib's CPU. When the
 send batch says which message comes next (``expect``), that one's envelope goes
-in the same write as this one's content: one round trip a message."""
+in the same write as this one's content: one round trip a message.
+
+A relay an account configured is checked by the SSRF guard each time a
+connection opens (once a batch, not once a message), and the connection goes to
+an address checked, while STARTTLS and implicit TLS still verify the host name:
+a name that resolved public when saved may resolve to loopback now."""
 from __future__ import annotations
 
 import re
@@ -19,11 +24,13 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from functools import cache
 from types import TracebackType
+from typing import Any
 
 from delivery.errors import (DeliveryError, PermanentDeliveryError, RejectedMessageError, TransientDeliveryError,
                              UnconfirmedDeliveryError)
 from delivery.mime import BuiltMessage
 from delivery.status_codes import blames_address, blames_us, enhanced_code
+from webhooks.guard import HostCheck, UnsafeTargetError, connect_pinned
 
 
 @dataclass(frozen=True)
@@ -96,11 +103,40 @@ def _classify(code: int, text: bytes | str, stage: str) -> DeliveryError:
     return PermanentDeliveryError(reply) if blames_address(*enhanced) else RejectedMessageError(reply)
 
 
-class SmtpTransport:
-    """Use as a context manager; ``send`` returns the Message-ID the server accepted."""
+class _Pinned(smtplib.SMTP):
+    """smtplib connecting to the addresses the SSRF guard checked rather than to a
+    fresh lookup of the name. smtplib keeps the name (``_host``) for STARTTLS's and
+    SMTPS's SNI and certificate check, so only the socket's address changes."""
 
-    def __init__(self, config: SmtpConfig) -> None:
+    _addresses: list[str] | None = None
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        if not self._addresses:
+            return super()._get_socket(host, port, timeout)  # type: ignore[misc, no-any-return]
+        return connect_pinned(self._addresses, port, timeout, self.source_address)
+
+
+class _PinnedSMTP(_Pinned):
+    def __init__(self, addresses: list[str] | None, *args: Any, **kwargs: Any) -> None:
+        self._addresses = addresses
+        super().__init__(*args, **kwargs)
+
+
+class _PinnedSMTPSSL(smtplib.SMTP_SSL, _Pinned):
+    # SMTP_SSL wraps the socket _Pinned made (the MRO puts _Pinned between it and SMTP).
+    def __init__(self, addresses: list[str] | None, *args: Any, **kwargs: Any) -> None:
+        self._addresses = addresses
+        super().__init__(*args, **kwargs)
+
+
+class SmtpTransport:
+    """Use as a context manager; ``send`` returns the Message-ID the server accepted.
+    ``check`` is the SSRF guard's, for a relay an account configured; None for the
+    operator's own (SMTP_*)."""
+
+    def __init__(self, config: SmtpConfig, check: HostCheck | None = None) -> None:
         self.config = config
+        self.check = check
         self._client: smtplib.SMTP | None = None
         # Envelopes (sender, recipient): of the message the batch announced next
         # (see expect), and of the one whose DATA the server answered with 354
@@ -124,13 +160,14 @@ class SmtpTransport:
         server or our settings, never the recipient, so another provider may be
         tried and nobody is recorded as a bounce."""
         cfg = self.config
+        addresses = self._checked_addresses()
         client: smtplib.SMTP | None = None
         try:
             if cfg.use_ssl:
-                client = smtplib.SMTP_SSL(cfg.host, cfg.port, _local_hostname(), timeout=cfg.timeout,
-                                          context=ssl.create_default_context())
+                client = _PinnedSMTPSSL(addresses, cfg.host, cfg.port, _local_hostname(), timeout=cfg.timeout,
+                                        context=ssl.create_default_context())
             else:
-                client = smtplib.SMTP(cfg.host, cfg.port, _local_hostname(), timeout=cfg.timeout)
+                client = _PinnedSMTP(addresses, cfg.host, cfg.port, _local_hostname(), timeout=cfg.timeout)
                 if cfg.use_tls:
                     client.starttls(context=ssl.create_default_context())
             if cfg.username:
@@ -148,6 +185,16 @@ class SmtpTransport:
         if client is not None:
             client.close()  # else the half-open session keeps its socket as long as the error is kept
         raise TransientDeliveryError(error)
+
+    def _checked_addresses(self) -> list[str] | None:
+        """Where this connection may go: the host's addresses the check accepted
+        (one lookup per connection), or None to let smtplib resolve the operator's."""
+        if self.check is None:
+            return None
+        try:
+            return self.check(self.config.host, self.config.port)
+        except UnsafeTargetError as exc:
+            raise TransientDeliveryError(f"refused to connect to {self.config.host}: {exc}") from None
 
     def expect(self, upcoming: tuple[EmailMessage, str, str] | None) -> None:
         """Say which message this transport will most likely be given next (its

@@ -92,6 +92,26 @@ def settings() -> Any:
     return load_settings()
 
 
+@pytest.fixture
+def private_providers_allowed() -> Iterator[None]:
+    """Let accounts' providers reach loopback, where the tests run their servers:
+    ESEQ_WEBHOOK_ALLOW_PRIVATE through the environment, as an operator would, for the
+    send path in this process (the API's app keeps its session settings)."""
+    from settings import get_settings
+
+    previous = os.environ.get("ESEQ_WEBHOOK_ALLOW_PRIVATE")
+    os.environ["ESEQ_WEBHOOK_ALLOW_PRIVATE"] = "true"
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("ESEQ_WEBHOOK_ALLOW_PRIVATE", None)
+        else:
+            os.environ["ESEQ_WEBHOOK_ALLOW_PRIVATE"] = previous
+        get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def app(settings: Any) -> Any:
     from web.app import create_app

@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import http.client
 import json
-import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from accounts.webhook_secret import StoredSecrets, stored_secrets
 from delivery.outbox import backoff
 from models import WebhookDelivery
 from sequencing.claims import OutboxRedispatch
-from webhooks.guard import UnsafeTargetError, check_target
+from webhooks.guard import UnsafeTargetError, check_target, pinned_opener
 
 LEASE = timedelta(minutes=2)
 DISPATCH_LEASE = timedelta(seconds=60)
@@ -71,40 +70,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _pinned(http_class, address: str):  # type: ignore[no-untyped-def]
-    """``http_class`` connecting to ``address`` whatever its host name resolves to
-    now; the Host header, TLS SNI and certificate check still use the name."""
-    def connection(*args, **kwargs):  # type: ignore[no-untyped-def]
-        conn = http_class(*args, **kwargs)
-        conn._create_connection = lambda target, *a, **kw: socket.create_connection((address, target[1]), *a, **kw)
-        return conn
-    return connection
-
-
-class _PinnedHandler:
-    """Connect to the address the SSRF guard checked, not to a second lookup's
-    answer (DNS rebinding). Through an operator's proxy the proxy connects."""
-
-    def __init__(self, address: str) -> None:
-        super().__init__()
-        self.address = address
-
-    def do_open(self, http_class, req, **kwargs):  # type: ignore[no-untyped-def]
-        if not (req.has_proxy() or getattr(req, "_tunnel_host", None)):
-            http_class = _pinned(http_class, self.address)
-        return super().do_open(http_class, req, **kwargs)  # type: ignore[misc]
-
-
-class _PinnedHTTPHandler(_PinnedHandler, urllib.request.HTTPHandler):
-    pass
-
-
-class _PinnedHTTPSHandler(_PinnedHandler, urllib.request.HTTPSHandler):
-    pass
-
-
-def _opener(address: str) -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(_NoRedirect, _PinnedHTTPHandler(address), _PinnedHTTPSHandler(address))
+def _opener(addresses: list[str]) -> urllib.request.OpenerDirector:
+    return pinned_opener(addresses, _NoRedirect)
 
 
 def claim(session: Session, ids: list[int], now: datetime, lease: timedelta = LEASE) -> list[Call]:
@@ -140,7 +107,7 @@ def call(c: Call, secret_key: str, now: datetime, allow_private: bool) -> CallRe
         SIGNATURE_HEADER: sign(c.signing.in_force(secret_key, c.account_id, now), c.body, int(now.timestamp())),
         "X-Eseq-Delivery": str(c.delivery_id)})
     try:
-        with _opener(addresses[0]).open(request, timeout=TIMEOUT_SECONDS) as response:
+        with _opener(addresses).open(request, timeout=TIMEOUT_SECONDS) as response:
             return CallResult(c.delivery_id, c.attempts, response.status, None)
     except urllib.error.HTTPError as exc:
         # 4xx other than 408/409/425/429 means the receiver refuses this call; retrying won't help.

@@ -11,6 +11,7 @@ Mailgun v: variables, SES the raw header), so duplicates can be recognised and
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from delivery.providers.postmark import PostmarkConfig, PostmarkTransport
 from delivery.providers.sendgrid import SendgridConfig, SendgridTransport
 from delivery.providers.ses import SesConfig, SesTransport, is_region
 from delivery.smtp import SmtpConfig, SmtpTransport
+from webhooks.guard import HostCheck
 
 CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
     "smtp": ("host", "port", "username", "password", "use_tls", "use_ssl", "allow_plaintext_auth", "timeout"),
@@ -47,6 +49,16 @@ SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "mailgun": ("api_key", "webhook_signing_key"),
     "ses": ("secret_access_key", "session_token"),
 }
+# Keys that decide where a provider's credentials are sent, or whether encrypted:
+# changing one takes the credentials sent again (provider_admin), so that whoever
+# can edit a provider without knowing its secrets cannot redirect them to himself.
+DESTINATION_FIELDS: dict[str, tuple[str, ...]] = {
+    "smtp": ("host", "port", "use_tls", "use_ssl"),
+    "sendgrid": ("base_url",),
+    "postmark": ("base_url",),
+    "mailgun": ("base_url",),
+    "ses": ("region", "base_url"),
+}
 _BOOLEANS = {"use_tls", "use_ssl", "allow_plaintext_auth"}
 # Keys that only decide what validation accepts: no transport takes them.
 _VALIDATION_ONLY = {"allow_plaintext_auth"}
@@ -62,13 +74,31 @@ class ConfigKeyError(ValueError):
         self.key = key
 
 
-_BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "smtp": lambda c: SmtpTransport(SmtpConfig(**c)),
-    "sendgrid": lambda c: SendgridTransport(SendgridConfig(**c)),
-    "postmark": lambda c: PostmarkTransport(PostmarkConfig(**c)),
-    "mailgun": lambda c: MailgunTransport(MailgunConfig(**c)),
-    "ses": lambda c: SesTransport(SesConfig(**c)),
+_BUILDERS: dict[str, Callable[[dict[str, Any], HostCheck | None], Any]] = {
+    "smtp": lambda c, check: SmtpTransport(SmtpConfig(**c), check),
+    "sendgrid": lambda c, check: SendgridTransport(SendgridConfig(**c), check),
+    "postmark": lambda c, check: PostmarkTransport(PostmarkConfig(**c), check),
+    "mailgun": lambda c, check: MailgunTransport(MailgunConfig(**c), check),
+    "ses": lambda c, check: SesTransport(SesConfig(**c), check),
 }
+
+
+_CONFIGS: dict[str, type] = {"smtp": SmtpConfig, "sendgrid": SendgridConfig, "postmark": PostmarkConfig,
+                              "mailgun": MailgunConfig, "ses": SesConfig}
+
+
+def destination(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The DESTINATION_FIELDS of a config as the transport will use them (a key
+    left out means its default), so that sending a default explicitly is no change."""
+    defaults = {f.name: f.default for f in dataclasses.fields(_CONFIGS[kind])
+                if f.default is not dataclasses.MISSING}
+    return {key: config.get(key, defaults.get(key)) for key in DESTINATION_FIELDS[kind]}
+
+
+def outbound_secrets(kind: str) -> tuple[str, ...]:
+    """The secrets a transport sends to the provider (webhook_* ones only check
+    what the provider sends us)."""
+    return tuple(key for key in SECRET_FIELDS.get(kind, ()) if not key.startswith("webhook_"))
 
 
 def _check(kind: str, key: str, value: Any) -> None:
@@ -134,9 +164,11 @@ def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-def build_transport(kind: str, config: dict[str, Any], name: str) -> Any:
-    """A transport for one provider row; ``name`` is what outcomes are recorded under."""
+def build_transport(kind: str, config: dict[str, Any], name: str, check: HostCheck | None = None) -> Any:
+    """A transport for one provider row; ``name`` is what outcomes are recorded under.
+    ``check`` (webhooks.guard.host_check) vets each connection's host when it is made,
+    for a provider an account configured; None trusts the host (the operator's)."""
     # The webhook_* keys verify the provider's events coming in; sending needs none.
     cleaned = {k: v for k, v in validate_config(kind, config).items()
                if not k.startswith("webhook_") and k not in _VALIDATION_ONLY}
-    return _BUILDERS[kind]({**cleaned, "name": name})
+    return _BUILDERS[kind]({**cleaned, "name": name}, check)

@@ -8,6 +8,10 @@ UnconfirmedDeliveryError: the provider may have taken the message.
 Redirects are refused because following one would replay an authenticated POST
 (with its API key) to wherever the Location points; a provider that moved its
 endpoint is a configuration problem, reported as such.
+
+A provider an account configured is checked by the SSRF guard on every request,
+not only when it was saved, and the request goes to the address checked: a name
+that resolved public then may resolve to loopback or a metadata service now.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from delivery.errors import DeliveryError, ThrottledError, TransientDeliveryError, UnconfirmedDeliveryError
+from webhooks.guard import HostCheck, UnsafeTargetError, pinned_opener
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -56,14 +61,29 @@ class Response:
         return self.body[:limit].decode("utf-8", errors="replace").strip()
 
 
-def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
+def _opener(url: str, check: HostCheck | None) -> urllib.request.OpenerDirector:
+    """The opener for one request: pinned to an address ``check`` accepted, or, for
+    a provider the operator configured (no check), the plain one."""
+    if check is None:
+        return NO_REDIRECTS
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        addresses = check(parts.hostname or "", port)
+    except (UnsafeTargetError, ValueError) as exc:
+        raise TransientDeliveryError(f"refused to connect to {parts.hostname}: {exc}") from None
+    return pinned_opener(addresses, _RefuseRedirects)
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout: float, check: HostCheck | None = None) -> Response:
     """POST and return whatever status came back; raise TransientDeliveryError only
-    when no answer came (refused, reset, timeout, garbled response), as
-    UnconfirmedDeliveryError once the request had gone out."""
+    when no answer came (refused, reset, timeout, garbled response, a host the SSRF
+    ``check`` refuses), as UnconfirmedDeliveryError once the request had gone out."""
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     host = urlsplit(url).netloc
+    opener = _opener(url, check)
     try:
-        with NO_REDIRECTS.open(request, timeout=timeout) as answer:
+        with opener.open(request, timeout=timeout) as answer:
             return Response(answer.status, answer.headers, answer.read())
     except urllib.error.HTTPError as exc:
         with exc:
@@ -144,10 +164,12 @@ def provider_failure(provider: str, response: Response, detail: str = "") -> Del
 
 class HttpTransport:
     """What every HTTP adapter shares: the provider's name, use as a context
-    manager, and nothing to close (one request per message, no connection held)."""
+    manager, nothing to close (one request per message, no connection held), and
+    the SSRF check each request's host gets (None: the operator configured it)."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, check: HostCheck | None = None) -> None:
         self.config = config
+        self.check = check
 
     @property
     def name(self) -> str:

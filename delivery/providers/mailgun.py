@@ -74,7 +74,7 @@ class MailgunTransport(http.HttpTransport):
         response = http.post(url, body, {
             "Authorization": f"Basic {token}",
             "Content-Type": "application/x-www-form-urlencoded",
-        }, cfg.timeout)
+        }, cfg.timeout, self.check)
         if response.status == 200:
             return str(response.json().get("id") or message["Message-ID"])
         raise classify(response)

@@ -81,7 +81,7 @@ class PostmarkTransport(http.HttpTransport):
             "Accept": "application/json",
             "Content-Type": "application/json",
             "X-Postmark-Server-Token": cfg.server_token,
-        }, cfg.timeout)
+        }, cfg.timeout, self.check)
         answer = response.json() if response.status == 200 else {}
         if response.status == 200 and answer.get("ErrorCode", 0) == 0:
             return str(answer.get("MessageID") or message["Message-ID"])

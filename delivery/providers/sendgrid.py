@@ -73,7 +73,7 @@ class SendgridTransport(http.HttpTransport):
         response = http.post(self.config.base_url.rstrip("/") + "/v3/mail/send", body, {
             "Authorization": f"Bearer {self.config.api_key}",
             "Content-Type": "application/json",
-        }, self.config.timeout)
+        }, self.config.timeout, self.check)
         if response.status == 202:
             # Accepted is accepted: without the header, fall back to our Message-ID
             # rather than raise and have the message sent again.

@@ -111,7 +111,7 @@ class SesTransport(http.HttpTransport):
         headers = sigv4.sign("POST", url, {"Content-Type": "application/json"}, body,
                              access_key_id=cfg.access_key_id, secret_access_key=cfg.secret_access_key,
                              region=cfg.region, service="ses", session_token=cfg.session_token)
-        response = http.post(url, body, headers, cfg.timeout)
+        response = http.post(url, body, headers, cfg.timeout, self.check)
         if response.status == 200:
             return str(response.json().get("MessageId") or message["Message-ID"])
         raise classify(response)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 import ssl
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
@@ -36,7 +36,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from delivery.errors import DeliveryError, TransientDeliveryError
 from delivery.smtp import SmtpConfig, SmtpTransport
+from tests.support.dns import rebinding
 from tests.support.smtp import free_port
+from webhooks.guard import host_check
 
 USERNAME = "mailer@news.example"
 PASSWORD = "correct horse battery staple"
@@ -312,3 +314,41 @@ def test_a_configuration_asking_for_starttls_fails_on_a_server_that_does_not_off
 
     assert handler.deliveries == []
     assert handler.logins == []
+
+
+# --- connected to the address the SSRF guard checked ---------------------------------
+
+@TLS_MODES
+def test_a_relay_reached_at_its_checked_address_still_verifies_the_certificate_for_its_name(
+        mode: str, certificates: Certificates, start_server: StartServer, monkeypatch: pytest.MonkeyPatch,
+        message: EmailMessage) -> None:
+    # mail.example answers 127.0.0.1 to the guard and 127.0.0.2 (nothing there) after;
+    # the server's certificate names mail.example only.
+    handler = Handler()
+    port = start_server(handler, **tls_server(mode, certificates.elsewhere))
+    trust(monkeypatch, certificates.elsewhere)
+    rebinding(monkeypatch, "mail.example", "127.0.0.1", "127.0.0.2")
+
+    with SmtpTransport(replace(tls_client(mode, port), host="mail.example"), host_check(True)) as smtp:
+        smtp.send(message, SENDER, RECIPIENT)
+
+    assert [(d.recipients, d.credentials) for d in handler.deliveries] == [
+        ([RECIPIENT], (USERNAME.encode(), PASSWORD.encode()))]
+
+
+@TLS_MODES
+def test_a_relay_reached_at_its_checked_address_refuses_a_certificate_for_the_address_not_the_name(
+        mode: str, certificates: Certificates, start_server: StartServer, monkeypatch: pytest.MonkeyPatch,
+        message: EmailMessage) -> None:
+    # The certificate is good for 127.0.0.1, where the connection goes, but not for
+    # mail.example, the name configured: the name is what must be verified.
+    handler = Handler()
+    port = start_server(handler, **tls_server(mode, certificates.server))
+    trust(monkeypatch, certificates.server)
+    rebinding(monkeypatch, "mail.example", "127.0.0.1")
+
+    with SmtpTransport(replace(tls_client(mode, port), host="mail.example"), host_check(True)) as smtp:
+        with pytest.raises(TransientDeliveryError, match="SSLCertVerificationError"):
+            smtp.send(message, SENDER, RECIPIENT)
+
+    assert handler.deliveries == [] and handler.logins == []

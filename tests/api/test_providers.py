@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from delivery.providers import SECRET_FIELDS
 from models import Provider, db
+from tests.support.dns import rebinding
 
 SENDGRID = {"name": "sg", "kind": "sendgrid", "priority": 1, "config": {"api_key": "SG.secret-value"}}
 SMTP = {"name": "relay", "kind": "smtp", "priority": 2,
@@ -33,11 +37,11 @@ def test_a_patch_keeps_secrets_it_does_not_send_and_can_reset_the_circuit(client
     with db.session_scope() as s:
         p = s.get(Provider, pid)
         p.circuit_state, p.consecutive_failures = "open", 7
-    response = client.patch(f"/api/v1/providers/{pid}", json={"config": {"port": 2525}, "reset_circuit": True,
+    response = client.patch(f"/api/v1/providers/{pid}", json={"config": {"timeout": 20}, "reset_circuit": True,
                                                                "domains": ["Gmail.com"]}, headers=alice.headers)
     assert response.status_code == 200
     body = response.get_json()
-    assert body["config"]["port"] == 2525 and body["domains"] == ["gmail.com"]
+    assert body["config"]["timeout"] == 20 and body["domains"] == ["gmail.com"]
     assert body["health"] == {**body["health"], "circuit_state": "closed", "consecutive_failures": 0}
     with db.session_scope() as s:
         assert s.get(Provider, pid).config["password"] == "smtp-secret"
@@ -155,3 +159,103 @@ def test_turning_tls_off_under_stored_credentials_is_refused(client, alice):
 def test_smtp_without_credentials_needs_no_tls(client, alice):
     relay = {**SMTP, "config": {"host": "93.184.216.34", "port": 25}}
     assert client.post("/api/v1/providers", json=relay, headers=alice.headers).status_code == 201
+
+
+# Each kind with every secret it sends set, and changes of where (or how) they go.
+WITH_SECRETS = {
+    "smtp": SMTP["config"],
+    "sendgrid": {"api_key": "SG.secret-value"},
+    "postmark": {"server_token": "pm-secret", "webhook_password": "hook-secret"},
+    "mailgun": {"api_key": "mg-secret", "domain": "mg.acme.test"},
+    "ses": {**SES["config"], "session_token": "ses-token"},
+}
+MOVES = [
+    ("smtp", {"host": "93.184.216.35"}, "password"),
+    ("smtp", {"port": 2525}, "password"),
+    ("smtp", {"use_ssl": True, "use_tls": False, "port": 465}, "password"),
+    ("sendgrid", {"base_url": "https://93.184.216.35"}, "api_key"),
+    ("postmark", {"base_url": "https://93.184.216.35"}, "server_token"),
+    ("mailgun", {"base_url": "https://93.184.216.35"}, "api_key"),
+    ("ses", {"region": "us-east-1"}, "secret_access_key"),
+    ("ses", {"base_url": "https://93.184.216.35"}, "secret_access_key"),
+]
+
+
+def add(client, tenant, kind: str) -> int:
+    response = client.post("/api/v1/providers", json={"name": kind, "kind": kind, "config": WITH_SECRETS[kind]},
+                           headers=tenant.headers)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+def stored_config(pid: int) -> dict:
+    with db.session_scope() as s:
+        return dict(s.get(Provider, pid).config)
+
+
+@pytest.mark.parametrize("kind, move, secret", MOVES)
+def test_changing_where_a_stored_secret_goes_without_sending_it_again_is_refused_by_its_name(
+        client, alice, kind, move, secret):
+    pid = add(client, alice, kind)
+    before = stored_config(pid)
+
+    response = client.patch(f"/api/v1/providers/{pid}", json={"config": move, "name": "moved"}, headers=alice.headers)
+
+    assert response.status_code == 422
+    assert list(response.get_json()["errors"]["json"]) == [f"config.{secret}"]
+    assert WITH_SECRETS[kind][secret] not in response.get_data(as_text=True)
+    assert stored_config(pid) == before
+    assert client.get(f"/api/v1/providers/{pid}", headers=alice.headers).get_json()["name"] == kind
+
+
+@pytest.mark.parametrize("kind, move, secret", MOVES)
+def test_changing_where_a_secret_goes_is_accepted_with_every_secret_sent_again(client, alice, kind, move, secret):
+    pid = add(client, alice, kind)
+    # Every secret the transport sends, with new values; the webhook ones may stay.
+    resent = {key: f"new-{key}" for key in ("password", "api_key", "server_token", "secret_access_key",
+                                            "session_token") if key in WITH_SECRETS[kind]}
+    response = client.patch(f"/api/v1/providers/{pid}", json={"config": {**move, **resent}}, headers=alice.headers)
+
+    assert response.status_code == 200, response.get_json()
+    assert stored_config(pid) == {**WITH_SECRETS[kind], **move, **resent}
+
+
+def test_an_ses_session_token_kept_behind_is_named_too(client, alice):
+    pid = add(client, alice, "ses")
+    response = client.patch(f"/api/v1/providers/{pid}", json={"config": {
+        "region": "us-east-1", "secret_access_key": "new-secret"}}, headers=alice.headers)
+    assert response.status_code == 422
+    assert list(response.get_json()["errors"]["json"]) == ["config.session_token"]
+    assert stored_config(pid)["region"] == "eu-west-1"
+
+
+@pytest.mark.parametrize("kind, same", [
+    ("smtp", {"host": "93.184.216.34", "port": 587, "use_tls": True, "use_ssl": False}),
+    ("sendgrid", {"base_url": "https://api.sendgrid.com"}),  # the default, now said out loud
+    ("ses", {"region": "eu-west-1"}),
+])
+def test_sending_the_same_destination_again_needs_no_secret(client, alice, kind, same, monkeypatch):
+    rebinding(monkeypatch, "api.sendgrid.com", "93.184.216.34")  # no DNS here: the save-time check's answer
+    pid = add(client, alice, kind)
+    response = client.patch(f"/api/v1/providers/{pid}", json={"config": same}, headers=alice.headers)
+    assert response.status_code == 200, response.get_json()
+    assert stored_config(pid) == {**WITH_SECRETS[kind], **same}
+
+
+def test_a_provider_with_no_secret_stored_can_be_moved_freely(client, alice):
+    pid = client.post("/api/v1/providers", json={**SMTP, "config": {"host": "93.184.216.34", "port": 25}},
+                      headers=alice.headers).get_json()["id"]
+    response = client.patch(f"/api/v1/providers/{pid}", json={"config": {"host": "93.184.216.35"}},
+                            headers=alice.headers)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("kind", WITH_SECRETS)
+def test_reading_a_provider_never_shows_a_secret(client, alice, kind):
+    pid = add(client, alice, kind)
+    secrets = [v for k, v in WITH_SECRETS[kind].items() if k in SECRET_FIELDS[kind]]
+    assert secrets
+    for response in (client.get(f"/api/v1/providers/{pid}", headers=alice.headers),
+                     client.get("/api/v1/providers", headers=alice.headers)):
+        assert response.status_code == 200
+        assert not [s for s in secrets if s in response.get_data(as_text=True)]

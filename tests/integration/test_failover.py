@@ -14,6 +14,9 @@ from models.base import utcnow
 from tests.support.sending import account_of, queue_emails, send_in_process, statuses
 from tests.support.smtp import SilentAfterData, SmtpServer, free_port
 
+# The providers these tests add listen on loopback: the operator allows private targets.
+pytestmark = pytest.mark.usefixtures("private_providers_allowed")
+
 
 def add_provider(account_id: int, name: str, port: int, priority: int, timeout: float = 5) -> int:
     with db.session_scope() as s:

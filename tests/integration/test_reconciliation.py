@@ -30,6 +30,9 @@ from tests.support.provider_signing import SG_PUBLIC, sendgrid_headers
 from tests.support.sending import queue_emails, send_in_process
 from tests.support.smtp import SmtpServer
 
+# The providers these tests add listen on loopback: the operator allows private targets.
+pytestmark = pytest.mark.usefixtures("private_providers_allowed")
+
 LEASE = timedelta(seconds=300)  # ESEQ_LEASE_SECONDS' default, which the test run keeps
 GRACE = timedelta(seconds=600)  # ESEQ_RECONCILE_SECONDS' default
 

@@ -92,7 +92,9 @@ class ProviderById(MethodView):
     @blp.response(200, ProviderSchema)
     @blp.doc(security=SECURITY)
     def patch(self, data: dict[str, Any], provider_id: int) -> _Shown:
-        """Change fields; config secrets not sent are kept."""
+        """Change fields; config secrets not sent are kept, unless the change moves
+        where they are sent (host, port, TLS, base_url, region): then 422 naming a
+        stored secret to send again with it."""
         session = get_db()
         with _errors:
             provider = admin.update_provider(session, current_account_id(), provider_id, data, _allow_private())

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from core.netguard import host_check
 from delivery.circuits import load_routes, reserve_sends
 from delivery.dkim import DkimKey
 from delivery.group_commit import Recording
@@ -32,7 +33,6 @@ from models import db
 from models.db import session_scope
 from settings import Settings
 from warming.quota import WarmingGate, engaged_recipients, load_plans
-from webhooks.guard import host_check
 
 
 def default_route(s: Settings) -> Route | None:

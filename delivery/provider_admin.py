@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from core.netguard import UnsafeTargetError, check_target
 from delivery.providers import (SECRET_FIELDS, ConfigKeyError, destination, outbound_secrets, require_encrypted_auth,
                                 validate_config)
 from models import Provider
-from webhooks.guard import UnsafeTargetError, check_target
 
 
 class ProviderInputError(ValueError):

@@ -26,11 +26,11 @@ from functools import cache
 from types import TracebackType
 from typing import Any
 
+from core.netguard import HostCheck, UnsafeTargetError, connect_pinned
 from delivery.errors import (DeliveryError, PermanentDeliveryError, RejectedMessageError, TransientDeliveryError,
                              UnconfirmedDeliveryError)
 from delivery.mime import BuiltMessage
 from delivery.status_codes import blames_address, blames_us, enhanced_code
-from webhooks.guard import HostCheck, UnsafeTargetError, connect_pinned
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from core.netguard import HostCheck
 from delivery.providers.mailgun import MailgunConfig, MailgunTransport
 from delivery.providers.postmark import PostmarkConfig, PostmarkTransport
 from delivery.providers.sendgrid import SendgridConfig, SendgridTransport
 from delivery.providers.ses import SesConfig, SesTransport, is_region
 from delivery.smtp import SmtpConfig, SmtpTransport
-from webhooks.guard import HostCheck
 
 CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
     "smtp": ("host", "port", "username", "password", "use_tls", "use_ssl", "allow_plaintext_auth", "timeout"),
@@ -166,7 +166,7 @@ def validate_config(kind: str, config: dict[str, Any]) -> dict[str, Any]:
 
 def build_transport(kind: str, config: dict[str, Any], name: str, check: HostCheck | None = None) -> Any:
     """A transport for one provider row; ``name`` is what outcomes are recorded under.
-    ``check`` (webhooks.guard.host_check) vets each connection's host when it is made,
+    ``check`` (core.netguard.host_check) vets each connection's host when it is made,
     for a provider an account configured; None trusts the host (the operator's)."""
     # The webhook_* keys verify the provider's events coming in; sending needs none.
     cleaned = {k: v for k, v in validate_config(kind, config).items()

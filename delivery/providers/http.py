@@ -26,8 +26,8 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.netguard import HostCheck, UnsafeTargetError, pinned_opener
 from delivery.errors import DeliveryError, ThrottledError, TransientDeliveryError, UnconfirmedDeliveryError
-from webhooks.guard import HostCheck, UnsafeTargetError, pinned_opener
 
 DEFAULT_TIMEOUT = 10.0
 

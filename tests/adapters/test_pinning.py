@@ -9,11 +9,11 @@ import json
 
 import pytest
 
+from core.netguard import host_check
 from delivery.errors import TransientDeliveryError
 from delivery.providers import build_transport
 from tests.support.dns import rebinding
 from tests.support.smtp import PipeliningHandler, SmtpServer
-from webhooks.guard import host_check
 
 SENDER, RECIPIENT = "alice@news.example", "bob@example.org"
 RELAY = "relay.rebind.test"

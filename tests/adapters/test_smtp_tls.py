@@ -34,11 +34,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from core.netguard import host_check
 from delivery.errors import DeliveryError, TransientDeliveryError
 from delivery.smtp import SmtpConfig, SmtpTransport
 from tests.support.dns import rebinding
 from tests.support.smtp import free_port
-from webhooks.guard import host_check
 
 USERNAME = "mailer@news.example"
 PASSWORD = "correct horse battery staple"

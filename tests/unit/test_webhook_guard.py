@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from webhooks.guard import UnsafeTargetError, check_target
+from core.netguard import UnsafeTargetError, check_target
 
 PUBLIC_V4 = "93.184.216.34"
 PUBLIC_V6 = "2606:2800:220:1:248:1893:25c8:1946"

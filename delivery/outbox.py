@@ -12,7 +12,6 @@ sending row whose lease ran out belongs to a dead worker and is picked up again.
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,9 +20,10 @@ from sqlalchemy import Row, and_, bindparam, case, func, or_, text, update
 from sqlalchemy.orm import Session
 
 from analytics.events import record_event
+from core.backoff import backoff
+from core.redispatch import OutboxRedispatch
 from models import Message
 from models.bulk import id_array
-from sequencing.claims import OutboxRedispatch
 
 SEND_LEASE = timedelta(minutes=5)
 # What recording an outcome reports when the claim no longer held its row: the
@@ -92,13 +92,6 @@ def claim_for_dispatch(session: Session, now: datetime, limit: int, lease: timed
     """Messages that need a send task: deferred ones now due, queued ones whose task
     was lost (Redis restarted), and sending ones whose worker died."""
     return _REDISPATCH.claim(session, now, limit, lease)
-
-
-def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
-    """Exponential backoff with jitter: 30 s, 1 min, 2 min ... capped at 6 h."""
-    base = min(30 * 2 ** max(attempts - 1, 0), 6 * 3600)
-    return timedelta(seconds=base * (rng or random).uniform(0.8, 1.2))
-
 
 
 def _owned(message_id: int, claim: datetime | None = None):  # type: ignore[no-untyped-def]

@@ -24,10 +24,10 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session
 
 from accounts.webhook_secret import StoredSecrets, stored_secrets
-from delivery.outbox import backoff
+from core.backoff import backoff
+from core.netguard import UnsafeTargetError, check_target, pinned_opener
+from core.redispatch import OutboxRedispatch
 from models import WebhookDelivery
-from sequencing.claims import OutboxRedispatch
-from webhooks.guard import UnsafeTargetError, check_target, pinned_opener
 
 LEASE = timedelta(minutes=2)
 DISPATCH_LEASE = timedelta(seconds=60)

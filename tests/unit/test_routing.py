@@ -100,7 +100,7 @@ def test_with_every_circuit_open_the_message_waits_for_the_first_reopening():
 def test_backoff_doubles_from_30_seconds_with_jitter_and_stops_at_six_hours():
     import random
 
-    from delivery.outbox import backoff
+    from core.backoff import backoff
 
     rng = random.Random(7)
     for attempts, base in ((1, 30), (2, 60), (3, 120), (10, 15_360), (11, 6 * 3600), (30, 6 * 3600)):

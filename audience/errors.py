@@ -23,15 +23,6 @@ class InvalidSubscriberError(AudienceError):
         self.errors = errors
 
 
-class InvalidFieldError(ValueError):
-    """One field's value is unusable; ``field`` names it (``tags.2``, ``attributes.plan``)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
 class ImportPayloadError(AudienceError):
     """The uploaded import cannot be accepted as a whole (not CSV/JSON, no email
     column, empty); ``field`` names what was wrong."""

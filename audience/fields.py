@@ -14,7 +14,7 @@ from zoneinfo import available_timezones
 
 from email_validator import EmailNotValidError, validate_email
 
-from audience.errors import InvalidFieldError
+from core.errors import InvalidFieldError
 
 NAME_MAX = 200  # the columns' length
 TAG_MAX = 64

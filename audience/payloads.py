@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audience import fields as f
-from audience.errors import ImportPayloadError, ImportTooLargeError, InvalidFieldError
+from audience.errors import ImportPayloadError, ImportTooLargeError
+from core.errors import InvalidFieldError
 
 FORMATS = ("csv", "json")
 MAX_BYTES = 50 * 1024 * 1024

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 from audience import fields as f
 from audience.errors import (
     DuplicateSubscriberError,
-    InvalidFieldError,
     InvalidSubscriberError,
     SubscriberNotFoundError,
 )
+from core.errors import InvalidFieldError
 from models import Subscriber
 from models.subscriber import SUBSCRIBER_STATUSES
 

@@ -58,15 +58,3 @@ class HeldError(TransientDeliveryError):
     """Not attempted: a limit (a provider's send rate, a warming cap) holds the
     message until ``retry_after``. It is not a failure, so it costs the message no
     attempt and counts against no provider's circuit."""
-
-
-class ProviderBusyError(Exception):
-    """A limit refuses this provider for now (delivery.routing's gates): its rate is
-    booked beyond the wait a batch accepts, or its warming cap is spent. ``stop``
-    forbids failing over to another provider (a warming plan's overflow stays with
-    the warming provider)."""
-
-    def __init__(self, retry_after: float, reason: str | None = None, stop: bool = False) -> None:
-        super().__init__(reason or f"send rate limit: next free slot in {retry_after:.1f} s")
-        self.retry_after = retry_after
-        self.stop = stop

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from delivery.errors import ProviderBusyError
+from core.errors import ProviderBusyError
 
 CHUNK_SECONDS = 0.05
 MAX_WAIT_SECONDS = 2.0

@@ -25,7 +25,8 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Protocol
 
-from delivery.errors import DeliveryError, HeldError, ProviderBusyError, TransientDeliveryError
+from core.errors import ProviderBusyError
+from delivery.errors import DeliveryError, HeldError, TransientDeliveryError
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from audience.errors import InvalidFieldError
 from audience.fields import normalise_email
+from core.errors import InvalidFieldError
+from core.validators import is_int
 from models import Enrollment, Subscriber
 from models.bulk import dialect_insert
-from sequencing.errors import MAX_INT, InvalidInputError, StateConflictError, is_int
+from sequencing.errors import MAX_INT, InvalidInputError, StateConflictError
 from sequencing.lifecycle import get_sequence
 
 MAX_PER_CALL = 10_000

@@ -11,6 +11,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from core.validators import is_int
+
 MAX_INT = 2**31 - 1  # the database's INTEGER: ids and positions beyond it can never match
 MAX_JSON_DEPTH = 20
 
@@ -41,11 +43,6 @@ class InvalidInputError(SequencingError):
     def __init__(self, errors: dict[str, list[str]]) -> None:
         super().__init__("Invalid value for: " + ", ".join(sorted(errors)))
         self.errors = errors
-
-
-def is_int(value: Any) -> bool:
-    """A JSON integer (``True`` is an int to Python, not to a user)."""
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class Problems:

@@ -36,8 +36,9 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from content.render import TemplateRenderError, check_template
+from core.validators import is_int
 from models.sequence import STEP_TYPES
-from sequencing.errors import MAX_INT, Problems, is_int
+from sequencing.errors import MAX_INT, Problems
 
 MAX_STEPS = 200
 MAX_VARIANTS = 10

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from audience.errors import InvalidFieldError
+from core.errors import InvalidFieldError
 
 
 class WarmingError(InvalidFieldError):

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from sequencing.errors import is_int
+from core.validators import is_int
 from warming.errors import ThresholdsError, is_number
 
 ACTIONS = ("advance", "hold", "step_back", "pause")  # least to most severe

@@ -29,7 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from analytics.events import ENGAGEMENT
-from delivery.errors import ProviderBusyError
+from core.errors import ProviderBusyError
 from models import Event, Message, WarmingDay, WarmingPlan
 from models.bulk import add_rows_ignoring_conflicts
 from warming.mailbox import group_of

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sequencing.errors import is_int
+from core.validators import is_int
 from warming.health import ACTIONS, Verdict
 
 STATUSES = ("warming", "held", "paused", "completed")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sequencing.errors import is_int
+from core.validators import is_int
 from warming.errors import ScheduleError
 
 CURVES = ("geometric", "linear", "custom")

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sequencing.errors import is_int
+from core.validators import is_int
 from warming.errors import ScheduleError
 
 DEFAULT_SENDING_HOURS = (8, 20)

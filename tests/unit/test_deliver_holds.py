@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 
-from delivery.errors import HeldError, ProviderBusyError, ThrottledError
+from core.errors import ProviderBusyError
+from delivery.errors import HeldError, ThrottledError
 from delivery.routing import Failover, Route
 from delivery.sender import Outgoing, deliver
 

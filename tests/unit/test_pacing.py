@@ -7,8 +7,9 @@ from email.message import EmailMessage
 
 import pytest
 
+from core.errors import ProviderBusyError
 from delivery.errors import HeldError
-from delivery.pacing import Pacer, ProviderBusyError, reserve_run
+from delivery.pacing import Pacer, reserve_run
 from delivery.routing import Failover, Route
 
 T0 = datetime(2026, 5, 4, 12, 0, tzinfo=timezone.utc)

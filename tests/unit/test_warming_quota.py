@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
-from delivery.errors import ProviderBusyError
+from core.errors import ProviderBusyError
 from delivery.routing import Route
 from warming import quota
 from warming.plan import PlanSettings, group_caps

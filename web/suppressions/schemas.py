@@ -6,8 +6,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
-from audience.errors import InvalidFieldError
 from audience.fields import normalise_email
+from core.errors import InvalidFieldError
 from delivery.suppressions import MANUAL_REASONS
 from web.validators import text
 

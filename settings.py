@@ -91,7 +91,7 @@ def _url(env: dict[str, str], name: str, schemes: tuple[str, ...]) -> str | None
 
 def _dkim(env: dict[str, str]) -> dict[str, str | bytes]:
     """DKIM_SELECTOR, DKIM_DOMAIN and DKIM_PRIVATE_KEY (PEM or a path): all or none."""
-    from delivery.dkim import DkimKeyError, is_dns_name, read_private_key
+    from core.dkim_keys import DkimKeyError, is_dns_name, read_private_key
 
     names = ("DKIM_SELECTOR", "DKIM_DOMAIN", "DKIM_PRIVATE_KEY")
     values = {name: (env.get(name) or "").strip() for name in names}
@@ -177,7 +177,7 @@ class Settings:
 
 
 def _dns_name(env: dict[str, str], name: str) -> str | None:
-    from delivery.dkim import is_dns_name
+    from core.dkim_keys import is_dns_name
 
     value = (env.get(name) or "").strip().lower()
     if not value:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from delivery.dkim import DkimKeyError, account_key, is_dns_name, parse_account_key, public_key_record
+from core.dkim_keys import DkimKeyError, is_dns_name, parse_account_key, public_key_record
+from delivery.dkim import account_key
 from models import Account
 
 

@@ -7,7 +7,7 @@ signatures, in the tests.
 The platform's key comes from the environment (DKIM_SELECTOR, DKIM_DOMAIN,
 DKIM_PRIVATE_KEY, checked once in settings) and reaches the sender through
 ``SenderIdentity``. An account may hold its own (``PUT /account/dkim``, checked by
-``parse_account_key``), which then signs its mail instead.
+core.dkim_keys.parse_account_key), which then signs its mail instead.
 
 We sign with relaxed/relaxed canonicalization: the signature is computed over our
 serialization of the message, and transports serialize it again (smtplib, SES raw
@@ -20,16 +20,12 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_private_key
 
+from core.dkim_keys import signing_key
 from delivery.mime import BuiltMessage
 
 # The headers a recipient relies on; List-Unsubscribe and its -Post are signed so
@@ -38,19 +34,9 @@ from delivery.mime import BuiltMessage
 # the signature, and its manual DKIM signing guide says not to sign them.
 SIGNED_HEADERS = ("From", "To", "Subject", "List-Unsubscribe", "List-Unsubscribe-Post", "MIME-Version",
                   "Content-Type")
-MIN_KEY_BITS = 1024  # what verifiers accept (RFC 8301); 2048 is the usual choice
-# RFC 8301 asks verifiers to handle keys up to 4096 bits; larger ones may not verify,
-# and each doubling makes every signature about eight times the CPU.
-MAX_ACCOUNT_KEY_BITS = 4096
 _WSP = re.compile(rb"[ \t]+")
 _LINE_END_WSP = re.compile(rb" (?=\r\n|$)")
 _FIELD = re.compile(rb"^([!-9;-~]+):([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)\r\n", re.MULTILINE)
-_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
-                   r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*$")
-
-
-class DkimKeyError(ValueError):
-    """The private key cannot be used for signing; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -68,65 +54,6 @@ def account_key(account: Any) -> DkimKey | None:
     return None
 
 
-def is_dns_name(value: str) -> bool:
-    return bool(_NAME.match(value))
-
-
-def read_private_key(value: str) -> bytes:
-    """The PEM for ``value``: the PEM itself (literal ``\\n`` accepted, as some
-    platforms cannot hold multi-line variables) or a path to a PEM file."""
-    text = value.strip()
-    if "-----BEGIN" not in text:
-        try:
-            text = Path(text).read_text().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DkimKeyError(f"is neither a PEM private key nor a readable file ({type(exc).__name__})") from None
-    pem = text.replace("\\n", "\n").replace("\r\n", "\n").strip().encode()
-    _check_key(pem)
-    return pem
-
-
-def parse_account_key(value: str) -> str:
-    """The PEM of an account's key as given through the API, or DkimKeyError.
-
-    Only the PEM itself: unlike the operator's variable, a path is never read."""
-    text = value.strip().replace("\r\n", "\n")
-    if not text.startswith("-----BEGIN"):
-        raise DkimKeyError("is not a private key in PEM form")
-    pem = text + "\n"
-    _check_key(pem.encode(), max_bits=MAX_ACCOUNT_KEY_BITS)
-    return pem
-
-
-def _check_key(pem: bytes, max_bits: int | None = None) -> None:
-    """Refuse (DkimKeyError) a key that verifiers would reject or that ``_signer``
-    cannot load. The operator's key and an account's go through this one check,
-    with the loader that signs, so a key accepted here does not fail every send
-    later; ``cryptography``'s errors on any input are its own few types."""
-    try:
-        # Unvalidated first, to name a key too short by its size even when its
-        # numbers do not agree either; _signer below validates it.
-        key = load_pem_private_key(pem, password=None, unsafe_skip_rsa_key_validation=True)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise DkimKeyError("is not an unencrypted RSA private key in PEM form") from None
-    if not isinstance(key, RSAPrivateKey):
-        raise DkimKeyError("is not an RSA private key")
-    if key.key_size < MIN_KEY_BITS:
-        raise DkimKeyError(f"is a {key.key_size}-bit key; verifiers reject keys under {MIN_KEY_BITS} bits")
-    if max_bits is not None and key.key_size > max_bits:
-        raise DkimKeyError(f"is a {key.key_size}-bit key; use at most {max_bits} bits")
-    try:
-        _signer(pem)
-    except ValueError:
-        raise DkimKeyError("is not a valid RSA private key (its numbers do not agree)") from None
-
-
-def public_key_record(private_key: bytes) -> str:
-    """The TXT record to publish at ``<selector>._domainkey.<domain>``."""
-    public = _signer(private_key).public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()
-
-
 def _relaxed_header(name: bytes, value: bytes) -> bytes:
     """RFC 6376 3.4.2: lower-case name, value unfolded, runs of whitespace made one
     space, none at either end."""
@@ -139,16 +66,6 @@ def _relaxed_body(body: bytes) -> bytes:
     empty lines at the end."""
     body = _LINE_END_WSP.sub(b"", _WSP.sub(b" ", body)).rstrip(b"\r\n")
     return body + b"\r\n" if body else b""
-
-
-# Loading a key costs milliseconds (cryptography checks it); one per account that
-# sends with its own, and the platform's, stay loaded.
-@lru_cache(maxsize=256)
-def _signer(private_key: bytes) -> RSAPrivateKey:
-    key = load_pem_private_key(private_key, password=None)
-    if not isinstance(key, RSAPrivateKey):
-        raise DkimKeyError("is not an RSA private key")
-    return key
 
 
 def signature_field(raw: bytes, key: DkimKey, names: list[str], now: float | None = None) -> bytes:
@@ -170,7 +87,7 @@ def signature_field(raw: bytes, key: DkimKey, names: list[str], now: float | Non
     unsigned, column = _fold_tags(b"DKIM-Signature:", tags)
     signed = b"".join(_relaxed_header(n, fields[n]) + b"\r\n" for n in covered)
     signed += _relaxed_header(b"dkim-signature", unsigned.split(b":", 1)[1])
-    signature = base64.b64encode(_signer(key.private_key).sign(signed, padding.PKCS1v15(), hashes.SHA256()))
+    signature = base64.b64encode(signing_key(key.private_key).sign(signed, padding.PKCS1v15(), hashes.SHA256()))
     folded, _ = _fold_tags(unsigned, [signature[i:i + 8] for i in range(0, len(signature), 8)], column)
     return folded + b"\r\n"
 

@@ -13,7 +13,8 @@ from email.message import EmailMessage
 import dkim
 import pytest
 
-from delivery.dkim import DkimKey, read_private_key, sign_message
+from core.dkim_keys import read_private_key
+from delivery.dkim import DkimKey, sign_message
 from delivery.mime import Envelope, build_message
 from settings import ConfigError, load_settings
 

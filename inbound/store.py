@@ -32,6 +32,7 @@ from inbound.events import NormalizedEvent, storable, storable_text
 from models import InboundEvent, Message, Provider
 from models.bulk import insert_ignoring_conflicts
 from models.inbound_event import NO_ACCOUNT, InboundNonce, account_key
+from sequencing.wakeups import wake_recorded
 
 # kind -> (subscriber status, suppression reason) for events that stop all sending.
 _STOPS = {"complained": ("complained", "complained"), "unsubscribed": ("unsubscribed", "unsubscribed")}
@@ -130,10 +131,11 @@ def apply_event(session: Session, row: InboundEvent, now: datetime) -> str:
     for key in ("recipient", "reason"):
         if (row.payload or {}).get(key):
             properties[key] = row.payload[key]
-    record_event(session, account_id=message.account_id, subscriber_id=message.subscriber_id, name=row.kind,
-                 now=now, message_id=message.id, source=row.provider, properties=properties,
-                 dedup_key=_dedup_key(row.kind, message.id, row.provider, row.provider_event_id),
-                 occurred_at=row.occurred_at or now)
+    recorded = record_event(session, account_id=message.account_id, subscriber_id=message.subscriber_id,
+                            name=row.kind, now=now, message_id=message.id, source=row.provider, properties=properties,
+                            dedup_key=_dedup_key(row.kind, message.id, row.provider, row.provider_event_id),
+                            occurred_at=row.occurred_at or now)
+    wake_recorded(session, recorded, now)  # an open or a click a condition may wait on
     if row.kind == "bounced" and row.bounce_type == "hard":
         stop_sending(session, message, "bounced", "bounced", now)
     elif row.kind in _STOPS:

@@ -1,5 +1,6 @@
-"""Custom events posted by clients (``POST /api/v1/events``): record, then let
-sequences react (triggers start enrollments; exit goals and waits are woken)."""
+"""Custom events posted by clients (``POST /api/v1/events``) and tracking hits on
+our emails: record, then let sequences react (triggers start enrollments; exit
+goals and waits are woken)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,10 +10,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from analytics.events import record_event
+from analytics.events import record_event, record_message_event
 from models import Subscriber
 from models.bulk import insert_ignoring_conflicts
 from sequencing import triggers
+from sequencing.wakeups import wake_recorded
 
 
 class UnknownSubscriberError(LookupError):
@@ -51,11 +53,23 @@ def ingest_event(session: Session, account_id: int, name: str, now: datetime, *,
                  occurred_at: datetime | None = None, client_event_id: str | None = None) -> Intake:
     sid, created = resolve_subscriber(session, account_id, now, subscriber_id=subscriber_id, email=email)
     dedup = f"api:{account_id}:{client_event_id}" if client_event_id else None
-    event_id = record_event(session, account_id=account_id, subscriber_id=sid, name=name, now=now,
+    recorded = record_event(session, account_id=account_id, subscriber_id=sid, name=name, now=now,
                             dedup_key=dedup, source="api", properties=properties, value=value, occurred_at=occurred_at)
+    wake_recorded(session, recorded, now)
+    event_id = recorded.event_id if recorded else None
     enrolled = 0
     if event_id is not None:
         if created:
             enrolled += triggers.fire(session, account_id, sid, "subscriber_created", now)
         enrolled += triggers.fire(session, account_id, sid, "event", now, event=name, properties=properties)
     return Intake(event_id, sid, enrolled)
+
+
+def ingest_message_event(session: Session, message_id: int, name: str, now: datetime, dedup_suffix: str = "",
+                         properties: dict[str, Any] | None = None) -> int | None:
+    """A recipient opened or clicked one of our emails (the tracking endpoints):
+    recorded once per message (and suffix), and the subscriber's waiting
+    enrollments woken. The event's id; None for a replay or an unknown message."""
+    recorded = record_message_event(session, message_id, name, now, dedup_suffix=dedup_suffix, properties=properties)
+    wake_recorded(session, recorded, now)
+    return recorded.event_id if recorded else None

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from analytics.events import Recorded
 from models import Enrollment
 
 
@@ -23,3 +24,11 @@ def wake_subscriber(session: Session, subscriber_id: int, now: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)
+
+
+def wake_recorded(session: Session, recorded: Recorded | None, now: datetime) -> int:
+    """Wake whom an event just recorded names (analytics.events.Recorded.wake);
+    nothing for a replay."""
+    if recorded is None or recorded.wake is None:
+        return 0
+    return wake_subscriber(session, recorded.wake, now)

@@ -12,12 +12,12 @@ import hashlib
 
 from flask import Blueprint, Response, abort, current_app, redirect, request
 
-from analytics.events import record_message_event
 from content.html_input import followable
 from delivery.tracking import TokenError, Tracker
 from delivery.unsubscribe import unsubscribe_by_message
 from models import Message
 from models.base import utcnow
+from sequencing.intake import ingest_message_event
 from web.db import get_db
 
 bp = Blueprint("tracking", __name__)
@@ -42,7 +42,7 @@ def _verify(purpose: str, token: str):  # type: ignore[no-untyped-def]
 def open_pixel(token: str) -> Response:
     message_id = _verify("open", token)
     session = get_db()
-    record_message_event(session, int(message_id), "opened", utcnow())
+    ingest_message_event(session, int(message_id), "opened", utcnow())
     session.commit()
     return Response(_PIXEL, mimetype="image/gif", headers=_NO_STORE)
 
@@ -56,7 +56,7 @@ def click(token: str) -> Response:
     session = get_db()
 
     suffix = ":" + hashlib.sha256(str(url).encode()).hexdigest()[:16]
-    record_message_event(session, int(message_id), "clicked", utcnow(), dedup_suffix=suffix, properties={"url": url})
+    ingest_message_event(session, int(message_id), "clicked", utcnow(), dedup_suffix=suffix, properties={"url": url})
     session.commit()
     response = redirect(url, code=302)
     response.headers.update(_NO_STORE)

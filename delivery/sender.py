@@ -28,7 +28,7 @@ over, and waits the same way at its retry.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import datetime, timedelta
@@ -52,7 +52,6 @@ from delivery.providers.http import DEFAULT_TIMEOUT as HTTP_TIMEOUT
 from delivery.smtp import SmtpConfig
 from delivery.tracking import Tracker
 from delivery.unsubscribe import bounce_by_message
-from inbound import PROVIDERS
 from models import Account, Sequence, Step, Subscriber, Suppression, Template
 from models.base import utcnow
 
@@ -231,19 +230,22 @@ def _hours(span: timedelta) -> str:
     return f"{hours:g} hours" if hours != 1 else "1 hour"
 
 
-def reports_events(route: Route, platform_webhooks: dict[str, dict[str, str]]) -> bool:
+def reports_events(route: Route, platform_webhooks: dict[str, dict[str, str]],
+                   webhook_keys: Mapping[str, tuple[str, ...]]) -> bool:
     """Whether the provider's events can reach us: its webhook can be verified,
-    with every key its inbound parser needs (inbound.PROVIDERS[kind].SECRET_KEYS)
-    set on the provider row or, for the single-tenant URL, in the environment."""
-    module = PROVIDERS.get(route.kind)
-    if module is None:
+    with every key its inbound parser needs (``webhook_keys``, by kind: the
+    caller's inbound.WEBHOOK_KEYS; a kind not there reports nothing) set on the
+    provider row or, for the single-tenant URL, in the environment."""
+    keys = webhook_keys.get(route.kind)
+    if keys is None:
         return False
     platform = platform_webhooks.get(route.kind, {})
-    return all(route.config.get(key) or platform.get(key) for key in module.SECRET_KEYS)
+    return all(route.config.get(key) or platform.get(key) for key in keys)
 
 
 def hold_in_doubt(session: Session, outgoing: list[Outgoing], routes: dict[int, list[Route]], now: datetime,
-                  grace: timedelta, platform_webhooks: dict[str, dict[str, str]]) -> list[Outgoing]:
+                  grace: timedelta, platform_webhooks: dict[str, dict[str, str]],
+                  webhook_keys: Mapping[str, tuple[str, ...]]) -> list[Outgoing]:
     """Hold back messages a dead worker may already have handed to a provider that
     reports events, until ``grace`` after the doubt arose, so such an event can
     reconcile them; returns the ones to send now."""
@@ -251,7 +253,7 @@ def hold_in_doubt(session: Session, outgoing: list[Outgoing], routes: dict[int, 
     for item in outgoing:
         since = item.in_doubt_since
         waiting = since is not None and now < since + grace and any(
-            reports_events(r, platform_webhooks) for r in routes.get(item.account_id, []))
+            reports_events(r, platform_webhooks, webhook_keys) for r in routes.get(item.account_id, []))
         if waiting:
             outbox.mark_held(session, item.message_id, "its worker stopped mid-send: waiting for the provider's "
                              "events before sending again", now, (since + grace - now).total_seconds())

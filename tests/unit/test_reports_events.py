@@ -7,6 +7,7 @@ import pytest
 
 from delivery.routing import Route
 from delivery.sender import reports_events
+from inbound import WEBHOOK_KEYS
 
 
 @pytest.mark.parametrize("kind, config, platform, reports", [
@@ -18,4 +19,4 @@ from delivery.sender import reports_events
     ("smtp", {"host": "relay.example"}, {}, False),  # nothing reports back over SMTP
 ])
 def test_a_provider_reports_back_only_when_its_webhook_can_be_verified(kind, config, platform, reports):
-    assert reports_events(Route(provider_id=1, name=kind, kind=kind, config=config), platform) is reports
+    assert reports_events(Route(provider_id=1, name=kind, kind=kind, config=config), platform, WEBHOOK_KEYS) is reports

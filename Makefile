@@ -25,6 +25,7 @@ migrate: install
 	$(VENV)/bin/alembic upgrade head
 
 test: install services
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

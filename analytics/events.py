@@ -8,9 +8,9 @@ Recording says whose waiting enrollments should look again (``Recorded.wake``)
 rather than waking them: enrollments are sequencing's, a layer above this one, so
 the callers that take in news a sequence may wait on (tracking hits, API events,
 provider webhooks) wake them (sequencing.wakeups). Delivery's records of its own
-sending (sent, deferred, rejected) wake nobody, as the sent event written with
-the send (delivery.outbox.mark_sent) never did; a bounce or an unsubscribe ends
-the subscriber's enrollments instead.
+sending (sent, deferred, rejected) wake nobody, as the sent event PostgreSQL
+writes with each send (delivery.outbox.mark_sent) never did; a bounce or an
+unsubscribe ends the subscriber's enrollments instead.
 """
 from __future__ import annotations
 

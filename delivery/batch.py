@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from delivery import dev_mailbox
 from delivery.circuits import load_routes, reserve_sends
 from delivery.dkim import DkimKey
 from delivery.group_commit import Recording
@@ -36,9 +37,10 @@ from warming.quota import WarmingGate, engaged_recipients, load_plans
 
 def default_route(s: Settings) -> Route | None:
     """The SMTP provider from the environment (SMTP_HOST...), for accounts with no
-    providers of their own; None when it is not configured."""
+    providers of their own: on `make run`'s bare default the development catcher
+    (delivery.dev_mailbox); None when neither is configured."""
     if not s.smtp_host:
-        return None
+        return dev_mailbox.route(s.dev_smtp_port) if s.dev_smtp_port else None
     return Route(provider_id=None, name="smtp", kind="smtp", config={
         "host": s.smtp_host, "port": s.smtp_port, "username": s.smtp_username, "password": s.smtp_password,
         "use_tls": s.smtp_use_tls, "use_ssl": s.smtp_port == 465})

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from delivery import dev_mailbox
 from delivery.batch import send_batch
-from models import Message, db
+from models import Event, Message, db
 from settings import get_settings, load_settings
 from tasks.sending import RECORDER
 from tests.support.sending import queue_emails
@@ -104,6 +104,21 @@ def test_without_the_catcher_or_a_relay_mail_still_waits_as_deferred() -> None:
     with db.session_scope() as s:
         [(status, error)] = s.execute(select(Message.status, Message.error)).all()
     assert status == "deferred" and "no email provider configured" in error
+
+
+def test_the_open_pixel_of_a_caught_email_may_load_in_a_page_of_another_origin(catcher: Any, dev_client: Any) -> None:
+    """A browser showing the email (webmail, or /dev/mail's sandboxed frame, whose origin
+    is opaque) loads the pixel cross-origin: a same-origin resource policy drops it."""
+    ids = queue_emails(1)
+    send_batch(ids, catcher, RECORDER.start)
+    [mail] = dev_mailbox.caught(catcher.dev_mail_dir)
+    pixel = re.search(r'<img src="https?://[^/"]+(/t/o/[^"]+)"', mail.body("html") or "")
+    assert pixel is not None
+    response = dev_client.get(pixel.group(1))
+    assert response.status_code == 200 and response.mimetype == "image/gif"
+    assert response.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+    with db.session_scope() as s:
+        assert s.scalar(select(Event.name).where(Event.name == "opened")) == "opened"
 
 
 def test_caught_mail_is_kept_across_a_restart_of_the_catcher(catcher: Any) -> None:

@@ -110,7 +110,7 @@ def run_in_transaction(work: Callable[[Session], Any]) -> Any:
 # Outcomes a send thread may have on their way to the database while it sends the
 # next message: one, so the commit overlaps the next send. A worker killed
 # mid-batch may thus leave two messages per thread taken by the provider and not
-# recorded (README: "The one duplicate window"); ESEQ_SEND_WHILE_RECORDING=false
+# recorded (docs/architecture.md, "the one duplicate window"); ESEQ_SEND_WHILE_RECORDING=false
 # makes it none, and the window one message a thread.
 RECORDS_IN_FLIGHT = 1
 

@@ -250,8 +250,8 @@ def main() -> int:
             return 2
     else:
         catcher = None
-        if settings.embedded and not settings.smtp_host:
-            say("no SMTP_HOST: mail of accounts without providers waits as deferred")
+        if not settings.smtp_host:
+            say("no SMTP_HOST: mail of accounts without providers of their own waits as deferred until one is added")
 
     supervisor = Supervisor(env)
     try:

@@ -169,6 +169,10 @@ class Settings:
     # Keys sealing providers' credentials and accounts' DKIM keys at rest
     # (models.sealed): the first seals, any opens. None: stored as given.
     secrets_keys: tuple[str, ...] = field(default=(), repr=False)
+    # `make run`'s development mail catcher (delivery/dev_mailbox.py): where it listens
+    # and keeps what it catches. Only on the embedded default with no SMTP_HOST.
+    dev_smtp_port: int | None = None
+    dev_mail_dir: Path | None = None
 
     @property
     def embedded(self) -> bool:
@@ -213,6 +217,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         raise ConfigError("SECRET_KEY must be at least 16 characters long")
     public_base_url = _url(env, "PUBLIC_BASE_URL", ("http", "https")) or "http://localhost:8000"
     origins = tuple(o.strip() for o in env.get("ESEQ_CORS_ORIGINS", "").split(",") if o.strip())
+    dev_port = _int(env, "ESEQ_DEV_SMTP_PORT", 0) if not env.get("DATABASE_URL") and not env.get("SMTP_HOST") else 0
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -251,6 +256,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         unsubscribe_domain=_dns_name(env, "ESEQ_UNSUBSCRIBE_DOMAIN"),
         unsubscribe_smtp_host=env.get("ESEQ_UNSUBSCRIBE_SMTP_HOST") or "0.0.0.0",
         unsubscribe_smtp_port=_int(env, "ESEQ_UNSUBSCRIBE_SMTP_PORT", 2525),
+        dev_smtp_port=dev_port or None,
+        dev_mail_dir=var_dir / "dev_mail" if dev_port else None,
         **_dkim(env),  # type: ignore[arg-type]
     )
 

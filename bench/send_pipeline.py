@@ -400,7 +400,7 @@ def main() -> None:
 
 
 def finish(rows: list[tuple[str, str]]) -> None:
-    """The figures again, as a table for the README."""
+    """The figures again, as a table for docs/benchmarks.md."""
     print("\n| what | figure |\n|---|---|")
     for what, figure in rows:
         print(f"| {what} | {figure} |")

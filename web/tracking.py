@@ -24,6 +24,9 @@ bp = Blueprint("tracking", __name__)
 
 _PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 _NO_STORE = {"Cache-Control": "no-store, private", "X-Robots-Tag": "noindex"}
+# The pixel is loaded by mail clients' pages, never ours: under the site-wide
+# same-origin resource policy a browser (webmail, /dev/mail's sandboxed frame) drops it.
+_PIXEL_HEADERS = {**_NO_STORE, "Cross-Origin-Resource-Policy": "cross-origin"}
 
 
 def _tracker() -> Tracker:
@@ -44,7 +47,7 @@ def open_pixel(token: str) -> Response:
     session = get_db()
     record_message_event(session, int(message_id), "opened", utcnow())
     session.commit()
-    return Response(_PIXEL, mimetype="image/gif", headers=_NO_STORE)
+    return Response(_PIXEL, mimetype="image/gif", headers=_PIXEL_HEADERS)
 
 
 @bp.get("/t/c/<token>")

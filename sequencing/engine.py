@@ -26,6 +26,7 @@ from sequencing.facts import BatchFacts
 from sequencing.frequency_cap import FrequencyCaps
 from sequencing.handlers import HANDLERS, clear_wait
 from sequencing.moves import Exit, Goto, Move, Wait
+from sequencing.reasons import printable
 from sequencing.rows import EnrollmentRow, SubscriberRow, load_enrollments, load_subscribers, write_back
 
 log = logging.getLogger(__name__)
@@ -282,7 +283,7 @@ def _advance(session: Session, ids: list[int], now: datetime, dispatch_grace: ti
             except (KeyError, TypeError, ValueError) as exc:
                 # A step whose config the engine cannot read fails this enrollment only.
                 log.warning("enrollment failed", extra={"enrollment_id": enrollment.id, "error": repr(exc)})
-                _finish(enrollment, "failed", printable(f"step error: {exc!r}")[:200], now)
+                _finish(enrollment, "failed", printable(f"step error: {exc!r}"), now)
             if enrollment.crashes:
                 # crashes counts advances that failed in a row: this one did not
                 enrollment.crashes, enrollment.error = 0, None
@@ -292,13 +293,6 @@ def _advance(session: Session, ids: list[int], now: datetime, dispatch_grace: ti
     result.message_ids = insert_rows_returning(session, Message.__table__, batch.messages)
     result.webhook_ids = insert_rows_returning(session, WebhookDelivery.__table__, batch.webhooks)
     return result
-
-
-def printable(text: str) -> str:
-    """``text`` as every backend stores it: a lone surrogate (which SQLite's driver
-    cannot encode) escaped, and NUL (which PostgreSQL refuses) too. An error's
-    message may quote the very data that caused it."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def crash_retry_at(now: datetime, crashes: int) -> datetime:
@@ -315,7 +309,7 @@ def _crashed(session: Session, enrollment_id: int, exc: Exception, now: datetime
     it to be tried again later, or, at ``MAX_CRASHES`` in a row, fail it with the
     reason. Only a row still active is touched (a pause meanwhile stands)."""
     log.warning("enrollment advance crashed", extra={"enrollment_id": enrollment_id, "error": repr(exc)})
-    reason = printable(f"advance crashed: {exc!r}")[:200]
+    reason = printable(f"advance crashed: {exc!r}")
     c = _ENROLLMENTS.c
     crashes = session.scalar(select(c.crashes).where(c.id == enrollment_id, c.status == "active"))
     if crashes is None:

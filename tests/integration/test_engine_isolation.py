@@ -136,3 +136,36 @@ def test_on_the_embedded_sqlite_a_subject_with_a_lone_surrogate_fails_alone(tmp_
         assert subjects() == ["Welcome"] * 3
     finally:
         db.configure(postgres_url)
+
+
+def test_the_tick_sends_an_enrollment_whose_lease_ran_out_in_a_task_of_its_own(worker):
+    from celery.signals import before_task_publish
+
+    from models import utcnow
+    from tasks.sequencing import advance, tick
+    from tests.support.waiting import wait_for
+
+    acct = factories.account()
+    seq = factories.sequence(acct, [{"type": "email", "subject": "Hi", "text": "x"}])
+    now = utcnow()
+    eids = factories.enroll(acct, seq, factories.subscribers(acct, 3), now - timedelta(minutes=10))
+    died = eids[1]
+    with db.session_scope() as s:  # a worker took it and died: its lease ran out without a release
+        s.execute(update(Enrollment).where(Enrollment.id == died).values(claimed_until=now - timedelta(minutes=1)))
+    published: list[str] = []
+
+    def seen(headers: dict | None = None, **_: object) -> None:
+        if headers and headers.get("task") == advance.name:
+            published.append(headers["argsrepr"])
+
+    before_task_publish.connect(seen, weak=False)
+    try:
+        tick.apply(throw=True)
+    finally:
+        before_task_publish.disconnect(seen)
+
+    healthy = [e for e in eids if e != died]
+    assert sorted(published) == sorted([f"([2 ids: {healthy[0]}, {healthy[1]}],)", f"([1 ids: {died}],)"])
+    wait_for(lambda: {enrollment(e).status for e in eids} == {"completed"}, what="all three to be advanced")
+    assert enrollment(died).crashes == 0, "an advance that succeeds clears the count"
+    assert subjects() == ["Hi"] * 3

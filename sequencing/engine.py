@@ -307,12 +307,14 @@ _ENROLLMENTS = Enrollment.__table__
 def _crashed(session: Session, enrollment_id: int, exc: Exception, now: datetime) -> None:
     """Charge one crash to an enrollment whose advance raised on its own: release
     it to be tried again later, or, at ``MAX_CRASHES`` in a row, fail it with the
-    reason. Only a row still active is touched (a pause meanwhile stands)."""
+    reason. A row no longer active (paused meanwhile) keeps its status and is only
+    released, so that a later claim does not count this as a dead worker."""
     log.warning("enrollment advance crashed", extra={"enrollment_id": enrollment_id, "error": repr(exc)})
     reason = printable(f"advance crashed: {exc!r}")
     c = _ENROLLMENTS.c
     crashes = session.scalar(select(c.crashes).where(c.id == enrollment_id, c.status == "active"))
     if crashes is None:
+        session.execute(_ENROLLMENTS.update().where(c.id == enrollment_id).values(claimed_until=None))
         return
     crashes += 1
     if crashes >= MAX_CRASHES:

@@ -4,8 +4,9 @@ unwritable, or the batch it is recorded with."""
 from __future__ import annotations
 
 
-def printable(text: str, limit: int = 200) -> str:
-    """``text`` as every backend stores it, cut to ``limit`` characters: a lone
-    surrogate (which SQLite's driver cannot encode) escaped, and NUL (which
-    PostgreSQL refuses in text) too."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")[:limit]
+def printable(text: str, limit: int | None = 200) -> str:
+    """``text`` as every backend stores it, cut to ``limit`` characters (None: not
+    cut): a lone surrogate (which SQLite's driver cannot encode) escaped, and NUL
+    (which PostgreSQL refuses in text and JSONB) too."""
+    escaped = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return escaped if limit is None else escaped[:limit]

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
 
-INBOUND_STATUSES = ("pending", "processed", "unmatched", "ignored")
+INBOUND_STATUSES = ("pending", "processed", "unmatched", "ignored", "failed")
 # account_id as the unique indexes see it: the environment endpoint's NULL is 0.
 NO_ACCOUNT = 0
 

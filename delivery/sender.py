@@ -39,6 +39,7 @@ from sqlalchemy import Connection, Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from analytics.events import record_event, record_message_event
+from audience.fields import address_key
 from content.compliance import add_unsubscribe_footer, is_transactional
 from content.render import TemplateRenderError, render_email, subscriber_context
 from delivery import outbox
@@ -153,7 +154,11 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
         return []
     connection = session.connection()  # plain rows throughout: the ORM's per-statement cost was most of prepare
     subscribers = _by_id(connection, SUBSCRIBER_COLUMNS, {m.subscriber_id for m in messages})
-    suppressed = {(a, e) for a, e in connection.execute(_SUPPRESSED, {"emails": list({m.to_email for m in messages})})}
+    # Compared in normal form (audience.fields): a row an older version stored in
+    # another spelling (a punycode domain) still stops or is stopped by its address.
+    recipients = {m.to_email: address_key(m.to_email) for m in messages}
+    suppressed = {(a, address_key(e)) for a, e in connection.execute(
+        _SUPPRESSED, {"emails": list(recipients.keys() | set(recipients.values()))})}
     steps = _by_id(connection, STEP_COLUMNS, {m.step_id for m in messages})
     sequences = _by_id(connection, SEQUENCE_COLUMNS, {s.sequence_id for s in steps.values()})
     accounts = _by_id(connection, ACCOUNT_COLUMNS, {m.account_id for m in messages})
@@ -174,7 +179,7 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
         if subscriber is None or subscriber.status != "active":
             outbox.mark_suppressed(session, message.id, f"subscriber {subscriber.status if subscriber else 'deleted'}", now)
             continue
-        if (message.account_id, message.to_email) in suppressed:
+        if (message.account_id, recipients[message.to_email]) in suppressed:
             outbox.mark_suppressed(session, message.id, "address on the suppression list", now)
             continue
         step = steps.get(message.step_id) if message.step_id else None

@@ -8,14 +8,16 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from analytics.events import record_message_event
+from audience.fields import address_key
 from models import Enrollment, Message, Subscriber, Suppression
 from models.bulk import insert_ignoring_conflicts
 
 
 def suppress_address(session: Session, account_id: int, email: str, reason: str, now: datetime) -> bool:
-    """Add the address to the account's suppression list; True when it was not on it."""
+    """Add the address to the account's suppression list, in the form the sender
+    compares (audience.fields); True when it was not on it."""
     return bool(insert_ignoring_conflicts(session, Suppression, [
-        {"account_id": account_id, "email": email.lower(), "reason": reason, "created_at": now}], Suppression.id))
+        {"account_id": account_id, "email": address_key(email), "reason": reason, "created_at": now}], Suppression.id))
 
 
 def end_enrollments(session: Session, subscriber_id: int, reason: str, now: datetime) -> int:

@@ -95,3 +95,69 @@ def test_the_engine_claims_and_advances_on_the_embedded_sqlite_default(tmp_path:
         assert send_in_process(queued, t0 + timedelta(seconds=62)) == {}
     finally:
         db.configure(postgres_url)
+
+
+def _sqlite_counts(url: str) -> dict[str, int]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {t: conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar() for t in Base.metadata.tables}
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_tables_are_rebuilt_with_autoincrement_keeping_every_row_and_reference(tmp_path: Path):
+    """Migration 0013 on a database in use: the rebuild of a parent table must not
+    cascade into its children (events keep their message, messages their subscriber)."""
+    from tests.support import factories
+    from tests.support.engine import run_due
+
+    url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
+    migrate(url, "0012")
+    postgres_url = db._url
+    db.configure(url)
+    try:
+        from models import Event, Message, Suppression
+
+        t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+        acct = factories.account()
+        seq = factories.sequence(acct, [{"type": "email", "subject": "a", "text": "x"}])
+        factories.enroll(acct, seq, factories.subscribers(acct, 3), t0)
+        queued = run_due(t0)
+        with db.session_scope() as s:
+            s.add_all([Event(account_id=acct, subscriber_id=s.get(Message, m).subscriber_id, message_id=m,
+                             name="opened", occurred_at=t0, created_at=t0, source="tracking") for m in queued])
+            s.add(Suppression(account_id=acct, email="gone@example.test", reason="manual", created_at=t0))
+        before = _sqlite_counts(url)
+        assert before["messages"] == 3 and before["events"] >= 3
+        migrate(url)
+        db.configure(url)
+        assert _sqlite_counts(url) == before
+        with db.session_scope() as s:
+            linked = {e.message_id for e in s.query(Event).filter(Event.name == "opened")}
+            assert linked == set(queued)
+            newest = max(queued)
+            s.delete(s.get(Message, newest))
+        [another] = factories.subscribers(acct, 1, prefix="later")
+        with db.session_scope() as s:
+            message = Message(account_id=acct, subscriber_id=another, idempotency_key="later:1", to_email="x@y.test")
+            s.add(message)
+            s.flush()
+            assert message.id > newest, "the deleted message's id was handed out again"
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                tables = dict(conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all())
+                assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        finally:
+            engine.dispose()
+        assert [t for t in Base.metadata.tables if "AUTOINCREMENT" not in tables[t]] == []
+        _assert_matches_models(url)
+        migrate(url, "0012", "downgrade")
+        assert _sqlite_counts(url)["events"] == before["events"]
+    finally:
+        db.configure(postgres_url)
+
+
+def test_every_table_is_declared_with_ids_never_reused():
+    assert [t.name for t in Base.metadata.sorted_tables if not t.dialect_options["sqlite"]["autoincrement"]] == []

@@ -191,7 +191,7 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
         if not from_email:
             outbox.mark_failed(session, message.id, "no sender address: set the account's from_email or FROM_EMAIL", now)
             continue
-        unsubscribe_url = tracker.unsubscribe_url(message.id)
+        unsubscribe_url = tracker.unsubscribe_url(message.account_id, message.id)
         try:
             key = (message.account_id, step.id, message.variant)
             if key not in contents:
@@ -206,9 +206,9 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
             envelope = Envelope(
                 from_email=from_email, from_name=(account.from_name if account else None) or fallback.name,
                 to_email=message.to_email, subject=rendered.subject,
-                html=tracker.rewrite_html(rendered.html, message.id) if rendered.html else None,
+                html=tracker.rewrite_html(rendered.html, message.account_id, message.id) if rendered.html else None,
                 text=rendered.text, unsubscribe_url=unsubscribe_url,
-                unsubscribe_mailto=tracker.unsubscribe_mailto(message.id, from_email), message_key=message.idempotency_key,
+                unsubscribe_mailto=tracker.unsubscribe_mailto(message.account_id, message.id, from_email), message_key=message.idempotency_key,
                 transactional=transactional,
             )
             email = build_message(envelope, now)

@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 
 from analytics.events import record_message_event
 from audience.fields import address_key
+from delivery.links import linked_message
+from delivery.tracking import Link
 from models import Enrollment, Message, Subscriber, Suppression
 from models.bulk import insert_ignoring_conflicts
 
@@ -49,11 +51,13 @@ def bounce_by_message(session: Session, message_id: int, error: str, now: dateti
                          source="smtp")
 
 
-def unsubscribe_by_message(session: Session, message_id: int, now: datetime, source: str = "link") -> bool:
-    """Unsubscribe the recipient of ``message_id``; False when there is no such message."""
-    message = session.get(Message, message_id)
+def unsubscribe_by_link(session: Session, link: Link, now: datetime, source: str = "link") -> bool:
+    """Unsubscribe the recipient of the message ``link`` names (delivery.links);
+    False when it acts on nothing: the message is gone (its subscriber erased),
+    or the link may not act."""
+    message = linked_message(session, link)
     if message is None:
         return False
     stop_sending(session, message, "unsubscribed", "unsubscribed", now)
-    record_message_event(session, message_id, "unsubscribed", now, properties={"via": source}, source="tracking")
+    record_message_event(session, message.id, "unsubscribed", now, properties={"via": source}, source="tracking")
     return True

@@ -161,3 +161,53 @@ def test_sqlite_tables_are_rebuilt_with_autoincrement_keeping_every_row_and_refe
 
 def test_every_table_is_declared_with_ids_never_reused():
     assert [t.name for t in Base.metadata.sorted_tables if not t.dialect_options["sqlite"]["autoincrement"]] == []
+
+
+def _older_spellings(url: str) -> None:
+    """Rows as POST /events and unsubscribing stored them before one normaliser."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO accounts (id, name, from_email, created_at) VALUES (7, 'A', 'a@a.test', '2026-01-01')")
+            for email in ("ada@xn--bcher-kva.de", "bob@xn--bcher-kva.de", "bob@bücher.de", "cy@example.test"):
+                conn.exec_driver_sql("INSERT INTO subscribers (account_id, email, status, attributes, tags, created_at, "
+                                     "updated_at) VALUES (7, %s, 'active', '{}', '[]', '2026-01-01', '2026-01-01')"
+                                     .replace("%s", "?" if url.startswith("sqlite") else "%s"), (email,))
+            for email in ("ada@xn--bcher-kva.de", "dee@xn--bcher-kva.de", "dee@bücher.de"):
+                conn.exec_driver_sql("INSERT INTO suppressions (account_id, email, reason, created_at) "
+                                     "VALUES (7, %s, 'unsubscribed', '2026-01-01')"
+                                     .replace("%s", "?" if url.startswith("sqlite") else "%s"), (email,))
+    finally:
+        engine.dispose()
+
+
+def _stored(url: str) -> tuple[list[str], list[str]]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return (sorted(conn.exec_driver_sql("SELECT email FROM subscribers").scalars()),
+                    sorted(conn.exec_driver_sql("SELECT email FROM suppressions").scalars()))
+    finally:
+        engine.dispose()
+
+
+NORMALISED = (["ada@bücher.de", "bob@bücher.de", "bob@xn--bcher-kva.de", "cy@example.test"],
+              ["ada@bücher.de", "dee@bücher.de"])
+
+
+def test_addresses_stored_in_older_spellings_are_normalised_on_postgresql():
+    with fresh_database(f"eseq_mig_{secrets.token_hex(4)}") as url:
+        migrate(url, "0012", "downgrade")
+        _older_spellings(url)
+        migrate(url)
+        assert _stored(url) == NORMALISED
+
+
+def test_addresses_stored_in_older_spellings_are_normalised_on_sqlite(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
+    migrate(url, "0012")
+    _older_spellings(url)
+    migrate(url)
+    assert _stored(url) == NORMALISED
+    migrate(url, "0012", "downgrade")
+    assert _stored(url) == NORMALISED

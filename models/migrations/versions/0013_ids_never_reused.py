@@ -13,8 +13,19 @@ then starts each table from its highest id. The rebuild runs with foreign keys
 off (models/migrations/env.py), as SQLite's own procedure for altering a table
 requires: dropping the old table would otherwise cascade into its children.
 
-PostgreSQL's sequences never hand an id out twice: nothing to do there.
+PostgreSQL's sequences never hand an id out twice: nothing to rebuild there.
 Downgrading rebuilds the tables as they were (ids kept; reuse possible again).
+
+Also, on both backends: addresses stored before every way in used one
+normaliser (issue 16 item 3) are put in its form. POST /events stored the
+address lower-cased as given (``ada@xn--bcher-kva.de``), and unsubscribing or a
+bounce of that subscriber suppressed that spelling, so the normal form
+(``ada@bücher.de``) was neither found nor held by them. A suppression whose
+normal form is already listed is dropped (the address stays suppressed). A
+subscriber whose normal form is already another subscriber of the account is
+left as it is: merging two people's histories is not a migration's to guess,
+and the sender compares suppressions in normal form, so both are held alike.
+Downgrading keeps the normal forms, which older code reads as well.
 """
 from __future__ import annotations
 
@@ -63,8 +74,30 @@ def _rebuild(autoincrement: bool) -> None:
             op.execute(before[name])
 
 
+def _normalise(table: str) -> None:
+    from audience.fields import address_key  # the one normaliser, as of this revision
+
+    rows = sa.table(table, sa.column("id", sa.Integer), sa.column("account_id", sa.Integer),
+                    sa.column("email", sa.String))
+    bind = op.get_bind()
+    # Every row is read (no SQL finds them all: SQLite's lower() is ASCII-only),
+    # streamed; only the few to change are kept.
+    found = bind.execute(sa.select(rows.c.id, rows.c.account_id, rows.c.email).execution_options(yield_per=10_000))
+    changes = [(row_id, account_id, normal) for row_id, account_id, email in found
+               if (normal := address_key(email)) != email]
+    for row_id, account_id, normal in changes:
+        taken = bind.execute(sa.select(rows.c.id).where(rows.c.account_id == account_id, rows.c.email == normal)
+                             .limit(1)).first()
+        if taken is None:
+            bind.execute(rows.update().where(rows.c.id == row_id).values(email=normal))
+        elif table == "suppressions":
+            bind.execute(rows.delete().where(rows.c.id == row_id))
+
+
 def upgrade() -> None:
     _rebuild(True)
+    _normalise("suppressions")
+    _normalise("subscribers")
 
 
 def downgrade() -> None:

@@ -208,7 +208,8 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
                 to_email=message.to_email, subject=rendered.subject,
                 html=tracker.rewrite_html(rendered.html, message.account_id, message.id) if rendered.html else None,
                 text=rendered.text, unsubscribe_url=unsubscribe_url,
-                unsubscribe_mailto=tracker.unsubscribe_mailto(message.account_id, message.id, from_email), message_key=message.idempotency_key,
+                unsubscribe_mailto=tracker.unsubscribe_mailto(message.account_id, message.id, from_email),
+                message_key=message.idempotency_key,
                 transactional=transactional,
             )
             email = build_message(envelope, now)

@@ -18,7 +18,8 @@ class Subscriber(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
-    # Stored lower-cased: addresses are compared case-insensitively in practice.
+    # Stored in audience.fields.normalise_email's form (lower case, the domain's
+    # Unicode spelling), which every way in uses: one address, one row.
     email: Mapped[str] = mapped_column(String(320))
     first_name: Mapped[str | None] = mapped_column(String(200))
     last_name: Mapped[str | None] = mapped_column(String(200))

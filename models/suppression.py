@@ -15,6 +15,6 @@ class Suppression(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
-    email: Mapped[str] = mapped_column(String(320))
+    email: Mapped[str] = mapped_column(String(320))  # the subscribers' form (audience.fields)
     reason: Mapped[str] = mapped_column(String(50))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

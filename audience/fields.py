@@ -88,6 +88,17 @@ def normalise_email(value: Any, field: str = "email") -> str:
     return f"{plain.group(1).lower()}@{domain}"
 
 
+def address_key(value: str) -> str:
+    """``value`` in the form addresses are stored and compared in, for matching
+    rather than accepting: ``normalise_email``'s, or, for text it refuses (a
+    fragment typed into a search, an address stored by older code), just stripped
+    and lower-cased, so an unsubscribe or a lookup never fails on its spelling."""
+    try:
+        return normalise_email(value)
+    except InvalidFieldError:
+        return value.strip().lower()
+
+
 def clean_name(value: Any, field: str) -> str | None:
     """A first or last name: stripped; empty means none."""
     if value is None:

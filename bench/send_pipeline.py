@@ -294,16 +294,16 @@ def stage_costs(samples: int = 2000) -> list[tuple[str, float]]:
     context = {"subscriber": {"id": 1, "first_name": "Reader1", "last_name": "", "email": "reader1@example.test",
                               "timezone": None, "attributes": {}, "tags": []}, "unsubscribe_url": "x"}
     rendered = render_email(STEP["subject"], HTML, None, context)
-    footed = add_unsubscribe_footer(rendered, tracker.unsubscribe_url(1), None)
-    html = tracker.rewrite_html(footed.html or "", 1)
+    footed = add_unsubscribe_footer(rendered, tracker.unsubscribe_url(1, 1), None)
+    html = tracker.rewrite_html(footed.html or "", 1, 1)
     envelope = Envelope(from_email="news@bench.test", from_name="Bench", to_email="reader1@example.test",
                         subject=rendered.subject, html=html, text=footed.text, unsubscribe_url="https://u/1",
                         unsubscribe_mailto="mailto:news@bench.test", message_key="1:1:a")
     message = build_message(envelope, now)
     stages = [
         ("render subject + HTML + derived text", lambda: render_email(STEP["subject"], HTML, None, context)),
-        ("unsubscribe footer check", lambda: add_unsubscribe_footer(rendered, tracker.unsubscribe_url(1), None)),
-        ("tracking: signed links + open pixel", lambda: tracker.rewrite_html(footed.html or "", 1)),
+        ("unsubscribe footer check", lambda: add_unsubscribe_footer(rendered, tracker.unsubscribe_url(1, 1), None)),
+        ("tracking: signed links + open pixel", lambda: tracker.rewrite_html(footed.html or "", 1, 1)),
         ("MIME build", lambda: build_message(envelope, now)),
         ("MIME serialize (bytes on the wire)", lambda: _wire_bytes(message)),
     ]

@@ -28,6 +28,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from analytics.events import record_event
+from audience.fields import address_key
 from delivery.outbox import reconcile_sent
 from delivery.unsubscribe import stop_sending
 from inbound.events import NormalizedEvent, storable, storable_text
@@ -135,6 +136,9 @@ def apply_event(session: Session, row: InboundEvent, now: datetime) -> str:
     for key in ("recipient", "reason"):
         if (row.payload or {}).get(key):
             properties[key] = row.payload[key]
+    if isinstance(properties.get("recipient"), str):
+        # Each provider's own spelling (SES may report the punycode domain) as ours.
+        properties["recipient"] = address_key(properties["recipient"])
     record_event(session, account_id=message.account_id, subscriber_id=message.subscriber_id, name=row.kind,
                  now=now, message_id=message.id, source=row.provider, properties=properties,
                  dedup_key=_dedup_key(row.kind, message.id, row.provider, row.provider_event_id),

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, utcnow
+from models.base import IDS_NEVER_REUSED, Base, utcnow
 
 ENROLLMENT_STATUSES = ("active", "paused", "completed", "exited", "failed")
 
@@ -25,6 +25,7 @@ class Enrollment(Base):
         # hits the constraint instead of enrolling twice.
         UniqueConstraint("sequence_id", "subscriber_id", "instance_key", "run"),
         Index("ix_enrollments_due", "status", "next_run_at"),
+        IDS_NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from analytics.events import record_event
+from audience.fields import normalise_email
 from models import Subscriber
 from models.bulk import insert_ignoring_conflicts
 from sequencing import triggers
@@ -28,7 +29,8 @@ class Intake:
 
 def resolve_subscriber(session: Session, account_id: int, now: datetime, *, subscriber_id: int | None = None,
                        email: str | None = None) -> tuple[int, bool]:
-    """(id, created). An unknown email becomes a subscriber, as enrolling by email does."""
+    """(id, created). An unknown email becomes a subscriber, as enrolling by email does;
+    any spelling of an address finds the subscriber stored under its normal form."""
     if subscriber_id is not None:
         found = session.scalar(select(Subscriber.id).where(Subscriber.id == subscriber_id,
                                                            Subscriber.account_id == account_id))
@@ -36,7 +38,7 @@ def resolve_subscriber(session: Session, account_id: int, now: datetime, *, subs
             raise UnknownSubscriberError(subscriber_id)
         return int(found), False
     assert email is not None
-    address = email.strip().lower()
+    address = normalise_email(email)
     created = insert_ignoring_conflicts(session, Subscriber, [{
         "account_id": account_id, "email": address, "status": "active", "attributes": {}, "tags": [],
         "created_at": now, "updated_at": now}], Subscriber.id)

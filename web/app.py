@@ -14,6 +14,7 @@ from web import db as web_db
 from web import errors
 from web.auth import API_KEY, BEARER
 from web.extensions import api, jwt, limiter
+from web.limits import rate_limit_config
 from web.security import init_input_guard, init_security_headers
 
 API_BLUEPRINTS = ("web.accounts.routes", "web.email_templates.routes", "web.sequences.routes", "web.sequences.enrollments",
@@ -41,9 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
-        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
-        RATELIMIT_DEFAULT=settings.rate_limit,
-        RATELIMIT_KEY_PREFIX=f"{settings.broker_prefix}eseq-ratelimit",  # platforms sharing a Redis count apart
+        **rate_limit_config(settings),
         MAX_CONTENT_LENGTH=64 * 1024 * 1024,
     )
 

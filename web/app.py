@@ -14,7 +14,7 @@ from web import db as web_db
 from web import errors
 from web.auth import API_KEY, BEARER
 from web.extensions import api, jwt, limiter
-from web.limits import rate_limit_config
+from web.limits import init_body_limits, rate_limit_config
 from web.security import init_input_guard, init_security_headers
 
 API_BLUEPRINTS = ("web.accounts.routes", "web.email_templates.routes", "web.sequences.routes", "web.sequences.enrollments",
@@ -43,7 +43,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
         **rate_limit_config(settings),
-        MAX_CONTENT_LENGTH=64 * 1024 * 1024,
     )
 
     web_db.init_app(app)
@@ -55,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api.spec.components.security_scheme("apiKey", API_KEY)
     CORS(app, resources={r"/api/*": {"origins": list(settings.cors_origins)}}, expose_headers=["X-Pagination"])
     init_security_headers(app)
+    init_body_limits(app)
     init_input_guard(app)
 
     import importlib

@@ -22,7 +22,7 @@ PG_ADMIN_URL = os.environ.get("ESEQ_TEST_PG_ADMIN_URL", "postgresql://postgres@1
 TEST_DB = f"eseq_test_{RUN_ID}"
 TEST_DB_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + TEST_DB
 REDIS_URL = os.environ.get("ESEQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-ADMIN_TOKEN = "test-admin-token-" + RUN_ID
+ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(16)  # settings want 32 characters or more
 
 TEST_ENV = {
     "DATABASE_URL": TEST_DB_URL,

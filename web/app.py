@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from flask import Flask
 from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from models import db
 from observability.logs import configure_logging
@@ -45,6 +46,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         **rate_limit_config(settings),
     )
 
+    if settings.proxy_hops:
+        # Only as many X-Forwarded-* entries as there are proxies of ours: the client
+        # IP (which the rate limiter keys on) cannot be chosen by the client.
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+
     web_db.init_app(app)
     errors.init_app(app)
     jwt.init_app(app)
@@ -70,7 +77,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     from web.metrics import bp as metrics_bp
     from web.metrics import init_metrics
 
-    limiter.exempt(metrics_bp)  # scrapers poll from one address
     init_metrics(app, settings)
 
     from web.tracking import bp as tracking_bp

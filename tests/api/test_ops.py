@@ -25,7 +25,7 @@ import pytest
 
 from models import Message, db, utcnow
 from tasks.app import app as celery_app
-from tests.conftest import ROOT, TEST_ENV, Tenant
+from tests.conftest import METRICS_TOKEN, ROOT, TEST_ENV, Tenant
 from tests.support import factories
 from tests.support.prometheus import sample
 from tests.support.processes import Proc, platform_env, wait_healthy, web_argv
@@ -51,8 +51,11 @@ def flaky(self: Any) -> str:
     return "second time lucky"
 
 
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
 def scrape(client: Any) -> str:
-    response = client.get("/metrics")
+    response = client.get("/metrics", headers=SCRAPER)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     return response.get_data(as_text=True)
@@ -111,6 +114,37 @@ def test_metrics_report_enrollments_and_messages_by_status_from_the_database(cli
     assert sample(text, "eseq_metrics_database_up") == 1
     assert sample(text, "eseq_enrollments", status="active") == 3
     assert sample(text, "eseq_messages", status="failed") == 1
+
+
+def test_metrics_without_the_token_are_refused_before_anything_is_read(client: Any) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong-token-of-enough-length-0123456789"},
+                    {"Authorization": f"Basic {METRICS_TOKEN}"}):
+        response = client.get("/metrics", headers=headers)
+        assert response.status_code == 401
+        assert "ESEQ_METRICS_TOKEN" in response.get_json()["message"]
+        assert b"eseq_" not in response.data
+
+
+def with_settings(app: Any, **changes: Any) -> Any:
+    """The app's settings with ``changes``; give the result back with ``app.config.update``."""
+    original = app.config["ESEQ_SETTINGS"]
+    app.config["ESEQ_SETTINGS"] = dataclasses.replace(original, **changes)
+    return original
+
+
+def test_metrics_are_off_without_a_token_unless_the_platform_runs_embedded(app: Any, client: Any) -> None:
+    original = with_settings(app, metrics_token=None)
+    try:
+        response = client.get("/metrics", headers=SCRAPER)
+        assert response.status_code == 404 and "ESEQ_METRICS_TOKEN" in response.get_json()["message"]
+    finally:
+        app.config["ESEQ_SETTINGS"] = original
+    original = with_settings(app, metrics_token=None, redis_url=None, broker_url="sqla+sqlite:///unused.sqlite")
+    try:
+        assert app.config["ESEQ_SETTINGS"].embedded
+        assert client.get("/metrics").status_code == 200  # make run: one machine, nothing to protect it from
+    finally:
+        app.config["ESEQ_SETTINGS"] = original
 
 
 def test_metrics_count_celery_task_outcomes_recorded_by_the_worker(worker: Any, client: Any) -> None:
@@ -263,9 +297,37 @@ def test_the_rate_limit_answers_429_in_the_api_error_shape(limited_server: int) 
     assert int(headers["Retry-After"]) > 0
 
 
-def test_health_and_metrics_are_never_rate_limited(limited_server: int) -> None:
+def test_health_and_authorized_scrapes_are_never_rate_limited(limited_server: int) -> None:
     assert all(http(limited_server, "GET", "/health")[0] == 200 for _ in range(8))
-    assert all(http(limited_server, "GET", "/metrics")[0] == 200 for _ in range(8))
+    assert all(http(limited_server, "GET", "/metrics", SCRAPER)[0] == 200 for _ in range(8))
+
+
+def test_unauthorized_scrapes_are_rate_limited_like_any_request(limited_server: int) -> None:
+    spoofer = {"X-Forwarded-For": "203.0.113.9"}
+    statuses = [http(limited_server, "GET", "/metrics", spoofer)[0] for _ in range(6)]
+    assert statuses == [401] * 5 + [429]  # /metrics has its own budget (limits are per route)
+
+
+@pytest.fixture(scope="module")
+def proxied_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    yield from serve(tmp_path_factory.mktemp("proxied"), "proxied", ESEQ_RATE_LIMIT="5 per minute",
+                     ESEQ_PROXY_HOPS="1")
+
+
+def test_without_proxy_hops_a_forged_forwarded_for_does_not_escape_the_rate_limit(limited_server: int) -> None:
+    statuses = [http(limited_server, "GET", "/api/v1/account", {"X-Forwarded-For": f"198.51.100.{i}"})[0]
+                for i in range(10)]
+    assert statuses == [401] * 5 + [429] * 5  # all counted against the TCP peer, whatever they claim
+
+
+def test_behind_one_proxy_the_rate_limit_keys_on_the_forwarded_client(proxied_server: int) -> None:
+    client_a = {"X-Forwarded-For": "203.0.113.7"}
+    assert [http(proxied_server, "GET", "/api/v1/account", client_a)[0] for _ in range(6)] == [401] * 5 + [429]
+    # Another client behind the same proxy has its own budget; a forged entry before
+    # the proxy's own is not believed (only the last hop is).
+    assert http(proxied_server, "GET", "/api/v1/account", {"X-Forwarded-For": "203.0.113.8"})[0] == 401
+    forged = {"X-Forwarded-For": "198.51.100.1, 203.0.113.7"}
+    assert http(proxied_server, "GET", "/api/v1/account", forged)[0] == 429
 
 
 # --- Sentry -------------------------------------------------------------------------------------------------------

@@ -88,6 +88,9 @@ def test_the_api_answers_reads_and_writes_while_redis_is_down(no_redis: int) -> 
     assert status == 201, body
     status, _, body = call(no_redis, "GET", "/api/v1/subscribers", headers=headers)
     assert status == 200 and [s["email"] for s in body] == ["bob@example.com"]
+    status, _, body = call(no_redis, "POST", "/api/v1/events", {"email": "bob@example.com", "name": "purchase"},
+                           headers)
+    assert status == 202, body
 
 
 def test_health_still_says_the_broker_and_redis_are_down(no_redis: int) -> None:

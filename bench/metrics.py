@@ -51,7 +51,8 @@ def seed(messages: int) -> None:
             "state, enrolled_at, updated_at) "
             "SELECT :a, :q, :s, i::text, 1, CASE WHEN i % 10 < 6 THEN 'completed' WHEN i % 10 < 9 THEN 'exited' "
             "WHEN i % 20 = 9 THEN 'active' ELSE 'paused' END, 0, '{}', now(), now() "
-            "FROM generate_series(1, :n) AS i"), {"a": account_id, "s": subscriber_id, "q": sequence_id, "n": enrollments})
+            "FROM generate_series(1, :n) AS i"),
+            {"a": account_id, "s": subscriber_id, "q": sequence_id, "n": enrollments})
     with db.get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE messages"))
         conn.execute(text("VACUUM ANALYZE enrollments"))

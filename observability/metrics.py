@@ -210,7 +210,8 @@ _ESTIMATES = ("SELECT s.tablename, v.status, round(greatest(c.reltuples, 0) * v.
               "AND s.tablename IN ('enrollments', 'messages')")
 _STATISTICS_AGE = ("SELECT relname, extract(epoch FROM now() - greatest(last_analyze, last_autoanalyze)) "
                    "FROM pg_stat_user_tables WHERE schemaname = current_schema() "
-                   "AND relname IN ('enrollments', 'messages') AND greatest(last_analyze, last_autoanalyze) IS NOT NULL")
+                   "AND relname IN ('enrollments', 'messages') "
+                   "AND greatest(last_analyze, last_autoanalyze) IS NOT NULL")
 
 
 _ROW_ESTIMATES = "SELECT relname, reltuples FROM pg_class WHERE oid IN ('enrollments'::regclass, 'messages'::regclass)"

@@ -66,6 +66,19 @@ def _fernet_keys(env: dict[str, str], name: str) -> tuple[str, ...]:
     return keys
 
 
+# Bearer tokens compared against what a client sends: long enough that guessing one
+# over the network is hopeless (``openssl rand -hex 16`` makes 32 characters).
+TOKEN_MIN_LENGTH = 32
+
+
+def _token(env: dict[str, str], name: str) -> str | None:
+    value = env.get(name) or None
+    if value is not None and len(value) < TOKEN_MIN_LENGTH:
+        raise ConfigError(f"{name} must be at least {TOKEN_MIN_LENGTH} characters long, got {len(value)} "
+                          "(make one with: openssl rand -hex 16)")
+    return value
+
+
 def _bool(env: dict[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -173,6 +186,12 @@ class Settings:
     # and keeps what it catches. Only on the embedded default with no SMTP_HOST.
     dev_smtp_port: int | None = None
     dev_mail_dir: Path | None = None
+    # The bearer token /metrics asks for. None: /metrics answers only in the embedded
+    # mode (one machine, `make run`), and refuses elsewhere until it is set.
+    metrics_token: str | None = field(default=None, repr=False)
+    # Reverse proxies in front of the web process whose X-Forwarded-For/-Proto/-Host
+    # are believed (werkzeug's ProxyFix). 0: none, the TCP peer is the client.
+    proxy_hops: int = 0
 
     @property
     def embedded(self) -> bool:
@@ -225,7 +244,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         result_backend=result_backend,
         secret_key=secret_key,
         secret_key_generated=generated,
-        admin_token=env.get("ESEQ_ADMIN_TOKEN") or None,
+        admin_token=_token(env, "ESEQ_ADMIN_TOKEN"),
         public_base_url=public_base_url.rstrip("/"),
         tick_seconds=_float(env, "ESEQ_TICK_SECONDS", 5.0),
         smtp_host=env.get("SMTP_HOST") or None,
@@ -258,6 +277,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         unsubscribe_smtp_port=_int(env, "ESEQ_UNSUBSCRIBE_SMTP_PORT", 2525),
         dev_smtp_port=dev_port or None,
         dev_mail_dir=var_dir / "dev_mail" if dev_port else None,
+        metrics_token=_token(env, "ESEQ_METRICS_TOKEN"),
+        proxy_hops=_int(env, "ESEQ_PROXY_HOPS", 0, minimum=0),
         **_dkim(env),  # type: ignore[arg-type]
     )
 

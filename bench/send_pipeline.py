@@ -41,7 +41,7 @@ RUN = secrets.token_hex(3)
 SMTP_SINK = shutil.which("smtp-sink") or ("/usr/sbin/smtp-sink" if os.path.exists("/usr/sbin/smtp-sink") else None)
 
 ENV = {"REDIS_URL": "redis://127.0.0.1:6379/0", "SECRET_KEY": "bench-secret-key-0123456789abcdef",
-       "ESEQ_ADMIN_TOKEN": "bench-admin", "ESEQ_LOG_LEVEL": "WARNING", "PUBLIC_BASE_URL": "https://mail.bench.test",
+       "ESEQ_ADMIN_TOKEN": "bench-admin-token-0123456789abcdef", "ESEQ_LOG_LEVEL": "WARNING", "PUBLIC_BASE_URL": "https://mail.bench.test",
        "ESEQ_TICK_SECONDS": "1", "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres"}
 os.environ.update(ENV)
 sys.path.insert(0, str(ROOT))

@@ -7,6 +7,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from audience.errors import InvalidFieldError
 from audience.fields import normalise_email
 from inbound.events import PLATFORM_NAMES
+from web.limits import PROPERTIES_MAX_BYTES, json_at_most
 from web.validators import ID_RANGE
 
 NAME = validate.Regexp(r"^[A-Za-z0-9_.:\-]{1,100}$", error="Use 1-100 letters, digits, '_', '.', ':' or '-'.")
@@ -20,7 +21,8 @@ class EventCreateSchema(Schema):
                                                    "case): it is the subscriber whose address normalises alike."})
     subscriber_id = fields.Integer(strict=True, validate=ID_RANGE)
     name = fields.String(required=True, validate=[NAME, NOT_RESERVED])
-    properties = fields.Dict(keys=fields.String(validate=validate.Length(max=100)), load_default=dict)
+    properties = fields.Dict(keys=fields.String(validate=validate.Length(max=100)), load_default=dict,
+                             validate=json_at_most(PROPERTIES_MAX_BYTES))
     value = fields.Float(allow_nan=False, load_default=None, allow_none=True)
     occurred_at = fields.AwareDateTime(default_timezone=None, load_default=None, allow_none=True)
     id = fields.String(validate=validate.Length(min=1, max=200), load_default=None, allow_none=True,

@@ -22,7 +22,7 @@ from audience.errors import (
     InvalidSubscriberError,
     SubscriberNotFoundError,
 )
-from audience.imports import create_import_job, fail_import
+from audience.imports import create_import_job
 from audience.payloads import MAX_BYTES
 from models import Subscriber, utcnow
 from sequencing import triggers
@@ -162,9 +162,7 @@ class Import(MethodView):
 
         try:
             import_subscribers.apply_async(args=[job.id])
-        except Exception:
-            log.exception("could not enqueue a subscriber import", extra={"job_id": job.id})
-            fail_import(session, job.id, "the task queue is unavailable", utcnow())
-            session.commit()
-            abort(503, message="The task queue is unavailable; try the import again shortly.")
+        except Exception:  # noqa: BLE001 - the job is stored pending: the tick enqueues it once its lease lapses
+            log.warning("subscriber import stored but not queued; the tick will resume it", exc_info=True,
+                        extra={"job_id": job.id})
         return {"job_id": job.id, "status": job.status, "total": job.total}

@@ -48,3 +48,14 @@ def test_no_file_in_the_repository_refers_to_files_outside_it() -> None:
     found = subprocess.run(["git", "grep", "-n", "-I", "-e", "../shared", "-e", "ARCHITECTURE.md", "-e", "STYLE.md",
                             "--", ".", ":!tests/unit/test_docs.py"], cwd=ROOT, capture_output=True, text=True)
     assert found.stdout == ""
+
+
+def test_the_documented_signature_check_is_the_code_the_webhook_tests_run() -> None:
+    """docs/webhooks.md shows receivers the check that tests/integration runs against
+    real calls (scripts/verify_webhook_example.py): the two must not drift apart."""
+    def example(text: str) -> str:
+        return text[text.index("import hashlib"):text.index("for s in signatures)")]
+
+    documented = example((ROOT / "docs" / "webhooks.md").read_text())
+    tested = example((ROOT / "scripts" / "verify_webhook_example.py").read_text())
+    assert documented == tested

@@ -48,7 +48,7 @@ def _concat(eval_ctx: Any, *values: Any) -> str:
     escapes = eval_ctx.autoescape and any(hasattr(v, "__html__") for v in values)
     size = 0
     for value in values:
-        size += limits.str_size(value)
+        size += len(value) if value.__class__ is str else limits.str_size(value)
         if size > limits.MAX_VALUE_CHARS:
             break
     limits.allow(size * (5 if escapes else 1))

@@ -50,7 +50,11 @@ def _growing(original: Callable[..., Any], times: int) -> Callable[..., Any]:
     def bounded(*args: Any, **kwargs: Any) -> Any:
         tick()
         if len(args) > skip:
-            allow_str(args[skip], times)
+            value = args[skip]
+            if value.__class__ is str:
+                allow(len(value) * times)
+            else:
+                allow_str(value, times)
         return charge(original(*args, **kwargs))
     return _same_pass_arg(bounded, original)
 
@@ -109,12 +113,13 @@ def bounded_filters(filters: dict[str, Callable[..., Any]]) -> dict[str, Callabl
     @pass_eval_context
     def join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> str:
         tick()
-        items = materialized(value)
+        items = value if value.__class__ is list and attribute is None else materialized(value)
         if attribute is not None:
             items = list(map(make_attrgetter(eval_ctx.environment, attribute), items))
+        allow_items(len(items))
         size = len(str(d)) * max(len(items) - 1, 0)
         for item in items:
-            size += str_size(item)
+            size += len(item) if item.__class__ is str else str_size(item)
             if size > MAX_VALUE_CHARS:
                 break
         allow(size * (5 if eval_ctx.autoescape else 1))

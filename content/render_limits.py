@@ -30,6 +30,7 @@ from typing import Any
 
 from jinja2.runtime import Undefined
 from jinja2.utils import Namespace
+from markupsafe import Markup
 
 MAX_TEMPLATE_CHARS = 500_000
 MAX_RESULT_ITEMS = 100_000
@@ -50,9 +51,17 @@ MAX_RENDER_CPU_SECONDS = 1.0
 # Reading a thread's CPU time is a system call (about 3 µs here), so the clock is
 # read every so many steps (loop turns, calls, filters, operators), not at each.
 _CHECK_EVERY = 64
+# This thread's render: its CPU deadline (None between renders) and what it has
+# built (0 between renders, so a value Jinja folds while compiling is held to the
+# one-value limit only).
 _state = threading.local()
+# Steps of all threads together: a lost increment only delays a check a step, and
+# a shared int is several times cheaper to count than a thread-local one.
+_steps = 0
+_SIZED = frozenset({str, bytes, list, tuple, dict, Markup})
 _FORMAT_NUMBERS = re.compile(r"\d+")
-_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?([-#0 +]*)(\*|\d*)(?:\.(\*|\d*))?[hlL]?([a-zA-Z%])")
+# The width and precision of each printf-style field ("%-20.5s", "%(name)*d").
+_PERCENT_WIDTHS = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?")
 
 
 class TemplateRenderError(ValueError):
@@ -61,11 +70,11 @@ class TemplateRenderError(ValueError):
 
 def start() -> None:
     """A render begins on this thread: its CPU deadline and building budget."""
-    _state.at, _state.steps, _state.produced = time.thread_time() + MAX_RENDER_CPU_SECONDS, 0, 0
+    _state.at, _state.produced = time.thread_time() + MAX_RENDER_CPU_SECONDS, 0
 
 
 def stop() -> None:
-    _state.at = None
+    _state.at, _state.produced = None, 0
 
 
 def check_clock() -> None:
@@ -78,8 +87,9 @@ def check_clock() -> None:
 
 def tick() -> None:
     """One step of a render: the clock is read every ``_CHECK_EVERY`` of them."""
-    _state.steps = steps = getattr(_state, "steps", 0) + 1
-    if not steps % _CHECK_EVERY:
+    global _steps
+    _steps += 1
+    if not _steps % _CHECK_EVERY:
         check_clock()
 
 
@@ -89,7 +99,7 @@ def allow(size: int) -> None:
     if size > MAX_VALUE_CHARS:
         raise TemplateRenderError(f"a value in the template would exceed {MAX_VALUE_CHARS} characters "
                                   "(too large)")
-    if getattr(_state, "at", None) is not None and _state.produced + size > MAX_PRODUCED_CHARS:
+    if size + getattr(_state, "produced", 0) > MAX_PRODUCED_CHARS:
         raise TemplateRenderError(f"the template would build more than {MAX_PRODUCED_CHARS} characters "
                                   "in all (too large)")
 
@@ -97,8 +107,11 @@ def allow(size: int) -> None:
 def charge(value: Any) -> Any:
     """Count a value just built (at most what ``allow`` let through) against the
     render's budget, and hand it on."""
-    if getattr(_state, "at", None) is not None and isinstance(value, (str, bytes, list, tuple, dict)):
-        _state.produced += len(value)
+    if value.__class__ in _SIZED:
+        try:
+            _state.produced += len(value)
+        except AttributeError:
+            pass  # this thread has not rendered yet: a value folded while compiling
     return value
 
 
@@ -134,8 +147,11 @@ def str_size(value: Any, limit: int = MAX_VALUE_CHARS, kind: str = "str") -> int
     ``limit`` as soon as the bound passes it: containers are walked without being
     printed, a thousand references to one string counted a thousand times, and
     the walk stops at the limit, so it costs at most that many steps."""
-    if type(value) is str:
+    cls = value.__class__
+    if cls is str:
         return len(value) if kind == "str" else _quoted_size(value, kind)
+    if cls is int:
+        return value.bit_length() // 3 + 2
     total = 0
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
@@ -211,21 +227,24 @@ def _width(spec: str, args: Iterable[Any]) -> int:
 
 
 def allow_percent(template: str, args: Any, escape: bool = False) -> None:
-    """Refuse ``template % args`` past the limit before it is built: each field
-    prints one argument (a mapping's largest value, for "%(name)s") padded to its
-    width, so the result is bounded by the template's text, the widths and the
-    arguments' sizes."""
-    specs = _PERCENT_SPEC.findall(template)
-    if isinstance(args, Mapping):
-        values: list[Any] = list(args.values())
-        per_field = max((str_size(v, MAX_VALUE_CHARS, "repr") for v in values), default=0)
-        size = len(template) + len(specs) * per_field
+    """Refuse ``template % args`` past the limit before it is built. Each of at
+    most ``template.count('%')`` fields prints one argument (a mapping's largest
+    value, for "%(name)s", as often as it is named) padded to at most the largest
+    width or precision in the template (or among the arguments, for "%*s")."""
+    fields = template.count("%")
+    if not fields:
+        return
+    if type(args) is not tuple and isinstance(args, Mapping):
+        values: Any = args.values()
+        size = fields * max((str_size(v, MAX_VALUE_CHARS, "repr") for v in values), default=0)
     else:
-        values = list(args) if isinstance(args, tuple) else [args]
-        size = len(template) + sum(str_size(v, MAX_VALUE_CHARS, "repr") for v in values)
-        if size > MAX_VALUE_CHARS:
-            allow(size)
-    size += sum(_width("".join(spec), values) for spec in specs)
+        values = args if type(args) is tuple else (args,)
+        size = sum(str_size(v, MAX_VALUE_CHARS, "repr") for v in values)
+    if size <= MAX_VALUE_CHARS:
+        widths = [int(w) for pair in _PERCENT_WIDTHS.findall(template) for w in pair if w and w != "*"]
+        if "*" in template:
+            widths += [a for a in values if isinstance(a, int)]
+        size += len(template) + fields * max(widths, default=0)
     allow(size * (5 if escape else 1))
 
 

@@ -55,6 +55,17 @@ def _concat(eval_ctx: Any, *values: Any) -> str:
     return limits.charge((markup_join if eval_ctx.autoescape else str_join)(values))  # type: ignore[no-any-return]
 
 
+def _in(needle: Any, haystack: Any) -> bool:
+    """``needle in haystack``, once the search is sized."""
+    limits.tick()
+    limits.allow_search(needle, haystack)
+    return needle in haystack
+
+
+def _not_in(needle: Any, haystack: Any) -> bool:
+    return not _in(needle, haystack)
+
+
 def _bounded_concat(parts: Iterable[str]) -> str:
     """What a macro, ``caller()``, a block ``set`` or a ``filter`` block returns: its
     output, counted as it comes rather than joined and measured after."""
@@ -77,12 +88,21 @@ def _finalize(value: Any) -> Any:
 
 
 class _Bounded(NodeTransformer):
-    """Every loop iterates through ``_paced`` and every ``~`` goes through
-    ``_concat``, so both are bounded however the template is written."""
+    """Every loop iterates through ``_paced``, every ``~`` goes through ``_concat``
+    and every ``in`` through ``_in``, so each is bounded however
+    the template is written."""
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
         node = self.generic_visit(node)
         node.iter = nodes.Filter(node.iter, "_eseq_paced", [], [], None, None, lineno=node.lineno)
+        return node
+
+    def visit_Compare(self, node: nodes.Compare) -> nodes.Node:
+        # "x in list" is one C call comparing x with every item: sized first.
+        node = self.generic_visit(node)
+        if len(node.ops) == 1 and node.ops[0].op in ("in", "notin"):
+            return nodes.Filter(node.expr, f"_eseq_{node.ops[0].op}", [node.ops[0].expr], [], None, None,
+                                lineno=node.lineno)
         return node
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
@@ -103,7 +123,8 @@ class _BoundedSandbox(SandboxedEnvironment):
         super().__init__(finalize=_finalize, **options)
         self.concat = _bounded_concat  # type: ignore[assignment]
         self.filters = bounded_filters(self.filters)
-        self.filters.update(_eseq_paced=_paced, _eseq_concat=_concat)
+        self.filters.update(_eseq_paced=_paced, _eseq_concat=_concat, _eseq_in=_in,
+                            _eseq_notin=_not_in)
         self.globals["lipsum"] = lipsum
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:

@@ -9,7 +9,7 @@ these same filters by name, so they are bounded too.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jinja2 import filters as jf
@@ -18,7 +18,7 @@ from jinja2.utils import pass_environment, pass_eval_context
 from jinja2.utils import generate_lorem_ipsum
 from markupsafe import Markup
 
-from content.render_limits import (allow, allow_items, allow_method, allow_percent, allow_str, charge, materialized,
+from content.render_limits import (allow, allow_compared, allow_items, allow_method, allow_percent, allow_str, charge, materialized,
                                    str_size, tick, MAX_VALUE_CHARS)
 
 # Filters that build a string from str(value), and how many times its size the
@@ -164,9 +164,28 @@ def bounded_filters(filters: dict[str, Callable[..., Any]]) -> dict[str, Callabl
             allow_items(sum(len(x) for x in [start, *items] if hasattr(x, "__len__")))
         return charge(jf.sync_do_sum(env, items, None, start))
 
+    def comparing(name: str) -> Callable[..., Any]:
+        """sort, unique, min, max, groupby, dictsort: their items' sizes first."""
+        original = f[name]
+        skip = 1 if hasattr(original, "jinja_pass_arg") else 0
+
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            tick()
+            args = list(args)  # type: ignore[assignment]
+            value = args[skip]
+            if isinstance(value, Mapping):
+                allow_compared(list(value))
+                allow_compared(list(value.values()))
+            elif not isinstance(value, str) and hasattr(value, "__iter__"):
+                args[skip] = value = materialized(value)  # type: ignore[index]
+                allow_compared(value)
+            return original(*args, **kwargs)
+        return _same_pass_arg(bounded, original)
+
     bounded = {"center": center, "indent": indent, "truncate": truncate, "wordwrap": wordwrap, "replace": replace,
                "format": format_, "join": join, "pprint": pprint, "tojson": tojson, "list": list_, "batch": batch,
                "slice": slice_, "sum": sum_}
+    bounded.update({name: comparing(name) for name in ("sort", "unique", "min", "max", "groupby", "dictsort")})
     out.update(bounded)
     return out
 

@@ -331,3 +331,29 @@ def raise_if_join_too_large(separator: Any, items: Any) -> None:
         if size > MAX_VALUE_CHARS:
             break
     allow(size)
+
+
+# --- comparisons ----------------------------------------------------------------------
+
+def allow_compared(items: list[Any]) -> None:
+    """Refuse sorting (or finding the least, the distinct, the groups of) items
+    whose sizes add up past the budget: one comparison of two long strings with
+    a common prefix reads both, so ``[s, t] * 50000|sort`` for two 2M-character
+    strings would run for a minute in one call. Under the bound a sort reads at
+    most log2(n) times the budget."""
+    total = 0
+    for item in items:
+        total += len(item) if item.__class__ is str else str_size(item, MAX_PRODUCED_CHARS)
+        if total > MAX_PRODUCED_CHARS:
+            raise TemplateRenderError(f"the items compared would exceed {MAX_PRODUCED_CHARS} characters "
+                                      "(too large)")
+
+
+def allow_search(needle: Any, haystack: Any) -> None:
+    """``needle in haystack`` for a list or tuple compares the needle with each
+    item, reading up to the needle's length each time: bounded as a sort is."""
+    if isinstance(haystack, (list, tuple)) and isinstance(needle, (str, bytes, list, tuple)):
+        if len(haystack) * len(needle) > MAX_PRODUCED_CHARS:
+            raise TemplateRenderError(f"searching the list would compare more than {MAX_PRODUCED_CHARS} "
+                                      "characters (too large)")
+

@@ -20,6 +20,9 @@ CTX = {"subscriber": {"first_name": "Ann", "attributes": {"plan": "pro"}, "tags"
 # limit, far below the hundreds of MB each of these built before.
 PEAK_BYTES = 48 * 2**20
 BIG_LIST = "[('x' * 100000)] * 3000"  # 300 MB when printed, 24 kB as a list
+# Two strings of almost 2M characters differing only in the last one (built
+# by ~, as a repetition that long was refused before).
+TWO_LONG = "{% set a = 'x' * 100000 %}{% set s = " + "a ~ " * 19 + "'x' * 99999 %}{% set t = s[:-1] ~ 'y' %}"
 DOUBLINGS = "{% set s = 'ab' %}" + "{% set s = s ~ s %}" * 64 + "{{ s|length }}"
 
 
@@ -44,19 +47,19 @@ def _peak_of_refused(source: str, html: bool = False) -> int:
     "{{ (" + BIG_LIST + ")|e }}", "{{ (" + BIG_LIST + ")|wordcount }}", "{{ (" + BIG_LIST + ")|safe }}",
     "{{ dict(a=" + BIG_LIST + ")|xmlattr }}", "{{ (" + BIG_LIST + ")|center(10) }}",
     "{{ " + BIG_LIST + " ~ '' }}", "{{ '%s' % [" + BIG_LIST + "] }}", "{{ '%s'|format(" + BIG_LIST + ") }}",
-    "{{ '{}'.format(" + BIG_LIST + ") }}", "{{ ' '.join(" + BIG_LIST + ") }}",
+    "{{ '{}'.format(" + BIG_LIST + ") }}", "{{ ' '.join(" + BIG_LIST + ") }}",  # (str.join alone was sized before)
     # Growing a string, a list or an int a step at a time, with no loop or call between.
     DOUBLINGS,
-    "{% set s = 'x' * 1000000 %}" + "{% set s = s + s %}" * 30 + "{{ s|length }}",
+    "{% set s = 'x' * 100000 %}" + "{% set s = s + s %}" * 40 + "{{ s|length }}",
     "{% set l = [1] * 100000 %}" + "{% set l = l + l %}" * 30 + "{{ l|length }}",
     "{% set n = 3 ** 100 %}" + "{% set n = n * n %}" * 30 + "{{ n > 0 }}",
     "{% set n = 9 ** 100 %}{% set n = n ** 100 %}{% set n = n ** 100 %}{% set n = n ** 100 %}{{ n > 0 }}",
     # Formats whose one field is printed many times or padded by an argument.
-    "{{ ('{0}' * 50000).format('x' * 100000) }}", "{{ ('%(a)s' * 50000)|format(a='x' * 100000) }}",
-    "{{ ('%(a)s' * 50000) % {'a': 'x' * 100000} }}", "{{ '%*s' % (1000000000, 'x') }}",
-    "{{ '{:>{w}}'.format('x', w=1000000000) }}", "{{ ('{0}' * 50000).format_map({'0': 'x' * 100000}) }}",
+    "{{ ('{0}' * 30000).format('x' * 100000) }}", "{{ ('%(a)s' * 20000)|format(a='x' * 100000) }}",
+    "{{ ('%(a)s' * 20000) % {'a': 'x' * 100000} }}", "{{ '%*s' % (1000000000, 'x') }}",
+    "{{ '{:>{w}}'.format('x', w=1000000000) }}", "{{ ('{0}' * 30000).format_map({'0': 'x' * 100000}) }}",
     # Joins and method calls given a generator, bytes, ints, lists.
-    "{{ ('x' * 10000).join(range(1000)|map('string')) }}",
+    "{{ ('x' * 100000).join(range(20000)|map('string')) }}",
     "{{ ('x' * 100000).encode().center(1000000000)|length }}",
     "{{ (1).to_bytes(1000000000, 'big')|length }}",
     "{{ ('x' * 100000).translate({120: 'y' * 100000}) }}",
@@ -66,14 +69,20 @@ def _peak_of_refused(source: str, html: bool = False) -> int:
     # Filters that make lists, and lipsum's other argument.
     "{{ [1]|batch(1000000000, 0)|list|length }}", "{{ [1]|slice(1000000000)|list|length }}",
     "{{ ([[0] * 100000] * 100000)|sum(start=[])|length }}", "{{ lipsum(10, max=100000000) }}",
-    "{{ ('x ' * 1000000)|wordwrap(1) }}", "{{ 'x y'|wordwrap(1, wrapstring='y' * 1000000) }}",
+    "{{ ('x ' * 50000)|wordwrap(1, wrapstring='y' * 100000) }}",
+    # One comparison reads two long strings: a sort or a search of many is minutes in one call.
+    TWO_LONG + "{{ t in [s] * 100000 }}",
+    TWO_LONG + "{{ t not in [s] * 100000 }}",
+    TWO_LONG + "{{ ([s, t] * 50000)|sort|first|length }}",
+    TWO_LONG + "{{ ([s, t] * 50000)|unique|list|length }}",
+    TWO_LONG + "{{ ([s, t] * 50000)|max|length }}",
     # Many values each under the limit, together gigabytes.
     "{{ range(100000)|map('center', 1999999)|list|length }}",
-    "{% set s = 'x' * 1000000 %}{% macro m() %}{% for i in range(100000) %}{{ s }}{% endfor %}{% endmacro %}"
+    "{% set s = 'x' * 100000 %}{% macro m() %}{% for i in range(100000) %}{{ s }}{% endfor %}{% endmacro %}"
     "{{ m()|length }}",
-    "{% set s = 'x' * 1000000 %}{% set t %}{% for i in range(100000) %}{{ s }}{% endfor %}{% endset %}"
+    "{% set s = 'x' * 100000 %}{% set t %}{% for i in range(100000) %}{{ s }}{% endfor %}{% endset %}"
     "{{ t|length }}",
-    "{% set s = 'x' * 1000000 %}{% filter length %}{% for i in range(100000) %}{{ s }}{% endfor %}{% endfilter %}",
+    "{% set s = 'x' * 100000 %}{% filter length %}{% for i in range(100000) %}{{ s }}{% endfor %}{% endfilter %}",
 ])
 def test_a_producer_of_a_huge_value_is_refused_before_it_builds_it(source):
     assert _peak_of_refused(source) < PEAK_BYTES
@@ -98,6 +107,9 @@ ORDINARY = [
     "{% set l = [1] %}{{ l.extend([2, 3]) or '' }}{{ l.append(4) or '' }}{{ l }}{{ [1] + [2] }}{{ 'a' + 'b' }}",
     "{{ {'a': 1}|xmlattr }}|{{ [3, 1, 2]|sort|list }}|{{ 'x'.ljust(3) }}.|{{ lipsum(2, false, 3, 5)|length > 0 }}",
     "{{ range(5)|map('string')|join }}|{{ (['x'] * 3)|list }}|{{ 'a b'.split() }}|{{ 'ab'|list }}",
+    "{{ 'a' in subscriber.tags }}{{ 'z' not in subscriber.tags }}{{ 'b' in 'abc' }}{{ 1 in {1: 2} }}"
+    "{{ [3, 1]|max }}{{ [{'a': 2}, {'a': 1}]|sort(attribute='a') }}{{ {'b': 1, 'a': 2}|dictsort }}"
+    "{{ [1, 1, 2]|unique|list }}{% for k, g in [{'a': 1}, {'a': 1}]|groupby('a') %}{{ k }}{{ g }}{% endfor %}",
 ]
 
 

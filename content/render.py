@@ -150,8 +150,9 @@ class _BoundedSandbox(SandboxedEnvironment):
                 limits.allow((len(left) + len(right)) * (5 if escapes else 1))
             elif isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
                 limits.allow_items(len(left) + len(right))
-        elif operator == "%" and isinstance(left, str):
-            limits.allow_percent(left, right, escape=isinstance(left, Markup))
+        elif operator == "%" and isinstance(left, (str, bytes)):
+            template = left if isinstance(left, str) else left.decode("latin-1")  # b"%a" % [...] prints it too
+            limits.allow_percent(template, right, escape=isinstance(left, Markup))
         return limits.charge(super().call_binop(context, operator, left, right))
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature

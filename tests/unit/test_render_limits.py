@@ -47,7 +47,7 @@ def _peak_of_refused(source: str, html: bool = False) -> int:
     "{{ (" + BIG_LIST + ")|e }}", "{{ (" + BIG_LIST + ")|wordcount }}", "{{ (" + BIG_LIST + ")|safe }}",
     "{{ dict(a=" + BIG_LIST + ")|xmlattr }}", "{{ (" + BIG_LIST + ")|center(10) }}",
     "{{ " + BIG_LIST + " ~ '' }}", "{{ '%s' % [" + BIG_LIST + "] }}", "{{ '%s'|format(" + BIG_LIST + ") }}",
-    "{{ '{}'.format(" + BIG_LIST + ") }}", "{{ ' '.join(" + BIG_LIST + ") }}",  # (str.join alone was sized before)
+    "{{ '{}'.format(" + BIG_LIST + ") }}", "{{ '%a'.encode() % [" + BIG_LIST + "] }}", "{{ ' '.join(" + BIG_LIST + ") }}",  # (str.join alone was sized before)
     # Growing a string, a list or an int a step at a time, with no loop or call between.
     DOUBLINGS,
     "{% set s = 'x' * 100000 %}" + "{% set s = s + s %}" * 40 + "{{ s|length }}",

@@ -47,7 +47,7 @@ def _peak_of_refused(source: str, html: bool = False) -> int:
     "{{ (" + BIG_LIST + ")|e }}", "{{ (" + BIG_LIST + ")|wordcount }}", "{{ (" + BIG_LIST + ")|safe }}",
     "{{ dict(a=" + BIG_LIST + ")|xmlattr }}", "{{ (" + BIG_LIST + ")|center(10) }}",
     "{{ " + BIG_LIST + " ~ '' }}", "{{ '%s' % [" + BIG_LIST + "] }}", "{{ '%s'|format(" + BIG_LIST + ") }}",
-    "{{ '{}'.format(" + BIG_LIST + ") }}", "{{ '%a'.encode() % [" + BIG_LIST + "] }}", "{{ ' '.join(" + BIG_LIST + ") }}",  # (str.join alone was sized before)
+    "{{ '{}'.format(" + BIG_LIST + ") }}", "{{ ('%a'.encode() % [" + BIG_LIST + "])|length }}", "{{ ' '.join(" + BIG_LIST + ") }}",  # (str.join alone was sized before)
     # Growing a string, a list or an int a step at a time, with no loop or call between.
     DOUBLINGS,
     "{% set s = 'x' * 100000 %}" + "{% set s = s + s %}" * 40 + "{{ s|length }}",
@@ -57,7 +57,7 @@ def _peak_of_refused(source: str, html: bool = False) -> int:
     # Formats whose one field is printed many times or padded by an argument.
     "{{ ('{0}' * 30000).format('x' * 100000) }}", "{{ ('%(a)s' * 20000)|format(a='x' * 100000) }}",
     "{{ ('%(a)s' * 20000) % {'a': 'x' * 100000} }}", "{{ '%*s' % (1000000000, 'x') }}",
-    "{{ '{:>{w}}'.format('x', w=1000000000) }}", "{{ ('{0}' * 30000).format_map({'0': 'x' * 100000}) }}",
+    "{{ '{:>{w}}'.format('x', w=1000000000) }}", "{{ ('{a}' * 30000).format_map({'a': 'x' * 100000}) }}",
     # Joins and method calls given a generator, bytes, ints, lists.
     "{{ ('x' * 100000).join(range(20000)|map('string')) }}",
     "{{ ('x' * 100000).encode().center(1000000000)|length }}",

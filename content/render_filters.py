@@ -18,8 +18,8 @@ from jinja2.utils import pass_environment, pass_eval_context
 from jinja2.utils import generate_lorem_ipsum
 from markupsafe import Markup
 
-from content.render_limits import (allow, allow_compared, allow_items, allow_method, allow_percent, allow_str, charge, materialized,
-                                   str_size, tick, MAX_VALUE_CHARS)
+from content.render_limits import (MAX_VALUE_CHARS, allow, allow_compared, allow_items, allow_method, allow_percent,
+                                   allow_str, charge, materialized, str_size, tick)
 
 # Filters that build a string from str(value), and how many times its size the
 # result can be: case mappings (ß -> SS, up to 3), escaping ('"' -> &#34;),
@@ -95,7 +95,8 @@ def bounded_filters(filters: dict[str, Callable[..., Any]]) -> dict[str, Callabl
         lines = len(text) // max(width if isinstance(width, int) else 1, 1) + text.count("\n") + 1
         allow_items(lines)
         allow(len(text) + lines * len(str(wrapstring if wrapstring is not None else env.newline_sequence)))
-        return charge(jf.do_wordwrap(env, text, width, break_long_words, wrapstring, break_on_hyphens))  # type: ignore[no-any-return]
+        wrapped = jf.do_wordwrap(env, text, width, break_long_words, wrapstring, break_on_hyphens)
+        return charge(wrapped)  # type: ignore[no-any-return]
 
     @pass_eval_context
     def replace(eval_ctx: Any, value: Any, old: Any, new: Any, count: Any = None) -> str:

@@ -172,7 +172,8 @@ def str_size(value: Any, limit: int = MAX_VALUE_CHARS, kind: str = "str") -> int
         elif isinstance(item, (bytes, bytearray)):
             total += 4 * len(item) + 14  # b'\xNN' escapes, bytearray(...)
         elif isinstance(item, (Mapping, Namespace)):
-            pairs = item.items() if isinstance(item, Mapping) else item._Namespace__attrs.items()  # type: ignore[attr-defined]
+            attrs = item if isinstance(item, Mapping) else item._Namespace__attrs  # type: ignore[attr-defined]
+            pairs = attrs.items()
             total += 16 + (depth + 1 if kind == "pretty" else 0)
             for key, val in pairs:
                 total += 4 + (depth + 2 if kind == "pretty" else 0)

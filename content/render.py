@@ -3,7 +3,9 @@
 Templates are user input: they render in a ``SandboxedEnvironment`` (no attribute
 access to internals, no imports) with autoescaping in HTML, and a subject that
 renders to a CR or LF is refused because it would let a subscriber's data inject
-mail headers.
+mail headers. A render is bounded in what it builds and in the CPU it takes: one
+template must not exhaust the web or send worker it shares with other tenants
+(``content.render_limits`` says how).
 """
 from __future__ import annotations
 
@@ -27,15 +29,12 @@ from content.text import html_to_text, tidy_text
 from content.text_template import derived_text_template, flat_globals, is_plain_data
 from models import Subscriber
 
-_CHECK_EVERY = 64
-
-
 def _paced(items: Iterable[Any]) -> Iterator[Any]:
     """What every loop of a template iterates: its items, with the clock read every
     so many turns. A counter per loop is enough: an inner loop checks on its own
     turns, so at most that many turns of any loop run past the deadline."""
     for turn, item in enumerate(items, 1):
-        if not turn % _CHECK_EVERY:
+        if not turn % limits.CHECK_EVERY:
             limits.check_clock()
         yield item
 

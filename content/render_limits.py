@@ -50,7 +50,7 @@ MAX_INT_BITS = 100_000
 MAX_RENDER_CPU_SECONDS = 1.0
 # Reading a thread's CPU time is a system call (about 3 µs here), so the clock is
 # read every so many steps (loop turns, calls, filters, operators), not at each.
-_CHECK_EVERY = 64
+CHECK_EVERY = 64
 # This thread's render: its CPU deadline (None between renders) and what it has
 # built (0 between renders, so a value Jinja folds while compiling is held to the
 # one-value limit only).
@@ -86,10 +86,10 @@ def check_clock() -> None:
 
 
 def tick() -> None:
-    """One step of a render: the clock is read every ``_CHECK_EVERY`` of them."""
+    """One step of a render: the clock is read every ``CHECK_EVERY`` of them."""
     global _steps
     _steps += 1
-    if not _steps % _CHECK_EVERY:
+    if not _steps % CHECK_EVERY:
         check_clock()
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,10 @@ FORMATS = ("csv", "json")
 MAX_BYTES = 50 * 1024 * 1024
 MAX_ROWS = 500_000
 RESERVED = ("email", "first_name", "last_name", "timezone", "tags")
+# A subscriber keeps at most ATTRIBUTES_MAX (100) attributes, so a header is useful up
+# to the five fields plus those; 1,000 leaves room for sparse exports whose rows
+# fill different columns, and keeps a 50 MB header from being one request's work.
+MAX_COLUMNS = 1000
 
 
 @dataclass
@@ -58,13 +63,15 @@ def _csv_rows(payload: bytes) -> Iterator[tuple[int, list[str]]]:
 
 
 def _csv_header(cells: list[str]) -> list[str]:
+    if len(cells) > MAX_COLUMNS:
+        raise ImportPayloadError(f"The CSV header row has {len(cells)} columns; at most {MAX_COLUMNS}.", field="header")
     names = [c.strip() for c in cells]
     keys = [n.lower() if n.lower() in RESERVED else n for n in names]
     if "email" not in keys:
         raise ImportPayloadError("The CSV header row has no 'email' column.")
     if "" in keys:
         raise ImportPayloadError("The CSV header row has an empty column name.")
-    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    repeated = sorted(k for k, n in Counter(keys).items() if n > 1)
     if repeated:
         raise ImportPayloadError("The CSV header row repeats: " + ", ".join(repeated) + ".")
     return keys

@@ -186,3 +186,51 @@ def test_a_path_id_past_the_id_columns_is_a_404(client: Any, alice: Any, path: s
 def test_a_huge_number_in_the_query_string_is_a_4xx(client: Any, alice: Any, query: str) -> None:
     response = client.get(f"/api/v1/messages?{query}", headers=alice.headers)
     assert response.status_code in (200, 422), response.get_data(as_text=True)
+
+
+# Run in a subprocess: the embedded SQLite app needs its own process-wide engine.
+SQLITE_SCRIPT = r'''
+import json, sys
+from settings import load_settings
+from web.app import create_app
+
+app = create_app(load_settings())
+client = app.test_client()
+admin = {"Authorization": "Bearer " + sys.argv[1]}
+account = client.post("/api/v1/accounts", json={"name": "Solo", "from_email": "solo@example.com"}, headers=admin)
+key = {"X-API-Key": account.get_json()["api_key"]}
+big = str(2**63 + 1)
+requests = {
+    "GET /subscribers/<2^63+1>": client.get("/api/v1/subscribers/" + big, headers=key),
+    "DELETE /templates/<2^63+1>": client.delete("/api/v1/templates/" + big, headers=key),
+    "GET /email-sequences/<2^63+1>/enrollments": client.get(f"/api/v1/email-sequences/{big}/enrollments", headers=key),
+    "GET /jobs/<10^30>": client.get("/api/v1/jobs/" + "1" * 30, headers=key),
+    "GET /messages?subscriber_id=2^63+1": client.get("/api/v1/messages?subscriber_id=" + big, headers=key),
+    "POST /subscribers attributes 2^63+1": client.post("/api/v1/subscribers", data='{"email": "a@example.com", '
+                                                     '"attributes": {"n": ' + big + "}}",
+                                                     content_type="application/json", headers=key),
+    "POST /email-sequences goto 2^63+1": client.post("/api/v1/email-sequences", data='{"name": "s", "steps": '
+                                                     '[{"type": "goto", "goto": ' + big + "}]}",
+                                                     content_type="application/json", headers=key),
+}
+print(json.dumps({name: response.status_code for name, response in requests.items()}))
+'''
+
+
+def test_ids_past_64_bits_are_a_4xx_on_sqlite(tmp_path: Any) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ADMIN_TOKEN, ROOT
+    from tests.support.database import migrate
+
+    url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
+    migrate(url)
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")}
+    env.update(DATABASE_URL=url, ESEQ_VAR_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", SQLITE_SCRIPT, ADMIN_TOKEN], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=True)
+    statuses = json.loads(done.stdout.strip().splitlines()[-1])
+    assert all(400 <= code < 500 for code in statuses.values()), statuses

@@ -112,6 +112,34 @@ def count_rows(payload: bytes, fmt: str) -> int:
     return total
 
 
+def _surrogate_field(item: dict[str, Any]) -> str | None:
+    """The first field of a JSON row holding a lone surrogate (``"\\ud800"``, which
+    JSON can escape but no database can encode), or None. Iterative: rows may nest."""
+    stack: list[tuple[Any, str]] = [(item, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and not _encodable(value):
+                return path
+        elif isinstance(value, dict):
+            for key, child in value.items():
+                name = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and not key.isascii() and not _encodable(key):
+                    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+                stack.append((child, name))
+        elif isinstance(value, list):
+            stack.extend((child, f"{path}.{i}") for i, child in enumerate(value))
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _row_from_mapping(item: dict[str, Any], nested: bool) -> ImportRow:
     """``nested``: JSON may carry an ``attributes`` object; in CSV that is just a column."""
     extra = {k: v for k, v in item.items() if k not in RESERVED and not (nested and k == "attributes")}
@@ -134,6 +162,9 @@ def read_rows(payload: bytes, fmt: str) -> Iterator[tuple[int, ImportRow | str]]
         for number, item in enumerate(_json_items(payload), start=1):
             if not isinstance(item, dict):
                 yield number, "Must be an object."
+                continue
+            if (where := _surrogate_field(item)) is not None:
+                yield number, f"{where}: Contains a lone surrogate, which is not a character."
                 continue
             try:
                 yield number, _row_from_mapping(item, nested=True)

@@ -234,3 +234,11 @@ def test_ids_past_64_bits_are_a_4xx_on_sqlite(tmp_path: Any) -> None:
                           capture_output=True, text=True, check=True)
     statuses = json.loads(done.stdout.strip().splitlines()[-1])
     assert all(400 <= code < 500 for code in statuses.values()), statuses
+
+
+def test_a_deeply_nested_import_body_with_a_nul_is_a_4xx(client: Any, alice: Any) -> None:
+    body = "[" * DEEP + '"\\u0000"' + "]" * DEEP
+    response = raw_json(client, "post", IMPORT, body, alice.headers)
+    assert 400 <= response.status_code < 500, response.get_data(as_text=True)
+    with db.session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Job)) == 0

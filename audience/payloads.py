@@ -77,10 +77,23 @@ def _csv_header(cells: list[str]) -> list[str]:
     return keys
 
 
+class _OutOfRange:
+    """An integer no column can hold, left in place for its row to report by field:
+    past 64 bits (what the API refuses too), or past 4,300 digits, which int() refuses."""
+
+
+def _int(digits: str) -> int | _OutOfRange:
+    if len(digits.lstrip("-")) > 19 or not -(2**63) <= (value := int(digits)) < 2**63:
+        return _OutOfRange()
+    return value
+
+
 def _json_items(payload: bytes) -> list[Any]:
     try:
-        items = json.loads(payload)
-    except (ValueError, RecursionError) as exc:
+        items = json.loads(payload, parse_int=_int)
+    except RecursionError:
+        raise ImportPayloadError("The body's JSON is nested too deep to read.") from None
+    except ValueError as exc:
         raise ImportPayloadError(f"The body is not valid JSON: {exc}.") from None
     if not isinstance(items, list):
         raise ImportPayloadError("The JSON body must be a list of subscriber objects.")
@@ -112,20 +125,27 @@ def count_rows(payload: bytes, fmt: str) -> int:
     return total
 
 
-def _surrogate_field(item: dict[str, Any]) -> str | None:
-    """The first field of a JSON row holding a lone surrogate (``"\\ud800"``, which
-    JSON can escape but no database can encode), or None. Iterative: rows may nest."""
+_SURROGATE = "Contains a lone surrogate, which is not a character."
+
+
+def _unstorable(item: dict[str, Any]) -> str | None:
+    """``"field: error"`` for the first value of a JSON row that no database can
+    store, or None: a lone surrogate (``"\\ud800"``, which JSON can escape but
+    neither psycopg2 nor sqlite3 can encode) or an integer out of range. Iterative:
+    rows may nest."""
     stack: list[tuple[Any, str]] = [(item, "")]
     while stack:
         value, path = stack.pop()
+        if isinstance(value, _OutOfRange):
+            return f"{path}: Integer out of range (at most 64 bits)."
         if isinstance(value, str):
             if not value.isascii() and not _encodable(value):
-                return path
+                return f"{path}: {_SURROGATE}"
         elif isinstance(value, dict):
             for key, child in value.items():
                 name = f"{path}.{key}" if path else str(key)
                 if isinstance(key, str) and not key.isascii() and not _encodable(key):
-                    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+                    return name.encode("utf-8", "backslashreplace").decode("utf-8") + f": {_SURROGATE}"
                 stack.append((child, name))
         elif isinstance(value, list):
             stack.extend((child, f"{path}.{i}") for i, child in enumerate(value))
@@ -163,8 +183,8 @@ def read_rows(payload: bytes, fmt: str) -> Iterator[tuple[int, ImportRow | str]]
             if not isinstance(item, dict):
                 yield number, "Must be an object."
                 continue
-            if (where := _surrogate_field(item)) is not None:
-                yield number, f"{where}: Contains a lone surrogate, which is not a character."
+            if (error := _unstorable(item)) is not None:
+                yield number, error
                 continue
             try:
                 yield number, _row_from_mapping(item, nested=True)

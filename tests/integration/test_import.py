@@ -272,3 +272,14 @@ def test_on_sqlite_a_refused_row_and_a_surrogate_row_are_reported_and_the_others
             assert set(s.scalars(select(Subscriber.email))) == {"a@example.com", "b@example.com"}
     finally:
         engine.dispose()
+
+
+def test_a_json_import_reports_an_integer_past_64_bits_by_row_instead_of_refusing_the_file(client, alice, worker):
+    body = ('[{"email": "ann@example.com", "attributes": {"seats": 9223372036854775807}},'
+            ' {"email": "big@example.com", "attributes": {"seats": ' + "9" * 5000 + '}},'
+            ' {"email": "neg@example.com", "first_name": -9223372036854775809}]')
+    job = wait_for(client, alice, post_import(client, alice, body, "application/json"))
+    assert (job["status"], job["created"], job["error_count"]) == ("completed", 1, 2), job
+    assert job["errors"] == ["row 2: attributes.seats: Integer out of range (at most 64 bits).",
+                             "row 3: first_name: Integer out of range (at most 64 bits)."]
+    assert stored(alice.account_id)["ann@example.com"].attributes == {"seats": 2**63 - 1}

@@ -6,6 +6,14 @@ Bounded (``MAX_EXAMPLES`` valid and as many invalid requests per operation, no
 deadline) so the module stays within a couple of minutes on a 2-core machine.
 Operations are driven through schemathesis' strategies directly, because its lazy
 pytest integration (``from_fixture``) does not run on pytest 9.
+
+Schemathesis cannot send some of the inputs that broke the API: its strings leave
+out lone surrogates on purpose, and its JSON serialiser cannot write integers of
+thousands of digits or nesting thousands deep. The second test sends those, built
+from the same served document (every body field, query and path parameter of every
+operation); run against the code before they were refused, it found 226 server
+errors in 24 operations (lone surrogates, 5,000-digit integers, 5,000-deep nesting,
+a far-future ``occurred_at``).
 """
 from __future__ import annotations
 
@@ -104,6 +112,21 @@ HOSTILE_QUERY = {
 }
 HOSTILE_PATH = {"integer of 5,000 digits": "9" * 5000, "integer 2^63 + 1": str(2**63 + 1), "integer 10^30": "1" + "0" * 30}
 PLACEHOLDER = '"__hostile__"'
+# A valid body per request schema, so each hostile value is the only thing wrong and
+# reaches as far as it can (the database, if nothing refuses it first). A schema not
+# listed here (a new endpoint) is probed from an empty body, which still finds 5xx.
+BASES: dict[str, dict[str, Any]] = {
+    "AccountCreate": {"name": "Acme", "from_email": "acme@example.com"},
+    "TemplateIn": {"name": "t", "subject": "Hi"},
+    "TemplateReplace": {"name": "t", "subject": "Hi"},
+    "SequenceIn": {"name": "s", "steps": [{"type": "delay", "seconds": 60}]},
+    "EnrollRequest": {"emails": ["ada@example.com"]},
+    "EventCreate": {"email": "ada@example.com", "name": "signup"},
+    "SubscriberCreate": {"email": "ada@example.com"},
+    "ProviderCreate": {"name": "p", "kind": "smtp", "config": {}},  # a real host would be resolved in DNS
+    "SuppressionCreate": {"email": "sup@example.com"},
+    "PlanCreate": {"provider_id": 1},
+}
 
 
 def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -159,14 +182,16 @@ def probes(spec: dict[str, Any]) -> Iterator[Probe]:
             content = operation.get("requestBody", {}).get("content", {})
             if "application/json" not in content:
                 continue
-            schema = _resolve(spec, content["application/json"].get("schema", {}))
+            reference = content["application/json"].get("schema", {})
+            base = BASES.get(str(reference.get("$ref", "")).rsplit("/", 1)[-1], {})
+            schema = _resolve(spec, reference)
             yield Probe(method, path, "body", "nesting 5,000 deep", body=HOSTILE_JSON["nesting 5,000 deep"])
             names = tuple(schema.get("properties", {}))
             for name in names:
                 for what, value in HOSTILE_JSON.items():
                     # Past the parser's recursion limit no path is known: the refusal names the body.
                     field = "body" if what == "nesting 5,000 deep" else name
-                    yield Probe(method, path, field, what, body=json.dumps({name: "__hostile__"}).replace(
+                    yield Probe(method, path, field, what, body=json.dumps({**base, name: "__hostile__"}).replace(
                         PLACEHOLDER, value), siblings=tuple(n for n in names if n != name))
             if schema.get("type") == "array":  # an upload of rows (imports): each row gets the values
                 for what, value in HOSTILE_JSON.items():
@@ -184,7 +209,7 @@ def _names(body: dict[str, Any], probe: Probe) -> bool:
               for name in location]
     if any(name == field or name.startswith(f"{field}.") for name in errors for field in fields):
         return any(field in body.get("message", "") for field in fields)
-    return bool(errors) and all(name in probe.siblings for name in errors)
+    return bool(errors) and all(name.split(".")[0] in probe.siblings for name in errors)
 
 
 def test_no_hostile_value_in_any_field_gets_a_server_error_and_a_refusal_names_the_field(

@@ -135,7 +135,7 @@ def _refuse(code: int, errors: dict[str, list[str]], summary: str) -> ResponseRe
 
 
 class IdConverter(IntegerConverter):
-    """``<int:...>`` bounded to the ``integer`` id columns (1 to 2^31 - 1); a longer
+    """``<int:...>`` bounded to the ``integer`` id columns (at most 2^31 - 1); a larger
     id does not match the route (404) and is never handed to ``int()`` (which refuses
     over 4,300 digits) or to the database (which cannot compare it on SQLite)."""
 
@@ -157,7 +157,8 @@ def init_json_input(app: Flask) -> None:
 
     @app.before_request
     def _check_json_body() -> ResponseReturnValue | None:
-        if not request.path.startswith("/api/") or not request.is_json or not request.content_length:
+        # Not Content-Length: a chunked body has none, and webargs reads it all the same.
+        if not request.path.startswith("/api/") or not request.is_json:
             return None
         if _is_raw(app):
             return None

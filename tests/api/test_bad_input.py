@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from sqlalchemy import func, select
 
 from audience.payloads import MAX_COLUMNS
@@ -242,3 +241,17 @@ def test_a_deeply_nested_import_body_with_a_nul_is_a_4xx(client: Any, alice: Any
     assert 400 <= response.status_code < 500, response.get_data(as_text=True)
     with db.session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Job)) == 0
+
+
+
+def test_a_chunked_json_body_is_checked_too(client: Any, alice: Any) -> None:
+    """No Content-Length (Transfer-Encoding: chunked, which the server terminates)."""
+    import io
+
+    body = b'{"email": "ada@example.com", "first_name": "A\\ud800"}'
+    response = client.post("/api/v1/subscribers", input_stream=io.BytesIO(body), content_type="application/json",
+                           headers={**alice.headers, "Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert "first_name" in response.get_json()["message"]
+    assert count("subscribers") == 0

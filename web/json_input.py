@@ -70,29 +70,32 @@ def _has_surrogate(text: str) -> bool:
 
 
 def _printable(name: str) -> str:
-    """A path as the error body can show it (a key may itself hold the surrogate)."""
+    """A name as the error body can show it (a key may itself hold the surrogate)."""
     return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+Path = tuple[str, ...]
 
 
 class TooDeepError(ValueError):
     """The body nests past ``MAX_DEPTH``; ``path`` is where it crossed."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: Path) -> None:
         super().__init__(f"Nested deeper than {MAX_DEPTH} levels.")
         self.path = path
 
 
-def problems(value: Any) -> dict[str, list[str]] | None:
-    """Per-path messages for a parsed body (``body`` for the whole), or None when it
-    is fine; raises TooDeepError. Iterative, so a deep body cannot exhaust the stack
-    here either."""
-    found: dict[str, list[str]] = {}
-    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+def problems(value: Any) -> dict[Path, list[str]] | None:
+    """Messages by path (``("body",)`` for the whole) for a parsed body, or None when
+    it is fine; raises TooDeepError. Iterative, so a deep body cannot exhaust the
+    stack here either."""
+    found: dict[Path, list[str]] = {}
+    stack: list[tuple[Any, Path]] = [(value, ())]
     while stack:
-        item, path, depth = stack.pop()
-        where = path or "body"
-        if depth > MAX_DEPTH:
-            raise TooDeepError(_printable(where))
+        item, path = stack.pop()
+        where = path or ("body",)
+        if len(path) > MAX_DEPTH:
+            raise TooDeepError(where)
         if isinstance(item, _Bad):
             found[where] = [item.reason]
         elif isinstance(item, str):
@@ -100,13 +103,12 @@ def problems(value: Any) -> dict[str, list[str]] | None:
                 found[where] = ["Contains a lone surrogate, which is not a character."]
         elif isinstance(item, dict):
             for key, child in item.items():
-                name = f"{path}.{key}" if path else str(key)
                 if _has_surrogate(key):
-                    found[_printable(name)] = ["The key contains a lone surrogate, which is not a character."]
+                    found[(*path, _printable(key))] = ["The key contains a lone surrogate, which is not a character."]
                 else:
-                    stack.append((child, name, depth + 1))
+                    stack.append((child, (*path, key)))
         elif isinstance(item, list):
-            stack.extend((child, f"{path}.{i}" if path else str(i), depth + 1) for i, child in enumerate(item))
+            stack.extend((child, (*path, str(i))) for i, child in enumerate(item))
     return found or None
 
 
@@ -128,8 +130,16 @@ def _is_raw(app: Flask) -> bool:
     return bool(getattr(handler, "_raw_json_body", False))
 
 
-def _refuse(code: int, errors: dict[str, list[str]], summary: str) -> ResponseReturnValue:
-    names = ", ".join(sorted(errors))
+def _refuse(code: int, found: dict[Path, list[str]], summary: str) -> ResponseReturnValue:
+    """The API's error shape: ``errors`` nested as marshmallow nests them
+    (``{"tags": {"1": [...]}}``), the message naming dotted paths (``tags.1``)."""
+    errors: dict[str, Any] = {}
+    for path, messages in found.items():
+        node = errors
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = messages
+    names = ", ".join(sorted(".".join(path) for path in found))
     status = "Bad Request" if code == 400 else "Unprocessable Entity"
     return jsonify({"code": code, "status": status, "errors": {"json": errors}, "message": f"{summary}: {names}"}), code
 
@@ -166,7 +176,7 @@ def init_json_input(app: Flask) -> None:
         try:
             found = problems(parse(request.get_data(cache=True)))
         except RecursionError:
-            return _refuse(400, {"body": deep}, "The JSON body is nested too deep")
+            return _refuse(400, {("body",): deep}, "The JSON body is nested too deep")
         except TooDeepError as exc:
             return _refuse(400, {exc.path: deep}, "The JSON body is nested too deep")
         except ValueError:  # malformed JSON or not UTF-8: the schema's parser answers that (400) as before

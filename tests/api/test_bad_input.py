@@ -89,7 +89,7 @@ def test_a_lone_surrogate_anywhere_is_a_422_naming_the_field(client: Any, alice:
     response = raw_json(client, method, path, body.replace("{S}", SURROGATE), alice.headers)
     assert response.status_code == 422, response.get_data(as_text=True)
     payload = response.get_json()
-    assert field in payload["errors"]["json"], payload
+    assert field.split(".")[0] in payload["errors"]["json"], payload  # nested as marshmallow nests
     assert field in payload["message"]
     if table:
         assert count(table) == before, "nothing is written"
@@ -131,7 +131,8 @@ def test_an_integer_of_thousands_of_digits_is_a_422_naming_the_field(client: Any
                                                                      field: str) -> None:
     response = raw_json(client, "post", path, body.replace("{N}", HUGE), alice.headers)
     assert response.status_code == 422, response.get_data(as_text=True)
-    assert field in response.get_json()["errors"]["json"]
+    assert field.split(".")[0] in response.get_json()["errors"]["json"]
+    assert field in response.get_json()["message"]
 
 
 @pytest.mark.parametrize("number", [2**63, -(2**63) - 1, 10**30])

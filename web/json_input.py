@@ -131,14 +131,19 @@ def _is_raw(app: Flask) -> bool:
 
 
 def _refuse(code: int, found: dict[Path, list[str]], summary: str) -> ResponseReturnValue:
-    """The API's error shape: ``errors`` nested as marshmallow nests them
-    (``{"tags": {"1": [...]}}``), the message naming dotted paths (``tags.1``)."""
+    """The API's error shape. The API already names a field inside another two ways:
+    nested, as marshmallow does (``{"tags": {"1": [...]}}``), and by dotted path, as
+    ``audience`` and the sequence checks do (``{"attributes.plan": [...]}``); a
+    refusal here gives both, so a client finds the field the way the endpoint
+    named it before. The message names dotted paths (``tags.1``)."""
     errors: dict[str, Any] = {}
     for path, messages in found.items():
         node = errors
         for part in path[:-1]:
             node = node.setdefault(part, {})
         node[path[-1]] = messages
+        if len(path) > 1:
+            errors[".".join(path)] = messages
     names = ", ".join(sorted(".".join(path) for path in found))
     status = "Bad Request" if code == 400 else "Unprocessable Entity"
     return jsonify({"code": code, "status": status, "errors": {"json": errors}, "message": f"{summary}: {names}"}), code

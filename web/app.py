@@ -16,6 +16,7 @@ from web import errors
 from web.auth import API_KEY, BEARER
 from web.extensions import api, jwt, limiter
 from web.limits import init_body_limits, rate_limit_config
+from web.json_input import init_json_input
 from web.security import init_input_guard, init_security_headers
 
 API_BLUEPRINTS = ("web.accounts.routes", "web.email_templates.routes", "web.sequences.routes", "web.sequences.enrollments",
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     CORS(app, resources={r"/api/*": {"origins": list(settings.cors_origins)}}, expose_headers=["X-Pagination"])
     init_security_headers(app)
     init_body_limits(app)
+    init_json_input(app)  # before the NUL guard and the blueprints: it parses first and bounds <int:...>
     init_input_guard(app)
 
     import importlib

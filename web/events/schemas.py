@@ -8,7 +8,7 @@ from audience.errors import InvalidFieldError
 from audience.fields import normalise_email
 from inbound.events import PLATFORM_NAMES
 from web.limits import PROPERTIES_MAX_BYTES, json_at_most
-from web.validators import ID_RANGE
+from web.validators import ID_RANGE, in_era
 
 NAME = validate.Regexp(r"^[A-Za-z0-9_.:\-]{1,100}$", error="Use 1-100 letters, digits, '_', '.', ':' or '-'.")
 NOT_RESERVED = validate.NoneOf(sorted(PLATFORM_NAMES),
@@ -24,7 +24,7 @@ class EventCreateSchema(Schema):
     properties = fields.Dict(keys=fields.String(validate=validate.Length(max=100)), load_default=dict,
                              validate=json_at_most(PROPERTIES_MAX_BYTES))
     value = fields.Float(allow_nan=False, load_default=None, allow_none=True)
-    occurred_at = fields.AwareDateTime(default_timezone=None, load_default=None, allow_none=True)
+    occurred_at = fields.AwareDateTime(default_timezone=None, load_default=None, allow_none=True, validate=in_era)
     id = fields.String(validate=validate.Length(min=1, max=200), load_default=None, allow_none=True,
                        metadata={"description": "Your id for this event; a retry with the same id is recorded once."})
 

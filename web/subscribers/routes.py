@@ -28,6 +28,7 @@ from models import Subscriber, utcnow
 from sequencing import triggers
 from web.auth import SECURITY, account_required, current_account_id
 from web.db import get_db
+from web.json_input import raw_body
 from web.pagination import SQLPage
 from web.resource import On, errors_attribute, field_errors, map_errors
 from web.subscribers.schemas import (
@@ -147,6 +148,7 @@ def _read_upload() -> tuple[bytes, str]:
 
 @blp.route("/import")
 class Import(MethodView):
+    @raw_body  # rows are checked one by one by the import job
     @account_required
     @blp.response(202, ImportAcceptedSchema)
     @blp.doc(security=SECURITY, requestBody=IMPORT_DOC)

@@ -66,6 +66,19 @@ def _fernet_keys(env: dict[str, str], name: str) -> tuple[str, ...]:
     return keys
 
 
+# Bearer tokens compared against what a client sends: long enough that guessing one
+# over the network is hopeless (``openssl rand -hex 16`` makes 32 characters).
+TOKEN_MIN_LENGTH = 32
+
+
+def _token(env: dict[str, str], name: str) -> str | None:
+    value = env.get(name) or None
+    if value is not None and len(value) < TOKEN_MIN_LENGTH:
+        raise ConfigError(f"{name} must be at least {TOKEN_MIN_LENGTH} characters long, got {len(value)} "
+                          "(make one with: openssl rand -hex 16)")
+    return value
+
+
 def _bool(env: dict[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -169,6 +182,16 @@ class Settings:
     # Keys sealing providers' credentials and accounts' DKIM keys at rest
     # (models.sealed): the first seals, any opens. None: stored as given.
     secrets_keys: tuple[str, ...] = field(default=(), repr=False)
+    # `make run`'s development mail catcher (delivery/dev_mailbox.py): where it listens
+    # and keeps what it catches. Only on the embedded default with no SMTP_HOST.
+    dev_smtp_port: int | None = None
+    dev_mail_dir: Path | None = None
+    # The bearer token /metrics asks for. None: /metrics answers only in the embedded
+    # mode (one machine, `make run`), and refuses elsewhere until it is set.
+    metrics_token: str | None = field(default=None, repr=False)
+    # Reverse proxies in front of the web process whose X-Forwarded-For/-Proto/-Host
+    # are believed (werkzeug's ProxyFix). 0: none, the TCP peer is the client.
+    proxy_hops: int = 0
 
     @property
     def embedded(self) -> bool:
@@ -213,6 +236,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         raise ConfigError("SECRET_KEY must be at least 16 characters long")
     public_base_url = _url(env, "PUBLIC_BASE_URL", ("http", "https")) or "http://localhost:8000"
     origins = tuple(o.strip() for o in env.get("ESEQ_CORS_ORIGINS", "").split(",") if o.strip())
+    dev_port = _int(env, "ESEQ_DEV_SMTP_PORT", 0) if not env.get("DATABASE_URL") and not env.get("SMTP_HOST") else 0
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -220,7 +244,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         result_backend=result_backend,
         secret_key=secret_key,
         secret_key_generated=generated,
-        admin_token=env.get("ESEQ_ADMIN_TOKEN") or None,
+        admin_token=_token(env, "ESEQ_ADMIN_TOKEN"),
         public_base_url=public_base_url.rstrip("/"),
         tick_seconds=_float(env, "ESEQ_TICK_SECONDS", 5.0),
         smtp_host=env.get("SMTP_HOST") or None,
@@ -251,6 +275,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         unsubscribe_domain=_dns_name(env, "ESEQ_UNSUBSCRIBE_DOMAIN"),
         unsubscribe_smtp_host=env.get("ESEQ_UNSUBSCRIBE_SMTP_HOST") or "0.0.0.0",
         unsubscribe_smtp_port=_int(env, "ESEQ_UNSUBSCRIBE_SMTP_PORT", 2525),
+        dev_smtp_port=dev_port or None,
+        dev_mail_dir=var_dir / "dev_mail" if dev_port else None,
+        metrics_token=_token(env, "ESEQ_METRICS_TOKEN"),
+        proxy_hops=_int(env, "ESEQ_PROXY_HOPS", 0, minimum=0),
         **_dkim(env),  # type: ignore[arg-type]
     )
 

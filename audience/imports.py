@@ -7,7 +7,9 @@ sees progress, and a crash loses at most one chunk. The worker holds a lease on
 the job, extended after every chunk; when a worker dies the lease lapses, the tick
 puts the job back to pending and a new task resumes it after the last committed
 chunk (a re-upserted chunk would be harmless too, but the counts stay exact). Bad rows do not stop an import; they are counted and the first
-``MAX_ERROR_MESSAGES`` are kept with their row numbers.
+``MAX_ERROR_MESSAGES`` are kept with their row numbers. That includes a row the
+database refuses although it passed the checks: the chunk is then written again
+row by row, each in a savepoint, so only that row is lost, and reported.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from datetime import datetime, timedelta
 from itertools import islice
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from audience.payloads import ImportRow, count_rows, read_rows
@@ -70,6 +73,41 @@ def _record(job: Job, created: int, updated: int, processed: int, errors: list[s
         job.errors = [*(job.errors or []), *errors[:room]]  # a new list: JSON columns don't track mutation
 
 
+def _row_faults(session: Session) -> tuple[type[BaseException], ...]:
+    """Errors that mean "the database refused this data", as opposed to "the database
+    is unavailable" (which must fail the chunk and be retried): SQLAlchemy's wrapped
+    ones, the driver's raw ones (the PostgreSQL path COPYs through the driver's own
+    cursor), and values the driver cannot encode."""
+    dbapi = session.get_bind().dialect.dbapi
+    return (DataError, IntegrityError, dbapi.DataError, dbapi.IntegrityError, ValueError, OverflowError)
+
+
+def _write(session: Session, account_id: int, batch: list[tuple[int, ImportRow]],
+           now: datetime) -> tuple[int, int, list[tuple[int, str]]]:
+    """Upsert ``batch``; returns (created, updated, refused rows). When the database
+    refuses the chunk, each row is written in its own savepoint, so one bad row
+    costs only itself (in file order, so repeats of an address merge as before)."""
+    faults = _row_faults(session)
+    try:
+        with session.begin_nested():
+            created, updated = upsert_rows(session, account_id, [row for _, row in batch], now)
+        return created, updated, []
+    except faults:
+        pass
+    created = updated = 0
+    refused: list[tuple[int, str]] = []
+    for number, row in batch:
+        try:
+            with session.begin_nested():
+                one_created, one_updated = upsert_rows(session, account_id, [row], now)
+        except faults as exc:
+            refused.append((number, f"The database refused the row ({type(exc).__name__})."))
+            continue
+        created += one_created
+        updated += one_updated
+    return created, updated, refused
+
+
 def run_import(session: Session, job_id: int, clock: Callable[[], datetime] = utcnow,
                lease: timedelta = LEASE) -> Iterator[Job]:
     """Process a claimed job from where it stopped, yielding it after each chunk
@@ -81,30 +119,34 @@ def run_import(session: Session, job_id: int, clock: Callable[[], datetime] = ut
         return
     now = clock()
     payload = job.payload or b""
-    batch: list[ImportRow] = []
-    errors: list[str] = []
-    error_count = processed = 0
+    batch: list[tuple[int, ImportRow]] = []
+    errors: list[tuple[int, str]] = []
+    processed = 0
     for number, row in islice(read_rows(payload, job.payload_format), job.processed, None):
         processed += 1
         if isinstance(row, str):
-            error_count += 1
-            if len(errors) < MAX_ERROR_MESSAGES:
-                errors.append(f"row {number}: {row}")
+            errors.append((number, row))
         else:
-            batch.append(row)
+            batch.append((number, row))
         if processed >= CHUNK:
-            created, updated = upsert_rows(session, job.account_id, batch, now)
-            _record(job, created, updated, processed, errors, error_count)
+            _flush(session, job, batch, errors, processed, now)
             job.claimed_until = clock() + lease
-            batch, errors, error_count, processed = [], [], 0, 0
+            batch, errors, processed = [], [], 0
             yield job
-    created, updated = upsert_rows(session, job.account_id, batch, now)
-    _record(job, created, updated, processed, errors, error_count)
+    _flush(session, job, batch, errors, processed, now)
     job.status = "completed"
     job.finished_at = clock()
     job.claimed_until = None
     job.payload = None
     yield job
+
+
+def _flush(session: Session, job: Job, batch: list[tuple[int, ImportRow]], errors: list[tuple[int, str]],
+           processed: int, now: datetime) -> None:
+    created, updated, refused = _write(session, job.account_id, batch, now)
+    every = sorted([*errors, *refused])
+    messages = [f"row {number}: {message}" for number, message in every[:MAX_ERROR_MESSAGES]]
+    _record(job, created, updated, processed, messages, len(every))
 
 
 def fail_import(session: Session, job_id: int, reason: str, now: datetime) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,10 @@ FORMATS = ("csv", "json")
 MAX_BYTES = 50 * 1024 * 1024
 MAX_ROWS = 500_000
 RESERVED = ("email", "first_name", "last_name", "timezone", "tags")
+# A subscriber keeps at most ATTRIBUTES_MAX (100) attributes, so a header is useful up
+# to the five fields plus those; 1,000 leaves room for sparse exports whose rows
+# fill different columns, and keeps a 50 MB header from being one request's work.
+MAX_COLUMNS = 1000
 
 
 @dataclass
@@ -59,22 +64,37 @@ def _csv_rows(payload: bytes) -> Iterator[tuple[int, list[str]]]:
 
 
 def _csv_header(cells: list[str]) -> list[str]:
+    if len(cells) > MAX_COLUMNS:
+        raise ImportPayloadError(f"The CSV header row has {len(cells)} columns; at most {MAX_COLUMNS}.", field="header")
     names = [c.strip() for c in cells]
     keys = [n.lower() if n.lower() in RESERVED else n for n in names]
     if "email" not in keys:
         raise ImportPayloadError("The CSV header row has no 'email' column.")
     if "" in keys:
         raise ImportPayloadError("The CSV header row has an empty column name.")
-    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    repeated = sorted(k for k, n in Counter(keys).items() if n > 1)
     if repeated:
         raise ImportPayloadError("The CSV header row repeats: " + ", ".join(repeated) + ".")
     return keys
 
 
+class _OutOfRange:
+    """An integer no column can hold, left in place for its row to report by field:
+    past 64 bits (what the API refuses too), or past 4,300 digits, which int() refuses."""
+
+
+def _int(digits: str) -> int | _OutOfRange:
+    if len(digits.lstrip("-")) > 19 or not -(2**63) <= (value := int(digits)) < 2**63:
+        return _OutOfRange()
+    return value
+
+
 def _json_items(payload: bytes) -> list[Any]:
     try:
-        items = json.loads(payload)
-    except (ValueError, RecursionError) as exc:
+        items = json.loads(payload, parse_int=_int)
+    except RecursionError:
+        raise ImportPayloadError("The body's JSON is nested too deep to read.") from None
+    except ValueError as exc:
         raise ImportPayloadError(f"The body is not valid JSON: {exc}.") from None
     if not isinstance(items, list):
         raise ImportPayloadError("The JSON body must be a list of subscriber objects.")
@@ -106,6 +126,41 @@ def count_rows(payload: bytes, fmt: str) -> int:
     return total
 
 
+_SURROGATE = "Contains a lone surrogate, which is not a character."
+
+
+def _unstorable(item: dict[str, Any]) -> str | None:
+    """``"field: error"`` for the first value of a JSON row that no database can
+    store, or None: a lone surrogate (``"\\ud800"``, which JSON can escape but
+    neither psycopg2 nor sqlite3 can encode) or an integer out of range. Iterative:
+    rows may nest."""
+    stack: list[tuple[Any, str]] = [(item, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, _OutOfRange):
+            return f"{path}: Integer out of range (at most 64 bits)."
+        if isinstance(value, str):
+            if not value.isascii() and not _encodable(value):
+                return f"{path}: {_SURROGATE}"
+        elif isinstance(value, dict):
+            for key, child in value.items():
+                name = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and not key.isascii() and not _encodable(key):
+                    return name.encode("utf-8", "backslashreplace").decode("utf-8") + f": {_SURROGATE}"
+                stack.append((child, name))
+        elif isinstance(value, list):
+            stack.extend((child, f"{path}.{i}") for i, child in enumerate(value))
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _row_from_mapping(item: dict[str, Any], nested: bool) -> ImportRow:
     """``nested``: JSON may carry an ``attributes`` object; in CSV that is just a column."""
     extra = {k: v for k, v in item.items() if k not in RESERVED and not (nested and k == "attributes")}
@@ -128,6 +183,9 @@ def read_rows(payload: bytes, fmt: str) -> Iterator[tuple[int, ImportRow | str]]
         for number, item in enumerate(_json_items(payload), start=1):
             if not isinstance(item, dict):
                 yield number, "Must be an object."
+                continue
+            if (error := _unstorable(item)) is not None:
+                yield number, error
                 continue
             try:
                 yield number, _row_from_mapping(item, nested=True)

@@ -141,12 +141,13 @@ def _like_escape(text: str) -> str:
 
 def list_subscribers(session: Session, account_id: int, status: str | None = None, tag: str | None = None,
                      email: str | None = None) -> Select[Any]:
-    """The account's subscribers, newest first, filtered; a query for the paginator."""
+    """The account's subscribers, newest first, filtered; a query for the paginator.
+    ``email`` is a fragment of the address, or a whole one in any spelling."""
     query = select(Subscriber).where(Subscriber.account_id == account_id)
     if status:
         query = query.where(Subscriber.status == status)
     if tag:
         query = query.where(_has_tag(session, tag))
     if email:
-        query = query.where(Subscriber.email.like(f"%{_like_escape(email.strip().lower())}%", escape="\\"))
+        query = query.where(Subscriber.email.like(f"%{_like_escape(f.address_key(email))}%", escape="\\"))
     return query.order_by(Subscriber.id.desc())

@@ -71,20 +71,26 @@ def merge_duplicates(rows: list[ImportRow]) -> list[ImportRow]:
     """One row per address, later rows layered over earlier ones by the merge rules:
     one statement may not touch the same row twice (PostgreSQL refuses it)."""
     merged: dict[str, ImportRow] = {}
+    # Tags and attributes accumulate in place: copying them for every repeat made a
+    # chunk of 2,000 rows of one address quadratic (800 rows of 100 tags took 100 s).
+    tags: dict[str, dict[str, None]] = {}
+    attributes: dict[str, dict[str, Any]] = {}
     for row in rows:
         seen = merged.get(row.email)
         if seen is None:
             merged[row.email] = row
+            tags[row.email] = dict.fromkeys(row.tags)
+            attributes[row.email] = dict(row.attributes)
             continue
+        tags[row.email].update(dict.fromkeys(row.tags))
+        attributes[row.email].update(row.attributes)
         merged[row.email] = replace(
             seen,
             first_name=row.first_name or seen.first_name,
             last_name=row.last_name or seen.last_name,
             timezone=row.timezone or seen.timezone,
-            tags=merge_tags(seen.tags, row.tags),
-            attributes={**seen.attributes, **row.attributes},
         )
-    return list(merged.values())
+    return [replace(row, tags=list(tags[email]), attributes=attributes[email]) for email, row in merged.items()]
 
 
 def _values(account_id: int, row: ImportRow, now: datetime) -> dict[str, Any]:

@@ -28,7 +28,7 @@ RUN = secrets.token_hex(3)
 DB = f"eseq_bench_{RUN}"
 
 ENV = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{DB}", "REDIS_URL": "redis://127.0.0.1:6379/0", "ESEQ_BROKER_PREFIX": f"eseq-bench-{RUN}:",
-       "SECRET_KEY": "bench-secret-key-0123456789abcdef", "ESEQ_ADMIN_TOKEN": "bench-admin",
+       "SECRET_KEY": "bench-secret-key-0123456789abcdef", "ESEQ_ADMIN_TOKEN": "bench-admin-token-0123456789abcdef",
        "ESEQ_RATE_LIMIT": "1000000 per minute", "ESEQ_LOG_LEVEL": "WARNING"}
 os.environ.update(ENV)
 sys.path.insert(0, str(ROOT))
@@ -60,7 +60,7 @@ def bench_enroll_api(tmp: Path) -> tuple[int, int]:
     try:
         wait_healthy(port)
         account = post(port, "/api/v1/accounts", {"name": "Bench", "from_email": "b@bench.test"},
-                       {"Authorization": "Bearer bench-admin"})
+                       {"Authorization": "Bearer bench-admin-token-0123456789abcdef"})
         auth = {"X-API-Key": account["api_key"]}
         steps = [{"type": "email", "subject": "Hello", "text": "x"}, {"type": "delay", "days": 1},
                  {"type": "email", "subject": "Again", "text": "x"}]

@@ -41,7 +41,7 @@ RUN = secrets.token_hex(3)
 SMTP_SINK = shutil.which("smtp-sink") or ("/usr/sbin/smtp-sink" if os.path.exists("/usr/sbin/smtp-sink") else None)
 
 ENV = {"REDIS_URL": "redis://127.0.0.1:6379/0", "SECRET_KEY": "bench-secret-key-0123456789abcdef",
-       "ESEQ_ADMIN_TOKEN": "bench-admin", "ESEQ_LOG_LEVEL": "WARNING", "PUBLIC_BASE_URL": "https://mail.bench.test",
+       "ESEQ_ADMIN_TOKEN": "bench-admin-token-0123456789abcdef", "ESEQ_LOG_LEVEL": "WARNING", "PUBLIC_BASE_URL": "https://mail.bench.test",
        "ESEQ_TICK_SECONDS": "1", "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres"}
 os.environ.update(ENV)
 sys.path.insert(0, str(ROOT))
@@ -294,16 +294,16 @@ def stage_costs(samples: int = 2000) -> list[tuple[str, float]]:
     context = {"subscriber": {"id": 1, "first_name": "Reader1", "last_name": "", "email": "reader1@example.test",
                               "timezone": None, "attributes": {}, "tags": []}, "unsubscribe_url": "x"}
     rendered = render_email(STEP["subject"], HTML, None, context)
-    footed = add_unsubscribe_footer(rendered, tracker.unsubscribe_url(1), None)
-    html = tracker.rewrite_html(footed.html or "", 1)
+    footed = add_unsubscribe_footer(rendered, tracker.unsubscribe_url(1, 1), None)
+    html = tracker.rewrite_html(footed.html or "", 1, 1)
     envelope = Envelope(from_email="news@bench.test", from_name="Bench", to_email="reader1@example.test",
                         subject=rendered.subject, html=html, text=footed.text, unsubscribe_url="https://u/1",
                         unsubscribe_mailto="mailto:news@bench.test", message_key="1:1:a")
     message = build_message(envelope, now)
     stages = [
         ("render subject + HTML + derived text", lambda: render_email(STEP["subject"], HTML, None, context)),
-        ("unsubscribe footer check", lambda: add_unsubscribe_footer(rendered, tracker.unsubscribe_url(1), None)),
-        ("tracking: signed links + open pixel", lambda: tracker.rewrite_html(footed.html or "", 1)),
+        ("unsubscribe footer check", lambda: add_unsubscribe_footer(rendered, tracker.unsubscribe_url(1, 1), None)),
+        ("tracking: signed links + open pixel", lambda: tracker.rewrite_html(footed.html or "", 1, 1)),
         ("MIME build", lambda: build_message(envelope, now)),
         ("MIME serialize (bytes on the wire)", lambda: _wire_bytes(message)),
     ]
@@ -400,7 +400,7 @@ def main() -> None:
 
 
 def finish(rows: list[tuple[str, str]]) -> None:
-    """The figures again, as a table for the README."""
+    """The figures again, as a table for docs/benchmarks.md."""
     print("\n| what | figure |\n|---|---|")
     for what, figure in rows:
         print(f"| {what} | {figure} |")

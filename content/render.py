@@ -3,164 +3,186 @@
 Templates are user input: they render in a ``SandboxedEnvironment`` (no attribute
 access to internals, no imports) with autoescaping in HTML, and a subject that
 renders to a CR or LF is refused because it would let a subscriber's data inject
-mail headers.
+mail headers. A render is bounded in what it builds and in the CPU it takes: one
+template must not exhaust the web or send worker it shares with other tenants
+(``content.render_limits`` says how).
 """
 from __future__ import annotations
 
-import re
-import threading
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateError, Undefined, nodes
+from jinja2.runtime import markup_join, str_join
 from jinja2.sandbox import SandboxedEnvironment
+from jinja2.utils import pass_eval_context
+from jinja2.visitor import NodeTransformer
+from markupsafe import Markup
 
+from content import render_limits as limits
+from content.render_filters import bounded_filters, lipsum
+from content.render_limits import (MAX_RENDER_CPU_SECONDS, MAX_RENDERED_CHARS, MAX_RESULT_ITEMS,  # noqa: F401
+                                   MAX_TEMPLATE_CHARS, TemplateRenderError)
 from content.text import html_to_text, tidy_text
 from content.text_template import derived_text_template, flat_globals, is_plain_data
 from models import Subscriber
-
-MAX_TEMPLATE_CHARS = 500_000
-MAX_RESULT_ITEMS = 100_000
-# What one render may produce: far above any email, far below what would hurt a
-# worker (or the web process rendering a preview).
-MAX_RENDERED_CHARS = 2_000_000
-# The CPU one render may take. Sizes alone do not bound time: two nested loops
-# over 100,000 items each, or a macro calling itself twice a level, produce
-# nothing and would hold a send thread (and the GIL it shares) for hours.
-MAX_RENDER_CPU_SECONDS = 1.0
-# Reading a thread's CPU time is a system call (about 3 µs here), so the clock is
-# read every so many loop turns and calls, not at each.
-_CHECK_EVERY = 64
-_deadline = threading.local()
-# Widths a format spec may ask for ("%20000000s", "{:>20000000}").
-_FORMAT_NUMBERS = re.compile(r"\d+")
-_PERCENT_SPEC = re.compile(r"%[-#0 +]*[\d.*]*[a-zA-Z%]")
-
-
-def _too_large(size: int) -> None:
-    if size > MAX_RENDERED_CHARS:
-        raise TemplateRenderError(f"template output would exceed {MAX_RENDERED_CHARS} characters")
-
-
-def _check_clock() -> None:
-    """Past the render's share of CPU (this thread's own time, whatever the
-    others do), stop."""
-    deadline = getattr(_deadline, "at", None)
-    if deadline is not None and time.thread_time() > deadline:
-        raise TemplateRenderError(f"template took more than {MAX_RENDER_CPU_SECONDS:g} s of CPU to render")
-
 
 def _paced(items: Iterable[Any]) -> Iterator[Any]:
     """What every loop of a template iterates: its items, with the clock read every
     so many turns. A counter per loop is enough: an inner loop checks on its own
     turns, so at most that many turns of any loop run past the deadline."""
     for turn, item in enumerate(items, 1):
-        if not turn % _CHECK_EVERY:
-            _check_clock()
+        if not turn % limits.CHECK_EVERY:
+            limits.check_clock()
         yield item
 
 
-def _count_call() -> None:
-    _deadline.calls = calls = getattr(_deadline, "calls", 0) + 1
-    if not calls % _CHECK_EVERY:
-        _check_clock()
+@pass_eval_context
+def _concat(eval_ctx: Any, *values: Any) -> str:
+    """``a ~ b``: Jinja's own join of the operands, sized first (a ``{% set s = s ~ s
+    %}`` doubles a string at each line, with no loop or call between)."""
+    limits.tick()
+    escapes = eval_ctx.autoescape and any(hasattr(v, "__html__") for v in values)
+    size = 0
+    for value in values:
+        size += len(value) if value.__class__ is str else limits.str_size(value)
+        if size > limits.MAX_VALUE_CHARS:
+            break
+    limits.allow(size * (5 if escapes else 1))
+    return limits.charge((markup_join if eval_ctx.autoescape else str_join)(values))  # type: ignore[no-any-return]
 
 
-def _check_format(specs: list[str]) -> None:
-    for spec in specs:
-        if any(int(n) > MAX_RESULT_ITEMS for n in _FORMAT_NUMBERS.findall(spec)):
-            raise TemplateRenderError("format width too large in template")
+def _in(needle: Any, haystack: Any) -> bool:
+    """``needle in haystack``, once the search is sized."""
+    limits.tick()
+    limits.allow_search(needle, haystack)
+    return needle in haystack
 
 
-def _sized_str_call(text: str, name: str, args: tuple[Any, ...]) -> None:
-    """Refuse a str method call whose result would be huge, before it is built."""
-    if name in ("center", "ljust", "rjust", "zfill") and args and isinstance(args[0], int):
-        _too_large(args[0])
-    elif name == "expandtabs":
-        _too_large(len(text) * (args[0] if args and isinstance(args[0], int) else 8))
-    elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
-        hits = text.count(args[0]) if args[0] else len(text) + 1
-        _too_large(len(text) + hits * max(len(args[1]) - len(args[0]), 0))
-    elif name == "join" and args and isinstance(args[0], (list, tuple)):
-        _too_large(len(text) * len(args[0]) + sum(len(str(item)) for item in args[0]))
+def _not_in(needle: Any, haystack: Any) -> bool:
+    return not _in(needle, haystack)
+
+
+def _bounded_concat(parts: Iterable[str]) -> str:
+    """What a macro, ``caller()``, a block ``set`` or a ``filter`` block returns: its
+    output, counted as it comes rather than joined and measured after."""
+    pieces, size = [], 0
+    for part in parts:
+        size += len(part)
+        if size > limits.MAX_VALUE_CHARS:
+            limits.allow(size)
+        pieces.append(part)
+    limits.allow(size)
+    return limits.charge("".join(pieces))  # type: ignore[no-any-return]
+
+
+def _finalize(value: Any) -> Any:
+    """Every ``{{ }}`` value before Jinja prints it: ``str()`` of a list holding a
+    large string many times is sized first (a str is already built)."""
+    if value.__class__ is not str:
+        limits.allow_str(value)
+    return value
+
+
+class _Bounded(NodeTransformer):
+    """Every loop iterates through ``_paced``, every ``~`` goes through ``_concat``
+    and every ``in`` through ``_in``, so each is bounded however
+    the template is written."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        node = self.generic_visit(node)
+        node.iter = nodes.Filter(node.iter, "_eseq_paced", [], [], None, None, lineno=node.lineno)
+        return node
+
+    def visit_Compare(self, node: nodes.Compare) -> nodes.Node:
+        # "x in list" is one C call comparing x with every item: sized first.
+        node = self.generic_visit(node)
+        if len(node.ops) == 1 and node.ops[0].op in ("in", "notin"):
+            return nodes.Filter(node.expr, f"_eseq_{node.ops[0].op}", [node.ops[0].expr], [], None, None,
+                                lineno=node.lineno)
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        node = self.generic_visit(node)
+        first, *rest = node.nodes
+        return nodes.Filter(first, "_eseq_concat", rest, [], None, None, lineno=node.lineno)
 
 
 class _BoundedSandbox(SandboxedEnvironment):
-    """The sandbox, bounded: ``'a' * 10**9``, a padding of twenty million, or a
-    replace that multiplies a string would otherwise let one template exhaust a
-    worker's memory. What a render produces in all is capped in ``_render``."""
+    """The sandbox, bounded: each step that can build a large value (an operator,
+    ``~``, a filter, a global, a method call, printing a value) is refused before
+    it builds past the limits of ``content.render_limits``, and each is a step of
+    the render's CPU clock."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        # The built-in filters that pad or multiply, checked before they build.
-        center, indent, replace, fmt = (self.filters[n] for n in ("center", "indent", "replace", "format"))
-
-        def bounded_center(value: Any, width: int = 80) -> str:
-            _too_large(width if isinstance(width, int) else 0)
-            return center(value, width)  # type: ignore[no-any-return]
-
-        def bounded_indent(value: Any, width: Any = 4, *args: Any, **kwargs: Any) -> str:
-            text = str(value)
-            _too_large(len(text) + (text.count("\n") + 1) * (width if isinstance(width, int) else len(str(width))))
-            return indent(value, width, *args, **kwargs)  # type: ignore[no-any-return]
-
-        def bounded_replace(eval_ctx: Any, value: Any, old: Any, new: Any, count: Any = None) -> str:
-            _sized_str_call(str(value), "replace", (str(old), str(new)))
-            return replace(eval_ctx, value, old, new, count)  # type: ignore[no-any-return]
-
-        def bounded_format(value: Any, *args: Any, **kwargs: Any) -> str:
-            _check_format(_PERCENT_SPEC.findall(str(value)))
-            return fmt(value, *args, **kwargs)  # type: ignore[no-any-return]
-
-        bounded_replace.jinja_pass_arg = replace.jinja_pass_arg  # type: ignore[attr-defined]
-        self.filters.update(center=bounded_center, indent=bounded_indent, replace=bounded_replace,
-                            format=bounded_format, _eseq_paced=_paced)
+        super().__init__(finalize=_finalize, **options)
+        self.concat = _bounded_concat  # type: ignore[assignment]
+        self.filters = bounded_filters(self.filters)
+        self.filters.update(_eseq_paced=_paced, _eseq_concat=_concat, _eseq_in=_in,
+                            _eseq_notin=_not_in)
+        self.globals["lipsum"] = lipsum
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        # Every loop iterates through _paced, so the render's CPU is checked at each
-        # turn, however empty the loop's body.
-        tree = super()._parse(source, name, filename)
-        for loop in tree.find_all(nodes.For):
-            loop.iter = nodes.Filter(loop.iter, "_eseq_paced", [], [], None, None, lineno=loop.lineno)
-        return tree
+        return _Bounded().visit(super()._parse(source, name, filename))  # type: ignore[no-any-return]
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 100:
-            raise TemplateRenderError("exponent too large in template")
+        limits.tick()
         if operator == "*":
             for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_RESULT_ITEMS:
-                    raise TemplateRenderError("repetition too large in template")
-        return super().call_binop(context, operator, left, right)
+                if isinstance(n, int):
+                    if isinstance(seq, (str, bytes)):
+                        limits.allow(len(seq) * n)
+                    elif isinstance(seq, (list, tuple)):
+                        limits.allow_items(len(seq) * n)
+            if isinstance(left, int) and isinstance(right, int):
+                limits.allow_int(left.bit_length() + right.bit_length())
+        elif operator == "**":
+            if isinstance(left, int) and isinstance(right, int) and right > 0:
+                limits.allow_int(max(left.bit_length(), 1) * right)
+        elif operator == "+":
+            if isinstance(left, (str, bytes)) and isinstance(right, (str, bytes)):
+                escapes = hasattr(left, "__html__") or hasattr(right, "__html__")
+                limits.allow((len(left) + len(right)) * (5 if escapes else 1))
+            elif isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
+                limits.allow_items(len(left) + len(right))
+        elif operator == "%" and isinstance(left, (str, bytes)):
+            template = left if isinstance(left, str) else left.decode("latin-1")  # b"%a" % [...] prints it too
+            limits.allow_percent(template, right, escape=isinstance(left, Markup))
+        return limits.charge(super().call_binop(context, operator, left, right))
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature
-        _count_call()  # a macro calling itself runs no loop
+        limits.tick()  # a macro calling itself runs no loop
         owner = getattr(__obj, "__self__", None)
-        if isinstance(owner, str):
-            _sized_str_call(owner, getattr(__obj, "__name__", ""), args)
+        if owner is not None and not isinstance(owner, type(limits)):
+            name = getattr(__obj, "__name__", "")
+            if args and name in ("join", "extend", "update") and not hasattr(args[0], "__len__"):
+                args = (limits.materialized(args[0]), *args[1:])  # a generator: its items, counted
+            limits.allow_method(owner, name, args, kwargs)
+            if isinstance(owner, (str, bytes)):
+                return limits.charge(super().call(__context, __obj, *args, **kwargs))
         return super().call(__context, __obj, *args, **kwargs)
 
     def wrap_str_format(self, value: Any) -> Any:
-        # Jinja hands str.format through here: check the widths its fields ask for.
+        # Jinja hands str.format (and format_map) through here: size the result first.
         wrapped = super().wrap_str_format(value)
-        if wrapped is not None and isinstance(getattr(value, "__self__", None), str):
-            fields = re.findall(r"\{([^{}]*)\}", value.__self__)
-            _check_format([field.split(":", 1)[1] for field in fields if ":" in field])
-        return wrapped
+        if wrapped is None:
+            return None
+        template, is_map = value.__self__, value.__name__ == "format_map"
+
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            fields = args[0] if is_map and len(args) == 1 and not kwargs else kwargs
+            limits.allow_str_format(template, () if is_map else args, fields, escape=isinstance(template, Markup))
+            return limits.charge(wrapped(*args, **kwargs))  # type: ignore[no-any-return]
+        return bounded
 
 
 _html_env = _BoundedSandbox(autoescape=True, undefined=Undefined)
 _text_env = _BoundedSandbox(autoescape=False, undefined=Undefined)
 _check_env = _BoundedSandbox(autoescape=False, undefined=StrictUndefined)
-
-
-class TemplateRenderError(ValueError):
-    """A template does not parse or does not render; the message says where."""
 
 
 @dataclass(frozen=True)
@@ -209,13 +231,14 @@ def _compiled(env: SandboxedEnvironment, source: str) -> Template:
 
 
 def _render(env: SandboxedEnvironment, source: str | Template, context: dict[str, Any]) -> str:
-    _deadline.at, _deadline.calls = time.thread_time() + MAX_RENDER_CPU_SECONDS, 0
+    limits.start()
     try:
         template = source if isinstance(source, Template) else _compiled(env, source)
         parts, size = [], 0
         for part in template.generate(context):  # stops a loop that would render gigabytes
             size += len(part)
-            _too_large(size)
+            if size > MAX_RENDERED_CHARS:
+                raise TemplateRenderError(f"template output would exceed {MAX_RENDERED_CHARS} characters")
             parts.append(part)
         return "".join(parts)
     except TemplateRenderError:
@@ -227,7 +250,7 @@ def _render(env: SandboxedEnvironment, source: str | Template, context: dict[str
         # the message fails with a reason instead of crashing the send batch.
         raise TemplateRenderError(f"{type(exc).__name__}: {exc}") from None
     finally:
-        _deadline.at = None
+        limits.stop()
 
 
 def derived_text(html: str, rendered_html: str, context: dict[str, Any]) -> str:

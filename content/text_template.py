@@ -69,7 +69,9 @@ _NODES = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.If, nodes.For,
 _FILTERS = frozenset({"default", "d", "upper", "lower", "title", "capitalize", "trim", "truncate", "int", "float",
                       "round", "abs", "length", "count", "first", "last", "join", "list", "sort", "reverse",
                       "replace", "string", "wordcount",
-                      "_eseq_paced"})  # the sandbox's own, on every loop: the items as they are (content.render)
+                      "_eseq_paced",  # the sandbox's own, on every loop: the items as they are (content.render)
+                      "_eseq_concat",  # and on every `~`: Jinja's own join of the operands, sized first
+                      "_eseq_in", "_eseq_notin"})  # and every `in`: a bool
 _NAMES_REFUSED = frozenset({"self", "caller", "super", "varargs", "kwargs", "lipsum", "cycler", "joiner",
                             "namespace", "dict"})
 

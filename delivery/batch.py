@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from core.netguard import host_check
+from delivery import dev_mailbox
 from delivery.circuits import load_routes, reserve_sends
 from delivery.dkim import DkimKey
 from delivery.group_commit import Recording
@@ -37,9 +38,10 @@ from warming.quota import WarmingGate, engaged_recipients, load_plans
 
 def default_route(s: Settings) -> Route | None:
     """The SMTP provider from the environment (SMTP_HOST...), for accounts with no
-    providers of their own; None when it is not configured."""
+    providers of their own: on `make run`'s bare default the development catcher
+    (delivery.dev_mailbox); None when neither is configured."""
     if not s.smtp_host:
-        return None
+        return dev_mailbox.route(s.dev_smtp_port) if s.dev_smtp_port else None
     return Route(provider_id=None, name="smtp", kind="smtp", config={
         "host": s.smtp_host, "port": s.smtp_port, "username": s.smtp_username, "password": s.smtp_password,
         "use_tls": s.smtp_use_tls, "use_ssl": s.smtp_port == 465})
@@ -117,7 +119,7 @@ def run_in_transaction(work: Callable[[Session], Any]) -> Any:
 # Outcomes a send thread may have on their way to the database while it sends the
 # next message: one, so the commit overlaps the next send. A worker killed
 # mid-batch may thus leave two messages per thread taken by the provider and not
-# recorded (README: "The one duplicate window"); ESEQ_SEND_WHILE_RECORDING=false
+# recorded (docs/architecture.md, "the one duplicate window"); ESEQ_SEND_WHILE_RECORDING=false
 # makes it none, and the window one message a thread.
 RECORDS_IN_FLIGHT = 1
 

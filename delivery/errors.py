@@ -2,6 +2,8 @@
 or never for this recipient (permanent)."""
 from __future__ import annotations
 
+from core.reasons import printable
+
 
 class DeliveryError(Exception):
     """A provider did not accept a message."""
@@ -12,7 +14,9 @@ class DeliveryError(Exception):
     suppresses = False  # the address itself is bad: suppress it (a hard bounce)
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
+        # A provider's own words are quoted here and recorded with a whole group of
+        # outcomes: a NUL in them must not make the group's transaction fail.
+        super().__init__(printable(message, None))
         self.retry_after = retry_after
 
 

@@ -39,6 +39,7 @@ from sqlalchemy import Connection, Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from analytics.events import record_event, record_message_event
+from audience.fields import address_key
 from content.compliance import add_unsubscribe_footer, is_transactional
 from content.render import TemplateRenderError, render_email, subscriber_context
 from delivery import outbox
@@ -152,7 +153,11 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
         return []
     connection = session.connection()  # plain rows throughout: the ORM's per-statement cost was most of prepare
     subscribers = _by_id(connection, SUBSCRIBER_COLUMNS, {m.subscriber_id for m in messages})
-    suppressed = {(a, e) for a, e in connection.execute(_SUPPRESSED, {"emails": list({m.to_email for m in messages})})}
+    # Compared in normal form (audience.fields): a row an older version stored in
+    # another spelling (a punycode domain) still stops or is stopped by its address.
+    recipients = {m.to_email: address_key(m.to_email) for m in messages}
+    suppressed = {(a, address_key(e)) for a, e in connection.execute(
+        _SUPPRESSED, {"emails": list(recipients.keys() | set(recipients.values()))})}
     steps = _by_id(connection, STEP_COLUMNS, {m.step_id for m in messages})
     sequences = _by_id(connection, SEQUENCE_COLUMNS, {s.sequence_id for s in steps.values()})
     accounts = _by_id(connection, ACCOUNT_COLUMNS, {m.account_id for m in messages})
@@ -173,7 +178,7 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
         if subscriber is None or subscriber.status != "active":
             outbox.mark_suppressed(session, message.id, f"subscriber {subscriber.status if subscriber else 'deleted'}", now)
             continue
-        if (message.account_id, message.to_email) in suppressed:
+        if (message.account_id, recipients[message.to_email]) in suppressed:
             outbox.mark_suppressed(session, message.id, "address on the suppression list", now)
             continue
         step = steps.get(message.step_id) if message.step_id else None
@@ -185,7 +190,7 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
         if not from_email:
             outbox.mark_failed(session, message.id, "no sender address: set the account's from_email or FROM_EMAIL", now)
             continue
-        unsubscribe_url = tracker.unsubscribe_url(message.id)
+        unsubscribe_url = tracker.unsubscribe_url(message.account_id, message.id)
         try:
             key = (message.account_id, step.id, message.variant)
             if key not in contents:
@@ -200,9 +205,10 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
             envelope = Envelope(
                 from_email=from_email, from_name=(account.from_name if account else None) or fallback.name,
                 to_email=message.to_email, subject=rendered.subject,
-                html=tracker.rewrite_html(rendered.html, message.id) if rendered.html else None,
+                html=tracker.rewrite_html(rendered.html, message.account_id, message.id) if rendered.html else None,
                 text=rendered.text, unsubscribe_url=unsubscribe_url,
-                unsubscribe_mailto=tracker.unsubscribe_mailto(message.id, from_email), message_key=message.idempotency_key,
+                unsubscribe_mailto=tracker.unsubscribe_mailto(message.account_id, message.id, from_email),
+                message_key=message.idempotency_key,
                 transactional=transactional,
             )
             email = build_message(envelope, now)

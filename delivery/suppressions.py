@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
+from audience.fields import address_key
 from delivery.unsubscribe import end_enrollments, suppress_address
 from models import Subscriber, Suppression
 
@@ -21,12 +22,13 @@ MANUAL_REASONS = ("manual", "unsubscribed", "bounced", "complained")
 
 
 def suppressions_query(account_id: int, reason: str | None = None, email: str | None = None) -> Select[Any]:
-    """The account's suppressions, newest first, optionally by reason or exact address."""
+    """The account's suppressions, newest first, optionally by reason or exact address
+    (in any spelling: ``ADA@xn--bcher-kva.de`` finds ``ada@bücher.de``)."""
     statement = select(Suppression).where(Suppression.account_id == account_id)
     if reason is not None:
         statement = statement.where(Suppression.reason == reason)
     if email is not None:
-        statement = statement.where(Suppression.email == email.strip().lower())
+        statement = statement.where(Suppression.email == address_key(email))
     return statement.order_by(Suppression.id.desc())
 
 
@@ -34,6 +36,7 @@ def add_suppression(session: Session, account_id: int, email: str, reason: str, 
     """Suppress ``email`` (normalised, lower-case) and end its subscriber's running
     enrollments; returns the row and whether it is new. Adding an address that is
     already listed keeps its original reason and date."""
+    email = address_key(email)
     created = suppress_address(session, account_id, email, reason, now)  # ON CONFLICT DO NOTHING: a race adds one row
     row = session.scalars(select(Suppression).where(Suppression.account_id == account_id,
                                                     Suppression.email == email)).one()

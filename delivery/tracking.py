@@ -2,9 +2,15 @@
 
 Every link carries a token signed with SECRET_KEY (itsdangerous's URL-safe format:
 HMAC-SHA1 under a key derived from the secret and a per-purpose salt) that names
-the message and, for clicks, the exact destination URL. A tampered token fails
-verification, and the click redirect only ever goes to the URL inside the
-signature, so the endpoint cannot be used as an open redirect.
+the account and the message and, for clicks, the exact destination URL. A
+tampered token fails verification, and the click redirect only ever goes to the
+URL inside the signature, so the endpoint cannot be used as an open redirect.
+
+The account is named as well as the message so that a link acts only on the
+message it was made for, even where an id could have been handed out again
+(SQLite before migration 0013 reused the id of a deleted newest row). Links
+signed before that name the message alone: they verify as a ``Link`` without an
+account, and ``delivery.links`` decides where those may still act.
 
 Signing is on the send path (four or five links an email) and goes through
 ``_LinkSigner``, which writes the same bytes as itsdangerous for about a sixth of
@@ -37,10 +43,34 @@ class TokenError(ValueError):
     """The token was not signed by us or is malformed."""
 
 
-# The local part of an unsubscribe mailbox address: the message id in hex and a
-# 64-bit HMAC, lower case (mail systems may fold the case of a local part) and far
-# under RFC 5321's 64 characters.
-_MAILBOX = re.compile(r"unsub-([0-9a-f]{1,15})-([0-9a-f]{16})")
+@dataclass(frozen=True)
+class Link:
+    """What a verified link acts on. ``account_id`` is None for a link signed before
+    links named their account (a message id alone)."""
+
+    message_id: int
+    account_id: int | None
+
+
+# The local part of an unsubscribe mailbox address: the account's and the
+# message's ids in hex and a 64-bit HMAC of both, lower case (mail systems may
+# fold the case of a local part), at most 54 characters (RFC 5321 allows 64).
+# Addresses made before they named the account have no account part.
+_MAILBOX = re.compile(r"unsub-(?:([0-9a-f]{1,15})-)?([0-9a-f]{1,15})-([0-9a-f]{16})")
+
+
+def _is_id(value: Any) -> bool:
+    return type(value) is int and value > 0
+
+
+def _link(payload: Any) -> Link:
+    """An open or unsubscribe token's payload: ``[account, message]``, or a message
+    id alone from before links named the account."""
+    if type(payload) is list and len(payload) == 2 and _is_id(payload[0]) and _is_id(payload[1]):
+        return Link(payload[1], payload[0])
+    if _is_id(payload):
+        return Link(payload, None)
+    raise TokenError("unexpected link payload")
 
 
 @dataclass(frozen=True)
@@ -60,24 +90,43 @@ class Tracker:
         except BadSignature:
             raise TokenError(f"invalid {purpose} token") from None
 
-    def open_url(self, message_id: int) -> str:
-        return f"{self.base_url}/t/o/{self.sign('open', message_id)}.gif"
+    def open_url(self, account_id: int, message_id: int) -> str:
+        return f"{self.base_url}/t/o/{self.sign('open', [account_id, message_id])}.gif"
 
-    def click_url(self, message_id: int, url: str) -> str:
-        return f"{self.base_url}/t/c/{self.sign('click', [message_id, url])}"
+    def click_url(self, account_id: int, message_id: int, url: str) -> str:
+        return f"{self.base_url}/t/c/{self.sign('click', [account_id, message_id, url])}"
 
-    def unsubscribe_url(self, message_id: int) -> str:
-        return f"{self.base_url}/u/{self.sign('unsubscribe', message_id)}"
+    def unsubscribe_url(self, account_id: int, message_id: int) -> str:
+        return f"{self.base_url}/u/{self.sign('unsubscribe', [account_id, message_id])}"
 
-    def unsubscribe_mailto(self, message_id: int, sender: str) -> str:
+    def open_link(self, token: str) -> Link:
+        return _link(self.verify("open", token))
+
+    def unsubscribe_link(self, token: str) -> Link:
+        return _link(self.verify("unsubscribe", token))
+
+    def click_link(self, token: str) -> tuple[Link, str]:
+        """The link and its destination: ``[account, message, url]``, or
+        ``[message, url]`` from before links named the account."""
+        payload = self.verify("click", token)
+        if type(payload) is list and payload and type(payload[-1]) is str:
+            *ids, url = payload
+            if len(ids) == 2 and _is_id(ids[0]) and _is_id(ids[1]):
+                return Link(ids[1], ids[0]), url
+            if len(ids) == 1 and _is_id(ids[0]):
+                return Link(ids[0], None), url
+        raise TokenError("unexpected click payload")
+
+    def unsubscribe_mailto(self, account_id: int, message_id: int, sender: str) -> str:
         """List-Unsubscribe's mailto: this message's own mailbox address when the
         platform receives unsubscribe mail, else the sender's address (where a
         person reads it)."""
         if self.mailbox_domain is None:
             return f"mailto:{sender}?subject=unsubscribe"
-        return f"mailto:unsub-{message_id:x}-{self._mailbox_mac(message_id)}@{self.mailbox_domain}?subject=unsubscribe"
+        mac = self._mailbox_mac(f"{account_id}:{message_id}")
+        return f"mailto:unsub-{account_id:x}-{message_id:x}-{mac}@{self.mailbox_domain}?subject=unsubscribe"
 
-    def mailbox_message(self, address: str) -> int | None:
+    def mailbox_message(self, address: str) -> Link | None:
         """The message an unsubscribe mailbox address was made for; None for any
         address we did not make (another domain, a forged or altered one)."""
         local, _, domain = address.strip().strip("<>").rpartition("@")
@@ -86,13 +135,17 @@ class Tracker:
         match = _MAILBOX.fullmatch(local.lower())
         if match is None:
             return None
-        message_id = int(match[1], 16)
-        return message_id if hmac.compare_digest(match[2], self._mailbox_mac(message_id)) else None
+        message_id = int(match[2], 16)
+        account_id = int(match[1], 16) if match[1] is not None else None
+        signed = str(message_id) if account_id is None else f"{account_id}:{message_id}"
+        if not hmac.compare_digest(match[3], self._mailbox_mac(signed)) or not message_id:
+            return None
+        return Link(message_id, account_id)
 
-    def _mailbox_mac(self, message_id: int) -> str:
-        return hmac.new(_mailbox_key(self.secret_key), str(message_id).encode(), hashlib.sha256).hexdigest()[:16]
+    def _mailbox_mac(self, signed: str) -> str:
+        return hmac.new(_mailbox_key(self.secret_key), signed.encode(), hashlib.sha256).hexdigest()[:16]
 
-    def rewrite_html(self, html: str, message_id: int) -> str:
+    def rewrite_html(self, html: str, account_id: int, message_id: int) -> str:
         """Route http(s) links through the click redirect and add the open pixel.
 
         mailto:, tel: and in-page anchors are left alone, as are links already
@@ -111,10 +164,10 @@ class Tracker:
             url = followable(html_unescape(url)).strip()
             if not url.lower().startswith(("http://", "https://")) or url.startswith(unsubscribe_prefix):
                 return match.group(0)
-            return f"{lead}{quote}{click_prefix}{clicks.sign([message_id, url])}{quote}"
+            return f"{lead}{quote}{click_prefix}{clicks.sign([account_id, message_id, url])}{quote}"
 
         rewritten = _HREF.sub(replace, html)
-        pixel = f'<img src="{self.open_url(message_id)}" width="1" height="1" alt="" style="display:none">'
+        pixel = f'<img src="{self.open_url(account_id, message_id)}" width="1" height="1" alt="" style="display:none">'
         return append_html(rewritten, pixel)
 
 
@@ -140,9 +193,10 @@ class _LinkSigner:
     every call, builds a JSON encoder and an HMAC object, and base64-encodes
     through two layers of helpers: about 34 µs a link where the HMAC itself is a
     few. Here the key is derived and the HMAC keyed once per secret and purpose (a
-    sign copies the keyed HMAC); the two payload shapes links use (a message id;
-    ``[message id, url]``) are written as JSON directly. Payloads of 160 bytes or
-    more, which ``_LinkSerializer`` may compress, go to it unchanged.
+    sign copies the keyed HMAC); the payload shapes links use (``[account id,
+    message id]``, ``[account id, message id, url]``, and the message id alone or
+    ``[message id, url]`` of older links) are written as JSON directly. Payloads of
+    160 bytes or more, which ``_LinkSerializer`` may compress, go to it unchanged.
     """
 
     def __init__(self, secret_key: str, purpose: str) -> None:
@@ -153,11 +207,15 @@ class _LinkSigner:
         self._mac = hmac.new(key, digestmod=hashlib.sha1)
 
     def sign(self, payload: Any) -> str:
-        if type(payload) is int:
-            data = str(payload).encode("ascii")
-        elif (type(payload) is list and len(payload) == 2 and type(payload[0]) is int
-              and type(payload[1]) is str):
+        size = len(payload) if type(payload) is list else 0
+        if size == 3 and type(payload[0]) is int and type(payload[1]) is int and type(payload[2]) is str:  # a click
+            data = f"[{payload[0]},{payload[1]},{_encode_json_string(payload[2])}]".encode("utf-8")
+        elif size == 2 and type(payload[0]) is int and type(payload[1]) is int:  # an open or unsubscribe link
+            data = f"[{payload[0]},{payload[1]}]".encode("ascii")
+        elif size == 2 and type(payload[0]) is int and type(payload[1]) is str:  # an older click
             data = f"[{payload[0]},{_encode_json_string(payload[1])}]".encode("utf-8")
+        elif type(payload) is int:
+            data = str(payload).encode("ascii")
         else:
             data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         if len(data) >= 160:

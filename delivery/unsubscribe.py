@@ -8,14 +8,18 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from analytics.events import record_message_event
+from audience.fields import address_key
+from delivery.links import linked_message
+from delivery.tracking import Link
 from models import Enrollment, Message, Subscriber, Suppression
 from models.bulk import insert_ignoring_conflicts
 
 
 def suppress_address(session: Session, account_id: int, email: str, reason: str, now: datetime) -> bool:
-    """Add the address to the account's suppression list; True when it was not on it."""
+    """Add the address to the account's suppression list, in the form the sender
+    compares (audience.fields); True when it was not on it."""
     return bool(insert_ignoring_conflicts(session, Suppression, [
-        {"account_id": account_id, "email": email.lower(), "reason": reason, "created_at": now}], Suppression.id))
+        {"account_id": account_id, "email": address_key(email), "reason": reason, "created_at": now}], Suppression.id))
 
 
 def end_enrollments(session: Session, subscriber_id: int, reason: str, now: datetime) -> int:
@@ -47,11 +51,13 @@ def bounce_by_message(session: Session, message_id: int, error: str, now: dateti
                          source="smtp")
 
 
-def unsubscribe_by_message(session: Session, message_id: int, now: datetime, source: str = "link") -> bool:
-    """Unsubscribe the recipient of ``message_id``; False when there is no such message."""
-    message = session.get(Message, message_id)
+def unsubscribe_by_link(session: Session, link: Link, now: datetime, source: str = "link") -> bool:
+    """Unsubscribe the recipient of the message ``link`` names (delivery.links);
+    False when it acts on nothing: the message is gone (its subscriber erased),
+    or the link may not act."""
+    message = linked_message(session, link)
     if message is None:
         return False
     stop_sending(session, message, "unsubscribed", "unsubscribed", now)
-    record_message_event(session, message_id, "unsubscribed", now, properties={"via": source}, source="tracking")
+    record_message_event(session, message.id, "unsubscribed", now, properties={"via": source}, source="tracking")
     return True

@@ -18,14 +18,18 @@ row to ``sent`` instead of letting it be sent again (delivery.outbox.reconcile_s
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from analytics.events import record_event
+from audience.fields import address_key
+from core.reasons import printable
 from delivery.outbox import reconcile_sent
 from delivery.unsubscribe import stop_sending
 from inbound.events import NormalizedEvent, storable, storable_text
@@ -33,6 +37,8 @@ from models import InboundEvent, Message, Provider
 from models.bulk import insert_ignoring_conflicts
 from models.inbound_event import NO_ACCOUNT, InboundNonce, account_key
 from sequencing.wakeups import wake_recorded
+
+log = logging.getLogger(__name__)
 
 # kind -> (subscriber status, suppression reason) for events that stop all sending.
 _STOPS = {"complained": ("complained", "complained"), "unsubscribed": ("unsubscribed", "unsubscribed")}
@@ -131,6 +137,9 @@ def apply_event(session: Session, row: InboundEvent, now: datetime) -> str:
     for key in ("recipient", "reason"):
         if (row.payload or {}).get(key):
             properties[key] = row.payload[key]
+    if isinstance(properties.get("recipient"), str):
+        # Each provider's own spelling (SES may report the punycode domain) as ours.
+        properties["recipient"] = address_key(properties["recipient"])
     recorded = record_event(session, account_id=message.account_id, subscriber_id=message.subscriber_id,
                             name=row.kind, now=now, message_id=message.id, source=row.provider, properties=properties,
                             dedup_key=_dedup_key(row.kind, message.id, row.provider, row.provider_event_id),
@@ -144,10 +153,39 @@ def apply_event(session: Session, row: InboundEvent, now: datetime) -> str:
 
 
 def process_events(session: Session, ids: Sequence[int], now: datetime) -> dict[str, int]:
-    """Process the pending rows among ``ids``; rows another worker holds are skipped."""
+    """Process the pending rows among ``ids``; rows another worker holds are skipped.
+
+    The batch runs in a savepoint; if one event raises, it is rolled back and the
+    events are applied one at a time, each in a savepoint of its own, and the one
+    that raises again is ``failed`` with its reason. Without this one bad row
+    failed the batch, which stayed ``pending``, and the sweep handed the same 500
+    events (other accounts' among them) to a worker again, forever. Database
+    failures (``OperationalError``) propagate: the task retries the batch."""
     rows = session.scalars(
         select(InboundEvent).where(InboundEvent.id.in_(list(ids)), InboundEvent.status == "pending")
         .order_by(InboundEvent.id).with_for_update(skip_locked=True)).all()
+    try:
+        with session.begin_nested():
+            return _apply_all(session, rows, now)
+    except OperationalError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one event's fault, found below
+        log.warning("inbound batch failed; applying its events one at a time",
+                    extra={"events": len(rows), "error": repr(exc)})
+    counts: dict[str, int] = {}
+    for row in rows:
+        try:
+            with session.begin_nested():
+                _apply_all(session, [row], now)
+        except OperationalError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - this event alone
+            row.status, row.error, row.processed_at = "failed", printable(f"{exc!r}", 500), now
+        counts[row.status] = counts.get(row.status, 0) + 1
+    return counts
+
+
+def _apply_all(session: Session, rows: Sequence[InboundEvent], now: datetime) -> dict[str, int]:
     counts: dict[str, int] = {}
     for row in rows:
         row.status = apply_event(session, row, now)

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from delivery.tracking import Tracker
+from delivery.tracking import Link, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +26,9 @@ DATA_SIZE_LIMIT = 256 * 1024
 
 class UnsubscribeMailbox:
     """An aiosmtpd handler. ``unsubscribe`` records the unsubscribes of the messages
-    a mail names (in one transaction) and may raise when the database is away."""
+    a mail's addresses name (in one transaction) and may raise when the database is away."""
 
-    def __init__(self, tracker: Tracker, unsubscribe: Callable[[list[int]], None]) -> None:
+    def __init__(self, tracker: Tracker, unsubscribe: Callable[[list[Link]], None]) -> None:
         self.tracker = tracker
         self.unsubscribe = unsubscribe
 
@@ -40,10 +40,11 @@ class UnsubscribeMailbox:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        ids = sorted({message_id for address in envelope.rcpt_tos
-                      if (message_id := self.tracker.mailbox_message(address)) is not None})
+        links = sorted({link for address in envelope.rcpt_tos
+                        if (link := self.tracker.mailbox_message(address)) is not None},
+                       key=lambda link: (link.message_id, link.account_id or 0))
         try:
-            await asyncio.get_running_loop().run_in_executor(None, self.unsubscribe, ids)
+            await asyncio.get_running_loop().run_in_executor(None, self.unsubscribe, links)
         except Exception as exc:  # noqa: BLE001 - any failure to record: the sender must try again
             log.warning("unsubscribe by mail not recorded", extra={"error": type(exc).__name__})
             return "451 4.3.0 Not recorded, try again later"

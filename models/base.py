@@ -20,6 +20,12 @@ NAMING = {
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
+# Every table's table args. Without AUTOINCREMENT, SQLite gives a new row the
+# highest id + 1, so after the newest row is deleted its id is handed out again:
+# a link, an API answer or a webhook naming the old row then names another
+# account's. PostgreSQL's sequences never go back; this is SQLite's way to match.
+IDS_NEVER_REUSED = {"sqlite_autoincrement": True}
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend.

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, utcnow
+from models.base import IDS_NEVER_REUSED, Base, utcnow
 
 ENROLLMENT_STATUSES = ("active", "paused", "completed", "exited", "failed")
 
@@ -25,6 +25,7 @@ class Enrollment(Base):
         # hits the constraint instead of enrolling twice.
         UniqueConstraint("sequence_id", "subscriber_id", "instance_key", "run"),
         Index("ix_enrollments_due", "status", "next_run_at"),
+        IDS_NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -39,6 +40,12 @@ class Enrollment(Base):
     claimed_until: Mapped[datetime | None]
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     exit_reason: Mapped[str | None] = mapped_column(String(200))
+    # Advances of this enrollment in a row that raised or whose worker died holding
+    # it (an expired lease); reset by one that succeeds. At MAX_CRASHES
+    # (sequencing.engine) it is failed, so one poison row cannot hold up the rest.
+    crashes: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The last crash's reason while it is retried.
+    error: Mapped[str | None] = mapped_column(String(200))
     enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -7,12 +7,12 @@ from typing import Any
 from sqlalchemy import Float, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, utcnow
+from models.base import IDS_NEVER_REUSED, Base, utcnow
 
 
 class Event(Base):
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_subscriber_name", "subscriber_id", "name", "occurred_at"),)
+    __table_args__ = (Index("ix_events_subscriber_name", "subscriber_id", "name", "occurred_at"), IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)

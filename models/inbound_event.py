@@ -24,16 +24,16 @@ from typing import Any
 from sqlalchemy import ColumnElement, ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, utcnow
+from models.base import IDS_NEVER_REUSED, Base, utcnow
 
-INBOUND_STATUSES = ("pending", "processed", "unmatched", "ignored")
+INBOUND_STATUSES = ("pending", "processed", "unmatched", "ignored", "failed")
 # account_id as the unique indexes see it: the environment endpoint's NULL is 0.
 NO_ACCOUNT = 0
 
 
 class InboundEvent(Base):
     __tablename__ = "inbound_events"
-    __table_args__ = (Index("ix_inbound_events_status_received", "status", "received_at"),)
+    __table_args__ = (Index("ix_inbound_events_status_received", "status", "received_at"), IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # None when the event came through the environment-configured endpoint.
@@ -58,6 +58,7 @@ class InboundNonce(Base):
     """A one-time signature token already used, per account and provider."""
 
     __tablename__ = "inbound_nonces"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Computed, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, utcnow
+from models.base import IDS_NEVER_REUSED, Base, utcnow
 
 MESSAGE_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "suppressed")
 # A message in one of these is finished: nothing will send it again.
@@ -27,7 +27,8 @@ UNSETTLED = text("NOT settled")
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_unsettled", "retry_at", postgresql_where=UNSETTLED, sqlite_where=UNSETTLED),)
+    __table_args__ = (Index("ix_messages_unsettled", "retry_at", postgresql_where=UNSETTLED, sqlite_where=UNSETTLED),
+                      IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, utcnow
+from models.base import IDS_NEVER_REUSED, Base, utcnow
 from models.sealed import SealedJSON
 
 PROVIDER_KINDS = ("smtp", "sendgrid", "ses", "postmark", "mailgun")
@@ -20,7 +20,7 @@ PROVIDER_KINDS = ("smtp", "sendgrid", "ses", "postmark", "mailgun")
 
 class Provider(Base):
     __tablename__ = "providers"
-    __table_args__ = (UniqueConstraint("account_id", "name"),)
+    __table_args__ = (UniqueConstraint("account_id", "name"), IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)

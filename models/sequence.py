@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, utcnow
+from models.base import IDS_NEVER_REUSED, Base, utcnow
 
 SEQUENCE_STATUSES = ("draft", "active", "paused", "archived")
 STEP_TYPES = ("email", "delay", "condition", "action", "webhook", "wait_until", "goto")
@@ -15,6 +15,7 @@ STEP_TYPES = ("email", "delay", "condition", "action", "webhook", "wait_until", 
 
 class Sequence(Base):
     __tablename__ = "sequences"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
@@ -35,7 +36,7 @@ class Step(Base):
     """One step; ``config`` holds the type-specific fields, validated by sequencing.steps."""
 
     __tablename__ = "steps"
-    __table_args__ = (UniqueConstraint("sequence_id", "position"),)
+    __table_args__ = (UniqueConstraint("sequence_id", "position"), IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id", ondelete="CASCADE"), index=True)

@@ -7,18 +7,19 @@ from typing import Any
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, utcnow
+from models.base import IDS_NEVER_REUSED, Base, utcnow
 
 SUBSCRIBER_STATUSES = ("active", "unsubscribed", "bounced", "complained")
 
 
 class Subscriber(Base):
     __tablename__ = "subscribers"
-    __table_args__ = (UniqueConstraint("account_id", "email"),)
+    __table_args__ = (UniqueConstraint("account_id", "email"), IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
-    # Stored lower-cased: addresses are compared case-insensitively in practice.
+    # Stored in audience.fields.normalise_email's form (lower case, the domain's
+    # Unicode spelling), which every way in uses: one address, one row.
     email: Mapped[str] = mapped_column(String(320))
     first_name: Mapped[str | None] = mapped_column(String(200))
     last_name: Mapped[str | None] = mapped_column(String(200))

@@ -13,11 +13,12 @@ from typing import Any
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, utcnow
+from models.base import IDS_NEVER_REUSED, Base, utcnow
 
 
 class WarmingPlan(Base):
     __tablename__ = "warming_plans"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
@@ -39,7 +40,7 @@ class WarmingPlan(Base):
 
 class WarmingDay(Base):
     __tablename__ = "warming_days"
-    __table_args__ = (UniqueConstraint("plan_id", "day", "grp"),)
+    __table_args__ = (UniqueConstraint("plan_id", "day", "grp"), IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("warming_plans.id", ondelete="CASCADE"), index=True)
@@ -55,6 +56,7 @@ class WarmingDay(Base):
 
 class WarmingAdjustment(Base):
     __tablename__ = "warming_adjustments"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("warming_plans.id", ondelete="CASCADE"), index=True)

@@ -20,9 +20,17 @@ separate hosts):
 * **HTTP metrics** are ordinary prometheus_client metrics in the web process. Under
   gunicorn with several workers, set ``PROMETHEUS_MULTIPROC_DIR`` (the Procfile's
   ``web`` line does) so a scrape sums every gunicorn worker rather than showing one.
-* **Enrollment and message gauges** are read from the database at scrape time,
-  with one ``GROUP BY status`` per table: both tables have an index leading with
-  ``status``, so PostgreSQL answers from the index, and a statement timeout stops a
+* **Enrollment and message gauges** are read from the database at scrape time, never
+  by counting whole tables: those grow without end (a million messages took a
+  parallel scan of about 0.4 s per scrape, per web process, and ``messages`` has no
+  index on ``status`` at all). On PostgreSQL the live statuses (messages not yet
+  settled, active and paused enrollments) are counted exactly through the indexes
+  that hold only them; the settled ones (sent, failed, suppressed; completed,
+  exited, failed) are the planner's estimate, the table's row estimate times each
+  status's share, as of the table's last ANALYZE, which autovacuum runs as the
+  table changes (``eseq_metrics_statistics_age_seconds`` says how old). A table
+  under 100,000 rows, and SQLite (the embedded mode, one small machine), are
+  counted exactly. A statement timeout stops a
   scrape from ever holding a connection for long.
 """
 from __future__ import annotations
@@ -164,10 +172,6 @@ class RedisTaskCollector(Collector):
 # counts use an index leading with status; the provider and warming tables are
 # small. Each plan's latest day is read once for all six of its gauges.
 _QUERIES: tuple[tuple[tuple[str, ...], str, tuple[tuple[str, str], ...]], ...] = (
-    (("status",), "SELECT status, count(*) FROM enrollments GROUP BY status",
-     (("eseq_enrollments", "Enrollments by status."),)),
-    (("status",), "SELECT status, count(*) FROM messages GROUP BY status",
-     (("eseq_messages", "Messages (the outbox and delivery log) by status."),)),
     (("provider_id", "state"),
      "SELECT id, CASE WHEN circuit_state = 'open' AND circuit_opened_at <= :cooled THEN 'half_open' "
      "ELSE circuit_state END, 1 FROM providers",
@@ -186,6 +190,77 @@ _QUERIES: tuple[tuple[tuple[str, ...], str, tuple[tuple[str, str], ...]], ...] =
 )
 
 
+# Per table: its gauge, its live statuses (counted exactly, through an index
+# holding only them), the settled ones (estimated on PostgreSQL), and the condition
+# that selects the live rows.
+_STATUS_GAUGES: tuple[tuple[str, str, str, tuple[str, ...], tuple[str, ...], str], ...] = (
+    ("enrollments", "eseq_enrollments", "Enrollments by status (settled ones estimated: see the statistics age).",
+     ("active", "paused"), ("completed", "exited", "failed"), "status IN ('active', 'paused')"),
+    ("messages", "eseq_messages",
+     "Messages (the outbox and delivery log) by status (settled ones estimated: see the statistics age).",
+     ("queued", "sending", "deferred"), ("sent", "failed", "suppressed"), "NOT settled"),  # ix_messages_unsettled
+)
+# Each status's share of the table times its row estimate, from pg_stats (a status
+# column has so few values that ANALYZE keeps every one it saw).
+_ESTIMATES = ("SELECT s.tablename, v.status, round(greatest(c.reltuples, 0) * v.freq) "
+              "FROM pg_stats s JOIN pg_class c ON c.relname = s.tablename AND c.relnamespace = "
+              "(SELECT oid FROM pg_namespace WHERE nspname = current_schema()) "
+              "CROSS JOIN LATERAL unnest(s.most_common_vals::text::text[], s.most_common_freqs) AS v(status, freq) "
+              "WHERE s.schemaname = current_schema() AND s.attname = 'status' "
+              "AND s.tablename IN ('enrollments', 'messages')")
+_STATISTICS_AGE = ("SELECT relname, extract(epoch FROM now() - greatest(last_analyze, last_autoanalyze)) "
+                   "FROM pg_stat_user_tables WHERE schemaname = current_schema() "
+                   "AND relname IN ('enrollments', 'messages') "
+                   "AND greatest(last_analyze, last_autoanalyze) IS NOT NULL")
+
+
+_ROW_ESTIMATES = "SELECT relname, reltuples FROM pg_class WHERE oid IN ('enrollments'::regclass, 'messages'::regclass)"
+# Below this many rows (as last estimated, or never analyzed) a table is counted
+# exactly: a few milliseconds, and ANALYZE keeps no per-status shares for a table
+# of a handful of rows.
+EXACT_BELOW_ROWS = 100_000
+
+
+def status_queries(dialect: str) -> list[str]:
+    """The SQL of one scrape's status counts on ``dialect`` for a large table (the
+    benchmark prints their plans)."""
+    if dialect != "postgresql":
+        return [f"SELECT status, count(*) FROM {table} GROUP BY status" for table, *_ in _STATUS_GAUGES]
+    return [f"SELECT status, count(*) FROM {table} WHERE {live_rows} GROUP BY status"
+            for table, _, _, _, _, live_rows in _STATUS_GAUGES] + [_ESTIMATES]
+
+
+def _status_counts(conn: Any, exact_below: int) -> tuple[dict[str, dict[str, int]], dict[str, float]]:
+    """By table, each status's count; and, on PostgreSQL, the age of each table's statistics."""
+    queries = status_queries(conn.dialect.name)
+    counts: dict[str, dict[str, int]] = {table: {} for table, *_ in _STATUS_GAUGES}
+    exact = {table: f"SELECT status, count(*) FROM {table} GROUP BY status" for table, *_ in _STATUS_GAUGES}
+    if conn.dialect.name != "postgresql":
+        for table, sql in exact.items():
+            counts[table] = {str(status): int(n) for status, n in conn.execute(text(sql))}
+        return counts, {}
+    small = {str(table) for table, rows in conn.execute(text(_ROW_ESTIMATES)) if rows < exact_below}
+    analyzed: set[str] = set()
+    if len(small) < len(counts):
+        for table, status, estimate in conn.execute(text(_ESTIMATES)):
+            counts[table][status] = int(estimate)
+            analyzed.add(table)
+    for (table, _, _, live, settled, _), sql in zip(_STATUS_GAUGES, queries):
+        if table in small:
+            counts[table] = {str(status): int(n) for status, n in conn.execute(text(exact[table]))}
+            continue
+        found = {str(status): int(n) for status, n in conn.execute(text(sql))}
+        for status in live:  # exact, so a status with no row is a known zero
+            counts[table][status] = found.get(status, 0)
+        if table in analyzed:  # a settled status ANALYZE never saw is too rare to estimate above zero
+            for status in settled:
+                counts[table].setdefault(status, 0)
+        else:  # never analyzed: no estimate of the settled statuses at all, rather than a false zero
+            counts[table] = {status: n for status, n in counts[table].items() if status in live}
+    ages = {str(table): float(age) for table, age in conn.execute(text(_STATISTICS_AGE))}
+    return counts, ages
+
+
 _STATEMENTS = {sql: text(sql).bindparams(bindparam("cooled", type_=DateTime(timezone=True))) if ":cooled" in sql
                else text(sql) for _, sql, _ in _QUERIES}
 
@@ -194,23 +269,27 @@ class DatabaseCollector(Collector):
     """Gauges read from the database at scrape time; ``eseq_metrics_database_up`` says
     whether the read worked, so a dashboard tells "zero" from "unknown"."""
 
-    def __init__(self, engine_factory: Callable[[], Any], timeout_ms: int = 2000) -> None:
+    def __init__(self, engine_factory: Callable[[], Any], timeout_ms: int = 2000,
+                 exact_below: int = EXACT_BELOW_ROWS) -> None:
         self.engine_factory = engine_factory
         self.timeout_ms = timeout_ms
+        self.exact_below = exact_below
 
-    def _read(self) -> list[list[Any]]:
+    def _read(self) -> tuple[dict[str, dict[str, int]], dict[str, float], list[list[Any]]]:
         engine = self.engine_factory()
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text(f"SET LOCAL statement_timeout = {int(self.timeout_ms)}"))
+            counts, ages = _status_counts(conn, self.exact_below)
             # An open circuit past its cool-down shows as half_open (routing.circuit_as_seen).
             cooled = {"cooled": utcnow() - CIRCUIT_COOLDOWN}
-            return [list(conn.execute(_STATEMENTS[sql], cooled if ":cooled" in sql else {})) for _, sql, _ in _QUERIES]
+            rows = [list(conn.execute(_STATEMENTS[sql], cooled if ":cooled" in sql else {})) for _, sql, _ in _QUERIES]
+            return counts, ages, rows
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("eseq_metrics_database_up", "1 when the scrape-time database read worked.")
         try:
-            results = self._read()
+            counts, ages, results = self._read()
         except Exception as exc:
             log.warning("database gauges unreadable", extra={"error": type(exc).__name__})
             up.add_metric([], 0)
@@ -218,6 +297,17 @@ class DatabaseCollector(Collector):
             return
         up.add_metric([], 1)
         yield up
+        for table, name, doc, *_ in _STATUS_GAUGES:
+            family = GaugeMetricFamily(name, doc, labels=["status"])
+            for status, value in sorted(counts[table].items()):
+                family.add_metric([status], value)
+            yield family
+        age = GaugeMetricFamily("eseq_metrics_statistics_age_seconds",
+                                "Seconds since the table's last ANALYZE (PostgreSQL): how old its settled-status "
+                                "estimates are.", labels=["table"])
+        for table, seconds in sorted(ages.items()):
+            age.add_metric([table], seconds)
+        yield age
         for (labels, _, gauges), rows in zip(_QUERIES, results):
             for index, (name, doc) in enumerate(gauges, start=len(labels)):
                 family = GaugeMetricFamily(name, doc, labels=list(labels))

@@ -7,6 +7,11 @@ exists, then runs web (gunicorn), one worker consuming every queue (threads) and
 beat as children (and the unsubscribe mailbox when ESEQ_UNSUBSCRIBE_DOMAIN is set),
 and stops them all on Ctrl-C or SIGTERM.
 
+On the bare default (no DATABASE_URL, no SMTP_HOST) it also runs the development
+mail catcher (delivery/dev_mailbox.py) in this process, on loopback, and mail of
+accounts without providers is delivered there and shown at ``/dev/mail``: a
+newcomer sees the product work and nothing leaves the machine.
+
 Everything the children must agree on is decided here once and passed down in the
 environment: a SECRET_KEY that is kept in ``var/secret_key`` (tokens signed by web
 are checked by workers, and survive restarts), the admin token, and the metrics
@@ -18,11 +23,16 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -67,9 +77,33 @@ def prepare_env(base: dict[str, str]) -> dict[str, str]:
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir()
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    if not env.get("DATABASE_URL") and not env.get("SMTP_HOST") and not env.get("ESEQ_DEV_SMTP_PORT"):
+        env["ESEQ_DEV_SMTP_PORT"] = str(free_port())
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def free_port() -> int:
+    """A loopback port nobody holds now (so two `make run`s on one machine do not collide)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_dev_catcher(settings: Settings):  # type: ignore[no-untyped-def]
+    """The development mail catcher, serving from a thread of this process until it exits."""
+    from delivery import dev_mailbox
+
+    def caught(key: str, recipients: list[str], subject: str) -> None:
+        say(f"development delivery: caught {subject!r} for {', '.join(recipients)} "
+            f"({settings.public_base_url}{dev_mailbox.PAGE_PATH}/{key})")
+
+    server = dev_mailbox.catcher(settings.dev_mail_dir, settings.dev_smtp_port, caught)
+    server.start()
+    say(dev_mailbox.banner(settings.public_base_url)
+        + f" (SMTP on {dev_mailbox.HOST}:{settings.dev_smtp_port}, kept in {settings.dev_mail_dir})")
+    return server
 
 
 def migrate(env: dict[str, str]) -> None:
@@ -208,6 +242,16 @@ def main() -> int:
     if settings.broker_url.startswith("sqla+"):
         prune_embedded_broker(settings.broker_url)
     ensure_first_account(env)
+    if settings.dev_smtp_port:
+        try:
+            catcher = start_dev_catcher(settings)
+        except OSError as exc:
+            say(f"the development mail catcher cannot listen on port {settings.dev_smtp_port}: {exc}")
+            return 2
+    else:
+        catcher = None
+        if not settings.smtp_host:
+            say("no SMTP_HOST: mail of accounts without providers of their own waits as deferred until one is added")
 
     supervisor = Supervisor(env)
     try:
@@ -217,7 +261,11 @@ def main() -> int:
         supervisor.stop()
         raise
     say(f"API docs: http://localhost:{env['PORT']}/docs   health: http://localhost:{env['PORT']}/health")
-    return supervisor.wait()
+    try:
+        return supervisor.wait()
+    finally:
+        if catcher is not None:
+            catcher.stop()
 
 
 if __name__ == "__main__":

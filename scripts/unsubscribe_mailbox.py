@@ -10,8 +10,8 @@ import threading
 
 from aiosmtpd.controller import Controller
 
-from delivery.tracking import Tracker
-from delivery.unsubscribe import unsubscribe_by_message
+from delivery.tracking import Link, Tracker
+from delivery.unsubscribe import unsubscribe_by_link
 from inbound.unsubscribe_mailbox import DATA_SIZE_LIMIT, UnsubscribeMailbox
 from models import db
 from models.base import utcnow
@@ -21,12 +21,12 @@ from scripts import settings_or_complain
 from settings import Settings
 
 
-def record_unsubscribes(message_ids: list[int]) -> None:
-    """Each message's recipient unsubscribed, in one transaction (a message since
-    deleted is skipped: there is nobody left to write to)."""
+def record_unsubscribes(links: list[Link]) -> None:
+    """Each named message's recipient unsubscribed, in one transaction (a message
+    since deleted is skipped: there is nobody left to write to)."""
     with db.session_scope() as session:
-        for message_id in message_ids:
-            unsubscribe_by_message(session, message_id, utcnow(), source="mailto")
+        for link in links:
+            unsubscribe_by_link(session, link, utcnow(), source="mailto")
 
 
 def mailbox(settings: Settings) -> Controller:

@@ -14,6 +14,7 @@ statement without the lock clause gives the same guarantee.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -22,8 +23,11 @@ from core.redispatch import POSTGRES, SQLITE, for_dialect, timed_text
 
 DEFAULT_LEASE = timedelta(minutes=5)
 
+# A row still holding a lease when claimed again was never released: the worker
+# advancing it died (or its task was lost), which counts as a crash of that row.
 _CLAIM_SQL = """
-    UPDATE enrollments SET claimed_until = :lease_until
+    UPDATE enrollments SET claimed_until = :lease_until,
+        crashes = CASE WHEN claimed_until IS NULL THEN crashes ELSE crashes + 1 END
     WHERE id {match} (
         SELECT id FROM enrollments
         WHERE status = 'active' AND next_run_at <= :now
@@ -32,7 +36,7 @@ _CLAIM_SQL = """
         LIMIT :limit
         {lock}
     ){close}
-    RETURNING id
+    RETURNING id, crashes
 """
 
 
@@ -42,12 +46,34 @@ _CLAIM = {
 }
 
 
-def claim_due_enrollments(session: Session, now: datetime, limit: int,
-                          lease: timedelta = DEFAULT_LEASE) -> list[int]:
-    """Lease up to ``limit`` due enrollments until ``now + lease``; return their ids.
+@dataclass(frozen=True)
+class Claimed:
+    """What one claim leased: every id, and among them those whose last advance
+    crashed (its lease ran out, or it raised), which the tick sends alone so that
+    a row that kills its worker cannot take a batch of others down with it."""
+
+    ids: list[int]
+    crashed: list[int]
+
+    @property
+    def healthy(self) -> list[int]:
+        crashed = set(self.crashed)
+        return [i for i in self.ids if i not in crashed]
+
+
+def claim_enrollments(session: Session, now: datetime, limit: int, lease: timedelta = DEFAULT_LEASE) -> Claimed:
+    """Lease up to ``limit`` due enrollments until ``now + lease``.
 
     A lease that expires (its worker died) makes the row claimable again, which is
-    how a crashed advance is retried.
+    how a crashed advance is retried; the claim counts it in ``crashes``.
     """
     params = {"now": now, "lease_until": now + lease, "limit": limit}
-    return sorted(row[0] for row in session.execute(for_dialect(session, _CLAIM), params))
+    rows = sorted(session.execute(for_dialect(session, _CLAIM), params).all())
+    return Claimed(ids=[row[0] for row in rows], crashed=[row[0] for row in rows if row[1]])
+
+
+def claim_due_enrollments(session: Session, now: datetime, limit: int,
+                          lease: timedelta = DEFAULT_LEASE) -> list[int]:
+    """``claim_enrollments``, just the ids (sorted)."""
+    return claim_enrollments(session, now, limit, lease).ids
+

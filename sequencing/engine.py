@@ -15,8 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from core.reasons import printable
 from models import Enrollment, Event, Message, Sequence, Step, WebhookDelivery
 from models.bulk import insert_ignoring_conflicts, insert_rows_returning
 from sequencing import triggers
@@ -35,6 +37,15 @@ MAX_STEPS_PER_ADVANCE = 100
 # How long a message waits after being queued before a tick may dispatch it again
 # (the send task enqueued after commit normally claims it well before).
 DISPATCH_GRACE = timedelta(seconds=60)
+# Advances of one enrollment that may fail in a row (raise, or die with their
+# worker) before it is failed with the reason: enough to ride out a bad moment,
+# few enough that a poison row stops costing a batch retry within minutes.
+MAX_CRASHES = 5
+# The first wait before an enrollment whose advance raised is tried again (doubled each time).
+CRASH_RETRY = timedelta(minutes=1)
+# Failures of the database rather than of a row's data (connection lost, deadlock,
+# lock timeout): no enrollment is charged for them (advance_enrollments).
+_NOT_THE_ROWS = (OperationalError, InterfaceError)
 # Step types whose handlers ask for facts (sequencing.facts).
 ASKING_STEPS = frozenset({"condition", "wait_until"})
 
@@ -206,7 +217,43 @@ def advance_enrollments(session: Session, ids: list[int], now: datetime,
 
     New messages and webhook calls are not dispatched by a tick before
     ``dispatch_grace`` has passed: the caller enqueues them itself after commit.
+
+    The batch runs in a savepoint (one per batch, so the usual batch costs what it
+    did). If anything in it fails, one enrollment's walk or the database refusing
+    one of its rows, the savepoint is rolled back and the enrollments are advanced
+    one at a time, each in a savepoint of its own: the others go on, and the one
+    that fails again is charged a crash (``_crashed``). Failures of the database
+    itself (``OperationalError``) are nobody's fault and propagate: the leases run
+    out and a later tick retries the batch.
     """
+    try:
+        with session.begin_nested():
+            return _advance(session, ids, now, dispatch_grace)
+    except _NOT_THE_ROWS:
+        raise
+    except Exception as exc:
+        if len(ids) == 1:
+            _crashed(session, ids[0], exc, now)
+            return AdvanceResult()
+        log.warning("advance batch failed; advancing its enrollments one at a time",
+                    extra={"enrollments": len(ids), "error": repr(exc)})
+    result = AdvanceResult()
+    for enrollment_id in ids:
+        try:
+            with session.begin_nested():
+                one = _advance(session, [enrollment_id], now, dispatch_grace)
+        except _NOT_THE_ROWS:
+            raise
+        except Exception as exc:
+            _crashed(session, enrollment_id, exc, now)
+            continue
+        result.message_ids += one.message_ids
+        result.webhook_ids += one.webhook_ids
+        result.advanced += one.advanced
+    return result
+
+
+def _advance(session: Session, ids: list[int], now: datetime, dispatch_grace: timedelta) -> AdvanceResult:
     enrollments, subscribers, sequences, steps = _load(session, ids)
     batch = _new_batch(session, now, enrollments, subscribers, sequences, steps, dispatch_grace)
     goals = _goal_reached(batch, enrollments)
@@ -222,7 +269,11 @@ def advance_enrollments(session: Session, ids: list[int], now: datetime,
             if sequence.status == "paused":
                 enrollment.status = "paused"
             continue
-        if subscriber.status != "active":
+        if enrollment.crashes >= MAX_CRASHES:
+            # The claim counted a last lease its worker died holding: not tried again.
+            _finish(enrollment, "failed", f"abandoned: its advance crashed {enrollment.crashes} times in a row"
+                    + (f" (last: {enrollment.error})" if enrollment.error else ""), now)
+        elif subscriber.status != "active":
             _finish(enrollment, "exited", f"subscriber_{subscriber.status}", now)
         elif enrollment.id in goals:
             _finish(enrollment, "exited", f"goal:{goals[enrollment.id]}", now)
@@ -232,13 +283,46 @@ def advance_enrollments(session: Session, ids: list[int], now: datetime,
             except (KeyError, TypeError, ValueError) as exc:
                 # A step whose config the engine cannot read fails this enrollment only.
                 log.warning("enrollment failed", extra={"enrollment_id": enrollment.id, "error": repr(exc)})
-                _finish(enrollment, "failed", f"step error: {exc!r}"[:200], now)
+                _finish(enrollment, "failed", printable(f"step error: {exc!r}"), now)
+            if enrollment.crashes:
+                # crashes counts advances that failed in a row: this one did not
+                enrollment.crashes, enrollment.error = 0, None
         result.advanced += 1
     batch.write_back()
     _enroll_moves(session, batch, now)
     result.message_ids = insert_rows_returning(session, Message.__table__, batch.messages)
     result.webhook_ids = insert_rows_returning(session, WebhookDelivery.__table__, batch.webhooks)
     return result
+
+
+def crash_retry_at(now: datetime, crashes: int) -> datetime:
+    """When an enrollment whose advance raised ``crashes`` times in a row is tried
+    again: CRASH_RETRY, doubled each time (1, 2, 4, 8 minutes before the fifth)."""
+    return now + CRASH_RETRY * 2 ** max(crashes - 1, 0)
+
+
+_ENROLLMENTS = Enrollment.__table__
+
+
+def _crashed(session: Session, enrollment_id: int, exc: Exception, now: datetime) -> None:
+    """Charge one crash to an enrollment whose advance raised on its own: release
+    it to be tried again later, or, at ``MAX_CRASHES`` in a row, fail it with the
+    reason. A row no longer active (paused meanwhile) keeps its status and is only
+    released, so that a later claim does not count this as a dead worker."""
+    log.warning("enrollment advance crashed", extra={"enrollment_id": enrollment_id, "error": repr(exc)})
+    reason = printable(f"advance crashed: {exc!r}")
+    c = _ENROLLMENTS.c
+    crashes = session.scalar(select(c.crashes).where(c.id == enrollment_id, c.status == "active"))
+    if crashes is None:
+        session.execute(_ENROLLMENTS.update().where(c.id == enrollment_id).values(claimed_until=None))
+        return
+    crashes += 1
+    if crashes >= MAX_CRASHES:
+        values: dict[str, Any] = {"status": "failed", "exit_reason": reason, "completed_at": now, "next_run_at": None}
+    else:
+        values = {"next_run_at": crash_retry_at(now, crashes)}
+    session.execute(_ENROLLMENTS.update().where(c.id == enrollment_id, c.status == "active").values(
+        crashes=crashes, error=reason, claimed_until=None, updated_at=now, **values))
 
 
 def _enroll_moves(session: Session, batch: Batch, now: datetime) -> None:

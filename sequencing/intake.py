@@ -10,7 +10,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from analytics.events import record_event, record_message_event
+from analytics.events import record_event
+from audience.fields import normalise_email
+from delivery.links import record_link_event
+from delivery.tracking import Link
 from models import Subscriber
 from models.bulk import insert_ignoring_conflicts
 from sequencing import triggers
@@ -30,7 +33,8 @@ class Intake:
 
 def resolve_subscriber(session: Session, account_id: int, now: datetime, *, subscriber_id: int | None = None,
                        email: str | None = None) -> tuple[int, bool]:
-    """(id, created). An unknown email becomes a subscriber, as enrolling by email does."""
+    """(id, created). An unknown email becomes a subscriber, as enrolling by email does;
+    any spelling of an address finds the subscriber stored under its normal form."""
     if subscriber_id is not None:
         found = session.scalar(select(Subscriber.id).where(Subscriber.id == subscriber_id,
                                                            Subscriber.account_id == account_id))
@@ -38,7 +42,7 @@ def resolve_subscriber(session: Session, account_id: int, now: datetime, *, subs
             raise UnknownSubscriberError(subscriber_id)
         return int(found), False
     assert email is not None
-    address = email.strip().lower()
+    address = normalise_email(email)
     created = insert_ignoring_conflicts(session, Subscriber, [{
         "account_id": account_id, "email": address, "status": "active", "attributes": {}, "tags": [],
         "created_at": now, "updated_at": now}], Subscriber.id)
@@ -65,11 +69,12 @@ def ingest_event(session: Session, account_id: int, name: str, now: datetime, *,
     return Intake(event_id, sid, enrolled)
 
 
-def ingest_message_event(session: Session, message_id: int, name: str, now: datetime, dedup_suffix: str = "",
-                         properties: dict[str, Any] | None = None) -> int | None:
+def ingest_link_event(session: Session, link: Link, name: str, now: datetime, dedup_suffix: str = "",
+                      properties: dict[str, Any] | None = None) -> int | None:
     """A recipient opened or clicked one of our emails (the tracking endpoints):
-    recorded once per message (and suffix), and the subscriber's waiting
-    enrollments woken. The event's id; None for a replay or an unknown message."""
-    recorded = record_message_event(session, message_id, name, now, dedup_suffix=dedup_suffix, properties=properties)
+    recorded once per message (and suffix) by delivery.links, and the subscriber's
+    waiting enrollments woken. The event's id; None for a replay or when the link
+    acts on nothing."""
+    recorded = record_link_event(session, link, name, now, dedup_suffix=dedup_suffix, properties=properties)
     wake_recorded(session, recorded, now)
     return recorded.event_id if recorded else None

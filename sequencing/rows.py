@@ -61,7 +61,7 @@ class EnrollmentRow(_Tracked):
     """One enrollment as the engine walks it (the columns of ``enrollments`` it uses)."""
 
     WRITABLE: ClassVar[tuple[str, ...]] = ("status", "current_step", "next_run_at", "claimed_until", "state",
-                                           "exit_reason", "completed_at")
+                                           "exit_reason", "completed_at", "crashes", "error")
 
     id: int
     account_id: int
@@ -76,6 +76,8 @@ class EnrollmentRow(_Tracked):
     exit_reason: str | None
     enrolled_at: datetime
     completed_at: datetime | None
+    crashes: int
+    error: str | None
     _loaded: tuple[Any, ...] = field(init=False, repr=False)
 
 

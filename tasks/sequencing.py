@@ -8,7 +8,7 @@ from delivery.outbox import claim_for_dispatch
 from models.base import utcnow
 from models.db import session_scope
 from settings import get_settings
-from sequencing.claims import claim_due_enrollments
+from sequencing.claims import claim_enrollments
 from sequencing.engine import advance_enrollments
 from tasks.app import app
 from tasks.audience import resume_stale_imports
@@ -39,10 +39,13 @@ def tick() -> dict[str, int]:
     for _ in range(TICK_MAX_ROUNDS):
         now = utcnow()
         with session_scope() as session:
-            ids = claim_due_enrollments(session, now, TICK_CLAIM_LIMIT, lease)
-        fan_out(advance, ids, ADVANCE_BATCH)
-        claimed += len(ids)
-        if len(ids) < TICK_CLAIM_LIMIT:
+            claim = claim_enrollments(session, now, TICK_CLAIM_LIMIT, lease)
+        fan_out(advance, claim.healthy, ADVANCE_BATCH)
+        # An enrollment whose last advance crashed goes alone: if it kills its
+        # worker again, it takes no one else's advance with it.
+        fan_out(advance, claim.crashed, 1)
+        claimed += len(claim.ids)
+        if len(claim.ids) < TICK_CLAIM_LIMIT:
             break
     with session_scope() as session:
         message_ids = claim_for_dispatch(session, utcnow(), TICK_CLAIM_LIMIT, lease)

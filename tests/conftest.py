@@ -22,7 +22,8 @@ PG_ADMIN_URL = os.environ.get("ESEQ_TEST_PG_ADMIN_URL", "postgresql://postgres@1
 TEST_DB = f"eseq_test_{RUN_ID}"
 TEST_DB_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + TEST_DB
 REDIS_URL = os.environ.get("ESEQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-ADMIN_TOKEN = "test-admin-token-" + RUN_ID
+ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(16)  # settings want 32 characters or more
+METRICS_TOKEN = "test-metrics-token-" + secrets.token_hex(16)
 
 TEST_ENV = {
     "DATABASE_URL": TEST_DB_URL,
@@ -32,6 +33,7 @@ TEST_ENV = {
     "ESEQ_BROKER_PREFIX": f"eseq-test-{RUN_ID}:",
     "SECRET_KEY": "test-secret-key-" + RUN_ID + "-0123456789",
     "ESEQ_ADMIN_TOKEN": ADMIN_TOKEN,
+    "ESEQ_METRICS_TOKEN": METRICS_TOKEN,
     "ESEQ_RATE_LIMIT": "100000 per minute",
     "ESEQ_LOG_LEVEL": "WARNING",
     "PUBLIC_BASE_URL": "http://localhost:8000",

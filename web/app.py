@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from flask import Flask
 from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from models import db
 from observability.logs import configure_logging
@@ -14,6 +15,8 @@ from web import db as web_db
 from web import errors
 from web.auth import API_KEY, BEARER
 from web.extensions import api, jwt, limiter
+from web.limits import init_body_limits, rate_limit_config
+from web.json_input import init_json_input
 from web.security import init_input_guard, init_security_headers
 
 API_BLUEPRINTS = ("web.accounts.routes", "web.email_templates.routes", "web.sequences.routes", "web.sequences.enrollments",
@@ -41,11 +44,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
-        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
-        RATELIMIT_DEFAULT=settings.rate_limit,
-        RATELIMIT_KEY_PREFIX=f"{settings.broker_prefix}eseq-ratelimit",  # platforms sharing a Redis count apart
-        MAX_CONTENT_LENGTH=64 * 1024 * 1024,
+        **rate_limit_config(settings),
     )
+
+    if settings.proxy_hops:
+        # Only as many X-Forwarded-* entries as there are proxies of ours: the client
+        # IP (which the rate limiter keys on) cannot be chosen by the client.
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     web_db.init_app(app)
     errors.init_app(app)
@@ -56,6 +62,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     api.spec.components.security_scheme("apiKey", API_KEY)
     CORS(app, resources={r"/api/*": {"origins": list(settings.cors_origins)}}, expose_headers=["X-Pagination"])
     init_security_headers(app)
+    init_body_limits(app)
+    init_json_input(app)  # before the NUL guard and the blueprints: it parses first and bounds <int:...>
     init_input_guard(app)
 
     import importlib
@@ -71,7 +79,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     from web.metrics import bp as metrics_bp
     from web.metrics import init_metrics
 
-    limiter.exempt(metrics_bp)  # scrapers poll from one address
     init_metrics(app, settings)
 
     from web.tracking import bp as tracking_bp
@@ -85,4 +92,6 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     limiter.exempt(provider_webhooks_bp)  # providers post bursts from shared IPs; each request is verified
     app.register_blueprint(provider_webhooks_bp)
+    if settings.dev_smtp_port:  # `make run`'s development mail catcher, on its bare default only
+        app.register_blueprint(importlib.import_module("web.dev_mail").bp)
     return app

@@ -72,4 +72,7 @@ def run_checks() -> dict[str, str]:
 def health():  # type: ignore[no-untyped-def]
     checks = run_checks()
     ok = all(v == "ok" for v in checks.values())
-    return jsonify({"status": "ok" if ok else "fail", "checks": checks}), 200 if ok else 503
+    body: dict[str, Any] = {"status": "ok" if ok else "fail", "checks": checks}
+    if current_app.config["ESEQ_SETTINGS"].dev_smtp_port:  # say so wherever mail is not really sent
+        body["delivery"] = "development catcher"
+    return jsonify(body), 200 if ok else 503

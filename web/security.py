@@ -36,7 +36,10 @@ def _nul_errors() -> dict[str, dict[str, list[str]]]:
         errors["query"] = {name.replace("\x00", "\\u0000"): message for name in query}
     if request.content_length and request.mimetype == "application/json" \
             and "\\u0000" in request.get_data(as_text=True, cache=True):
-        paths = _nul_paths(request.get_json(silent=True, cache=True), "")
+        try:
+            paths = _nul_paths(request.get_json(silent=True, cache=True), "")
+        except RecursionError:  # nested past the parser's limit: the view's own parser refuses it (4xx)
+            paths = []
         if paths:
             errors["json"] = {p.replace("\x00", "\\u0000"): message for p in paths}
     return errors

@@ -2,6 +2,8 @@
 input the same way."""
 from __future__ import annotations
 
+from datetime import date
+
 from marshmallow import ValidationError, validate
 
 from sequencing.errors import MAX_INT
@@ -29,3 +31,17 @@ def one_line(value: str) -> None:
 def text(max_len: int, min_len: int = 1) -> list[object]:
     """Validators of a free-text field: bounded length and no NUL."""
     return [validate.Length(min=min_len, max=max_len), no_nul]
+
+
+# Dates a client may give: 9999-12-31T23:59:59-14:00 is year 10,000 in UTC, which
+# Python cannot represent (OverflowError converting it); nothing the platform does
+# is dated before the Unix epoch or millennia ahead.
+EARLIEST_YEAR = 1970
+LATEST_YEAR = 9000
+
+
+def in_era(value: date) -> None:
+    """A date or datetime within EARLIEST_YEAR..LATEST_YEAR, checked on its own
+    (local) fields, so any offset converts to UTC without overflowing."""
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValidationError(f"Must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}.")

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from accounts.webhook_secret import StoredSecrets, stored_secrets
 from core.backoff import backoff
 from core.netguard import UnsafeTargetError, check_target, pinned_opener
+from core.reasons import printable
 from core.redispatch import OutboxRedispatch
 from models import WebhookDelivery
 
@@ -121,15 +122,18 @@ def call(c: Call, secret_key: str, now: datetime, allow_private: bool) -> CallRe
 
 def record(session: Session, results: list[CallResult], now: datetime) -> None:
     for r in results:
+        # A receiver's answer is quoted in the error (BadStatusLine): a NUL in it
+        # would fail this UPDATE, and with it the whole batch's record.
+        error = printable(r.error, 500) if r.error is not None else None
         owned = and_(WebhookDelivery.id == r.delivery_id, WebhookDelivery.status == "sending")
-        if r.error is None:
+        if error is None:
             values = {"status": "delivered", "response_status": r.status, "delivered_at": now, "error": None,
                       "claimed_until": None}
         elif r.permanent or r.attempts >= MAX_ATTEMPTS:
-            values = {"status": "failed", "response_status": r.status, "error": r.error, "claimed_until": None}
+            values = {"status": "failed", "response_status": r.status, "error": error, "claimed_until": None}
         else:
             delay = backoff(r.attempts)
-            values = {"status": "deferred", "response_status": r.status, "error": r.error,
+            values = {"status": "deferred", "response_status": r.status, "error": error,
                       "retry_at": now + delay, "claimed_until": now + delay}
         session.execute(update(WebhookDelivery).where(owned).values(**values),
                         execution_options={"synchronize_session": False})

@@ -3,9 +3,10 @@ sets it (tests, scripts) and from DATABASE_URL otherwise."""
 from __future__ import annotations
 
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import event, pool
 
 from models import Base
 from models.db import make_engine
@@ -39,17 +40,34 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _foreign_keys_off(dbapi_conn: Any, _record: Any) -> None:
+    # After make_engine's own listener turns them on. SQLite ignores the pragma
+    # inside a transaction, so it is set as the connection opens.
+    dbapi_conn.execute("PRAGMA foreign_keys=OFF")
+
+
 def run_migrations_online() -> None:
     engine = make_engine(_url(), poolclass=pool.NullPool)
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:
+        # SQLite rebuilds a table to alter it (batch mode): with foreign keys on,
+        # dropping the old table deletes or nulls every row referring to it
+        # (ON DELETE CASCADE / SET NULL), so SQLite's procedure for altering a
+        # table turns them off and checks them once the schema is in place.
+        event.listen(engine, "connect", _foreign_keys_off)
     with engine.connect() as connection:
         context.configure(
             connection=connection,
             target_metadata=Base.metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
+            render_as_batch=sqlite,
             render_item=render_item,
         )
         with context.begin_transaction():
             context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migrations left rows whose parent is missing: {broken[:10]}")
     engine.dispose()
 
 

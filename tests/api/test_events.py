@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from models import Enrollment, Event, db
+from models import Enrollment, Event, Message, Subscriber, db
+from models.base import utcnow
 from tests.support import factories
+from tests.support.engine import run_due
+from tests.support.sending import send_in_process
 
 
 def test_it_records_an_event_for_a_new_email_and_creates_the_subscriber(client, alice):
@@ -92,3 +95,36 @@ def test_a_name_the_platform_records_itself_is_a_422_naming_the_field(client, al
         assert s.scalars(select(Event)).all() == []
     assert client.post("/api/v1/events", json={"email": "a@b.test", "name": "opened_trial"},
                        headers=alice.headers).status_code == 202
+
+
+def test_an_event_for_the_punycode_spelling_reaches_the_subscriber_of_the_unicode_spelling(client, alice):
+    created = client.post("/api/v1/subscribers", json={"email": "ada@bücher.de"}, headers=alice.headers).get_json()
+    for spelling in ("ada@xn--bcher-kva.de", "ADA@XN--BCHER-KVA.DE", "Ada@BÜCHER.de"):
+        body = client.post("/api/v1/events", json={"email": spelling, "name": "x"}, headers=alice.headers).get_json()
+        assert body["subscriber_id"] == created["id"], spelling
+    with db.session_scope() as s:
+        assert s.scalars(select(Subscriber.email)).all() == ["ada@bücher.de"]
+
+
+def test_an_event_for_the_punycode_spelling_of_a_suppressed_address_sends_nothing(client, alice):
+    factories.sequence(alice.account_id, [{"type": "email", "subject": "Thanks", "text": "x"}],
+                       settings={"trigger": {"type": "event", "event": "purchase"}})
+    assert client.post("/api/v1/suppressions", json={"email": "ada@bücher.de"}, headers=alice.headers).status_code == 201
+    response = client.post("/api/v1/events", json={"email": "ada@xn--bcher-kva.de", "name": "purchase"},
+                           headers=alice.headers)
+    assert response.status_code == 202 and response.get_json()["enrolled"] == 1
+    queued = run_due(utcnow())
+    assert len(queued) == 1
+    send_in_process(queued)
+    with db.session_scope() as s:
+        message = s.get(Message, queued[0])
+        assert (message.status, message.to_email) == ("suppressed", "ada@bücher.de")
+
+
+def test_an_address_that_is_not_one_is_a_422_naming_the_email(client, alice):
+    for bad in ("ada@bücher..de", "ada@-bücher.de", "ada@xn--zz.de"):
+        response = client.post("/api/v1/events", json={"email": bad, "name": "x"}, headers=alice.headers)
+        assert response.status_code == 422, bad
+        assert "email" in response.get_json()["errors"]["json"], bad
+    with db.session_scope() as s:
+        assert s.scalars(select(Subscriber)).all() == []

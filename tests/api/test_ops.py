@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from models import Message, db, utcnow
+from observability.metrics import EXACT_BELOW_ROWS, DatabaseCollector
 from tasks.app import app as celery_app
-from tests.conftest import ROOT, TEST_ENV, Tenant
+from tests.conftest import METRICS_TOKEN, ROOT, TEST_ENV, Tenant
 from tests.support import factories
 from tests.support.prometheus import sample
 from tests.support.processes import Proc, platform_env, wait_healthy, web_argv
@@ -51,8 +53,11 @@ def flaky(self: Any) -> str:
     return "second time lucky"
 
 
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
 def scrape(client: Any) -> str:
-    response = client.get("/metrics")
+    response = client.get("/metrics", headers=SCRAPER)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     return response.get_data(as_text=True)
@@ -98,19 +103,99 @@ def test_unknown_paths_share_one_series_instead_of_one_per_path(client: Any) -> 
     assert "no-such-page" not in text
 
 
-def test_metrics_report_enrollments_and_messages_by_status_from_the_database(client: Any) -> None:
+def add_message(account_id: int, enrollment_id: int, subscriber_id: int, sequence_id: int, status: str) -> None:
+    with db.session_scope() as s:
+        s.add(Message(account_id=account_id, enrollment_id=enrollment_id, subscriber_id=subscriber_id,
+                      sequence_id=sequence_id, idempotency_key=f"metrics-{secrets.token_hex(4)}", status=status,
+                      to_email="user0@example.test", subject="hi"))
+
+
+def analyze(*tables: str) -> None:
+    """What autovacuum does as a table changes."""
+    with db.get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in tables:
+            conn.execute(text(f"ANALYZE {table}"))
+
+
+def test_metrics_count_live_enrollments_and_messages_exactly_at_every_scrape(client: Any) -> None:
     account_id = factories.account("Alice")
     subscriber_ids = factories.subscribers(account_id, 3)
     sequence_id = factories.sequence(account_id, [{"type": "delay", "seconds": 60}])
     enrollment_ids = factories.enroll(account_id, sequence_id, subscriber_ids, utcnow() + timedelta(hours=1))
-    with db.session_scope() as s:
-        s.add(Message(account_id=account_id, enrollment_id=enrollment_ids[0], subscriber_id=subscriber_ids[0],
-                      sequence_id=sequence_id, idempotency_key=f"metrics-{secrets.token_hex(4)}", status="failed",
-                      to_email="user0@example.test", subject="hi"))
-    text = scrape(client)
-    assert sample(text, "eseq_metrics_database_up") == 1
-    assert sample(text, "eseq_enrollments", status="active") == 3
-    assert sample(text, "eseq_messages", status="failed") == 1
+    add_message(account_id, enrollment_ids[0], subscriber_ids[0], sequence_id, "queued")
+    text_ = scrape(client)
+    assert sample(text_, "eseq_metrics_database_up") == 1
+    assert sample(text_, "eseq_enrollments", status="active") == 3
+    assert sample(text_, "eseq_messages", status="queued") == 1
+    add_message(account_id, enrollment_ids[1], subscriber_ids[1], sequence_id, "deferred")
+    assert sample(scrape(client), "eseq_messages", status="deferred") == 1
+
+
+@pytest.fixture
+def estimating(app: Any) -> Iterator[None]:
+    """The app's database collector treating every table as large (over EXACT_BELOW_ROWS)."""
+    collector = next(c for c in app.extensions["eseq_metrics_collectors"] if isinstance(c, DatabaseCollector))
+    collector.exact_below = 0
+    try:
+        yield
+    finally:
+        collector.exact_below = EXACT_BELOW_ROWS
+
+
+def test_a_large_tables_settled_messages_are_counted_from_its_statistics_not_by_a_scan(client: Any,
+                                                                                      estimating: None) -> None:
+    account_id = factories.account("Alice")
+    subscriber_ids = factories.subscribers(account_id, 8)
+    sequence_id = factories.sequence(account_id, [{"type": "delay", "seconds": 60}])
+    enrollment_ids = factories.enroll(account_id, sequence_id, subscriber_ids, utcnow() + timedelta(hours=1))
+    for i, status in enumerate(("failed", "failed", "sent", "sent", "sent", "queued", "queued")):
+        add_message(account_id, enrollment_ids[i], subscriber_ids[i], sequence_id, status)
+    analyze("messages")
+    text_ = scrape(client)
+    assert sample(text_, "eseq_messages", status="failed") == 2
+    assert sample(text_, "eseq_messages", status="sent") == 3
+    assert sample(text_, "eseq_messages", status="suppressed") == 0
+    assert 0 <= (sample(text_, "eseq_metrics_statistics_age_seconds", table="messages") or -1) < 600
+    # Another failure shows once statistics are refreshed, not by counting the table per
+    # scrape; a queued message (live, in the partial index) shows at once.
+    add_message(account_id, enrollment_ids[7], subscriber_ids[7], sequence_id, "failed")
+    add_message(account_id, enrollment_ids[7], subscriber_ids[7], sequence_id, "queued")
+    text_ = scrape(client)
+    assert sample(text_, "eseq_messages", status="failed") == 2
+    assert sample(text_, "eseq_messages", status="queued") == 3
+    analyze("messages")
+    assert sample(scrape(client), "eseq_messages", status="failed") == 3
+
+
+def test_metrics_without_the_token_are_refused_before_anything_is_read(client: Any) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong-token-of-enough-length-0123456789"},
+                    {"Authorization": f"Basic {METRICS_TOKEN}"}):
+        response = client.get("/metrics", headers=headers)
+        assert response.status_code == 401
+        assert "ESEQ_METRICS_TOKEN" in response.get_json()["message"]
+        assert b"eseq_" not in response.data
+
+
+def with_settings(app: Any, **changes: Any) -> Any:
+    """The app's settings with ``changes``; give the result back with ``app.config.update``."""
+    original = app.config["ESEQ_SETTINGS"]
+    app.config["ESEQ_SETTINGS"] = dataclasses.replace(original, **changes)
+    return original
+
+
+def test_metrics_are_off_without_a_token_unless_the_platform_runs_embedded(app: Any, client: Any) -> None:
+    original = with_settings(app, metrics_token=None)
+    try:
+        response = client.get("/metrics", headers=SCRAPER)
+        assert response.status_code == 404 and "ESEQ_METRICS_TOKEN" in response.get_json()["message"]
+    finally:
+        app.config["ESEQ_SETTINGS"] = original
+    original = with_settings(app, metrics_token=None, redis_url=None, broker_url="sqla+sqlite:///unused.sqlite")
+    try:
+        assert app.config["ESEQ_SETTINGS"].embedded
+        assert client.get("/metrics").status_code == 200  # make run: one machine, nothing to protect it from
+    finally:
+        app.config["ESEQ_SETTINGS"] = original
 
 
 def test_metrics_count_celery_task_outcomes_recorded_by_the_worker(worker: Any, client: Any) -> None:
@@ -263,9 +348,37 @@ def test_the_rate_limit_answers_429_in_the_api_error_shape(limited_server: int) 
     assert int(headers["Retry-After"]) > 0
 
 
-def test_health_and_metrics_are_never_rate_limited(limited_server: int) -> None:
+def test_health_and_authorized_scrapes_are_never_rate_limited(limited_server: int) -> None:
     assert all(http(limited_server, "GET", "/health")[0] == 200 for _ in range(8))
-    assert all(http(limited_server, "GET", "/metrics")[0] == 200 for _ in range(8))
+    assert all(http(limited_server, "GET", "/metrics", SCRAPER)[0] == 200 for _ in range(8))
+
+
+def test_unauthorized_scrapes_are_rate_limited_like_any_request(limited_server: int) -> None:
+    spoofer = {"X-Forwarded-For": "203.0.113.9"}
+    statuses = [http(limited_server, "GET", "/metrics", spoofer)[0] for _ in range(6)]
+    assert statuses == [401] * 5 + [429]  # /metrics has its own budget (limits are per route)
+
+
+@pytest.fixture(scope="module")
+def proxied_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    yield from serve(tmp_path_factory.mktemp("proxied"), "proxied", ESEQ_RATE_LIMIT="5 per minute",
+                     ESEQ_PROXY_HOPS="1")
+
+
+def test_without_proxy_hops_a_forged_forwarded_for_does_not_escape_the_rate_limit(limited_server: int) -> None:
+    statuses = [http(limited_server, "GET", "/api/v1/account", {"X-Forwarded-For": f"198.51.100.{i}"})[0]
+                for i in range(10)]
+    assert statuses == [401] * 5 + [429] * 5  # all counted against the TCP peer, whatever they claim
+
+
+def test_behind_one_proxy_the_rate_limit_keys_on_the_forwarded_client(proxied_server: int) -> None:
+    client_a = {"X-Forwarded-For": "203.0.113.7"}
+    assert [http(proxied_server, "GET", "/api/v1/account", client_a)[0] for _ in range(6)] == [401] * 5 + [429]
+    # Another client behind the same proxy has its own budget; a forged entry before
+    # the proxy's own is not believed (only the last hop is).
+    assert http(proxied_server, "GET", "/api/v1/account", {"X-Forwarded-For": "203.0.113.8"})[0] == 401
+    forged = {"X-Forwarded-For": "198.51.100.1, 203.0.113.7"}
+    assert http(proxied_server, "GET", "/api/v1/account", forged)[0] == 429
 
 
 # --- Sentry -------------------------------------------------------------------------------------------------------

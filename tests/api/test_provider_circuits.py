@@ -7,6 +7,7 @@ from datetime import timedelta
 from delivery.routing import CIRCUIT_COOLDOWN
 from models import Provider, db
 from models.base import utcnow
+from tests.conftest import METRICS_TOKEN
 from tests.support.prometheus import sample
 
 RELAY = {"name": "relay", "kind": "smtp", "config": {"host": "93.184.216.34", "port": 587}}
@@ -25,6 +26,6 @@ def test_an_open_circuit_shows_open_then_half_open_after_its_cooldown(client, al
     assert shown == {fresh: "open", cooled: "half_open"}
     assert client.get(f"/api/v1/providers/{cooled}", headers=alice.headers).get_json()["health"]["circuit_state"] \
         == "half_open"
-    text = client.get("/metrics").get_data(as_text=True)
+    text = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).get_data(as_text=True)
     assert sample(text, "eseq_provider_circuit", provider_id=str(fresh), state="open") == 1
     assert sample(text, "eseq_provider_circuit", provider_id=str(cooled), state="half_open") == 1

@@ -625,3 +625,25 @@ def test_an_event_whose_enqueue_was_lost_is_swept_up_and_processed_once(provider
         assert s.scalar(select(func.count()).select_from(Event).where(Event.name == "bounced")) == 1
         assert s.scalar(select(func.count()).select_from(Suppression)) == 1
     assert statuses()["fresh-1"] == "pending"
+
+
+def test_a_recipient_reported_in_the_providers_own_spelling_is_recorded_in_ours(client, settings, providers):
+    from inbound.store import process_events
+
+    with db.session_scope() as s:
+        subscriber = Subscriber(account_id=providers.account_id, email="ada@bücher.de", status="active")
+        s.add(subscriber)
+        s.flush()
+        s.add(Message(account_id=providers.account_id, subscriber_id=subscriber.id, idempotency_key="t-idn",
+                      to_email="ada@bücher.de", status="sent", provider="sendgrid", provider_message_id="IDN1"))
+    body = json.dumps([{"email": "ADA@XN--BCHER-KVA.DE", "timestamp": NOW, "event": "spamreport",
+                        "sg_event_id": "spam-idn", "sg_message_id": "IDN1.filterdrecv-1.0"}]).encode()
+    assert client.post(url(settings, "sendgrid", providers.account_id), data=body,
+                       headers=sendgrid_headers(body)).status_code == 200
+    with db.session_scope() as s:
+        pending = list(s.scalars(select(InboundEvent.id)))
+        assert process_events(s, pending, datetime.now(timezone.utc)) == {"processed": 1}
+    with db.session_scope() as s:
+        [event] = s.scalars(select(Event))
+        assert (event.name, event.properties["recipient"]) == ("complained", "ada@bücher.de")
+        assert s.scalars(select(Suppression.email)).all() == ["ada@bücher.de"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from models import WarmingPlan, db
+from tests.conftest import METRICS_TOKEN
 
 SMTP = {"name": "new-ip", "kind": "smtp", "priority": 1, "config": {"host": "93.184.216.34", "port": 587}}
 
@@ -117,7 +118,7 @@ def test_metrics_show_each_plan_its_latest_day_and_each_provider_circuit(client,
                               complained=0, deferred=0),
                    WarmingDay(plan_id=plan["id"], day=2, grp="gmail", cap=23, reserved=5, sent=4, bounced=2,
                               complained=1, deferred=0)])
-    text = client.get("/metrics").get_data(as_text=True)
+    text = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).get_data(as_text=True)
     labels = {"plan_id": str(plan["id"]), "group": "gmail"}
     assert sample(text, "eseq_warming_plan", plan_id=str(plan["id"]), status="warming") == 1
     assert sample(text, "eseq_warming_day", **labels) == 2

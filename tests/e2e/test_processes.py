@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import celeryconfig
-from tests.conftest import ROOT
+from tests.conftest import METRICS_TOKEN, ROOT
 from tests.support.prometheus import sample
 from tests.support.processes import Proc, platform_env, running, wait_healthy
 from tests.support.smtp import free_port
@@ -52,7 +52,9 @@ def test_the_procfile_has_release_web_beat_flower_and_one_worker_per_queue() -> 
 
 
 def metric(port: int, name: str, **labels: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                     headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
         text = response.read().decode()
     return sample(text, name, **labels) or 0.0
 

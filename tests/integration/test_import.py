@@ -201,3 +201,85 @@ def imports_to_resume_now(now):  # type: ignore[no-untyped-def]
 
     with db.session_scope() as s:
         return imports_to_resume(s, now)
+
+
+SURROGATE_ROWS = ('[{"email": "ann@example.com"},'
+                  ' {"email": "bad1@example.com", "first_name": "B\\ud800"},'
+                  ' {"email": "bad2@example.com", "attributes": {"k\\udfff": 1}},'
+                  ' {"email": "bad3@example.com", "tags": ["ok", "\\ud83d"]},'
+                  ' {"email": "cy@example.com", "first_name": "Cy \\ud83d\\ude00"}]')
+
+
+def test_a_json_import_reports_rows_with_a_lone_surrogate_and_imports_the_others(client, alice, worker):
+    job = wait_for(client, alice, post_import(client, alice, SURROGATE_ROWS, "application/json"))
+    assert job["status"] == "completed", job
+    assert (job["processed"], job["created"], job["error_count"]) == (5, 2, 3), job
+    assert job["errors"] == ["row 2: first_name: Contains a lone surrogate, which is not a character.",
+                             "row 3: attributes.k\\udfff: Contains a lone surrogate, which is not a character.",
+                             "row 4: tags.1: Contains a lone surrogate, which is not a character."]
+    rows = stored(alice.account_id)
+    assert set(rows) == {"ann@example.com", "cy@example.com"}
+    assert rows["cy@example.com"].first_name == "Cy \U0001F600", "a surrogate pair is one real character"
+
+
+def test_a_row_the_database_refuses_is_reported_alone_and_the_chunk_is_kept(client, alice, worker):
+    """Whatever the checks miss and PostgreSQL refuses (here a CHECK constraint added
+    for the test) costs that row only, reported by its number."""
+    from sqlalchemy import text
+
+    with db.get_engine().begin() as conn:
+        conn.execute(text("ALTER TABLE subscribers ADD CONSTRAINT test_refused CHECK (first_name <> 'Refused')"))
+    try:
+        csv = "email,first_name\nann@example.com,Ann\nrex@example.com,Refused\nann@example.com,Annie\ncy@example.com,\n"
+        job = wait_for(client, alice, post_import(client, alice, csv, "text/csv"))
+    finally:
+        with db.get_engine().begin() as conn:
+            conn.execute(text("ALTER TABLE subscribers DROP CONSTRAINT test_refused"))
+    assert job["status"] == "completed", job
+    assert (job["processed"], job["created"], job["updated"], job["error_count"]) == (4, 2, 1, 1), job
+    assert job["errors"] == ["row 3: The database refused the row (CheckViolation)."]
+    rows = stored(alice.account_id)
+    assert set(rows) == {"ann@example.com", "cy@example.com"}
+    assert rows["ann@example.com"].first_name == "Annie"
+
+
+def test_on_sqlite_a_refused_row_and_a_surrogate_row_are_reported_and_the_others_imported(tmp_path: Path):
+    from sqlalchemy import text
+    from sqlalchemy.orm import sessionmaker
+
+    from accounts.keys import create_account
+    from audience.imports import claim_import, create_import_job, run_import
+    from models.db import make_engine
+    from tests.support.database import migrate
+
+    url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
+    migrate(url)
+    engine = make_engine(url)
+    try:
+        with sessionmaker(bind=engine)() as s:
+            s.execute(text("CREATE TRIGGER test_refused BEFORE INSERT ON subscribers WHEN NEW.first_name = 'Refused' "
+                           "BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+            account_id = create_account(s, "Solo", "solo@example.com", "Solo")[0].id
+            payload = ('[{"email": "a@example.com"}, {"email": "r@example.com", "first_name": "Refused"},'
+                       ' {"email": "s@example.com", "last_name": "\\udc80"}, {"email": "b@example.com"}]').encode()
+            job_id = create_import_job(s, account_id, payload, "json", NOW).id
+            assert claim_import(s, job_id, NOW)
+            for job in run_import(s, job_id, lambda: NOW):
+                s.commit()
+            assert (job.status, job.processed, job.created_count, job.error_count) == ("completed", 4, 2, 2)
+            assert job.errors == ["row 2: The database refused the row (IntegrityError).",
+                                  "row 3: last_name: Contains a lone surrogate, which is not a character."]
+            assert set(s.scalars(select(Subscriber.email))) == {"a@example.com", "b@example.com"}
+    finally:
+        engine.dispose()
+
+
+def test_a_json_import_reports_an_integer_past_64_bits_by_row_instead_of_refusing_the_file(client, alice, worker):
+    body = ('[{"email": "ann@example.com", "attributes": {"seats": 9223372036854775807}},'
+            ' {"email": "big@example.com", "attributes": {"seats": ' + "9" * 5000 + '}},'
+            ' {"email": "neg@example.com", "first_name": -9223372036854775809}]')
+    job = wait_for(client, alice, post_import(client, alice, body, "application/json"))
+    assert (job["status"], job["created"], job["error_count"]) == ("completed", 1, 2), job
+    assert job["errors"] == ["row 2: attributes.seats: Integer out of range (at most 64 bits).",
+                             "row 3: first_name: Integer out of range (at most 64 bits)."]
+    assert stored(alice.account_id)["ann@example.com"].attributes == {"seats": 2**63 - 1}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from models import Base, db
 from models.db import make_engine
@@ -67,7 +67,10 @@ def test_the_engine_claims_and_advances_on_the_embedded_sqlite_default(tmp_path:
         from sequencing.engine import advance_enrollments
 
         t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
-        acct = factories.account()
+        with db.session_scope() as s:  # the account row as of 0012 (later revisions add columns)
+            acct = s.execute(text("INSERT INTO accounts (name, from_email, from_name, created_at) "
+                                  "VALUES ('Alice', 'alice@sender.test', 'Alice', :t) RETURNING id"),
+                             {"t": t0}).scalar_one()
         seq = factories.sequence(acct, [{"type": "email", "subject": "a", "text": "x"}, {"type": "delay", "seconds": 60},
                                         {"type": "email", "subject": "b", "text": "x"}])
         factories.enroll(acct, seq, factories.subscribers(acct, 5), t0)
@@ -95,3 +98,122 @@ def test_the_engine_claims_and_advances_on_the_embedded_sqlite_default(tmp_path:
         assert send_in_process(queued, t0 + timedelta(seconds=62)) == {}
     finally:
         db.configure(postgres_url)
+
+
+def _sqlite_counts(url: str) -> dict[str, int]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {t: conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar() for t in Base.metadata.tables}
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_tables_are_rebuilt_with_autoincrement_keeping_every_row_and_reference(tmp_path: Path):
+    """Migration 0013 on a database in use: the rebuild of a parent table must not
+    cascade into its children (events keep their message, messages their subscriber)."""
+    from tests.support import factories
+    from tests.support.engine import run_due
+
+    url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
+    migrate(url, "0012")
+    postgres_url = db._url
+    db.configure(url)
+    try:
+        from models import Event, Message, Suppression
+
+        t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+        with db.session_scope() as s:  # the account row as of 0012 (later revisions add columns)
+            acct = s.execute(text("INSERT INTO accounts (name, from_email, from_name, created_at) "
+                                  "VALUES ('Alice', 'alice@sender.test', 'Alice', :t) RETURNING id"),
+                             {"t": t0}).scalar_one()
+        seq = factories.sequence(acct, [{"type": "email", "subject": "a", "text": "x"}])
+        factories.enroll(acct, seq, factories.subscribers(acct, 3), t0)
+        queued = run_due(t0)
+        with db.session_scope() as s:
+            s.add_all([Event(account_id=acct, subscriber_id=s.get(Message, m).subscriber_id, message_id=m,
+                             name="opened", occurred_at=t0, created_at=t0, source="tracking") for m in queued])
+            s.add(Suppression(account_id=acct, email="gone@example.test", reason="manual", created_at=t0))
+        before = _sqlite_counts(url)
+        assert before["messages"] == 3 and before["events"] >= 3
+        migrate(url)
+        db.configure(url)
+        assert _sqlite_counts(url) == before
+        with db.session_scope() as s:
+            linked = {e.message_id for e in s.query(Event).filter(Event.name == "opened")}
+            assert linked == set(queued)
+            newest = max(queued)
+            s.delete(s.get(Message, newest))
+        [another] = factories.subscribers(acct, 1, prefix="later")
+        with db.session_scope() as s:
+            message = Message(account_id=acct, subscriber_id=another, idempotency_key="later:1", to_email="x@y.test")
+            s.add(message)
+            s.flush()
+            assert message.id > newest, "the deleted message's id was handed out again"
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                tables = dict(conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all())
+                assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        finally:
+            engine.dispose()
+        assert [t for t in Base.metadata.tables if "AUTOINCREMENT" not in tables[t]] == []
+        _assert_matches_models(url)
+        migrate(url, "0012", "downgrade")
+        assert _sqlite_counts(url)["events"] == before["events"]
+    finally:
+        db.configure(postgres_url)
+
+
+def test_every_table_is_declared_with_ids_never_reused():
+    assert [t.name for t in Base.metadata.sorted_tables if not t.dialect_options["sqlite"]["autoincrement"]] == []
+
+
+def _older_spellings(url: str) -> None:
+    """Rows as POST /events and unsubscribing stored them before one normaliser."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO accounts (id, name, from_email, created_at) VALUES (7, 'A', 'a@a.test', '2026-01-01')")
+            for email in ("ada@xn--bcher-kva.de", "bob@xn--bcher-kva.de", "bob@bücher.de", "cy@example.test"):
+                conn.exec_driver_sql("INSERT INTO subscribers (account_id, email, status, attributes, tags, created_at, "
+                                     "updated_at) VALUES (7, %s, 'active', '{}', '[]', '2026-01-01', '2026-01-01')"
+                                     .replace("%s", "?" if url.startswith("sqlite") else "%s"), (email,))
+            for email in ("ada@xn--bcher-kva.de", "dee@xn--bcher-kva.de", "dee@bücher.de"):
+                conn.exec_driver_sql("INSERT INTO suppressions (account_id, email, reason, created_at) "
+                                     "VALUES (7, %s, 'unsubscribed', '2026-01-01')"
+                                     .replace("%s", "?" if url.startswith("sqlite") else "%s"), (email,))
+    finally:
+        engine.dispose()
+
+
+def _stored(url: str) -> tuple[list[str], list[str]]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return (sorted(conn.exec_driver_sql("SELECT email FROM subscribers").scalars()),
+                    sorted(conn.exec_driver_sql("SELECT email FROM suppressions").scalars()))
+    finally:
+        engine.dispose()
+
+
+NORMALISED = (["ada@bücher.de", "bob@bücher.de", "bob@xn--bcher-kva.de", "cy@example.test"],
+              ["ada@bücher.de", "dee@bücher.de"])
+
+
+def test_addresses_stored_in_older_spellings_are_normalised_on_postgresql():
+    with fresh_database(f"eseq_mig_{secrets.token_hex(4)}") as url:
+        migrate(url, "0012", "downgrade")
+        _older_spellings(url)
+        migrate(url)
+        assert _stored(url) == NORMALISED
+
+
+def test_addresses_stored_in_older_spellings_are_normalised_on_sqlite(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
+    migrate(url, "0012")
+    _older_spellings(url)
+    migrate(url)
+    assert _stored(url) == NORMALISED
+    migrate(url, "0012", "downgrade")
+    assert _stored(url) == NORMALISED

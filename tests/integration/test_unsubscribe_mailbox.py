@@ -14,13 +14,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from delivery.tracking import Tracker
+from delivery.tracking import Link, Tracker
 from inbound.unsubscribe_mailbox import UnsubscribeMailbox
 from models import Enrollment, Event, Message, Subscriber, Suppression, db
 from scripts.unsubscribe_mailbox import mailbox
 from settings import Settings, get_settings
 from tests.conftest import ROOT
-from tests.support.sending import STEP, queue_emails, send_in_process
+from tests.support.sending import STEP, account_of, queue_emails, send_in_process
 from tests.support.smtp import free_port
 
 DOMAIN = "unsub.example.test"
@@ -88,27 +88,29 @@ def test_mail_to_an_emails_mailto_unsubscribes_its_recipient_and_ends_their_enro
 
 def test_an_address_we_did_not_make_is_refused_at_rcpt_and_changes_nothing(settings, inbox):
     message_id, other_id = queue_emails(2, WAIT_THEN_MORE)
+    account = account_of([message_id])
     tracker = Tracker(settings.secret_key, settings.public_base_url, DOMAIN)
-    genuine = tracker.unsubscribe_mailto(message_id, "sender@x.test").removeprefix("mailto:").split("?")[0]
+    genuine = tracker.unsubscribe_mailto(account, message_id, "sender@x.test").removeprefix("mailto:").split("?")[0]
     local = genuine.split("@")[0]
     mac = local.rsplit("-", 1)[1]
     flipped = local[:-1] + ("0" if local[-1] != "0" else "1")
-    for forged in (f"{flipped}@{DOMAIN}", f"unsub-{other_id:x}-{mac}@{DOMAIN}", f"{local}@other.example.test",
-                   f"postmaster@{DOMAIN}", f"unsub-{message_id:x}@{DOMAIN}"):
+    for forged in (f"{flipped}@{DOMAIN}", f"unsub-{account:x}-{other_id:x}-{mac}@{DOMAIN}",
+                   f"unsub-{account + 1:x}-{message_id:x}-{mac}@{DOMAIN}", f"unsub-{message_id:x}-{mac}@{DOMAIN}",
+                   f"{local}@other.example.test", f"postmaster@{DOMAIN}", f"unsub-{message_id:x}@{DOMAIN}"):
         with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
             _mail(inbox, forged)
         assert refused.value.recipients[forged][0] == 550, forged
     assert _state(message_id) == ("active", [], ["active"])
-    assert tracker.mailbox_message(genuine.upper()) == message_id, "mail systems may fold the case"
+    assert tracker.mailbox_message(genuine.upper()) == Link(message_id, account), "mail systems may fold the case"
     assert Tracker(settings.secret_key, settings.public_base_url).mailbox_message(genuine) is None
 
 
 def test_when_the_unsubscribe_cannot_be_recorded_the_sender_is_told_to_try_again(settings):
-    def database_away(message_ids: list[int]) -> None:
+    def database_away(links: list[Link]) -> None:
         raise ConnectionError("database away")
 
     tracker = Tracker(settings.secret_key, settings.public_base_url, DOMAIN)
-    address = tracker.unsubscribe_mailto(42, "s@x.test").removeprefix("mailto:").split("?")[0]
+    address = tracker.unsubscribe_mailto(1, 42, "s@x.test").removeprefix("mailto:").split("?")[0]
     server = Controller(UnsubscribeMailbox(tracker, database_away), hostname="127.0.0.1", port=free_port())
     server.start()
     try:
@@ -120,7 +122,7 @@ def test_when_the_unsubscribe_cannot_be_recorded_the_sender_is_told_to_try_again
 
 
 def test_without_a_mailbox_domain_the_mailto_is_the_senders_address():
-    assert Tracker("k" * 32, "https://m.test").unsubscribe_mailto(7, "news@shop.test") == \
+    assert Tracker("k" * 32, "https://m.test").unsubscribe_mailto(1, 7, "news@shop.test") == \
         "mailto:news@shop.test?subject=unsubscribe"
 
 

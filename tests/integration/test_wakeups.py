@@ -37,16 +37,19 @@ def next_run_at(enrollment_id: int):  # type: ignore[no-untyped-def]
 
 
 def test_an_open_of_the_email_wakes_the_enrollment_waiting_for_it(client, settings):
-    enrollment, message, _ = waiting_after_an_email(factories.account(), WAIT)
-    pixel = urlsplit(Tracker(settings.secret_key, settings.public_base_url).open_url(message)).path
+    account = factories.account()
+    enrollment, message, _ = waiting_after_an_email(account, WAIT)
+    pixel = urlsplit(Tracker(settings.secret_key, settings.public_base_url).open_url(account, message)).path
     assert client.get(pixel).status_code == 200
     assert next_run_at(enrollment) <= utcnow()
 
 
 def test_a_click_in_the_email_wakes_the_enrollment_waiting_for_it(client, settings):
     wait = {**WAIT, "until": {"clicked": True}}
-    enrollment, message, _ = waiting_after_an_email(factories.account(), wait)
-    link = urlsplit(Tracker(settings.secret_key, settings.public_base_url).click_url(message, "https://a.test/")).path
+    account = factories.account()
+    enrollment, message, _ = waiting_after_an_email(account, wait)
+    tracker = Tracker(settings.secret_key, settings.public_base_url)
+    link = urlsplit(tracker.click_url(account, message, "https://a.test/")).path
     assert client.get(link).status_code == 302
     assert next_run_at(enrollment) <= utcnow()
 

@@ -38,7 +38,7 @@ def test_fields_named_like_credentials_are_masked() -> None:
 
 
 def test_settings_logged_whole_do_not_reveal_their_secrets() -> None:
-    settings = load_settings({"SECRET_KEY": "signing-key-0123456789abc", "ESEQ_ADMIN_TOKEN": "admin-tok-456",
+    settings = load_settings({"SECRET_KEY": "signing-key-0123456789abc", "ESEQ_ADMIN_TOKEN": "admin-tok-456-0123456789abcdef0123",
                               "SMTP_PASSWORD": "smtp-pw-456", "OPENAI_API_KEY": "sk-openai-456"})
     line = formatted("starting", settings=settings)
     for secret in ("signing-key-0123456789abc", "admin-tok-456", "smtp-pw-456", "sk-openai-456"):

@@ -36,6 +36,7 @@ def test_hostile_or_broken_templates_fail_with_a_render_error(source):
     "{% set s = 'x' * 100000 %}{{ s.replace('', 'y' * 100) }}",
     "{% set s = 'x' * 10000 %}{{ (s ~ '\n' ~ s)|indent(2000000000) }}",
     "{{ ('y' * 100000).join(range(100000)|map('string')|list) }}",
+    "{% set s = 'x' * 100000 %}{% for c in s %}{% set t = s|list %}{% endfor %}",  # 100,000 lists of 100,000
 ])
 def test_a_template_that_would_render_gigabytes_is_refused_before_it_does(source):
     with pytest.raises(TemplateRenderError, match="too large|exceed"):
@@ -61,7 +62,6 @@ def test_html_becomes_readable_text_with_links_kept():
 @pytest.mark.parametrize("source", [
     "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",  # no output at all
     "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}",  # no loop
-    "{% set s = 'x' * 100000 %}{% for c in s %}{% set t = s|list %}{% endfor %}",  # 100,000 lists of 100,000
 ])
 def test_a_template_that_would_run_for_hours_stops_at_its_cpu_budget_and_the_next_renders(source):
     with pytest.raises(TemplateRenderError, match="s of CPU"):

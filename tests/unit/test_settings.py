@@ -31,6 +31,11 @@ BAD_VALUES = [
     ("SECRET_KEY", "short"),
     ("ESEQ_SECRETS_KEYS", "not-a-fernet-key"),
     ("ESEQ_SECRETS_KEYS", "dGhpcnR5LXR3byBieXRlcyBvZiBrZXkgbWF0ZXJpYWw=,short"),
+    ("ESEQ_ADMIN_TOKEN", "admin"),
+    ("ESEQ_ADMIN_TOKEN", "x" * 31),
+    ("ESEQ_METRICS_TOKEN", "scrape-me"),
+    ("ESEQ_PROXY_HOPS", "-1"),
+    ("ESEQ_PROXY_HOPS", "one"),
 ]
 
 
@@ -39,6 +44,19 @@ def test_a_bad_value_is_refused_with_the_variables_name(name: str, value: str) -
     with pytest.raises(ConfigError) as refused:
         load_settings({name: value})
     assert name in str(refused.value)
+
+
+def test_tokens_of_32_characters_or_more_are_taken() -> None:
+    settings = load_settings({"ESEQ_ADMIN_TOKEN": "a" * 32, "ESEQ_METRICS_TOKEN": "m" * 40, "ESEQ_PROXY_HOPS": "2"})
+    assert (settings.admin_token, settings.metrics_token, settings.proxy_hops) == ("a" * 32, "m" * 40, 2)
+    unset = load_settings({})
+    assert (unset.admin_token, unset.metrics_token, unset.proxy_hops) == (None, None, 0)
+
+
+def test_the_tests_own_admin_token_is_long_enough() -> None:
+    from tests.conftest import ADMIN_TOKEN
+
+    assert load_settings({"ESEQ_ADMIN_TOKEN": ADMIN_TOKEN}).admin_token == ADMIN_TOKEN
 
 
 def test_nothing_set_means_the_embedded_default() -> None:
@@ -69,11 +87,12 @@ def test_the_secrets_keys_are_read_in_order() -> None:
 
 def test_secrets_stay_out_of_the_settings_repr() -> None:
     sealing = Fernet.generate_key().decode()
-    settings = load_settings({"SECRET_KEY": "s3cret-signing-key-0123456789", "ESEQ_ADMIN_TOKEN": "admin-tok-123",
+    settings = load_settings({"SECRET_KEY": "s3cret-signing-key-0123456789", "ESEQ_ADMIN_TOKEN": "admin-tok-123-0123456789abcdef0123",
                               "SMTP_PASSWORD": "smtp-pw-123", "OPENAI_API_KEY": "sk-123456",
-                              "SENTRY_DSN": "https://dsnkey@sentry.example/1", "ESEQ_SECRETS_KEYS": sealing})
+                              "SENTRY_DSN": "https://dsnkey@sentry.example/1", "ESEQ_SECRETS_KEYS": sealing,
+                              "ESEQ_METRICS_TOKEN": "metrics-tok-123-0123456789abcdef01"})
     shown = repr(settings)
-    for secret in ("s3cret-signing-key", "admin-tok-123", "smtp-pw-123", "sk-123456", "dsnkey", sealing):
+    for secret in ("s3cret-signing-key", "admin-tok-123", "metrics-tok-123", "smtp-pw-123", "sk-123456", "dsnkey", sealing):
         assert secret not in shown
 
 

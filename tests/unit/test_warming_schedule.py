@@ -133,7 +133,7 @@ def test_it_raises_schedule_errors_as_value_errors_with_a_readable_message():
         daily_volumes(days=400)
 
 
-# day numbers and the README table
+# day numbers and the schedule table
 
 def test_it_counts_the_start_date_as_day_one_and_earlier_dates_below_it():
     start = date(2025, 3, 1)

@@ -82,6 +82,9 @@ class EnrollmentSchema(Schema):
     enrolled_at = fields.DateTime()
     completed_at = fields.DateTime(allow_none=True)
     exit_reason = fields.String(allow_none=True)
+    # Advances in a row that failed (sequencing.engine.MAX_CRASHES fails it), and the last one's reason.
+    crashes = fields.Integer()
+    error = fields.String(allow_none=True)
 
 
 class EnrollmentQuerySchema(Schema):

@@ -3,12 +3,12 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from warming.ramp import STATUSES
-from web.validators import ID_RANGE
+from web.validators import ID_RANGE, in_era
 
 
 class PlanCreateSchema(Schema):
     provider_id = fields.Integer(strict=True, required=True, validate=ID_RANGE)
-    start_date = fields.Date(metadata={"description": "Day 1 of the plan (default: today in the plan's timezone)."})
+    start_date = fields.Date(validate=in_era, metadata={"description": "Day 1 of the plan (default: today in the plan's timezone)."})
     days = fields.Integer(strict=True, metadata={"description": "Length of the ramp (default 30)."})
     start_volume = fields.Integer(strict=True, metadata={"description": "Day 1's volume (default 50)."})
     target_volume = fields.Integer(strict=True, metadata={"description": "The last day's volume (default 3000)."})

@@ -19,7 +19,7 @@ def sendgrid() -> Iterator[ProviderServer]:
     server.stop()
 
 
-def test_a_refusal_quoting_a_nul_byte_is_recorded_escaped_not_lost(sendgrid):
+def test_a_refusal_quoting_a_nul_byte_is_recorded_escaped_not_lost(sendgrid, private_providers_allowed):
     ids = queue_emails(1)
     with db.session_scope() as s:
         s.add(Provider(account_id=account_of(ids), name="sg", kind="sendgrid", priority=1,

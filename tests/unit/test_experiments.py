@@ -33,15 +33,19 @@ def naive_z_test(sent: np.ndarray, successes: np.ndarray) -> tuple[np.ndarray, n
     return np.where(won, DECIDED, 0), np.where(won, (z > 0).astype(int), -1)
 
 
-def first_decisions(rates: list[float], rule: Callable, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(winner or -1, sends per variant when it was declared) for each experiment."""
+def first_decisions(rates: list[float], rule: Callable, seed: int,
+                    batch: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(winner or -1, sends of the first variant when it was declared) for each
+    experiment; ``batch`` is each variant's sends between looks (weighted variants)."""
+    batch = batch or [BATCH] * len(rates)
     rng = np.random.default_rng(seed)
-    successes = np.cumsum(rng.binomial(BATCH, rates, size=(LOOKS, EXPERIMENTS, len(rates))), axis=0).astype(float)
+    successes = np.cumsum(rng.binomial(batch, rates, size=(LOOKS, EXPERIMENTS, len(rates))), axis=0).astype(float)
     winner, at = np.full(EXPERIMENTS, -1), np.full(EXPERIMENTS, -1)
     for look in range(LOOKS):
-        status, won = rule(np.full((EXPERIMENTS, len(rates)), float(BATCH * (look + 1))), successes[look])
+        status, won = rule(np.broadcast_to(np.array(batch, dtype=float) * (look + 1), successes[look].shape),
+                           successes[look])
         new = (winner < 0) & (status == DECIDED)
-        winner[new], at[new] = won[new], BATCH * (look + 1)
+        winner[new], at[new] = won[new], batch[0] * (look + 1)
     return winner, at
 
 
@@ -54,6 +58,11 @@ def report(counts: list[tuple[int, int]], **options) -> dict:
 def test_a_thousand_a_a_experiments_checked_after_every_batch_declare_a_false_winner_at_most_5_percent_of_the_time(
         rate):
     winner, _ = first_decisions([rate, rate], platform, seed=11)
+    assert np.mean(winner >= 0) <= 0.05
+
+
+def test_a_and_a_split_three_to_one_by_weights_declare_a_false_winner_at_most_5_percent_of_the_time():
+    winner, _ = first_decisions([0.1, 0.1], platform, seed=13, batch=[150, 50])
     assert np.mean(winner >= 0) <= 0.05
 
 

@@ -9,8 +9,10 @@ callables the caller supplies.
 
 Stored ``Step.config`` by type (``?`` = key absent when not given):
 
-    email       {subject?, html?, text?, template_id?, variants?: [{name, subject?, html?, text?, weight}]}
-                subject is present unless template_id is; weight defaults to 1
+    email       {subject?, html?, text?, template_id?, variants?: [{name, subject?, html?, text?, weight}],
+                 experiment?: {metric, confidence?, min_per_variant?, holdout_percent?, auto_promote?}}
+                subject is present unless template_id is; weight defaults to 1; an experiment
+                needs two variants or more (its defaults live in analytics/experiments.py)
     delay       {seconds} | {days?, hours?, minutes?} | {until: {weekday: "monday".., time: "HH:MM"}}, + timezone?
     condition   {condition: {type: opened|clicked, step?} | {type: has_tag, tag}
                  | {type: attribute, name, op, value?} | {type: event, name, within_seconds?},
@@ -47,6 +49,7 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 CONDITION_TYPES = ("opened", "clicked", "has_tag", "attribute", "event")
 ATTRIBUTE_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "contains", "exists")
+EXPERIMENT_METRICS = ("opened", "clicked", "converted")
 ACTIONS = ("add_tag", "remove_tag", "set_attribute", "move_to_sequence", "exit")
 READ_ONLY = ("id", "position")  # echoed by GET; accepted and dropped so a GET body can be PUT back
 
@@ -80,7 +83,7 @@ def _jinja(p: Problems, obj: dict[str, Any], key: str, path: str, *, required: b
 
 
 def _email(p: Problems, step: dict[str, Any], path: str, refs: References) -> dict[str, Any]:
-    p.unknown(step, ("subject", "html", "text", "template_id", "variants"), path)
+    p.unknown(step, ("subject", "html", "text", "template_id", "variants", "experiment"), path)
     config: dict[str, Any] = {}
     template_id = p.integer(step, "template_id", path, minimum=1)
     if template_id is not None:
@@ -94,7 +97,41 @@ def _email(p: Problems, step: dict[str, Any], path: str, refs: References) -> di
             config[key] = value
     if step.get("variants") is not None:
         config["variants"] = _variants(p, step["variants"], f"{path}.variants")
+    if step.get("experiment") is not None:
+        config["experiment"] = _experiment(p, step["experiment"], f"{path}.experiment", len(config.get("variants", [])))
     return config
+
+
+def _experiment(p: Problems, raw: Any, path: str, variants: int) -> dict[str, Any]:
+    """An A/B test of the step's variants: what counts as success and how sure to be."""
+    experiment = p.mapping(raw, path)
+    if experiment is None:
+        return {}
+    p.unknown(experiment, ("metric", "confidence", "min_per_variant", "holdout_percent", "auto_promote"), path)
+    if variants < 2:
+        p.add(path, "An experiment needs at least two variants.")
+    out: dict[str, Any] = {}
+    if experiment.get("metric") not in EXPERIMENT_METRICS:
+        p.add(f"{path}.metric", "Must be one of: " + ", ".join(EXPERIMENT_METRICS) + ".")
+    else:
+        out["metric"] = experiment["metric"]
+    confidence = experiment.get("confidence")
+    if confidence is not None:
+        if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.8 <= confidence <= 0.999:
+            p.add(f"{path}.confidence", "Must be a number between 0.8 and 0.999.")
+        else:
+            out["confidence"] = confidence
+    for key, value in (("min_per_variant", p.integer(experiment, "min_per_variant", path, minimum=1,
+                                                     maximum=10_000_000)),
+                       ("holdout_percent", p.number(experiment, "holdout_percent", path, maximum=99))):
+        if value is not None:
+            out[key] = value
+    if experiment.get("auto_promote") is not None:
+        if isinstance(experiment["auto_promote"], bool):
+            out["auto_promote"] = experiment["auto_promote"]
+        else:
+            p.add(f"{path}.auto_promote", "Not a valid boolean.")
+    return out
 
 
 def _variants(p: Problems, raw: Any, path: str) -> list[dict[str, Any]]:

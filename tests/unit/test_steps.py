@@ -198,3 +198,31 @@ def test_it_names_each_bad_setting():
 def test_it_refuses_wait_until_opened_with_no_email_before_it():
     errors = errors_of([{"type": "wait_until", "until": {"opened": True}, "timeout_seconds": 60}, EMAIL])
     assert set(errors) == {"steps.0.until"}
+
+
+AB = {**EMAIL, "variants": [{"name": "A", "subject": "A"}, {"name": "B", "subject": "B"}]}
+
+
+def test_an_email_step_accepts_the_experiment_the_api_promises_and_stores_what_was_given():
+    steps = validate_steps([{**AB, "experiment": {"metric": "clicked", "confidence": 0.99, "min_per_variant": 200,
+                                                  "holdout_percent": 5, "auto_promote": False}}], REFS)
+    assert steps[0]["experiment"] == {"metric": "clicked", "confidence": 0.99, "min_per_variant": 200,
+                                      "holdout_percent": 5, "auto_promote": False}
+    assert validate_steps([{**AB, "experiment": {"metric": "opened"}}], REFS)[0]["experiment"] == {"metric": "opened"}
+
+
+def test_each_bad_experiment_option_is_named_by_its_field():
+    errors = errors_of([{**AB, "experiment": {"metric": "revenue", "confidence": 1.5, "min_per_variant": 0,
+                                              "holdout_percent": 100, "auto_promote": "yes", "rounds": 3}}])
+    assert set(errors) == {f"steps.0.experiment.{k}" for k in
+                           ("metric", "confidence", "min_per_variant", "holdout_percent", "auto_promote", "rounds")}
+    assert set(errors_of([{**AB, "experiment": {"confidence": True}}])) == {
+        "steps.0.experiment.metric", "steps.0.experiment.confidence"}
+    assert set(errors_of([{**AB, "experiment": "opened"}])) == {"steps.0.experiment"}
+
+
+def test_an_experiment_needs_at_least_two_variants_to_compare():
+    assert errors_of([{**EMAIL, "experiment": {"metric": "opened"}}]) == {
+        "steps.0.experiment": ["An experiment needs at least two variants."]}
+    one = {**EMAIL, "variants": [{"name": "A"}], "experiment": {"metric": "opened"}}
+    assert set(errors_of([one])) == {"steps.0.experiment"}

@@ -98,6 +98,7 @@ def test_unknown_paths_share_one_series_instead_of_one_per_path(client: Any) -> 
     assert "no-such-page" not in text
 
 
+@pytest.mark.committing  # the gauges are read on a connection of their own
 def test_metrics_report_enrollments_and_messages_by_status_from_the_database(client: Any) -> None:
     account_id = factories.account("Alice")
     subscriber_ids = factories.subscribers(account_id, 3)

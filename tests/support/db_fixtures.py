@@ -23,11 +23,12 @@ Each test starts from empty tables, by one of two means:
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import Base, db
@@ -74,6 +75,16 @@ def _rolled_back() -> Iterator[None]:
         truncate_all()
     connection = db.get_engine().connect()
     outer = connection.begin()
+    test_thread = threading.get_ident()
+
+    @event.listens_for(connection, "before_cursor_execute")
+    def _same_thread(*_args: Any) -> None:
+        # Another thread would share this connection and its transaction, so a race
+        # under test would never happen and could pass for the wrong reason.
+        if threading.get_ident() != test_thread:
+            pytest.fail("a thread other than the test's used the database: mark the test "
+                        "@pytest.mark.committing so that each thread has a connection of its own")
+
     # db.new_session() (every request, task body and session_scope) makes its
     # sessions from this factory: bound to the connection, each one's commit
     # releases a savepoint of the outer transaction.

@@ -1,8 +1,12 @@
-"""Test fixtures: a fresh PostgreSQL database and Redis key prefix per test run.
+"""The environment of a test run: its own PostgreSQL database name and Redis key prefix.
 
-The environment is set before anything imports ``settings`` (Celery reads it at
-import), so every test, worker thread and subprocess talks to this run's database
-and queues, and several runs on one machine never see each other's data.
+The environment is set here, before anything imports ``settings`` (Celery reads it
+at import), so every test, worker thread and subprocess talks to this run's
+database and queues, and several runs on one machine never see each other's data.
+
+Nothing here connects to anything: ``tests/unit`` runs with PostgreSQL and Redis
+stopped. The database itself, clean tables, the app, tenants and the worker are
+in tests/support/db_fixtures.py, taken by the suites that need them.
 """
 from __future__ import annotations
 
@@ -45,46 +49,10 @@ os.environ.pop("SENTRY_DSN", None)
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
 
-from models import Base, db  # noqa: E402
-from tests.support.database import fresh_database  # noqa: E402
-
-
-@pytest.fixture(scope="session", autouse=True)
-def database() -> Iterator[str]:
-    """This run's PostgreSQL database, built once with ``alembic upgrade head``."""
-    with fresh_database(TEST_DB, PG_ADMIN_URL) as url:
-        db.configure(url, (TEST_ENV["ESEQ_SECRETS_KEYS"],))
-        try:
-            yield url
-        finally:
-            db.get_engine().dispose()
-
-
-def _truncate_all() -> None:
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with db.get_engine().begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-
-
-@pytest.fixture(autouse=True)
-def clean_tables(database: str) -> Iterator[None]:
-    """Each test starts from empty tables. Truncation rather than a rolled-back
-    transaction, because workers and subprocesses commit on their own connections."""
-    _truncate_all()
-    yield
-
-
-@pytest.fixture
-def session() -> Iterator[Session]:
-    s = db.new_session()
-    try:
-        yield s
-    finally:
-        s.rollback()
-        s.close()
+# The database, the app, tenants and the worker: one registration for the whole run
+# (a session-scoped fixture imported into several conftests would be several).
+pytest_plugins = ("tests.support.db_fixtures",)
 
 
 @pytest.fixture(scope="session")
@@ -114,20 +82,6 @@ def private_providers_allowed() -> Iterator[None]:
         get_settings.cache_clear()
 
 
-@pytest.fixture(scope="session")
-def app(settings: Any) -> Any:
-    from web.app import create_app
-
-    application = create_app(settings)
-    application.config["TESTING"] = True
-    return application
-
-
-@pytest.fixture
-def client(app: Any) -> Any:
-    return app.test_client()
-
-
 class Tenant:
     """A persona with an account: ``alice.headers`` authenticate as her."""
 
@@ -136,45 +90,3 @@ class Tenant:
         self.account_id = account_id
         self.api_key = api_key
         self.headers = {"X-API-Key": api_key}
-
-
-def make_tenant(client: Any, name: str) -> Tenant:
-    response = client.post(
-        "/api/v1/accounts",
-        json={"name": name, "from_email": f"{name.lower()}@example.com", "from_name": name},
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-    )
-    assert response.status_code == 201, response.get_json()
-    body = response.get_json()
-    return Tenant(name, body["id"], body["api_key"])
-
-
-@pytest.fixture
-def alice(client: Any) -> Tenant:
-    return make_tenant(client, "Alice")
-
-
-@pytest.fixture
-def bob(client: Any) -> Tenant:
-    return make_tenant(client, "Bob")
-
-
-@pytest.fixture
-def celery_app(database: str) -> Any:
-    from tasks.app import app as celery_application
-
-    return celery_application
-
-
-@pytest.fixture
-def worker(celery_app: Any) -> Iterator[Any]:
-    """A real Celery worker (threads) consuming every queue of this run's Redis prefix."""
-    from celery.contrib.testing.worker import start_worker
-
-    import celeryconfig
-
-    with start_worker(
-        celery_app, pool="threads", concurrency=4, perform_ping_check=False,
-        loglevel="WARNING", queues=list(celeryconfig.QUEUES), shutdown_timeout=30,
-    ) as controller:
-        yield controller

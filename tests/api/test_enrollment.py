@@ -4,6 +4,8 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
+
 from models import Enrollment, Subscriber, db, utcnow
 
 URL = "/api/v1/email-sequences"
@@ -71,6 +73,7 @@ def test_it_does_not_enroll_anyone_twice_when_a_request_is_retried(client, alice
     assert session.query(Enrollment).count() == 2
 
 
+@pytest.mark.committing  # two connections race on the unique index
 def test_it_lets_the_unique_key_settle_two_racing_requests(client, alice, session):
     from sequencing.enroll import enroll_subscribers
 

@@ -117,6 +117,7 @@ def analyze(*tables: str) -> None:
             conn.execute(text(f"ANALYZE {table}"))
 
 
+@pytest.mark.committing  # the gauges are read on a connection of their own
 def test_metrics_count_live_enrollments_and_messages_exactly_at_every_scrape(client: Any) -> None:
     account_id = factories.account("Alice")
     subscriber_ids = factories.subscribers(account_id, 3)
@@ -142,6 +143,7 @@ def estimating(app: Any) -> Iterator[None]:
         collector.exact_below = EXACT_BELOW_ROWS
 
 
+@pytest.mark.committing  # the gauges are read on a connection of their own
 def test_a_large_tables_settled_messages_are_counted_from_its_statistics_not_by_a_scan(client: Any,
                                                                                       estimating: None) -> None:
     account_id = factories.account("Alice")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from delivery.routing import CIRCUIT_COOLDOWN
 from models import Provider, db
 from models.base import utcnow
@@ -13,6 +15,7 @@ from tests.support.prometheus import sample
 RELAY = {"name": "relay", "kind": "smtp", "config": {"host": "93.184.216.34", "port": 587}}
 
 
+@pytest.mark.committing  # the metrics' gauges are read on a connection of their own
 def test_an_open_circuit_shows_open_then_half_open_after_its_cooldown(client, alice):
     fresh, cooled = (client.post("/api/v1/providers", json={**RELAY, "name": name}, headers=alice.headers)
                      .get_json()["id"] for name in ("fresh", "cooled"))

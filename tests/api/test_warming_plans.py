@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from models import WarmingPlan, db
 from tests.conftest import METRICS_TOKEN
 
@@ -107,6 +109,7 @@ def test_deleting_a_plan_lifts_the_cap(client, alice):
         assert load_plans(s, {pid}) == {}, "and no longer limits the provider"
 
 
+@pytest.mark.committing  # the metrics' gauges are read on a connection of their own
 def test_metrics_show_each_plan_its_latest_day_and_each_provider_circuit(client, alice):
     from models import WarmingDay
     from tests.support.prometheus import sample

@@ -44,6 +44,7 @@ def test_each_account_sees_its_own_secret_and_never_another_accounts(client, ali
     assert shown(client, bob)["secret"] == rotated["secret"]
 
 
+@pytest.mark.committing  # reads the stored column on a connection of its own
 def test_the_secret_is_sealed_at_rest_and_not_part_of_the_account(client, alice):
     secret = shown(client, alice)["secret"]
     raw = stored(alice.account_id)

@@ -64,9 +64,10 @@ def settings() -> Any:
 
 @pytest.fixture
 def private_providers_allowed() -> Iterator[None]:
-    """Let accounts' providers reach loopback, where the tests run their servers:
-    ESEQ_WEBHOOK_ALLOW_PRIVATE through the environment, as an operator would, for the
-    send path in this process (the API's app keeps its session settings)."""
+    """Let accounts' providers and webhook steps reach loopback, where the tests run
+    their servers: ESEQ_WEBHOOK_ALLOW_PRIVATE through the environment, as an operator
+    would, for this process and its in-thread workers (the API's app keeps its
+    session settings)."""
     from settings import get_settings
 
     previous = os.environ.get("ESEQ_WEBHOOK_ALLOW_PRIVATE")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -277,24 +276,7 @@ def test_the_call_connects_to_the_address_the_guard_checked_not_a_second_lookup(
     assert row(hook).status == "delivered"
 
 
-@pytest.fixture
-def allow_private() -> Iterator[None]:
-    """Allow loopback targets through the environment, as an operator would, for this
-    process and its in-thread worker."""
-    previous = os.environ.get("ESEQ_WEBHOOK_ALLOW_PRIVATE")
-    os.environ["ESEQ_WEBHOOK_ALLOW_PRIVATE"] = "true"
-    get_settings.cache_clear()
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("ESEQ_WEBHOOK_ALLOW_PRIVATE", None)
-        else:
-            os.environ["ESEQ_WEBHOOK_ALLOW_PRIVATE"] = previous
-        get_settings.cache_clear()
-
-
-def test_a_webhook_step_is_delivered_once_through_a_celery_worker(receiver, allow_private, worker):
+def test_a_webhook_step_is_delivered_once_through_a_celery_worker(receiver, private_providers_allowed, worker):
     from tasks.sequencing import enqueue_webhooks
 
     acct = factories.account()

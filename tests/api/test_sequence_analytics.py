@@ -49,14 +49,17 @@ def test_each_email_step_and_variant_counts_its_messages_once_per_event(client, 
     assert response.status_code == 200
     body = response.get_json()
     assert body["sequence_id"] == sid
-    zero = dict.fromkeys(("sent", "delivered", "opened", "clicked", "bounced", "complained", "unsubscribed"), 0)
+    zero = dict.fromkeys(("sent", "delivered", "opened", "clicked", "bounced", "complained", "unsubscribed",
+                          "opened_total", "clicked_total", "converted", "conversions"), 0)
     assert body["steps"] == [
-        {"step_id": first, "position": 0, "variant": "A",
-         **zero, "sent": 3, "delivered": 2, "opened": 2, "clicked": 1, "bounced": 1},
-        {"step_id": first, "position": 0, "variant": "B", **zero, "sent": 2, "clicked": 1, "complained": 1,
-         "unsubscribed": 1},
-        {"step_id": second, "position": 2, "variant": None, **zero, "sent": 2, "opened": 1},
+        {"step_id": first, "position": 0, "step": 0, "variant": "A", **zero, "revenue": 0.0,
+         "sent": 3, "delivered": 2, "opened": 2, "clicked": 1, "bounced": 1, "opened_total": 3, "clicked_total": 1},
+        {"step_id": first, "position": 0, "step": 0, "variant": "B", **zero, "revenue": 0.0,
+         "sent": 2, "clicked": 1, "complained": 1, "unsubscribed": 1, "clicked_total": 1},
+        {"step_id": second, "position": 2, "step": 2, "variant": None, **zero, "revenue": 0.0,
+         "sent": 2, "opened": 1, "opened_total": 1},
     ]
+    assert body["as_of"] is not None
     assert client.get(f"/api/v1/email-sequences/{sid}/analytics", headers=bob.headers).status_code == 404
 
 

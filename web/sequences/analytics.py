@@ -1,0 +1,79 @@
+"""GET /email-sequences/{id}/analytics (from the rollups, with ``as_of``) and
+GET /email-sequences/{id}/funnel."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from analytics.sequence_stats import catch_up, step_counts
+from models import utcnow
+from sequencing import lifecycle
+from web.auth import SECURITY, account_required, current_account_id
+from web.db import get_db
+from web.sequences.domain_errors import domain_errors
+
+blp = Blueprint("email_sequence_analytics", __name__, url_prefix="/api/v1/email-sequences",
+                description="A sequence's results, from the analytics pool's rollups")
+
+
+class AnalyticsQuerySchema(Schema):
+    start = fields.Date(data_key="from", load_default=None, metadata={"description": "First day (UTC), inclusive."})
+    end = fields.Date(data_key="to", load_default=None, metadata={"description": "Last day (UTC), inclusive."})
+    interval = fields.String(load_default=None, validate=validate.OneOf(["day"]),
+                             metadata={"description": "`day` adds `series`: the rows of each day."})
+
+    @validates_schema
+    def _ordered(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            raise ValidationError("Must not be after `to`.", "from")
+
+
+class StepCountsSchema(Schema):
+    step_id = fields.Integer()
+    position = fields.Integer()
+    step = fields.Integer(metadata={"description": "The step's position."})
+    variant = fields.String(allow_none=True)
+    sent = fields.Integer()
+    delivered = fields.Integer()
+    opened = fields.Integer(metadata={"description": "Messages opened at least once."})
+    clicked = fields.Integer(metadata={"description": "Messages clicked at least once."})
+    bounced = fields.Integer()
+    complained = fields.Integer()
+    unsubscribed = fields.Integer()
+    opened_total = fields.Integer(metadata={"description": "Opens, every one."})
+    clicked_total = fields.Integer(metadata={"description": "Clicks, every one."})
+    converted = fields.Integer(metadata={"description": "Messages that led to at least one goal event."})
+    conversions = fields.Integer(metadata={"description": "Goal events attributed to the step's messages."})
+    revenue = fields.Float(metadata={"description": "The attributed goal events' values."})
+
+
+class DayCountsSchema(Schema):
+    day = fields.Date()
+    steps = fields.List(fields.Nested(StepCountsSchema))
+
+
+class AnalyticsSchema(Schema):
+    sequence_id = fields.Integer()
+    as_of = fields.DateTime(allow_none=True, metadata={"description": "Every event recorded before it is counted."})
+    steps = fields.List(fields.Nested(StepCountsSchema))
+    series = fields.List(fields.Nested(DayCountsSchema))
+
+
+@blp.route("/<int:sequence_id>/analytics")
+class Analytics(MethodView):
+    @account_required
+    @blp.arguments(AnalyticsQuerySchema, location="query")
+    @blp.response(200, AnalyticsSchema)
+    @blp.doc(security=SECURITY)
+    def get(self, query: dict[str, Any], sequence_id: int) -> dict[str, Any]:
+        """Per email step and variant: messages sent, delivered, opened, clicked,
+        bounced, complained about and unsubscribed from (each message once per name),
+        opens and clicks in total, conversions and revenue; ``as_of`` says how fresh."""
+        session = get_db()
+        with domain_errors:
+            sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
+        catch_up(session, sequence.account_id, utcnow())
+        return step_counts(session, sequence, query["start"], query["end"], by_day=query["interval"] == "day")

@@ -62,15 +62,28 @@ def _days_before(dialect: str, column: str, param: str) -> str:
 
 def _horizon(session: Session, dialect: str, now: datetime) -> tuple[int, datetime]:
     """The xact below which every event is final, and the moment before which every
-    committed event lies below it (read first: a transaction that committed before
-    the oldest running one started got its id before that one's)."""
+    committed event lies below it.
+
+    Transaction ids are the cluster's, but only this database's transactions can
+    write its events: the horizon is the oldest of those still running, from the
+    snapshot's in-progress ids, so a long transaction in another database on the
+    same server delays nothing. The snapshot is read first, then the activity: a
+    transaction of ours in the snapshot is either still listed or has ended (and is
+    final). An event's transaction that committed before the oldest running one of
+    ours started got its id before that one's, hence below the horizon."""
     if dialect != "postgresql":
         return NO_HORIZON, now
-    oldest = session.execute(text(
-        "SELECT min(xact_start) FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
-    )).scalar()
-    horizon = int(session.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")).scalar_one())
-    return horizon, min(oldest, now) if oldest is not None else now
+    snapshot = session.execute(text("SELECT pg_current_snapshot()::text")).scalar_one()
+    xmin, xmax, xip = snapshot.split(":")
+    running = {int(x) for x in xip.split(",") if x}
+    ours = session.execute(text(
+        "SELECT backend_xid::text::bigint, xact_start FROM pg_stat_activity WHERE datname = current_database()"
+        " AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()")).all()
+    low32 = {int(xid): started for xid, started in ours}
+    held = [(x, low32[x & 0xFFFFFFFF]) for x in running if x & 0xFFFFFFFF in low32]
+    if not held:
+        return int(xmax), now
+    return min(x for x, _ in held), min([now] + [started for _, started in held if started is not None])
 
 
 def _lock_watermark(session: Session, account_id: int, wait: bool) -> tuple[int, int] | None:

@@ -68,3 +68,25 @@ def test_a_sequence_nothing_was_sent_for_answers_zeros_for_each_email(client, al
                       headers=alice.headers).get_json()["id"]
     steps = client.get(f"/api/v1/email-sequences/{sid}/analytics", headers=alice.headers).get_json()["steps"]
     assert [(s["position"], s["variant"], s["sent"], s["opened"]) for s in steps] == [(0, None, 0, 0)]
+
+
+def test_a_goal_without_an_event_or_with_days_out_of_range_is_a_422_naming_the_field(client, alice):
+    for goal, field in (({"within_days": 7}, "settings.goal.event"), ({"event": "purchase", "within_days": 0},
+                                                                       "settings.goal.within_days"),
+                        ("purchase", "settings.goal"), ({"event": "purchase", "days": 7}, "settings.goal.days")):
+        response = client.post("/api/v1/email-sequences", json={"name": "G", "steps": STEPS[2:],
+                                                                "settings": {"goal": goal}}, headers=alice.headers)
+        assert response.status_code == 422 and field in str(response.get_json()), (goal, response.get_json())
+    created = client.post("/api/v1/email-sequences", json={"name": "G", "steps": STEPS[2:],
+                                                           "settings": {"goal": {"event": "purchase"}}},
+                          headers=alice.headers).get_json()
+    assert created["settings"]["goal"] == {"event": "purchase", "within_days": 7}
+
+
+def test_a_bad_date_or_interval_is_a_422_naming_the_parameter(client, alice):
+    sid = client.post("/api/v1/email-sequences", json={"name": "Q", "steps": STEPS[2:]},
+                      headers=alice.headers).get_json()["id"]
+    for query, field in (("from=yesterday", "from"), ("interval=week", "interval"),
+                         ("from=2026-02-02&to=2026-02-01", "from")):
+        response = client.get(f"/api/v1/email-sequences/{sid}/analytics?{query}", headers=alice.headers)
+        assert response.status_code == 422 and field in str(response.get_json()), (query, response.get_json())

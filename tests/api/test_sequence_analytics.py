@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from models import Event, Message, Step, db
+from models import Enrollment, Event, Message, Step, db
 from models.base import utcnow
 from tests.support import factories
 
@@ -90,3 +90,28 @@ def test_a_bad_date_or_interval_is_a_422_naming_the_parameter(client, alice):
                          ("from=2026-02-02&to=2026-02-01", "from")):
         response = client.get(f"/api/v1/email-sequences/{sid}/analytics?{query}", headers=alice.headers)
         assert response.status_code == 422 and field in str(response.get_json()), (query, response.get_json())
+
+
+def test_the_funnel_counts_each_enrollment_at_the_step_it_reached_and_how_it_left(client, alice, bob):
+    steps = [{"type": "email", "subject": "One", "text": "1"}, {"type": "delay", "seconds": 60},
+             {"type": "email", "subject": "Two", "text": "2"}]
+    sid = client.post("/api/v1/email-sequences", json={"name": "F", "steps": steps},
+                      headers=alice.headers).get_json()["id"]
+    people = factories.subscribers(alice.account_id, 10, prefix="f-")
+    now = utcnow()
+    # (position, status, exit reason) of each enrollment, as the engine leaves them.
+    where = [(0, "active", None), (1, "active", None), (1, "active", None), (1, "paused", None),
+             (1, "exited", "goal:purchase"), (2, "exited", "branch_exit"), (2, "active", None),
+             (3, "completed", None), (3, "completed", None), (0, "failed", "step error")]
+    with db.session_scope() as s:
+        s.add_all(Enrollment(account_id=alice.account_id, sequence_id=sid, subscriber_id=person, current_step=step,
+                             status=status, exit_reason=reason, enrolled_at=now, state={})
+                  for person, (step, status, reason) in zip(people, where))
+    body = client.get(f"/api/v1/email-sequences/{sid}/funnel", headers=alice.headers).get_json()
+    assert [(r["step"], r["entered"], r["passed"], r["exited"], r["exited_goal"], r["exited_condition"],
+             r["waiting"]) for r in body["steps"]] == [
+        (0, 10, 8, 0, 0, 0, 1),
+        (1, 8, 4, 1, 1, 0, 3),
+        (2, 4, 2, 1, 0, 1, 1),
+    ]
+    assert client.get(f"/api/v1/email-sequences/{sid}/funnel", headers=bob.headers).status_code == 404

@@ -8,6 +8,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from analytics.funnel import step_funnel
 from analytics.sequence_stats import catch_up, step_counts
 from models import utcnow
 from sequencing import lifecycle
@@ -77,3 +78,35 @@ class Analytics(MethodView):
             sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
         catch_up(session, sequence.account_id, utcnow())
         return step_counts(session, sequence, query["start"], query["end"], by_day=query["interval"] == "day")
+
+
+class FunnelStepSchema(Schema):
+    step_id = fields.Integer()
+    step = fields.Integer(metadata={"description": "The step's position."})
+    type = fields.String()
+    entered = fields.Integer()
+    passed = fields.Integer()
+    exited = fields.Integer(metadata={"description": "exited_goal + exited_condition"})
+    exited_goal = fields.Integer()
+    exited_condition = fields.Integer(metadata={"description": "A condition, an exit step, the subscriber leaving."})
+    failed = fields.Integer()
+    waiting = fields.Integer(metadata={"description": "Active or paused at this step now."})
+
+
+class FunnelSchema(Schema):
+    sequence_id = fields.Integer()
+    steps = fields.List(fields.Nested(FunnelStepSchema))
+
+
+@blp.route("/<int:sequence_id>/funnel")
+class Funnel(MethodView):
+    @account_required
+    @blp.response(200, FunnelSchema)
+    @blp.doc(security=SECURITY)
+    def get(self, sequence_id: int) -> dict[str, Any]:
+        """Per step: enrollments that entered it, passed it, left at it and wait at it
+        now, from the enrollments' current positions (see analytics.funnel)."""
+        session = get_db()
+        with domain_errors:
+            sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
+        return {"sequence_id": sequence.id, "steps": step_funnel(session, sequence)}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import signal
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,6 +19,7 @@ from models import Event, Message, RollupWatermark, SequenceRollup, Subscriber, 
 from models.base import utcnow
 from tests.conftest import TEST_ENV
 from tests.support import factories
+from tests.support.database import migrate
 from tests.support.engine import run_due
 from tests.support.processes import Proc, platform_env, running, worker_argv
 from tests.support.sending import STEP, send_in_process
@@ -203,3 +204,40 @@ def test_a_worker_killed_mid_fold_loses_and_doubles_nothing_and_the_next_fold_fi
     assert 0 < at_kill < 8000, "killed mid-fold"
     assert _fold_all(account) == 8000 - at_kill
     assert _rollup_totals(account) == {"sent": (2000, 2000), "opened": (2000, 6000)} == _raw_totals(account)
+
+
+def test_the_embedded_sqlite_default_folds_the_same_counts_and_conversions(tmp_path: Path, smtp):
+    from analytics.sequence_stats import step_counts  # noqa: PLC0415
+    from models import Sequence  # noqa: PLC0415
+
+    url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
+    migrate(url)
+    postgres_url = db._url
+    db.configure(url)
+    try:
+        t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+        with db.session_scope() as s:
+            account = s.execute(text("INSERT INTO accounts (name, from_email, from_name, created_at) "
+                                     "VALUES ('Alice', 'alice@sender.test', 'Alice', :t) RETURNING id"),
+                                {"t": t0}).scalar_one()
+        sequence = factories.sequence(account, [STEP], settings={"goal": GOAL})
+        people = factories.subscribers(account, 4)
+        factories.enroll(account, sequence, people, t0)
+        assert send_in_process(run_due(t0), t0) == {"sent": 4}
+        with db.session_scope() as s:
+            messages = dict(s.execute(select(Message.subscriber_id, Message.id)).all())
+            s.add_all([Event(account_id=account, subscriber_id=people[0], message_id=messages[people[0]], name=name,
+                             dedup_key=key, occurred_at=t0 + timedelta(hours=1)) for name, key in
+                       (("opened", "o1"), ("opened", "o2"), ("clicked", "c1"))]
+                      + [Event(account_id=account, subscriber_id=people[1], name="purchase", value=12.5,
+                               occurred_at=t0 + timedelta(days=2)),
+                         Event(account_id=account, subscriber_id=people[2], name="purchase", value=99.0,
+                               occurred_at=t0 + timedelta(days=8))])
+        assert _fold_all(account, limit=3) == 4 + 3 + 2
+        assert _fold_all(account) == 0
+        with db.session_scope() as s:
+            [row] = step_counts(s, s.get(Sequence, sequence))["steps"]
+        assert (row["sent"], row["opened"], row["opened_total"], row["clicked"]) == (4, 1, 2, 1)
+        assert (row["converted"], row["conversions"], row["revenue"]) == (1, 1, 12.5)
+    finally:
+        db.configure(postgres_url)

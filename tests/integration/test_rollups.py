@@ -21,7 +21,7 @@ from tests.conftest import TEST_ENV
 from tests.support import factories
 from tests.support.database import migrate
 from tests.support.engine import run_due
-from tests.support.processes import Proc, platform_env, running, worker_argv
+from tests.support.processes import Proc, beat_argv, platform_env, running, worker_argv
 from tests.support.sending import STEP, send_in_process
 from tests.support.waiting import wait_for
 
@@ -241,3 +241,14 @@ def test_the_embedded_sqlite_default_folds_the_same_counts_and_conversions(tmp_p
         assert (row["converted"], row["conversions"], row["revenue"]) == (1, 1, 12.5)
     finally:
         db.configure(postgres_url)
+
+
+@pytest.mark.e2e
+def test_beat_and_an_analytics_worker_fold_new_events_with_nobody_asking(tmp_path: Path):
+    account, _sequence = _sequence_with_events(30)
+    env = platform_env(**TEST_ENV)
+    with running([Proc("beat", beat_argv(tmp_path / "schedule"), env, tmp_path),
+                  Proc("analytics", worker_argv("a", queues="analytics", concurrency=2), env, tmp_path)]) as [_, worker]:
+        wait_for(lambda: _rollup_totals(account) == {"sent": (30, 30), "opened": (30, 90)}, 90,
+                 "beat's fold to count the events", interval=0.5, detail=worker.tail)
+    assert _rollup_totals(account) == _raw_totals(account)

@@ -14,6 +14,8 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (Index("ix_events_subscriber_name", "subscriber_id", "name", "occurred_at"),
                       Index("ix_events_account_xact", "account_id", "xact", "id"), IDS_NEVER_REUSED)
+    # Server defaults (xact) are not read back after an insert: nothing needs them then.
+    __mapper_args__ = {"eager_defaults": False}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
@@ -28,6 +30,8 @@ class Event(Base):
     value: Mapped[float | None] = mapped_column(Float)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # The inserting transaction's id on PostgreSQL (a server default, migration
-    # 0015), 0 on SQLite and for older rows: the rollups' watermark (analytics.rollups).
-    xact: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # The inserting transaction's id on PostgreSQL, 0 on SQLite and for older rows:
+    # the rollups' watermark (analytics.rollups). Only the database writes it (its
+    # server default, migration 0015), so inserts leave it out and fetch nothing
+    # back, and it is loaded only when asked for.
+    xact: Mapped[int] = mapped_column(BigInteger, server_default="0", deferred=True)

@@ -8,7 +8,8 @@ Measures and prints:
 1. the fold of the whole table, as the analytics pool's task runs it (chunks of
    analytics.rollups.CHUNK, each committed): events folded per second;
 2. an incremental fold: 100,000 more events, with the history in the table;
-3. the analytics endpoint (through the Flask app, in process): p50/p99 of 200 requests;
+3. the analytics endpoint (through the Flask app, in process): p50/p99 of 200
+   requests; the funnel endpoint, p50/p99 of 50;
 4. the folding process's peak memory (RSS).
 
 Run: ``.venv/bin/python -m bench.rollups [--events 10000000] [--enrollments 1000000]``.
@@ -73,7 +74,7 @@ def seed(account: int, sequence: int, enrollments: int, events: int, first_event
             f"INSERT INTO events (account_id, subscriber_id, message_id, name, dedup_key, source, properties, value,"
             f" occurred_at, created_at)"
             f" SELECT :a, :fs + ((g / 20) % (:m / 2)), CASE WHEN g % 20 = 19 THEN NULL ELSE :fm + (g % :m) END,"
-            f" CASE WHEN g % 20 = 19 THEN 'purchase' ELSE ({NAMES})[1 + (g / :m) % 10] END,"
+            f" CASE WHEN g % 20 = 19 THEN 'purchase' ELSE ({NAMES})[1 + (g + g / :m) % 10] END,"
             f" NULL, 'bench', '{{}}', CASE WHEN g % 20 = 19 THEN 10 + g % 90 END,"
             f" now() - interval '28 days' + (g % 27) * interval '1 day', now()"
             f" FROM generate_series(:lo, :hi - 1) g"),
@@ -135,10 +136,17 @@ def main() -> None:
               f"(this process, which also seeded; the fold itself runs in PostgreSQL)", flush=True)
         p50, p99 = endpoint(client, created["api_key"], ids["sequence"], "analytics")
         print(f"GET analytics: p50 {p50:.1f} ms, p99 {p99:.1f} ms (200 requests, in-process Flask client)", flush=True)
+        p50, p99 = endpoint(client, created["api_key"], ids["sequence"], "funnel", requests=50)
+        print(f"GET funnel ({args.enrollments:,} enrollments, read live): p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+              f" (50 requests)", flush=True)
         with db.get_engine().begin() as c:
             rows = c.execute(text("SELECT metric, sum(uniques), sum(total), sum(revenue) FROM sequence_rollups"
                                   " GROUP BY metric ORDER BY metric")).all()
-        print("rollups:", ", ".join(f"{m} {u:,}/{t:,}" + (f" ({r:,.0f})" if r else "") for m, u, t, r in rows))
+            raw = c.execute(text("SELECT count(*) FROM events WHERE message_id IS NOT NULL")).scalar_one()
+        print("rollups (uniques/total, revenue):",
+              ", ".join(f"{m} {u:,}/{t:,}" + (f" ({r:,.0f})" if r else "") for m, u, t, r in rows))
+        counted = sum(t for m, _u, t, _r in rows if m != "converted")
+        print(f"message events in the rollups {counted:,} = in the table {raw:,}: {counted == raw}")
 
 
 if __name__ == "__main__":

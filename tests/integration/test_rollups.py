@@ -252,3 +252,33 @@ def test_beat_and_an_analytics_worker_fold_new_events_with_nobody_asking(tmp_pat
         wait_for(lambda: _rollup_totals(account) == {"sent": (30, 30), "opened": (30, 90)}, 90,
                  "beat's fold to count the events", interval=0.5, detail=worker.tail)
     assert _rollup_totals(account) == _raw_totals(account)
+
+
+def test_while_a_worker_holds_the_account_the_endpoint_answers_at_once_from_the_rollups_with_their_age(client, alice):
+    sequence = factories.sequence(alice.account_id, [STEP])
+    now = utcnow()
+    factories.enroll(alice.account_id, sequence, factories.subscribers(alice.account_id, 3), now)
+    ids = run_due(now)
+
+    def add_sent(message_ids: list[int]) -> None:
+        with db.session_scope() as s:
+            s.add_all(Event(account_id=alice.account_id, subscriber_id=sub, message_id=mid, name="sent",
+                            dedup_key=f"sent:{mid}") for mid, sub in s.execute(
+                select(Message.id, Message.subscriber_id).where(Message.id.in_(message_ids))).all())
+
+    add_sent(ids[:1])
+    url = f"/api/v1/email-sequences/{sequence}/analytics"
+    first = client.get(url, headers=alice.headers).get_json()
+    assert first["steps"][0]["sent"] == 1
+    add_sent(ids[1:])
+    holder = create_engine(db.get_engine().url).connect()
+    try:
+        with holder.begin():  # a worker's fold of the account, in progress
+            holder.execute(text("SELECT 1 FROM rollup_watermarks WHERE account_id = :a FOR UPDATE"),
+                           {"a": alice.account_id})
+            held = client.get(url, headers=alice.headers).get_json()
+            assert held["steps"][0]["sent"] == 1 and held["as_of"] == first["as_of"]
+    finally:
+        holder.close()
+    after = client.get(url, headers=alice.headers).get_json()
+    assert after["steps"][0]["sent"] == 3 and after["as_of"] > first["as_of"]

@@ -4,10 +4,11 @@ conversions, their value (``revenue``).
 
 Incremental: each account has a watermark, the (``xact``, ``id``) of its last
 folded event, and a fold reads only the events after it. ``events.xact`` is the
-inserting transaction's id on PostgreSQL (migration 0015): every transaction below
-the fold's snapshot xmin has ended, so the events under that horizon are final and
-(xact, id) orders them for good, where ids alone are not (a lower id can commit
-after a higher one was read). On SQLite writers are serialised, ids commit in
+inserting transaction's id on PostgreSQL (migration 0015): every transaction of
+this database below the oldest one still running has ended, so the events under
+that horizon are final and (xact, id) orders them for good, where ids alone are
+not (a lower id can commit after a higher one was read). A long transaction in
+this database holds the horizon back, and the freshness (``as_of``) with it. On SQLite writers are serialised, ids commit in
 order, and xact is always 0.
 
 Idempotent: a chunk's counts, its new "first of this metric for this message"

@@ -6,9 +6,9 @@ Create Date: 2026-12-06 01:30:00
 
 ``events.xact``: on PostgreSQL the inserting transaction's id, a server default, so
 the recording code is unchanged. Event ids are no watermark there: a transaction
-holding a lower id can commit after a higher one was read. Every transaction below
-the fold's snapshot xmin has ended, so the events with a lower ``xact`` are final
-and (xact, id) orders them for good. Existing rows get 0 from the column's catalog
+holding a lower id can commit after a higher one was read. Every transaction of
+the database below the oldest one still running has ended, so the events with a
+lower ``xact`` are final and (xact, id) orders them for good. Existing rows get 0 from the column's catalog
 default (no table rewrite) and are folded first; the volatile default is set after,
 so it applies to new rows only. On SQLite, writers are serialised and ids commit in
 order: ``xact`` stays 0 and the id alone is the watermark.

@@ -78,9 +78,14 @@ def _horizon(session: Session, dialect: str, now: datetime) -> tuple[int, dateti
     xmin, xmax, xip = snapshot.split(":")
     running = {int(x) for x in xip.split(",") if x}
     ours = session.execute(text(
-        "SELECT backend_xid::text::bigint, xact_start FROM pg_stat_activity WHERE datname = current_database()"
-        " AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()")).all()
-    low32 = {int(xid): started for xid, started in ours}
+        "SELECT backend_xid::text::bigint, xact_start, query = '<insufficient privilege>' FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        " AND (backend_xid IS NOT NULL OR query = '<insufficient privilege>')")).all()
+    if any(hidden for _, _, hidden in ours):
+        # Another role's sessions hide their transactions: the cluster's oldest it is
+        # (as_of is then only as good as that role's transactions are short).
+        return int(xmin), now
+    low32 = {int(xid): started for xid, started, _ in ours}
     held = [(x, low32[x & 0xFFFFFFFF]) for x in running if x & 0xFFFFFFFF in low32]
     if not held:
         return int(xmax), now

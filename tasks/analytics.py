@@ -1,12 +1,12 @@
 """The analytics pool's rollups: beat's ``analytics.fold_rollups`` hands each
-account with events to ``analytics.fold_account``, which folds its new events
+account with new events to ``analytics.fold_account``, which folds its new events
 (analytics.rollups) one committed chunk at a time. One task per account, so one
 account's backlog neither holds up the others nor waits for one worker."""
 from __future__ import annotations
 
 from time import monotonic
 
-from analytics.rollups import CHUNK, accounts_with_events, fold_chunk
+from analytics.rollups import CHUNK, accounts_with_new_events, fold_chunk
 from models.base import utcnow
 from models.db import session_scope
 from tasks.app import app
@@ -21,9 +21,9 @@ FOLD_BUDGET_SECONDS = 45.0
 
 @app.task(name="analytics.fold_rollups", ignore_result=True)
 def fold_rollups(chunk: int = CHUNK) -> int:
-    """Hand on every account with events (a caught-up one costs its fold an index probe)."""
+    """Hand on every account with events past its watermark."""
     with session_scope() as session:
-        accounts = accounts_with_events(session)
+        accounts = accounts_with_new_events(session)
     for account_id in accounts:
         fold_account.apply_async((account_id, chunk), expires=FOLD_EVERY_SECONDS)
     return len(accounts)

@@ -282,3 +282,16 @@ def test_while_a_worker_holds_the_account_the_endpoint_answers_at_once_from_the_
         holder.close()
     after = client.get(url, headers=alice.headers).get_json()
     assert after["steps"][0]["sent"] == 3 and after["as_of"] > first["as_of"]
+
+
+def test_beat_hands_on_only_the_accounts_with_events_past_their_watermark():
+    from analytics.rollups import accounts_with_new_events  # noqa: PLC0415
+
+    busy, _ = _sequence_with_events(3)
+    idle, _ = _sequence_with_events(2)
+    _fold_all(idle)
+    with db.session_scope() as s:
+        assert accounts_with_new_events(s) == [busy]
+    _fold_all(busy)
+    with db.session_scope() as s:
+        assert accounts_with_new_events(s) == []

@@ -11,6 +11,8 @@ Measures and prints:
 3. the analytics endpoint (through the Flask app, in process): p50/p99 of 200
    requests; the funnel endpoint, p50/p99 of 50;
 4. the folding process's peak memory (RSS).
+``--lag-rate N`` instead: with events written at N/s, the fold run every 10 s as
+beat runs it, how far behind the clock the rollups' ``as_of`` gets.
 
 Run: ``.venv/bin/python -m bench.rollups [--events 10000000] [--enrollments 1000000]``.
 """
@@ -106,10 +108,58 @@ def endpoint(client: object, key: str, sequence: int, path: str, requests: int =
     return statistics.median(times), times[int(len(times) * 0.99) - 1]
 
 
+def lag(account: int, rate: int, seconds: int, every: float = 10.0) -> None:
+    """Events written at ``rate``/s (batches every 0.1 s, as the send path records
+    them) while the fold runs every ``every`` s as beat drives it: after each fold,
+    how far ``as_of`` is behind the clock and how many events were left unfolded."""
+    import threading
+
+    from analytics.rollups import watermark
+    from models.base import utcnow
+
+    with db.get_engine().begin() as c:
+        first = c.execute(text("SELECT coalesce(max(id), 0) + 1 FROM events")).scalar_one()
+        messages = c.execute(text("SELECT min(id), count(*) FROM messages WHERE account_id = :a"),
+                             {"a": account}).first()
+    stop = threading.Event()
+
+    def write() -> None:
+        n = first
+        while not stop.is_set():
+            batch = rate // 10
+            with db.get_engine().begin() as c:
+                c.execute(text(
+                    "INSERT INTO events (account_id, message_id, name, source, properties, occurred_at, created_at)"
+                    " SELECT :a, :m + (g % :count), 'opened', 'bench', '{}', now(), now()"
+                    " FROM generate_series(:lo, :hi) g"),
+                    {"a": account, "m": messages[0], "count": messages[1], "lo": n, "hi": n + batch - 1})
+            n += batch
+            stop.wait(0.1)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    worst, started = 0.0, time.perf_counter()
+    try:
+        while time.perf_counter() - started < seconds:
+            time.sleep(every)
+            folded, took = fold(account)
+            with db.session_scope() as s:
+                behind = (utcnow() - watermark(s, account)["as_of"]).total_seconds()
+            worst = max(worst, behind + every)
+            print(f"  fold: {folded:,} events in {took:.2f} s; as_of {behind:.1f} s behind the clock after it",
+                  flush=True)
+    finally:
+        stop.set()
+        writer.join()
+    print(f"lag at {rate:,} events/s: at most {worst:.1f} s (the fold interval plus as_of's distance after a fold)",
+          flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--enrollments", type=int, default=1_000_000)
+    parser.add_argument("--lag-rate", type=int, default=0, help="only: measure the lag at this many events/s")
     args = parser.parse_args()
     with fresh_database(DB) as url:
         from tests.support import factories
@@ -124,6 +174,10 @@ def main() -> None:
             created["id"], steps, settings={"goal": {"event": "purchase", "within_days": 7}})}
         started = time.perf_counter()
         seed(ids["account"], ids["sequence"], args.enrollments, args.events)
+        if args.lag_rate:
+            fold(ids["account"])
+            lag(ids["account"], args.lag_rate, 60)
+            return
         print(f"seeded {args.enrollments:,} enrollments, {2 * args.enrollments:,} messages and {args.events:,} events"
               f" in {time.perf_counter() - started:.0f} s", flush=True)
         folded, seconds = fold(ids["account"])

@@ -124,21 +124,22 @@ def fold_chunk(session: Session, account_id: int, now: datetime, limit: int = CH
     mark = _lock_watermark(session, account_id, wait)
     if mark is None:
         return None
+    window = {"account": account_id, "xact": mark[0], "id": mark[1], "horizon": horizon, "limit": limit}
+    after_mark = "account_id = :account AND (xact, id) > (:xact, :id) AND xact < :horizon"
+    if not session.execute(text(f"SELECT EXISTS (SELECT 1 FROM events WHERE {after_mark})"), window).scalar():
+        # Caught up: an index probe, no temporary tables (catalog churn on every read).
+        session.execute(text("UPDATE rollup_watermarks SET as_of = :as_of WHERE account_id = :account"),
+                        {"as_of": as_of, "account": account_id})
+        return Fold(0, True)
     temp = "CREATE TEMP TABLE {name} ON COMMIT DROP AS" if dialect == "postgresql" else "CREATE TEMP TABLE {name} AS"
     if dialect != "postgresql":
         for name in ("fold_chunk", "fold_rows", "fold_new"):
             session.execute(text(f"DROP TABLE IF EXISTS temp.{name}"))
     session.execute(text(
         temp.format(name="fold_chunk") + " SELECT id, xact, message_id, subscriber_id, name, value, occurred_at"
-        " FROM events WHERE account_id = :account AND (xact, id) > (:xact, :id) AND xact < :horizon"
-        " ORDER BY xact, id LIMIT :limit"),
-        {"account": account_id, "xact": mark[0], "id": mark[1], "horizon": horizon, "limit": limit})
+        f" FROM events WHERE {after_mark} ORDER BY xact, id LIMIT :limit"), window)
     last = session.execute(text("SELECT xact, id, (SELECT count(*) FROM fold_chunk) FROM fold_chunk"
-                                " ORDER BY xact DESC, id DESC LIMIT 1")).first()
-    if last is None:
-        session.execute(text("UPDATE rollup_watermarks SET as_of = :as_of WHERE account_id = :account"),
-                        {"as_of": as_of, "account": account_id})
-        return Fold(0, True)
+                                " ORDER BY xact DESC, id DESC LIMIT 1")).one()
     day = _day(dialect, "c.occurred_at")
     counted = ", ".join(f"'{name}'" for name in COUNTED)
     session.execute(text(

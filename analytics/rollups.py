@@ -145,8 +145,8 @@ def fold_chunk(session: Session, account_id: int, now: datetime, limit: int = CH
     session.execute(text(
         temp.format(name="fold_rows") + " SELECT c.message_id, c.name AS metric, m.sequence_id,"
         f" coalesce(m.step_id, 0) AS step_id, coalesce(m.variant, '') AS variant, {day} AS day,"
-        " 0.0 AS value FROM fold_chunk c JOIN messages m ON m.id = c.message_id"
-        f" WHERE c.name IN ({counted}) AND m.sequence_id IS NOT NULL"))
+        " 0.0 AS value FROM fold_chunk c JOIN messages m ON m.id = c.message_id AND m.account_id = :account"
+        f" WHERE c.name IN ({counted}) AND m.sequence_id IS NOT NULL"), {"account": account_id})
     for sequence_id, event, within_days in _goals(session, account_id):
         session.execute(text(
             "INSERT INTO fold_rows (message_id, metric, sequence_id, step_id, variant, day, value)"

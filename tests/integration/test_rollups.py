@@ -295,3 +295,15 @@ def test_beat_hands_on_only_the_accounts_with_events_past_their_watermark():
     _fold_all(busy)
     with db.session_scope() as s:
         assert accounts_with_new_events(s) == []
+
+
+def test_an_event_naming_another_accounts_message_counts_for_neither():
+    mine, _ = _sequence_with_events(1, opens_per_person=0)
+    theirs, _ = _sequence_with_events(1, opens_per_person=0)
+    with db.session_scope() as s:
+        their_message = s.scalar(select(Message.id).where(Message.account_id == theirs))
+        s.add(Event(account_id=mine, message_id=their_message, name="opened", dedup_key="cross"))
+    _fold_all(mine)
+    _fold_all(theirs)
+    assert _rollup_totals(mine) == {"sent": (1, 1)}
+    assert _rollup_totals(theirs) == {"sent": (1, 1)}, "the other account's open is not theirs to count"

@@ -1,46 +1,103 @@
 """A sequence's email results by step and variant: how many of its messages were
-sent, delivered, opened, clicked, bounced, complained about and unsubscribed from.
+sent, delivered, opened, clicked, bounced, complained about and unsubscribed from,
+and the conversions and revenue they led to.
 
-Read from the events of the sequence's messages, whatever their source (our
-tracking, providers' webhooks, SMTP replies), each message counted once per name:
-a second open of the same email is not a second opener, a provider's retried
-webhook is one delivery. Computed when asked, on the index of events by message;
-a rollup can replace the query without changing what it answers.
+Answered from the rollups (``analytics.rollups``), which count each message once
+per name whatever the event's source (our tracking, providers' webhooks, SMTP
+replies): a second open of the same email is not a second opener, though it is a
+second open in ``opened_total``. ``as_of`` says how fresh they are: every event
+committed before it is counted.
 """
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from models import Event, Message, Sequence
+from analytics.rollups import CONVERTED, COUNTED, fold_chunk, watermark
+from models import Sequence, SequenceRollup
 
-COUNTED = ("sent", "delivered", "opened", "clicked", "bounced", "complained", "unsubscribed")
+# Events a request folds itself before answering, when no other fold holds its
+# account: a sequence just used reads its own events at once, while a backlog
+# is left to the analytics pool and the answer says how old it is.
+REQUEST_FOLD = 2_000
+
+Key = tuple[int, str]
+log = logging.getLogger(__name__)
 
 
-def step_counts(session: Session, sequence: Sequence) -> list[dict[str, Any]]:
+def catch_up(session: Session, account_id: int, now: datetime) -> None:
+    """Fold a small backlog of the account's events, unless a worker is folding
+    them; commits. Call before writing anything in the session's transaction.
+
+    A fold that fails here (a sequence deleted under it, a lost connection) is
+    rolled back whole and left to the analytics pool: the answer is then as of
+    the last fold, and says so."""
+    try:
+        fold_chunk(session, account_id, now, limit=REQUEST_FOLD, wait=False)
+        session.commit()
+    except SQLAlchemyError as exc:
+        session.rollback()
+        log.warning("request fold failed; answering from the rollups as they are",
+                    extra={"account_id": account_id, "error": repr(exc)})
+
+
+def _row(step_id: int, position: int, variant: str | None, found: dict[str, tuple[int, int, float]]) -> dict[str, Any]:
+    def uniques(name: str) -> int:
+        return found.get(name, (0, 0, 0.0))[0]
+
+    converted = found.get(CONVERTED, (0, 0, 0.0))
+    return {"step_id": step_id, "position": position, "step": position, "variant": variant,
+            **{name: uniques(name) for name in COUNTED},
+            "opened_total": found.get("opened", (0, 0, 0.0))[1], "clicked_total": found.get("clicked", (0, 0, 0.0))[1],
+            "converted": converted[0], "conversions": converted[1], "revenue": round(converted[2], 2)}
+
+
+def _rows(sequence: Sequence, counts: dict[Key, dict[str, tuple[int, int, float]]]) -> list[dict[str, Any]]:
     """One row per email step and variant, in step order: the variants the step
     defines, then any its messages carry that it no longer defines."""
-    rows = session.execute(
-        select(Message.step_id, Message.variant, Event.name, func.count(distinct(Event.message_id)))
-        .join(Event, Event.message_id == Message.id)
-        .where(Message.sequence_id == sequence.id, Message.account_id == sequence.account_id,
-               Event.name.in_(COUNTED))
-        .group_by(Message.step_id, Message.variant, Event.name))
-    counts: dict[tuple[int | None, str | None], dict[str, int]] = defaultdict(dict)
-    for step_id, variant, name, n in rows:
-        counts[(step_id, variant or None)][name] = int(n)
     result = []
     for step in sorted(sequence.steps, key=lambda s: s.position):
         if step.type != "email":
             continue
-        defined = [v.get("name") for v in step.config.get("variants") or []] or [None]
-        seen = sorted({variant for (step_id, variant) in counts if step_id == step.id} - set(defined),
-                      key=lambda v: (v is not None, v or ""))
+        defined = [v.get("name") or "" for v in step.config.get("variants") or []] or [""]
+        seen = sorted({variant for (step_id, variant) in counts if step_id == step.id} - set(defined))
         for variant in defined + seen:
-            found = counts.get((step.id, variant), {})
-            result.append({"step_id": step.id, "position": step.position, "variant": variant,
-                           **{name: found.get(name, 0) for name in COUNTED}})
+            result.append(_row(step.id, step.position, variant or None, counts.get((step.id, variant), {})))
     return result
+
+
+def step_counts(session: Session, sequence: Sequence, start: date | None = None, end: date | None = None,
+                by_day: bool = False) -> dict[str, Any]:
+    """``steps``: the sequence's rows over the days from ``start`` to ``end``
+    (inclusive, UTC; all days by default); with ``by_day`` also ``series``, the
+    rows of each day that has any; and ``as_of``."""
+    query = (select(SequenceRollup.day, SequenceRollup.step_id, SequenceRollup.variant, SequenceRollup.metric,
+                    func.sum(SequenceRollup.uniques), func.sum(SequenceRollup.total), func.sum(SequenceRollup.revenue))
+             .where(SequenceRollup.sequence_id == sequence.id, SequenceRollup.account_id == sequence.account_id)
+             .group_by(SequenceRollup.day, SequenceRollup.step_id, SequenceRollup.variant, SequenceRollup.metric))
+    if start is not None:
+        query = query.where(SequenceRollup.day >= start)
+    if end is not None:
+        query = query.where(SequenceRollup.day <= end)
+    totals: dict[Key, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0.0]))
+    days: dict[date, dict[Key, dict[str, tuple[int, int, float]]]] = defaultdict(dict)
+    for day, step_id, variant, metric, uniques, total, revenue in session.execute(query):
+        found = totals[(step_id, variant)][metric]
+        found[0] += int(uniques)
+        found[1] += int(total)
+        found[2] += float(revenue or 0)
+        days[day].setdefault((step_id, variant), {})[metric] = (int(uniques), int(total), float(revenue or 0))
+    mark = watermark(session, sequence.account_id)
+    answer: dict[str, Any] = {
+        "sequence_id": sequence.id, "as_of": mark["as_of"] if mark else None,
+        "steps": _rows(sequence, {key: {m: (int(v[0]), int(v[1]), v[2]) for m, v in found.items()}
+                                  for key, found in totals.items()})}
+    if by_day:
+        answer["series"] = [{"day": day, "steps": _rows(sequence, days[day])} for day in sorted(days)]
+    return answer

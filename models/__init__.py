@@ -7,6 +7,7 @@ from models.inbound_event import InboundEvent
 from models.job import Job
 from models.message import Message
 from models.provider import Provider
+from models.rollup import RollupFirst, RollupWatermark, SequenceRollup
 from models.sequence import Sequence, Step
 from models.subscriber import Subscriber
 from models.suppression import Suppression
@@ -16,6 +17,6 @@ from models.webhook_delivery import WebhookDelivery
 
 __all__ = [
     "Account", "ApiKey", "Base", "Enrollment", "Event", "InboundEvent", "Job", "Message", "Provider",
-    "Sequence", "Step", "Subscriber", "Suppression", "Template", "WarmingAdjustment", "WarmingDay", "WarmingPlan", "WebhookDelivery",
+    "RollupFirst", "RollupWatermark", "Sequence", "SequenceRollup", "Step", "Subscriber", "Suppression", "Template", "WarmingAdjustment", "WarmingDay", "WarmingPlan", "WebhookDelivery",
     "utcnow",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import IDS_NEVER_REUSED, Base, utcnow
@@ -12,7 +12,10 @@ from models.base import IDS_NEVER_REUSED, Base, utcnow
 
 class Event(Base):
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_subscriber_name", "subscriber_id", "name", "occurred_at"), IDS_NEVER_REUSED)
+    __table_args__ = (Index("ix_events_subscriber_name", "subscriber_id", "name", "occurred_at"),
+                      Index("ix_events_account_xact", "account_id", "xact", "id"), IDS_NEVER_REUSED)
+    # Server defaults (xact) are not read back after an insert: nothing needs them then.
+    __mapper_args__ = {"eager_defaults": False}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
@@ -27,3 +30,8 @@ class Event(Base):
     value: Mapped[float | None] = mapped_column(Float)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The inserting transaction's id on PostgreSQL, 0 on SQLite and for older rows:
+    # the rollups' watermark (analytics.rollups). Only the database writes it (its
+    # server default, migration 0015), so inserts leave it out and fetch nothing
+    # back, and it is loaded only when asked for.
+    xact: Mapped[int] = mapped_column(BigInteger, server_default="0", deferred=True)

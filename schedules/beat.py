@@ -29,6 +29,13 @@ def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
             "schedule": 60.0,
             "options": {"queue": "analytics", "expires": 60.0},
         },
+        # Rollups: each run folds from the accounts' watermarks, so a skipped run
+        # only delays the counts and a doubled one finds nothing left to fold.
+        "analytics-fold-rollups": {
+            "task": "analytics.fold_rollups",
+            "schedule": 10.0,
+            "options": {"queue": "analytics", "expires": 10.0},
+        },
         "inbound-forget-nonces": {
             "task": "analytics.forget_spent_nonces",
             "schedule": 3600.0,

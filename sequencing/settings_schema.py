@@ -11,6 +11,8 @@ Stored normalised in ``Sequence.settings`` so the engine reads plain values:
     exit_events     event names that end an enrollment (default [])
     trigger         {"type": "tag_added"|"event"|"subscriber_created", "tag"?, "event"?, "key_property"?}, or absent
     reentry         "never" | "after_completion" | "always" (default "never")
+    goal            {"event": name, "within_days": 1..365 (default 7)}: that event within
+                    the days after one of the sequence's emails is its conversion, or absent
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 REENTRY = ("never", "after_completion", "always")
 TRIGGERS = ("tag_added", "event", "subscriber_created")
 KEYS = ("timezone", "send_window", "quiet_days", "transactional", "priority", "frequency_cap",
-        "exit_events", "trigger", "reentry")
+        "exit_events", "trigger", "reentry", "goal")
 MAX_LIST = 366
 
 
@@ -127,6 +129,12 @@ def validate_settings(raw: Any, path: str = "settings") -> dict[str, Any]:
         out["exit_events"] = sorted(set(_names(p, settings["exit_events"], f"{path}.exit_events")))
     if settings.get("trigger") is not None:
         out["trigger"] = _trigger(p, settings["trigger"], f"{path}.trigger")
+    if settings.get("goal") is not None:
+        goal = p.mapping(settings["goal"], f"{path}.goal")
+        if goal is not None:
+            p.unknown(goal, ("event", "within_days"), f"{path}.goal")
+            out["goal"] = {"event": p.text(goal, "event", f"{path}.goal", required=True, max_len=100),
+                           "within_days": p.integer(goal, "within_days", f"{path}.goal", minimum=1, maximum=365) or 7}
     if settings.get("reentry") is not None:
         if settings["reentry"] in REENTRY:
             out["reentry"] = settings["reentry"]

@@ -104,7 +104,9 @@ def _sqlite_counts(url: str) -> dict[str, int]:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            return {t: conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar() for t in Base.metadata.tables}
+            present = set(inspect(conn).get_table_names())  # at an older revision, later tables are not there yet
+            return {t: conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar() for t in Base.metadata.tables
+                    if t in present}
     finally:
         engine.dispose()
 
@@ -138,7 +140,7 @@ def test_sqlite_tables_are_rebuilt_with_autoincrement_keeping_every_row_and_refe
         assert before["messages"] == 3 and before["events"] >= 3
         migrate(url)
         db.configure(url)
-        assert _sqlite_counts(url) == before
+        assert {t: n for t, n in _sqlite_counts(url).items() if t in before} == before
         with db.session_scope() as s:
             linked = {e.message_id for e in s.query(Event).filter(Event.name == "opened")}
             assert linked == set(queued)

@@ -12,7 +12,6 @@ from marshmallow import Schema, fields
 from flask_smorest import Blueprint
 from sqlalchemy import Select
 
-from analytics.sequence_stats import step_counts
 from models import Sequence, utcnow
 from sequencing import lifecycle
 from web.auth import SECURITY, account_required, current_account_id
@@ -22,7 +21,6 @@ from web.preflight import OverrideSchema, check
 from web.resource import newest_owned
 from web.sequences.domain_errors import domain_errors
 from web.sequences.schemas import (
-    AnalyticsSchema,
     SequenceDetailSchema,
     SequenceInSchema,
     SequenceQuerySchema,
@@ -146,20 +144,6 @@ class PreflightReport(MethodView):
         with domain_errors:
             sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
         return check(session, sequence).as_dict()
-
-
-@blp.route("/<int:sequence_id>/analytics")
-class Analytics(MethodView):
-    @account_required
-    @blp.response(200, AnalyticsSchema)
-    @blp.doc(security=SECURITY)
-    def get(self, sequence_id: int) -> dict[str, Any]:
-        """Per email step and variant: messages sent, delivered, opened, clicked,
-        bounced, complained about and unsubscribed from (each message once per name)."""
-        session = get_db()
-        with domain_errors:
-            sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
-        return {"sequence_id": sequence.id, "steps": step_counts(session, sequence)}
 
 
 @blp.route("/<int:sequence_id>/pause")

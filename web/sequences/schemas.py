@@ -89,21 +89,3 @@ class EnrollmentSchema(Schema):
 
 class EnrollmentQuerySchema(Schema):
     status = fields.String(validate=validate.OneOf(("active", "paused", "completed", "exited", "failed")))
-
-
-class StepCountsSchema(Schema):
-    step_id = fields.Integer()
-    position = fields.Integer()
-    variant = fields.String(allow_none=True)
-    sent = fields.Integer()
-    delivered = fields.Integer()
-    opened = fields.Integer()
-    clicked = fields.Integer()
-    bounced = fields.Integer()
-    complained = fields.Integer()
-    unsubscribed = fields.Integer()
-
-
-class AnalyticsSchema(Schema):
-    sequence_id = fields.Integer()
-    steps = fields.List(fields.Nested(StepCountsSchema))

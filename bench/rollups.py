@@ -1,0 +1,207 @@
+"""Benchmark of the analytics rollups on PostgreSQL (issue: analytics pool).
+
+On a database of its own, seeded in SQL (generate_series): one sequence with
+``--enrollments`` enrollments, two email steps (the first with variants A and B),
+a message per enrollment and email step, and ``--events`` events over them (sent,
+delivered, opens, clicks, bounces) plus goal events ("purchase", with a value).
+Measures and prints:
+1. the fold of the whole table, as the analytics pool's task runs it (chunks of
+   analytics.rollups.CHUNK, each committed): events folded per second;
+2. an incremental fold: 100,000 more events, with the history in the table;
+3. the analytics endpoint (through the Flask app, in process): p50/p99 of 200
+   requests; the funnel endpoint, p50/p99 of 50;
+4. the folding process's peak memory (RSS).
+``--lag-rate N`` instead: with events written at N/s, the fold run every 10 s as
+beat runs it, how far behind the clock the rollups' ``as_of`` gets.
+
+Run: ``.venv/bin/python -m bench.rollups [--events 10000000] [--enrollments 1000000]``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = secrets.token_hex(3)
+DB = f"eseq_bench_{RUN}"
+ENV = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{DB}", "REDIS_URL": "redis://127.0.0.1:6379/0",
+       "ESEQ_BROKER_PREFIX": f"eseq-bench-{RUN}:", "SECRET_KEY": "bench-secret-key-0123456789abcdef",
+       "ESEQ_ADMIN_TOKEN": "bench-admin-token-0123456789abcdef", "ESEQ_RATE_LIMIT": "1000000 per minute",
+       "ESEQ_LOG_LEVEL": "WARNING"}
+os.environ.update(ENV)
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from models import db  # noqa: E402
+from tests.support.database import fresh_database  # noqa: E402
+
+NAMES = "ARRAY['sent','delivered','opened','opened','clicked','opened','bounced','clicked','opened','unsubscribed']"
+
+
+def seed(account: int, sequence: int, enrollments: int, events: int, first_event: int = 0) -> None:
+    """Everything in SQL; returns the ids the rest needs."""
+    with db.get_engine().begin() as c:
+        if first_event == 0:
+            steps = list(c.execute(text("SELECT id FROM steps WHERE sequence_id = :s ORDER BY position"),
+                                   {"s": sequence}).scalars())
+            c.execute(text("INSERT INTO subscribers (account_id, email, status, tags, attributes, created_at, updated_at)"
+                           " SELECT :a, 'u' || g || '@bench.test', 'active', '[]', '{}', now(), now()"
+                           " FROM generate_series(1, :n) g"), {"a": account, "n": enrollments})
+            first_sub = c.execute(text("SELECT min(id) FROM subscribers WHERE account_id = :a"), {"a": account}).scalar_one()
+            c.execute(text("INSERT INTO enrollments (account_id, sequence_id, subscriber_id, instance_key, run, status,"
+                           " current_step, state, enrolled_at, updated_at)"
+                           " SELECT :a, :s, :f + g, '', 1, CASE WHEN g % 10 = 0 THEN 'completed' ELSE 'active' END,"
+                           " CASE WHEN g % 10 = 0 THEN 3 ELSE 1 + (g % 2) END, '{}',"
+                           " now() - interval '30 days', now() FROM generate_series(0, :n - 1) g"),
+                      {"a": account, "s": sequence, "f": first_sub, "n": enrollments})
+            c.execute(text(
+                "INSERT INTO messages (account_id, subscriber_id, sequence_id, step_id, variant, idempotency_key, status,"
+                " to_email, attempts, meta, created_at, updated_at, sent_at)"
+                " SELECT :a, :f + (g % :n), :s, CASE WHEN g < :n THEN :s0 ELSE :s2 END,"
+                " CASE WHEN g >= :n THEN NULL WHEN g % 2 = 0 THEN 'A' ELSE 'B' END, 'bench:' || g, 'sent',"
+                " 'u' || g || '@bench.test', 1, '{}', now(), now(), now() - interval '29 days' + (g / :n) * interval '1 day'"
+                " FROM generate_series(0, 2 * :n - 1) g"),
+                {"a": account, "s": sequence, "f": first_sub, "n": enrollments, "s0": steps[0], "s2": steps[2]})
+        first_msg, first_sub, messages = c.execute(text(
+            "SELECT min(id), min(subscriber_id), count(*) FROM messages WHERE account_id = :a"), {"a": account}).first()
+        # Nineteen in twenty events are about a message; one in twenty a purchase.
+        c.execute(text(
+            f"INSERT INTO events (account_id, subscriber_id, message_id, name, dedup_key, source, properties, value,"
+            f" occurred_at, created_at)"
+            f" SELECT :a, :fs + ((g / 20) % (:m / 2)), CASE WHEN g % 20 = 19 THEN NULL ELSE :fm + (g % :m) END,"
+            f" CASE WHEN g % 20 = 19 THEN 'purchase' ELSE ({NAMES})[1 + (g + g / :m) % 10] END,"
+            f" NULL, 'bench', '{{}}', CASE WHEN g % 20 = 19 THEN 10 + g % 90 END,"
+            f" now() - interval '28 days' + (g % 27) * interval '1 day', now()"
+            f" FROM generate_series(:lo, :hi - 1) g"),
+            {"a": account, "fs": first_sub, "fm": first_msg, "m": messages, "lo": first_event, "hi": first_event + events})
+        c.execute(text("ANALYZE"))
+
+
+def fold(account: int) -> tuple[int, float]:
+    from analytics.rollups import fold_chunk
+    from models.base import utcnow
+
+    started, total = time.perf_counter(), 0
+    while True:
+        with db.session_scope() as s:
+            result = fold_chunk(s, account, utcnow())
+        total += result.events
+        if result.caught_up:
+            return total, time.perf_counter() - started
+
+
+def endpoint(client: object, key: str, sequence: int, path: str, requests: int = 200) -> tuple[float, float]:
+    times = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = client.get(f"/api/v1/email-sequences/{sequence}/{path}", headers={"X-API-Key": key})  # type: ignore[attr-defined]
+        times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.get_json()
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.99) - 1]
+
+
+def lag(account: int, rate: int, seconds: int, every: float = 10.0) -> None:
+    """Events written at ``rate``/s (batches every 0.1 s, as the send path records
+    them) while the fold runs every ``every`` s as beat drives it: after each fold,
+    how far ``as_of`` is behind the clock and how many events were left unfolded."""
+    import threading
+
+    from analytics.rollups import watermark
+    from models.base import utcnow
+
+    with db.get_engine().begin() as c:
+        first = c.execute(text("SELECT coalesce(max(id), 0) + 1 FROM events")).scalar_one()
+        messages = c.execute(text("SELECT min(id), count(*) FROM messages WHERE account_id = :a"),
+                             {"a": account}).first()
+    stop = threading.Event()
+
+    def write() -> None:
+        n = first
+        while not stop.is_set():
+            batch = rate // 10
+            with db.get_engine().begin() as c:
+                c.execute(text(
+                    "INSERT INTO events (account_id, message_id, name, source, properties, occurred_at, created_at)"
+                    " SELECT :a, :m + (g % :count), 'opened', 'bench', '{}', now(), now()"
+                    " FROM generate_series(:lo, :hi) g"),
+                    {"a": account, "m": messages[0], "count": messages[1], "lo": n, "hi": n + batch - 1})
+            n += batch
+            stop.wait(0.1)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    worst, started = 0.0, time.perf_counter()
+    try:
+        while time.perf_counter() - started < seconds:
+            time.sleep(every)
+            folded, took = fold(account)
+            with db.session_scope() as s:
+                behind = (utcnow() - watermark(s, account)["as_of"]).total_seconds()
+            worst = max(worst, behind + every)
+            print(f"  fold: {folded:,} events in {took:.2f} s; as_of {behind:.1f} s behind the clock after it",
+                  flush=True)
+    finally:
+        stop.set()
+        writer.join()
+    print(f"lag at {rate:,} events/s: at most {worst:.1f} s (the fold interval plus as_of's distance after a fold)",
+          flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--enrollments", type=int, default=1_000_000)
+    parser.add_argument("--lag-rate", type=int, default=0, help="only: measure the lag at this many events/s")
+    args = parser.parse_args()
+    with fresh_database(DB) as url:
+        from tests.support import factories
+        from web.app import create_app
+
+        client = create_app().test_client()
+        created = client.post("/api/v1/accounts", json={"name": "Bench", "from_email": "b@bench.test", "from_name": "B"},
+                              headers={"Authorization": f"Bearer {ENV['ESEQ_ADMIN_TOKEN']}"}).get_json()
+        steps = [{"type": "email", "subject": "a", "text": "a", "variants": [{"name": "A"}, {"name": "B"}]},
+                 {"type": "delay", "seconds": 86400}, {"type": "email", "subject": "b", "text": "b"}]
+        ids = {"account": created["id"], "sequence": factories.sequence(
+            created["id"], steps, settings={"goal": {"event": "purchase", "within_days": 7}})}
+        started = time.perf_counter()
+        seed(ids["account"], ids["sequence"], args.enrollments, args.events)
+        if args.lag_rate:
+            fold(ids["account"])
+            lag(ids["account"], args.lag_rate, 60)
+            return
+        print(f"seeded {args.enrollments:,} enrollments, {2 * args.enrollments:,} messages and {args.events:,} events"
+              f" in {time.perf_counter() - started:.0f} s", flush=True)
+        folded, seconds = fold(ids["account"])
+        print(f"full fold: {folded:,} events in {seconds:.1f} s = {folded / seconds:,.0f} events/s", flush=True)
+        seed(ids["account"], ids["sequence"], args.enrollments, 100_000, first_event=args.events)
+        folded, seconds = fold(ids["account"])
+        print(f"incremental fold with {args.events:,} events of history: {folded:,} new events in {seconds:.2f} s"
+              f" = {folded / seconds:,.0f} events/s", flush=True)
+        print(f"folding process peak RSS: {psutil.Process().memory_info().rss / 2**20:.0f} MiB "
+              f"(this process, which also seeded; the fold itself runs in PostgreSQL)", flush=True)
+        p50, p99 = endpoint(client, created["api_key"], ids["sequence"], "analytics")
+        print(f"GET analytics: p50 {p50:.1f} ms, p99 {p99:.1f} ms (200 requests, in-process Flask client)", flush=True)
+        p50, p99 = endpoint(client, created["api_key"], ids["sequence"], "funnel", requests=50)
+        print(f"GET funnel ({args.enrollments:,} enrollments, read live): p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+              f" (50 requests)", flush=True)
+        with db.get_engine().begin() as c:
+            rows = c.execute(text("SELECT metric, sum(uniques), sum(total), sum(revenue) FROM sequence_rollups"
+                                  " GROUP BY metric ORDER BY metric")).all()
+            raw = c.execute(text("SELECT count(*) FROM events WHERE message_id IS NOT NULL")).scalar_one()
+        print("rollups (uniques/total, revenue):",
+              ", ".join(f"{m} {u:,}/{t:,}" + (f" ({r:,.0f})" if r else "") for m, u, t, r in rows))
+        counted = sum(t for m, _u, t, _r in rows if m != "converted")
+        print(f"message events in the rollups {counted:,} = in the table {raw:,}: {counted == raw}")
+
+
+if __name__ == "__main__":
+    main()

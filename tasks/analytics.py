@@ -1,0 +1,46 @@
+"""The analytics pool's rollups: beat's ``analytics.fold_rollups`` hands each
+account with new events to ``analytics.fold_account``, which folds its new events
+(analytics.rollups) one committed chunk at a time. One task per account, so one
+account's backlog neither holds up the others nor waits for one worker."""
+from __future__ import annotations
+
+from time import monotonic
+
+from analytics.rollups import CHUNK, accounts_with_new_events, fold_chunk
+from models.base import utcnow
+from models.db import session_scope
+from tasks.app import app
+
+# Beat's interval: an account's fold not started by the next run is dropped, as
+# that run hands the account on again.
+FOLD_EVERY_SECONDS = 10.0
+# Far under the task time limit: a backlog longer than this is taken up by the
+# next run, where the watermark left it.
+FOLD_BUDGET_SECONDS = 45.0
+
+
+@app.task(name="analytics.fold_rollups", ignore_result=True)
+def fold_rollups(chunk: int = CHUNK) -> int:
+    """Hand on every account with events past its watermark."""
+    with session_scope() as session:
+        accounts = accounts_with_new_events(session)
+    for account_id in accounts:
+        fold_account.apply_async((account_id, chunk), expires=FOLD_EVERY_SECONDS)
+    return len(accounts)
+
+
+@app.task(name="analytics.fold_account", ignore_result=True)
+def fold_account(account_id: int, chunk: int = CHUNK) -> int:
+    """Events folded. If another worker is folding the account, nothing: that worker
+    moves the watermark, and the next run starts after it."""
+    deadline = monotonic() + FOLD_BUDGET_SECONDS
+    folded = 0
+    while monotonic() < deadline:
+        with session_scope() as session:
+            fold = fold_chunk(session, account_id, utcnow(), limit=chunk, wait=False)
+        if fold is None:
+            break
+        folded += fold.events
+        if fold.caught_up:
+            break
+    return folded

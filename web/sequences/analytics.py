@@ -1,0 +1,112 @@
+"""GET /email-sequences/{id}/analytics (from the rollups, with ``as_of``) and
+GET /email-sequences/{id}/funnel."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from analytics.funnel import step_funnel
+from analytics.sequence_stats import catch_up, step_counts
+from models import utcnow
+from sequencing import lifecycle
+from web.auth import SECURITY, account_required, current_account_id
+from web.db import get_db
+from web.sequences.domain_errors import domain_errors
+
+blp = Blueprint("email_sequence_analytics", __name__, url_prefix="/api/v1/email-sequences",
+                description="A sequence's results, from the analytics pool's rollups")
+
+
+class AnalyticsQuerySchema(Schema):
+    start = fields.Date(data_key="from", load_default=None, metadata={"description": "First day (UTC), inclusive."})
+    end = fields.Date(data_key="to", load_default=None, metadata={"description": "Last day (UTC), inclusive."})
+    interval = fields.String(load_default=None, validate=validate.OneOf(["day"]),
+                             metadata={"description": "`day` adds `series`: the rows of each day."})
+
+    @validates_schema
+    def _ordered(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            raise ValidationError("Must not be after `to`.", "from")
+
+
+class StepCountsSchema(Schema):
+    step_id = fields.Integer()
+    position = fields.Integer()
+    step = fields.Integer(metadata={"description": "The step's position."})
+    variant = fields.String(allow_none=True)
+    sent = fields.Integer()
+    delivered = fields.Integer()
+    opened = fields.Integer(metadata={"description": "Messages opened at least once."})
+    clicked = fields.Integer(metadata={"description": "Messages clicked at least once."})
+    bounced = fields.Integer()
+    complained = fields.Integer()
+    unsubscribed = fields.Integer()
+    opened_total = fields.Integer(metadata={"description": "Opens, every one."})
+    clicked_total = fields.Integer(metadata={"description": "Clicks, every one."})
+    converted = fields.Integer(metadata={"description": "Messages that led to at least one goal event."})
+    conversions = fields.Integer(metadata={"description": "Goal events attributed to the step's messages."})
+    revenue = fields.Float(metadata={"description": "The attributed goal events' values."})
+
+
+class DayCountsSchema(Schema):
+    day = fields.Date()
+    steps = fields.List(fields.Nested(StepCountsSchema))
+
+
+class AnalyticsSchema(Schema):
+    sequence_id = fields.Integer()
+    as_of = fields.DateTime(allow_none=True, metadata={"description": "Every event recorded before it is counted."})
+    steps = fields.List(fields.Nested(StepCountsSchema))
+    series = fields.List(fields.Nested(DayCountsSchema))
+
+
+@blp.route("/<int:sequence_id>/analytics")
+class Analytics(MethodView):
+    @account_required
+    @blp.arguments(AnalyticsQuerySchema, location="query")
+    @blp.response(200, AnalyticsSchema)
+    @blp.doc(security=SECURITY)
+    def get(self, query: dict[str, Any], sequence_id: int) -> dict[str, Any]:
+        """Per email step and variant: messages sent, delivered, opened, clicked,
+        bounced, complained about and unsubscribed from (each message once per name),
+        opens and clicks in total, conversions and revenue; ``as_of`` says how fresh."""
+        session = get_db()
+        with domain_errors:
+            sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
+        catch_up(session, sequence.account_id, utcnow())
+        return step_counts(session, sequence, query["start"], query["end"], by_day=query["interval"] == "day")
+
+
+class FunnelStepSchema(Schema):
+    step_id = fields.Integer()
+    step = fields.Integer(metadata={"description": "The step's position."})
+    type = fields.String()
+    entered = fields.Integer()
+    passed = fields.Integer()
+    exited = fields.Integer(metadata={"description": "exited_goal + exited_condition"})
+    exited_goal = fields.Integer()
+    exited_condition = fields.Integer(metadata={"description": "A condition, an exit step, the subscriber leaving."})
+    failed = fields.Integer()
+    waiting = fields.Integer(metadata={"description": "Active or paused at this step now."})
+
+
+class FunnelSchema(Schema):
+    sequence_id = fields.Integer()
+    steps = fields.List(fields.Nested(FunnelStepSchema))
+
+
+@blp.route("/<int:sequence_id>/funnel")
+class Funnel(MethodView):
+    @account_required
+    @blp.response(200, FunnelSchema)
+    @blp.doc(security=SECURITY)
+    def get(self, sequence_id: int) -> dict[str, Any]:
+        """Per step: enrollments that entered it, passed it, left at it and wait at it
+        now, from the enrollments' current positions (see analytics.funnel)."""
+        session = get_db()
+        with domain_errors:
+            sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
+        return {"sequence_id": sequence.id, "steps": step_funnel(session, sequence)}

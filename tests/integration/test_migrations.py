@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 from models import Base, db
 from models.db import make_engine
@@ -67,10 +67,7 @@ def test_the_engine_claims_and_advances_on_the_embedded_sqlite_default(tmp_path:
         from sequencing.engine import advance_enrollments
 
         t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
-        with db.session_scope() as s:  # the account row as of 0012 (later revisions add columns)
-            acct = s.execute(text("INSERT INTO accounts (name, from_email, from_name, created_at) "
-                                  "VALUES ('Alice', 'alice@sender.test', 'Alice', :t) RETURNING id"),
-                             {"t": t0}).scalar_one()
+        acct = factories.account()
         seq = factories.sequence(acct, [{"type": "email", "subject": "a", "text": "x"}, {"type": "delay", "seconds": 60},
                                         {"type": "email", "subject": "b", "text": "x"}])
         factories.enroll(acct, seq, factories.subscribers(acct, 5), t0)
@@ -125,10 +122,7 @@ def test_sqlite_tables_are_rebuilt_with_autoincrement_keeping_every_row_and_refe
         from models import Event, Message, Suppression
 
         t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
-        with db.session_scope() as s:  # the account row as of 0012 (later revisions add columns)
-            acct = s.execute(text("INSERT INTO accounts (name, from_email, from_name, created_at) "
-                                  "VALUES ('Alice', 'alice@sender.test', 'Alice', :t) RETURNING id"),
-                             {"t": t0}).scalar_one()
+        acct = factories.account_row(t0)  # as of 0012: later revisions add columns
         seq = factories.sequence(acct, [{"type": "email", "subject": "a", "text": "x"}])
         factories.enroll(acct, seq, factories.subscribers(acct, 3), t0)
         queued = run_due(t0)

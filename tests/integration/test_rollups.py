@@ -216,10 +216,7 @@ def test_the_embedded_sqlite_default_folds_the_same_counts_and_conversions(tmp_p
     db.configure(url)
     try:
         t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
-        with db.session_scope() as s:
-            account = s.execute(text("INSERT INTO accounts (name, from_email, from_name, created_at) "
-                                     "VALUES ('Alice', 'alice@sender.test', 'Alice', :t) RETURNING id"),
-                                {"t": t0}).scalar_one()
+        account = factories.account_row(t0)
         sequence = factories.sequence(account, [STEP], settings={"goal": GOAL})
         people = factories.subscribers(account, 4)
         factories.enroll(account, sequence, people, t0)

@@ -18,10 +18,9 @@ from sqlalchemy import select, update
 from accounts.webhook_secret import derived_secret, rotate_webhook_secret, webhook_secret
 from models import Account, WebhookDelivery, db
 from scripts.verify_webhook_example import TOLERANCE_SECONDS, verify
-from sequencing.claims import claim_due_enrollments
-from sequencing.engine import advance_enrollments
 from settings import get_settings
 from tests.support import factories
+from tests.support.engine import webhook_calls as advance_webhook_steps
 from webhooks import outbound
 
 SECRET = "/api/v1/account/webhook-secret"
@@ -76,16 +75,7 @@ def receiver() -> Iterator[VerifyingReceiver]:
 
 def webhook_calls(account_id: int, urls: list[str], now: datetime) -> list[int]:
     """One subscriber per URL through a one-step webhook sequence at ``now``: the delivery ids, in URL order."""
-    subs = factories.subscribers(account_id, len(urls), prefix=f"s{int(now.timestamp())}-")
-    for url, sub in zip(urls, subs):
-        factories.enroll(account_id, factories.sequence(account_id, [{"type": "webhook", "url": url}]), [sub], now)
-    with db.session_scope() as s:
-        claimed = claim_due_enrollments(s, now, 100)
-    with db.session_scope() as s:
-        ids = advance_enrollments(s, claimed, now).webhook_ids
-    with db.session_scope() as s:
-        by_url = {r.url: r.id for r in s.scalars(select(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))}
-    return [by_url[url] for url in urls]
+    return advance_webhook_steps(account_id, urls, now, prefix=f"s{int(now.timestamp())}-")[1]
 
 
 def deliver(receiver: VerifyingReceiver, ids: list[int], now: datetime, secret_key: str | None = None) -> dict[int, str]:

@@ -22,7 +22,7 @@ from models.base import utcnow
 from sequencing.claims import claim_due_enrollments
 from sequencing.engine import advance_enrollments
 from settings import get_settings
-from tests.support import factories
+from tests.support import engine, factories
 from tests.support.waiting import wait_for
 from webhooks import outbound
 
@@ -102,17 +102,7 @@ def webhook_step(urls: list[str], now: datetime = T0, payload: dict[str, Any] | 
     """One subscriber per URL through a one-step webhook sequence, advanced at ``now``:
     (account id, subscriber ids, webhook delivery ids in URL order)."""
     acct = factories.account()
-    subs = factories.subscribers(acct, len(urls))
-    for url, sub in zip(urls, subs):
-        seq = factories.sequence(acct, [{"type": "webhook", "url": url, "payload": payload or {"k": 1}}])
-        factories.enroll(acct, seq, [sub], now)
-    with db.session_scope() as s:
-        claimed = claim_due_enrollments(s, now, 100)
-    with db.session_scope() as s:
-        ids = advance_enrollments(s, claimed, now).webhook_ids
-    with db.session_scope() as s:
-        by_url = {r.url: r.id for r in s.scalars(select(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))}
-    ids = [by_url[url] for url in urls]
+    subs, ids = engine.webhook_calls(acct, urls, now, payload or {"k": 1})
     assert len(ids) == len(urls)
     return acct, subs, ids
 

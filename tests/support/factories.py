@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import text
+
 from accounts.keys import create_account
 from models import Enrollment, Provider, Sequence, Step, Subscriber, WarmingPlan, db
 
@@ -16,6 +18,16 @@ def account(name: str = "Alice") -> int:
     with db.session_scope() as s:
         acct, _key = create_account(s, name, f"{name.lower()}@sender.test", name)
         return acct.id
+
+
+def account_row(created_at: datetime, name: str = "Alice") -> int:
+    """An account written with only the columns every revision has, for a database
+    migrated to an older revision than the models describe (or on SQLite, without
+    the sealing keys the API's accounts need)."""
+    with db.session_scope() as s:
+        return int(s.execute(text("INSERT INTO accounts (name, from_email, from_name, created_at) "
+                                  "VALUES (:name, :email, :name, :t) RETURNING id"),
+                             {"name": name, "email": f"{name.lower()}@sender.test", "t": created_at}).scalar_one())
 
 
 def subscribers(account_id: int, count: int, prefix: str = "user", **fields: Any) -> list[int]:

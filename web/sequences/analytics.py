@@ -1,4 +1,5 @@
-"""GET /email-sequences/{id}/analytics (from the rollups, with ``as_of``) and
+"""GET /email-sequences/{id}/analytics (from the rollups, with ``as_of``),
+GET /email-sequences/{id}/experiments (the decisions on those counts) and
 GET /email-sequences/{id}/funnel."""
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from analytics.experiment_results import experiment_results
 from analytics.funnel import step_funnel
 from analytics.sequence_stats import catch_up, step_counts
 from models import utcnow
@@ -78,6 +80,48 @@ class Analytics(MethodView):
             sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
         catch_up(session, sequence.account_id, utcnow())
         return step_counts(session, sequence, query["start"], query["end"], by_day=query["interval"] == "day")
+
+
+class ExperimentVariantSchema(Schema):
+    name = fields.String()
+    sent = fields.Integer()
+    successes = fields.Integer(metadata={"description": "Messages with at least one of the experiment's metric."})
+    rate = fields.Float()
+    lift = fields.Float(allow_none=True, metadata={"description": "Relative to the first variant (the control)."})
+    difference = fields.Float(allow_none=True, metadata={"description": "rate minus the control's rate."})
+    confidence_interval = fields.List(fields.Float(), allow_none=True)
+    p_value_always_valid = fields.Float(allow_none=True)
+
+
+class ExperimentSchema(Schema):
+    step = fields.Integer(metadata={"description": "The step's position."})
+    metric = fields.String()
+    status = fields.String(metadata={"description": "running | decided | no_difference"})
+    winner = fields.String(allow_none=True)
+    method = fields.String()
+    confidence = fields.Float()
+    min_per_variant = fields.Integer()
+    auto_promote = fields.Boolean()
+    sends_needed_estimate = fields.Integer(allow_none=True,
+                                           metadata={"description": "Sends per variant at which the leader would win "
+                                                                    "if the rates held."})
+    as_of = fields.DateTime(allow_none=True, metadata={"description": "Every event recorded before it is counted."})
+    variants = fields.List(fields.Nested(ExperimentVariantSchema))
+
+
+@blp.route("/<int:sequence_id>/experiments")
+class Experiments(MethodView):
+    @account_required
+    @blp.response(200, ExperimentSchema(many=True))
+    @blp.doc(security=SECURITY)
+    def get(self, sequence_id: int) -> list[dict[str, Any]]:
+        """Per email step with an ``experiment``: its variants' sends and successes
+        from the rollups and the decision on them (see analytics.experiments)."""
+        session = get_db()
+        with domain_errors:
+            sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
+        catch_up(session, sequence.account_id, utcnow())
+        return experiment_results(session, sequence)
 
 
 class FunnelStepSchema(Schema):

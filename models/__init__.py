@@ -3,6 +3,7 @@ from models.account import Account, ApiKey
 from models.base import Base, utcnow
 from models.enrollment import Enrollment
 from models.event import Event
+from models.experiment import ExperimentDecision
 from models.inbound_event import InboundEvent
 from models.job import Job
 from models.message import Message
@@ -16,7 +17,7 @@ from models.warming import WarmingAdjustment, WarmingDay, WarmingPlan
 from models.webhook_delivery import WebhookDelivery
 
 __all__ = [
-    "Account", "ApiKey", "Base", "Enrollment", "Event", "InboundEvent", "Job", "Message", "Provider",
+    "Account", "ApiKey", "Base", "Enrollment", "Event", "ExperimentDecision", "InboundEvent", "Job", "Message", "Provider",
     "RollupFirst", "RollupWatermark", "Sequence", "SequenceRollup", "Step", "Subscriber", "Suppression", "Template", "WarmingAdjustment", "WarmingDay", "WarmingPlan", "WebhookDelivery",
     "utcnow",
 ]

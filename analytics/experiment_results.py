@@ -4,31 +4,55 @@ rollups' ``as_of`` so a reader knows which events it stands on.
 
 ``sent`` is a variant's messages with a ``sent`` event and ``successes`` its messages
 with at least one of the experiment's metric (``opened``, ``clicked``, ``converted``),
-each message once, as ``analytics.sequence_stats`` counts them. Decisions are not
-stored here: every answer is the rule applied to the counts as they are now.
+each message once, as ``analytics.sequence_stats`` counts them.
+
+``settle_experiments`` runs after each fold and stores the first decided or
+no-difference answer per step (models.ExperimentDecision); from then on that
+stored answer is the step's, whatever later counts say (the engine promotes a
+stored winner, so the loser's counts freeze and could reverse a live re-decision).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
 
 from analytics.experiments import experiment_report
 from analytics.sequence_stats import step_counts
-from models import Sequence
+from models import ExperimentDecision, Sequence, Step
+from models.bulk import insert_ignoring_conflicts
 
 
-def experiment_results(session: Session, sequence: Sequence) -> list[dict[str, Any]]:
-    """One experiment object per email step with an experiment, in step order; the
-    variants in the step's order (the first is the control)."""
-    counts = step_counts(session, sequence)
-    rows = {(row["step_id"], row["variant"]): row for row in counts["steps"]}
-    results = []
+def _experiment_steps(sequence: Sequence) -> Iterator[tuple[Step, dict[str, Any], list[str]]]:
     for step in sorted(sequence.steps, key=lambda s: s.position):
         options = step.config.get("experiment") if step.type == "email" else None
         names = [v.get("name") for v in step.config.get("variants") or []]
-        if not options or len(names) < 2:
-            continue
+        if options and len(names) >= 2:
+            yield step, options, names
+
+
+def stored_decisions(session: Session, step_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The stored ``{"status", "winner"}`` per step id that has one."""
+    if not step_ids:
+        return {}
+    rows = session.execute(select(ExperimentDecision.step_id, ExperimentDecision.status, ExperimentDecision.winner)
+                           .where(ExperimentDecision.step_id.in_(step_ids)))
+    return {step_id: {"status": status, "winner": winner} for step_id, status, winner in rows}
+
+
+def _reports(session: Session, sequence: Sequence) -> list[tuple[Step, dict[str, Any], bool]]:
+    """(step, experiment object, whether its decision is already stored) per experiment step."""
+    steps = list(_experiment_steps(sequence))
+    if not steps:
+        return []
+    counts = step_counts(session, sequence)
+    rows = {(row["step_id"], row["variant"]): row for row in counts["steps"]}
+    settled = stored_decisions(session, [step.id for step, _options, _names in steps])
+    reports = []
+    for step, options, names in steps:
         variants = []
         for name in names:
             row = rows.get((step.id, name)) or {"sent": 0, options["metric"]: 0}
@@ -37,5 +61,33 @@ def experiment_results(session: Session, sequence: Sequence) -> list[dict[str, A
             # send); a message opened was sent, and the rule needs successes <= sent.
             successes = row[options["metric"]]
             variants.append({"name": name, "sent": max(row["sent"], successes), "successes": successes})
-        results.append({**experiment_report(step.position, options, variants), "as_of": counts["as_of"]})
-    return results
+        report = experiment_report(step.position, options, variants, settled.get(step.id))
+        reports.append((step, {**report, "as_of": counts["as_of"]}, step.id in settled))
+    return reports
+
+
+def experiment_results(session: Session, sequence: Sequence) -> list[dict[str, Any]]:
+    """One experiment object per email step with an experiment, in step order; the
+    variants in the step's order (the first is the control). A stored decision is
+    the answer's status and winner."""
+    return [report for _step, report, _stored in _reports(session, sequence)]
+
+
+def settle_experiments(session: Session, account_id: int, now: datetime) -> int:
+    """Store the decision of every running experiment of the account that the rule
+    now decides; decisions made. The insert ignores a step already decided, so a
+    worker settling at the same time cannot replace the first decision. Commits
+    nothing: the caller does."""
+    sequences = session.scalars(
+        select(Sequence).where(Sequence.account_id == account_id,
+                               Sequence.id.in_(select(Step.sequence_id).where(Step.type == "email")))
+        .options(selectinload(Sequence.steps)))
+    rows = []
+    for sequence in sequences:
+        for step, report, stored in _reports(session, sequence):
+            if stored or report["status"] not in ("decided", "no_difference"):
+                continue
+            rows.append({"account_id": account_id, "sequence_id": sequence.id, "step_id": step.id,
+                         "status": report["status"], "winner": report["winner"], "decided_at": now,
+                         "report": {**report, "as_of": report["as_of"].isoformat() if report["as_of"] else None}})
+    return len(insert_ignoring_conflicts(session, ExperimentDecision, rows, ExperimentDecision.id))

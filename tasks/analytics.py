@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from time import monotonic
 
+from analytics.experiment_results import settle_experiments
 from analytics.rollups import CHUNK, accounts_with_new_events, fold_chunk
 from models.base import utcnow
 from models.db import session_scope
@@ -32,7 +33,9 @@ def fold_rollups(chunk: int = CHUNK) -> int:
 @app.task(name="analytics.fold_account", ignore_result=True)
 def fold_account(account_id: int, chunk: int = CHUNK) -> int:
     """Events folded. If another worker is folding the account, nothing: that worker
-    moves the watermark, and the next run starts after it."""
+    moves the watermark, and the next run starts after it. After a fold that
+    counted something, the account's running experiments are settled on the new
+    counts (analytics.experiment_results), in a transaction of their own."""
     deadline = monotonic() + FOLD_BUDGET_SECONDS
     folded = 0
     while monotonic() < deadline:
@@ -43,4 +46,7 @@ def fold_account(account_id: int, chunk: int = CHUNK) -> int:
         folded += fold.events
         if fold.caught_up:
             break
+    if folded:
+        with session_scope() as session:
+            settle_experiments(session, account_id, utcnow())
     return folded

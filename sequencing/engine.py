@@ -18,6 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from analytics.experiment_results import stored_decisions
+from analytics.experiments import promoted_variant
 from core.reasons import printable
 from models import Enrollment, Event, Message, Sequence, Step, WebhookDelivery
 from models.bulk import insert_ignoring_conflicts, insert_rows_returning
@@ -67,6 +69,8 @@ class Batch:
     steps: dict[int, list[Step]]
     caps: FrequencyCaps
     known: BatchFacts
+    # Step id -> the variant every visit gets: its experiment's stored winner, with auto_promote.
+    promoted: dict[int, str] = field(default_factory=dict)
     enrollments: list[EnrollmentRow] = field(default_factory=list)
     subscribers: dict[int, SubscriberRow] = field(default_factory=dict)
     dispatch_grace: timedelta = DISPATCH_GRACE
@@ -148,12 +152,25 @@ def _load(session: Session, ids: list[int]) -> tuple[list[EnrollmentRow], dict[i
     return enrollments, subscribers, sequences, steps
 
 
+def _promoted(session: Session, steps: dict[int, list[Step]]) -> dict[int, str]:
+    """The winners to promote on the batch's steps, one query per batch: steps whose
+    experiment has ``auto_promote`` (the default) and a stored decided winner."""
+    promoting = [step.id for rows in steps.values() for step in rows
+                 if step.type == "email" and step.config.get("experiment")
+                 and step.config["experiment"].get("auto_promote", True)]
+    decisions = stored_decisions(session, promoting)
+    winners = {step_id: promoted_variant({**decision, "auto_promote": True})
+               for step_id, decision in decisions.items()}
+    return {step_id: winner for step_id, winner in winners.items() if winner is not None}
+
+
 def _new_batch(session: Session, now: datetime, enrollments: list[EnrollmentRow], subscribers: dict[int, SubscriberRow],
                sequences: dict[int, Sequence], steps: dict[int, list[Step]], dispatch_grace: timedelta) -> Batch:
     asking = {sid for sid, rows in steps.items() if any(step.type in ASKING_STEPS for step in rows)}
     known = BatchFacts(session, [e for e in enrollments if e.status == "active" and e.sequence_id in asking])
     caps = FrequencyCaps(session, now, enrollments, sequences, steps)
     return Batch(session=session, now=now, sequences=sequences, steps=steps, caps=caps, known=known,
+                 promoted=_promoted(session, steps),
                  enrollments=enrollments, subscribers=subscribers, dispatch_grace=dispatch_grace)
 
 

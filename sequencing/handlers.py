@@ -64,12 +64,18 @@ def clear_wait(enrollment: EnrollmentRow) -> None:
         enrollment.state = {k: v for k, v in enrollment.state.items() if k != "wait"}
 
 
-def choose_variant(enrollment_id: int, step: Step) -> dict[str, Any] | None:
+def choose_variant(enrollment_id: int, step: Step, promoted: str | None = None) -> dict[str, Any] | None:
     """Deterministic weighted A/B choice: the same enrollment always gets the same
-    variant, so a retried advance cannot switch it."""
+    variant, so a retried advance cannot switch it. ``promoted``, the stored winner
+    of the step's experiment (Batch.promoted), takes every visit while it is still
+    one of the step's variants."""
     variants = step.config.get("variants") or []
     if not variants:
         return None
+    if promoted is not None:
+        for variant in variants:
+            if variant.get("name") == promoted:
+                return variant
     weights = [max(int(v.get("weight", 1)), 0) for v in variants]
     total = sum(weights) or len(variants)
     digest = hashlib.sha256(f"{enrollment_id}:{step.id}".encode()).digest()
@@ -90,7 +96,7 @@ def handle_email(batch: Batch, enrollment: EnrollmentRow, step: Step, subscriber
     capped_until = batch.frequency_cap_until(enrollment)
     if capped_until is not None:
         return Wait(capped_until)
-    variant = choose_variant(enrollment.id, step)
+    variant = choose_variant(enrollment.id, step, batch.promoted.get(step.id))
     state, visit = _take_visit(enrollment, step)
     variant_name = variant["name"] if variant else None
     key = f"{enrollment.id}:{step.id}:{variant_name or ''}:{visit}"

@@ -1,0 +1,123 @@
+"""Stored experiment decisions and promotion: after a fold the analytics pool
+stores the first decided or no-difference answer per step, the experiments
+endpoint keeps to it, and with ``auto_promote`` the engine sends the winner to
+every later visit of the step."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from models import Event, ExperimentDecision, Message, Sequence, db
+from models.base import utcnow
+from tasks.analytics import fold_account
+from tests.api.test_experiments_api import AB, _sequence
+from tests.support import factories
+from tests.support.engine import run_due
+
+pytestmark = pytest.mark.committing
+
+
+def _steps(**experiment) -> list[dict]:
+    return [{"type": "email", "subject": "Welcome", "text": "Hello.", "variants": AB,
+             "experiment": {"metric": "opened", **experiment}}]
+
+
+def _messages(account_id: int, sequence_id: int, step_id: int, variant: str, sent: int, opened: int) -> None:
+    """``sent`` past messages of the variant with a ``sent`` event, the first ``opened``
+    also with an ``opened`` one; keys no engine-made message can have."""
+    now = utcnow()
+    people = factories.subscribers(account_id, sent, prefix=f"past{variant}{sent}-")
+    with db.session_scope() as s:
+        messages = [Message(account_id=account_id, subscriber_id=person, sequence_id=sequence_id, step_id=step_id,
+                            variant=variant, idempotency_key=f"past:{step_id}:{variant}:{sent}:{n}", status="sent",
+                            sent_at=now - timedelta(minutes=5), to_email=f"p{n}@example.test")
+                    for n, person in enumerate(people)]
+        s.add_all(messages)
+        s.flush()
+        for n, message in enumerate(messages):
+            s.add_all(Event(account_id=account_id, subscriber_id=message.subscriber_id, message_id=message.id,
+                            name=name, dedup_key=f"{name}:{message.id}", occurred_at=now)
+                      for name in (["sent", "opened"] if n < opened else ["sent"]))
+
+
+def _decisions(sequence_id: int) -> list[tuple[int, str, str | None]]:
+    with db.session_scope() as s:
+        return [tuple(row) for row in s.execute(select(ExperimentDecision.step_id, ExperimentDecision.status, ExperimentDecision.winner)
+                              .where(ExperimentDecision.sequence_id == sequence_id))]
+
+
+def _new_visits(account_id: int, sequence_id: int, step_id: int, people: int, prefix: str) -> list[str | None]:
+    """Enroll ``people`` new subscribers, advance them, and return the variant of
+    each message they were queued on the step."""
+    now = utcnow()
+    with db.session_scope() as s:
+        s.execute(update(Sequence).where(Sequence.id == sequence_id).values(status="active"))
+    enrollments = factories.enroll(account_id, sequence_id, factories.subscribers(account_id, people, prefix=prefix),
+                                   now - timedelta(seconds=1))
+    run_due(now)
+    with db.session_scope() as s:
+        return list(s.scalars(select(Message.variant).where(Message.enrollment_id.in_(enrollments),
+                                                              Message.step_id == step_id)))
+
+
+def test_a_clear_winner_is_stored_after_the_fold_and_every_later_visit_gets_it(client, alice):
+    sid, (step,) = _sequence(client, alice, _steps())
+    _messages(alice.account_id, sid, step, "A", 400, 40)
+    _messages(alice.account_id, sid, step, "B", 400, 120)
+
+    fold_account(alice.account_id)
+
+    assert _decisions(sid) == [(step, "decided", "B")]
+    body = client.get(f"/api/v1/email-sequences/{sid}/experiments", headers=alice.headers).get_json()
+    assert [(e["status"], e["winner"]) for e in body] == [("decided", "B")]
+    variants = _new_visits(alice.account_id, sid, step, 40, "new-")
+    assert len(variants) == 40 and set(variants) == {"B"}
+
+
+def test_without_auto_promote_the_decided_step_keeps_splitting(client, alice):
+    sid, (step,) = _sequence(client, alice, _steps(auto_promote=False))
+    _messages(alice.account_id, sid, step, "A", 400, 40)
+    _messages(alice.account_id, sid, step, "B", 400, 120)
+
+    fold_account(alice.account_id)
+
+    assert _decisions(sid) == [(step, "decided", "B")]
+    variants = _new_visits(alice.account_id, sid, step, 40, "new-")
+    assert len(variants) == 40 and set(variants) == {"A", "B"}
+
+
+def test_a_no_difference_decision_is_stored_and_promotes_nothing(client, alice):
+    sid, (step,) = _sequence(client, alice, _steps())
+    _messages(alice.account_id, sid, step, "A", 1000, 900)
+    _messages(alice.account_id, sid, step, "B", 1000, 900)
+
+    fold_account(alice.account_id)
+
+    assert _decisions(sid) == [(step, "no_difference", None)]
+    body = client.get(f"/api/v1/email-sequences/{sid}/experiments", headers=alice.headers).get_json()
+    assert [(e["status"], e["winner"]) for e in body] == [("no_difference", None)]
+    variants = _new_visits(alice.account_id, sid, step, 40, "new-")
+    assert len(variants) == 40 and set(variants) == {"A", "B"}
+
+
+def test_a_stored_decision_stands_when_later_counts_would_say_otherwise(client, alice):
+    sid, (step,) = _sequence(client, alice, _steps())
+    _messages(alice.account_id, sid, step, "A", 400, 40)
+    _messages(alice.account_id, sid, step, "B", 400, 120)
+    fold_account(alice.account_id)
+    with db.session_scope() as s:
+        first = s.execute(select(ExperimentDecision.id, ExperimentDecision.decided_at, ExperimentDecision.report)).one()
+
+    # Enough later sends for A to lead by far: decided on these counts alone, A would win.
+    _messages(alice.account_id, sid, step, "A", 2000, 1800)
+    _messages(alice.account_id, sid, step, "B", 2000, 100)
+    fold_account(alice.account_id)
+
+    with db.session_scope() as s:
+        assert s.execute(select(ExperimentDecision.id, ExperimentDecision.decided_at,
+                                ExperimentDecision.report)).all() == [first]
+    body = client.get(f"/api/v1/email-sequences/{sid}/experiments", headers=alice.headers).get_json()
+    assert [(e["status"], e["winner"]) for e in body] == [("decided", "B")]
+    assert [v["sent"] for v in body[0]["variants"]] == [2400, 2400]

@@ -6,10 +6,11 @@ rollups' ``as_of`` so a reader knows which events it stands on.
 with at least one of the experiment's metric (``opened``, ``clicked``, ``converted``),
 each message once, as ``analytics.sequence_stats`` counts them.
 
-``settle_experiments`` runs after each fold and stores the first decided or
-no-difference answer per step (models.ExperimentDecision); from then on that
-stored answer is the step's, whatever later counts say (the engine promotes a
-stored winner, so the loser's counts freeze and could reverse a live re-decision).
+The first decided or no-difference answer per step is stored
+(models.ExperimentDecision), by ``settle_experiments`` after each fold or by the
+read that first sees it; from then on that stored answer is the step's, whatever
+later counts say (the engine promotes a stored winner, so the loser's counts
+freeze and could reverse a live re-decision).
 """
 from __future__ import annotations
 
@@ -43,15 +44,17 @@ def stored_decisions(session: Session, step_ids: list[int]) -> dict[int, dict[st
     return {step_id: {"status": status, "winner": winner} for step_id, status, winner in rows}
 
 
-def _reports(session: Session, sequence: Sequence) -> list[tuple[Step, dict[str, Any], bool]]:
-    """(step, experiment object, whether its decision is already stored) per experiment step."""
+def _reports(session: Session, sequence: Sequence, now: datetime) -> tuple[list[dict[str, Any]], int]:
+    """The experiment objects of the sequence's experiment steps and how many
+    decisions they stored: the first time a step's answer is decided or no
+    difference, it is stored, so a decision once given out is the one kept."""
     steps = list(_experiment_steps(sequence))
     if not steps:
-        return []
+        return [], 0
     counts = step_counts(session, sequence)
     rows = {(row["step_id"], row["variant"]): row for row in counts["steps"]}
     settled = stored_decisions(session, [step.id for step, _options, _names in steps])
-    reports = []
+    reports, fresh = [], []
     for step, options, names in steps:
         variants = []
         for name in names:
@@ -61,33 +64,41 @@ def _reports(session: Session, sequence: Sequence) -> list[tuple[Step, dict[str,
             # send); a message opened was sent, and the rule needs successes <= sent.
             successes = row[options["metric"]]
             variants.append({"name": name, "sent": max(row["sent"], successes), "successes": successes})
-        report = experiment_report(step.position, options, variants, settled.get(step.id))
-        reports.append((step, {**report, "as_of": counts["as_of"]}, step.id in settled))
-    return reports
+        report = {**experiment_report(step.position, options, variants, settled.get(step.id)), "as_of": counts["as_of"]}
+        reports.append(report)
+        if step.id not in settled and report["status"] in ("decided", "no_difference"):
+            fresh.append((step, report))
+    return reports, _store(session, sequence, fresh, now)
 
 
-def experiment_results(session: Session, sequence: Sequence) -> list[dict[str, Any]]:
+def _store(session: Session, sequence: Sequence, fresh: list[tuple[Step, dict[str, Any]]], now: datetime) -> int:
+    """Insert the new decisions, ignoring a step another transaction decided first,
+    and answer with what is stored (that other decision, where one won)."""
+    if not fresh:
+        return 0
+    rows = [{"account_id": sequence.account_id, "sequence_id": sequence.id, "step_id": step.id,
+             "status": report["status"], "winner": report["winner"], "decided_at": now,
+             "report": {**report, "as_of": report["as_of"].isoformat() if report["as_of"] else None}}
+            for step, report in fresh]
+    inserted = insert_ignoring_conflicts(session, ExperimentDecision, rows, ExperimentDecision.id)
+    stored = stored_decisions(session, [step.id for step, _report in fresh])
+    for step, report in fresh:
+        report.update(stored[step.id])
+    return len(inserted)
+
+
+def experiment_results(session: Session, sequence: Sequence, now: datetime) -> list[dict[str, Any]]:
     """One experiment object per email step with an experiment, in step order; the
     variants in the step's order (the first is the control). A stored decision is
-    the answer's status and winner."""
-    return [report for _step, report, _stored in _reports(session, sequence)]
+    the answer's status and winner; one reached now is stored (the caller commits)."""
+    return _reports(session, sequence, now)[0]
 
 
 def settle_experiments(session: Session, account_id: int, now: datetime) -> int:
     """Store the decision of every running experiment of the account that the rule
-    now decides; decisions made. The insert ignores a step already decided, so a
-    worker settling at the same time cannot replace the first decision. Commits
-    nothing: the caller does."""
+    now decides; decisions stored. Commits nothing: the caller does."""
     sequences = session.scalars(
         select(Sequence).where(Sequence.account_id == account_id,
                                Sequence.id.in_(select(Step.sequence_id).where(Step.type == "email")))
         .options(selectinload(Sequence.steps)))
-    rows = []
-    for sequence in sequences:
-        for step, report, stored in _reports(session, sequence):
-            if stored or report["status"] not in ("decided", "no_difference"):
-                continue
-            rows.append({"account_id": account_id, "sequence_id": sequence.id, "step_id": step.id,
-                         "status": report["status"], "winner": report["winner"], "decided_at": now,
-                         "report": {**report, "as_of": report["as_of"].isoformat() if report["as_of"] else None}})
-    return len(insert_ignoring_conflicts(session, ExperimentDecision, rows, ExperimentDecision.id))
+    return sum(_reports(session, sequence, now)[1] for sequence in sequences)

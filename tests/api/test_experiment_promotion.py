@@ -4,13 +4,16 @@ endpoint keeps to it, and with ``auto_promote`` the engine sends the winner to
 every later visit of the step."""
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from models import Event, ExperimentDecision, Message, Sequence, db
 from models.base import utcnow
+from analytics.experiment_results import settle_experiments
+from analytics.rollups import fold_chunk
 from tasks.analytics import fold_account
 from tests.api.test_experiments_api import AB, _sequence
 from tests.support import factories
@@ -121,3 +124,49 @@ def test_a_stored_decision_stands_when_later_counts_would_say_otherwise(client, 
     body = client.get(f"/api/v1/email-sequences/{sid}/experiments", headers=alice.headers).get_json()
     assert [(e["status"], e["winner"]) for e in body] == [("decided", "B")]
     assert [v["sent"] for v in body[0]["variants"]] == [2400, 2400]
+
+
+def test_the_read_that_first_reaches_a_decision_stores_it_so_later_reads_keep_it(client, alice):
+    sid, (step,) = _sequence(client, alice, _steps())
+    _messages(alice.account_id, sid, step, "A", 400, 40)
+    _messages(alice.account_id, sid, step, "B", 400, 120)
+
+    body = client.get(f"/api/v1/email-sequences/{sid}/experiments", headers=alice.headers).get_json()
+
+    assert [(e["status"], e["winner"]) for e in body] == [("decided", "B")]
+    assert _decisions(sid) == [(step, "decided", "B")]
+    _messages(alice.account_id, sid, step, "A", 2000, 1800)
+    _messages(alice.account_id, sid, step, "B", 2000, 100)
+    body = client.get(f"/api/v1/email-sequences/{sid}/experiments", headers=alice.headers).get_json()
+    assert [(e["status"], e["winner"]) for e in body] == [("decided", "B")]
+
+
+def test_two_workers_settling_the_same_step_at_once_store_one_decision_without_an_error(client, alice):
+    sid, (step,) = _sequence(client, alice, _steps())
+    _messages(alice.account_id, sid, step, "A", 400, 40)
+    _messages(alice.account_id, sid, step, "B", 400, 120)
+    with db.session_scope() as s:
+        fold_chunk(s, alice.account_id, utcnow(), limit=10_000, wait=False)  # folded, not settled
+    first = db.new_session()
+    assert settle_experiments(first, alice.account_id, utcnow()) == 1  # inserted, not committed yet
+    outcome: list[int | BaseException] = []
+
+    def second_worker() -> None:
+        try:
+            with db.session_scope() as s:
+                outcome.append(settle_experiments(s, alice.account_id, utcnow()))
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below
+            outcome.append(exc)
+
+    worker = threading.Thread(target=second_worker)
+    worker.start()
+    # Wait until the second insert is blocked on the first one's uncommitted row.
+    with db.session_scope() as s:
+        while worker.is_alive() and not s.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar():
+            s.rollback()
+    first.commit()
+    first.close()
+    worker.join(30)
+
+    assert outcome == [0]
+    assert _decisions(sid) == [(step, "decided", "B")]

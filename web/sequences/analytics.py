@@ -121,7 +121,9 @@ class Experiments(MethodView):
         with domain_errors:
             sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
         catch_up(session, sequence.account_id, utcnow())
-        return experiment_results(session, sequence)
+        results = experiment_results(session, sequence, utcnow())
+        session.commit()  # a decision first reached by this read is stored: it is final once given out
+        return results
 
 
 class FunnelStepSchema(Schema):

@@ -96,6 +96,8 @@ def fuzz(operation: Any, headers: dict[str, str]) -> None:
 def summary(exc: BaseException) -> str:
     """The failure's kind and the curl line that reproduces it (schemathesis filters credentials)."""
     text = str(exc)
+    if isinstance(exc, BaseExceptionGroup):  # Hypothesis found several: say what each was
+        text += "\n" + "\n".join(str(inner) for inner in exc.exceptions)
     lines = [line.strip() for line in text.splitlines() if line.strip().startswith(("- ", "curl "))]
     return "\n".join(lines) or f"{type(exc).__name__}: {text[:1000]}"
 

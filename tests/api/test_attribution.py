@@ -184,3 +184,41 @@ def test_for_random_conversions_and_touches_every_model_adds_up_to_the_covered_r
         assert sum(Decimal(str(r["revenue"])) for r in body["rows"]) == covered
         assert round(sum(r["conversions"] for r in body["rows"]), 3) == count
         assert body["totals"]["attributed_conversions"] == count
+
+
+def test_on_the_embedded_sqlite_database_the_models_window_and_period_agree_with_postgresql():
+    """The embedded mode (``make run``) keeps its times as zone-less text: the same
+    join must find the same touches there."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from analytics.attribution import attribute
+    from models import Account, Base, Sequence, Subscriber
+
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    now = datetime(2026, 12, 6, 12, 0, 0, 250_000, tzinfo=utcnow().tzinfo)
+    with Session(engine) as s:
+        account = Account(name="Embedded", from_email="e@sender.test")
+        s.add(account)
+        s.flush()
+        sequence = Sequence(account_id=account.id, name="S", status="active", settings=GOAL)
+        sequence.steps = [Step(position=i, type="email", config={}) for i in range(3)]
+        person = Subscriber(account_id=account.id, email="p@example.test")
+        s.add_all([sequence, person])
+        s.flush()
+        s.add_all(Message(account_id=account.id, subscriber_id=person.id, sequence_id=sequence.id, step_id=step.id,
+                          idempotency_key=str(step.id), status="sent", to_email="p@example.test",
+                          sent_at=now - timedelta(days=3 - step.position)) for step in sequence.steps)
+        s.add_all([Event(account_id=account.id, subscriber_id=person.id, name="purchase", value=100.0, occurred_at=now),
+                   Event(account_id=account.id, subscriber_id=person.id, name="purchase", value=5.0,
+                         occurred_at=now + timedelta(days=40))])
+        s.flush()
+        linear = attribute(s, account.id, "linear", 7)
+        assert [str(r["revenue"]) for r in linear["rows"]] == ["33.33", "33.33", "33.34"]
+        assert str(linear["totals"]["unattributed_revenue"]) == "5.00"
+        assert [r["step"] for r in attribute(s, account.id, "first_touch", 2)["rows"] if r["conversions"]] == [1]
+        assert attribute(s, account.id, "linear", 7, start=now + timedelta(microseconds=1))["totals"]["revenue"] == 5
+        assert attribute(s, account.id, "linear", 7, end=now)["totals"]["conversions"] == 0
+        assert attribute(s, account.id, "linear", 7, start=now, end=now + timedelta(days=1))["totals"][
+            "conversions"] == 1

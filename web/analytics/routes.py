@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 from flask import Response
@@ -42,8 +42,8 @@ class Attribution(MethodView):
         """Per sequence and step: the conversions and revenue credited to its emails
         under ``model`` (last_touch, first_touch, linear), with totals and what no
         email in the window touched (see analytics.attribution)."""
-        start = datetime.combine(query["start"], time()) if query["start"] else None
-        end = datetime.combine(query["end"], time()) + timedelta(days=1) if query["end"] else None
+        start = datetime.combine(query["start"], time(), timezone.utc) if query["start"] else None
+        end = datetime.combine(query["end"], time(), timezone.utc) + timedelta(days=1) if query["end"] else None
         answer = attribute(get_db(), current_account_id(), query["model"], query["window_days"], query["touch"],
                            start, end, query["event"])
         for row in answer["rows"]:

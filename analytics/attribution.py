@@ -24,11 +24,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
 from analytics.rollups import _days_before, _goals
-from models.base import UTCDateTime
+from core.redispatch import timed_text
 
 MODELS = ("last_touch", "first_touch", "linear")
 TOUCHES = ("sent", "clicked")
@@ -76,7 +75,9 @@ def _credits(session: Session, account_id: int, names: list[str], window_days: i
     if end is not None:
         period += " AND e.occurred_at < :end"
         params["end"] = end
-    query = text(
+    # Typed binds: stored as each backend stores the columns (SQLite: UTC text, no zone).
+    times = [name for name in ("start", "end") if name in params]
+    query = timed_text(
         f"WITH touches AS ({_touches_sql(touch)}),"
         " conversions AS (SELECT e.id, e.subscriber_id, e.value, e.occurred_at FROM events e"
         f" WHERE e.account_id = :account AND e.subscriber_id IS NOT NULL AND e.name IN ({', '.join(marks)}){period})"
@@ -87,9 +88,7 @@ def _credits(session: Session, account_id: int, names: list[str], window_days: i
         " FROM conversions c LEFT JOIN touches t ON t.subscriber_id = c.subscriber_id"
         " AND t.touched_at <= c.occurred_at"
         f" AND t.touched_at >= {_days_before(dialect, 'c.occurred_at', 'window')}"
-        " LEFT JOIN steps s ON s.id = t.step_id ORDER BY c.id, from_first")
-    # Typed binds: stored as each backend stores the columns (SQLite: UTC text, no zone).
-    query = query.bindparams(*(bindparam(name, type_=UTCDateTime()) for name in ("start", "end") if name in params))
+        " LEFT JOIN steps s ON s.id = t.step_id ORDER BY c.id, from_first", *times)
     return list(session.execute(query, params))
 
 

@@ -222,3 +222,29 @@ def test_on_the_embedded_sqlite_database_the_models_window_and_period_agree_with
         assert attribute(s, account.id, "linear", 7, end=now)["totals"]["conversions"] == 0
         assert attribute(s, account.id, "linear", 7, start=now, end=now + timedelta(days=1))["totals"][
             "conversions"] == 1
+
+
+def test_on_the_embedded_sqlite_database_the_rollups_as_of_is_stored_as_every_other_time():
+    """``as_of`` went in as untyped text ('...+00:00' on SQLite), so in SQL it never
+    equalled the same moment stored by the ORM, and sorted after it."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.orm import Session
+
+    from analytics.rollups import fold_chunk
+    from models import Account
+
+    engine = create_engine("sqlite://")
+    Message.metadata.create_all(engine)
+    now = datetime(2026, 12, 6, 12, 0, 0, 250_000, tzinfo=utcnow().tzinfo)
+    with Session(engine) as s:
+        account = Account(name="Embedded", from_email="e@sender.test")
+        s.add(account)
+        s.flush()
+        s.add(Event(account_id=account.id, name="purchase", occurred_at=now))
+        s.flush()
+        at_as_of = "SELECT count(*) FROM rollup_watermarks w JOIN events e ON e.account_id = w.account_id" \
+                   " WHERE e.occurred_at = w.as_of"
+        assert fold_chunk(s, account.id, now).events == 1
+        assert s.execute(text(at_as_of)).scalar() == 1
+        assert fold_chunk(s, account.id, now).caught_up
+        assert s.execute(text(at_as_of)).scalar() == 1

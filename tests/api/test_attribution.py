@@ -134,7 +134,9 @@ def test_the_csv_answer_has_the_header_and_the_same_numbers(client, alice, journ
 @pytest.mark.parametrize("query, field", [
     ({"model": "U_shaped"}, "model"), ({"window_days": 0}, "window_days"), ({"window_days": 366}, "window_days"),
     ({"window_days": "week"}, "window_days"), ({"touch": "opened"}, "touch"), ({"format": "xml"}, "format"),
-    ({"from": "2026-02-02", "to": "2026-02-01"}, "from"),
+    ({"from": "2026-02-02", "to": "2026-02-01"}, "from"), ({"to": "9999-12-31"}, "to"),
+    ({"from": "0001-01-01"}, "from"),
+    ({"event": "pur\x00chase"}, "event"), ({"event": "x" * 101}, "event"),
 ])
 def test_a_bad_query_value_is_a_422_naming_the_field(client, alice, query, field):
     response = client.get(URL, query_string=query, headers=alice.headers)

@@ -6,6 +6,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from analytics.attribution import MODELS, TOUCHES
+from web.validators import in_era, text
 
 
 class AttributionQuerySchema(Schema):
@@ -14,12 +15,12 @@ class AttributionQuerySchema(Schema):
                                  metadata={"description": "Touches this many days before a conversion count."})
     touch = fields.String(load_default="sent", validate=validate.OneOf(TOUCHES),
                           metadata={"description": "`sent`: emails sent; `clicked`: emails clicked (first click)."})
-    event = fields.String(load_default=None, validate=validate.Length(min=1, max=100),
+    event = fields.String(load_default=None, validate=text(100),
                           metadata={"description": "Only conversions of this event name; default every sequence "
                                                    "goal event of the account."})
-    start = fields.Date(data_key="from", load_default=None,
+    start = fields.Date(data_key="from", load_default=None, validate=in_era,
                         metadata={"description": "Conversions from this day (UTC), inclusive."})
-    end = fields.Date(data_key="to", load_default=None,
+    end = fields.Date(data_key="to", load_default=None, validate=in_era,
                       metadata={"description": "Conversions up to this day (UTC), inclusive."})
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
 

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from core.redispatch import timed_text
 from models import Sequence
 from models.bulk import dialect_insert
 from models.rollup import RollupWatermark
@@ -128,7 +129,7 @@ def fold_chunk(session: Session, account_id: int, now: datetime, limit: int = CH
     after_mark = "account_id = :account AND (xact, id) > (:xact, :id) AND xact < :horizon"
     if not session.execute(text(f"SELECT EXISTS (SELECT 1 FROM events WHERE {after_mark})"), window).scalar():
         # Caught up: an index probe, no temporary tables (catalog churn on every read).
-        session.execute(text("UPDATE rollup_watermarks SET as_of = :as_of WHERE account_id = :account"),
+        session.execute(timed_text("UPDATE rollup_watermarks SET as_of = :as_of WHERE account_id = :account", "as_of"),
                         {"as_of": as_of, "account": account_id})
         return Fold(0, True)
     temp = "CREATE TEMP TABLE {name} ON COMMIT DROP AS" if dialect == "postgresql" else "CREATE TEMP TABLE {name} AS"
@@ -180,9 +181,10 @@ def fold_chunk(session: Session, account_id: int, now: datetime, limit: int = CH
         " revenue = sequence_rollups.revenue + excluded.revenue"), {"account": account_id})
     events = int(last[2])
     caught_up = events < limit
-    session.execute(text(
+    session.execute(timed_text(
         "UPDATE rollup_watermarks SET xact = :xact, event_id = :id, folded = folded + :events"
-        + (", as_of = :as_of" if caught_up else "") + " WHERE account_id = :account"),
+        + (", as_of = :as_of" if caught_up else "") + " WHERE account_id = :account",
+        *(["as_of"] if caught_up else [])),
         {"xact": last[0], "id": last[1], "events": events, "as_of": as_of, "account": account_id})
     if dialect != "postgresql":
         for name in ("fold_chunk", "fold_rows", "fold_new"):

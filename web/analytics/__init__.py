@@ -1,0 +1,1 @@
+"""Account-wide analytics API: attribution of conversions to sequence steps."""

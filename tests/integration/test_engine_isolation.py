@@ -11,7 +11,7 @@ from models import Enrollment, Message, Step, db
 from sequencing.claims import claim_enrollments
 from sequencing.engine import CRASH_RETRY, MAX_CRASHES, advance_enrollments
 from tests.support import factories
-from tests.support.database import migrate
+from tests.support.database import embedded_sqlite
 from tests.support.engine import run_due
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday
@@ -115,11 +115,7 @@ def test_on_the_embedded_sqlite_a_subject_with_a_lone_surrogate_fails_alone(tmp_
     """The reported case: SQLite stores the step (its JSON escapes the surrogate),
     but its driver cannot encode the outbox row's subject, so the batch's one
     INSERT raised and every enrollment in it stayed where it was."""
-    url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
-    migrate(url)
-    postgres_url = db._url
-    db.configure(url)
-    try:
+    with embedded_sqlite(tmp_path):
         good, bad = two_accounts_one_poisoned({"type": "email", "subject": "Bad \ud800", "text": "x"})
         assert len(run_due(T0)) == 3
         assert {enrollment(e).status for e in good} == {"completed"}
@@ -134,8 +130,6 @@ def test_on_the_embedded_sqlite_a_subject_with_a_lone_surrogate_fails_alone(tmp_
         assert (failed.status, failed.crashes) == ("failed", MAX_CRASHES)
         assert "UnicodeEncodeError" in failed.exit_reason
         assert subjects() == ["Welcome"] * 3
-    finally:
-        db.configure(postgres_url)
 
 
 def test_the_tick_sends_an_enrollment_whose_lease_ran_out_in_a_task_of_its_own(worker):

@@ -12,7 +12,7 @@ from sqlalchemy import inspect
 
 from models import Base, db
 from models.db import make_engine
-from tests.support.database import fresh_database, migrate
+from tests.support.database import embedded_sqlite, fresh_database, migrate
 from tests.support.sending import forget_smtp, send_in_process, use_smtp
 from tests.support.smtp import SmtpServer
 
@@ -57,11 +57,7 @@ def test_the_engine_claims_and_advances_on_the_embedded_sqlite_default(tmp_path:
     """The same timer code on SQLite: claim leases, the outbox key holds, waits resume."""
     from tests.support import factories
 
-    url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
-    migrate(url)
-    postgres_url = db._url
-    db.configure(url)
-    try:
+    with embedded_sqlite(tmp_path):
         from models import Event, Message
         from sequencing.claims import claim_due_enrollments
         from sequencing.engine import advance_enrollments
@@ -93,8 +89,6 @@ def test_the_engine_claims_and_advances_on_the_embedded_sqlite_default(tmp_path:
             assert s.query(Event).filter(Event.name == "sent").count() == 10
         # A second run finds nothing to claim: recorded rows are not sendable again.
         assert send_in_process(queued, t0 + timedelta(seconds=62)) == {}
-    finally:
-        db.configure(postgres_url)
 
 
 def _sqlite_counts(url: str) -> dict[str, int]:
@@ -114,11 +108,7 @@ def test_sqlite_tables_are_rebuilt_with_autoincrement_keeping_every_row_and_refe
     from tests.support import factories
     from tests.support.engine import run_due
 
-    url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
-    migrate(url, "0012")
-    postgres_url = db._url
-    db.configure(url)
-    try:
+    with embedded_sqlite(tmp_path, "0012") as url:
         from models import Event, Message, Suppression
 
         t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -157,8 +147,6 @@ def test_sqlite_tables_are_rebuilt_with_autoincrement_keeping_every_row_and_refe
         _assert_matches_models(url)
         migrate(url, "0012", "downgrade")
         assert _sqlite_counts(url)["events"] == before["events"]
-    finally:
-        db.configure(postgres_url)
 
 
 def test_every_table_is_declared_with_ids_never_reused():

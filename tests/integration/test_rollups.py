@@ -19,7 +19,7 @@ from models import Event, Message, RollupWatermark, SequenceRollup, Subscriber, 
 from models.base import utcnow
 from tests.conftest import TEST_ENV
 from tests.support import factories
-from tests.support.database import migrate
+from tests.support.database import embedded_sqlite
 from tests.support.engine import run_due
 from tests.support.processes import Proc, beat_argv, platform_env, running, worker_argv
 from tests.support.sending import STEP, send_in_process
@@ -210,11 +210,7 @@ def test_the_embedded_sqlite_default_folds_the_same_counts_and_conversions(tmp_p
     from analytics.sequence_stats import step_counts  # noqa: PLC0415
     from models import Sequence  # noqa: PLC0415
 
-    url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
-    migrate(url)
-    postgres_url = db._url
-    db.configure(url)
-    try:
+    with embedded_sqlite(tmp_path):
         t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
         account = factories.account_row(t0)
         sequence = factories.sequence(account, [STEP], settings={"goal": GOAL})
@@ -236,8 +232,6 @@ def test_the_embedded_sqlite_default_folds_the_same_counts_and_conversions(tmp_p
             [row] = step_counts(s, s.get(Sequence, sequence))["steps"]
         assert (row["sent"], row["opened"], row["opened_total"], row["clicked"]) == (4, 1, 2, 1)
         assert (row["converted"], row["conversions"], row["revenue"]) == (1, 1, 12.5)
-    finally:
-        db.configure(postgres_url)
 
 
 @pytest.mark.e2e

@@ -35,6 +35,22 @@ def migrate(url: str, target: str = "head", direction: str = "upgrade") -> None:
 
 
 @contextmanager
+def embedded_sqlite(folder: Path, revision: str = "head") -> Iterator[str]:
+    """This process's database switched to a SQLite file in ``folder`` migrated to
+    ``revision`` (the embedded default), and back to the run's PostgreSQL after."""
+    from models import db
+
+    url = f"sqlite:///{folder / 'eseq.sqlite'}"
+    migrate(url, revision)
+    previous = db._url
+    db.configure(url)
+    try:
+        yield url
+    finally:
+        db.configure(previous)
+
+
+@contextmanager
 def fresh_database(name: str, admin_url: str = ADMIN_URL) -> Iterator[str]:
     """Create database ``name``, migrate it to head, yield its URL, drop it after."""
     _admin_exec(f'CREATE DATABASE "{name}"', admin_url)

@@ -1,34 +1,22 @@
 """GET /analytics/attribution: conversions and revenue credited to sequence steps."""
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
-from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from analytics.attribution import attribute
 from web.analytics.schemas import AttributionQuerySchema, AttributionSchema
 from web.auth import SECURITY, account_required, current_account_id
+from web.csv_response import csv_response
 from web.db import get_db
 
 blp = Blueprint("analytics", __name__, url_prefix="/api/v1/analytics",
                 description="Account-wide analytics; each answer also as CSV with `?format=csv`")
 
 CSV_COLUMNS = ("sequence_id", "step", "step_id", "conversions", "revenue")
-
-
-def _csv(rows: list[dict[str, Any]]) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow(["" if row[column] is None else row[column] for column in CSV_COLUMNS])
-    return Response(out.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": "attachment; filename=attribution.csv"})
 
 
 @blp.route("/attribution")
@@ -49,5 +37,5 @@ class Attribution(MethodView):
         for row in answer["rows"]:
             row["conversions"] = round(float(row["conversions"]), 6)
         if query["format"] == "csv":
-            return _csv(answer["rows"])
+            return csv_response(CSV_COLUMNS, answer["rows"], "attribution.csv")
         return answer

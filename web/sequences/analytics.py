@@ -15,6 +15,7 @@ from analytics.sequence_stats import catch_up, step_counts
 from models import utcnow
 from sequencing import lifecycle
 from web.auth import SECURITY, account_required, current_account_id
+from web.csv_response import FormatQuerySchema, csv_response
 from web.db import get_db
 from web.sequences.domain_errors import domain_errors
 
@@ -22,11 +23,12 @@ blp = Blueprint("email_sequence_analytics", __name__, url_prefix="/api/v1/email-
                 description="A sequence's results, from the analytics pool's rollups")
 
 
-class AnalyticsQuerySchema(Schema):
+class AnalyticsQuerySchema(FormatQuerySchema):
     start = fields.Date(data_key="from", load_default=None, metadata={"description": "First day (UTC), inclusive."})
     end = fields.Date(data_key="to", load_default=None, metadata={"description": "Last day (UTC), inclusive."})
     interval = fields.String(load_default=None, validate=validate.OneOf(["day"]),
-                             metadata={"description": "`day` adds `series`: the rows of each day."})
+                             metadata={"description": "`day` adds `series`: the rows of each day "
+                                                      "(in CSV, one row per day and step, with `day`)."})
 
     @validates_schema
     def _ordered(self, data: dict[str, Any], **_kwargs: Any) -> None:
@@ -65,13 +67,26 @@ class AnalyticsSchema(Schema):
     series = fields.List(fields.Nested(DayCountsSchema))
 
 
+STEP_COLUMNS = tuple(StepCountsSchema().fields)
+
+
+def _analytics_csv(sequence_id: int, answer: dict[str, Any]) -> Any:
+    """The step rows, or with ``series`` each day's, led by its ``day``."""
+    if "series" in answer:
+        rows = [{"day": day["day"], **row} for day in answer["series"] for row in day["steps"]]
+        return csv_response(("day", *STEP_COLUMNS), rows, f"sequence-{sequence_id}-analytics.csv")
+    return csv_response(STEP_COLUMNS, answer["steps"], f"sequence-{sequence_id}-analytics.csv")
+
+
 @blp.route("/<int:sequence_id>/analytics")
 class Analytics(MethodView):
     @account_required
     @blp.arguments(AnalyticsQuerySchema, location="query")
     @blp.response(200, AnalyticsSchema)
+    @blp.alt_response(200, success=True, content_type="text/csv",
+                      description="`format=csv`: one row per step and variant (per day with `interval=day`).")
     @blp.doc(security=SECURITY)
-    def get(self, query: dict[str, Any], sequence_id: int) -> dict[str, Any]:
+    def get(self, query: dict[str, Any], sequence_id: int) -> Any:
         """Per email step and variant: messages sent, delivered, opened, clicked,
         bounced, complained about and unsubscribed from (each message once per name),
         opens and clicks in total, conversions and revenue; ``as_of`` says how fresh."""
@@ -79,7 +94,10 @@ class Analytics(MethodView):
         with domain_errors:
             sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
         catch_up(session, sequence.account_id, utcnow())
-        return step_counts(session, sequence, query["start"], query["end"], by_day=query["interval"] == "day")
+        answer = step_counts(session, sequence, query["start"], query["end"], by_day=query["interval"] == "day")
+        if query["format"] == "csv":
+            return _analytics_csv(sequence.id, AnalyticsSchema().dump(answer))
+        return answer
 
 
 class ExperimentVariantSchema(Schema):
@@ -109,12 +127,32 @@ class ExperimentSchema(Schema):
     variants = fields.List(fields.Nested(ExperimentVariantSchema))
 
 
+EXPERIMENT_COLUMNS = ("step", "metric", "status", "winner", "variant", "sent", "successes", "rate", "lift",
+                      "difference", "confidence_interval_low", "confidence_interval_high", "p_value_always_valid")
+
+
+def _experiments_csv(sequence_id: int, experiments: list[dict[str, Any]]) -> Any:
+    """One row per variant; its ``name`` is ``variant`` and its interval two columns."""
+    rows = []
+    for experiment in experiments:
+        for variant in experiment["variants"]:
+            low, high = variant.get("confidence_interval") or (None, None)
+            rows.append({**{key: experiment[key] for key in ("step", "metric", "status", "winner")}, **variant,
+                         "variant": variant["name"], "confidence_interval_low": low,
+                         "confidence_interval_high": high})
+    return csv_response(EXPERIMENT_COLUMNS, rows, f"sequence-{sequence_id}-experiments.csv")
+
+
 @blp.route("/<int:sequence_id>/experiments")
 class Experiments(MethodView):
     @account_required
+    @blp.arguments(FormatQuerySchema, location="query")
     @blp.response(200, ExperimentSchema(many=True))
+    @blp.alt_response(200, success=True, content_type="text/csv",
+                      description="`format=csv`: one row per variant, with its experiment's step, metric, "
+                                  "status and winner.")
     @blp.doc(security=SECURITY)
-    def get(self, sequence_id: int) -> list[dict[str, Any]]:
+    def get(self, query: dict[str, Any], sequence_id: int) -> Any:
         """Per email step with an ``experiment``: its variants' sends and successes
         from the rollups and the decision on them (see analytics.experiments)."""
         session = get_db()
@@ -123,6 +161,8 @@ class Experiments(MethodView):
         catch_up(session, sequence.account_id, utcnow())
         results = experiment_results(session, sequence, utcnow())
         session.commit()  # a decision first reached by this read is stored: it is final once given out
+        if query["format"] == "csv":
+            return _experiments_csv(sequence.id, ExperimentSchema(many=True).dump(results))
         return results
 
 
@@ -147,12 +187,18 @@ class FunnelSchema(Schema):
 @blp.route("/<int:sequence_id>/funnel")
 class Funnel(MethodView):
     @account_required
+    @blp.arguments(FormatQuerySchema, location="query")
     @blp.response(200, FunnelSchema)
+    @blp.alt_response(200, success=True, content_type="text/csv", description="`format=csv`: one row per step.")
     @blp.doc(security=SECURITY)
-    def get(self, sequence_id: int) -> dict[str, Any]:
+    def get(self, query: dict[str, Any], sequence_id: int) -> Any:
         """Per step: enrollments that entered it, passed it, left at it and wait at it
         now, from the enrollments' current positions (see analytics.funnel)."""
         session = get_db()
         with domain_errors:
             sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
-        return {"sequence_id": sequence.id, "steps": step_funnel(session, sequence)}
+        answer = {"sequence_id": sequence.id, "steps": step_funnel(session, sequence)}
+        if query["format"] == "csv":
+            return csv_response(tuple(FunnelStepSchema().fields), FunnelSchema().dump(answer)["steps"],
+                                f"sequence-{sequence.id}-funnel.csv")
+        return answer

@@ -18,12 +18,20 @@ class FormatQuerySchema(Schema):
                            metadata={"description": "`csv`: the rows as CSV, with a header line."})
 
 
+# A text cell starting with one of these is a formula to a spreadsheet (OWASP's "CSV
+# injection"): a variant named "=HYPERLINK(...)" would run when the file is opened.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
-    """JSON's spelling: null is an empty cell, booleans are ``true``/``false``."""
+    """JSON's spelling: null is an empty cell, booleans are ``true``/``false``; text a
+    spreadsheet would read as a formula is quoted with a leading apostrophe."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
     return value
 
 

@@ -45,12 +45,7 @@ def _concat(eval_ctx: Any, *values: Any) -> str:
     %}`` doubles a string at each line, with no loop or call between)."""
     limits.tick()
     escapes = eval_ctx.autoescape and any(hasattr(v, "__html__") for v in values)
-    size = 0
-    for value in values:
-        size += len(value) if value.__class__ is str else limits.str_size(value)
-        if size > limits.MAX_VALUE_CHARS:
-            break
-    limits.allow(size * (5 if escapes else 1))
+    limits.allow(limits.joined_size(values) * (5 if escapes else 1))
     return limits.charge((markup_join if eval_ctx.autoescape else str_join)(values))  # type: ignore[no-any-return]
 
 

@@ -18,8 +18,8 @@ from jinja2.utils import pass_environment, pass_eval_context
 from jinja2.utils import generate_lorem_ipsum
 from markupsafe import Markup
 
-from content.render_limits import (MAX_VALUE_CHARS, allow, allow_compared, allow_items, allow_method, allow_percent,
-                                   allow_str, charge, materialized, str_size, tick)
+from content.render_limits import (allow, allow_compared, allow_items, allow_method, allow_percent, allow_str, charge,
+                                   joined_size, materialized, str_size, tick)
 
 # Filters that build a string from str(value), and how many times its size the
 # result can be: case mappings (ß -> SS, up to 3), escaping ('"' -> &#34;),
@@ -118,12 +118,7 @@ def bounded_filters(filters: dict[str, Callable[..., Any]]) -> dict[str, Callabl
         if attribute is not None:
             items = list(map(make_attrgetter(eval_ctx.environment, attribute), items))
         allow_items(len(items))
-        size = len(str(d)) * max(len(items) - 1, 0)
-        for item in items:
-            size += len(item) if item.__class__ is str else str_size(item)
-            if size > MAX_VALUE_CHARS:
-                break
-        allow(size * (5 if eval_ctx.autoescape else 1))
+        allow(joined_size(items, len(str(d))) * (5 if eval_ctx.autoescape else 1))
         return charge(jf.sync_do_join(eval_ctx, items, d))  # type: ignore[no-any-return]
 
     def pprint(value: Any) -> str:

@@ -24,7 +24,7 @@ import re
 import string
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -195,6 +195,18 @@ def str_size(value: Any, limit: int = MAX_VALUE_CHARS, kind: str = "str") -> int
         if total > limit:
             return total
     return total
+
+
+def joined_size(items: Sequence[Any], between: int = 0) -> int:
+    """An upper bound on the length of the ``str()`` of ``items`` joined with
+    ``between`` characters between each two, or a number above ``MAX_VALUE_CHARS``
+    as soon as the bound passes it."""
+    size = between * max(len(items) - 1, 0)
+    for item in items:
+        size += len(item) if item.__class__ is str else str_size(item)
+        if size > MAX_VALUE_CHARS:
+            break
+    return size
 
 
 def allow_str(value: Any, times: int = 1, kind: str = "str") -> None:

@@ -50,11 +50,7 @@ def _growing(original: Callable[..., Any], times: int) -> Callable[..., Any]:
     def bounded(*args: Any, **kwargs: Any) -> Any:
         tick()
         if len(args) > skip:
-            value = args[skip]
-            if value.__class__ is str:
-                allow(len(value) * times)
-            else:
-                allow_str(value, times)
+            allow_str(args[skip], times)
         return charge(original(*args, **kwargs))
     return _same_pass_arg(bounded, original)
 

@@ -212,8 +212,8 @@ def joined_size(items: Sequence[Any], between: int = 0) -> int:
 def allow_str(value: Any, times: int = 1, kind: str = "str") -> None:
     """Refuse ``str(value)`` (or its repr or JSON), grown up to ``times`` over by
     what is done with it, before it is built."""
-    if type(value) is str and times == 1 and kind == "str":
-        return allow(len(value))
+    if type(value) is str and kind == "str":
+        return allow(len(value) * times)
     allow(str_size(value, MAX_VALUE_CHARS // times + 1, kind) * times)
 
 

@@ -57,8 +57,7 @@ def _growing(original: Callable[..., Any], times: int) -> Callable[..., Any]:
 
 def bounded_filters(filters: dict[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:
     """``filters`` (an environment's), each bounded as the module says."""
-    f = dict(filters)
-    out = {name: _growing(func, _GROWTH[name]) if name in _GROWTH else _ticking(func) for name, func in f.items()}
+    out = {name: _growing(func, _GROWTH[name]) if name in _GROWTH else _ticking(func) for name, func in filters.items()}
 
     def center(value: Any, width: int = 80) -> str:
         tick()
@@ -158,7 +157,7 @@ def bounded_filters(filters: dict[str, Callable[..., Any]]) -> dict[str, Callabl
 
     def comparing(name: str) -> Callable[..., Any]:
         """sort, unique, min, max, groupby, dictsort: their items' sizes first."""
-        original = f[name]
+        original = filters[name]
         skip = 1 if hasattr(original, "jinja_pass_arg") else 0
 
         def bounded(*args: Any, **kwargs: Any) -> Any:

@@ -152,7 +152,7 @@ class _BoundedSandbox(SandboxedEnvironment):
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature
         limits.tick()  # a macro calling itself runs no loop
         owner = getattr(__obj, "__self__", None)
-        if owner is not None and not isinstance(owner, type(limits)):
+        if owner is not None:
             name = getattr(__obj, "__name__", "")
             if args and name in ("join", "extend", "update") and not hasattr(args[0], "__len__"):
                 args = (limits.materialized(args[0]), *args[1:])  # a generator: its items, counted

@@ -3,11 +3,10 @@ that would build a huge value fails its own message with the reason, without the
 send worker building it, and the rest of its batch goes out."""
 from __future__ import annotations
 
-import tracemalloc
-
 import pytest
 
 from models import Message, db
+from tests.support.memory import allocation_peak
 from tests.support.sending import STEP, queue_emails, send_in_process
 
 PEAK_BYTES = 64 * 2**20
@@ -18,12 +17,7 @@ PEAK_BYTES = 64 * 2**20
 def test_an_email_whose_template_would_build_a_huge_value_fails_alone_and_the_batch_goes_out(smtp, source):
     good = queue_emails(2)
     [bad] = queue_emails(1, [{**STEP, "html": f"<p>{source}</p>"}])
-    tracemalloc.start()
-    try:
-        outcome = send_in_process(good + [bad])
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    outcome, peak = allocation_peak(lambda: send_in_process(good + [bad]))
     assert outcome == {"sent": 2}
     with db.session_scope() as s:
         failed = s.get(Message, bad)

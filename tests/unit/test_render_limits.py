@@ -7,13 +7,12 @@ of the same producers render exactly as Jinja's own sandbox renders them.
 """
 from __future__ import annotations
 
-import tracemalloc
-
 import pytest
 from jinja2 import Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from content.render import TemplateRenderError, render_email
+from tests.support.memory import allocation_peak
 
 CTX = {"subscriber": {"first_name": "Ann", "attributes": {"plan": "pro"}, "tags": ["a", "b"]}}
 # What a refused render may allocate at its peak: a few values of the 2M-character
@@ -27,13 +26,10 @@ DOUBLINGS = "{% set s = 'ab' %}" + "{% set s = s ~ s %}" * 64 + "{{ s|length }}"
 
 
 def _peak_of_refused(source: str, html: bool = False) -> int:
-    tracemalloc.start()
-    try:
+    def refused() -> None:
         with pytest.raises(TemplateRenderError, match="too large|exceed"):
             render_email("s", source if html else None, None if html else source, CTX)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return allocation_peak(refused)[1]
 
 
 @pytest.mark.parametrize("source", [

@@ -154,8 +154,11 @@ class _BoundedSandbox(SandboxedEnvironment):
         owner = getattr(__obj, "__self__", None)
         if owner is not None:
             name = getattr(__obj, "__name__", "")
-            if args and name in ("join", "extend", "update") and not hasattr(args[0], "__len__"):
-                args = (limits.materialized(args[0]), *args[1:])  # a generator: its items, counted
+            if args and (name == "join" and not isinstance(args[0], (list, tuple))
+                         or name in ("extend", "update") and not hasattr(args[0], "__len__")):
+                # What the size checks cannot read (a generator; for a join also a
+                # dict, set or view): its items, counted, as a list that reads the same.
+                args = (limits.materialized(args[0]), *args[1:])
             limits.allow_method(owner, name, args, kwargs)
             if isinstance(owner, (str, bytes)):
                 return limits.charge(super().call(__context, __obj, *args, **kwargs))

@@ -333,8 +333,9 @@ def first_arg(args: tuple[Any, ...], kwargs: Mapping[str, Any], name: str, defau
 
 
 def raise_if_join_too_large(separator: Any, items: Any) -> None:
-    """``separator.join(items)`` for a list or tuple (a generator is listed by the
-    caller first): the items' sizes and a separator between each two."""
+    """``separator.join(items)`` for a list or tuple (anything else, a generator or
+    a dict, is listed by the caller first): the items' sizes and a separator
+    between each two."""
     if not isinstance(items, (list, tuple)):
         return
     allow_items(len(items))

@@ -57,6 +57,10 @@ def _peak_of_refused(source: str, html: bool = False) -> int:
     "{{ '{:>{w}}'.format('x', w=1000000000) }}", "{{ ('{a}' * 30000).format_map({'a': 'x' * 100000}) }}",
     # Joins and method calls given a generator, bytes, ints, lists.
     "{{ ('x' * 100000).join(range(20000)|map('string')) }}",
+    # ... or a dict, a set, a dict's view: joined by their keys, sized all the same.
+    "{% set d = {} %}{{ d.update(d.fromkeys(range(30)|map('string')|list)) or '' }}{{ ('y' * 100000).join(d) }}",
+    "{% set d = {} %}{{ d.update(d.fromkeys(range(30)|map('string')|list)) or '' }}"
+    "{{ ('y' * 100000).join(d.keys()) }}",
     "{{ ('x' * 100000).encode().center(1000000000)|length }}",
     "{{ (1).to_bytes(1000000000, 'big')|length }}",
     "{{ ('x' * 100000).translate({120: 'y' * 100000}) }}",
@@ -101,7 +105,7 @@ ORDINARY = [
     "{{ 'aXb'|replace('X', '<>') }}|{{ 'a&b'|e }}|{{ 'ß'|upper }}|{{ 'a b'|urlencode }}",
     "{% set i = '<i>'|safe %}{{ i ~ '<' }}",
     "{% macro m(x) %}[{{ x }}]{% endmacro %}{{ m('<') }}{% set t %}{{ m(2) }}{% endset %}{{ t ~ t }}",
-    "{{ ', '.join(['a', 'b']) }}|{{ 'x'.join(range(3)|map('string')) }}|{{ (2 ** 10) * 3 }}|{{ 'ab' * 3 }}",
+    "{{ '-'.join({'a': 1, 'b': 2}) }}|{{ '-'.join({'a': 1}.keys()) }}|{{ ', '.join(['a', 'b']) }}|{{ 'x'.join(range(3)|map('string')) }}|{{ (2 ** 10) * 3 }}|{{ 'ab' * 3 }}",
     "{{ ('x' * 3).encode().center(5) }}|{{ 'a'.translate({97: 'bc'}) }}|{{ (258).to_bytes(2, 'big') }}",
     "{% set l = [1] %}{{ l.extend([2, 3]) or '' }}{{ l.append(4) or '' }}{{ l }}{{ [1] + [2] }}{{ 'a' + 'b' }}",
     "{{ {'a': 1}|xmlattr }}|{{ [3, 1, 2]|sort|list }}|{{ 'x'.ljust(3) }}.|{{ lipsum(2, false, 3, 5)|length > 0 }}",

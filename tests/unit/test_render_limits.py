@@ -58,8 +58,8 @@ def _peak_of_refused(source: str, html: bool = False) -> int:
     # Joins and method calls given a generator, bytes, ints, lists.
     "{{ ('x' * 100000).join(range(20000)|map('string')) }}",
     # ... or a dict, a set, a dict's view: joined by their keys, sized all the same.
-    "{% set d = {} %}{{ d.update(d.fromkeys(range(30)|map('string')|list)) or '' }}{{ ('y' * 100000).join(d) }}",
-    "{% set d = {} %}{{ d.update(d.fromkeys(range(30)|map('string')|list)) or '' }}"
+    "{% set d = {} %}{{ d.update(d.fromkeys(range(1000)|map('string')|list)) or '' }}{{ ('y' * 100000).join(d) }}",
+    "{% set d = {} %}{{ d.update(d.fromkeys(range(1000)|map('string')|list)) or '' }}"
     "{{ ('y' * 100000).join(d.keys()) }}",
     "{{ ('x' * 100000).encode().center(1000000000)|length }}",
     "{{ (1).to_bytes(1000000000, 'big')|length }}",

@@ -44,16 +44,20 @@ def stored_decisions(session: Session, step_ids: list[int]) -> dict[int, dict[st
     return {step_id: {"status": status, "winner": winner} for step_id, status, winner in rows}
 
 
-def _reports(session: Session, sequence: Sequence, now: datetime) -> tuple[list[dict[str, Any]], int]:
-    """The experiment objects of the sequence's experiment steps and how many
-    decisions they stored: the first time a step's answer is decided or no
-    difference, it is stored, so a decision once given out is the one kept."""
+def _reports(session: Session, sequence: Sequence, now: datetime,
+             unsettled_only: bool = False) -> tuple[list[dict[str, Any]], int]:
+    """The experiment objects of the sequence's experiment steps (with
+    ``unsettled_only``, of those without a stored decision) and how many decisions
+    they stored: the first time a step's answer is decided or no difference, it is
+    stored, so a decision once given out is the one kept."""
     steps = list(_experiment_steps(sequence))
+    settled = stored_decisions(session, [step.id for step, _options, _names in steps])
+    if unsettled_only:
+        steps = [(step, options, names) for step, options, names in steps if step.id not in settled]
     if not steps:
         return [], 0
     counts = step_counts(session, sequence)
     rows = {(row["step_id"], row["variant"]): row for row in counts["steps"]}
-    settled = stored_decisions(session, [step.id for step, _options, _names in steps])
     reports, fresh = [], []
     for step, options, names in steps:
         variants = []
@@ -96,9 +100,10 @@ def experiment_results(session: Session, sequence: Sequence, now: datetime) -> l
 
 def settle_experiments(session: Session, account_id: int, now: datetime) -> int:
     """Store the decision of every running experiment of the account that the rule
-    now decides; decisions stored. Commits nothing: the caller does."""
+    now decides; decisions stored. Commits nothing: the caller does. A step already
+    decided is not counted again: its stored answer stands whatever the counts."""
     sequences = session.scalars(
         select(Sequence).where(Sequence.account_id == account_id,
                                Sequence.id.in_(select(Step.sequence_id).where(Step.type == "email")))
         .options(selectinload(Sequence.steps)))
-    return sum(_reports(session, sequence, now)[1] for sequence in sequences)
+    return sum(_reports(session, sequence, now, unsettled_only=True)[1] for sequence in sequences)

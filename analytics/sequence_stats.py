@@ -77,22 +77,28 @@ def step_counts(session: Session, sequence: Sequence, start: date | None = None,
     """``steps``: the sequence's rows over the days from ``start`` to ``end``
     (inclusive, UTC; all days by default); with ``by_day`` also ``series``, the
     rows of each day that has any; and ``as_of``."""
-    query = (select(SequenceRollup.day, SequenceRollup.step_id, SequenceRollup.variant, SequenceRollup.metric,
-                    func.sum(SequenceRollup.uniques), func.sum(SequenceRollup.total), func.sum(SequenceRollup.revenue))
+    # Summed per day only when the days are asked for: the totals alone are one row
+    # per step, variant and metric, not one per day of the sequence's life.
+    grouping = (*((SequenceRollup.day,) if by_day else ()),
+                SequenceRollup.step_id, SequenceRollup.variant, SequenceRollup.metric)
+    query = (select(*grouping, func.sum(SequenceRollup.uniques), func.sum(SequenceRollup.total),
+                    func.sum(SequenceRollup.revenue))
              .where(SequenceRollup.sequence_id == sequence.id, SequenceRollup.account_id == sequence.account_id)
-             .group_by(SequenceRollup.day, SequenceRollup.step_id, SequenceRollup.variant, SequenceRollup.metric))
+             .group_by(*grouping))
     if start is not None:
         query = query.where(SequenceRollup.day >= start)
     if end is not None:
         query = query.where(SequenceRollup.day <= end)
     totals: dict[Key, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0.0]))
     days: dict[date, dict[Key, dict[str, tuple[int, int, float]]]] = defaultdict(dict)
-    for day, step_id, variant, metric, uniques, total, revenue in session.execute(query):
+    for row in session.execute(query):
+        *day, step_id, variant, metric, uniques, total, revenue = row
         found = totals[(step_id, variant)][metric]
         found[0] += int(uniques)
         found[1] += int(total)
         found[2] += float(revenue or 0)
-        days[day].setdefault((step_id, variant), {})[metric] = (int(uniques), int(total), float(revenue or 0))
+        if by_day:
+            days[day[0]].setdefault((step_id, variant), {})[metric] = (int(uniques), int(total), float(revenue or 0))
     mark = watermark(session, sequence.account_id)
     answer: dict[str, Any] = {
         "sequence_id": sequence.id, "as_of": mark["as_of"] if mark else None,

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+# The rollups' fold: an account's fold task not started by the next run is dropped
+# (tasks.analytics), as that run hands the account on again.
+FOLD_EVERY_SECONDS = 10.0
+
 
 def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
     """The platform's periodic work; ``tick_seconds`` is ESEQ_TICK_SECONDS."""
@@ -33,8 +37,8 @@ def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
         # only delays the counts and a doubled one finds nothing left to fold.
         "analytics-fold-rollups": {
             "task": "analytics.fold_rollups",
-            "schedule": 10.0,
-            "options": {"queue": "analytics", "expires": 10.0},
+            "schedule": FOLD_EVERY_SECONDS,
+            "options": {"queue": "analytics", "expires": FOLD_EVERY_SECONDS},
         },
         "inbound-forget-nonces": {
             "task": "analytics.forget_spent_nonces",

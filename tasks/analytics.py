@@ -10,11 +10,9 @@ from analytics.experiment_results import settle_experiments
 from analytics.rollups import CHUNK, accounts_with_new_events, fold_chunk
 from models.base import utcnow
 from models.db import session_scope
+from schedules.beat import FOLD_EVERY_SECONDS
 from tasks.app import app
 
-# Beat's interval: an account's fold not started by the next run is dropped, as
-# that run hands the account on again.
-FOLD_EVERY_SECONDS = 10.0
 # Far under the task time limit: a backlog longer than this is taken up by the
 # next run, where the watermark left it.
 FOLD_BUDGET_SECONDS = 45.0

@@ -6,13 +6,16 @@ from __future__ import annotations
 import csv
 import io
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.orm import Session
 
-from models import Event, Message, Step, db
+from models import Account, Base, Event, Message, Step, db
 from models.base import utcnow
 from tests.support import factories
 
@@ -188,22 +191,27 @@ def test_for_random_conversions_and_touches_every_model_adds_up_to_the_covered_r
         assert body["totals"]["attributed_conversions"] == count
 
 
-def test_on_the_embedded_sqlite_database_the_models_window_and_period_agree_with_postgresql():
-    """The embedded mode (``make run``) keeps its times as zone-less text: the same
-    join must find the same touches there."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.orm import Session
-
-    from analytics.attribution import attribute
-    from models import Account, Base, Sequence, Subscriber
-
+@contextmanager
+def _embedded() -> Iterator[tuple[Session, Account, datetime]]:
+    """A session on a fresh in-memory SQLite database (the embedded mode's, ``make
+    run``) with the schema and one account, and a moment with microseconds."""
+    now = datetime(2026, 12, 6, 12, 0, 0, 250_000, tzinfo=utcnow().tzinfo)
     engine = create_engine("sqlite://")
     Base.metadata.create_all(engine)
-    now = datetime(2026, 12, 6, 12, 0, 0, 250_000, tzinfo=utcnow().tzinfo)
     with Session(engine) as s:
         account = Account(name="Embedded", from_email="e@sender.test")
         s.add(account)
         s.flush()
+        yield s, account, now
+
+
+def test_on_the_embedded_sqlite_database_the_models_window_and_period_agree_with_postgresql():
+    """The embedded mode (``make run``) keeps its times as zone-less text: the same
+    join must find the same touches there."""
+    from analytics.attribution import attribute
+    from models import Sequence, Subscriber
+
+    with _embedded() as (s, account, now):
         sequence = Sequence(account_id=account.id, name="S", status="active", settings=GOAL)
         sequence.steps = [Step(position=i, type="email", config={}) for i in range(3)]
         person = Subscriber(account_id=account.id, email="p@example.test")
@@ -229,19 +237,9 @@ def test_on_the_embedded_sqlite_database_the_models_window_and_period_agree_with
 def test_on_the_embedded_sqlite_database_the_rollups_as_of_is_stored_as_every_other_time():
     """``as_of`` went in as untyped text ('...+00:00' on SQLite), so in SQL it never
     equalled the same moment stored by the ORM, and sorted after it."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.orm import Session
-
     from analytics.rollups import fold_chunk
-    from models import Account
 
-    engine = create_engine("sqlite://")
-    Message.metadata.create_all(engine)
-    now = datetime(2026, 12, 6, 12, 0, 0, 250_000, tzinfo=utcnow().tzinfo)
-    with Session(engine) as s:
-        account = Account(name="Embedded", from_email="e@sender.test")
-        s.add(account)
-        s.flush()
+    with _embedded() as (s, account, now):
         s.add(Event(account_id=account.id, name="purchase", occurred_at=now))
         s.flush()
         at_as_of = "SELECT count(*) FROM rollup_watermarks w JOIN events e ON e.account_id = w.account_id" \

@@ -10,12 +10,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text, update
 
-from models import Event, ExperimentDecision, Message, Sequence, db
+from models import ExperimentDecision, Message, Sequence, db
 from models.base import utcnow
 from analytics.experiment_results import settle_experiments
 from analytics.rollups import fold_chunk
 from tasks.analytics import fold_account
-from tests.api.test_experiments_api import AB, _sequence
+from tests.api.test_experiments_api import AB, _messages, _sequence
 from tests.support import factories
 from tests.support.engine import run_due
 
@@ -25,24 +25,6 @@ pytestmark = pytest.mark.committing
 def _steps(**experiment) -> list[dict]:
     return [{"type": "email", "subject": "Welcome", "text": "Hello.", "variants": AB,
              "experiment": {"metric": "opened", **experiment}}]
-
-
-def _messages(account_id: int, sequence_id: int, step_id: int, variant: str, sent: int, opened: int) -> None:
-    """``sent`` past messages of the variant with a ``sent`` event, the first ``opened``
-    also with an ``opened`` one; keys no engine-made message can have."""
-    now = utcnow()
-    people = factories.subscribers(account_id, sent, prefix=f"past{variant}{sent}-")
-    with db.session_scope() as s:
-        messages = [Message(account_id=account_id, subscriber_id=person, sequence_id=sequence_id, step_id=step_id,
-                            variant=variant, idempotency_key=f"past:{step_id}:{variant}:{sent}:{n}", status="sent",
-                            sent_at=now - timedelta(minutes=5), to_email=f"p{n}@example.test")
-                    for n, person in enumerate(people)]
-        s.add_all(messages)
-        s.flush()
-        for n, message in enumerate(messages):
-            s.add_all(Event(account_id=account_id, subscriber_id=message.subscriber_id, message_id=message.id,
-                            name=name, dedup_key=f"{name}:{message.id}", occurred_at=now)
-                      for name in (["sent", "opened"] if n < opened else ["sent"]))
 
 
 def _decisions(sequence_id: int) -> list[tuple[int, str, str | None]]:

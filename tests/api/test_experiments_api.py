@@ -30,13 +30,15 @@ def _sequence(client, account, steps=STEPS, **extra) -> tuple[int, list[int]]:
 
 def _messages(account_id: int, sequence_id: int, step_id: int, variant: str, sent: int, with_event: int,
               event: str = "opened", sent_events: bool = True) -> None:
-    """``sent`` messages of the variant, the first ``with_event`` of them with ``event``
-    (twice, so a second one is seen not to count twice)."""
+    """``sent`` past messages of the variant, the first ``with_event`` of them with
+    ``event`` (twice, so a second one is seen not to count twice). Their keys are no
+    engine-made message's (``{enrollment}:{step}:{variant}:{visit}``), and a second
+    call with another ``sent`` gets subscribers of its own."""
     now = utcnow()
-    people = factories.subscribers(account_id, sent, prefix=f"x{step_id}{variant}-")
+    people = factories.subscribers(account_id, sent, prefix=f"x{step_id}{variant}{sent}-")
     with db.session_scope() as s:
         messages = [Message(account_id=account_id, subscriber_id=person, sequence_id=sequence_id, step_id=step_id,
-                            variant=variant, idempotency_key=f"{sequence_id}:{step_id}:{variant}:{n}",
+                            variant=variant, idempotency_key=f"past:{step_id}:{variant}:{sent}:{n}",
                             status="sent", sent_at=now - timedelta(minutes=5), to_email=f"p{n}@example.test")
                     for n, person in enumerate(people)]
         s.add_all(messages)

@@ -6,10 +6,21 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from analytics.attribution import MODELS, TOUCHES
+from web.csv_response import FormatQuerySchema
 from web.validators import in_era, text
 
 
-class AttributionQuerySchema(Schema):
+class PeriodQuerySchema(FormatQuerySchema):
+    """An analytics query over the days ``from`` .. ``to`` (its ``start`` and ``end``,
+    declared by each query with its own wording), answered as JSON or CSV."""
+
+    @validates_schema
+    def _ordered(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if data.get("start") and data.get("end") and data["start"] > data["end"]:
+            raise ValidationError("Must not be after `to`.", "from")
+
+
+class AttributionQuerySchema(PeriodQuerySchema):
     model = fields.String(load_default="last_touch", validate=validate.OneOf(MODELS))
     window_days = fields.Integer(load_default=7, validate=validate.Range(min=1, max=365),
                                  metadata={"description": "Touches this many days before a conversion count."})
@@ -22,12 +33,6 @@ class AttributionQuerySchema(Schema):
                         metadata={"description": "Conversions from this day (UTC), inclusive."})
     end = fields.Date(data_key="to", load_default=None, validate=in_era,
                       metadata={"description": "Conversions up to this day (UTC), inclusive."})
-    format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
-
-    @validates_schema
-    def _ordered(self, data: dict[str, Any], **_kwargs: Any) -> None:
-        if data.get("start") and data.get("end") and data["start"] > data["end"]:
-            raise ValidationError("Must not be after `to`.", "from")
 
 
 class AttributionRowSchema(Schema):

@@ -7,13 +7,14 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 
 from analytics.experiment_results import experiment_results
 from analytics.funnel import step_funnel
 from analytics.sequence_stats import catch_up, step_counts
 from models import utcnow
 from sequencing import lifecycle
+from web.analytics.schemas import PeriodQuerySchema
 from web.auth import SECURITY, account_required, current_account_id
 from web.csv_response import FormatQuerySchema, csv_response
 from web.db import get_db
@@ -23,17 +24,12 @@ blp = Blueprint("email_sequence_analytics", __name__, url_prefix="/api/v1/email-
                 description="A sequence's results, from the analytics pool's rollups")
 
 
-class AnalyticsQuerySchema(FormatQuerySchema):
+class AnalyticsQuerySchema(PeriodQuerySchema):
     start = fields.Date(data_key="from", load_default=None, metadata={"description": "First day (UTC), inclusive."})
     end = fields.Date(data_key="to", load_default=None, metadata={"description": "Last day (UTC), inclusive."})
     interval = fields.String(load_default=None, validate=validate.OneOf(["day"]),
                              metadata={"description": "`day` adds `series`: the rows of each day "
                                                       "(in CSV, one row per day and step, with `day`)."})
-
-    @validates_schema
-    def _ordered(self, data: dict[str, Any], **_kwargs: Any) -> None:
-        if data.get("start") and data.get("end") and data["start"] > data["end"]:
-            raise ValidationError("Must not be after `to`.", "from")
 
 
 class StepCountsSchema(Schema):

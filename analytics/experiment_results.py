@@ -14,14 +14,17 @@ freeze and could reverse a live re-decision).
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from analytics.experiments import experiment_report
+from analytics.rollups import fold_chunk
 from analytics.sequence_stats import step_counts
 from models import ExperimentDecision, Sequence, Step
 from models.bulk import insert_ignoring_conflicts
@@ -107,3 +110,31 @@ def settle_experiments(session: Session, account_id: int, now: datetime) -> int:
                                Sequence.id.in_(select(Step.sequence_id).where(Step.type == "email")))
         .options(selectinload(Sequence.steps)))
     return sum(_reports(session, sequence, now, unsettled_only=True)[1] for sequence in sequences)
+
+
+# Events a request folds itself before answering, when no other fold holds its
+# account: a sequence just used reads its own events at once, while a backlog
+# is left to the analytics pool and the answer says how old it is.
+REQUEST_FOLD = 2_000
+log = logging.getLogger(__name__)
+
+
+def catch_up(session: Session, account_id: int, now: datetime) -> None:
+    """Fold a small backlog of the account's events, unless a worker is folding
+    them, and settle the experiments the new counts decide, as the pool's fold
+    does: a request that folds the deciding events leaves the pool nothing to fold,
+    so nothing else would store the decision the engine promotes. Commits; call
+    before writing anything in the session's transaction.
+
+    A fold that fails here (a sequence deleted under it, a lost connection) is
+    rolled back whole and left to the analytics pool: the answer is then as of
+    the last fold, and says so."""
+    try:
+        fold = fold_chunk(session, account_id, now, limit=REQUEST_FOLD, wait=False)
+        if fold is not None and fold.events:
+            settle_experiments(session, account_id, now)
+        session.commit()
+    except SQLAlchemyError as exc:
+        session.rollback()
+        log.warning("request fold failed; answering from the rollups as they are",
+                    extra={"account_id": account_id, "error": repr(exc)})

@@ -195,7 +195,7 @@ def fold_chunk(session: Session, account_id: int, now: datetime, limit: int = CH
 def accounts_with_new_events(session: Session) -> list[int]:
     """Accounts with events past their watermark (an index probe each): the ones
     beat's fold hands on. A caught-up account is left alone, so an idle one costs
-    no write every run; its ``as_of`` moves when it is read (sequence_stats.catch_up)."""
+    no write every run; its ``as_of`` moves when it is read (experiment_results.catch_up)."""
     return list(session.scalars(text(
         "SELECT a.id FROM accounts a LEFT JOIN rollup_watermarks w ON w.account_id = a.id WHERE EXISTS"
         " (SELECT 1 FROM events e WHERE e.account_id = a.id"

@@ -10,41 +10,17 @@ committed before it is counted.
 """
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from analytics.rollups import CONVERTED, COUNTED, fold_chunk, watermark
+from analytics.rollups import CONVERTED, COUNTED, watermark
 from models import Sequence, SequenceRollup
 
-# Events a request folds itself before answering, when no other fold holds its
-# account: a sequence just used reads its own events at once, while a backlog
-# is left to the analytics pool and the answer says how old it is.
-REQUEST_FOLD = 2_000
-
 Key = tuple[int, str]
-log = logging.getLogger(__name__)
-
-
-def catch_up(session: Session, account_id: int, now: datetime) -> None:
-    """Fold a small backlog of the account's events, unless a worker is folding
-    them; commits. Call before writing anything in the session's transaction.
-
-    A fold that fails here (a sequence deleted under it, a lost connection) is
-    rolled back whole and left to the analytics pool: the answer is then as of
-    the last fold, and says so."""
-    try:
-        fold_chunk(session, account_id, now, limit=REQUEST_FOLD, wait=False)
-        session.commit()
-    except SQLAlchemyError as exc:
-        session.rollback()
-        log.warning("request fold failed; answering from the rollups as they are",
-                    extra={"account_id": account_id, "error": repr(exc)})
 
 
 def _row(step_id: int, position: int, variant: str | None, found: dict[str, tuple[int, int, float]]) -> dict[str, Any]:

@@ -152,3 +152,16 @@ def test_two_workers_settling_the_same_step_at_once_store_one_decision_without_a
 
     assert outcome == [0]
     assert _decisions(sid) == [(step, "decided", "B")]
+
+
+def test_a_decision_whose_events_a_read_of_the_analytics_folded_is_stored_for_the_engine(client, alice):
+    sid, (step,) = _sequence(client, alice, _steps())
+    _messages(alice.account_id, sid, step, "A", 400, 40)
+    _messages(alice.account_id, sid, step, "B", 400, 120)
+
+    assert client.get(f"/api/v1/email-sequences/{sid}/analytics", headers=alice.headers).status_code == 200
+    assert fold_account(alice.account_id) == 0  # the read folded them: the pool finds nothing to fold
+
+    assert _decisions(sid) == [(step, "decided", "B")]
+    variants = _new_visits(alice.account_id, sid, step, 40, "new-")
+    assert len(variants) == 40 and set(variants) == {"B"}

@@ -9,9 +9,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from analytics.experiment_results import experiment_results
+from analytics.experiment_results import catch_up, experiment_results
 from analytics.funnel import step_funnel
-from analytics.sequence_stats import catch_up, step_counts
+from analytics.sequence_stats import step_counts
 from models import utcnow
 from sequencing import lifecycle
 from web.analytics.schemas import PeriodQuerySchema

@@ -50,13 +50,18 @@ class StoredSecrets:
     previous: str | None
     previous_until: datetime | None
 
+    def live_previous(self, now: datetime) -> str | None:
+        """The old secret while its grace period lasts at ``now``; else None."""
+        if self.previous_until is not None and now < self.previous_until:
+            return self.previous
+        return None
+
     def in_force(self, secret_key: str, account_id: int, now: datetime) -> tuple[str, ...]:
         """The secrets that sign a call made at ``now``: the current one, then the
         old one while its grace period lasts."""
         current = self.current or derived_secret(secret_key, account_id)
-        if self.previous is not None and self.previous_until is not None and now < self.previous_until:
-            return current, self.previous
-        return (current,)
+        previous = self.live_previous(now)
+        return (current,) if previous is None else (current, previous)
 
 
 def derived_secret(secret_key: str, account_id: int) -> str:
@@ -80,9 +85,10 @@ def stored_secrets(session: Session, account_ids: list[int]) -> dict[int, Stored
 
 def _shown(account: Account, now: datetime) -> WebhookSecret:
     assert account.webhook_secret is not None
-    until = account.webhook_secret_previous_until
-    live = account.webhook_secret_previous is not None and until is not None and now < until
-    return WebhookSecret(account.webhook_secret, until if live else None)
+    stored = StoredSecrets(account.webhook_secret, account.webhook_secret_previous,
+                           account.webhook_secret_previous_until)
+    return WebhookSecret(account.webhook_secret,
+                         stored.previous_until if stored.live_previous(now) is not None else None)
 
 
 def webhook_secret(session: Session, account_id: int, secret_key: str, now: datetime) -> WebhookSecret:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -65,13 +65,10 @@ def build_transport(route: Route, allow_private: bool = False) -> Transport:
 
 def send_batch(message_ids: list[int], s: Settings,
                start_recording: Callable[[Outcome], Recording[Outcome, str]],
-               webhook_keys: Mapping[str, tuple[str, ...]],
                clock: Callable[[], datetime] = utcnow) -> dict[str, int]:
     """Send what is still sendable among ``message_ids``; returns counts by
     resulting status (``held`` for messages put back before any attempt), once
-    every outcome is committed. ``webhook_keys`` says which providers can report
-    events back (inbound.WEBHOOK_KEYS), so a message in doubt waits for them.
-    ``clock`` lets tests move time."""
+    every outcome is committed. ``clock`` lets tests move time."""
     now = clock()
     lease = timedelta(seconds=s.lease_seconds)
     with session_scope() as session:
@@ -80,7 +77,7 @@ def send_batch(message_ids: list[int], s: Settings,
                            lease=lease, retry_for=timedelta(hours=s.retry_hours))
         routes = load_routes(session, {o.account_id for o in outgoing}, default_route(s)) if outgoing else {}
         ready = hold_in_doubt(session, outgoing, routes, now, timedelta(seconds=s.reconcile_seconds),
-                              s.provider_webhooks, webhook_keys)
+                              s.provider_webhooks)
         clock_running = _moving(now)
         warming = warming_gate(session, ready, routes, clock_running)
     held = len(outgoing) - len(ready)

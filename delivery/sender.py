@@ -28,7 +28,7 @@ over, and waits the same way at its retry.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import datetime, timedelta
@@ -49,6 +49,7 @@ from delivery.errors import DeliveryError, HeldError, TransientDeliveryError, Un
 from delivery.routing import Failover, Route, Try, Upcoming
 from delivery.mime import Envelope, MessageBuildError, build_message
 from delivery.pacing import MAX_WAIT_SECONDS
+from delivery.providers import WEBHOOK_FIELDS
 from delivery.providers.http import DEFAULT_TIMEOUT as HTTP_TIMEOUT
 from delivery.smtp import SmtpConfig
 from delivery.tracking import Tracker
@@ -236,22 +237,20 @@ def _hours(span: timedelta) -> str:
     return f"{hours:g} hours" if hours != 1 else "1 hour"
 
 
-def reports_events(route: Route, platform_webhooks: dict[str, dict[str, str]],
-                   webhook_keys: Mapping[str, tuple[str, ...]]) -> bool:
+def reports_events(route: Route, platform_webhooks: dict[str, dict[str, str]]) -> bool:
     """Whether the provider's events can reach us: its webhook can be verified,
-    with every key its inbound parser needs (``webhook_keys``, by kind: the
-    caller's inbound.WEBHOOK_KEYS; a kind not there reports nothing) set on the
-    provider row or, for the single-tenant URL, in the environment."""
-    keys = webhook_keys.get(route.kind)
-    if keys is None:
+    with every key its inbound parser needs (delivery.providers.WEBHOOK_FIELDS; a
+    kind with none, SMTP, reports nothing) set on the provider row or, for the
+    single-tenant URL, in the environment."""
+    keys = WEBHOOK_FIELDS.get(route.kind)
+    if not keys:
         return False
     platform = platform_webhooks.get(route.kind, {})
     return all(route.config.get(key) or platform.get(key) for key in keys)
 
 
 def hold_in_doubt(session: Session, outgoing: list[Outgoing], routes: dict[int, list[Route]], now: datetime,
-                  grace: timedelta, platform_webhooks: dict[str, dict[str, str]],
-                  webhook_keys: Mapping[str, tuple[str, ...]]) -> list[Outgoing]:
+                  grace: timedelta, platform_webhooks: dict[str, dict[str, str]]) -> list[Outgoing]:
     """Hold back messages a dead worker may already have handed to a provider that
     reports events, until ``grace`` after the doubt arose, so such an event can
     reconcile them; returns the ones to send now."""
@@ -259,7 +258,7 @@ def hold_in_doubt(session: Session, outgoing: list[Outgoing], routes: dict[int, 
     for item in outgoing:
         since = item.in_doubt_since
         waiting = since is not None and now < since + grace and any(
-            reports_events(r, platform_webhooks, webhook_keys) for r in routes.get(item.account_id, []))
+            reports_events(r, platform_webhooks) for r in routes.get(item.account_id, []))
         if waiting:
             outbox.mark_held(session, item.message_id, "its worker stopped mid-send: waiting for the provider's "
                              "events before sending again", now, (since + grace - now).total_seconds())

@@ -33,10 +33,10 @@ def suppressions_query(account_id: int, reason: str | None = None, email: str | 
 
 
 def add_suppression(session: Session, account_id: int, email: str, reason: str, now: datetime) -> tuple[Suppression, bool]:
-    """Suppress ``email`` (normalised, lower-case) and end its subscriber's running
-    enrollments; returns the row and whether it is new. Adding an address that is
-    already listed keeps its original reason and date."""
-    email = address_key(email)
+    """Suppress ``email``, in its normal form (audience.fields.normalise_email, which
+    the API's schema applies), and end its subscriber's running enrollments;
+    returns the row and whether it is new. Adding an address that is already listed
+    keeps its original reason and date."""
     created = suppress_address(session, account_id, email, reason, now)  # ON CONFLICT DO NOTHING: a race adds one row
     row = session.scalars(select(Suppression).where(Suppression.account_id == account_id,
                                                     Suppression.email == email)).one()

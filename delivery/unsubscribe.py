@@ -15,11 +15,12 @@ from models import Enrollment, Message, Subscriber, Suppression
 from models.bulk import insert_ignoring_conflicts
 
 
-def suppress_address(session: Session, account_id: int, email: str, reason: str, now: datetime) -> bool:
-    """Add the address to the account's suppression list, in the form the sender
-    compares (audience.fields); True when it was not on it."""
+def suppress_address(session: Session, account_id: int, key: str, reason: str, now: datetime) -> bool:
+    """Add the address to the account's suppression list; ``key`` is already in the
+    form the sender compares (audience.fields.address_key, which each caller applies
+    once). True when it was not on it."""
     return bool(insert_ignoring_conflicts(session, Suppression, [
-        {"account_id": account_id, "email": address_key(email), "reason": reason, "created_at": now}], Suppression.id))
+        {"account_id": account_id, "email": key, "reason": reason, "created_at": now}], Suppression.id))
 
 
 def end_enrollments(session: Session, subscriber_id: int, reason: str, now: datetime) -> int:
@@ -37,7 +38,7 @@ def stop_sending(session: Session, message: Message, status: str, reason: str, n
                                                          Subscriber.account_id == message.account_id))
     if subscriber is not None and subscriber.status == "active":
         subscriber.status = status
-    suppress_address(session, message.account_id, message.to_email, reason, now)
+    suppress_address(session, message.account_id, address_key(message.to_email), reason, now)
     end_enrollments(session, message.subscriber_id, reason, now)
 
 

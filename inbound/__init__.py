@@ -22,9 +22,5 @@ from inbound import mailgun, postmark, sendgrid, ses
 from inbound.events import InboundRequest, NormalizedEvent, VerificationError
 
 PROVIDERS: dict[str, ModuleType] = {m.NAME: m for m in (sendgrid, mailgun, postmark, ses)}
-# What verifying each provider's webhook needs, by provider kind: the send task hands
-# it to delivery (which sits below inbound), so a message in doubt waits for the
-# events only of a provider that can report them (delivery.sender.reports_events).
-WEBHOOK_KEYS: dict[str, tuple[str, ...]] = {name: tuple(m.SECRET_KEYS) for name, m in PROVIDERS.items()}
 
-__all__ = ["PROVIDERS", "WEBHOOK_KEYS", "InboundRequest", "NormalizedEvent", "VerificationError"]
+__all__ = ["PROVIDERS", "InboundRequest", "NormalizedEvent", "VerificationError"]

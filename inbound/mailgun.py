@@ -14,11 +14,12 @@ import hmac
 from datetime import datetime
 from typing import Any
 
+from delivery.providers import WEBHOOK_FIELDS
 from inbound.events import (InboundRequest, NormalizedEvent, VerificationError, blames_address, check_age,
                             content_id, from_unix, load_json, message_ref, outbox_key, signed_unix_time, text)
 
 NAME = "mailgun"
-SECRET_KEYS = ("webhook_signing_key",)
+SECRET_KEYS = WEBHOOK_FIELDS[NAME]  # the provider row's webhook_* keys (delivery.providers)
 # Mailgun retries for about 8 hours; see sendgrid.MAX_AGE_SECONDS for the reasoning.
 MAX_AGE_SECONDS = 9 * 3600
 

@@ -11,11 +11,12 @@ import hmac
 from datetime import datetime
 from typing import Any
 
+from delivery.providers import WEBHOOK_FIELDS
 from inbound.events import (InboundRequest, NormalizedEvent, VerificationError, content_id, from_iso, load_json,
                             message_ref, outbox_key, text)
 
 NAME = "postmark"
-SECRET_KEYS = ("webhook_username", "webhook_password")
+SECRET_KEYS = WEBHOOK_FIELDS[NAME]  # the provider row's webhook_* keys (delivery.providers)
 
 # Bounce "Type" values (Postmark's bounce API) mapped like django-anymail does,
 # with soft bounces kept apart so they never suppress an address. A

@@ -19,11 +19,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from delivery.providers import WEBHOOK_FIELDS
 from inbound.events import (InboundRequest, NormalizedEvent, VerificationError, blames_address, check_age,
                             content_id, from_unix, load_json, message_ref, outbox_key, signed_unix_time, text)
 
 NAME = "sendgrid"
-SECRET_KEYS = ("webhook_public_key",)
+SECRET_KEYS = WEBHOOK_FIELDS[NAME]  # the provider row's webhook_* keys (delivery.providers)
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 # SendGrid retries a failed POST for up to 24 hours; a replay inside the window is

@@ -36,13 +36,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from delivery.providers import WEBHOOK_FIELDS
 from delivery.providers.http import NO_REDIRECTS
 from inbound.events import (InboundRequest, NormalizedEvent, VerificationError, blames_address, check_age,
                             content_id, from_iso, load_json, message_ref, outbox_key, text)
 
 NAME = "ses"
 # Not a secret, but what makes a signed SNS message ours: without topics, 401.
-SECRET_KEYS: tuple[str, ...] = ("webhook_topic_arns",)
+SECRET_KEYS = WEBHOOK_FIELDS[NAME]  # the provider row's webhook_* keys (delivery.providers)
 # SNS retries HTTP deliveries for at most an hour under any delivery policy.
 MAX_AGE_SECONDS = 2 * 3600
 TIMEOUT_SECONDS = 5.0

@@ -18,7 +18,6 @@ row to ``sent`` instead of letting it be sent again (delivery.outbox.reconcile_s
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from analytics.events import record_event
 from audience.fields import address_key
+from core.isolation import run_isolated
 from core.reasons import printable
 from delivery.outbox import reconcile_sent
 from delivery.unsubscribe import stop_sending
@@ -38,7 +38,6 @@ from models.bulk import insert_ignoring_conflicts
 from models.inbound_event import NO_ACCOUNT, InboundNonce, account_key
 from sequencing.wakeups import wake_recorded
 
-log = logging.getLogger(__name__)
 
 # kind -> (subscriber status, suppression reason) for events that stop all sending.
 _STOPS = {"complained": ("complained", "complained"), "unsubscribed": ("unsubscribed", "unsubscribed")}
@@ -164,24 +163,16 @@ def process_events(session: Session, ids: Sequence[int], now: datetime) -> dict[
     rows = session.scalars(
         select(InboundEvent).where(InboundEvent.id.in_(list(ids)), InboundEvent.status == "pending")
         .order_by(InboundEvent.id).with_for_update(skip_locked=True)).all()
-    try:
-        with session.begin_nested():
-            return _apply_all(session, rows, now)
-    except OperationalError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - one event's fault, found below
-        log.warning("inbound batch failed; applying its events one at a time",
-                    extra={"events": len(rows), "error": repr(exc)})
     counts: dict[str, int] = {}
-    for row in rows:
-        try:
-            with session.begin_nested():
-                _apply_all(session, [row], now)
-        except OperationalError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - this event alone
-            row.status, row.error, row.processed_at = "failed", printable(f"{exc!r}", 500), now
-        counts[row.status] = counts.get(row.status, 0) + 1
+
+    def failed(row: InboundEvent, exc: Exception) -> None:
+        row.status, row.error, row.processed_at = "failed", printable(f"{exc!r}", 500), now
+        counts["failed"] = counts.get("failed", 0) + 1
+
+    for done in run_isolated(session, rows, lambda chunk: _apply_all(session, chunk, now), failed,
+                             (OperationalError,), "inbound"):
+        for status, count in done.items():
+            counts[status] = counts.get(status, 0) + count
     return counts
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from analytics.experiment_results import stored_decisions
 from analytics.experiments import promoted_variant
+from core.isolation import run_isolated
 from core.reasons import printable
 from models import Enrollment, Event, Message, Sequence, Step, WebhookDelivery
 from models.bulk import insert_ignoring_conflicts, insert_rows_returning
@@ -243,27 +244,10 @@ def advance_enrollments(session: Session, ids: list[int], now: datetime,
     itself (``OperationalError``) are nobody's fault and propagate: the leases run
     out and a later tick retries the batch.
     """
-    try:
-        with session.begin_nested():
-            return _advance(session, ids, now, dispatch_grace)
-    except _NOT_THE_ROWS:
-        raise
-    except Exception as exc:
-        if len(ids) == 1:
-            _crashed(session, ids[0], exc, now)
-            return AdvanceResult()
-        log.warning("advance batch failed; advancing its enrollments one at a time",
-                    extra={"enrollments": len(ids), "error": repr(exc)})
     result = AdvanceResult()
-    for enrollment_id in ids:
-        try:
-            with session.begin_nested():
-                one = _advance(session, [enrollment_id], now, dispatch_grace)
-        except _NOT_THE_ROWS:
-            raise
-        except Exception as exc:
-            _crashed(session, enrollment_id, exc, now)
-            continue
+    for one in run_isolated(session, ids, lambda chunk: _advance(session, list(chunk), now, dispatch_grace),
+                            lambda enrollment_id, exc: _crashed(session, enrollment_id, exc, now),
+                            _NOT_THE_ROWS, "advance"):
         result.message_ids += one.message_ids
         result.webhook_ids += one.webhook_ids
         result.advanced += one.advanced

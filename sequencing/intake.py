@@ -11,7 +11,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from analytics.events import record_event
-from audience.fields import normalise_email
 from delivery.links import record_link_event
 from delivery.tracking import Link
 from models import Subscriber
@@ -33,8 +32,10 @@ class Intake:
 
 def resolve_subscriber(session: Session, account_id: int, now: datetime, *, subscriber_id: int | None = None,
                        email: str | None = None) -> tuple[int, bool]:
-    """(id, created). An unknown email becomes a subscriber, as enrolling by email does;
-    any spelling of an address finds the subscriber stored under its normal form."""
+    """(id, created). An unknown email becomes a subscriber, as enrolling by email does.
+    ``email`` is in its normal form (audience.fields.normalise_email, which the API's
+    schema applies, answering 422 for an address it refuses), so any spelling of an
+    address finds the subscriber stored under it."""
     if subscriber_id is not None:
         found = session.scalar(select(Subscriber.id).where(Subscriber.id == subscriber_id,
                                                            Subscriber.account_id == account_id))
@@ -42,14 +43,13 @@ def resolve_subscriber(session: Session, account_id: int, now: datetime, *, subs
             raise UnknownSubscriberError(subscriber_id)
         return int(found), False
     assert email is not None
-    address = normalise_email(email)
     created = insert_ignoring_conflicts(session, Subscriber, [{
-        "account_id": account_id, "email": address, "status": "active", "attributes": {}, "tags": [],
+        "account_id": account_id, "email": email, "status": "active", "attributes": {}, "tags": [],
         "created_at": now, "updated_at": now}], Subscriber.id)
     if created:
         return int(created[0]), True
     return int(session.scalar(select(Subscriber.id).where(Subscriber.account_id == account_id,
-                                                          Subscriber.email == address))), False
+                                                          Subscriber.email == email))), False
 
 
 def ingest_event(session: Session, account_id: int, name: str, now: datetime, *, subscriber_id: int | None = None,

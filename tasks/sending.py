@@ -4,7 +4,6 @@ from __future__ import annotations
 from delivery.batch import record_outcomes, send_batch
 from delivery.group_commit import GroupCommit
 from delivery.sender import Outcome
-from inbound import WEBHOOK_KEYS
 from settings import get_settings
 from tasks.app import app
 
@@ -14,4 +13,4 @@ RECORDER: GroupCommit[Outcome, str] = GroupCommit(record_outcomes)
 
 @app.task(name="sending.send_messages", ignore_result=True)
 def send_messages(message_ids: list[int]) -> dict[str, int]:
-    return send_batch(message_ids, get_settings(), RECORDER.start, WEBHOOK_KEYS)
+    return send_batch(message_ids, get_settings(), RECORDER.start)

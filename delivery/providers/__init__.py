@@ -34,6 +34,8 @@ CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
 }
 # The webhook_* keys verify the provider's event webhooks (inbound/): sendgrid's is a
 # public key, the others are shared secrets.
+WEBHOOK_FIELDS: dict[str, tuple[str, ...]] = {
+    kind: tuple(key for key in keys if key.startswith("webhook_")) for kind, keys in CONFIG_FIELDS.items()}
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "smtp": ("host",),
     "sendgrid": ("api_key",),

@@ -208,6 +208,16 @@ def tls_client(mode: str, port: int, password: str = PASSWORD) -> SmtpConfig:
                       use_tls=mode == STARTTLS, use_ssl=mode == IMPLICIT_TLS, timeout=10)
 
 
+def tls_relay(start_server: StartServer, monkeypatch: pytest.MonkeyPatch, mode: str, presented: KeyPair,
+              trusted: KeyPair | None = None, handler: Handler | None = None) -> tuple[Handler, int]:
+    """A server in ``mode`` presenting ``presented``, with the client trusting
+    ``trusted`` (by default the same pair): its handler and port."""
+    handler = handler or Handler()
+    port = start_server(handler, **tls_server(mode, presented))
+    trust(monkeypatch, trusted or presented)
+    return handler, port
+
+
 # --- tests --------------------------------------------------------------------------
 
 @TLS_MODES
@@ -215,9 +225,8 @@ def tls_client(mode: str, port: int, password: str = PASSWORD) -> SmtpConfig:
 def test_a_batch_goes_over_one_authenticated_tls_connection_byte_for_byte(
         mode: str, pipelining: bool, certificates: Certificates, start_server: StartServer,
         monkeypatch: pytest.MonkeyPatch, message: EmailMessage) -> None:
-    handler = Handler(pipelining=pipelining)
-    port = start_server(handler, **tls_server(mode, certificates.server))
-    trust(monkeypatch, certificates.server)
+    handler, port = tls_relay(start_server, monkeypatch, mode, certificates.server,
+                              handler=Handler(pipelining=pipelining))
 
     with SmtpTransport(tls_client(mode, port)) as smtp:
         ids = [smtp.send(message, SENDER, RECIPIENT), smtp.send(message, SENDER, "carol@example.org")]
@@ -239,9 +248,7 @@ def test_a_batch_goes_over_one_authenticated_tls_connection_byte_for_byte(
 def test_a_wrong_password_is_transient_and_delivers_nothing(
         mode: str, certificates: Certificates, start_server: StartServer, monkeypatch: pytest.MonkeyPatch,
         message: EmailMessage) -> None:
-    handler = Handler()
-    port = start_server(handler, **tls_server(mode, certificates.server))
-    trust(monkeypatch, certificates.server)
+    handler, port = tls_relay(start_server, monkeypatch, mode, certificates.server)
 
     with SmtpTransport(tls_client(mode, port, password="wrong")) as smtp:
         with pytest.raises(TransientDeliveryError, match="authentication failed: 535"):
@@ -258,9 +265,8 @@ def test_a_wrong_password_is_transient_and_delivers_nothing(
 def test_a_certificate_the_client_cannot_verify_fails_the_send_before_the_password_goes(
         mode: str, presented: str, trusted: str, certificates: Certificates, start_server: StartServer,
         monkeypatch: pytest.MonkeyPatch, message: EmailMessage) -> None:
-    handler = Handler()
-    port = start_server(handler, **tls_server(mode, getattr(certificates, presented)))
-    trust(monkeypatch, getattr(certificates, trusted))
+    handler, port = tls_relay(start_server, monkeypatch, mode, getattr(certificates, presented),
+                              getattr(certificates, trusted))
 
     with SmtpTransport(tls_client(mode, port)) as smtp:
         with pytest.raises(TransientDeliveryError, match="SSLCertVerificationError"):
@@ -324,9 +330,7 @@ def test_a_relay_reached_at_its_checked_address_still_verifies_the_certificate_f
         message: EmailMessage) -> None:
     # mail.example answers 127.0.0.1 to the guard and 127.0.0.2 (nothing there) after;
     # the server's certificate names mail.example only.
-    handler = Handler()
-    port = start_server(handler, **tls_server(mode, certificates.elsewhere))
-    trust(monkeypatch, certificates.elsewhere)
+    handler, port = tls_relay(start_server, monkeypatch, mode, certificates.elsewhere)
     rebinding(monkeypatch, "mail.example", "127.0.0.1", "127.0.0.2")
 
     with SmtpTransport(replace(tls_client(mode, port), host="mail.example"), host_check(True)) as smtp:
@@ -342,9 +346,7 @@ def test_a_relay_reached_at_its_checked_address_refuses_a_certificate_for_the_ad
         message: EmailMessage) -> None:
     # The certificate is good for 127.0.0.1, where the connection goes, but not for
     # mail.example, the name configured: the name is what must be verified.
-    handler = Handler()
-    port = start_server(handler, **tls_server(mode, certificates.server))
-    trust(monkeypatch, certificates.server)
+    handler, port = tls_relay(start_server, monkeypatch, mode, certificates.server)
     rebinding(monkeypatch, "mail.example", "127.0.0.1")
 
     with SmtpTransport(replace(tls_client(mode, port), host="mail.example"), host_check(True)) as smtp:

@@ -16,7 +16,6 @@ from sqlalchemy import select
 
 from delivery import dev_mailbox
 from delivery.batch import send_batch
-from inbound import WEBHOOK_KEYS
 from models import Event, Message, db
 from settings import get_settings, load_settings
 from tasks.sending import RECORDER
@@ -89,7 +88,7 @@ def test_make_run_gives_the_catcher_a_port_only_without_a_database_url_or_relay(
 
 def test_an_account_without_providers_delivers_to_the_catcher_as_dev_catcher(catcher: Any) -> None:
     ids = queue_emails(2)
-    assert send_batch(ids, catcher, RECORDER.start, WEBHOOK_KEYS) == {"sent": 2}
+    assert send_batch(ids, catcher, RECORDER.start) == {"sent": 2}
     with db.session_scope() as s:
         assert {m.provider for m in s.scalars(select(Message))} == {dev_mailbox.PROVIDER_NAME}
     mails = dev_mailbox.caught(catcher.dev_mail_dir)
@@ -101,7 +100,7 @@ def test_an_account_without_providers_delivers_to_the_catcher_as_dev_catcher(cat
 def test_without_the_catcher_or_a_relay_mail_still_waits_as_deferred() -> None:
     ids = queue_emails(1)
     bare = dataclasses.replace(get_settings(), smtp_host=None, dev_smtp_port=None, dev_mail_dir=None)
-    assert send_batch(ids, bare, RECORDER.start, WEBHOOK_KEYS) == {"held": 1}
+    assert send_batch(ids, bare, RECORDER.start) == {"held": 1}
     with db.session_scope() as s:
         [(status, error)] = s.execute(select(Message.status, Message.error)).all()
     assert status == "deferred" and "no email provider configured" in error
@@ -111,7 +110,7 @@ def test_the_open_pixel_of_a_caught_email_may_load_in_a_page_of_another_origin(c
     """A browser showing the email (webmail, or /dev/mail's sandboxed frame, whose origin
     is opaque) loads the pixel cross-origin: a same-origin resource policy drops it."""
     ids = queue_emails(1)
-    send_batch(ids, catcher, RECORDER.start, WEBHOOK_KEYS)
+    send_batch(ids, catcher, RECORDER.start)
     [mail] = dev_mailbox.caught(catcher.dev_mail_dir)
     pixel = re.search(r'<img src="https?://[^/"]+(/t/o/[^"]+)"', mail.body("html") or "")
     assert pixel is not None

@@ -19,7 +19,6 @@ from delivery.errors import PermanentDeliveryError, TransientDeliveryError
 from delivery.outbox import SEND_LEASE, claim_for_dispatch, claim_for_send
 from delivery.sender import Outcome, record
 from delivery.tracking import Tracker
-from inbound import WEBHOOK_KEYS
 from models import Enrollment, Event, Message, Subscriber, Suppression, db
 from models.base import utcnow
 from sequencing.claims import claim_due_enrollments
@@ -303,7 +302,7 @@ def test_a_message_whose_claim_would_run_out_mid_send_is_put_back_untried(smtp):
     def clock():
         return next(moments, start + SEND_LEASE - timedelta(seconds=30))
 
-    assert send_batch([message_id], get_settings(), RECORDER.start, WEBHOOK_KEYS, clock=clock) == {"held": 1}
+    assert send_batch([message_id], get_settings(), RECORDER.start, clock=clock) == {"held": 1}
     assert smtp.handler.received == []
     with db.session_scope() as s:
         held = s.get(Message, message_id)

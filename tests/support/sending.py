@@ -11,7 +11,6 @@ from models import Message, db
 from models.base import utcnow
 from settings import get_settings
 from delivery.batch import send_batch
-from inbound import WEBHOOK_KEYS
 from tasks.sending import RECORDER
 from tests.support import factories
 from tests.support.engine import run_due
@@ -56,4 +55,4 @@ def account_of(message_ids: list[int]) -> int:
 def send_in_process(ids: list[int], at: datetime | None = None) -> dict[str, int]:
     """The send task's batch, run here at ``at`` (default: now)."""
     now = at or utcnow()
-    return send_batch(ids, get_settings(), RECORDER.start, WEBHOOK_KEYS, clock=lambda: now)
+    return send_batch(ids, get_settings(), RECORDER.start, clock=lambda: now)

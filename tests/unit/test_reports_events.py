@@ -7,7 +7,6 @@ import pytest
 
 from delivery.routing import Route
 from delivery.sender import reports_events
-from inbound import WEBHOOK_KEYS
 
 
 @pytest.mark.parametrize("kind, config, platform, reports", [
@@ -19,4 +18,4 @@ from inbound import WEBHOOK_KEYS
     ("smtp", {"host": "relay.example"}, {}, False),  # nothing reports back over SMTP
 ])
 def test_a_provider_reports_back_only_when_its_webhook_can_be_verified(kind, config, platform, reports):
-    assert reports_events(Route(provider_id=1, name=kind, kind=kind, config=config), platform, WEBHOOK_KEYS) is reports
+    assert reports_events(Route(provider_id=1, name=kind, kind=kind, config=config), platform) is reports

@@ -24,10 +24,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
-from flask import Flask, jsonify, request
-from flask.typing import ResponseReturnValue
+from flask import Flask, request
+from flask_smorest import abort
 from werkzeug.routing import IntegerConverter, Map, ValidationError
 
 from core.json_values import Path, TooDeepError, Unusable, bounded_int, problems
@@ -64,12 +64,13 @@ def _is_raw(app: Flask) -> bool:
     return bool(getattr(handler, "_raw_json_body", False))
 
 
-def _refuse(code: int, found: dict[Path, list[str]], summary: str) -> ResponseReturnValue:
-    """The API's error shape. The API already names a field inside another two ways:
-    nested, as marshmallow does (``{"tags": {"1": [...]}}``), and by dotted path, as
-    ``audience`` and the sequence checks do (``{"attributes.plan": [...]}``); a
-    refusal here gives both, so a client finds the field the way the endpoint
-    named it before. The message names dotted paths (``tags.1``)."""
+def _refuse(code: int, found: dict[Path, list[str]], summary: str) -> NoReturn:
+    """Abort in the API's error shape (flask-smorest's handler writes it). The API
+    already names a field inside another two ways: nested, as marshmallow does
+    (``{"tags": {"1": [...]}}``), and by dotted path, as ``audience`` and the
+    sequence checks do (``{"attributes.plan": [...]}``); a refusal here gives both,
+    so a client finds the field the way the endpoint named it before. The message
+    names dotted paths (``tags.1``)."""
     errors: dict[str, Any] = {}
     for path, messages in found.items():
         node = errors
@@ -79,8 +80,7 @@ def _refuse(code: int, found: dict[Path, list[str]], summary: str) -> ResponseRe
         if len(path) > 1:
             errors[".".join(path)] = messages
     names = ", ".join(sorted(".".join(path) for path in found))
-    status = "Bad Request" if code == 400 else "Unprocessable Entity"
-    return jsonify({"code": code, "status": status, "errors": {"json": errors}, "message": f"{summary}: {names}"}), code
+    abort(code, errors={"json": errors}, message=f"{summary}: {names}")
 
 
 class IdConverter(IntegerConverter):
@@ -105,7 +105,7 @@ def init_json_input(app: Flask) -> None:
     app.url_map.converters["int"] = IdConverter
 
     @app.before_request
-    def _check_json_body() -> ResponseReturnValue | None:
+    def _check_json_body() -> None:
         # Not Content-Length: a chunked body has none, and webargs reads it all the same.
         if not request.path.startswith("/api/") or not request.is_json:
             return None
@@ -115,11 +115,11 @@ def init_json_input(app: Flask) -> None:
         try:
             found = problems(parse(request.get_data(cache=True)), max_depth=MAX_DEPTH)
         except RecursionError:
-            return _refuse(400, {("body",): deep}, "The JSON body is nested too deep")
+            _refuse(400, {("body",): deep}, "The JSON body is nested too deep")
         except TooDeepError as exc:
-            return _refuse(400, {exc.path: deep}, "The JSON body is nested too deep")
+            _refuse(400, {exc.path: deep}, "The JSON body is nested too deep")
         except ValueError:  # malformed JSON or not UTF-8: the schema's parser answers that (400) as before
             return None
         if found:
-            return _refuse(422, found, "Invalid value for")
+            _refuse(422, found, "Invalid value for")
         return None

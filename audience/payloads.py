@@ -23,6 +23,7 @@ from typing import Any
 from audience import fields as f
 from audience.errors import ImportPayloadError, ImportTooLargeError
 from core.errors import InvalidFieldError
+from core.json_values import SURROGATE, bounded_int, problems
 
 FORMATS = ("csv", "json")
 MAX_BYTES = 50 * 1024 * 1024
@@ -78,20 +79,9 @@ def _csv_header(cells: list[str]) -> list[str]:
     return keys
 
 
-class _OutOfRange:
-    """An integer no column can hold, left in place for its row to report by field:
-    past 64 bits (what the API refuses too), or past 4,300 digits, which int() refuses."""
-
-
-def _int(digits: str) -> int | _OutOfRange:
-    if len(digits.lstrip("-")) > 19 or not -(2**63) <= (value := int(digits)) < 2**63:
-        return _OutOfRange()
-    return value
-
-
 def _json_items(payload: bytes) -> list[Any]:
     try:
-        items = json.loads(payload, parse_int=_int)
+        items = json.loads(payload, parse_int=bounded_int)
     except RecursionError:
         raise ImportPayloadError("The body's JSON is nested too deep to read.") from None
     except ValueError as exc:
@@ -126,39 +116,14 @@ def count_rows(payload: bytes, fmt: str) -> int:
     return total
 
 
-_SURROGATE = "Contains a lone surrogate, which is not a character."
-
-
 def _unstorable(item: dict[str, Any]) -> str | None:
     """``"field: error"`` for the first value of a JSON row that no database can
-    store, or None: a lone surrogate (``"\\ud800"``, which JSON can escape but
-    neither psycopg2 nor sqlite3 can encode) or an integer out of range. Iterative:
-    rows may nest."""
-    stack: list[tuple[Any, str]] = [(item, "")]
-    while stack:
-        value, path = stack.pop()
-        if isinstance(value, _OutOfRange):
-            return f"{path}: Integer out of range (at most 64 bits)."
-        if isinstance(value, str):
-            if not value.isascii() and not _encodable(value):
-                return f"{path}: {_SURROGATE}"
-        elif isinstance(value, dict):
-            for key, child in value.items():
-                name = f"{path}.{key}" if path else str(key)
-                if isinstance(key, str) and not key.isascii() and not _encodable(key):
-                    return name.encode("utf-8", "backslashreplace").decode("utf-8") + f": {_SURROGATE}"
-                stack.append((child, name))
-        elif isinstance(value, list):
-            stack.extend((child, f"{path}.{i}") for i, child in enumerate(value))
-    return None
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    store (``core.json_values``), or None."""
+    found = problems(item, key_message=SURROGATE)
+    if found is None:
+        return None
+    path, messages = next(iter(found.items()))
+    return f"{'.'.join(path)}: {messages[0]}"
 
 
 def _row_from_mapping(item: dict[str, Any], nested: bool) -> ImportRow:

@@ -221,35 +221,42 @@ _ROW_ESTIMATES = "SELECT relname, reltuples FROM pg_class WHERE oid IN ('enrollm
 EXACT_BELOW_ROWS = 100_000
 
 
+def _exact(table: str) -> str:
+    return f"SELECT status, count(*) FROM {table} GROUP BY status"
+
+
+def _live(table: str, live_rows: str) -> str:
+    return f"SELECT status, count(*) FROM {table} WHERE {live_rows} GROUP BY status"
+
+
 def status_queries(dialect: str) -> list[str]:
     """The SQL of one scrape's status counts on ``dialect`` for a large table (the
     benchmark prints their plans)."""
     if dialect != "postgresql":
-        return [f"SELECT status, count(*) FROM {table} GROUP BY status" for table, *_ in _STATUS_GAUGES]
-    return [f"SELECT status, count(*) FROM {table} WHERE {live_rows} GROUP BY status"
-            for table, _, _, _, _, live_rows in _STATUS_GAUGES] + [_ESTIMATES]
+        return [_exact(table) for table, *_ in _STATUS_GAUGES]
+    return [_live(table, live_rows) for table, *_, live_rows in _STATUS_GAUGES] + [_ESTIMATES]
+
+
+def _by_status(conn: Any, sql: str) -> dict[str, int]:
+    return {str(status): int(n) for status, n in conn.execute(text(sql))}
 
 
 def _status_counts(conn: Any, exact_below: int) -> tuple[dict[str, dict[str, int]], dict[str, float]]:
     """By table, each status's count; and, on PostgreSQL, the age of each table's statistics."""
-    queries = status_queries(conn.dialect.name)
     counts: dict[str, dict[str, int]] = {table: {} for table, *_ in _STATUS_GAUGES}
-    exact = {table: f"SELECT status, count(*) FROM {table} GROUP BY status" for table, *_ in _STATUS_GAUGES}
     if conn.dialect.name != "postgresql":
-        for table, sql in exact.items():
-            counts[table] = {str(status): int(n) for status, n in conn.execute(text(sql))}
-        return counts, {}
+        return {table: _by_status(conn, _exact(table)) for table in counts}, {}
     small = {str(table) for table, rows in conn.execute(text(_ROW_ESTIMATES)) if rows < exact_below}
     analyzed: set[str] = set()
     if len(small) < len(counts):
         for table, status, estimate in conn.execute(text(_ESTIMATES)):
             counts[table][status] = int(estimate)
             analyzed.add(table)
-    for (table, _, _, live, settled, _), sql in zip(_STATUS_GAUGES, queries):
+    for table, _, _, live, settled, live_rows in _STATUS_GAUGES:
         if table in small:
-            counts[table] = {str(status): int(n) for status, n in conn.execute(text(exact[table]))}
+            counts[table] = _by_status(conn, _exact(table))
             continue
-        found = {str(status): int(n) for status, n in conn.execute(text(sql))}
+        found = _by_status(conn, _live(table, live_rows))
         for status in live:  # exact, so a status with no row is a known zero
             counts[table][status] = found.get(status, 0)
         if table in analyzed:  # a settled status ANALYZE never saw is too rare to estimate above zero

@@ -77,7 +77,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     limiter.exempt(health_bp)
     app.register_blueprint(health_bp)
 
-    from web.metrics import bp as metrics_bp
     from web.metrics import init_metrics
 
     init_metrics(app, settings)

@@ -24,98 +24,32 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
-from flask import Flask, jsonify, request
-from flask.typing import ResponseReturnValue
+from flask import Flask, request
+from flask_smorest import abort
 from werkzeug.routing import IntegerConverter, Map, ValidationError
 
+from core.json_values import Path, TooDeepError, Unusable, bounded_int, problems
 from web.validators import MAX_ID
 
 MAX_DEPTH = 64
-INT64 = 2**63
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _Bad:
-    """A number the parser was handed that no field can take, kept in place so the
-    walk that follows can name its path."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-def _int(digits: str) -> int | _Bad:
-    # Length first: int() of more than 4,300 digits raises, and is quadratic below that.
-    if len(digits.lstrip("-")) > 19 or not -INT64 <= (value := int(digits)) < INT64:
-        return _Bad("Integer out of range (at most 64 bits).")
-    return value
-
-
-def _float(text: str) -> float | _Bad:
+def _float(text: str) -> float | Unusable:
     value = float(text)
-    return value if math.isfinite(value) else _Bad("Number out of range.")
+    return value if math.isfinite(value) else Unusable("Number out of range.")
 
 
-def _constant(name: str) -> _Bad:
-    return _Bad(f"{name} is not a JSON number.")
-
-
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _printable(name: str) -> str:
-    """A name as the error body can show it (a key may itself hold the surrogate)."""
-    return name.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-Path = tuple[str, ...]
-
-
-class TooDeepError(ValueError):
-    """The body nests past ``MAX_DEPTH``; ``path`` is where it crossed."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(f"Nested deeper than {MAX_DEPTH} levels.")
-        self.path = path
-
-
-def problems(value: Any) -> dict[Path, list[str]] | None:
-    """Messages by path (``("body",)`` for the whole) for a parsed body, or None when
-    it is fine; raises TooDeepError. Iterative, so a deep body cannot exhaust the
-    stack here either."""
-    found: dict[Path, list[str]] = {}
-    stack: list[tuple[Any, Path]] = [(value, ())]
-    while stack:
-        item, path = stack.pop()
-        where = path or ("body",)
-        if len(path) > MAX_DEPTH:
-            raise TooDeepError(where)
-        if isinstance(item, _Bad):
-            found[where] = [item.reason]
-        elif isinstance(item, str):
-            if _has_surrogate(item):
-                found[where] = ["Contains a lone surrogate, which is not a character."]
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                if _has_surrogate(key):
-                    found[(*path, _printable(key))] = ["The key contains a lone surrogate, which is not a character."]
-                else:
-                    stack.append((child, (*path, key)))
-        elif isinstance(item, list):
-            stack.extend((child, (*path, str(i))) for i, child in enumerate(item))
-    return found or None
+def _constant(name: str) -> Unusable:
+    return Unusable(f"{name} is not a JSON number.")
 
 
 def parse(data: bytes) -> Any:
     """The body as JSON, with unusable numbers left as markers for ``problems``.
     Raises ValueError (not JSON) or RecursionError (nested past the parser's limit)."""
-    return json.loads(data, parse_int=_int, parse_float=_float, parse_constant=_constant)
+    return json.loads(data, parse_int=bounded_int, parse_float=_float, parse_constant=_constant)
 
 
 def raw_body(view: F) -> F:
@@ -130,12 +64,13 @@ def _is_raw(app: Flask) -> bool:
     return bool(getattr(handler, "_raw_json_body", False))
 
 
-def _refuse(code: int, found: dict[Path, list[str]], summary: str) -> ResponseReturnValue:
-    """The API's error shape. The API already names a field inside another two ways:
-    nested, as marshmallow does (``{"tags": {"1": [...]}}``), and by dotted path, as
-    ``audience`` and the sequence checks do (``{"attributes.plan": [...]}``); a
-    refusal here gives both, so a client finds the field the way the endpoint
-    named it before. The message names dotted paths (``tags.1``)."""
+def _refuse(code: int, found: dict[Path, list[str]], summary: str) -> NoReturn:
+    """Abort in the API's error shape (flask-smorest's handler writes it). The API
+    already names a field inside another two ways: nested, as marshmallow does
+    (``{"tags": {"1": [...]}}``), and by dotted path, as ``audience`` and the
+    sequence checks do (``{"attributes.plan": [...]}``); a refusal here gives both,
+    so a client finds the field the way the endpoint named it before. The message
+    names dotted paths (``tags.1``)."""
     errors: dict[str, Any] = {}
     for path, messages in found.items():
         node = errors
@@ -145,8 +80,7 @@ def _refuse(code: int, found: dict[Path, list[str]], summary: str) -> ResponseRe
         if len(path) > 1:
             errors[".".join(path)] = messages
     names = ", ".join(sorted(".".join(path) for path in found))
-    status = "Bad Request" if code == 400 else "Unprocessable Entity"
-    return jsonify({"code": code, "status": status, "errors": {"json": errors}, "message": f"{summary}: {names}"}), code
+    abort(code, errors={"json": errors}, message=f"{summary}: {names}")
 
 
 class IdConverter(IntegerConverter):
@@ -171,7 +105,7 @@ def init_json_input(app: Flask) -> None:
     app.url_map.converters["int"] = IdConverter
 
     @app.before_request
-    def _check_json_body() -> ResponseReturnValue | None:
+    def _check_json_body() -> None:
         # Not Content-Length: a chunked body has none, and webargs reads it all the same.
         if not request.path.startswith("/api/") or not request.is_json:
             return None
@@ -179,13 +113,13 @@ def init_json_input(app: Flask) -> None:
             return None
         deep = [f"Nested deeper than {MAX_DEPTH} levels."]
         try:
-            found = problems(parse(request.get_data(cache=True)))
+            found = problems(parse(request.get_data(cache=True)), max_depth=MAX_DEPTH)
         except RecursionError:
-            return _refuse(400, {("body",): deep}, "The JSON body is nested too deep")
+            _refuse(400, {("body",): deep}, "The JSON body is nested too deep")
         except TooDeepError as exc:
-            return _refuse(400, {exc.path: deep}, "The JSON body is nested too deep")
+            _refuse(400, {exc.path: deep}, "The JSON body is nested too deep")
         except ValueError:  # malformed JSON or not UTF-8: the schema's parser answers that (400) as before
             return None
         if found:
-            return _refuse(422, found, "Invalid value for")
+            _refuse(422, found, "Invalid value for")
         return None

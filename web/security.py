@@ -34,8 +34,9 @@ def _nul_errors() -> dict[str, dict[str, list[str]]]:
     query = [k for k, v in request.args.items(multi=True) if "\x00" in k or "\x00" in v]
     if query:
         errors["query"] = {name.replace("\x00", "\\u0000"): message for name in query}
-    if request.content_length and request.mimetype == "application/json" \
-            and b"\\u0000" in request.get_data(cache=True):  # ASCII: no need to decode the body to find it
+    # Every JSON media type webargs parses (application/*+json too), with or without a
+    # Content-Length (a chunked body has none; web.limits caps its size all the same).
+    if request.is_json and b"\\u0000" in request.get_data(cache=True):  # ASCII: no need to decode the body
         try:
             paths = _nul_paths(request.get_json(silent=True, cache=True), "")
         except RecursionError:  # nested past the parser's limit: the view's own parser refuses it (4xx)

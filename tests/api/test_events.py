@@ -1,6 +1,11 @@
 """Custom events: recorded once per client id, trigger sequences, tenant-scoped."""
 from __future__ import annotations
 
+import io
+import json
+
+import pytest
+
 from sqlalchemy import select
 
 from models import Enrollment, Event, Message, Subscriber, db
@@ -78,6 +83,20 @@ def test_creating_a_subscriber_and_adding_a_tag_start_their_triggered_sequences(
 def test_a_nul_character_anywhere_is_a_422_naming_the_field(client, alice):
     response = client.post("/api/v1/events", json={"email": "a@b.test", "name": "x", "properties": {"k": "a\x00b"}},
                            headers=alice.headers)
+    assert response.status_code == 422
+    assert response.get_json()["errors"]["json"] == {"properties.k": ["NUL characters are not allowed."]}
+    with db.session_scope() as s:
+        assert s.scalars(select(Event)).all() == []
+
+
+@pytest.mark.parametrize("media_type", ["application/json", "application/vnd.api+json"])
+def test_a_nul_character_in_a_chunked_or_json_suffixed_body_is_a_422_too(client, alice, media_type):
+    """Chunked bodies have no Content-Length, and webargs parses every JSON media
+    type: neither may carry a NUL past the guard into the database."""
+    body = json.dumps({"email": "a@b.test", "name": "x", "properties": {"k": "a\x00b"}}).encode()
+    response = client.post("/api/v1/events", input_stream=io.BytesIO(body),
+                           headers={**alice.headers, "Content-Type": media_type, "Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input_terminated": True})  # as gunicorn sets for chunked
     assert response.status_code == 422
     assert response.get_json()["errors"]["json"] == {"properties.k": ["NUL characters are not allowed."]}
     with db.session_scope() as s:

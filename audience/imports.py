@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from audience.payloads import ImportRow, count_rows, read_rows
 from audience.upsert import CHUNK, upsert_rows
+from core.isolation import run_isolated
 from models import Job, utcnow
 
 KIND = "subscriber_import"
@@ -73,7 +74,7 @@ def _record(job: Job, created: int, updated: int, processed: int, errors: list[s
         job.errors = [*(job.errors or []), *errors[:room]]  # a new list: JSON columns don't track mutation
 
 
-def _row_faults(session: Session) -> tuple[type[BaseException], ...]:
+def _row_faults(session: Session) -> tuple[type[Exception], ...]:
     """Errors that mean "the database refused this data", as opposed to "the database
     is unavailable" (which must fail the chunk and be retried): SQLAlchemy's wrapped
     ones, the driver's raw ones (the PostgreSQL path COPYs through the driver's own
@@ -87,25 +88,14 @@ def _write(session: Session, account_id: int, batch: list[tuple[int, ImportRow]]
     """Upsert ``batch``; returns (created, updated, refused rows). When the database
     refuses the chunk, each row is written in its own savepoint, so one bad row
     costs only itself (in file order, so repeats of an address merge as before)."""
-    faults = _row_faults(session)
-    try:
-        with session.begin_nested():
-            created, updated = upsert_rows(session, account_id, [row for _, row in batch], now)
-        return created, updated, []
-    except faults:
-        pass
-    created = updated = 0
     refused: list[tuple[int, str]] = []
-    for number, row in batch:
-        try:
-            with session.begin_nested():
-                one_created, one_updated = upsert_rows(session, account_id, [row], now)
-        except faults as exc:
-            refused.append((number, f"The database refused the row ({type(exc).__name__})."))
-            continue
-        created += one_created
-        updated += one_updated
-    return created, updated, refused
+
+    def refuse(numbered: tuple[int, ImportRow], exc: Exception) -> None:
+        refused.append((numbered[0], f"The database refused the row ({type(exc).__name__})."))
+
+    written = run_isolated(session, batch, lambda rows: upsert_rows(session, account_id, [r for _, r in rows], now),
+                           refuse, passthrough=(), what="import", caught=_row_faults(session))
+    return sum(c for c, _ in written), sum(u for _, u in written), refused
 
 
 def run_import(session: Session, job_id: int, clock: Callable[[], datetime] = utcnow,

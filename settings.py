@@ -210,6 +210,12 @@ def _dns_name(env: dict[str, str], name: str) -> str | None:
     return value
 
 
+def catches_mail_locally(env: dict[str, str]) -> bool:
+    """The bare embedded default, no database and no relay configured: `make run`
+    delivers to the development mail catcher (delivery.dev_mailbox)."""
+    return not env.get("DATABASE_URL") and not env.get("SMTP_HOST")
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Parse settings from ``env`` (default: ``os.environ``); raise ConfigError on a bad value."""
     env = dict(os.environ if env is None else env)
@@ -236,7 +242,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         raise ConfigError("SECRET_KEY must be at least 16 characters long")
     public_base_url = _url(env, "PUBLIC_BASE_URL", ("http", "https")) or "http://localhost:8000"
     origins = tuple(o.strip() for o in env.get("ESEQ_CORS_ORIGINS", "").split(",") if o.strip())
-    dev_port = _int(env, "ESEQ_DEV_SMTP_PORT", 0) if not env.get("DATABASE_URL") and not env.get("SMTP_HOST") else 0
+    dev_port = _int(env, "ESEQ_DEV_SMTP_PORT", 0) if catches_mail_locally(env) else 0
     return Settings(
         database_url=database_url,
         redis_url=redis_url,

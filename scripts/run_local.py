@@ -77,7 +77,9 @@ def prepare_env(base: dict[str, str]) -> dict[str, str]:
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir()
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    if not env.get("DATABASE_URL") and not env.get("SMTP_HOST") and not env.get("ESEQ_DEV_SMTP_PORT"):
+    from settings import catches_mail_locally
+
+    if catches_mail_locally(env) and not env.get("ESEQ_DEV_SMTP_PORT"):
         env["ESEQ_DEV_SMTP_PORT"] = str(free_port())
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"

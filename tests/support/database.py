@@ -51,18 +51,25 @@ def embedded_sqlite(folder: Path, revision: str = "head") -> Iterator[str]:
 
 
 @contextmanager
-def sqlite_engine(folder: Path, revision: str = "head") -> Iterator[Engine]:
-    """An engine on a SQLite file in ``folder`` migrated to ``revision`` (the embedded
-    default), disposed after; the process's own database is left as it is."""
+def engine_at(url: str) -> Iterator[Engine]:
+    """An engine of its own on ``url`` (the platform's make_engine), disposed after;
+    the process's own database is left as it is."""
     from models.db import make_engine
 
-    url = f"sqlite:///{folder / 'eseq.sqlite'}"
-    migrate(url, revision)
     engine = make_engine(url)
     try:
         yield engine
     finally:
         engine.dispose()
+
+
+@contextmanager
+def sqlite_engine(folder: Path, revision: str = "head") -> Iterator[Engine]:
+    """``engine_at`` a SQLite file in ``folder`` migrated to ``revision`` (the embedded default)."""
+    url = f"sqlite:///{folder / 'eseq.sqlite'}"
+    migrate(url, revision)
+    with engine_at(url) as engine:
+        yield engine
 
 
 @contextmanager

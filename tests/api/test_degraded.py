@@ -22,6 +22,10 @@ from tests.support.processes import BIN, Proc, platform_env
 from tests.support.smtp import free_port
 from tests.support.waiting import wait_for
 
+# The server is another process, committing on connections of its own: the rows it
+# writes cannot be rolled back with the test's transaction, so tables are truncated.
+pytestmark = pytest.mark.committing
+
 
 def call(port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
          raw: bytes | None = None) -> tuple[int, dict[str, str], Any]:

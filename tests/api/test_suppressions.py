@@ -7,6 +7,7 @@ import json
 from html.parser import HTMLParser
 from urllib.parse import urljoin
 
+import pytest
 from sqlalchemy import select, update
 
 from delivery.tracking import Tracker
@@ -155,6 +156,7 @@ def test_the_list_is_filtered_by_any_spelling_of_an_address(client, alice):
         assert [row["email"] for row in found] == ["ada@bücher.de"], spelling
 
 
+@pytest.mark.committing  # were it sent, the send's group-commit thread would record it on a connection of its own
 def test_a_subscriber_stored_in_the_punycode_spelling_by_older_code_is_held_by_the_unicode_suppression(client, alice):
     # POST /events used to store the address lower-cased as given.
     seq = factories.sequence(alice.account_id, [{"type": "email", "subject": "x", "text": "x"}])

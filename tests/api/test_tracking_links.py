@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from delivery.tracking import Tracker
 from models import Event, Message, Subscriber, Suppression, db
 from tests.support import factories
-from tests.support.database import migrate
+from tests.support.database import embedded_sqlite
 
 BASE = "https://mail.example.test"
 
@@ -90,11 +90,7 @@ def test_a_link_signed_before_links_named_the_account_still_acts_on_postgresql(c
 
 def test_on_sqlite_a_deleted_messages_id_is_not_reused_and_its_old_link_leaves_the_next_tenant_alone(
         client, settings, tmp_path: Path):
-    url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
-    migrate(url)
-    postgres_url = db._url
-    db.configure(url)
-    try:
+    with embedded_sqlite(tmp_path):
         tracker = Tracker(settings.secret_key, BASE)
         a, b = factories.account("Alice"), factories.account("Bob")
         a_subscriber, a_message = _message(a, "ada@example.test")
@@ -114,5 +110,3 @@ def test_on_sqlite_a_deleted_messages_id_is_not_reused_and_its_old_link_leaves_t
         assert client.post(f"/u/{_token(tracker.unsubscribe_url(b, b_message))}").status_code == 200
         with db.session_scope() as s:
             assert s.get(Subscriber, b_subscriber).status == "unsubscribed"
-    finally:
-        db.configure(postgres_url)

@@ -138,14 +138,10 @@ def test_it_upserts_on_sqlite_through_the_portable_path(tmp_path: Path):
     from accounts.keys import create_account
     from audience.payloads import read_rows
     from audience.upsert import upsert_rows
-    from models.db import make_engine
     from sqlalchemy.orm import sessionmaker
-    from tests.support.database import migrate
+    from tests.support.database import sqlite_engine
 
-    url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
-    migrate(url)
-    engine = make_engine(url)
-    try:
+    with sqlite_engine(tmp_path) as engine:
         with sessionmaker(bind=engine)() as s:
             account_id = create_account(s, "Solo", "solo@example.com", "Solo")[0].id
             csv = b"email,first_name,tags,plan\na@example.com,Ann,x,free\nb@example.com,,y,\nA@example.com,,z,pro\n"
@@ -157,8 +153,6 @@ def test_it_upserts_on_sqlite_through_the_portable_path(tmp_path: Path):
             assert set(found) == {"a@example.com", "b@example.com"}
             assert (found["a@example.com"].first_name, found["a@example.com"].tags) == ("Ann", ["x", "z"])
             assert found["a@example.com"].attributes == {"plan": "free"}, "the re-import's later row wins"
-    finally:
-        engine.dispose()
 
 
 def test_an_import_whose_worker_died_is_resumed_after_its_last_chunk(alice, worker):
@@ -249,13 +243,9 @@ def test_on_sqlite_a_refused_row_and_a_surrogate_row_are_reported_and_the_others
 
     from accounts.keys import create_account
     from audience.imports import claim_import, create_import_job, run_import
-    from models.db import make_engine
-    from tests.support.database import migrate
+    from tests.support.database import sqlite_engine
 
-    url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
-    migrate(url)
-    engine = make_engine(url)
-    try:
+    with sqlite_engine(tmp_path) as engine:
         with sessionmaker(bind=engine)() as s:
             s.execute(text("CREATE TRIGGER test_refused BEFORE INSERT ON subscribers WHEN NEW.first_name = 'Refused' "
                            "BEGIN SELECT RAISE(ABORT, 'refused'); END"))
@@ -270,8 +260,6 @@ def test_on_sqlite_a_refused_row_and_a_surrogate_row_are_reported_and_the_others
             assert job.errors == ["row 2: The database refused the row (IntegrityError).",
                                   "row 3: last_name: Contains a lone surrogate, which is not a character."]
             assert set(s.scalars(select(Subscriber.email))) == {"a@example.com", "b@example.com"}
-    finally:
-        engine.dispose()
 
 
 def test_a_json_import_reports_an_integer_past_64_bits_by_row_instead_of_refusing_the_file(client, alice, worker):

@@ -11,28 +11,21 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from models import Base, db
-from models.db import make_engine
-from tests.support.database import embedded_sqlite, fresh_database, migrate
+from tests.support.database import embedded_sqlite, engine_at, fresh_database, migrate
 from tests.support.sending import forget_smtp, send_in_process, use_smtp
 from tests.support.smtp import SmtpServer
 
 
 def _assert_matches_models(url: str) -> None:
-    engine = make_engine(url)
-    try:
+    with engine_at(url) as engine:
         with engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
             assert diff == [], f"migrations and models differ: {diff}"
-    finally:
-        engine.dispose()
 
 
 def _tables(url: str) -> set[str]:
-    engine = make_engine(url)
-    try:
+    with engine_at(url) as engine:
         return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 def test_postgresql_upgrades_from_empty_to_the_models_and_downgrades_back():
@@ -92,14 +85,11 @@ def test_the_engine_claims_and_advances_on_the_embedded_sqlite_default(tmp_path:
 
 
 def _sqlite_counts(url: str) -> dict[str, int]:
-    engine = make_engine(url)
-    try:
+    with engine_at(url) as engine:
         with engine.connect() as conn:
             present = set(inspect(conn).get_table_names())  # at an older revision, later tables are not there yet
             return {t: conn.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar() for t in Base.metadata.tables
                     if t in present}
-    finally:
-        engine.dispose()
 
 
 def test_sqlite_tables_are_rebuilt_with_autoincrement_keeping_every_row_and_reference(tmp_path: Path):
@@ -136,13 +126,10 @@ def test_sqlite_tables_are_rebuilt_with_autoincrement_keeping_every_row_and_refe
             s.add(message)
             s.flush()
             assert message.id > newest, "the deleted message's id was handed out again"
-        engine = make_engine(url)
-        try:
+        with engine_at(url) as engine:
             with engine.connect() as conn:
                 tables = dict(conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all())
                 assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
-        finally:
-            engine.dispose()
         assert [t for t in Base.metadata.tables if "AUTOINCREMENT" not in tables[t]] == []
         _assert_matches_models(url)
         migrate(url, "0012", "downgrade")
@@ -155,8 +142,7 @@ def test_every_table_is_declared_with_ids_never_reused():
 
 def _older_spellings(url: str) -> None:
     """Rows as POST /events and unsubscribing stored them before one normaliser."""
-    engine = make_engine(url)
-    try:
+    with engine_at(url) as engine:
         with engine.begin() as conn:
             conn.exec_driver_sql("INSERT INTO accounts (id, name, from_email, created_at) VALUES (7, 'A', 'a@a.test', '2026-01-01')")
             for email in ("ada@xn--bcher-kva.de", "bob@xn--bcher-kva.de", "bob@bücher.de", "cy@example.test"):
@@ -167,18 +153,13 @@ def _older_spellings(url: str) -> None:
                 conn.exec_driver_sql("INSERT INTO suppressions (account_id, email, reason, created_at) "
                                      "VALUES (7, %s, 'unsubscribed', '2026-01-01')"
                                      .replace("%s", "?" if url.startswith("sqlite") else "%s"), (email,))
-    finally:
-        engine.dispose()
 
 
 def _stored(url: str) -> tuple[list[str], list[str]]:
-    engine = make_engine(url)
-    try:
+    with engine_at(url) as engine:
         with engine.connect() as conn:
             return (sorted(conn.exec_driver_sql("SELECT email FROM subscribers").scalars()),
                     sorted(conn.exec_driver_sql("SELECT email FROM suppressions").scalars()))
-    finally:
-        engine.dispose()
 
 
 NORMALISED = (["ada@bücher.de", "bob@bücher.de", "bob@xn--bcher-kva.de", "cy@example.test"],

@@ -19,7 +19,6 @@ from accounts.webhook_secret import derived_secret, rotate_webhook_secret, webho
 from models import Account, WebhookDelivery, db
 from scripts.verify_webhook_example import TOLERANCE_SECONDS, verify
 from settings import get_settings
-from tests.support import factories
 from tests.support.engine import webhook_calls as advance_webhook_steps
 from webhooks import outbound
 

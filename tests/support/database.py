@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from models.db import normalize_url
 
@@ -48,6 +48,28 @@ def embedded_sqlite(folder: Path, revision: str = "head") -> Iterator[str]:
         yield url
     finally:
         db.configure(previous)
+
+
+@contextmanager
+def engine_at(url: str) -> Iterator[Engine]:
+    """An engine of its own on ``url`` (the platform's make_engine), disposed after;
+    the process's own database is left as it is."""
+    from models.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def sqlite_engine(folder: Path, revision: str = "head") -> Iterator[Engine]:
+    """``engine_at`` a SQLite file in ``folder`` migrated to ``revision`` (the embedded default)."""
+    url = f"sqlite:///{folder / 'eseq.sqlite'}"
+    migrate(url, revision)
+    with engine_at(url) as engine:
+        yield engine
 
 
 @contextmanager

@@ -70,20 +70,27 @@ def truncated() -> Iterator[None]:
     yield
 
 
+_STRAY_THREAD = ("a thread other than the test's used the database: mark the test "
+                 "@pytest.mark.committing so that each thread has a connection of its own")
+
+
 def _rolled_back() -> Iterator[None]:
     if _State.dirty:  # a committing test ran before this one
         truncate_all()
     connection = db.get_engine().connect()
     outer = connection.begin()
     test_thread = threading.get_ident()
+    strays: list[str] = []
 
     @event.listens_for(connection, "before_cursor_execute")
     def _same_thread(*_args: Any) -> None:
         # Another thread would share this connection and its transaction, so a race
-        # under test would never happen and could pass for the wrong reason.
+        # under test would never happen and could pass for the wrong reason. Failing
+        # in that thread alone is not enough (an uncaught error in a thread is only a
+        # warning to pytest), so the test is failed again at teardown.
         if threading.get_ident() != test_thread:
-            pytest.fail("a thread other than the test's used the database: mark the test "
-                        "@pytest.mark.committing so that each thread has a connection of its own")
+            strays.append(threading.current_thread().name)
+            pytest.fail(_STRAY_THREAD)
 
     # db.new_session() (every request, task body and session_scope) makes its
     # sessions from this factory: bound to the connection, each one's commit
@@ -96,6 +103,8 @@ def _rolled_back() -> Iterator[None]:
         db._factory = factory
         outer.rollback()
         connection.close()
+    if strays:
+        pytest.fail(f"{_STRAY_THREAD} (threads: {', '.join(sorted(set(strays)))})")
 
 
 def rolled_back_or_truncated(request: pytest.FixtureRequest) -> Iterator[None]:

@@ -8,20 +8,32 @@ test that needs the database, the broker or a server belongs in tests/integratio
 from __future__ import annotations
 
 import socket
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg2
 import pytest
 
 
-def _refuse(what: str) -> None:
-    pytest.fail(f"a unit test tried to connect to {what}: tests that need a server belong in tests/integration")
+def _message(what: str) -> str:
+    return f"a unit test tried to connect to {what}: tests that need a server belong in tests/integration"
 
 
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Unix sockets stay allowed: they are how a process talks to itself (asyncio's
-    self-pipe, multiprocessing), not a server."""
+    self-pipe, multiprocessing), not a server. An attempt fails where it is made; one
+    made in another thread, whose uncaught error pytest only warns of, fails the test
+    again at teardown."""
+    test_thread = threading.get_ident()
+    from_threads: list[str] = []
+
+    def _refuse(what: str) -> None:
+        if threading.get_ident() != test_thread:
+            from_threads.append(what)
+        pytest.fail(_message(what))
+
     connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
 
     def guarded_connect(sock: socket.socket, address: Any) -> None:
@@ -40,3 +52,6 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
     monkeypatch.setattr(psycopg2, "connect", guarded_pg_connect)
+    yield
+    if from_threads:
+        pytest.fail(_message(", ".join(from_threads)))

@@ -49,6 +49,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            # The driver's own BEGIN (deferred, sent before the first write) is
+            # replaced by ours below; it also leaves SAVEPOINTs to SQLAlchemy.
+            dbapi_conn.isolation_level = None
+
+        if kwargs.get("isolation_level") != "AUTOCOMMIT":
+            @event.listens_for(engine, "begin")
+            def _begin_immediate(conn: Any) -> None:
+                # A deferred transaction that read before another process
+                # committed cannot then write: SQLite fails it at once with
+                # "database is locked", whatever the busy timeout. Taking the write
+                # lock at BEGIN makes such writers wait their turn instead.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     if "poolclass" not in kwargs:

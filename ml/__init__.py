@@ -1,0 +1,1 @@
+"""Predictive layer: features from events, churn risk, engagement and learned send times."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import IDS_NEVER_REUSED, Base, utcnow
@@ -46,6 +46,10 @@ class Enrollment(Base):
     crashes: Mapped[int] = mapped_column(Integer, server_default="0")
     # The last crash's reason while it is retried.
     error: Mapped[str | None] = mapped_column(String(200))
+    # In the sequence's holdout group (``settings.holdout_percent``), drawn once at
+    # enrollment: it walks every step, but its email steps send nothing, so the
+    # sequence's lift is measured against it (analytics.holdout).
+    held_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -29,6 +29,7 @@ from sequencing.conditions import Facts
 from sequencing.facts import BatchFacts
 from sequencing.frequency_cap import FrequencyCaps
 from sequencing.handlers import HANDLERS, clear_wait
+from sequencing.holdout import holdout_percent, is_held_out
 from sequencing.moves import Exit, Goto, Move, Wait
 from sequencing.rows import EnrollmentRow, SubscriberRow, load_enrollments, load_subscribers, write_back
 
@@ -334,5 +335,6 @@ def _enroll_moves(session: Session, batch: Batch, now: datetime) -> None:
             continue
         rows.append({"account_id": enrollment.account_id, "sequence_id": sequence_id,
                      "subscriber_id": enrollment.subscriber_id, "instance_key": "", "run": 1, "status": "active",
-                     "current_step": 0, "next_run_at": now, "state": {}, "enrolled_at": now, "updated_at": now})
+                     "current_step": 0, "next_run_at": now, "state": {}, "enrolled_at": now, "updated_at": now,
+                     "held_out": is_held_out(sequence_id, enrollment.subscriber_id, holdout_percent(target.settings))})
     insert_ignoring_conflicts(session, Enrollment, rows, Enrollment.id)

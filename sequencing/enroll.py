@@ -10,7 +10,8 @@ not ``active``, and subscribers already running this sequence (active or paused)
 Re-entry after an enrollment ended follows ``settings.reentry``: ``never`` (the
 default) skips anyone who was ever enrolled; ``after_completion`` starts a new run
 once the previous one completed; ``always`` starts one once the previous ended for any
-reason. A new enrollment is due at once (``next_run_at = now``) at step 0.
+reason. A new enrollment is due at once (``next_run_at = now``) at step 0, in the
+sequence's holdout group or not as ``sequencing.holdout`` draws it.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from core.validators import is_int
 from models import Enrollment, Subscriber
 from models.bulk import dialect_insert
 from sequencing.errors import MAX_INT, InvalidInputError, StateConflictError
+from sequencing.holdout import holdout_percent, is_held_out
 from sequencing.lifecycle import get_sequence
 
 MAX_PER_CALL = 10_000
@@ -129,9 +131,11 @@ def enroll_subscribers(session: Session, account_id: int, sequence_id: int,
     if emails:
         eligible.update(_ensure_subscribers(session, account_id, _normalise_emails(emails), now))
     runs = _next_runs(session, sequence.id, sorted(eligible), str(sequence.settings.get("reentry", "never")))
+    percent = holdout_percent(sequence.settings)
     rows = [{"account_id": account_id, "sequence_id": sequence.id, "subscriber_id": sub, "instance_key": "",
              "run": run, "status": "active", "current_step": 0, "next_run_at": now, "state": {},
-             "enrolled_at": now, "updated_at": now} for sub, run in sorted(runs.items())]
+             "held_out": is_held_out(sequence.id, sub, percent), "enrolled_at": now, "updated_at": now}
+            for sub, run in sorted(runs.items())]
     if not rows:
         return 0, requested
     statement = (dialect_insert(session, Enrollment.__table__)

@@ -8,7 +8,9 @@ Enrollment state keys:
 - ``wait``: ``{"step": position, "until": iso, "since": iso}`` while a delay,
   a condition's wait or a wait_until is in progress on that step;
 - ``sent``: ``{position: idempotency key}`` of the last email sent at each step;
-- ``visits``: ``{position: n}`` how often an email step has sent (loops resend).
+- ``visits``: ``{position: n}`` how often an email step has sent (loops resend);
+- ``withheld``: ``{position: n}`` how often an email step was passed without
+  sending, for an enrollment in the sequence's holdout group (sequencing.holdout).
 """
 from __future__ import annotations
 
@@ -93,6 +95,8 @@ def handle_email(batch: Batch, enrollment: EnrollmentRow, step: Step, subscriber
     opening = next_send_opening(batch.now, settings.get("send_window"), settings.get("quiet_days"), tz)
     if opening > batch.now:
         return Wait(opening)
+    if enrollment.held_out:
+        return _withhold(enrollment, step)
     capped_until = batch.frequency_cap_until(enrollment)
     if capped_until is not None:
         return Wait(capped_until)
@@ -104,6 +108,19 @@ def handle_email(batch: Batch, enrollment: EnrollmentRow, step: Step, subscriber
     sent = dict(state.get("sent") or {})
     sent[str(step.position)] = key
     state["sent"] = sent
+    enrollment.state = state
+    return Next()
+
+
+def _withhold(enrollment: EnrollmentRow, step: Step) -> Move:
+    """A held-out enrollment passes an email step unsent, at the moment a treated one
+    would have been sent it (the send window is kept, so both groups walk on the same
+    clock; the frequency cap is not, as nothing is sent). No message row is written:
+    nothing can dispatch it and no count can take it for a send."""
+    state = dict(enrollment.state or {})
+    withheld = dict(state.get("withheld") or {})
+    withheld[str(step.position)] = int(withheld.get(str(step.position), 0)) + 1
+    state["withheld"] = withheld
     enrollment.state = state
     return Next()
 

@@ -78,6 +78,7 @@ class EnrollmentRow(_Tracked):
     completed_at: datetime | None
     crashes: int
     error: str | None
+    held_out: bool  # read only: drawn at enrollment (sequencing.holdout)
     _loaded: tuple[Any, ...] = field(init=False, repr=False)
 
 

@@ -13,6 +13,8 @@ Stored normalised in ``Sequence.settings`` so the engine reads plain values:
     reentry         "never" | "after_completion" | "always" (default "never")
     goal            {"event": name, "within_days": 1..365 (default 7)}: that event within
                     the days after one of the sequence's emails is its conversion, or absent
+    holdout_percent number 0..50 (default 0): that share of new enrollments is held out,
+                    walking the sequence without being sent its emails (sequencing.holdout)
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 REENTRY = ("never", "after_completion", "always")
 TRIGGERS = ("tag_added", "event", "subscriber_created")
 KEYS = ("timezone", "send_window", "quiet_days", "transactional", "priority", "frequency_cap",
-        "exit_events", "trigger", "reentry", "goal")
+        "exit_events", "trigger", "reentry", "goal", "holdout_percent")
+MAX_HOLDOUT_PERCENT = 50  # more held out than treated would starve the sequence to measure it
 MAX_LIST = 366
 
 
@@ -135,6 +138,9 @@ def validate_settings(raw: Any, path: str = "settings") -> dict[str, Any]:
             p.unknown(goal, ("event", "within_days"), f"{path}.goal")
             out["goal"] = {"event": p.text(goal, "event", f"{path}.goal", required=True, max_len=100),
                            "within_days": p.integer(goal, "within_days", f"{path}.goal", minimum=1, maximum=365) or 7}
+    holdout = p.number(settings, "holdout_percent", path, maximum=MAX_HOLDOUT_PERCENT)
+    if holdout:
+        out["holdout_percent"] = holdout
     if settings.get("reentry") is not None:
         if settings["reentry"] in REENTRY:
             out["reentry"] = settings["reentry"]

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from models import Enrollment, Sequence
 from models.bulk import insert_ignoring_conflicts
 from sequencing.enroll import next_run
+from sequencing.holdout import holdout_percent, is_held_out
 
 
 def _next_run(session: Session, sequence: Sequence, subscriber_id: int, key: str) -> int | None:
@@ -67,7 +68,8 @@ def enroll_triggered(session: Session, sequences: list[Sequence], account_id: in
             continue
         rows.append({"account_id": account_id, "sequence_id": sequence.id, "subscriber_id": subscriber_id,
                      "instance_key": key, "run": run, "status": "active", "current_step": 0, "next_run_at": now,
-                     "state": {}, "enrolled_at": now, "updated_at": now})
+                     "state": {}, "enrolled_at": now, "updated_at": now,
+                     "held_out": is_held_out(sequence.id, subscriber_id, holdout_percent(sequence.settings))})
     return len(insert_ignoring_conflicts(session, Enrollment, rows, Enrollment.id))
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
 from models import Base, db
 from tests.support.database import embedded_sqlite, engine_at, fresh_database, migrate
@@ -96,16 +96,25 @@ def test_sqlite_tables_are_rebuilt_with_autoincrement_keeping_every_row_and_refe
     """Migration 0013 on a database in use: the rebuild of a parent table must not
     cascade into its children (events keep their message, messages their subscriber)."""
     from tests.support import factories
-    from tests.support.engine import run_due
 
     with embedded_sqlite(tmp_path, "0012") as url:
-        from models import Event, Message, Suppression
+        from models import Event, Message, Step, Suppression
 
         t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
         acct = factories.account_row(t0)  # as of 0012: later revisions add columns
         seq = factories.sequence(acct, [{"type": "email", "subject": "a", "text": "x"}])
-        factories.enroll(acct, seq, factories.subscribers(acct, 3), t0)
-        queued = run_due(t0)
+        # The engine reads columns later revisions add (enrollments.held_out): the
+        # outbox rows it would queue are written as of 0012 instead.
+        people = factories.subscribers(acct, 3)
+        enrollments = factories.enrollment_rows(acct, seq, people, t0)
+        with db.session_scope() as s:
+            step = s.scalar(select(Step.id).where(Step.sequence_id == seq))
+            outbox = [Message(account_id=acct, subscriber_id=sub, sequence_id=seq, enrollment_id=e, step_id=step,
+                              idempotency_key=f"{e}:{step}::0", to_email=f"user{n}@example.test", created_at=t0)
+                      for n, (sub, e) in enumerate(zip(people, enrollments))]
+            s.add_all(outbox)
+            s.flush()
+            queued = [m.id for m in outbox]
         with db.session_scope() as s:
             s.add_all([Event(account_id=acct, subscriber_id=s.get(Message, m).subscriber_id, message_id=m,
                              name="opened", occurred_at=t0, created_at=t0, source="tracking") for m in queued])

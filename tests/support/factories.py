@@ -61,6 +61,17 @@ def enroll(account_id: int, sequence_id: int, subscriber_ids: list[int], now: da
         return [r.id for r in rows]
 
 
+def enrollment_rows(account_id: int, sequence_id: int, subscriber_ids: list[int], now: datetime) -> list[int]:
+    """Enrollments written with only the columns every revision has (no ``held_out``,
+    migration 0017), due at ``now``, for a database at an older revision."""
+    with db.session_scope() as s:
+        return [int(s.execute(text(
+            "INSERT INTO enrollments (account_id, sequence_id, subscriber_id, instance_key, run, status, current_step,"
+            " next_run_at, state, enrolled_at, updated_at) VALUES (:a, :q, :s, '', 1, 'active', 0, :t, '{}', :t, :t)"
+            " RETURNING id"), {"a": account_id, "q": sequence_id, "s": sid, "t": now}).scalar_one())
+            for sid in subscriber_ids]
+
+
 def warming_plan(account_id: int, smtp_port: int, start_date: date, **settings: Any) -> int:
     """An SMTP provider on loopback named "new-ip" under a warming plan; returns the plan's id."""
     from warming.plan import PlanSettings

@@ -119,6 +119,9 @@ def test_a_subscriber_stays_in_its_group_when_enrolled_again_and_a_new_percent_i
     groups = _groups(sid)
     assert {sub: groups[sub] for sub in people} == first
     assert not any(groups[sub] for sub in newcomers)
+    listed = client.get(f"{URL}/{sid}/enrollments?page_size=100", headers=alice.headers).get_json()
+    assert len(listed) == 100 and all(row["held_out"] == first[row["subscriber_id"]] for row in listed)
+    assert {row["held_out"] for row in listed} == {True, False}
 
 
 def test_the_lift_is_the_treated_rate_minus_the_held_out_rate_with_newcombes_interval(client, alice, bob):

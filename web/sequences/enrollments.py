@@ -66,7 +66,8 @@ class Enrollments(MethodView):
         statement = (
             select(Enrollment.id, Enrollment.subscriber_id, Subscriber.email, Enrollment.status, Enrollment.run,
                    Enrollment.current_step, Enrollment.next_run_at, Enrollment.enrolled_at,
-                   Enrollment.completed_at, Enrollment.exit_reason, Enrollment.crashes, Enrollment.error)
+                   Enrollment.completed_at, Enrollment.exit_reason, Enrollment.crashes, Enrollment.error,
+                   Enrollment.held_out)
             .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
             .where(Enrollment.sequence_id == sequence.id)
         )

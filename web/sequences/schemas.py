@@ -85,6 +85,7 @@ class EnrollmentSchema(Schema):
     # Advances in a row that failed (sequencing.engine.MAX_CRASHES fails it), and the last one's reason.
     crashes = fields.Integer()
     error = fields.String(allow_none=True)
+    held_out = fields.Boolean(metadata={"description": "In the sequence's holdout group: walks it without its emails."})
 
 
 class EnrollmentQuerySchema(Schema):

@@ -23,7 +23,7 @@ These are fixed-sample intervals: unlike the experiments' (analytics.sequential)
 they are not valid at every look, so decide on a size up front rather than stop
 the first time the interval clears zero.
 
-Pure statistics first (no I/O), then one grouped query.
+Pure statistics first (no I/O), then one statement of SQL.
 """
 from __future__ import annotations
 
@@ -109,26 +109,30 @@ def _days_after(dialect: str, column: str, param: str) -> str:
 
 
 def group_counts(session: Session, sequence: Sequence) -> dict[bool, tuple[int, int]]:
-    """held_out -> (converted, enrollments) of the sequence's enrollments: one
-    grouped query, each enrollment probing the events index
-    (subscriber, name, occurred_at) for its goal event at most once."""
+    """held_out -> (converted, enrollments) of the sequence's enrollments, in one
+    statement: the enrollments whose goal event came in their window are found by a
+    join of the sequence's enrollments with the account's goal events (which the
+    planner may hash; an EXISTS probe per enrollment took twice as long at 1M
+    enrollments), then every enrollment is counted once, in its group."""
     goal = (sequence.settings or {}).get("goal") or {}
     params: dict[str, Any] = {"account": sequence.account_id, "sequence": sequence.id}
-    by_event = ""
+    mine = "e.account_id = :account AND e.sequence_id = :sequence"
     if goal.get("event"):
         after = _days_after(session.get_bind().dialect.name, "e.enrolled_at", "within")
-        by_event = (" OR EXISTS (SELECT 1 FROM events v WHERE v.subscriber_id = e.subscriber_id"
-                    " AND v.name = :event AND v.account_id = :account"
-                    f" AND v.occurred_at >= e.enrolled_at AND v.occurred_at <= {after})")
+        by_event = (f"WITH by_event AS (SELECT DISTINCT e.id FROM enrollments e JOIN events v"
+                    f" ON v.subscriber_id = e.subscriber_id WHERE {mine} AND v.account_id = :account"
+                    f" AND v.name = :event AND v.occurred_at >= e.enrolled_at AND v.occurred_at <= {after}) ")
         params.update(event=str(goal["event"]), within=int(goal.get("within_days") or 7))
+        converted, join = "c.id IS NOT NULL OR ", " LEFT JOIN by_event c ON c.id = e.id"
+    else:
+        by_event = converted = join = ""
     rows = session.execute(text(
-        "SELECT e.held_out, count(*),"
-        f" sum(CASE WHEN e.exit_reason LIKE 'goal:%'{by_event} THEN 1 ELSE 0 END)"
-        " FROM enrollments e WHERE e.account_id = :account AND e.sequence_id = :sequence"
-        " GROUP BY e.held_out"), params)
+        f"{by_event}SELECT e.held_out, count(*),"
+        f" sum(CASE WHEN {converted}e.exit_reason LIKE 'goal:%' THEN 1 ELSE 0 END)"
+        f" FROM enrollments e{join} WHERE {mine} GROUP BY e.held_out"), params)
     counts = {False: (0, 0), True: (0, 0)}
-    for held_out, enrollments, converted in rows:
-        counts[bool(held_out)] = (int(converted or 0), int(enrollments))
+    for held_out, enrollments, n_converted in rows:
+        counts[bool(held_out)] = (int(n_converted or 0), int(enrollments))
     return counts
 
 

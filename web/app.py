@@ -20,7 +20,7 @@ from web.json_input import init_json_input
 from web.security import init_input_guard, init_security_headers
 
 API_BLUEPRINTS = ("web.accounts.routes", "web.email_templates.routes", "web.sequences.routes", "web.sequences.enrollments",
-                  "web.sequences.analytics", "web.analytics.routes",
+                  "web.sequences.analytics", "web.sequences.holdout", "web.analytics.routes",
                   "web.events.routes", "web.messages.routes",
                   "web.subscribers.routes", "web.jobs.routes", "web.providers.routes", "web.suppressions.routes",
                   "web.warming.routes")

@@ -64,3 +64,25 @@ def test_held_out_enrollments_get_nothing_and_their_conversions_count_within_the
             {"group": "treated", "enrollments": len(treated), "converted": 2, "rate": 2 / len(treated)},
             {"group": "held_out", "enrollments": len(held), "converted": 1, "rate": 1 / len(held)}]
         assert report["absolute_lift"] == pytest.approx(2 / len(treated) - 1 / len(held))
+
+
+def test_enrollments_made_by_a_trigger_or_a_move_draw_their_group_as_the_enroll_api_does():
+    from sequencing.holdout import is_held_out
+    from sequencing.triggers import fire
+
+    acct = factories.account_row(T0)
+    triggered = factories.sequence(acct, STEPS, settings={"holdout_percent": 50,
+                                                          "trigger": {"type": "tag_added", "tag": "trial"}})
+    target = factories.sequence(acct, STEPS, settings={"holdout_percent": 50})
+    mover = factories.sequence(acct, [{"type": "action", "action": "move_to_sequence", "sequence_id": target}])
+    people = factories.subscribers(acct, 60)
+    with db.session_scope() as s:
+        assert sum(fire(s, acct, sub, "tag_added", T0, tag="trial") for sub in people) == 60
+    factories.enroll(acct, mover, people, T0)
+    _advance(T0)
+    with db.session_scope() as s:
+        for sequence in (triggered, target):
+            drawn = dict(s.execute(select(Enrollment.subscriber_id, Enrollment.held_out)
+                                   .where(Enrollment.sequence_id == sequence)).all())
+            assert drawn == {sub: is_held_out(sequence, sub, 50) for sub in people}
+            assert set(drawn.values()) == {True, False}

@@ -18,6 +18,9 @@ fold of the same account waits (or, for the beat's task, skips it) and then
 starts after the first one's watermark. Counting is done in SQL, one statement per
 stage per chunk, never a Python loop per event.
 
+The same chunk folds the account's step transitions (analytics.flow) under the
+same lock and horizon, with their own place in the watermark row.
+
 Conversions (``settings.goal``): an event named as the goal, within
 ``within_days`` after an email of the sequence was sent to its subscriber, is a
 conversion of the last such email sent before it (last touch; other models are
@@ -32,6 +35,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from analytics.flow import fold_transitions
 from core.redispatch import timed_text
 from models import Sequence
 from models.bulk import dialect_insert
@@ -47,9 +51,11 @@ NO_HORIZON = 2**62
 
 @dataclass(frozen=True)
 class Fold:
-    """One chunk's outcome: events read, and whether the account is caught up."""
+    """One chunk's outcome: events read, and whether the account is caught up
+    (with its events and its step transitions, analytics.flow)."""
     events: int
     caught_up: bool
+    transitions: int = 0
 
 
 def _day(dialect: str, column: str) -> str:
@@ -125,13 +131,14 @@ def fold_chunk(session: Session, account_id: int, now: datetime, limit: int = CH
     mark = _lock_watermark(session, account_id, wait)
     if mark is None:
         return None
+    flow = fold_transitions(session, account_id, horizon, _day(dialect, "occurred_at"), limit)
     window = {"account": account_id, "xact": mark[0], "id": mark[1], "horizon": horizon, "limit": limit}
     after_mark = "account_id = :account AND (xact, id) > (:xact, :id) AND xact < :horizon"
     if not session.execute(text(f"SELECT EXISTS (SELECT 1 FROM events WHERE {after_mark})"), window).scalar():
         # Caught up: an index probe, no temporary tables (catalog churn on every read).
         session.execute(timed_text("UPDATE rollup_watermarks SET as_of = :as_of WHERE account_id = :account", "as_of"),
                         {"as_of": as_of, "account": account_id})
-        return Fold(0, True)
+        return Fold(0, flow.caught_up, flow.transitions)
     temp = "CREATE TEMP TABLE {name} ON COMMIT DROP AS" if dialect == "postgresql" else "CREATE TEMP TABLE {name} AS"
     if dialect != "postgresql":
         for name in ("fold_chunk", "fold_rows", "fold_new"):
@@ -189,17 +196,19 @@ def fold_chunk(session: Session, account_id: int, now: datetime, limit: int = CH
     if dialect != "postgresql":
         for name in ("fold_chunk", "fold_rows", "fold_new"):
             session.execute(text(f"DROP TABLE temp.{name}"))
-    return Fold(events, caught_up)
+    return Fold(events, caught_up and flow.caught_up, flow.transitions)
 
 
 def accounts_with_new_events(session: Session) -> list[int]:
-    """Accounts with events past their watermark (an index probe each): the ones
+    """Accounts with events or step transitions past their watermark (index probes): the ones
     beat's fold hands on. A caught-up account is left alone, so an idle one costs
     no write every run; its ``as_of`` moves when it is read (experiment_results.catch_up)."""
     return list(session.scalars(text(
         "SELECT a.id FROM accounts a LEFT JOIN rollup_watermarks w ON w.account_id = a.id WHERE EXISTS"
         " (SELECT 1 FROM events e WHERE e.account_id = a.id"
-        "  AND (e.xact, e.id) > (coalesce(w.xact, 0), coalesce(w.event_id, 0))) ORDER BY a.id")))
+        "  AND (e.xact, e.id) > (coalesce(w.xact, 0), coalesce(w.event_id, 0)))"
+        " OR EXISTS (SELECT 1 FROM step_transitions t WHERE t.account_id = a.id"
+        "  AND (t.xact, t.id) > (coalesce(w.flow_xact, 0), coalesce(w.flow_id, 0))) ORDER BY a.id")))
 
 
 def watermark(session: Session, account_id: int) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect
 
 from models import Base, db
 from tests.support.database import embedded_sqlite, engine_at, fresh_database, migrate
@@ -96,7 +96,6 @@ def test_sqlite_tables_are_rebuilt_with_autoincrement_keeping_every_row_and_refe
     """Migration 0013 on a database in use: the rebuild of a parent table must not
     cascade into its children (events keep their message, messages their subscriber)."""
     from tests.support import factories
-    from tests.support.engine import run_due
 
     with embedded_sqlite(tmp_path, "0012") as url:
         from models import Event, Message, Suppression
@@ -104,8 +103,14 @@ def test_sqlite_tables_are_rebuilt_with_autoincrement_keeping_every_row_and_refe
         t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
         acct = factories.account_row(t0)  # as of 0012: later revisions add columns
         seq = factories.sequence(acct, [{"type": "email", "subject": "a", "text": "x"}])
-        factories.enroll(acct, seq, factories.subscribers(acct, 3), t0)
-        queued = run_due(t0)
+        # The outbox rows an advance of 0012's time wrote (today's advance also
+        # records step transitions, a table of 0018).
+        subs = factories.subscribers(acct, 3)
+        with db.session_scope() as s:
+            queued = list(s.scalars(insert(Message.__table__).returning(Message.__table__.c.id), [
+                {"account_id": acct, "subscriber_id": sub, "sequence_id": seq, "idempotency_key": f"old:{sub}",
+                 "status": "queued", "to_email": f"{sub}@example.test", "attempts": 0, "meta": {},
+                 "created_at": t0, "updated_at": t0} for sub in subs]))
         with db.session_scope() as s:
             s.add_all([Event(account_id=acct, subscriber_id=s.get(Message, m).subscriber_id, message_id=m,
                              name="opened", occurred_at=t0, created_at=t0, source="tracking") for m in queued])

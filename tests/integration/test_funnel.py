@@ -6,6 +6,7 @@ and the fold checked against a second fold at once and a worker killed with
 kill -9 in the middle of it."""
 from __future__ import annotations
 
+import secrets
 import signal
 import threading
 from collections import Counter
@@ -23,6 +24,7 @@ from sequencing.claims import claim_due_enrollments
 from sequencing.engine import advance_enrollments
 from tests.conftest import TEST_ENV
 from tests.support import factories
+from tests.support.database import fresh_database, migrate
 from tests.support.engine import run_due
 from tests.support.processes import Proc, platform_env, running, worker_argv
 from tests.support.waiting import wait_for
@@ -227,3 +229,53 @@ def test_a_worker_killed_mid_fold_loses_and_doubles_no_transition(tmp_path: Path
     assert _fold_all(account) == left > 0
     assert _sums(StepFlowRollup, account) == _sums(StepTransition, account)
     assert sum(n for (p, k), n in _sums(StepFlowRollup, account).items() if k == "completed") == 1000
+
+
+# (position, status, exit reason) of enrollments made before migration 0018.
+BEFORE_0018 = [(0, "active", None), (1, "active", None), (1, "active", None), (1, "paused", None),
+               (1, "exited", "goal:purchase"), (2, "exited", "branch_exit"), (2, "active", None),
+               (3, "completed", None), (3, "completed", None), (0, "failed", "step error"),
+               (2, "exited", "unsubscribed")]
+
+
+def _funnel_after_upgrade(url: str) -> list[tuple[int, ...]]:
+    """Enrollments written at 0017, the database upgraded: the funnel then."""
+    from analytics.funnel import step_funnel  # noqa: PLC0415
+    from models import Sequence  # noqa: PLC0415
+
+    previous = db._url
+    db.configure(url)
+    try:
+        account = factories.account_row(utcnow())
+        sid = factories.sequence(account, [{"type": "email", "subject": "1", "text": "1"},
+                                           {"type": "delay", "seconds": 60},
+                                           {"type": "email", "subject": "2", "text": "2"}])
+        people = factories.subscribers(account, len(BEFORE_0018))
+        with db.session_scope() as s:
+            s.add_all(Enrollment(account_id=account, sequence_id=sid, subscriber_id=person, current_step=step,
+                                 status=status, exit_reason=reason, enrolled_at=utcnow(), state={})
+                      for person, (step, status, reason) in zip(people, BEFORE_0018))
+        migrate(url)
+        with db.session_scope() as s:
+            rows = step_funnel(s, s.get(Sequence, sid))
+    finally:
+        db.configure(previous)
+    return [(r["step"], r["entered"], r["passed"], r["exited_goal"], r["exited_condition"],
+             r["exited_unsubscribed"], r["failed"], r["waiting"]) for r in rows]
+
+
+# Counted from the positions, as the funnel did before: everything before a
+# position passed; the rest stopped there as its status says.
+FROM_POSITIONS = [(0, 11, 9, 0, 0, 0, 1, 1), (1, 9, 5, 1, 0, 0, 0, 3), (2, 5, 2, 0, 2, 1, 0, 1)]
+
+
+def test_the_upgrade_counts_existing_enrollments_from_their_positions_on_postgresql():
+    with fresh_database(f"eseq_flow_{secrets.token_hex(4)}") as url:
+        migrate(url, "0017", "downgrade")
+        assert _funnel_after_upgrade(url) == FROM_POSITIONS
+
+
+def test_the_upgrade_counts_existing_enrollments_from_their_positions_on_sqlite(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
+    migrate(url, "0017")
+    assert _funnel_after_upgrade(url) == FROM_POSITIONS

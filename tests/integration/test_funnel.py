@@ -279,3 +279,20 @@ def test_the_upgrade_counts_existing_enrollments_from_their_positions_on_sqlite(
     url = f"sqlite:///{tmp_path / 'eseq.sqlite'}"
     migrate(url, "0017")
     assert _funnel_after_upgrade(url) == FROM_POSITIONS
+
+
+def test_an_edit_that_removes_the_step_an_enrollment_waits_at_moves_it_in_the_funnel_too(client, alice):
+    email = {"type": "email", "subject": "s", "text": "t"}
+    sid = client.post("/api/v1/email-sequences", headers=alice.headers,
+                      json={"name": "Long", "steps": [email, email, email, {"type": "delay", "seconds": 60}]}).get_json()["id"]
+    assert client.post(f"/api/v1/email-sequences/{sid}/activate", headers=alice.headers).status_code == 200
+    client.post(f"/api/v1/email-sequences/{sid}/subscribers", json={"emails": ["wait@example.test"]},
+                headers=alice.headers)
+    run_due(utcnow())
+    before = client.get(f"/api/v1/email-sequences/{sid}/funnel", headers=alice.headers).get_json()["steps"]
+    assert [r["waiting"] for r in before] == [0, 0, 0, 1]
+    assert client.put(f"/api/v1/email-sequences/{sid}", headers=alice.headers,
+                      json={"name": "Short", "steps": [email, {"type": "delay", "seconds": 60}]}).status_code == 200
+    after = client.get(f"/api/v1/email-sequences/{sid}/funnel", headers=alice.headers).get_json()["steps"]
+    assert [r["waiting"] for r in after] == [0, 1] == _waiting_now(sid)[:2]
+    assert [(r["entered"], r["passed"]) for r in after] == [(1, 1), (2, 1)], "visited step 1, then moved onto it"

@@ -29,7 +29,7 @@ a later item), its ``value`` that email's revenue.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text
@@ -47,6 +47,11 @@ CONVERTED = "converted"
 CHUNK = 50_000
 # SQLite: no concurrent writers, every committed event is final.
 NO_HORIZON = 2**62
+# "First of this metric for this message" pairs are kept for messages younger than
+# this (longer than a goal's longest window, 365 days); analytics.firsts drops older
+# ones. An event of a message older than this counts in ``total`` (and revenue),
+# never in ``uniques``: its first was counted when it was young, or is given up.
+FIRSTS_DAYS = 400
 
 
 @dataclass(frozen=True)
@@ -153,13 +158,13 @@ def fold_chunk(session: Session, account_id: int, now: datetime, limit: int = CH
     session.execute(text(
         temp.format(name="fold_rows") + " SELECT c.message_id, c.name AS metric, m.sequence_id,"
         f" coalesce(m.step_id, 0) AS step_id, coalesce(m.variant, '') AS variant, {day} AS day,"
-        " 0.0 AS value FROM fold_chunk c JOIN messages m ON m.id = c.message_id AND m.account_id = :account"
+        " 0.0 AS value, m.created_at AS message_at FROM fold_chunk c JOIN messages m ON m.id = c.message_id AND m.account_id = :account"
         f" WHERE c.name IN ({counted}) AND m.sequence_id IS NOT NULL"), {"account": account_id})
     for sequence_id, event, within_days in _goals(session, account_id):
         session.execute(text(
-            "INSERT INTO fold_rows (message_id, metric, sequence_id, step_id, variant, day, value)"
+            "INSERT INTO fold_rows (message_id, metric, sequence_id, step_id, variant, day, value, message_at)"
             f" SELECT m.id, '{CONVERTED}', m.sequence_id, coalesce(m.step_id, 0), coalesce(m.variant, ''),"
-            f" t.day, t.value FROM (SELECT {day} AS day, coalesce(c.value, 0.0) AS value, ("
+            f" t.day, t.value, m.created_at FROM (SELECT {day} AS day, coalesce(c.value, 0.0) AS value, ("
             "   SELECT m.id FROM messages m WHERE m.subscriber_id = c.subscriber_id AND m.sequence_id = :sequence"
             "   AND m.status = 'sent' AND m.sent_at <= c.occurred_at"
             f"  AND m.sent_at >= {_days_before(dialect, 'c.occurred_at', 'within')}"
@@ -167,11 +172,12 @@ def fold_chunk(session: Session, account_id: int, now: datetime, limit: int = CH
             "  FROM fold_chunk c WHERE c.name = :event AND c.subscriber_id IS NOT NULL) t"
             " JOIN messages m ON m.id = t.message_id"),
             {"sequence": sequence_id, "event": event, "within": within_days})
-    session.execute(text(
+    session.execute(timed_text(
         temp.format(name="fold_new") + " SELECT r.message_id, r.metric, min(r.sequence_id) AS sequence_id,"
         " min(r.step_id) AS step_id, min(r.variant) AS variant, min(r.day) AS day FROM fold_rows r"
-        " WHERE NOT EXISTS (SELECT 1 FROM rollup_firsts f WHERE f.message_id = r.message_id AND f.metric = r.metric)"
-        " GROUP BY r.message_id, r.metric"))
+        " WHERE r.message_at >= :young AND NOT EXISTS"
+        "  (SELECT 1 FROM rollup_firsts f WHERE f.message_id = r.message_id AND f.metric = r.metric)"
+        " GROUP BY r.message_id, r.metric", "young"), {"young": now - timedelta(days=FIRSTS_DAYS)})
     # A plain insert: the watermark's lock makes a conflict impossible, and one
     # would mean a double count, which must fail loudly rather than be skipped.
     session.execute(text("INSERT INTO rollup_firsts (message_id, metric) SELECT message_id, metric FROM fold_new"))

@@ -16,7 +16,8 @@ Measures and prints:
    rows left unfolded; p50/p99 of the funnel read live from enrollments' positions
    as it was before migration 0018 (``live_funnel``, in process) and of today's
    (``step_funnel`` in process, and the endpoint), and whether they agree.
-``--lag-rate N`` instead: with events written at N/s, the fold run every 10 s as
+``--funnel-only``: part 5 alone, with ``--events`` taken as 0 (the funnel reads no
+events). ``--lag-rate N`` instead: with events written at N/s, the fold run every 10 s as
 beat runs it, how far behind the clock the rollups' ``as_of`` gets.
 
 Run: ``.venv/bin/python -m bench.rollups [--events 10000000] [--enrollments 1000000]``.
@@ -256,6 +257,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--enrollments", type=int, default=1_000_000)
     parser.add_argument("--lag-rate", type=int, default=0, help="only: measure the lag at this many events/s")
+    parser.add_argument("--funnel-only", action="store_true", help="only: the funnel's part, with no events")
     parser.add_argument("--flow-tail", type=int, default=6_000,
                         help="step transition rows left unfolded when the funnel is read (a fold's lag of them)")
     args = parser.parse_args()
@@ -271,6 +273,11 @@ def main() -> None:
         ids = {"account": created["id"], "sequence": factories.sequence(
             created["id"], steps, settings={"goal": {"event": "purchase", "within_days": 7}})}
         started = time.perf_counter()
+        if args.funnel_only:
+            seed(ids["account"], ids["sequence"], args.enrollments, 0)
+            print(f"seeded {args.enrollments:,} enrollments in {time.perf_counter() - started:.0f} s", flush=True)
+            bench_funnel(client, created["api_key"], ids["account"], ids["sequence"], args.enrollments, args.flow_tail)
+            return
         seed(ids["account"], ids["sequence"], args.enrollments, args.events)
         if args.lag_rate:
             fold(ids["account"])

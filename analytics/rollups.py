@@ -18,6 +18,9 @@ fold of the same account waits (or, for the beat's task, skips it) and then
 starts after the first one's watermark. Counting is done in SQL, one statement per
 stage per chunk, never a Python loop per event.
 
+The same chunk folds the account's step transitions (analytics.flow) under the
+same lock and horizon, with their own place in the watermark row.
+
 Conversions (``settings.goal``): an event named as the goal, within
 ``within_days`` after an email of the sequence was sent to its subscriber, is a
 conversion of the last such email sent before it (last touch; other models are
@@ -26,12 +29,13 @@ a later item), its ``value`` that email's revenue.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from analytics.flow import fold_transitions
 from core.redispatch import timed_text
 from models import Sequence
 from models.bulk import dialect_insert
@@ -43,13 +47,20 @@ CONVERTED = "converted"
 CHUNK = 50_000
 # SQLite: no concurrent writers, every committed event is final.
 NO_HORIZON = 2**62
+# "First of this metric for this message" pairs are kept for messages younger than
+# this (longer than a goal's longest window, 365 days); analytics.firsts drops older
+# ones. An event of a message older than this counts in ``total`` (and revenue),
+# never in ``uniques``: its first was counted when it was young, or is given up.
+FIRSTS_DAYS = 400
 
 
 @dataclass(frozen=True)
 class Fold:
-    """One chunk's outcome: events read, and whether the account is caught up."""
+    """One chunk's outcome: events read, and whether the account is caught up
+    (with its events and its step transitions, analytics.flow)."""
     events: int
     caught_up: bool
+    transitions: int = 0
 
 
 def _day(dialect: str, column: str) -> str:
@@ -125,13 +136,14 @@ def fold_chunk(session: Session, account_id: int, now: datetime, limit: int = CH
     mark = _lock_watermark(session, account_id, wait)
     if mark is None:
         return None
+    flow = fold_transitions(session, account_id, horizon, _day(dialect, "occurred_at"), limit)
     window = {"account": account_id, "xact": mark[0], "id": mark[1], "horizon": horizon, "limit": limit}
     after_mark = "account_id = :account AND (xact, id) > (:xact, :id) AND xact < :horizon"
     if not session.execute(text(f"SELECT EXISTS (SELECT 1 FROM events WHERE {after_mark})"), window).scalar():
         # Caught up: an index probe, no temporary tables (catalog churn on every read).
         session.execute(timed_text("UPDATE rollup_watermarks SET as_of = :as_of WHERE account_id = :account", "as_of"),
                         {"as_of": as_of, "account": account_id})
-        return Fold(0, True)
+        return Fold(0, flow.caught_up, flow.transitions)
     temp = "CREATE TEMP TABLE {name} ON COMMIT DROP AS" if dialect == "postgresql" else "CREATE TEMP TABLE {name} AS"
     if dialect != "postgresql":
         for name in ("fold_chunk", "fold_rows", "fold_new"):
@@ -146,13 +158,13 @@ def fold_chunk(session: Session, account_id: int, now: datetime, limit: int = CH
     session.execute(text(
         temp.format(name="fold_rows") + " SELECT c.message_id, c.name AS metric, m.sequence_id,"
         f" coalesce(m.step_id, 0) AS step_id, coalesce(m.variant, '') AS variant, {day} AS day,"
-        " 0.0 AS value FROM fold_chunk c JOIN messages m ON m.id = c.message_id AND m.account_id = :account"
+        " 0.0 AS value, m.created_at AS message_at FROM fold_chunk c JOIN messages m ON m.id = c.message_id AND m.account_id = :account"
         f" WHERE c.name IN ({counted}) AND m.sequence_id IS NOT NULL"), {"account": account_id})
     for sequence_id, event, within_days in _goals(session, account_id):
         session.execute(text(
-            "INSERT INTO fold_rows (message_id, metric, sequence_id, step_id, variant, day, value)"
+            "INSERT INTO fold_rows (message_id, metric, sequence_id, step_id, variant, day, value, message_at)"
             f" SELECT m.id, '{CONVERTED}', m.sequence_id, coalesce(m.step_id, 0), coalesce(m.variant, ''),"
-            f" t.day, t.value FROM (SELECT {day} AS day, coalesce(c.value, 0.0) AS value, ("
+            f" t.day, t.value, m.created_at FROM (SELECT {day} AS day, coalesce(c.value, 0.0) AS value, ("
             "   SELECT m.id FROM messages m WHERE m.subscriber_id = c.subscriber_id AND m.sequence_id = :sequence"
             "   AND m.status = 'sent' AND m.sent_at <= c.occurred_at"
             f"  AND m.sent_at >= {_days_before(dialect, 'c.occurred_at', 'within')}"
@@ -160,11 +172,12 @@ def fold_chunk(session: Session, account_id: int, now: datetime, limit: int = CH
             "  FROM fold_chunk c WHERE c.name = :event AND c.subscriber_id IS NOT NULL) t"
             " JOIN messages m ON m.id = t.message_id"),
             {"sequence": sequence_id, "event": event, "within": within_days})
-    session.execute(text(
+    session.execute(timed_text(
         temp.format(name="fold_new") + " SELECT r.message_id, r.metric, min(r.sequence_id) AS sequence_id,"
         " min(r.step_id) AS step_id, min(r.variant) AS variant, min(r.day) AS day FROM fold_rows r"
-        " WHERE NOT EXISTS (SELECT 1 FROM rollup_firsts f WHERE f.message_id = r.message_id AND f.metric = r.metric)"
-        " GROUP BY r.message_id, r.metric"))
+        " WHERE r.message_at >= :young AND NOT EXISTS"
+        "  (SELECT 1 FROM rollup_firsts f WHERE f.message_id = r.message_id AND f.metric = r.metric)"
+        " GROUP BY r.message_id, r.metric", "young"), {"young": now - timedelta(days=FIRSTS_DAYS)})
     # A plain insert: the watermark's lock makes a conflict impossible, and one
     # would mean a double count, which must fail loudly rather than be skipped.
     session.execute(text("INSERT INTO rollup_firsts (message_id, metric) SELECT message_id, metric FROM fold_new"))
@@ -189,17 +202,19 @@ def fold_chunk(session: Session, account_id: int, now: datetime, limit: int = CH
     if dialect != "postgresql":
         for name in ("fold_chunk", "fold_rows", "fold_new"):
             session.execute(text(f"DROP TABLE temp.{name}"))
-    return Fold(events, caught_up)
+    return Fold(events, caught_up and flow.caught_up, flow.transitions)
 
 
 def accounts_with_new_events(session: Session) -> list[int]:
-    """Accounts with events past their watermark (an index probe each): the ones
+    """Accounts with events or step transitions past their watermark (index probes): the ones
     beat's fold hands on. A caught-up account is left alone, so an idle one costs
     no write every run; its ``as_of`` moves when it is read (experiment_results.catch_up)."""
     return list(session.scalars(text(
         "SELECT a.id FROM accounts a LEFT JOIN rollup_watermarks w ON w.account_id = a.id WHERE EXISTS"
         " (SELECT 1 FROM events e WHERE e.account_id = a.id"
-        "  AND (e.xact, e.id) > (coalesce(w.xact, 0), coalesce(w.event_id, 0))) ORDER BY a.id")))
+        "  AND (e.xact, e.id) > (coalesce(w.xact, 0), coalesce(w.event_id, 0)))"
+        " OR EXISTS (SELECT 1 FROM step_transitions t WHERE t.account_id = a.id"
+        "  AND (t.xact, t.id) > (coalesce(w.flow_xact, 0), coalesce(w.flow_id, 0))) ORDER BY a.id")))
 
 
 def watermark(session: Session, account_id: int) -> dict[str, Any] | None:

@@ -20,7 +20,8 @@ from audience.errors import (
     SubscriberNotFoundError,
 )
 from core.errors import InvalidFieldError
-from models import Subscriber
+from core.flow import record
+from models import Enrollment, Subscriber, utcnow
 from models.subscriber import SUBSCRIBER_STATUSES
 
 _CLEANERS: dict[str, Callable[[Any], Any]] = {
@@ -122,6 +123,13 @@ def delete_subscriber(session: Session, account_id: int, subscriber_id: int) -> 
     also what a deletion (erasure) request asks for.
     """
     subscriber = get_subscriber(session, account_id, subscriber_id)
+    running = session.execute(
+        select(Enrollment.sequence_id, Enrollment.current_step, func.count())
+        .where(Enrollment.subscriber_id == subscriber.id, Enrollment.account_id == account_id,
+               Enrollment.status.in_(("active", "paused")))
+        .group_by(Enrollment.sequence_id, Enrollment.current_step)).all()
+    # The funnel's counts keep no one's identity: they stay, with these enrollments left.
+    record(session, [(account_id, sequence_id, position, "left", n) for sequence_id, position, n in running], utcnow())
     session.delete(subscriber)
     session.flush()
 

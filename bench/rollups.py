@@ -9,9 +9,15 @@ Measures and prints:
    analytics.rollups.CHUNK, each committed): events folded per second;
 2. an incremental fold: 100,000 more events, with the history in the table;
 3. the analytics endpoint (through the Flask app, in process): p50/p99 of 200
-   requests; the funnel endpoint, p50/p99 of 50;
-4. the folding process's peak memory (RSS).
-``--lag-rate N`` instead: with events written at N/s, the fold run every 10 s as
+   requests;
+4. the folding process's peak memory (RSS);
+5. the funnel: step transitions for the seeded enrollments as the engine writes
+   them (a few rows per advance batch of 200) folded, then ``--flow-tail`` more
+   rows left unfolded; p50/p99 of the funnel read live from enrollments' positions
+   as it was before migration 0018 (``live_funnel``, in process) and of today's
+   (``step_funnel`` in process, and the endpoint), and whether they agree.
+``--funnel-only``: part 5 alone, with ``--events`` taken as 0 (the funnel reads no
+events). ``--lag-rate N`` instead: with events written at N/s, the fold run every 10 s as
 beat runs it, how far behind the clock the rollups' ``as_of`` gets.
 
 Run: ``.venv/bin/python -m bench.rollups [--events 10000000] [--enrollments 1000000]``.
@@ -45,7 +51,8 @@ from tests.support.database import fresh_database  # noqa: E402
 NAMES = "ARRAY['sent','delivered','opened','opened','clicked','opened','bounced','clicked','opened','unsubscribed']"
 
 
-def seed(account: int, sequence: int, enrollments: int, events: int, first_event: int = 0) -> None:
+def seed(account: int, sequence: int, enrollments: int, events: int, first_event: int = 0,
+         messages: bool = True) -> None:
     """Everything in SQL; returns the ids the rest needs."""
     with db.get_engine().begin() as c:
         if first_event == 0:
@@ -61,6 +68,9 @@ def seed(account: int, sequence: int, enrollments: int, events: int, first_event
                            " CASE WHEN g % 10 = 0 THEN 3 ELSE 1 + (g % 2) END, '{}',"
                            " now() - interval '30 days', now() FROM generate_series(0, :n - 1) g"),
                       {"a": account, "s": sequence, "f": first_sub, "n": enrollments})
+            if not messages:
+                c.execute(text("ANALYZE"))
+                return
             c.execute(text(
                 "INSERT INTO messages (account_id, subscriber_id, sequence_id, step_id, variant, idempotency_key, status,"
                 " to_email, attempts, meta, created_at, updated_at, sent_at)"
@@ -84,7 +94,98 @@ def seed(account: int, sequence: int, enrollments: int, events: int, first_event
         c.execute(text("ANALYZE"))
 
 
-def fold(account: int) -> tuple[int, float]:
+# Per advance batch of 200 of the seeded enrollments (80 wait at step 1, 100 at
+# step 2, 20 completed): the transitions the engine records, (position, kind, n).
+FLOW_BATCH = [(0, "passed", 200), (1, "entered", 200), (1, "passed", 120), (2, "entered", 120), (2, "passed", 20),
+              (3, "completed", 20)]
+
+
+def seed_flow(account: int, sequence: int, enrollments: int, first: int, last: int) -> int:
+    """Transition rows of advance batches ``first``..``last - 1`` (the enrollments'
+    "entered 0" with the first batch: one row per 10,000 enrolled, as the API writes
+    them), spread over 30 days; the rows written."""
+    values = ", ".join(f"({p}, '{k}', {n})" for p, k, n in FLOW_BATCH)
+    batches = enrollments // 200
+    with db.get_engine().begin() as c:
+        if first == 0:
+            c.execute(text("INSERT INTO step_transitions (account_id, sequence_id, position, kind, n, occurred_at)"
+                           " SELECT :a, :s, 0, 'entered', 10000, now() - interval '30 days'"
+                           " FROM generate_series(1, :n / 10000)"), {"a": account, "s": sequence, "n": enrollments})
+        c.execute(text(
+            "INSERT INTO step_transitions (account_id, sequence_id, position, kind, n, occurred_at)"
+            f" SELECT :a, :s, v.p, v.k, v.n, now() - interval '30 days' + (b * interval '30 days') / :batches"
+            f" FROM generate_series(:first, :last - 1) b CROSS JOIN (VALUES {values}) AS v(p, k, n) ORDER BY b"),
+            {"a": account, "s": sequence, "first": first, "last": last, "batches": batches})
+        c.execute(text("ANALYZE step_transitions"))
+    return (last - first) * len(FLOW_BATCH) + (enrollments // 10000 if first == 0 else 0)
+
+
+def live_funnel(session: object, sequence: object) -> list[dict[str, object]]:
+    """The funnel as it was read before migration 0018: from enrollments' current
+    positions, one grouped query over the sequence's enrollments (kept here as the
+    "before" of the benchmark)."""
+    from collections import defaultdict
+
+    from sqlalchemy import func, select
+
+    from models import Enrollment
+
+    goal = Enrollment.exit_reason.like("goal:%")
+    at: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for position, status, by_goal, n in session.execute(  # type: ignore[attr-defined]
+            select(Enrollment.current_step, Enrollment.status, goal, func.count())
+            .where(Enrollment.sequence_id == sequence.id, Enrollment.account_id == sequence.account_id)  # type: ignore[attr-defined]
+            .group_by(Enrollment.current_step, Enrollment.status, goal)):
+        key = ("waiting" if status in ("active", "paused") else "exited_goal" if status == "exited" and by_goal
+               else "exited_condition" if status == "exited" else status)
+        at[int(position)][key] += int(n)
+    steps = sorted(sequence.steps, key=lambda s: s.position)  # type: ignore[attr-defined]
+    beyond = sum(sum(counts.values()) for position, counts in at.items() if position >= len(steps))
+    rows = []
+    for step in reversed(steps):
+        here = at.get(step.position, {})
+        stopped = sum(here.values())
+        rows.append({"step": step.position, "entered": beyond + stopped, "passed": beyond,
+                     "waiting": here.get("waiting", 0)})
+        beyond += stopped
+    return list(reversed(rows))
+
+
+def timed(call: object, requests: int) -> tuple[float, float]:
+    times = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        call()  # type: ignore[operator]
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.99) - 1]
+
+
+def bench_funnel(client: object, key: str, account: int, sequence: int, enrollments: int, tail: int) -> None:
+    from analytics.funnel import step_funnel
+    from models import Sequence
+
+    batches = enrollments // 200
+    tail_batches = min(batches, tail // len(FLOW_BATCH))
+    rows = seed_flow(account, sequence, enrollments, 0, batches - tail_batches)
+    folded, seconds = fold(account, transitions=True)
+    print(f"flow fold: {folded:,} transition rows ({enrollments:,} enrollments' moves) in {seconds:.2f} s", flush=True)
+    rows += seed_flow(account, sequence, enrollments, batches - tail_batches, batches)
+    print(f"step transitions: {rows:,} rows, {tail_batches * len(FLOW_BATCH):,} of them not folded", flush=True)
+    with db.session_scope() as s:
+        seq = s.get(Sequence, sequence)
+        before = [{k: r[k] for k in ("step", "entered", "passed", "waiting")} for r in live_funnel(s, seq)]
+        after = [{k: r[k] for k in ("step", "entered", "passed", "waiting")} for r in step_funnel(s, seq)]
+        print(f"funnel, positions (before) == transitions (after): {before == after}  {after}", flush=True)
+        for name, call, calls in (("before: live from positions", lambda: live_funnel(s, seq), 100),
+                                  ("after: folded + unfolded tail", lambda: step_funnel(s, seq), 200)):
+            p50, p99 = timed(call, calls)
+            print(f"funnel query, {name}: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({calls} calls in process)", flush=True)
+    p50, p99 = endpoint(client, key, sequence, "funnel", requests=200)
+    print(f"GET funnel ({enrollments:,} enrollments): p50 {p50:.1f} ms, p99 {p99:.1f} ms (200 requests)", flush=True)
+
+
+def fold(account: int, transitions: bool = False) -> tuple[int, float]:
     from analytics.rollups import fold_chunk
     from models.base import utcnow
 
@@ -92,7 +193,7 @@ def fold(account: int) -> tuple[int, float]:
     while True:
         with db.session_scope() as s:
             result = fold_chunk(s, account, utcnow())
-        total += result.events
+        total += result.transitions if transitions else result.events
         if result.caught_up:
             return total, time.perf_counter() - started
 
@@ -160,6 +261,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--enrollments", type=int, default=1_000_000)
     parser.add_argument("--lag-rate", type=int, default=0, help="only: measure the lag at this many events/s")
+    parser.add_argument("--funnel-only", action="store_true", help="only: the funnel's part, with no events")
+    parser.add_argument("--flow-tail", type=int, default=6_000,
+                        help="step transition rows left unfolded when the funnel is read (a fold's lag of them)")
     args = parser.parse_args()
     with fresh_database(DB) as url:
         from tests.support import factories
@@ -173,6 +277,11 @@ def main() -> None:
         ids = {"account": created["id"], "sequence": factories.sequence(
             created["id"], steps, settings={"goal": {"event": "purchase", "within_days": 7}})}
         started = time.perf_counter()
+        if args.funnel_only:
+            seed(ids["account"], ids["sequence"], args.enrollments, 0, messages=False)
+            print(f"seeded {args.enrollments:,} enrollments in {time.perf_counter() - started:.0f} s", flush=True)
+            bench_funnel(client, created["api_key"], ids["account"], ids["sequence"], args.enrollments, args.flow_tail)
+            return
         seed(ids["account"], ids["sequence"], args.enrollments, args.events)
         if args.lag_rate:
             fold(ids["account"])
@@ -190,9 +299,7 @@ def main() -> None:
               f"(this process, which also seeded; the fold itself runs in PostgreSQL)", flush=True)
         p50, p99 = endpoint(client, created["api_key"], ids["sequence"], "analytics")
         print(f"GET analytics: p50 {p50:.1f} ms, p99 {p99:.1f} ms (200 requests, in-process Flask client)", flush=True)
-        p50, p99 = endpoint(client, created["api_key"], ids["sequence"], "funnel", requests=50)
-        print(f"GET funnel ({args.enrollments:,} enrollments, read live): p50 {p50:.1f} ms, p99 {p99:.1f} ms"
-              f" (50 requests)", flush=True)
+        bench_funnel(client, created["api_key"], ids["account"], ids["sequence"], args.enrollments, args.flow_tail)
         with db.get_engine().begin() as c:
             rows = c.execute(text("SELECT metric, sum(uniques), sum(total), sum(revenue) FROM sequence_rollups"
                                   " GROUP BY metric ORDER BY metric")).all()

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from analytics.events import record_message_event
 from audience.fields import address_key
+from core.flow import ending_kind, record
 from delivery.links import linked_message
 from delivery.tracking import Link
 from models import Enrollment, Message, Subscriber, Suppression
@@ -24,13 +25,16 @@ def suppress_address(session: Session, account_id: int, key: str, reason: str, n
 
 
 def end_enrollments(session: Session, subscriber_id: int, reason: str, now: datetime) -> int:
-    result = session.execute(
+    """End the subscriber's running enrollments, each recorded as left at its step (core.flow)."""
+    ended = session.execute(
         update(Enrollment)
         .where(Enrollment.subscriber_id == subscriber_id, Enrollment.status.in_(("active", "paused")))
         .values(status="exited", exit_reason=reason, next_run_at=None, completed_at=now, claimed_until=None)
+        .returning(Enrollment.account_id, Enrollment.sequence_id, Enrollment.current_step)
         .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount or 0)
+    ).all()
+    record(session, [(a, s, p, ending_kind("exited", reason), 1) for a, s, p in ended], now)
+    return len(ended)
 
 
 def stop_sending(session: Session, message: Message, status: str, reason: str, now: datetime) -> None:

@@ -4,6 +4,7 @@ from models.base import Base, utcnow
 from models.enrollment import Enrollment
 from models.event import Event
 from models.experiment import ExperimentDecision
+from models.flow import StepFlowRollup, StepTransition
 from models.inbound_event import InboundEvent
 from models.job import Job
 from models.message import Message
@@ -18,6 +19,6 @@ from models.webhook_delivery import WebhookDelivery
 
 __all__ = [
     "Account", "ApiKey", "Base", "Enrollment", "Event", "ExperimentDecision", "InboundEvent", "Job", "Message", "Provider",
-    "RollupFirst", "RollupWatermark", "Sequence", "SequenceRollup", "Step", "Subscriber", "Suppression", "Template", "WarmingAdjustment", "WarmingDay", "WarmingPlan", "WebhookDelivery",
+    "RollupFirst", "RollupWatermark", "Sequence", "SequenceRollup", "Step", "StepFlowRollup", "StepTransition", "Subscriber", "Suppression", "Template", "WarmingAdjustment", "WarmingDay", "WarmingPlan", "WebhookDelivery",
     "utcnow",
 ]

@@ -28,6 +28,9 @@ class RollupWatermark(Base):
     # Every event committed before this moment is counted (the endpoint's ``as_of``).
     as_of: Mapped[datetime | None]
     folded: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The last folded step transition's (step_transitions.xact, id) (analytics.flow).
+    flow_xact: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    flow_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class RollupFirst(Base):

@@ -40,6 +40,12 @@ def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
             "schedule": FOLD_EVERY_SECONDS,
             "options": {"queue": "analytics", "expires": FOLD_EVERY_SECONDS},
         },
+        # Daily; a skipped run leaves the pairs for the next, a doubled one finds none.
+        "analytics-prune-firsts": {
+            "task": "analytics.prune_rollup_firsts",
+            "schedule": 86400.0,
+            "options": {"queue": "analytics", "expires": 3600.0},
+        },
         "inbound-forget-nonces": {
             "task": "analytics.forget_spent_nonces",
             "schedule": 3600.0,

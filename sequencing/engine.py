@@ -20,10 +20,11 @@ from sqlalchemy.orm import Session
 
 from analytics.experiment_results import stored_decisions
 from analytics.experiments import promoted_variant
+from core.flow import FlowLog, ending_kind, record
 from core.isolation import run_isolated
 from core.reasons import printable
 from models import Enrollment, Event, Message, Sequence, Step, WebhookDelivery
-from models.bulk import insert_ignoring_conflicts, insert_rows_returning
+from models.bulk import dialect_insert, insert_rows_returning
 from sequencing import triggers
 from sequencing.conditions import Facts
 from sequencing.facts import BatchFacts
@@ -79,6 +80,8 @@ class Batch:
     messages: list[dict[str, Any]] = field(default_factory=list)
     webhooks: list[dict[str, Any]] = field(default_factory=list)
     moves_elsewhere: list[tuple[EnrollmentRow, int]] = field(default_factory=list)
+    # Step transitions of this batch (core.flow), written with it in one INSERT.
+    flow: FlowLog = field(default_factory=FlowLog)
 
     def sequence(self, sequence_id: int) -> Sequence:
         return self.sequences[sequence_id]
@@ -211,11 +214,18 @@ def _finish(enrollment: EnrollmentRow, status: str, reason: str | None, now: dat
     clear_wait(enrollment)
 
 
+def _end(batch: Batch, enrollment: EnrollmentRow, status: str, reason: str | None) -> None:
+    """Finish the enrollment and record where and how it left (core.flow)."""
+    _finish(enrollment, status, reason, batch.now)
+    batch.flow.add(enrollment.account_id, enrollment.sequence_id, enrollment.current_step, ending_kind(status, reason))
+
+
 def _run(batch: Batch, enrollment: EnrollmentRow, subscriber: SubscriberRow, steps: list[Step]) -> None:
-    """Walk one enrollment until it waits, leaves, or completes."""
+    """Walk one enrollment until it waits, leaves, or completes; each step passed
+    and entered on the way is recorded, so a goto back counts the steps it revisits."""
     for _ in range(MAX_STEPS_PER_ADVANCE):
         if enrollment.current_step >= len(steps):
-            _finish(enrollment, "completed", None, batch.now)
+            _end(batch, enrollment, "completed", None)
             return
         step = steps[enrollment.current_step]
         move: Move = HANDLERS[step.type](batch, enrollment, step, subscriber)
@@ -224,10 +234,14 @@ def _run(batch: Batch, enrollment: EnrollmentRow, subscriber: SubscriberRow, ste
             return
         clear_wait(enrollment)
         if isinstance(move, Exit):
-            _finish(enrollment, "exited", move.reason, batch.now)
+            _end(batch, enrollment, "exited", move.reason)
             return
-        enrollment.current_step = move.position if isinstance(move, Goto) else enrollment.current_step + 1
-    _finish(enrollment, "failed", f"more than {MAX_STEPS_PER_ADVANCE} steps without a wait (a loop?)", batch.now)
+        position = move.position if isinstance(move, Goto) else enrollment.current_step + 1
+        batch.flow.add(enrollment.account_id, enrollment.sequence_id, enrollment.current_step, "passed")
+        if position < len(steps):
+            batch.flow.add(enrollment.account_id, enrollment.sequence_id, position, "entered")
+        enrollment.current_step = position
+    _end(batch, enrollment, "failed", f"more than {MAX_STEPS_PER_ADVANCE} steps without a wait (a loop?)")
 
 
 def advance_enrollments(session: Session, ids: list[int], now: datetime,
@@ -273,25 +287,26 @@ def _advance(session: Session, ids: list[int], now: datetime, dispatch_grace: ti
             continue
         if enrollment.crashes >= MAX_CRASHES:
             # The claim counted a last lease its worker died holding: not tried again.
-            _finish(enrollment, "failed", f"abandoned: its advance crashed {enrollment.crashes} times in a row"
-                    + (f" (last: {enrollment.error})" if enrollment.error else ""), now)
+            _end(batch, enrollment, "failed", f"abandoned: its advance crashed {enrollment.crashes} times in a row"
+                 + (f" (last: {enrollment.error})" if enrollment.error else ""))
         elif subscriber.status != "active":
-            _finish(enrollment, "exited", f"subscriber_{subscriber.status}", now)
+            _end(batch, enrollment, "exited", f"subscriber_{subscriber.status}")
         elif enrollment.id in goals:
-            _finish(enrollment, "exited", f"goal:{goals[enrollment.id]}", now)
+            _end(batch, enrollment, "exited", f"goal:{goals[enrollment.id]}")
         else:
             try:
                 _run(batch, enrollment, subscriber, steps[enrollment.sequence_id])
             except (KeyError, TypeError, ValueError) as exc:
                 # A step whose config the engine cannot read fails this enrollment only.
                 log.warning("enrollment failed", extra={"enrollment_id": enrollment.id, "error": repr(exc)})
-                _finish(enrollment, "failed", printable(f"step error: {exc!r}"), now)
+                _end(batch, enrollment, "failed", printable(f"step error: {exc!r}"))
             if enrollment.crashes:
                 # crashes counts advances that failed in a row: this one did not
                 enrollment.crashes, enrollment.error = 0, None
         result.advanced += 1
     batch.write_back()
     _enroll_moves(session, batch, now)
+    batch.flow.write(session, now)
     result.message_ids = insert_rows_returning(session, Message.__table__, batch.messages)
     result.webhook_ids = insert_rows_returning(session, WebhookDelivery.__table__, batch.webhooks)
     return result
@@ -314,17 +329,20 @@ def _crashed(session: Session, enrollment_id: int, exc: Exception, now: datetime
     log.warning("enrollment advance crashed", extra={"enrollment_id": enrollment_id, "error": repr(exc)})
     reason = printable(f"advance crashed: {exc!r}")
     c = _ENROLLMENTS.c
-    crashes = session.scalar(select(c.crashes).where(c.id == enrollment_id, c.status == "active"))
-    if crashes is None:
+    row = session.execute(select(c.crashes, c.account_id, c.sequence_id, c.current_step)
+                          .where(c.id == enrollment_id, c.status == "active")).first()
+    if row is None:
         session.execute(_ENROLLMENTS.update().where(c.id == enrollment_id).values(claimed_until=None))
         return
-    crashes += 1
+    crashes = row.crashes + 1
     if crashes >= MAX_CRASHES:
         values: dict[str, Any] = {"status": "failed", "exit_reason": reason, "completed_at": now, "next_run_at": None}
     else:
         values = {"next_run_at": crash_retry_at(now, crashes)}
     session.execute(_ENROLLMENTS.update().where(c.id == enrollment_id, c.status == "active").values(
         crashes=crashes, error=reason, claimed_until=None, updated_at=now, **values))
+    if crashes >= MAX_CRASHES:
+        record(session, [(row.account_id, row.sequence_id, row.current_step, "failed", 1)], now)
 
 
 def _enroll_moves(session: Session, batch: Batch, now: datetime) -> None:
@@ -337,4 +355,9 @@ def _enroll_moves(session: Session, batch: Batch, now: datetime) -> None:
                      "subscriber_id": enrollment.subscriber_id, "instance_key": "", "run": 1, "status": "active",
                      "current_step": 0, "next_run_at": now, "state": {}, "enrolled_at": now, "updated_at": now,
                      "held_out": is_held_out(sequence_id, enrollment.subscriber_id, holdout_percent(target.settings))})
-    insert_ignoring_conflicts(session, Enrollment, rows, Enrollment.id)
+    if not rows:
+        return
+    for account_id, sequence_id in session.execute(dialect_insert(session, Enrollment).values(rows)
+                                                   .on_conflict_do_nothing()
+                                                   .returning(Enrollment.account_id, Enrollment.sequence_id)):
+        batch.flow.add(account_id, sequence_id, 0, "entered")

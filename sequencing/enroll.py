@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from audience.fields import normalise_email
 from core.errors import InvalidFieldError
+from core.flow import record
 from core.validators import is_int
 from models import Enrollment, Subscriber
 from models.bulk import dialect_insert
@@ -142,4 +143,5 @@ def enroll_subscribers(session: Session, account_id: int, sequence_id: int,
                  .on_conflict_do_nothing(index_elements=["sequence_id", "subscriber_id", "instance_key", "run"])
                  .returning(Enrollment.__table__.c.id))
     enrolled = len(session.connection().execute(statement, rows).all())
+    record(session, [(account_id, sequence.id, 0, "entered", enrolled)], now)
     return enrolled, requested - enrolled

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
+from core.flow import record
 from models import Enrollment, Sequence, Step, Template
 from sequencing.errors import MAX_INT, NotFoundError, PreflightFailedError, StateConflictError
 from sequencing.preflight import Preflight
@@ -113,6 +114,14 @@ def update_sequence(session: Session, account_id: int, sequence_id: int, data: d
     if sequence.status == "active":
         require_preflight(sequence, preflight, override_preflight)
     last = len(steps) - 1
+    # The funnel sees the clamp as a move off the removed steps onto the last one.
+    clamped = session.execute(
+        select(Enrollment.current_step, func.count())
+        .where(Enrollment.sequence_id == sequence.id, Enrollment.status.in_(("active", "paused")),
+               Enrollment.current_step > last).group_by(Enrollment.current_step)).all()
+    if clamped:
+        moves = [(account_id, sequence.id, position, "moved", n) for position, n in clamped]
+        record(session, [*moves, (account_id, sequence.id, last, "entered", sum(n for _, n in clamped))], now)
     session.execute(
         update(Enrollment)
         .where(Enrollment.sequence_id == sequence.id, Enrollment.status.in_(("active", "paused")),

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.flow import record
 from models import Enrollment, Sequence
 from models.bulk import insert_ignoring_conflicts
 from sequencing.enroll import next_run
@@ -70,7 +71,9 @@ def enroll_triggered(session: Session, sequences: list[Sequence], account_id: in
                      "instance_key": key, "run": run, "status": "active", "current_step": 0, "next_run_at": now,
                      "state": {}, "enrolled_at": now, "updated_at": now,
                      "held_out": is_held_out(sequence.id, subscriber_id, holdout_percent(sequence.settings))})
-    return len(insert_ignoring_conflicts(session, Enrollment, rows, Enrollment.id))
+    created = insert_ignoring_conflicts(session, Enrollment, rows, Enrollment.sequence_id)
+    record(session, [(account_id, sequence_id, 0, "entered", 1) for sequence_id in created], now)
+    return len(created)
 
 
 def fire(session: Session, account_id: int, subscriber_id: int, kind: str, now: datetime, *,

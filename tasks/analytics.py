@@ -7,6 +7,8 @@ from __future__ import annotations
 from time import monotonic
 
 from analytics.experiment_results import settle_experiments
+from analytics.firsts import CHUNK as PRUNE_CHUNK
+from analytics.firsts import first_young_message, prune_firsts
 from analytics.rollups import CHUNK, accounts_with_new_events, fold_chunk
 from models.base import utcnow
 from models.db import session_scope
@@ -48,3 +50,19 @@ def fold_account(account_id: int, chunk: int = CHUNK) -> int:
         with session_scope() as session:
             settle_experiments(session, account_id, utcnow())
     return folded
+
+
+@app.task(name="analytics.prune_rollup_firsts", ignore_result=True)
+def prune_rollup_firsts() -> int:
+    """Pairs dropped: those of messages older than the rollups keep them for
+    (analytics.firsts), a committed chunk at a time, within the fold's budget."""
+    with session_scope() as session:
+        below = first_young_message(session, utcnow())
+    deadline, pruned = monotonic() + FOLD_BUDGET_SECONDS, 0
+    while below is not None and monotonic() < deadline:
+        with session_scope() as session:
+            dropped = prune_firsts(session, below)
+        pruned += dropped
+        if dropped < PRUNE_CHUNK:
+            break
+    return pruned

@@ -8,11 +8,11 @@ import io
 import pytest
 from sqlalchemy import select
 
-from models import Enrollment, Step, db
+from models import Step, db
+from core.flow import record
 from models.base import utcnow
 from tests.api.test_experiments_api import _messages as _experiment_messages
 from tests.api.test_sequence_analytics import STEPS, _messages
-from tests.support import factories
 
 # The rollups fold only events whose transaction has ended (analytics.rollups).
 pytestmark = pytest.mark.committing
@@ -69,12 +69,11 @@ def test_the_daily_analytics_csv_has_a_row_per_day_and_step_led_by_the_day(clien
 
 def test_the_funnel_csv_has_a_row_per_step_with_the_json_numbers(client, alice):
     sid, _steps = _sequence(client, alice, STEPS)
-    people = factories.subscribers(alice.account_id, 3, prefix="fc-")
+    # Three entered; one waits at 0, one left at 1 by the goal, one completed.
+    moves = [(0, "entered", 3), (0, "passed", 2), (1, "entered", 2), (1, "goal", 1), (1, "passed", 1),
+             (2, "entered", 1), (2, "passed", 1), (3, "completed", 1)]
     with db.session_scope() as s:
-        s.add_all(Enrollment(account_id=alice.account_id, sequence_id=sid, subscriber_id=person, current_step=step,
-                             status=status, exit_reason=reason, enrolled_at=utcnow(), state={})
-                  for person, (step, status, reason) in zip(people, [(0, "active", None), (1, "exited", "goal:x"),
-                                                                     (3, "completed", None)]))
+        record(s, [(alice.account_id, sid, p, kind, n) for p, kind, n in moves], utcnow())
     url = f"/api/v1/email-sequences/{sid}/funnel"
     steps = client.get(url, headers=alice.headers).get_json()["steps"]
 

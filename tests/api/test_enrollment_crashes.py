@@ -42,3 +42,5 @@ def test_the_enrollments_list_shows_the_crashes_and_the_reason_an_enrollment_fai
     assert failed["exit_reason"] == failed["error"]
     assert "AttributeError" in failed["exit_reason"]
     assert client.get(f"{URL}/{sequence_id}/enrollments?status=failed", headers=alice.headers).get_json() != []
+    [step] = client.get(f"{URL}/{sequence_id}/funnel", headers=alice.headers).get_json()["steps"]
+    assert (step["entered"], step["passed"], step["failed"], step["waiting"]) == (1, 0, 1, 0), "failed once, at step 0"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from models import Enrollment, Event, Message, Step, db
+from models import Event, Message, Step, db
+from core.flow import record
 from models.base import utcnow
 from tests.support import factories
 
@@ -97,26 +98,27 @@ def test_a_bad_date_or_interval_is_a_422_naming_the_parameter(client, alice):
         assert response.status_code == 422 and field in str(response.get_json()), (query, response.get_json())
 
 
-def test_the_funnel_counts_each_enrollment_at_the_step_it_reached_and_how_it_left(client, alice, bob):
+def test_the_funnel_counts_the_recorded_moves_at_each_step_and_who_waits_there(client, alice, bob):
     steps = [{"type": "email", "subject": "One", "text": "1"}, {"type": "delay", "seconds": 60},
              {"type": "email", "subject": "Two", "text": "2"}]
     sid = client.post("/api/v1/email-sequences", json={"name": "F", "steps": steps},
                       headers=alice.headers).get_json()["id"]
-    people = factories.subscribers(alice.account_id, 10, prefix="f-")
     now = utcnow()
-    # (position, status, exit reason) of each enrollment, as the engine leaves them.
-    where = [(0, "active", None), (1, "active", None), (1, "active", None), (1, "paused", None),
-             (1, "exited", "goal:purchase"), (2, "exited", "branch_exit"), (2, "active", None),
-             (3, "completed", None), (3, "completed", None), (0, "failed", "step error")]
+    # (position, kind, n) as the engine records them: 10 entered 0, one failed there;
+    # at 1, a goal exit, an unsubscribe, two went on and one was sent back to 0 by a
+    # goto (it waits there again), three wait; at 2, an exit branch, two completed
+    # (one of them twice: a second lap), one waits.
+    moves = [(0, "entered", 10), (0, "failed", 1), (0, "passed", 8), (1, "entered", 8), (1, "goal", 1),
+             (1, "passed", 3), (0, "entered", 1), (2, "entered", 2), (1, "left", 1), (2, "exit", 1),
+             (2, "passed", 2), (2, "entered", 2), (3, "completed", 2)]
     with db.session_scope() as s:
-        s.add_all(Enrollment(account_id=alice.account_id, sequence_id=sid, subscriber_id=person, current_step=step,
-                             status=status, exit_reason=reason, enrolled_at=now, state={})
-                  for person, (step, status, reason) in zip(people, where))
+        record(s, [(alice.account_id, sid, p, kind, n) for p, kind, n in moves], now)
+        record(s, [(bob.account_id, factories.sequence(bob.account_id, steps), 0, "entered", 5)], now)
     body = client.get(f"/api/v1/email-sequences/{sid}/funnel", headers=alice.headers).get_json()
     assert [(r["step"], r["entered"], r["passed"], r["exited"], r["exited_goal"], r["exited_condition"],
-             r["waiting"]) for r in body["steps"]] == [
-        (0, 10, 8, 0, 0, 0, 1),
-        (1, 8, 4, 1, 1, 0, 3),
-        (2, 4, 2, 1, 0, 1, 1),
+             r["exited_unsubscribed"], r["failed"], r["waiting"]) for r in body["steps"]] == [
+        (0, 11, 8, 0, 0, 0, 0, 1, 2),
+        (1, 8, 3, 2, 1, 1, 1, 0, 3),
+        (2, 4, 2, 1, 0, 1, 0, 0, 1),
     ]
     assert client.get(f"/api/v1/email-sequences/{sid}/funnel", headers=bob.headers).status_code == 404

@@ -174,4 +174,4 @@ def test_statements_per_batch_do_not_grow_with_the_batch():
         with counting_statements() as statements, db.session_scope() as s:
             assert len(advance_enrollments(s, ids, T0).message_ids) == size
         counts.append(len(statements))
-    assert counts[0] == counts[1] <= 12
+    assert counts[0] == counts[1] <= 13  # 13th: the step transitions (core.flow)

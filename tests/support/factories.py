@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import text
 
 from accounts.keys import create_account
+from core.flow import record
 from models import Enrollment, Provider, Sequence, Step, Subscriber, WarmingPlan, db
 
 
@@ -53,11 +54,13 @@ def sequence(account_id: int, steps: list[dict[str, Any]], settings: dict[str, A
 
 
 def enroll(account_id: int, sequence_id: int, subscriber_ids: list[int], now: datetime) -> list[int]:
+    """New enrollments at step 0, recorded as entering it (core.flow), as enrolling does."""
     with db.session_scope() as s:
         rows = [Enrollment(account_id=account_id, sequence_id=sequence_id, subscriber_id=sid, next_run_at=now,
                            enrolled_at=now, state={}) for sid in subscriber_ids]
         s.add_all(rows)
         s.flush()
+        record(s, [(account_id, sequence_id, 0, "entered", len(rows))], now)
         return [r.id for r in rows]
 
 

@@ -166,13 +166,16 @@ class FunnelStepSchema(Schema):
     step_id = fields.Integer()
     step = fields.Integer(metadata={"description": "The step's position."})
     type = fields.String()
-    entered = fields.Integer()
-    passed = fields.Integer()
+    entered = fields.Integer(metadata={"description": "Entries into the step: an enrollment that comes back by a"
+                                                      " goto counts once per visit."})
+    passed = fields.Integer(metadata={"description": "Went on from the step (to the next one or by a branch)."})
     exited = fields.Integer(metadata={"description": "exited_goal + exited_condition"})
     exited_goal = fields.Integer()
     exited_condition = fields.Integer(metadata={"description": "A condition, an exit step, the subscriber leaving."})
     failed = fields.Integer()
     waiting = fields.Integer(metadata={"description": "Active or paused at this step now."})
+    exited_unsubscribed = fields.Integer(metadata={
+        "description": "Of exited_condition: the subscriber unsubscribed, bounced, complained or was erased."})
 
 
 class FunnelSchema(Schema):
@@ -189,7 +192,8 @@ class Funnel(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, query: dict[str, Any], sequence_id: int) -> Any:
         """Per step: enrollments that entered it, passed it, left at it and wait at it
-        now, from the enrollments' current positions (see analytics.funnel)."""
+        now, from the step transitions the engine records (see analytics.funnel):
+        exact as of the request, gotos and branches included."""
         session = get_db()
         with domain_errors:
             sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)

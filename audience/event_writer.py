@@ -33,7 +33,7 @@ _STAGING = (
 )
 _SUBSCRIBERS = """
 INSERT INTO subscribers (account_id, email, status, attributes, tags, created_at, updated_at)
-SELECT DISTINCT %(account_id)s, email, 'active', '{}', '[]', %(now)s, %(now)s FROM pg_temp.event_import_rows
+SELECT DISTINCT %(account_id)s, email, 'active', '{}'::jsonb, '[]'::jsonb, %(now)s, %(now)s FROM pg_temp.event_import_rows
 ON CONFLICT (account_id, email) DO NOTHING
 """
 _EVENTS = f"""

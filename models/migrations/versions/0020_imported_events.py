@@ -27,15 +27,19 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "job_parts",
+        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("job_id", sa.Integer(), nullable=False),
-        sa.Column("part", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("part", sa.Integer(), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name="fk_job_parts_job_id_jobs", ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("job_id", "part", name="pk_job_parts"),
+        sa.PrimaryKeyConstraint("id", name="pk_job_parts"),
+        sa.UniqueConstraint("job_id", "part", name="uq_job_parts_job_id_part"),
+        sqlite_autoincrement=True,
     )
-    # Nullable without a default: instant on PostgreSQL however many events exist.
-    with op.batch_alter_table("events") as batch:
-        batch.add_column(sa.Column("message_ref", sa.String(length=300), nullable=True))
+    # Nullable, its default NULL: instant on PostgreSQL however many events exist,
+    # and a plain ALTER TABLE on SQLite (no rebuild of the table).
+    op.add_column("events", sa.Column("message_ref", sa.String(length=300), server_default=sa.text("NULL"),
+                                      nullable=True))
 
 
 def downgrade() -> None:

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import undefer
 
 from models import Enrollment, Event, Job, JobPart, Message, Subscriber, db
 from models.event import IMPORTED
@@ -38,7 +39,8 @@ def post_import(client, tenant, data, content_type: str = "text/csv") -> int:
 
 def imported(account_id: int) -> list[Event]:
     with db.session_scope() as s:
-        return list(s.scalars(select(Event).where(Event.account_id == account_id).order_by(Event.id)))
+        return list(s.scalars(select(Event).options(undefer(Event.message_ref))
+                             .where(Event.account_id == account_id).order_by(Event.id)))
 
 
 def emails(account_id: int) -> dict[int, str]:

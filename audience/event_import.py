@@ -23,11 +23,13 @@ count as ``duplicates``).
 from __future__ import annotations
 
 import io
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from itertools import islice
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Select, delete, insert, select
 from sqlalchemy.orm import Session
 
 from audience.errors import ImportPayloadError, ImportTooLargeError
@@ -97,8 +99,8 @@ def create_event_import_job(session: Session, account_id: int, blocks: Iterable[
 class _PartStream(io.RawIOBase):
     """The upload as one file, read a part (a few MB) at a time from the database."""
 
-    def __init__(self, session: Session, job_id: int) -> None:
-        self._session, self._job_id, self._next = session, job_id, 0
+    def __init__(self, read_part: Callable[[int], bytes | None]) -> None:
+        self._read_part, self._next = read_part, 0
         self._view = memoryview(b"")
 
     def readable(self) -> bool:
@@ -106,8 +108,7 @@ class _PartStream(io.RawIOBase):
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         while not self._view:
-            data = self._session.execute(select(_parts.c.data).where(
-                _parts.c.job_id == self._job_id, _parts.c.part == self._next)).scalar()
+            data = self._read_part(self._next)
             if data is None:
                 return 0
             self._next += 1
@@ -116,6 +117,72 @@ class _PartStream(io.RawIOBase):
         buffer[:n] = self._view[:n]
         self._view = self._view[n:]
         return n
+
+
+def _part_query(job_id: int, part: int) -> Select[tuple[bytes]]:
+    return select(_parts.c.data).where(_parts.c.job_id == job_id, _parts.c.part == part)
+
+
+Chunk = tuple[list[tuple[int, EventRow]], list[tuple[int, str]], int]
+_DONE = object()
+
+
+def _chunks(rows: Iterator[tuple[int, EventRow | str]]) -> Iterator[Chunk]:
+    """(valid rows, row errors, rows read) per CHUNK rows; the last one may be empty."""
+    batch: list[tuple[int, EventRow]] = []
+    errors: list[tuple[int, str]] = []
+    processed = 0
+    for number, row in rows:
+        processed += 1
+        if isinstance(row, str):
+            errors.append((number, row))
+        else:
+            batch.append((number, row))
+        if processed >= CHUNK:
+            yield batch, errors, processed
+            batch, errors, processed = [], [], 0
+    yield batch, errors, processed
+
+
+def _read_ahead(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """Check the next chunk in a thread while the database writes this one: the
+    checks are Python and the writes wait on PostgreSQL, which runs on another core
+    (psycopg2 lets go of the GIL while it waits), so the two overlap. At most one
+    chunk waits ready; the thread's exception is raised here."""
+    ready: queue.Queue[object] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            put(exc)
+
+    thread = threading.Thread(target=produce, name="event-import-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def _record(job: Job, processed: int, events: int, duplicates: int, created: int,
@@ -156,7 +223,19 @@ def run_event_import(session: Session, job_id: int, clock: Callable[[], datetime
     if job is None or job.status != "running" or job.kind != KIND:
         return
     fmt = job.payload_format
-    rows = raw_rows(io.BufferedReader(_PartStream(session, job_id), buffer_size=1 << 20), fmt)
+    concurrent = session.get_bind().dialect.name == "postgresql"
+    if concurrent:
+        # The reading thread has connections of its own, one short read each (no
+        # transaction held open: the rollups' horizon is not held back).
+        engine = session.get_bind()
+
+        def read_part(part: int) -> bytes | None:
+            with engine.connect() as connection:  # type: ignore[union-attr]
+                return connection.execute(_part_query(job_id, part)).scalar()
+    else:
+        def read_part(part: int) -> bytes | None:
+            return session.execute(_part_query(job_id, part)).scalar()
+    rows = raw_rows(io.BufferedReader(_PartStream(read_part), buffer_size=1 << 20), fmt)
     columns = None
     if fmt == "csv":
         header = next(rows, None)
@@ -165,21 +244,12 @@ def run_event_import(session: Session, job_id: int, clock: Callable[[], datetime
         columns = csv_columns(header[1])
     # Stable across resumes: "the future" is measured from the upload.
     checker = RowChecker(job.account_id, job.created_at)
-    batch: list[tuple[int, EventRow]] = []
-    errors: list[tuple[int, str]] = []
-    processed = 0
-    for number, row in checked(islice(rows, job.processed, None), fmt, checker, columns):
-        processed += 1
-        if isinstance(row, str):
-            errors.append((number, row))
-        else:
-            batch.append((number, row))
+    chunks = _chunks(checked(islice(rows, job.processed, None), fmt, checker, columns))
+    for batch, errors, processed in (_read_ahead(chunks) if concurrent else chunks):
+        _flush(session, job, batch, errors, processed, clock())
         if processed >= CHUNK:
-            _flush(session, job, batch, errors, processed, clock())
             job.claimed_until = clock() + lease
-            batch, errors, processed = [], [], 0
             yield job
-    _flush(session, job, batch, errors, processed, clock())
     job.total = job.processed
     job.status = "completed"
     job.finished_at = clock()

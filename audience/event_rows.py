@@ -64,7 +64,11 @@ def dedup_key(account_id: int, email: str, name: str, occurred_at: datetime, mes
     one address, name, instant and other-platform message. Value and properties are
     left out, so re-importing a corrected file does not double its events."""
     text = "\x1f".join((email, name, occurred_at.isoformat(), message_ref or ""))
-    return f"import:{account_id}:{hashlib.blake2b(text.encode(), digest_size=16).hexdigest()}"
+    # The instant leads so that a history written in time order lands on neighbouring
+    # pages of the unique index rather than on random ones (measured: the index is
+    # most of an insert's cost once it outgrows memory).
+    digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return f"import:{account_id}:{int(occurred_at.timestamp()):010x}:{digest}"
 
 
 class RowChecker:

@@ -69,11 +69,11 @@ def create_event_import_job(session: Session, account_id: int, blocks: Iterable[
             continue
         size += len(block)
         if size > MAX_BYTES:
-            raise ImportTooLargeError(f"The import is larger than {MAX_BYTES // (1024 * 1024)} MB; split it.")
+            raise ImportTooLargeError(f"The import is larger than {MAX_BYTES // (1024 * 1024)} MB; split it.", field="body")
         lines += block.count(b"\n")
         ends_with_newline = block.endswith(b"\n")
         if lines - header > MAX_ROWS:
-            raise ImportTooLargeError(f"The import has more than {MAX_ROWS:,} rows; split it.")
+            raise ImportTooLargeError(f"The import has more than {MAX_ROWS:,} rows; split it.", field="body")
         pending += block
         if not checked_start and b"\n" in pending:
             check_start(bytes(pending[:65536]), fmt)
@@ -89,7 +89,7 @@ def create_event_import_job(session: Session, account_id: int, blocks: Iterable[
         session.execute(insert(_parts), {"job_id": job.id, "part": part, "data": bytes(pending)})
     rows = lines + (0 if ends_with_newline else 1) - header
     if rows > MAX_ROWS:
-        raise ImportTooLargeError(f"The import has more than {MAX_ROWS:,} rows; split it.")
+        raise ImportTooLargeError(f"The import has more than {MAX_ROWS:,} rows; split it.", field="body")
     if rows <= 0:
         raise ImportPayloadError("The import has no event rows.", field="body")
     job.total = rows  # lines; set to the rows read once the job completes

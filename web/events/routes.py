@@ -74,7 +74,7 @@ def _upload() -> tuple[Iterator[bytes], str]:
         abort(415, message="Send the history as text/csv (with a header row) or application/x-ndjson "
                            "(one JSON object a line).")
     if request.content_length is not None and request.content_length > MAX_BYTES:
-        raise ImportTooLargeError(f"The import is larger than {MAX_BYTES // (1024 * 1024)} MB; split it.")
+        raise ImportTooLargeError(f"The import is larger than {MAX_BYTES // (1024 * 1024)} MB; split it.", field="body")
     stream = request.stream
 
     def blocks() -> Iterator[bytes]:

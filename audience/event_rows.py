@@ -49,6 +49,7 @@ class EventRow:
     email: str
     name: str
     occurred_at: datetime  # UTC
+    occurred_text: str  # occurred_at.isoformat(), made once for the key and the COPY
     message_ref: str | None
     value: float | None
     properties: str  # compact JSON text of an object
@@ -59,11 +60,12 @@ class RowError(ValueError):
     """One row's fault, ``"field: message"``."""
 
 
-def dedup_key(account_id: int, email: str, name: str, occurred_at: datetime, message_ref: str | None) -> str:
+def dedup_key(account_id: int, email: str, name: str, occurred_at: datetime, message_ref: str | None,
+              occurred_text: str | None = None) -> str:
     """The same event imported twice (a re-upload, a retried job) has the same key:
-    one address, name, instant and other-platform message. Value and properties are
-    left out, so re-importing a corrected file does not double its events."""
-    text = "\x1f".join((email, name, occurred_at.isoformat(), message_ref or ""))
+    one address, name, instant (in UTC) and other-platform message. Value and
+    properties are left out, so re-importing a corrected file does not double its events."""
+    text = "\x1f".join((email, name, occurred_text or occurred_at.isoformat(), message_ref or ""))
     # The instant leads so that a history written in time order lands on neighbouring
     # pages of the unique index rather than on random ones (measured: the index is
     # most of an insert's cost once it outgrows memory).
@@ -78,6 +80,7 @@ class RowChecker:
         self.account_id = account_id
         self.latest = now + FUTURE_SLACK
         self._emails: dict[str, str | RowError] = {}
+        self._names: set[str] = set()
 
     def _email(self, value: Any) -> str:
         if not isinstance(value, str):
@@ -112,8 +115,10 @@ class RowChecker:
 
     @staticmethod
     def _name(value: Any) -> str:
-        if not isinstance(value, str) or not value:
+        if value is None or value == "":
             raise RowError("name: Missing data for required field.")
+        if not isinstance(value, str):
+            raise RowError("name: Not a valid string.")
         if NAME.fullmatch(value) is None:
             raise RowError("name: Use 1-100 letters, digits, '_', '.', ':' or '-'.")
         if value in RESERVED:
@@ -171,13 +176,23 @@ class RowChecker:
         return ref or None
 
     def check(self, item: dict[str, Any], from_text: bool) -> EventRow:
-        email = self._email(item.get("email"))
-        name = self._name(item.get("name"))
-        occurred = self._occurred(item.get("occurred_at"))
-        ref = self._message_ref(item.get("message_ref"))
-        return EventRow(email, name, occurred, ref, self._value(item.get("value")),
-                        self._properties(item.get("properties"), from_text),
-                        dedup_key(self.account_id, email, name, occurred, ref))
+        return self.check_values(item.get("email"), item.get("name"), item.get("occurred_at"),
+                                 item.get("message_ref"), item.get("value"), item.get("properties"), from_text)
+
+    def check_values(self, email: Any, name: Any, occurred: Any, ref: Any, value: Any, properties: Any,
+                     from_text: bool) -> EventRow:
+        # Millions of rows: the common cases (a known address or name, an empty
+        # optional cell) are answered inline, the rest by the checks above.
+        known = self._emails.get(email) if isinstance(email, str) else None
+        email = known if isinstance(known, str) else self._email(email)
+        if not (isinstance(name, str) and name in self._names):
+            self._names.add(self._name(name))
+        moment = self._occurred(occurred)
+        text = moment.isoformat()
+        ref = None if ref is None or ref == "" else self._message_ref(ref)
+        return EventRow(email, name, moment, text, ref, None if value is None or value == "" else self._value(value),
+                        "{}" if properties is None or properties == "" else self._properties(properties, from_text),
+                        dedup_key(self.account_id, email, name, moment, ref, text))
 
 
 def csv_columns(cells: list[str]) -> list[str]:
@@ -233,7 +248,10 @@ def checked(rows: Iterable[tuple[int, Any]], fmt: str, checker: RowChecker,
             columns: list[str] | None) -> Iterator[tuple[int, EventRow | str]]:
     """``(row number, EventRow)`` or ``(row number, "field: message")``."""
     check: Callable[[dict[str, Any], bool], EventRow] = checker.check
+    check_values = checker.check_values
     width = len(columns or ())
+    # Where each field is in a CSV row (-1: no such column).
+    places = [columns.index(c) if c in columns else -1 for c in COLUMNS] if columns else []
     for number, raw in rows:
         try:
             if fmt == "ndjson":
@@ -248,9 +266,10 @@ def checked(rows: Iterable[tuple[int, Any]], fmt: str, checker: RowChecker,
                     raise RowError(f"{unknown[0]}: Unknown field.")
                 yield number, check(item, False)
             else:
-                assert columns is not None
-                if len(raw) > width:
-                    raise RowError(f"Has {len(raw)} cells but the header has {width} columns.")
-                yield number, check(dict(zip(columns, raw)), True)
+                if len(raw) != width:
+                    if len(raw) > width:
+                        raise RowError(f"Has {len(raw)} cells but the header has {width} columns.")
+                    raw = raw + [""] * (width - len(raw))
+                yield number, check_values(*[raw[i] if i >= 0 else None for i in places], True)
         except RowError as exc:
             yield number, str(exc)

@@ -61,7 +61,7 @@ def _number(value: float | None) -> str:
 def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], now: datetime) -> tuple[int, int]:
     buffer = io.StringIO()
     buffer.writelines(
-        f"{_text(r.email)}\t{r.name}\t{r.occurred_at.isoformat()}\t{_text(r.message_ref)}\t"
+        f"{_text(r.email)}\t{r.name}\t{r.occurred_text}\t{_text(r.message_ref)}\t"
         f"{_number(r.value)}\t{_text(r.properties)}\t{r.dedup_key}\n" for r in rows)
     buffer.seek(0)
     cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]

@@ -106,14 +106,17 @@ def test_it_imports_json_lines_and_reports_lines_that_are_not_events(client, ali
         {"email": "dee@example.com", "name": "renewal", "occurred_at": "2025-10-03T08:00:00Z", "colour": "red"},
         {"email": "dee@example.com", "name": "renewal", "occurred_at": "2025-10-03T08:00:00Z", "value": True},
         {"email": "dee@example.com", "name": "x" * 101, "occurred_at": "2025-10-03T08:00:00Z"},
+        {"email": "dee@example.com", "name": ["renewal"], "occurred_at": "2025-10-03T08:00:00Z"},
+        {"email": ["dee@example.com"], "name": "renewal", "occurred_at": 20251003},
     ]
     body = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n\n"
     job = wait_for(client, alice, post_import(client, alice, body, "application/x-ndjson"))
     assert job["status"] == "completed", job
-    assert (job["processed"], job["created"], job["error_count"]) == (7, 2, 5)
+    assert (job["processed"], job["created"], job["error_count"]) == (9, 2, 7)
     assert job["errors"] == ["row 2: Not a valid JSON line.", "row 3: Must be a JSON object.",
                              "row 5: colour: Unknown field.", "row 6: value: Not a valid number.",
-                             "row 7: name: Use 1-100 letters, digits, '_', '.', ':' or '-'."]
+                             "row 7: name: Use 1-100 letters, digits, '_', '.', ':' or '-'.",
+                             "row 8: name: Not a valid string.", "row 9: email: Not a valid string."]
     assert [(e.name, e.value, e.properties, e.message_ref) for e in imported(alice.account_id)] == [
         ("delivered", None, {}, "x1"), ("renewal", 12.0, {"plan": "pro"}, None)]
 

@@ -240,3 +240,28 @@ def test_on_sqlite_the_portable_path_imports_and_deduplicates(tmp_path: Path):
                 ("opened", None, {}, IMPORTED), ("purchase", 5.0, {"k": 1}, IMPORTED)]
             assert s.scalar(select(func.count()).select_from(JobPart)) == 0
             assert [j.status for j in s.scalars(select(Job))] == ["completed", "completed"]
+
+
+def test_imported_conversions_count_where_the_goal_logic_sees_them_and_imported_opens_in_no_sequence(
+        client, alice, worker, smtp):
+    from tests.support.sending import STEP, send_in_process
+
+    t0 = datetime.now(timezone.utc) - timedelta(days=10)
+    account = alice.account_id
+    sequence = factories.sequence(account, [STEP], settings={"goal": {"event": "purchase", "within_days": 7}})
+    people = factories.subscribers(account, 2, prefix="buyer")
+    factories.enroll(account, sequence, people, t0)
+    send_in_process(run_due(t0), at=t0)
+    hour = (t0 + timedelta(hours=1)).isoformat()
+    body = ("email,name,occurred_at,message_ref,value\n"
+            f"buyer0@example.test,purchase,{hour},,20\n"  # after our email, within the goal's window
+            f"buyer1@example.test,opened,{hour},old-1,\n"  # the other platform's email, not ours
+            f"buyer1@example.test,clicked,{hour},old-1,\n"
+            f"stranger@example.com,purchase,{hour},,99\n")  # no email of ours before it
+    assert wait_for(client, alice, post_import(client, alice, body))["created"] == 4
+    (row,) = client.get(f"/api/v1/email-sequences/{sequence}/analytics", headers=alice.headers).get_json()["steps"]
+    assert (row["sent"], row["opened"], row["clicked"]) == (2, 0, 0)
+    assert (row["converted"], row["conversions"], row["revenue"]) == (1, 1, 20.0)
+    totals = client.get("/api/v1/analytics/attribution", headers=alice.headers).get_json()["totals"]
+    assert (totals["conversions"], totals["revenue"]) == (2, 119.0)
+    assert (totals["unattributed_conversions"], totals["unattributed_revenue"]) == (1, 99.0)

@@ -36,14 +36,21 @@ INSERT INTO subscribers (account_id, email, status, attributes, tags, created_at
 SELECT DISTINCT %(account_id)s, email, 'active', '{}'::jsonb, '[]'::jsonb, %(now)s, %(now)s FROM pg_temp.event_import_rows
 ON CONFLICT (account_id, email) DO NOTHING
 """
-_EVENTS = f"""
+_INSERT = f"""
 INSERT INTO events (account_id, subscriber_id, message_id, name, dedup_key, source, message_ref, properties, value,
                     occurred_at, created_at)
-SELECT %(account_id)s, s.id, NULL, r.name, r.dedup_key, '{IMPORTED}', r.message_ref, r.properties, r.value,
-       r.occurred_at, %(now)s
+SELECT {{distinct}} %(account_id)s, s.id, NULL, r.name, r.dedup_key, '{IMPORTED}', r.message_ref, r.properties,
+       r.value, r.occurred_at, %(now)s
 FROM pg_temp.event_import_rows r JOIN subscribers s ON s.account_id = %(account_id)s AND s.email = r.email
-ON CONFLICT (dedup_key) DO NOTHING
 """
+# The usual case: keys not seen before, one row per key (DISTINCT ON, whose sort
+# also hands the unique index its keys in order), a plain insert. Measured here
+# about a quarter faster than ON CONFLICT, whose speculative insertion costs every
+# row. Only an import of the same events running at the same moment can still hit
+# the unique index; then the chunk is written again with ON CONFLICT DO NOTHING.
+_EVENTS_NEW = (_INSERT.format(distinct="DISTINCT ON (r.dedup_key)")
+               + " WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.dedup_key = r.dedup_key) ORDER BY r.dedup_key")
+_EVENTS = _INSERT.format(distinct="") + " ON CONFLICT (dedup_key) DO NOTHING"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -72,8 +79,16 @@ def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], n
         params = {"account_id": account_id, "now": now}
         cursor.execute(_SUBSCRIBERS, params)
         created = cursor.rowcount
-        cursor.execute(_EVENTS, params)
-        return cursor.rowcount, created
+        cursor.execute("SAVEPOINT event_import_new")
+        try:
+            cursor.execute(_EVENTS_NEW, params)
+        except session.get_bind().dialect.dbapi.IntegrityError:
+            cursor.execute("ROLLBACK TO SAVEPOINT event_import_new")
+            cursor.execute(_EVENTS, params)
+            return cursor.rowcount, created
+        inserted = cursor.rowcount
+        cursor.execute("RELEASE SAVEPOINT event_import_new")
+        return inserted, created
     finally:
         cursor.close()
 

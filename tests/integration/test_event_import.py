@@ -265,3 +265,37 @@ def test_imported_conversions_count_where_the_goal_logic_sees_them_and_imported_
     totals = client.get("/api/v1/analytics/attribution", headers=alice.headers).get_json()["totals"]
     assert (totals["conversions"], totals["revenue"]) == (2, 119.0)
     assert (totals["unattributed_conversions"], totals["unattributed_revenue"]) == (1, 99.0)
+
+
+def test_two_imports_of_one_event_at_the_same_moment_write_it_once_and_count_it_once(alice):
+    """The second writer waits on the first's uncommitted key, then hits the unique
+    index: its chunk is written again with ON CONFLICT, nothing lost or doubled."""
+    import threading
+
+    from audience.event_rows import RowChecker
+    from audience.event_writer import write_events
+
+    checker = RowChecker(alice.account_id, NOW)
+    rows = [checker.check({"email": f"race{i}@example.com", "name": "opened",
+                           "occurred_at": f"2025-05-01T00:00:0{i}Z"}, True) for i in range(5)]
+    with db.session_scope() as s:
+        s.add(Subscriber(account_id=alice.account_id, email="race2@example.com"))
+    first = db.new_session()
+    assert write_events(first, alice.account_id, rows[2:3], NOW) == (1, 0)  # holds race2's key, uncommitted
+    outcome: list[tuple[int, int]] = []
+
+    def second_import() -> None:
+        with db.session_scope() as s:
+            outcome.append(write_events(s, alice.account_id, rows, NOW))
+
+    racer = threading.Thread(target=second_import)
+    racer.start()
+    racer.join(timeout=2)
+    assert racer.is_alive(), "the second import waits on the first one's key"
+    first.commit()
+    first.close()
+    racer.join(timeout=60)
+    assert outcome == [(4, 4)], "four new events and subscribers; the raced event is a duplicate"
+    with db.session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Event)) == 5
+        assert s.scalar(select(func.count()).select_from(Subscriber)) == 5

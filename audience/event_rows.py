@@ -221,7 +221,11 @@ def check_start(first_bytes: bytes, fmt: str) -> None:
         text = line.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ImportPayloadError("The CSV file must be UTF-8.", field="header") from None
-    csv_columns(next(csv.reader([text]), []))
+    try:
+        cells = next(csv.reader([text.rstrip("\r")]), [])
+    except csv.Error as exc:
+        raise ImportPayloadError(f"The CSV header row cannot be read: {exc}.", field="header") from None
+    csv_columns(cells)
 
 
 def raw_rows(stream: io.BufferedIOBase, fmt: str) -> Iterator[tuple[int, Any]]:

@@ -71,7 +71,11 @@ def test_a_csv_header_must_name_the_required_columns_and_no_others():
         with pytest.raises(ImportPayloadError) as raised:
             csv_columns(header)
         assert raised.value.field == "header"
-    check_start(b"\xef\xbb\xbfemail,name,occurred_at\nrest", "csv")  # a BOM is fine
+    check_start(b"\xef\xbb\xbfemail,name,occurred_at\r\nrest", "csv")  # a BOM and CRLF are fine
+    for broken in (b"email,na\rme,occurred_at\n", b"\xff\xfe", b'"email,name'):
+        with pytest.raises(ImportPayloadError) as raised:
+            check_start(broken, "csv")
+        assert raised.value.field == "header"
     check_start(b"anything", "ndjson")
 
 

@@ -43,21 +43,21 @@ def create_import_job(session: Session, account_id: int, payload: bytes, fmt: st
     return job
 
 
-def claim_import(session: Session, job_id: int, now: datetime, lease: timedelta = LEASE) -> bool:
+def claim_import(session: Session, job_id: int, now: datetime, lease: timedelta = LEASE, kind: str = KIND) -> bool:
     """pending -> running, with a lease. The conditional UPDATE is the claim: a task
     delivered twice finds the row already taken (rowcount 0) and does nothing."""
-    result = session.execute(update(Job).where(Job.id == job_id, Job.kind == KIND, Job.status == "pending")
+    result = session.execute(update(Job).where(Job.id == job_id, Job.kind == kind, Job.status == "pending")
                              .values(status="running", claimed_until=now + lease))
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
-def imports_to_resume(session: Session, now: datetime, lease: timedelta = LEASE) -> list[int]:
+def imports_to_resume(session: Session, now: datetime, lease: timedelta = LEASE, kind: str = KIND) -> list[int]:
     """Jobs that need a task: running ones whose worker's lease lapsed (back to
     pending) and pending ones whose task was lost. Each is given ``lease`` before
     it can be picked again."""
     stale = or_(and_(Job.status == "running", Job.claimed_until < now),
                 and_(Job.status == "pending", or_(Job.claimed_until.is_(None), Job.claimed_until < now)))
-    ids = list(session.scalars(select(Job.id).where(Job.kind == KIND, stale).with_for_update(skip_locked=True)))
+    ids = list(session.scalars(select(Job.id).where(Job.kind == kind, stale).with_for_update(skip_locked=True)))
     if ids:
         session.execute(update(Job).where(Job.id.in_(ids)).values(status="pending", claimed_until=now + lease),
                         execution_options={"synchronize_session": False})
@@ -74,7 +74,7 @@ def _record(job: Job, created: int, updated: int, processed: int, errors: list[s
         job.errors = [*(job.errors or []), *errors[:room]]  # a new list: JSON columns don't track mutation
 
 
-def _row_faults(session: Session) -> tuple[type[Exception], ...]:
+def row_faults(session: Session) -> tuple[type[Exception], ...]:
     """Errors that mean "the database refused this data", as opposed to "the database
     is unavailable" (which must fail the chunk and be retried): SQLAlchemy's wrapped
     ones, the driver's raw ones (the PostgreSQL path COPYs through the driver's own
@@ -94,7 +94,7 @@ def _write(session: Session, account_id: int, batch: list[tuple[int, ImportRow]]
         refused.append((numbered[0], f"The database refused the row ({type(exc).__name__})."))
 
     written = run_isolated(session, batch, lambda rows: upsert_rows(session, account_id, [r for _, r in rows], now),
-                           refuse, passthrough=(), what="import", caught=_row_faults(session))
+                           refuse, passthrough=(), what="import", caught=row_faults(session))
     return sum(c for c, _ in written), sum(u for _, u in written), refused
 
 

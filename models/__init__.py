@@ -6,7 +6,7 @@ from models.event import Event
 from models.experiment import ExperimentDecision
 from models.flow import StepFlowRollup, StepTransition
 from models.inbound_event import InboundEvent
-from models.job import Job
+from models.job import Job, JobPart
 from models.message import Message
 from models.provider import Provider
 from models.rollup import RollupFirst, RollupWatermark, SequenceRollup
@@ -18,7 +18,8 @@ from models.warming import WarmingAdjustment, WarmingDay, WarmingPlan
 from models.webhook_delivery import WebhookDelivery
 
 __all__ = [
-    "Account", "ApiKey", "Base", "Enrollment", "Event", "ExperimentDecision", "InboundEvent", "Job", "Message", "Provider",
-    "RollupFirst", "RollupWatermark", "Sequence", "SequenceRollup", "Step", "StepFlowRollup", "StepTransition", "Subscriber", "Suppression", "Template", "WarmingAdjustment", "WarmingDay", "WarmingPlan", "WebhookDelivery",
+    "Account", "ApiKey", "Base", "Enrollment", "Event", "ExperimentDecision", "InboundEvent", "Job", "JobPart", "Message",
+    "Provider", "RollupFirst", "RollupWatermark", "Sequence", "SequenceRollup", "Step", "StepFlowRollup", "StepTransition",
+    "Subscriber", "Suppression", "Template", "WarmingAdjustment", "WarmingDay", "WarmingPlan", "WebhookDelivery",
     "utcnow",
 ]

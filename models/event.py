@@ -4,10 +4,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import IDS_NEVER_REUSED, Base, utcnow
+
+# ``source`` of events brought in by a history import (audience.event_import):
+# they feed analyses and models, but no sequence ever reacts to them.
+IMPORTED = "import"
 
 
 class Event(Base):
@@ -26,6 +30,11 @@ class Event(Base):
     # load, carries the same key and is dropped by the unique constraint.
     dedup_key: Mapped[str | None] = mapped_column(String(300), unique=True)
     source: Mapped[str] = mapped_column(String(50), default="api")
+    # Imported history only: the other platform's id of the message the event was
+    # about (ours is message_id), kept so its opens and clicks can be told apart.
+    # Like xact, left out of the ORM's inserts (a server default) and loaded only
+    # when asked for, so code writing events works on databases before 0020.
+    message_ref: Mapped[str | None] = mapped_column(String(300), server_default=text("NULL"), deferred=True)
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
     value: Mapped[float | None] = mapped_column(Float)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)

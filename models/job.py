@@ -1,10 +1,11 @@
-"""Background jobs a client can poll (subscriber imports)."""
+"""Background jobs a client can poll (subscriber and event imports), and the parts of
+an upload too large to hold in one row."""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, deferred, mapped_column
 
 from models.base import IDS_NEVER_REUSED, Base, utcnow
@@ -36,3 +37,17 @@ class Job(Base):
     claimed_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+
+
+class JobPart(Base):
+    """One piece of a job's upload, in order (``part`` from 0). An event import of up
+    to a gigabyte is streamed into these as it arrives, so neither the web process
+    nor the worker ever holds more than one part, and any worker can read them."""
+
+    __tablename__ = "job_parts"
+    __table_args__ = (UniqueConstraint("job_id", "part"), IDS_NEVER_REUSED)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    part: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -25,6 +25,7 @@ from core.isolation import run_isolated
 from core.reasons import printable
 from models import Enrollment, Event, Message, Sequence, Step, WebhookDelivery
 from models.bulk import dialect_insert, insert_rows_returning
+from models.event import IMPORTED
 from sequencing import triggers
 from sequencing.conditions import Facts
 from sequencing.facts import BatchFacts
@@ -181,7 +182,7 @@ def _new_batch(session: Session, now: datetime, enrollments: list[EnrollmentRow]
 
 def _goal_reached(batch: Batch, enrollments: list[EnrollmentRow]) -> dict[int, str]:
     """Enrollment id -> the exit event that ended it (a conversion since enrollment;
-    for a keyed instance, one carrying its key)."""
+    for a keyed instance, one carrying its key). Imported history ends nothing."""
     session, sequences = batch.session, batch.sequences
     goals = {sid: set((s.settings or {}).get("exit_events") or []) for sid, s in sequences.items()}
     names = set().union(*goals.values()) if goals else set()
@@ -192,7 +193,7 @@ def _goal_reached(batch: Batch, enrollments: list[EnrollmentRow]) -> dict[int, s
     for subscriber_id, name, occurred, properties in session.execute(
         select(Event.subscriber_id, Event.name, Event.occurred_at, Event.properties).where(
             Event.subscriber_id.in_({e.subscriber_id for e in enrollments}), Event.name.in_(names),
-            Event.occurred_at >= earliest)
+            Event.occurred_at >= earliest, Event.source != IMPORTED)
     ):
         seen[subscriber_id].append((name, occurred, properties or {}))
     reached: dict[int, str] = {}

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Event, Message
+from models.event import IMPORTED
 from sequencing.conditions import Facts
 from sequencing.rows import EnrollmentRow, SubscriberRow
 
@@ -82,6 +83,6 @@ class BatchFacts:
             return
         for subscriber_id, name, occurred, properties in self._session.execute(
             select(Event.subscriber_id, Event.name, Event.occurred_at, Event.properties)
-            .where(Event.subscriber_id.in_(subscriber_ids), Event.message_id.is_(None))
+            .where(Event.subscriber_id.in_(subscriber_ids), Event.message_id.is_(None), Event.source != IMPORTED)
         ):
             self._events[subscriber_id].append((name, occurred, properties))

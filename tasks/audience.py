@@ -1,10 +1,14 @@
-"""Tasks of the audience area (subscriber imports), on the ``default`` queue."""
+"""Tasks of the audience area (subscriber and event-history imports), on the
+``default`` queue: imports are database work (COPY and INSERT ... SELECT), short
+compared with training, which keeps the ``ml`` pool (concurrency 1) for models."""
 from __future__ import annotations
 
 import logging
 
 from datetime import timedelta
 
+from audience import event_import
+from audience.errors import ImportPayloadError
 from audience.imports import claim_import, fail_import, imports_to_resume, run_import
 from models.base import utcnow
 from models.db import session_scope
@@ -34,10 +38,35 @@ def import_subscribers(job_id: int) -> None:
             fail_import(session, job_id, type(exc).__name__, utcnow())
 
 
+# 5,000,000 rows take about two minutes on PostgreSQL (bench/import_events.py);
+# SQLite is several times slower. The hard limit stays under the broker's
+# visibility timeout (celeryconfig); a killed import resumes after its last chunk.
+@app.task(name="audience.import_events", ignore_result=True, soft_time_limit=3300, time_limit=3500)
+def import_events(job_id: int) -> None:
+    """Claim the event-history job, then import it committing after every chunk."""
+    lease = timedelta(seconds=get_settings().lease_seconds)
+    with session_scope() as session:
+        if not claim_import(session, job_id, utcnow(), lease, kind=event_import.KIND):
+            return
+    try:
+        with session_scope() as session:
+            for _job in event_import.run_event_import(session, job_id, utcnow, lease):
+                session.commit()
+    except Exception as exc:
+        log.exception("event import failed", extra={"job_id": job_id})
+        with session_scope() as session:
+            fail_import(session, job_id, str(exc) if isinstance(exc, ImportPayloadError) else type(exc).__name__,
+                        utcnow())
+            event_import.discard_upload(session, job_id)
+
+
 def resume_stale_imports(lease: timedelta) -> list[int]:
     """Called by the tick: re-enqueue imports whose worker died or whose task was lost."""
     with session_scope() as session:
         ids = imports_to_resume(session, utcnow(), lease)
+        events = imports_to_resume(session, utcnow(), lease, kind=event_import.KIND)
     for job_id in ids:
         import_subscribers.apply_async(args=[job_id])
-    return ids
+    for job_id in events:
+        import_events.apply_async(args=[job_id])
+    return ids + events

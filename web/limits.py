@@ -10,6 +10,7 @@ from flask import Flask, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from audience.event_import import MAX_BYTES as EVENT_IMPORT_BYTES
 from audience.payloads import MAX_BYTES as IMPORT_BYTES
 from settings import Settings
 from web.provider_webhooks import MAX_BODY_BYTES as PROVIDER_WEBHOOK_BYTES
@@ -27,11 +28,12 @@ BODY_BYTES_BY_BLUEPRINT = {
     "enrollments": 4 * MIB,
     "provider_webhooks": PROVIDER_WEBHOOK_BYTES + 1,
 }
-BODY_BYTES_BY_ENDPOINT = {"subscribers.Import": IMPORT_BYTES + 64 * 1024}
+# An event history is streamed to the database in parts, never held whole.
+BODY_BYTES_BY_ENDPOINT = {"subscribers.Import": IMPORT_BYTES + 64 * 1024, "events.EventImport": EVENT_IMPORT_BYTES + 1}
 # Views that refuse an oversized body themselves, in their own words (an import
 # "over 50 MB; split it"; providers read {"status", "message"}) and reading at most
 # one byte past their cap: here they only get werkzeug's limit set.
-SELF_CAPPED = frozenset({"provider_webhooks", "subscribers.Import"})
+SELF_CAPPED = frozenset({"provider_webhooks", "subscribers.Import", "events.EventImport"})
 
 # Free-form JSON stored on a row and read back by the engine (an event's
 # properties are reloaded for every batch that evaluates conditions on them).

@@ -16,6 +16,8 @@ class JobSchema(Schema):
     updated = fields.Integer(attribute="updated_count")
     error_count = fields.Integer()
     errors = fields.List(fields.String(), metadata={"description": "The first 100 row errors, e.g. 'row 7: email: ...'"})
+    result = fields.Dict(metadata={"description": "What the job did beyond the counts; an event import: "
+                                                  "events, duplicates (already imported), subscribers_created"})
     created_at = fields.DateTime()
     finished_at = fields.DateTime(allow_none=True)
 

@@ -1,0 +1,137 @@
+"""Writing a chunk of imported events: unknown addresses become subscribers, then
+the events go in, a repeat of an imported event (same ``dedup_key``) skipped.
+
+PostgreSQL: COPY the chunk into a session-local staging table, then two
+INSERT ... SELECT statements: subscribers ``ON CONFLICT (account_id, email) DO
+NOTHING``, and events joined to them by address ``ON CONFLICT (dedup_key) DO
+NOTHING``. No row is handled one by one in Python past the COPY's text, and both
+statements are right under concurrency (two imports naming one address, or one
+file imported twice at once). Other databases (SQLite, the embedded default, one
+writer at a time) look up the known addresses and keys first, then insert what
+is new with executemany.
+"""
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from audience.event_rows import EventRow
+from models import Event, Subscriber
+from models.event import IMPORTED
+
+# Rows per IN list on the portable path: below SQLite's bound-parameter limit.
+LOOKUP = 900
+
+# The statements the import's speed depends on (bench/import_events.py).
+_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS pg_temp.event_import_rows (email text, name text, occurred_at timestamptz,"
+    " message_ref text, value float8, properties jsonb, dedup_key text) ON COMMIT DELETE ROWS"
+)
+_SUBSCRIBERS = """
+INSERT INTO subscribers (account_id, email, status, attributes, tags, created_at, updated_at)
+SELECT DISTINCT %(account_id)s, email, 'active', '{}'::jsonb, '[]'::jsonb, %(now)s, %(now)s FROM pg_temp.event_import_rows
+ON CONFLICT (account_id, email) DO NOTHING
+"""
+_INSERT = f"""
+INSERT INTO events (account_id, subscriber_id, message_id, name, dedup_key, source, message_ref, properties, value,
+                    occurred_at, created_at)
+SELECT {{distinct}} %(account_id)s, s.id, NULL, r.name, r.dedup_key, '{IMPORTED}', r.message_ref, r.properties,
+       r.value, r.occurred_at, %(now)s
+FROM pg_temp.event_import_rows r JOIN subscribers s ON s.account_id = %(account_id)s AND s.email = r.email
+"""
+# The usual case: keys not seen before, one row per key (DISTINCT ON, whose sort
+# also hands the unique index its keys in order), a plain insert. Measured here
+# about a quarter faster than ON CONFLICT, whose speculative insertion costs every
+# row. Only an import of the same events running at the same moment can still hit
+# the unique index; then the chunk is written again with ON CONFLICT DO NOTHING.
+_EVENTS_NEW = (_INSERT.format(distinct="DISTINCT ON (r.dedup_key)")
+               + " WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.dedup_key = r.dedup_key) ORDER BY r.dedup_key")
+_EVENTS = _INSERT.format(distinct="") + " ON CONFLICT (dedup_key) DO NOTHING"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+NULL = "\\N"
+
+
+def _text(value: str | None) -> str:
+    return NULL if value is None else value.translate(_COPY_ESCAPES)
+
+
+def _number(value: float | None) -> str:
+    return NULL if value is None else repr(value)
+
+
+def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], now: datetime) -> tuple[int, int]:
+    buffer = io.StringIO()
+    buffer.writelines(
+        f"{_text(r.email)}\t{r.name}\t{r.occurred_text}\t{_text(r.message_ref)}\t"
+        f"{_number(r.value)}\t{_text(r.properties)}\t{r.dedup_key}\n" for r in rows)
+    buffer.seek(0)
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(_STAGING)
+        cursor.execute("TRUNCATE pg_temp.event_import_rows")
+        cursor.copy_expert("COPY pg_temp.event_import_rows FROM STDIN", buffer)
+        params = {"account_id": account_id, "now": now}
+        cursor.execute(_SUBSCRIBERS, params)
+        created = cursor.rowcount
+        cursor.execute("SAVEPOINT event_import_new")
+        try:
+            cursor.execute(_EVENTS_NEW, params)
+        except session.get_bind().dialect.dbapi.IntegrityError:
+            cursor.execute("ROLLBACK TO SAVEPOINT event_import_new")
+            cursor.execute(_EVENTS, params)
+            return cursor.rowcount, created
+        inserted = cursor.rowcount
+        cursor.execute("RELEASE SAVEPOINT event_import_new")
+        return inserted, created
+    finally:
+        cursor.close()
+
+
+def _write_portable(session: Session, account_id: int, rows: list[EventRow], now: datetime) -> tuple[int, int]:
+    s, e = Subscriber.__table__.c, Event.__table__.c
+    emails = list(dict.fromkeys(r.email for r in rows))
+    ids: dict[str, int] = {}
+    for start in range(0, len(emails), LOOKUP):
+        part = emails[start:start + LOOKUP]
+        ids.update(session.execute(select(s.email, s.id).where(s.account_id == account_id, s.email.in_(part))).all())
+    new = [m for m in emails if m not in ids]
+    if new:
+        session.execute(insert(Subscriber.__table__), [
+            {"account_id": account_id, "email": m, "status": "active", "attributes": {}, "tags": [],
+             "created_at": now, "updated_at": now} for m in new])
+        for start in range(0, len(new), LOOKUP):
+            part = new[start:start + LOOKUP]
+            ids.update(session.execute(select(s.email, s.id).where(s.account_id == account_id,
+                                                                   s.email.in_(part))).all())
+    keys = list(dict.fromkeys(r.dedup_key for r in rows))
+    seen: set[str] = set()
+    for start in range(0, len(keys), LOOKUP):
+        seen.update(session.scalars(select(e.dedup_key).where(e.dedup_key.in_(keys[start:start + LOOKUP]))))
+    values = []
+    for r in rows:
+        if r.dedup_key in seen:
+            continue
+        seen.add(r.dedup_key)
+        values.append({"account_id": account_id, "subscriber_id": ids[r.email], "message_id": None, "name": r.name,
+                       "dedup_key": r.dedup_key, "source": IMPORTED, "message_ref": r.message_ref,
+                       "properties": json.loads(r.properties), "value": r.value, "occurred_at": r.occurred_at,
+                       "created_at": now})
+    if values:
+        session.execute(insert(Event.__table__), values)
+    return len(values), len(new)
+
+
+def write_events(session: Session, account_id: int, rows: list[EventRow], now: datetime) -> tuple[int, int]:
+    """Write ``rows``; returns (events inserted, subscribers created). Rows whose
+    event was imported before are skipped (the difference is the duplicates)."""
+    if not rows:
+        return 0, 0
+    if session.get_bind().dialect.name == "postgresql":
+        return _write_postgresql(session, account_id, rows, now)
+    return _write_portable(session, account_id, rows, now)

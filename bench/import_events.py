@@ -1,0 +1,132 @@
+"""Benchmark: a history import of events into PostgreSQL, end to end.
+
+Creates a throwaway database (like tests/conftest.py) and, for each size given,
+writes a CSV history to a temporary file (one address per 10 rows, names from the
+platform's vocabulary plus "purchase" rows with a value and properties, a
+message_ref on the message events), then measures from the upload to the job
+completed: ``POST /api/v1/events/import`` through the Flask app in process, its
+body streamed from the file, then the job run in process exactly as the
+``audience.import_events`` task runs it. Prints both phases and rows/s; then the
+same file again (every row a duplicate), and the time the rollups' fold takes to
+walk past the imported events.
+
+    python -m bench.import_events [--rows 1000000 5000000] [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = secrets.token_hex(3)
+os.environ.update({"REDIS_URL": "redis://127.0.0.1:6379/0", "ESEQ_BROKER_PREFIX": f"eseq-bench-{RUN}:",
+                   "SECRET_KEY": "bench-secret-key-0123456789abcdef", "ESEQ_LOG_LEVEL": "WARNING",
+                   "ESEQ_ADMIN_TOKEN": "bench-admin-token-0123456789abcdef", "ESEQ_RATE_LIMIT": "1000000 per minute"})
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, select  # noqa: E402
+
+from models import db  # noqa: E402
+from tests.support.database import fresh_database  # noqa: E402
+
+NAMES = ("sent", "delivered", "opened", "opened", "clicked", "sent", "delivered", "opened", "unsubscribed", "purchase")
+
+
+def write_history(path: Path, rows: int, offset: int) -> int:
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    with path.open("w") as out:
+        out.write("email,name,occurred_at,message_ref,value,properties\n")
+        for i in range(rows):
+            name = NAMES[i % 10]
+            moment = (start + timedelta(seconds=7 * i + offset)).isoformat()
+            person = f"user{(i // 10) % max(rows // 10, 1)}@example.com"
+            if name == "purchase":
+                out.write(f'{person},purchase,{moment},,{(i % 97) + 0.5},"{{""order"": {i}}}"\n')
+            else:
+                out.write(f"{person},{name},{moment},msg{i // 10}@old.example,,\n")
+    return path.stat().st_size
+
+
+def run_once(client, headers: dict[str, str], path: Path) -> tuple[float, float, dict]:
+    from audience import event_import
+    from audience.imports import claim_import
+    from models import Job, utcnow
+
+    start = time.perf_counter()
+    with path.open("rb") as body:
+        response = client.post("/api/v1/events/import", data=body, content_type="text/csv", headers=headers)
+    assert response.status_code == 202, response.get_json()
+    job_id = response.get_json()["job_id"]
+    uploaded = time.perf_counter()
+    with db.session_scope() as s:
+        assert claim_import(s, job_id, utcnow(), kind=event_import.KIND)
+    with db.session_scope() as s:
+        for _ in event_import.run_event_import(s, job_id):
+            s.commit()
+    done = time.perf_counter()
+    with db.session_scope() as s:
+        job = s.get(Job, job_id)
+        counts = {"status": job.status, "processed": job.processed, "errors": job.error_count, **job.result}
+    return uploaded - start, done - start, counts
+
+
+def fold_all(account_id: int) -> tuple[float, int]:
+    from analytics.rollups import fold_chunk
+    from models import utcnow
+
+    start, events = time.perf_counter(), 0
+    while True:
+        with db.session_scope() as s:
+            fold = fold_chunk(s, account_id, utcnow())
+        events += fold.events if fold else 0
+        if fold is None or fold.caught_up:
+            return time.perf_counter() - start, events
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--no-fold", action="store_true", help="skip the rollups' fold after each import")
+    parser.add_argument("--admin-url", default=os.environ.get(
+        "ESEQ_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    args = parser.parse_args()
+
+    with fresh_database(f"eseq_bench_{RUN}", args.admin_url) as url, tempfile.TemporaryDirectory() as tmp:
+        os.environ["DATABASE_URL"] = url
+        db.configure(url)
+        from models import Event
+        from settings import get_settings
+        from web.app import create_app
+
+        get_settings.cache_clear() if hasattr(get_settings, "cache_clear") else None
+        client = create_app().test_client()
+        made = client.post("/api/v1/accounts", json={"name": "Bench", "from_email": "b@example.com", "from_name": "B"},
+                           headers={"Authorization": "Bearer bench-admin-token-0123456789abcdef"}).get_json()
+        headers = {"X-API-Key": made["api_key"]}
+        offset = 0
+        for rows in args.rows:
+            path = Path(tmp) / f"history-{rows}.csv"
+            size = write_history(path, rows, offset)
+            offset += 7 * rows  # each size its own events
+            print(f"history: {rows:,} rows, {size / 1e6:.0f} MB")
+            for label in ("import", "same file again (all duplicates)"):
+                upload, total, counts = run_once(client, headers, path)
+                print(f"  {label}: upload {upload:.1f} s, upload to completed {total:.1f} s, "
+                      f"{rows / total:,.0f} rows/s, {counts}")
+            if not args.no_fold:
+                elapsed, folded = fold_all(made["id"])
+                print(f"  rollups fold past the imported events: {folded:,} events in {elapsed:.1f} s")
+        with db.session_scope() as s:
+            stored = s.scalar(select(func.count()).select_from(Event))
+        assert stored == sum(args.rows), f"expected {sum(args.rows)} events, found {stored}"
+        db.get_engine().dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,301 @@
+"""History imports end to end: posted through the API, processed by a real Celery
+worker on real Redis into real PostgreSQL, polled through the jobs API; plus the
+resume of a job whose worker died, the portable (SQLite) path, and proof that
+imported history starts, advances and ends no sequence and sends nothing."""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import undefer
+
+from models import Enrollment, Event, Job, JobPart, Message, Subscriber, db
+from models.event import IMPORTED
+from tests.support import factories
+from tests.support.engine import run_due
+
+URL = "/api/v1/events/import"
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+
+
+def wait_for(client, tenant, job_id: int, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}", headers=tenant.headers).get_json()
+        if job["status"] in ("completed", "failed"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s: {job}")
+
+
+def post_import(client, tenant, data, content_type: str = "text/csv") -> int:
+    response = client.post(URL, data=data, content_type=content_type, headers=tenant.headers)
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()["job_id"]
+
+
+def imported(account_id: int) -> list[Event]:
+    with db.session_scope() as s:
+        return list(s.scalars(select(Event).options(undefer(Event.message_ref))
+                             .where(Event.account_id == account_id).order_by(Event.id)))
+
+
+def emails(account_id: int) -> dict[int, str]:
+    with db.session_scope() as s:
+        return dict(s.execute(select(Subscriber.id, Subscriber.email).where(Subscriber.account_id == account_id)).all())
+
+
+CSV = '''Email,Name,Occurred_At,message_ref,value,properties
+ada@example.com,sent,2025-11-01T09:00:00Z,<m1@old>,,
+ADA@Example.com,opened,2025-11-01T10:15:00+01:00,m1@old,,"{""ua"": ""phone""}"
+bob@example.com,purchase,2025-11-02T12:00:00-05:00,,49.5,"{""order"": 7}"
+not-an-address,opened,2025-11-01T09:00:00Z,,,
+cy@example.com,clicked,2025-11-01 09:00:00,,,
+cy@example.com,purchase,2025-11-01T09:00:00Z,,lots,
+cy@example.com,purchase,2025-11-01T09:00:00Z,,,[1]
+cy@example.com,queued,2025-11-01T09:00:00Z,,,
+cy@example.com,has space,2025-11-01T09:00:00Z,,,
+cy@example.com,signup,2099-01-01T00:00:00Z,,,
+'''
+
+
+def test_it_imports_a_csv_history_counting_each_row_and_reporting_bad_ones_by_field(client, alice, worker):
+    factories.subscribers(alice.account_id, 1, prefix="ada")  # ada0@example.test: unrelated, untouched
+    job = wait_for(client, alice, post_import(client, alice, CSV))
+    assert job["status"] == "completed", job
+    assert job["kind"] == "event_import"
+    assert (job["total"], job["processed"], job["created"], job["error_count"]) == (10, 10, 3, 7)
+    assert job["result"] == {"events": 3, "duplicates": 0, "subscribers_created": 2}
+    assert job["errors"] == [
+        "row 5: email: Not a valid email address: An email address must have an @-sign.",
+        "row 6: occurred_at: Needs a UTC offset (e.g. 2026-01-31T09:00:00Z or +02:00).",
+        "row 7: value: Not a valid number.",
+        "row 8: properties: Must be a JSON object.",
+        "row 9: name: 'queued' describes the platform's own sending and cannot be imported.",
+        "row 10: name: Use 1-100 letters, digits, '_', '.', ':' or '-'.",
+        "row 11: occurred_at: Is in the future; an import is history.",
+    ]
+    events = imported(alice.account_id)
+    people = emails(alice.account_id)
+    got = [(people[e.subscriber_id], e.name, e.occurred_at, e.message_ref, e.value, e.properties, e.source,
+            e.message_id) for e in events]
+    assert got == [
+        ("ada@example.com", "sent", datetime(2025, 11, 1, 9, tzinfo=timezone.utc), "m1@old", None, {}, IMPORTED, None),
+        ("ada@example.com", "opened", datetime(2025, 11, 1, 9, 15, tzinfo=timezone.utc), "m1@old", None,
+         {"ua": "phone"}, IMPORTED, None),
+        ("bob@example.com", "purchase", datetime(2025, 11, 2, 17, tzinfo=timezone.utc), None, 49.5, {"order": 7},
+         IMPORTED, None),
+    ]
+    assert sorted(people.values()) == ["ada0@example.test", "ada@example.com", "bob@example.com"]
+    with db.session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(JobPart)) == 0, "the upload is dropped once done"
+        assert set(s.scalars(select(Subscriber.status).where(Subscriber.account_id == alice.account_id))) == {"active"}
+
+
+def test_it_imports_json_lines_and_reports_lines_that_are_not_events(client, alice, worker):
+    lines = [
+        {"email": "dee@example.com", "name": "delivered", "occurred_at": "2025-10-01T08:00:00+00:00",
+         "message_ref": "x1"},
+        "not json at all",
+        ["a", "list"],
+        {"email": "dee@example.com", "name": "renewal", "occurred_at": "2025-10-02T08:00:00Z", "value": 12,
+         "properties": {"plan": "pro"}},
+        {"email": "dee@example.com", "name": "renewal", "occurred_at": "2025-10-03T08:00:00Z", "colour": "red"},
+        {"email": "dee@example.com", "name": "renewal", "occurred_at": "2025-10-03T08:00:00Z", "value": True},
+        {"email": "dee@example.com", "name": "x" * 101, "occurred_at": "2025-10-03T08:00:00Z"},
+        {"email": "dee@example.com", "name": ["renewal"], "occurred_at": "2025-10-03T08:00:00Z"},
+        {"email": ["dee@example.com"], "name": "renewal", "occurred_at": 20251003},
+    ]
+    body = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n\n"
+    job = wait_for(client, alice, post_import(client, alice, body, "application/x-ndjson"))
+    assert job["status"] == "completed", job
+    assert (job["processed"], job["created"], job["error_count"]) == (9, 2, 7)
+    assert job["errors"] == ["row 2: Not a valid JSON line.", "row 3: Must be a JSON object.",
+                             "row 5: colour: Unknown field.", "row 6: value: Not a valid number.",
+                             "row 7: name: Use 1-100 letters, digits, '_', '.', ':' or '-'.",
+                             "row 8: name: Not a valid string.", "row 9: email: Not a valid string."]
+    assert [(e.name, e.value, e.properties, e.message_ref) for e in imported(alice.account_id)] == [
+        ("delivered", None, {}, "x1"), ("renewal", 12.0, {"plan": "pro"}, None)]
+
+
+def test_importing_the_same_history_twice_adds_nothing_the_second_time(client, alice, worker):
+    rows = "".join(f"user{i % 50}@example.com,opened,2025-09-01T00:00:{i % 60:02d}Z,m{i},,\n" for i in range(300))
+    body = "email,name,occurred_at,message_ref,value,properties\n" + rows
+    first = wait_for(client, alice, post_import(client, alice, body))
+    assert (first["created"], first["result"]) == (300, {"events": 300, "duplicates": 0, "subscribers_created": 50})
+    second = wait_for(client, alice, post_import(client, alice, body))
+    assert (second["status"], second["created"], second["result"]) == (
+        "completed", 0, {"events": 0, "duplicates": 300, "subscribers_created": 0})
+    assert len(imported(alice.account_id)) == 300
+
+
+def test_one_accounts_import_touches_nothing_of_another_account(client, alice, bob, worker):
+    bobs = factories.subscribers(bob.account_id, 1, prefix="shared")  # shared0@example.test, also in Alice's file
+    body = "email,name,occurred_at\nshared0@example.test,purchase,2025-09-01T00:00:00Z\n"
+    job_id = post_import(client, alice, body)
+    assert wait_for(client, alice, job_id)["created"] == 1
+    assert client.get(f"/api/v1/jobs/{job_id}", headers=bob.headers).status_code == 404
+    assert imported(bob.account_id) == []
+    assert list(emails(bob.account_id)) == bobs
+    (event,) = imported(alice.account_id)
+    assert event.subscriber_id not in bobs and emails(alice.account_id)[event.subscriber_id] == "shared0@example.test"
+    # The same file in Bob's account is Bob's own event, not a duplicate of Alice's.
+    assert wait_for(client, bob, post_import(client, bob, body))["created"] == 1
+    assert [e.subscriber_id for e in imported(bob.account_id)] == bobs
+
+
+def test_imported_history_starts_advances_and_ends_no_sequence_and_sends_nothing(client, alice, worker):
+    account = alice.account_id
+    # Started by a purchase or by a new subscriber; and one already running, waiting
+    # on a "purchase" condition and ended by a "purchase" exit event.
+    factories.sequence(account, [{"type": "email", "subject": "thanks", "text": "t"}],
+                       settings={"trigger": {"type": "event", "event": "purchase"}})
+    factories.sequence(account, [{"type": "email", "subject": "welcome", "text": "w"}],
+                       settings={"trigger": {"type": "subscriber_created"}})
+    waiting = factories.sequence(account, [
+        {"type": "delay", "seconds": 3600},
+        {"type": "condition", "condition": {"type": "event", "name": "purchase"}, "else_goto": "exit"},
+        {"type": "email", "subject": "buyer", "text": "b"},
+    ], settings={"exit_events": ["purchase"]})
+    enrolled_at = datetime.now(timezone.utc) - timedelta(days=1)
+    (sid,) = factories.subscribers(account, 1, prefix="runner")
+    (enrollment_id,) = factories.enroll(account, waiting, [sid], enrolled_at)
+    run_due(enrolled_at)  # walks into the one-hour delay
+    since = (enrolled_at + timedelta(minutes=5)).isoformat()
+    body = ("email,name,occurred_at,value\n"
+            f"runner0@example.test,purchase,{since},10\n"
+            f"newcomer@example.com,purchase,{since},20\n"
+            f"newcomer@example.com,opened,{since},\n")
+    job = wait_for(client, alice, post_import(client, alice, body))
+    assert (job["created"], job["result"]["subscribers_created"]) == (3, 1)
+    run_due(datetime.now(timezone.utc))  # the delay is over: the condition asks, the exit goal is checked
+    with db.session_scope() as s:
+        rows = s.execute(select(Enrollment.id, Enrollment.status, Enrollment.exit_reason)
+                         .where(Enrollment.account_id == account)).all()
+        assert [tuple(r) for r in rows] == [(enrollment_id, "exited", "branch_exit")], \
+            "no enrollment was started; the imported purchase neither ended it as a goal nor met the condition (else: exit)"
+        assert s.scalar(select(func.count()).select_from(Message)) == 0, "nothing was sent"
+
+
+def test_an_import_whose_worker_died_is_resumed_after_its_last_chunk(client, alice, worker):
+    """A dead worker's lease lapses; the tick's sweep puts the job back to pending and
+    the task finishes it from the last committed chunk, with exact counts."""
+    from audience import event_import
+    from audience.imports import claim_import, imports_to_resume
+    from tasks.audience import import_events
+
+    rows = event_import.CHUNK * 2 + 10
+    body = "email,name,occurred_at\n" + "".join(f"r{i % 1000}@example.com,opened,2025-08-01T00:00:00.{i:06d}Z\n"
+                                                  for i in range(rows))
+    with db.session_scope() as s:
+        job_id = event_import.create_event_import_job(s, alice.account_id, [body.encode()], "csv", NOW).id
+    lease = timedelta(seconds=30)
+    with db.session_scope() as s:
+        assert claim_import(s, job_id, NOW, lease, kind=event_import.KIND)
+    with db.session_scope() as s:
+        steps = event_import.run_event_import(s, job_id, lambda: NOW, lease)
+        next(steps)  # one chunk committed, then the worker dies
+        s.commit()
+    with db.session_scope() as s:
+        assert imports_to_resume(s, NOW + timedelta(seconds=10), kind=event_import.KIND) == [], "the lease holds"
+        assert imports_to_resume(s, NOW + timedelta(seconds=31), kind=event_import.KIND) == [job_id]
+    import_events.delay(job_id)
+    job = wait_for(client, alice, job_id)
+    assert (job["status"], job["processed"], job["created"], job["result"]["duplicates"]) == ("completed", rows,
+                                                                                             rows, 0)
+    assert len(imported(alice.account_id)) == rows
+
+
+def test_on_sqlite_the_portable_path_imports_and_deduplicates(tmp_path: Path):
+    """The embedded default runs the same import without COPY."""
+    from sqlalchemy.orm import sessionmaker
+
+    from accounts.keys import create_account
+    from audience.event_import import create_event_import_job, run_event_import
+    from tests.support.database import sqlite_engine
+
+    body = (b"email,name,occurred_at,value,properties\n"
+            b"a@example.com,opened,2025-01-01T00:00:00Z,,\n"
+            b"A@example.com,purchase,2025-01-02T00:00:00Z,5,\"{\"\"k\"\": 1}\"\n"
+            b"a@example.com,opened,2025-01-01T00:00:00Z,,\n"
+            b"bad,opened,2025-01-01T00:00:00Z,,\n")
+    with sqlite_engine(tmp_path) as engine:
+        with sessionmaker(bind=engine, expire_on_commit=False)() as s:
+            account_id = create_account(s, "Solo", "solo@example.com", "Solo")[0].id
+            counts = []
+            for _ in range(2):
+                job = create_event_import_job(s, account_id, [body[:30], body[30:]], "csv", NOW)
+                job.status = "running"
+                s.commit()
+                for job in run_event_import(s, job.id, lambda: NOW):
+                    s.commit()
+                counts.append((job.processed, job.created_count, job.error_count, job.result))
+            assert counts == [(4, 2, 1, {"events": 2, "duplicates": 1, "subscribers_created": 1}),
+                              (4, 0, 1, {"events": 0, "duplicates": 3, "subscribers_created": 0})]
+            events = list(s.scalars(select(Event).order_by(Event.id)))
+            assert [(e.name, e.value, e.properties, e.source) for e in events] == [
+                ("opened", None, {}, IMPORTED), ("purchase", 5.0, {"k": 1}, IMPORTED)]
+            assert s.scalar(select(func.count()).select_from(JobPart)) == 0
+            assert [j.status for j in s.scalars(select(Job))] == ["completed", "completed"]
+
+
+def test_imported_conversions_count_where_the_goal_logic_sees_them_and_imported_opens_in_no_sequence(
+        client, alice, worker, smtp):
+    from tests.support.sending import STEP, send_in_process
+
+    t0 = datetime.now(timezone.utc) - timedelta(days=10)
+    account = alice.account_id
+    sequence = factories.sequence(account, [STEP], settings={"goal": {"event": "purchase", "within_days": 7}})
+    people = factories.subscribers(account, 2, prefix="buyer")
+    factories.enroll(account, sequence, people, t0)
+    send_in_process(run_due(t0), at=t0)
+    hour = (t0 + timedelta(hours=1)).isoformat()
+    body = ("email,name,occurred_at,message_ref,value\n"
+            f"buyer0@example.test,purchase,{hour},,20\n"  # after our email, within the goal's window
+            f"buyer1@example.test,opened,{hour},old-1,\n"  # the other platform's email, not ours
+            f"buyer1@example.test,clicked,{hour},old-1,\n"
+            f"stranger@example.com,purchase,{hour},,99\n")  # no email of ours before it
+    assert wait_for(client, alice, post_import(client, alice, body))["created"] == 4
+    (row,) = client.get(f"/api/v1/email-sequences/{sequence}/analytics", headers=alice.headers).get_json()["steps"]
+    assert (row["sent"], row["opened"], row["clicked"]) == (2, 0, 0)
+    assert (row["converted"], row["conversions"], row["revenue"]) == (1, 1, 20.0)
+    totals = client.get("/api/v1/analytics/attribution", headers=alice.headers).get_json()["totals"]
+    assert (totals["conversions"], totals["revenue"]) == (2, 119.0)
+    assert (totals["unattributed_conversions"], totals["unattributed_revenue"]) == (1, 99.0)
+
+
+def test_two_imports_of_one_event_at_the_same_moment_write_it_once_and_count_it_once(alice):
+    """The second writer waits on the first's uncommitted key, then hits the unique
+    index: its chunk is written again with ON CONFLICT, nothing lost or doubled."""
+    import threading
+
+    from audience.event_rows import RowChecker
+    from audience.event_writer import write_events
+
+    checker = RowChecker(alice.account_id, NOW)
+    rows = [checker.check({"email": f"race{i}@example.com", "name": "opened",
+                           "occurred_at": f"2025-05-01T00:00:0{i}Z"}, True) for i in range(5)]
+    with db.session_scope() as s:
+        s.add(Subscriber(account_id=alice.account_id, email="race2@example.com"))
+    first = db.new_session()
+    assert write_events(first, alice.account_id, rows[2:3], NOW) == (1, 0)  # holds race2's key, uncommitted
+    outcome: list[tuple[int, int]] = []
+
+    def second_import() -> None:
+        with db.session_scope() as s:
+            outcome.append(write_events(s, alice.account_id, rows, NOW))
+
+    racer = threading.Thread(target=second_import)
+    racer.start()
+    racer.join(timeout=2)
+    assert racer.is_alive(), "the second import waits on the first one's key"
+    first.commit()
+    first.close()
+    racer.join(timeout=60)
+    assert outcome == [(4, 4)], "four new events and subscribers; the raced event is a duplicate"
+    with db.session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Event)) == 5
+        assert s.scalar(select(func.count()).select_from(Subscriber)) == 5

@@ -1,0 +1,90 @@
+"""Checking an event-history row (audience.event_rows): pure functions, no I/O."""
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+
+import pytest
+
+from audience.errors import ImportPayloadError
+from audience.event_rows import RowChecker, RowError, check_start, checked, csv_columns, dedup_key, raw_rows
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+
+
+def check(**item):
+    return RowChecker(7, NOW).check(item, from_text=True)
+
+
+def test_a_row_is_normalised_to_utc_and_the_platforms_address_form():
+    row = check(email=" Ada@Example.COM ", name="opened", occurred_at="2025-01-01T10:00:00+02:00",
+                message_ref="<m1@old>", value="1.5", properties='{"a": [1, 2]}')
+    assert (row.email, row.name, row.occurred_at, row.message_ref, row.value, row.properties) == (
+        "ada@example.com", "opened", datetime(2025, 1, 1, 8, tzinfo=timezone.utc), "m1@old", 1.5, '{"a":[1,2]}')
+    assert row.occurred_text == "2025-01-01T08:00:00+00:00"
+
+
+def test_the_same_event_written_differently_has_one_key_and_another_event_another():
+    a = check(email="ada@example.com", name="opened", occurred_at="2025-01-01T10:00:00+02:00", message_ref="m1")
+    b = check(email="ADA@example.com", name="opened", occurred_at="2025-01-01T08:00:00Z", message_ref="<m1>",
+              value="3")
+    assert a.dedup_key == b.dedup_key
+    other = {check(email="ada@example.com", name="clicked", occurred_at="2025-01-01T08:00:00Z", message_ref="m1"),
+             check(email="ada@example.com", name="opened", occurred_at="2025-01-01T08:00:01Z", message_ref="m1"),
+             check(email="ada@example.com", name="opened", occurred_at="2025-01-01T08:00:00Z", message_ref="m2"),
+             check(email="bob@example.com", name="opened", occurred_at="2025-01-01T08:00:00Z", message_ref="m1")}
+    assert len({r.dedup_key for r in other} | {a.dedup_key}) == 5
+    moment = datetime(2025, 1, 1, 8, tzinfo=timezone.utc)
+    assert dedup_key(7, "a@x.test", "o", moment, None) != dedup_key(8, "a@x.test", "o", moment, None), "per account"
+
+
+@pytest.mark.parametrize(("item", "message"), [
+    ({"email": "nope", "occurred_at": "2025-01-01T00:00:00Z"}, "email: Not a valid email address"),
+    ({"email": "a@example.com", "occurred_at": "2025-01-01T00:00:00"}, "occurred_at: Needs a UTC offset"),
+    ({"email": "a@example.com", "occurred_at": "yesterday"}, "occurred_at: Not an ISO-8601"),
+    ({"email": "a@example.com", "occurred_at": "1970-01-01T00:00:00Z"}, "occurred_at: Must be between"),
+    ({"email": "a@example.com", "occurred_at": "2026-03-04T00:00:00Z"}, "occurred_at: Is in the future"),
+    ({"email": "a@example.com", "occurred_at": "2025-01-01T00:00:00Z", "value": "nan"}, "value: Not a valid"),
+    ({"email": "a@example.com", "occurred_at": "2025-01-01T00:00:00Z", "properties": "{"}, "properties: Not valid"),
+    ({"email": "a@example.com", "occurred_at": "2025-01-01T00:00:00Z", "properties": '{"k": "\\u0000"}'},
+     "properties: Contains a NUL"),
+    ({"email": "a@example.com", "occurred_at": "2025-01-01T00:00:00Z", "message_ref": "x" * 301}, "message_ref:"),
+])
+def test_a_bad_field_is_named_in_the_rows_error(item, message):
+    with pytest.raises(RowError) as raised:
+        check(name="opened", **item)
+    assert str(raised.value).startswith(message)
+
+
+def test_the_platforms_sending_states_are_refused_but_its_vocabulary_and_custom_names_taken():
+    for name in ("sent", "delivered", "opened", "clicked", "bounced", "complained", "unsubscribed", "plan:upgraded"):
+        assert check(email="a@example.com", name=name, occurred_at="2025-01-01T00:00:00Z").name == name
+    for name in ("queued", "deferred", "rejected"):
+        with pytest.raises(RowError, match="^name: "):
+            check(email="a@example.com", name=name, occurred_at="2025-01-01T00:00:00Z")
+
+
+def test_a_csv_header_must_name_the_required_columns_and_no_others():
+    assert csv_columns(["Email", " NAME", "occurred_at", "value"]) == ["email", "name", "occurred_at", "value"]
+    for header in (["email", "name"], ["email", "name", "occurred_at", "colour"],
+                   ["email", "name", "occurred_at", "name"]):
+        with pytest.raises(ImportPayloadError) as raised:
+            csv_columns(header)
+        assert raised.value.field == "header"
+    check_start(b"\xef\xbb\xbfemail,name,occurred_at\r\nrest", "csv")  # a BOM and CRLF are fine
+    for broken in (b"email,na\rme,occurred_at\n", b"\xff\xfe", b'"email,name'):
+        with pytest.raises(ImportPayloadError) as raised:
+            check_start(broken, "csv")
+        assert raised.value.field == "header"
+    check_start(b"anything", "ndjson")
+
+
+def test_csv_rows_are_numbered_by_line_and_a_short_row_is_padded_a_long_one_refused():
+    data = b"email,name,occurred_at,value\na@example.com,opened,2025-01-01T00:00:00Z\n\n" \
+           b"a@example.com,opened,2025-01-01T00:00:00Z,1,extra\n"
+    rows = raw_rows(io.BufferedReader(io.BytesIO(data)), "csv")
+    columns = csv_columns(next(rows)[1])
+    got = list(checked(rows, "csv", RowChecker(1, NOW), columns))
+    assert [n for n, _ in got] == [2, 4]
+    assert got[0][1].value is None
+    assert got[1][1] == "Has 5 cells but the header has 4 columns."

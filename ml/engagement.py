@@ -18,7 +18,8 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from ml.churn import _fill_gaps
 from ml.history import History
 from ml.model import TrainedModel
-from ml.training import NotEnoughHistoryError, iso, model_columns, rows_at, sample, training_cuts, weeks_active_between
+from ml.training import (NotEnoughHistoryError, iso, model_columns, one_thread, rows_at, sample, training_cuts,
+                         weeks_active_between)
 
 
 def rule_engagement(frame: pd.DataFrame) -> np.ndarray:
@@ -45,8 +46,9 @@ def train_engagement(history: History, as_of: datetime, horizon: timedelta = tim
 
     def fit(parts: list[tuple[pd.DataFrame, np.ndarray]]) -> HistGradientBoostingRegressor:
         frame, target = sample(pd.concat([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-        return HistGradientBoostingRegressor(max_iter=150, learning_rate=0.08, l2_regularization=1.0,
-                                             min_samples_leaf=40, random_state=0).fit(_fill_gaps(frame[columns]), target)
+        with one_thread():
+            return HistGradientBoostingRegressor(max_iter=150, learning_rate=0.08, l2_regularization=1.0, min_samples_leaf=40,
+                                                 random_state=0).fit(_fill_gaps(frame[columns]), target)
 
     predicted = np.clip(fit(training).predict(_fill_gaps(evaluation[0][columns])), 0, 1)
     rule = rule_engagement(evaluation[0])

@@ -7,7 +7,7 @@ each with probability sigmoid(engagement), mostly at their preferred hour (the s
 day or a later one), sometimes at any time; clicks, purchases, unsubscribes,
 complaints and bounces follow from the same hidden state.
 
-The truth at ``end``: each live subscriber's true churn probability (no open or
+The truth at ``end`` (skipped with ``futures=0``, for speed runs): each live subscriber's true churn probability (no open or
 click in the next ``horizon_weeks``, or an unsubscribe), estimated from many
 simulated futures from their hidden state; one more future, the realised one, gives
 the labels that every ranking (the oracle's, the model's, the rules') is scored on;
@@ -132,7 +132,10 @@ def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAU
                                 "status": np.where(state.live, "active", "unsubscribed"),
                                 "created_at": pd.to_datetime(joined_ns, utc=True)})
     history = make_history(account_id, end, events, subscribers)
-    truth = _truth(rng, state, ids, true_hour, sends_per_week, horizon_weeks, futures)
+    if futures == 0:
+        truth = pd.DataFrame({"live": state.live, "true_hour": true_hour}, index=pd.Index(ids, name="subscriber_id"))
+    else:
+        truth = _truth(rng, state, ids, true_hour, sends_per_week, horizon_weeks, futures)
     truth["opens"] = history.events.loc[history.events["name"] == "opened"].groupby("subscriber_id").size() \
         .reindex(truth.index, fill_value=0)
     return Simulation(history, truth, end, timedelta(weeks=horizon_weeks))

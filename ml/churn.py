@@ -27,7 +27,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from ml.history import History
 from ml.model import TrainedModel
 from ml.training import (MAX_ROWS, NotEnoughHistoryError, churn_labels, iso, model_columns, one_thread, rows_at,
-                         sample, training_cuts)
+                         sample, split, training_cuts)
 
 NEVER = 10_000.0  # days since an open that never happened: riskier than any real gap
 
@@ -116,7 +116,7 @@ def train_churn(history: History, as_of: datetime, horizon: timedelta = timedelt
     as_of = as_of.astimezone(timezone.utc)
     cuts = training_cuts(history, as_of, horizon)
     if not cuts:
-        raise NotEnoughHistoryError(f"churn needs {2 * horizon.days} days of history and four weeks more before it")
+        raise NotEnoughHistoryError(f"churn needs {horizon.days + 21} days of history at least")
     evaluation = _labelled(history, [as_of - horizon], horizon)[0]
     _both_classes(evaluation[1], "evaluation")
     training = _labelled(history, cuts, horizon)
@@ -142,7 +142,7 @@ def train_churn(history: History, as_of: datetime, horizon: timedelta = timedelt
         "base_rate": float(labels.mean()), "evaluated_subscribers": int(len(labels)),
         "training_rows": int(min(sum(len(p[1]) for p in training), MAX_ROWS)),
         "as_of": iso(as_of), "horizon_days": horizon.days, "evaluation_cut": iso(as_of - horizon),
-        "training_cuts": [iso(c) for c in cuts],
+        "training_cuts": [iso(c) for c in cuts], "split": split(cuts, as_of, horizon),
         "definition": f"no open or click in the {horizon.days} days after the cut, or an unsubscribe or complaint",
     }
     state: dict[str, Any] = {"rule": best_rule}

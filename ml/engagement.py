@@ -18,7 +18,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from ml.churn import _fill_gaps
 from ml.history import History
 from ml.model import TrainedModel
-from ml.training import (NotEnoughHistoryError, iso, model_columns, one_thread, rows_at, sample, training_cuts,
+from ml.training import (NotEnoughHistoryError, iso, model_columns, one_thread, rows_at, sample, split, training_cuts,
                          weeks_active_between)
 
 
@@ -37,7 +37,7 @@ def train_engagement(history: History, as_of: datetime, horizon: timedelta = tim
     weeks = max(horizon.days // 7, 1)
     cuts = training_cuts(history, as_of, horizon)
     if not cuts:
-        raise NotEnoughHistoryError(f"engagement needs {2 * horizon.days} days of history and four weeks more")
+        raise NotEnoughHistoryError(f"engagement needs {horizon.days + 21} days of history at least")
     evaluation = _labelled(history, as_of - horizon, weeks)
     training = [_labelled(history, cut, weeks) for cut in cuts]
     if len(evaluation[1]) < 20:
@@ -60,7 +60,7 @@ def train_engagement(history: History, as_of: datetime, horizon: timedelta = tim
         "rule_spearman": float(spearmanr(rule, target).statistic), "promoted": promoted,
         "scored_by": "model" if promoted else "rule:active_share_last_4_weeks",
         "evaluated_subscribers": int(len(target)), "as_of": iso(as_of), "horizon_days": horizon.days,
-        "evaluation_cut": iso(as_of - horizon), "training_cuts": [iso(c) for c in cuts],
+        "evaluation_cut": iso(as_of - horizon), "training_cuts": [iso(c) for c in cuts], "split": split(cuts, as_of, horizon),
         "definition": f"expected share of the {weeks} weeks after the cut with an open or click",
     }
     estimator = fit(training + [evaluation]) if promoted else None

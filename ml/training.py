@@ -49,15 +49,25 @@ def subscribed(frame: pd.DataFrame) -> np.ndarray:
 
 
 def training_cuts(history: History, as_of: datetime, horizon: timedelta) -> list[datetime]:
-    """Newest first: as_of - 2*horizon, then every STEP back while history allows."""
+    """Newest first: as_of - 2*horizon, then every STEP back while history allows.
+    A shorter history gets cuts one to three weeks before the evaluation cut instead,
+    whose labels overlap the evaluation's (``split`` says which)."""
     if not len(history.events):
         return []
-    start = pd.Timestamp(history.events["occurred_at"].min()).floor("s").to_pydatetime() + WARMUP
+    first = pd.Timestamp(history.events["occurred_at"].min()).floor("s").to_pydatetime()
     cuts, cut = [], as_of - 2 * horizon
-    while cut >= start and len(cuts) < MAX_CUTS:
+    while cut >= first + WARMUP and len(cuts) < MAX_CUTS:
         cuts.append(cut)
         cut -= STEP
+    if not cuts:
+        cuts = [c for c in (as_of - horizon - timedelta(weeks=k) for k in (1, 2, 3)) if c >= first + WARMUP / 2]
     return cuts
+
+
+def split(cuts: list[datetime], as_of: datetime, horizon: timedelta) -> str:
+    """"strict": every training label ends by the evaluation cut; "overlapping": a
+    short history's cuts, whose labels run into the evaluation's."""
+    return "strict" if cuts and cuts[0] <= as_of - 2 * horizon else "overlapping"
 
 
 def counts_between(history: History, names: tuple[str, ...], start: datetime, end: datetime,

@@ -24,7 +24,8 @@ from ml.model import KINDS, SCORE_COLUMNS, Kind, TrainedModel, artifact_sha256, 
 from ml.training import NotEnoughHistoryError
 
 __all__ = ["KINDS", "SCORE_COLUMNS", "History", "Kind", "TrainedModel", "artifact_sha256", "dump", "features",
-           "load", "load_history", "NotEnoughHistoryError", "score_all", "train_churn", "train_engagement", "train_send_time"]
+           "load", "load_history", "NotEnoughHistoryError",
+           "score_all", "train_churn", "train_engagement", "train_send_time"]
 
 
 def load_history(session: Session, account_id: int, until: datetime) -> History:

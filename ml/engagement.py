@@ -47,7 +47,8 @@ def train_engagement(history: History, as_of: datetime, horizon: timedelta = tim
     def fit(parts: list[tuple[pd.DataFrame, np.ndarray]]) -> HistGradientBoostingRegressor:
         frame, target = sample(pd.concat([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
         with one_thread():
-            return HistGradientBoostingRegressor(max_iter=150, learning_rate=0.08, l2_regularization=1.0, min_samples_leaf=40,
+            return HistGradientBoostingRegressor(max_iter=150, learning_rate=0.08, l2_regularization=1.0,
+                                                 min_samples_leaf=40,
                                                  random_state=0).fit(_fill_gaps(frame[columns]), target)
 
     predicted = np.clip(fit(training).predict(_fill_gaps(evaluation[0][columns])), 0, 1)
@@ -60,7 +61,8 @@ def train_engagement(history: History, as_of: datetime, horizon: timedelta = tim
         "rule_spearman": float(spearmanr(rule, target).statistic), "promoted": promoted,
         "scored_by": "model" if promoted else "rule:active_share_last_4_weeks",
         "evaluated_subscribers": int(len(target)), "as_of": iso(as_of), "horizon_days": horizon.days,
-        "evaluation_cut": iso(as_of - horizon), "training_cuts": [iso(c) for c in cuts], "split": split(cuts, as_of, horizon),
+        "evaluation_cut": iso(as_of - horizon), "training_cuts": [iso(c) for c in cuts],
+        "split": split(cuts, as_of, horizon),
         "definition": f"expected share of the {weeks} weeks after the cut with an open or click",
     }
     estimator = fit(training + [evaluation]) if promoted else None

@@ -89,10 +89,12 @@ def train_send_time(history: History, as_of: datetime) -> TrainedModel:
     metrics: dict[str, Any] = {
         "later_opens_within_1h": None if hit < 0 else hit, "rule_9_12_within_1h": rule,
         "later_opens_within_1h_few_opens": within_one_hour(
-            best_hours(before[few], population_profile(before, width), alpha, width), later[few]) if few.any() else None,
+            best_hours(before[few], population_profile(before, width), alpha, width), later[few])
+        if few.any() else None,
         "grid": grid, "later_opens": int(later.sum()), "holdout_days": HOLDOUT.days,
         "as_of": iso(as_of), "evaluation_cut": iso(as_of - HOLDOUT),
-        "definition": "best local hour: peak of the subscriber's smoothed open hours plus alpha population pseudo-opens",
+        "definition": ("best local hour: peak of the subscriber's smoothed open hours plus alpha"
+                       " population pseudo-opens"),
     }
     promoted = hit >= 0 and not (rule == rule and hit <= rule)
     metrics["promoted"] = promoted

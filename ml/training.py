@@ -100,14 +100,19 @@ def churn_labels(history: History, cut: datetime, horizon: timedelta, index: pd.
     return ((engaged == 0) | (left > 0)).astype("int8")
 
 
-def rows_at(history: History, cut: datetime) -> pd.DataFrame:
-    """Feature rows of the subscribers reachable at ``cut``; kept on the history, as
-    churn and engagement share cuts."""
-    cache = history._cache.setdefault("rows_at", {})
+def features_at(history: History, cut: datetime) -> pd.DataFrame:
+    """``features(history, cut)``, kept on the history: the models of one training
+    run share cuts, and scoring reads the frame the send-time model just built."""
+    cache = history._cache.setdefault("features", {})
     if cut not in cache:
-        frame = features(history, cut)
-        cache[cut] = frame.loc[subscribed(frame)]
+        cache[cut] = features(history, cut)
     return cache[cut]
+
+
+def rows_at(history: History, cut: datetime) -> pd.DataFrame:
+    """Feature rows of the subscribers reachable at ``cut``."""
+    frame = features_at(history, cut)
+    return frame.loc[subscribed(frame)]
 
 
 def sample(frame: pd.DataFrame, labels: np.ndarray, limit: int = MAX_ROWS) -> tuple[pd.DataFrame, np.ndarray]:

@@ -34,6 +34,12 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """This process's CPU time: on a shared machine, wall time also counts the waits."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def seed(url: str, subscribers: int, sends_per_week: float) -> tuple[int, str, int]:
     """The simulated account written to ``url``; its id, the history's end and event count."""
     from sqlalchemy import text
@@ -108,12 +114,14 @@ def train(url: str, account: int, end: str, models_path: str) -> None:
     for kind, fit in (("churn", api.train_churn), ("engagement", api.train_engagement),
                       ("send_time", api.train_send_time)):
         started = time.perf_counter()
+        cpu = cpu_seconds()
         models[kind] = fit(history, as_of)
-        print(f"train_{kind}: {time.perf_counter() - started:.1f} s ({models[kind].metrics['scored_by']})", flush=True)
+        print(f"train_{kind}: {time.perf_counter() - started:.1f} s ({cpu_seconds() - cpu:.1f} s of CPU) ({models[kind].metrics['scored_by']})", flush=True)
     started = time.perf_counter()
     scores = api.score_all(models, history, as_of)
     print(f"score_all: {len(scores):,} subscribers in {time.perf_counter() - started:.1f} s", flush=True)
-    print(f"load + train + score: {time.perf_counter() - total:.1f} s; peak RSS {peak_rss_mib():,.0f} MiB", flush=True)
+    print(f"load + train + score: {time.perf_counter() - total:.1f} s ({cpu_seconds():.1f} s of CPU, all of this"
+          f" process); peak RSS {peak_rss_mib():,.0f} MiB", flush=True)
     sizes = {kind: len(api.dump(m)) for kind, m in models.items()}
     print("artifact sizes: " + ", ".join(f"{k} {v / 1024:,.0f} KiB" for k, v in sizes.items()), flush=True)
     joblib.dump(models, models_path)
@@ -129,10 +137,11 @@ def score(models_path: str, subscribers: int) -> None:
     models = joblib.load(models_path)
     sim = simulate(subscribers, weeks=8, futures=0, seed=7)
     print(f"simulated {subscribers:,} subscribers over 8 weeks: {len(sim.history.events):,} events", flush=True)
-    rss_before = peak_rss_mib()
+    rss_before, cpu = peak_rss_mib(), cpu_seconds()
     started = time.perf_counter()
     scores = api.score_all(models, sim.history, sim.end)
     print(f"score_all: {len(scores):,} subscribers in {time.perf_counter() - started:.1f} s"
+          f" ({cpu_seconds() - cpu:.1f} s of CPU)"
           f" (peak RSS {peak_rss_mib():,.0f} MiB, {rss_before:,.0f} before scoring)", flush=True)
 
 

@@ -26,8 +26,8 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from ml.history import History
 from ml.model import TrainedModel
-from ml.training import (MAX_ROWS, NotEnoughHistoryError, churn_labels, iso, model_columns, one_thread, rows_at,
-                         sample, split, training_cuts)
+from ml.training import (MAX_ROWS, NotEnoughHistoryError, churn_labels, in_chunks, iso, model_columns, one_thread,
+                         rows_at, sample, split, training_cuts)
 
 NEVER = 10_000.0  # days since an open that never happened: riskier than any real gap
 
@@ -72,7 +72,7 @@ class CalibratedModel:
         return self
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.clip(self.isotonic.predict(self.raw(frame)), 0.0, 1.0)
+        return np.clip(self.isotonic.predict(in_chunks(self.raw, frame)), 0.0, 1.0)
 
 
 def _labelled(history: History, cuts: list[datetime], horizon: timedelta) -> list[tuple[pd.DataFrame, np.ndarray]]:

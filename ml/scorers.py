@@ -12,11 +12,16 @@ from ml.features import hour_profile
 from ml.history import History
 from ml.model import SCORE_COLUMNS, TrainedModel
 from ml.send_time import best_hours, population_profile
-from ml.training import features_at, subscribed
+from ml.training import features_at, in_chunks, one_thread, subscribed
 
 
 def score(model: TrainedModel, frame: pd.DataFrame) -> pd.Series:
-    """See TrainedModel.score."""
+    """See TrainedModel.score. On one thread, as training (ml.training.one_thread)."""
+    with one_thread():
+        return _score(model, frame)
+
+
+def _score(model: TrainedModel, frame: pd.DataFrame) -> pd.Series:
     reachable = subscribed(frame)
     if model.kind == "churn":
         if model.promoted:
@@ -26,7 +31,8 @@ def score(model: TrainedModel, frame: pd.DataFrame) -> pd.Series:
         values = np.where(reachable, np.clip(values, 0, 1), 1.0)  # gone is churned, by definition
     elif model.kind == "engagement":
         if model.promoted:
-            values = model.estimator.predict(_fill_gaps(frame[model.state["columns"]]))
+            columns = model.state["columns"]
+            values = in_chunks(lambda part: model.estimator.predict(_fill_gaps(part[columns])), frame)
         else:
             values = rule_engagement(frame)
         values = np.where(reachable, np.clip(values, 0, 1), 0.0)

@@ -29,7 +29,8 @@ RULE_HOUR = 10
 
 def smooth(counts: np.ndarray, width: float) -> np.ndarray:
     """Circular Gaussian smoothing of (n, 24) hour counts."""
-    offsets = np.arange(-12, 12)
+    reach = min(11, int(np.ceil(4 * width)))  # weights beyond 4 widths are below 0.0004
+    offsets = np.arange(-reach, reach + 1)
     kernel = np.exp(-0.5 * (offsets / width) ** 2)
     kernel /= kernel.sum()
     out = np.zeros_like(counts, dtype="float64")

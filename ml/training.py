@@ -8,7 +8,7 @@ cut's features.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -120,6 +120,15 @@ def sample(frame: pd.DataFrame, labels: np.ndarray, limit: int = MAX_ROWS) -> tu
         return frame, labels
     keep = np.sort(np.random.default_rng(0).choice(len(frame), limit, replace=False))
     return frame.iloc[keep], labels[keep]
+
+
+def in_chunks(predict: Callable[[pd.DataFrame], np.ndarray], frame: pd.DataFrame, rows: int = 16_384) -> np.ndarray:
+    """``predict`` over slices of ``frame``. A tree ensemble predicts tree by tree
+    over all the rows it is given: 1M rows (560 MB of features) were read again for
+    each of ~200 trees; a slice stays in the CPU's cache for all of them."""
+    if len(frame) <= rows:
+        return np.asarray(predict(frame))
+    return np.concatenate([np.asarray(predict(frame.iloc[i:i + rows])) for i in range(0, len(frame), rows)])
 
 
 def iso(moment: datetime) -> str:

@@ -7,6 +7,7 @@ from models.experiment import ExperimentDecision
 from models.inbound_event import InboundEvent
 from models.job import Job
 from models.message import Message
+from models.ml import MlModel, SubscriberScore
 from models.provider import Provider
 from models.rollup import RollupFirst, RollupWatermark, SequenceRollup
 from models.sequence import Sequence, Step
@@ -17,7 +18,7 @@ from models.warming import WarmingAdjustment, WarmingDay, WarmingPlan
 from models.webhook_delivery import WebhookDelivery
 
 __all__ = [
-    "Account", "ApiKey", "Base", "Enrollment", "Event", "ExperimentDecision", "InboundEvent", "Job", "Message", "Provider",
-    "RollupFirst", "RollupWatermark", "Sequence", "SequenceRollup", "Step", "Subscriber", "Suppression", "Template", "WarmingAdjustment", "WarmingDay", "WarmingPlan", "WebhookDelivery",
+    "Account", "ApiKey", "Base", "Enrollment", "Event", "ExperimentDecision", "InboundEvent", "Job", "Message", "MlModel", "Provider",
+    "RollupFirst", "RollupWatermark", "Sequence", "SequenceRollup", "Step", "Subscriber", "SubscriberScore", "Suppression", "Template", "WarmingAdjustment", "WarmingDay", "WarmingPlan", "WebhookDelivery",
     "utcnow",
 ]

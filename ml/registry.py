@@ -70,7 +70,8 @@ def record_trained(session: Session, model_id: int, trained: TrainedModel, windo
         update(MlModel).where(MlModel.id == model_id, MlModel.status == "training")
         .values(status="ready", artifact=artifact, artifact_sha256=artifact_sha256(artifact),
                 params=_json_safe(trained.params), metrics=_json_safe(trained.metrics),
-                promoted=bool(trained.promoted), window_start=window_start, claimed_until=None, finished_at=now)
+                promoted=bool(trained.promoted), window_start=window_start, window_end=MlModel.as_of,
+                claimed_until=None, finished_at=now)
         .execution_options(synchronize_session=False))
     if done.rowcount != 1:  # type: ignore[attr-defined]
         return None

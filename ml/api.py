@@ -39,7 +39,7 @@ def load_history(session: Session, account_id: int, until: datetime) -> History:
 
 def features(history: History, as_of: datetime) -> pd.DataFrame:
     """One row per subscriber existing at ``as_of`` (indexed by subscriber_id), from
-    events strictly before ``as_of`` only: recency, frequency and rates of opens and
+    events at or before ``as_of`` only: recency, frequency and rates of opens and
     clicks over several windows, trend, tenure, bounces, complaints, unsubscribed,
     conversions and revenue, and the open-hour profile (``open_h00``..``open_h23``)
     in the subscriber's time zone."""

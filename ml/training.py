@@ -1,30 +1,94 @@
-"""Training one run of one kind from an account's history (no transaction held:
-the caller reads the history, closes its session, then trains)."""
+"""What the models share: cuts in time, labels after a cut, rows for scikit-learn.
+
+A time-based split: features as of a cut ``c`` from events at or before ``c``,
+labels from ``(c, c + horizon]``. Training cuts step back from ``as_of - 2 *
+horizon`` every ``STEP``; the evaluation cut is ``as_of - horizon``, whose labels
+end at ``as_of``, so no label the model was fitted on comes after the evaluation
+cut's features.
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 
-from ml import api
-from ml.model import TrainedModel
+from ml.features import HOUR_COLUMNS, features, nanoseconds
+from ml.history import History
 
-TRAINERS: dict[str, Callable[[api.History, datetime], TrainedModel]] = {
-    "churn": api.train_churn,
-    "engagement": api.train_engagement,
-    "send_time": api.train_send_time,
-}
-
-
-def fit(kind: str, history: api.History, as_of: datetime) -> TrainedModel:
-    return TRAINERS[kind](history, as_of)
+STEP = timedelta(weeks=4)
+MAX_CUTS = 6  # older cuts add rows, not knowledge of today's account
+MAX_ROWS = 400_000  # training rows kept (sampled): bounds time and memory at 100k+ subscribers
+WARMUP = timedelta(weeks=4)  # a cut needs this much history before it to have features
 
 
-def window_start(history: api.History) -> datetime | None:
-    """The earliest event the run learned from (its training window ends at ``as_of``)."""
+class NotEnoughHistoryError(ValueError):
+    """The history is too short, or its labels all alike, to train and evaluate."""
+
+
+def model_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c not in HOUR_COLUMNS]
+
+
+def subscribed(frame: pd.DataFrame) -> np.ndarray:
+    """Rows still reachable at the cut: never unsubscribed, complained or bounced."""
+    return ((frame["unsubscribed"] == 0) & (frame["complaints_total"] == 0) & (frame["bounces_total"] == 0)).to_numpy()
+
+
+def training_cuts(history: History, as_of: datetime, horizon: timedelta) -> list[datetime]:
+    """Newest first: as_of - 2*horizon, then every STEP back while history allows."""
+    if not len(history.events):
+        return []
+    start = pd.Timestamp(history.events["occurred_at"].min()).floor("s").to_pydatetime() + WARMUP
+    cuts, cut = [], as_of - 2 * horizon
+    while cut >= start and len(cuts) < MAX_CUTS:
+        cuts.append(cut)
+        cut -= STEP
+    return cuts
+
+
+def counts_between(history: History, names: tuple[str, ...], start: datetime, end: datetime,
+                   index: pd.Index) -> np.ndarray:
+    """Per subscriber of ``index``: events named ``names`` in ``(start, end]``."""
     events = history.events
-    if events is None or len(events) == 0:
-        return None
-    first = events["occurred_at"].min()
-    return None if pd.isna(first) else pd.Timestamp(first).to_pydatetime()
+    t = nanoseconds(events["occurred_at"])
+    m = events["name"].isin(names).to_numpy() & (t > pd.Timestamp(start).value) & (t <= pd.Timestamp(end).value)
+    pos = index.get_indexer(events["subscriber_id"].to_numpy()[m])
+    return np.bincount(pos[pos >= 0], minlength=len(index))
+
+
+def weeks_active_between(history: History, start: datetime, weeks: int, index: pd.Index) -> np.ndarray:
+    """Per subscriber: how many of the ``weeks`` weeks after ``start`` had an open or click."""
+    events = history.events
+    t = nanoseconds(events["occurred_at"])
+    after = (t - pd.Timestamp(start).value) / (7 * 86_400 * 10**9)
+    m = events["name"].isin(("opened", "clicked")).to_numpy() & (after > 0) & (after <= weeks)
+    pos = index.get_indexer(events["subscriber_id"].to_numpy()[m])
+    week = np.minimum(np.ceil(after[m]).astype("int64") - 1, weeks - 1)
+    keys = np.unique(pos[pos >= 0].astype("int64") * weeks + week[pos >= 0])
+    return np.bincount(keys // weeks, minlength=len(index))
+
+
+def churn_labels(history: History, cut: datetime, horizon: timedelta, index: pd.Index) -> np.ndarray:
+    """1 when the subscriber neither opened nor clicked in ``(cut, cut + horizon]``, or
+    unsubscribed or complained in it."""
+    engaged = counts_between(history, ("opened", "clicked"), cut, cut + horizon, index)
+    left = counts_between(history, ("unsubscribed", "complained"), cut, cut + horizon, index)
+    return ((engaged == 0) | (left > 0)).astype("int8")
+
+
+def rows_at(history: History, cut: datetime) -> pd.DataFrame:
+    """Feature rows of the subscribers reachable at ``cut``."""
+    frame = features(history, cut)
+    return frame.loc[subscribed(frame)]
+
+
+def sample(frame: pd.DataFrame, labels: np.ndarray, limit: int = MAX_ROWS) -> tuple[pd.DataFrame, np.ndarray]:
+    if len(frame) <= limit:
+        return frame, labels
+    keep = np.sort(np.random.default_rng(0).choice(len(frame), limit, replace=False))
+    return frame.iloc[keep], labels[keep]
+
+
+def iso(moment: datetime) -> str:
+    return pd.Timestamp(moment).tz_convert("UTC").isoformat()

@@ -17,7 +17,7 @@ from ml import api
 from ml.registry import (accounts_with_events, claim_for_training, queue_retraining, record_failure, record_trained,
                          sweep_lapsed)
 from ml.scoring import score_account
-from ml.training import fit, window_start
+from ml.runs import fit, window_start
 from models.base import utcnow
 from models.db import session_scope
 from tasks.app import app

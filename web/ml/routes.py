@@ -15,7 +15,6 @@ from sqlalchemy import Select, select
 
 from ml import registry
 from ml.errors import ModelNotFoundError, ModelStateError
-from ml.scoring import as_public
 from models import MlModel, Subscriber, SubscriberScore, utcnow
 from tasks.ml import enqueue_training
 from web.auth import SECURITY, account_required, current_account_id
@@ -90,15 +89,24 @@ class PromoteModel(MethodView):
 
 class ScorePage(SQLPage):
     def fetch(self, statement: Select[Any]) -> list[Any]:
-        return [_row(score, email) for score, email in get_db().execute(statement)]
+        return [_row(row) for row in get_db().execute(statement)]
 
 
-def _row(score: SubscriberScore, email: str) -> dict[str, Any]:
-    return {"subscriber_id": score.subscriber_id, "email": email, **(as_public(score) or {})}
+# Columns, not ORM objects: a CSV of a million subscribers builds no entities.
+_COLUMNS = (SubscriberScore.subscriber_id, Subscriber.email, SubscriberScore.churn_risk, SubscriberScore.engagement,
+            SubscriberScore.best_send_hour, SubscriberScore.scored_at, SubscriberScore.churn_model_id,
+            SubscriberScore.engagement_model_id, SubscriberScore.send_time_model_id)
+
+
+def _row(row: Any) -> dict[str, Any]:
+    ids = {"churn": row.churn_model_id, "engagement": row.engagement_model_id, "send_time": row.send_time_model_id}
+    return {"subscriber_id": row.subscriber_id, "email": row.email, "churn_risk": row.churn_risk,
+            "engagement": row.engagement, "best_send_hour": row.best_send_hour, "scored_at": row.scored_at,
+            "model_id": ids["churn"], "model_ids": ids}
 
 
 def _scores(account_id: int) -> Select[Any]:
-    return (select(SubscriberScore, Subscriber.email)
+    return (select(*_COLUMNS)
             .join(Subscriber, Subscriber.id == SubscriberScore.subscriber_id)
             .where(SubscriberScore.account_id == account_id, Subscriber.account_id == account_id)
             .order_by(SubscriberScore.subscriber_id))
@@ -112,8 +120,8 @@ def _all_rows(account_id: int) -> Iterator[dict[str, Any]]:
                                       .limit(CSV_BATCH)))
         if not batch:
             return
-        yield from (_row(score, email) for score, email in batch)
-        after = batch[-1][0].subscriber_id
+        yield from (_row(row) for row in batch)
+        after = batch[-1].subscriber_id
 
 
 @blp.route("/scores")

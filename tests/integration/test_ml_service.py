@@ -201,3 +201,72 @@ def test_best_time_sends_at_once_when_now_is_the_learned_hour():
     seq = factories.sequence(acct, [{"type": "email", "subject": "Now", "text": "x", "send_at": "best_time"}])
     factories.enroll(acct, seq, [sub], T0)
     assert len(run_due(T0)) == 1
+
+
+def test_the_service_trains_promotes_scores_and_sweeps_on_the_embedded_sqlite_default(tmp_path):
+    from ml import api
+    from ml.runs import fit, window_start
+    from ml.scoring import score_account
+    from tests.support.database import embedded_sqlite
+
+    with embedded_sqlite(tmp_path):
+        acct = factories.account_row(T0)
+        end, subscribers = _load_simulation(acct, 150, weeks=20, seed=5)
+        with db.session_scope() as s:
+            model_id = registry.queue_model(s, acct, "send_time", end, end).id
+            stuck = registry.queue_model(s, acct, "engagement", end, end).id
+        with db.session_scope() as s:
+            registry.claim_for_training(s, model_id, end)
+            registry.claim_for_training(s, stuck, end)
+            history = api.load_history(s, acct, until=end)
+        trained = fit("send_time", history, end)
+        with db.session_scope() as s:
+            assert registry.record_trained(s, model_id, trained, window_start(history), end) is not None
+            assert registry.sweep_lapsed(s, end + registry.TRAINING_LEASE * 2) == ([stuck], [])
+        with db.session_scope() as s:
+            assert score_account(s, acct, end) == subscribers
+        with db.session_scope() as s:
+            assert score_account(s, acct, end) == subscribers  # a rescoring replaces the rows
+        with db.session_scope() as s:
+            rows = list(s.scalars(select(SubscriberScore)))
+            assert (s.get(MlModel, model_id).status, s.get(MlModel, stuck).status) == ("ready", "failed")
+        assert len(rows) == subscribers
+        assert {r.send_time_model_id for r in rows} == ({model_id} if trained.promoted else {None})
+        assert all(r.scored_at == end and r.best_send_hour is not None for r in rows)
+
+
+def test_weekly_retraining_queues_each_kind_once_for_accounts_with_history():
+    with_history, without = factories.account("Alice"), factories.account("Bob")
+    [sub] = factories.subscribers(with_history, 1)
+    with db.session_scope() as s:
+        s.add(Event(account_id=with_history, subscriber_id=sub, name="opened", occurred_at=T0))
+    with db.session_scope() as s:
+        queued = registry.queue_retraining(s, T0)
+    with db.session_scope() as s:
+        models = list(s.scalars(select(MlModel).where(MlModel.id.in_(queued))))
+        assert sorted((m.account_id, m.kind, m.status) for m in models) == [
+            (with_history, "churn", "queued"), (with_history, "engagement", "queued"),
+            (with_history, "send_time", "queued")]
+        assert registry.queue_retraining(s, T0 + timedelta(days=7)) == []  # still queued: nothing twice
+    assert without not in {m.account_id for m in models}
+
+
+def test_a_run_finishing_late_does_not_displace_a_newer_live_model():
+    from ml.model import TrainedModel
+
+    acct = factories.account()
+    promoted = TrainedModel(kind="churn", estimator=None, params={}, metrics={}, promoted=True)
+    with db.session_scope() as s:
+        older = registry.queue_model(s, acct, "churn", T0, T0).id
+        newer = registry.queue_model(s, acct, "churn", T0, T0).id
+        beaten = registry.queue_model(s, acct, "churn", T0, T0).id
+    with db.session_scope() as s:
+        for model_id in (older, newer, beaten):
+            registry.claim_for_training(s, model_id, T0)
+        registry.record_trained(s, newer, promoted, None, T0)
+        registry.record_trained(s, older, promoted, None, T0)
+        registry.record_trained(s, beaten, TrainedModel(kind="churn", estimator=None, params={}, metrics={},
+                                                        promoted=False), None, T0)
+    with db.session_scope() as s:
+        assert {m.id: (m.status, m.promoted, m.live) for m in s.scalars(select(MlModel))} == {
+            older: ("ready", True, False), newer: ("ready", True, True), beaten: ("ready", False, False)}

@@ -50,7 +50,7 @@ def _candidates() -> dict[str, Any]:
                                                                 l2_regularization=1.0, min_samples_leaf=40,
                                                                 random_state=0),
             "logistic_regression": make_pipeline(FunctionTransformer(log_scaled), StandardScaler(),
-                                                 LogisticRegression(C=1.0, max_iter=500))}
+                                                 LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=100))}
 
 
 def _fill_gaps(frame: pd.DataFrame) -> pd.DataFrame:

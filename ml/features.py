@@ -16,6 +16,7 @@ from ml.history import PLATFORM_EVENTS, History
 
 DAY_NS = 86_400 * 10**9
 WINDOWS = (7, 28, 91, 182, 365)
+HALF_LIVES = (14, 28, 56)
 HOUR_COLUMNS = [f"open_h{h:02d}" for h in range(24)]
 
 
@@ -76,6 +77,15 @@ def features(history: History, as_of: datetime) -> pd.DataFrame:
         for w in (28, 91, 365):
             cols[f"open_rate_{w}d"] = np.where(cols[f"sent_{w}d"] > 0, cols[f"opens_{w}d"] / cols[f"sent_{w}d"], np.nan)
         cols["click_rate_91d"] = np.where(cols["sent_91d"] > 0, cols["clicks_91d"] / cols["sent_91d"], np.nan)
+    # Exponentially decayed counts: recent weeks weigh most, without a window's cliff.
+    for half_life in HALF_LIVES:
+        decay = np.exp2(-age / half_life)
+        cols[f"opens_decayed_{half_life}d"] = count(opened, weights=decay)
+        cols[f"sent_decayed_{half_life}d"] = count(sent, weights=decay)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cols[f"open_rate_decayed_{half_life}d"] = np.where(
+                cols[f"sent_decayed_{half_life}d"] > 0,
+                cols[f"opens_decayed_{half_life}d"] / cols[f"sent_decayed_{half_life}d"], np.nan)
     for weeks in (4, 12, 26):
         cols[f"active_weeks_{weeks}"] = _distinct_weeks(pos[engaged], age[engaged], weeks, n)
     cols["bounces_total"] = count(mask_of("bounced"))

@@ -28,11 +28,12 @@ MODEL_ID_COLUMNS = {"churn": "churn_model_id", "engagement": "engagement_model_i
 _SCORES = SubscriberScore.__table__
 
 
-def score_account(session: Session, account_id: int, as_of: datetime) -> int:
-    """Score every subscriber of the account from its history up to ``as_of``; returns
-    how many rows were written."""
+def score_account(session: Session, account_id: int, as_of: datetime, history: api.History | None = None) -> int:
+    """Score every subscriber of the account from its history up to ``as_of`` (read
+    here unless given); returns how many rows were written."""
     live = live_models(session, account_id)
-    history = api.load_history(session, account_id, until=as_of)
+    if history is None:
+        history = api.load_history(session, account_id, until=as_of)
     frame = api.score_all({kind: model for kind, (_id, model) in live.items()}, history, as_of)
     model_ids = {MODEL_ID_COLUMNS[kind]: (live[kind][0] if kind in live else None) for kind in KINDS}
     # Chunk by chunk: a million subscribers' rows as dicts at once would cost gigabytes.

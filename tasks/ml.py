@@ -4,7 +4,8 @@ holds no other pool's worker. Beat's dispatchers (weekly retraining, daily scori
 the sweep) only read and enqueue, and run on the default queue.
 
 Training reads the history in one transaction, trains outside any, and writes the
-result in a third: ``ready`` arrives with the artifact, or not at all.
+result in a third: ``ready`` arrives with the artifact and the account's scores as
+of the run's ``as_of``, or not at all.
 """
 from __future__ import annotations
 
@@ -47,10 +48,11 @@ def train(model_id: int) -> str | None:
         with session_scope() as session:
             history = api.load_history(session, account_id, until=as_of)
         trained = fit(kind, history, as_of)
-        start = window_start(history)
-        del history
         with session_scope() as session:
-            ready = record_trained(session, model_id, trained, start, utcnow())
+            ready = record_trained(session, model_id, trained, window_start(history), utcnow())
+            if ready is not None:
+                # In the same transaction: a client that sees "ready" sees the scores too.
+                score_account(session, account_id, as_of, history)
     except SoftTimeLimitExceeded:
         _failed(model_id, f"training took longer than its {TRAIN_SOFT_LIMIT} s limit")
         return "failed"
@@ -58,10 +60,7 @@ def train(model_id: int) -> str | None:
         log.exception("ml model %s failed to train", model_id)
         _failed(model_id, f"{type(exc).__name__}: {exc}")
         return "failed"
-    if ready is None:
-        return "failed"  # the sweep failed it meanwhile
-    score.apply_async(args=[account_id, as_of.isoformat()])
-    return "ready"
+    return "failed" if ready is None else "ready"  # None: the sweep failed it meanwhile
 
 
 def _failed(model_id: int, error: str) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import func, insert, select
 from ml import registry
 from ml.scoring import write_scores
 from ml.simulator import simulate
+from tasks.ml import score
 from models import Enrollment, Event, Message, MlModel, Subscriber, SubscriberScore, db
 from tests.support import factories
 from tests.support.engine import run_due
@@ -67,13 +68,20 @@ def test_a_model_trains_on_the_ml_worker_and_the_account_is_scored_as_of_its_tim
         body = client.get(f"/api/v1/ml/models/{model_id}", headers=alice.headers).get_json()
         assert body["status"] == "ready" and body["metrics"] == model.metrics and "artifact" not in body
     assert "roc_auc" in _model(ids["churn"]).metrics
+    # "ready" was written with the scores: every subscriber is scored as of the run's as_of already.
+    with db.session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(SubscriberScore).where(
+            SubscriberScore.account_id == alice.account_id, SubscriberScore.scored_at == end)) == subscribers
+    # The runs trained side by side (four worker threads here), so a rescoring shows every live model.
+    score.delay(alice.account_id, end.isoformat())
+    live = {kind: (model_id if _model(model_id).live else None) for kind, model_id in ids.items()}
 
-    def scored() -> bool:
+    def rescored() -> bool:
         with db.session_scope() as s:
-            return s.scalar(select(func.count()).select_from(SubscriberScore).where(
-                SubscriberScore.scored_at == end, SubscriberScore.send_time_model_id.is_not(None),
-                SubscriberScore.engagement_model_id.is_not(None))) == subscribers
-    wait_for(scored, 120, "every subscriber to be scored by the live models")
+            return {(r.churn_model_id, r.engagement_model_id, r.send_time_model_id)
+                    for r in s.scalars(select(SubscriberScore))} == {(live["churn"], live["engagement"],
+                                                                      live["send_time"])}
+    wait_for(rescored, 120, "the ml.score task to rescore with every live model")
     with db.session_scope() as s:
         rows = list(s.scalars(select(SubscriberScore).where(SubscriberScore.account_id == alice.account_id)))
     assert len(rows) == subscribers

@@ -29,16 +29,18 @@ ENV = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{DB}", "REDIS_URL"
 os.environ.update(ENV)
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from models import db  # noqa: E402
 from tests.support.database import fresh_database  # noqa: E402
 
 
-def _rows(account: int, ids: list[int], as_of: datetime, shift: float) -> list[dict]:
-    return [{"account_id": account, "subscriber_id": sid, "churn_risk": (i % 1000) / 1000 + shift,
-             "engagement": 1 - (i % 1000) / 1000, "best_send_hour": i % 24, "scored_at": as_of,
-             "churn_model_id": 1, "engagement_model_id": 2, "send_time_model_id": 3} for i, sid in enumerate(ids)]
+def _frame(ids: list[int], shift: float) -> pd.DataFrame:
+    n = np.arange(len(ids))
+    return pd.DataFrame({"subscriber_id": ids, "churn_risk": (n % 1000) / 1000 + shift,
+                         "engagement": 1 - (n % 1000) / 1000, "best_send_hour": (n % 24).astype("float64")})
 
 
 def main() -> None:
@@ -61,12 +63,12 @@ def main() -> None:
                                  {"a": account}).scalars())
         as_of = datetime.now(timezone.utc)
         for label, shift in (("first scoring (insert)", 0.0), ("rescoring (replace)", -0.0005)):
-            rows = _rows(account, ids, as_of, shift)
+            frame = _frame(ids, shift)
             started = time.perf_counter()
             with db.session_scope() as s:
-                write_scores(s, rows)
+                write_scores(s, account, as_of, {"churn": 1, "engagement": 2, "send_time": None}, frame)
             took = time.perf_counter() - started
-            print(f"{label}: {len(rows):,} rows in {took:.1f} s = {len(rows) / took:,.0f} rows/s")
+            print(f"{label}: {len(frame):,} rows in {took:.1f} s = {len(frame) / took:,.0f} rows/s")
         started = time.perf_counter()
         response = client.get("/api/v1/ml/scores", query_string={"format": "csv"},
                               headers={"X-API-Key": created["api_key"]})

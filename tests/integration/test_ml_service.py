@@ -130,10 +130,11 @@ def test_a_queued_run_no_worker_took_is_handed_out_again():
 
 
 def _scores(acct: int, by_subscriber: dict[int, tuple[float | None, float | None, int | None]]) -> None:
+    frame = pd.DataFrame([(sid, c, e, h) for sid, (c, e, h) in by_subscriber.items()],
+                         columns=["subscriber_id", "churn_risk", "engagement", "best_send_hour"]).astype(
+        {"churn_risk": "float64", "engagement": "float64", "best_send_hour": "float64"})
     with db.session_scope() as s:
-        write_scores(s, [{"account_id": acct, "subscriber_id": sid, "churn_risk": c, "engagement": e,
-                          "best_send_hour": h, "scored_at": T0, "churn_model_id": None, "engagement_model_id": None,
-                          "send_time_model_id": None} for sid, (c, e, h) in by_subscriber.items()])
+        write_scores(s, acct, T0, {}, frame)
 
 
 def _subjects() -> dict[int, list[str]]:
@@ -278,3 +279,21 @@ def test_a_run_finishing_late_does_not_displace_a_newer_live_model():
     with db.session_scope() as s:
         assert {m.id: (m.status, m.promoted, m.live) for m in s.scalars(select(MlModel))} == {
             older: ("ready", True, False), newer: ("ready", True, True), beaten: ("ready", False, False)}
+
+
+def test_scores_are_written_exactly_and_replaced_only_within_their_account():
+    alice, bob = factories.account("Alice"), factories.account("Bob")
+    a1, a2 = factories.subscribers(alice, 2)
+    [b1] = factories.subscribers(bob, 1, prefix="bob")
+    _scores(alice, {a1: (0.123456789, 0.5, 23), a2: (None, 0.25, None)})
+    _scores(bob, {b1: (0.5, 0.5, 1)})
+    with db.session_scope() as s:
+        # Bob's run naming Alice's subscriber replaces nothing of hers.
+        write_scores(s, bob, T0 + timedelta(days=1), {"churn": 7},
+                     pd.DataFrame({"subscriber_id": [a1], "churn_risk": [0.99], "engagement": [0.0],
+                                   "best_send_hour": [3.0]}))
+    with db.session_scope() as s:
+        got = {r.subscriber_id: (r.account_id, r.churn_risk, r.engagement, r.best_send_hour, r.scored_at,
+                                 r.churn_model_id) for r in s.scalars(select(SubscriberScore))}
+    assert got == {a1: (alice, 0.123456789, 0.5, 23, T0, None), a2: (alice, None, 0.25, None, T0, None),
+                   b1: (bob, 0.5, 0.5, 1, T0, None)}

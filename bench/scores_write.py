@@ -76,5 +76,6 @@ def main() -> None:
         took = time.perf_counter() - started
         print(f"scores CSV: {lines - 1:,} rows in {took:.1f} s = {(lines - 1) / took:,.0f} rows/s")
 
+
 if __name__ == "__main__":
     main()

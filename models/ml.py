@@ -54,10 +54,13 @@ class MlModel(Base):
 
 class SubscriberScore(Base):
     __tablename__ = "subscriber_scores"
-    __table_args__ = (IDS_NEVER_REUSED,)
+    # (account, subscriber) serves an account's scores in subscriber order, pages and
+    # the CSV's keyset alike; on account alone every batch sorted the whole account.
+    __table_args__ = (Index("ix_subscriber_scores_account_id_subscriber_id", "account_id", "subscriber_id"),
+                      IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), unique=True)
     churn_risk: Mapped[float | None] = mapped_column(Float)
     engagement: Mapped[float | None] = mapped_column(Float)

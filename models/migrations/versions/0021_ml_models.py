@@ -75,11 +75,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("subscriber_id", name="uq_subscriber_scores_subscriber_id"),
         sqlite_autoincrement=True,
     )
-    op.create_index("ix_subscriber_scores_account_id", "subscriber_scores", ["account_id"])
+    op.create_index("ix_subscriber_scores_account_id_subscriber_id", "subscriber_scores",
+                    ["account_id", "subscriber_id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_subscriber_scores_account_id", table_name="subscriber_scores")
+    op.drop_index("ix_subscriber_scores_account_id_subscriber_id", table_name="subscriber_scores")
     op.drop_table("subscriber_scores")
     op.drop_index("ix_ml_models_status_claimed_until", table_name="ml_models")
     op.drop_index("ix_ml_models_account_id_kind_status", table_name="ml_models")

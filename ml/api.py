@@ -9,6 +9,8 @@ Pure domain: takes a session and times, never commits, no Flask or Celery.
     artifact = dump(models["churn"]); same = load(artifact)
 
 Times are aware UTC datetimes. Every function reads only events up to ``as_of``.
+A history too short to train on raises ``NotEnoughHistoryError`` (a ValueError);
+``score_all`` scores a kind without a model by its rule.
 """
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ from sqlalchemy.orm import Session
 
 from ml.history import History
 from ml.model import KINDS, SCORE_COLUMNS, Kind, TrainedModel, artifact_sha256, dump, load
+from ml.training import NotEnoughHistoryError
 
 __all__ = ["KINDS", "SCORE_COLUMNS", "History", "Kind", "TrainedModel", "artifact_sha256", "dump", "features",
-           "load", "load_history", "score_all", "train_churn", "train_engagement", "train_send_time"]
+           "load", "load_history", "NotEnoughHistoryError",
+           "score_all", "train_churn", "train_engagement", "train_send_time"]
 
 
 def load_history(session: Session, account_id: int, until: datetime) -> History:

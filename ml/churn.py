@@ -26,8 +26,8 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from ml.history import History
 from ml.model import TrainedModel
-from ml.training import (NotEnoughHistoryError, churn_labels, iso, model_columns, rows_at, sample,
-                         training_cuts)
+from ml.training import (MAX_ROWS, NotEnoughHistoryError, churn_labels, iso, model_columns, one_thread, rows_at,
+                         sample, split, training_cuts)
 
 NEVER = 10_000.0  # days since an open that never happened: riskier than any real gap
 
@@ -91,7 +91,8 @@ def _fit(name: str, parts: list[tuple[pd.DataFrame, np.ndarray]], calibrate_on: 
          columns: list[str]) -> CalibratedModel:
     frame, labels = _stack(parts)
     _both_classes(labels, "training")
-    base = _candidates()[name].fit(_fill_gaps(frame[columns]), labels)
+    with one_thread():
+        base = _candidates()[name].fit(_fill_gaps(frame[columns]), labels)
     return CalibratedModel(base, columns).fit_calibration(*calibrate_on)
 
 
@@ -115,7 +116,7 @@ def train_churn(history: History, as_of: datetime, horizon: timedelta = timedelt
     as_of = as_of.astimezone(timezone.utc)
     cuts = training_cuts(history, as_of, horizon)
     if not cuts:
-        raise NotEnoughHistoryError(f"churn needs {2 * horizon.days} days of history and four weeks more before it")
+        raise NotEnoughHistoryError(f"churn needs {horizon.days + 21} days of history at least")
     evaluation = _labelled(history, [as_of - horizon], horizon)[0]
     _both_classes(evaluation[1], "evaluation")
     training = _labelled(history, cuts, horizon)
@@ -139,9 +140,9 @@ def train_churn(history: History, as_of: datetime, horizon: timedelta = timedelt
         "rule_auc": rules, "best_rule": best_rule, "candidates_auc": auc, "estimator": chosen,
         "promoted": promoted, "scored_by": "model" if promoted else f"rule:{best_rule}",
         "base_rate": float(labels.mean()), "evaluated_subscribers": int(len(labels)),
-        "training_rows": int(min(sum(len(p[1]) for p in training), 400_000)),
+        "training_rows": int(min(sum(len(p[1]) for p in training), MAX_ROWS)),
         "as_of": iso(as_of), "horizon_days": horizon.days, "evaluation_cut": iso(as_of - horizon),
-        "training_cuts": [iso(c) for c in cuts],
+        "training_cuts": [iso(c) for c in cuts], "split": split(cuts, as_of, horizon),
         "definition": f"no open or click in the {horizon.days} days after the cut, or an unsubscribe or complaint",
     }
     state: dict[str, Any] = {"rule": best_rule}

@@ -18,7 +18,8 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from ml.churn import _fill_gaps
 from ml.history import History
 from ml.model import TrainedModel
-from ml.training import NotEnoughHistoryError, iso, model_columns, rows_at, sample, training_cuts, weeks_active_between
+from ml.training import (NotEnoughHistoryError, iso, model_columns, one_thread, rows_at, sample, split, training_cuts,
+                         weeks_active_between)
 
 
 def rule_engagement(frame: pd.DataFrame) -> np.ndarray:
@@ -36,7 +37,7 @@ def train_engagement(history: History, as_of: datetime, horizon: timedelta = tim
     weeks = max(horizon.days // 7, 1)
     cuts = training_cuts(history, as_of, horizon)
     if not cuts:
-        raise NotEnoughHistoryError(f"engagement needs {2 * horizon.days} days of history and four weeks more")
+        raise NotEnoughHistoryError(f"engagement needs {horizon.days + 21} days of history at least")
     evaluation = _labelled(history, as_of - horizon, weeks)
     training = [_labelled(history, cut, weeks) for cut in cuts]
     if len(evaluation[1]) < 20:
@@ -45,8 +46,10 @@ def train_engagement(history: History, as_of: datetime, horizon: timedelta = tim
 
     def fit(parts: list[tuple[pd.DataFrame, np.ndarray]]) -> HistGradientBoostingRegressor:
         frame, target = sample(pd.concat([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-        return HistGradientBoostingRegressor(max_iter=150, learning_rate=0.08, l2_regularization=1.0,
-                                             min_samples_leaf=40, random_state=0).fit(_fill_gaps(frame[columns]), target)
+        with one_thread():
+            return HistGradientBoostingRegressor(max_iter=150, learning_rate=0.08, l2_regularization=1.0,
+                                                 min_samples_leaf=40,
+                                                 random_state=0).fit(_fill_gaps(frame[columns]), target)
 
     predicted = np.clip(fit(training).predict(_fill_gaps(evaluation[0][columns])), 0, 1)
     rule = rule_engagement(evaluation[0])
@@ -59,6 +62,7 @@ def train_engagement(history: History, as_of: datetime, horizon: timedelta = tim
         "scored_by": "model" if promoted else "rule:active_share_last_4_weeks",
         "evaluated_subscribers": int(len(target)), "as_of": iso(as_of), "horizon_days": horizon.days,
         "evaluation_cut": iso(as_of - horizon), "training_cuts": [iso(c) for c in cuts],
+        "split": split(cuts, as_of, horizon),
         "definition": f"expected share of the {weeks} weeks after the cut with an open or click",
     }
     estimator = fit(training + [evaluation]) if promoted else None

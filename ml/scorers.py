@@ -8,11 +8,11 @@ import pandas as pd
 
 from ml.churn import _fill_gaps, rule_values
 from ml.engagement import rule_engagement
-from ml.features import features, hour_profile
+from ml.features import hour_profile
 from ml.history import History
 from ml.model import SCORE_COLUMNS, TrainedModel
 from ml.send_time import best_hours, population_profile
-from ml.training import subscribed
+from ml.training import features_at, subscribed
 
 
 def score(model: TrainedModel, frame: pd.DataFrame) -> pd.Series:
@@ -53,7 +53,7 @@ def rule_model(kind: str, frame: pd.DataFrame) -> TrainedModel:
 def score_all(models: dict[str, TrainedModel], history: History, as_of: datetime) -> pd.DataFrame:
     """See ml.api.score_all. Churn without a model: the share of the last 12 weeks
     without an open or click."""
-    frame = features(history, as_of)
+    frame = features_at(history, as_of)
     out = pd.DataFrame(index=frame.index)
     for kind, column in SCORE_COLUMNS.items():
         if kind in models:

@@ -15,12 +15,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from ml.features import features, hour_profile
+from ml.features import hour_profile
 from ml.history import History
 from ml.model import TrainedModel
-from ml.training import iso
+from ml.training import features_at, iso
 
 HOLDOUT = timedelta(weeks=8)
 ALPHAS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -68,12 +67,10 @@ def within_one_hour(predicted: np.ndarray, later: np.ndarray) -> float:
 def train_send_time(history: History, as_of: datetime) -> TrainedModel:
     """See ml.api.train_send_time."""
     as_of = as_of.astimezone(timezone.utc)
-    now = hour_profile(features(history, as_of))
-    before_frame = features(history, as_of - HOLDOUT)
+    now_frame, before_frame = features_at(history, as_of), features_at(history, as_of - HOLDOUT)
+    now = hour_profile(now_frame)
     before = hour_profile(before_frame)
-    index = pd.Index(before_frame.index)
-    now_frame_index = features(history, as_of).index
-    later = now[now_frame_index.get_indexer(index)] - before
+    later = now[now_frame.index.get_indexer(before_frame.index)] - before
     grid: dict[str, float] = {}
     best: tuple[float, float, float] = (-1.0, ALPHAS[0], WIDTHS[0])
     if later.sum() > 0:
@@ -89,10 +86,12 @@ def train_send_time(history: History, as_of: datetime) -> TrainedModel:
     metrics: dict[str, Any] = {
         "later_opens_within_1h": None if hit < 0 else hit, "rule_9_12_within_1h": rule,
         "later_opens_within_1h_few_opens": within_one_hour(
-            best_hours(before[few], population_profile(before, width), alpha, width), later[few]) if few.any() else None,
+            best_hours(before[few], population_profile(before, width), alpha, width), later[few])
+        if few.any() else None,
         "grid": grid, "later_opens": int(later.sum()), "holdout_days": HOLDOUT.days,
         "as_of": iso(as_of), "evaluation_cut": iso(as_of - HOLDOUT),
-        "definition": "best local hour: peak of the subscriber's smoothed open hours plus alpha population pseudo-opens",
+        "definition": ("best local hour: peak of the subscriber's smoothed open hours plus alpha"
+                       " population pseudo-opens"),
     }
     promoted = hit >= 0 and not (rule == rule and hit <= rule)
     metrics["promoted"] = promoted

@@ -7,9 +7,10 @@ each with probability sigmoid(engagement), mostly at their preferred hour (the s
 day or a later one), sometimes at any time; clicks, purchases, unsubscribes,
 complaints and bounces follow from the same hidden state.
 
-The truth at ``end``: each live subscriber's true churn probability (no open or
-click in the next ``horizon_weeks``, or an unsubscribe), estimated from many
-simulated futures from their hidden state; one more future, the realised one, gives
+The truth at ``end`` (skipped with ``futures=0``, for speed runs): each live
+subscriber's true churn probability (no open or click in the next
+``horizon_weeks``, or an unsubscribe), estimated from many simulated futures from
+their hidden state; one more future, the realised one, gives
 the labels that every ranking (the oracle's, the model's, the rules') is scored on;
 and their true hour. Pure numpy/pandas, seeded, so a run is reproducible.
 """
@@ -68,7 +69,8 @@ class _State:
 
 
 def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAULT_END, seed: int = 0,
-             sends_per_week: float = 1.0, horizon_weeks: int = 8, futures: int = 200, account_id: int = 1) -> Simulation:
+             sends_per_week: float = 1.0, horizon_weeks: int = 8, futures: int = 200,
+             account_id: int = 1) -> Simulation:
     """Simulate ``weeks`` weeks up to ``end``; see the module docstring."""
     rng = np.random.default_rng(seed)
     n = n_subscribers
@@ -103,13 +105,15 @@ def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAU
             delay = rng.geometric(0.7, len(opened)) - 1  # most open the first time their hour comes round
             opens.append((opened, np.full(len(opened), send_ns), delay, rng.normal(0, 0.6, len(opened))))
             again = opened[rng.random(len(opened)) < 0.3]
-            opens.append((again, np.full(len(again), send_ns), np.zeros(len(again), int), rng.normal(0, 0.6, len(again))))
+            opens.append((again, np.full(len(again), send_ns), np.zeros(len(again), int),
+                          rng.normal(0, 0.6, len(again))))
             not_opened = np.setdiff1d(idx, opened)
             complained = not_opened[rng.random(len(not_opened)) < 0.0003]
             add(complained, np.full(len(complained), send_ns + 2 * HOUR_NS), "complained")
             state.live[complained] = False
         buyers = np.flatnonzero(member & state.live & (rng.random(n) < 0.04 * p_open))
-        add(buyers, w0 + rng.integers(0, week_ns, len(buyers)), "purchase", np.round(rng.lognormal(3.5, 0.7, len(buyers)), 2))
+        add(buyers, w0 + rng.integers(0, week_ns, len(buyers)), "purchase",
+            np.round(rng.lognormal(3.5, 0.7, len(buyers)), 2))
         leaving = np.flatnonzero(member & state.live & (rng.random(n) < 0.006 * _sigmoid(-state.z - 1)))
         add(leaving, w0 + rng.integers(0, week_ns, len(leaving)), "unsubscribed")
         state.live[leaving] = False
@@ -132,7 +136,10 @@ def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAU
                                 "status": np.where(state.live, "active", "unsubscribed"),
                                 "created_at": pd.to_datetime(joined_ns, utc=True)})
     history = make_history(account_id, end, events, subscribers)
-    truth = _truth(rng, state, ids, true_hour, sends_per_week, horizon_weeks, futures)
+    if futures == 0:
+        truth = pd.DataFrame({"live": state.live, "true_hour": true_hour}, index=pd.Index(ids, name="subscriber_id"))
+    else:
+        truth = _truth(rng, state, ids, true_hour, sends_per_week, horizon_weeks, futures)
     truth["opens"] = history.events.loc[history.events["name"] == "opened"].groupby("subscriber_id").size() \
         .reindex(truth.index, fill_value=0)
     return Simulation(history, truth, end, timedelta(weeks=horizon_weeks))
@@ -149,11 +156,12 @@ def _open_times(rng: np.random.Generator, opens: list, zone_idx: np.ndarray,
     out = np.empty(len(idx), "int64")
     for z, name in enumerate(ZONES):
         m = zone_idx[idx] == z
-        local = pd.DatetimeIndex(pd.to_datetime(send[m], utc=True)).tz_convert(name or "UTC").tz_localize(None).as_unit("ns")
+        zone = name or "UTC"
+        local = pd.DatetimeIndex(pd.to_datetime(send[m], utc=True)).tz_convert(zone).tz_localize(None).as_unit("ns")
         day = local.normalize().asi8
         at = day + ((true_hour[idx[m]] + rng.random(m.sum()) + jitter[m]) * HOUR_NS).astype("int64")
         at = np.where(at < local.asi8, at + 24 * HOUR_NS, at) + delay[m] * 24 * HOUR_NS
-        back = pd.DatetimeIndex(at.astype("datetime64[ns]")).tz_localize(name or "UTC", ambiguous="NaT", nonexistent="shift_forward")
+        back = pd.DatetimeIndex(at.astype("datetime64[ns]")).tz_localize(zone, ambiguous="NaT", nonexistent="shift_forward")
         at_utc = np.where(back.isna(), at, back.as_unit("ns").asi8)  # an hour that happens twice: either will do
         out[m] = at_utc
     anytime = rng.random(len(idx)) < 0.2

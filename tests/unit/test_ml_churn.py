@@ -70,3 +70,10 @@ def test_a_history_shorter_than_two_horizons_is_refused():
     history = weekly_openers(50, weeks=10)
     with pytest.raises(NotEnoughHistoryError):
         api.train_churn(history, AS_OF)
+
+
+def test_a_history_of_a_horizon_and_some_weeks_trains_on_overlapping_cuts_and_says_so():
+    model = api.train_churn(weekly_openers(200, weeks=14), AS_OF)
+    assert model.metrics["split"] == "overlapping"
+    assert model.metrics["training_cuts"] == [(AS_OF - timedelta(weeks=8 + k)).isoformat() for k in (1, 2, 3)]
+    assert api.train_churn(weekly_openers(), AS_OF).metrics["split"] == "strict"

@@ -8,6 +8,7 @@ from models.flow import StepFlowRollup, StepTransition
 from models.inbound_event import InboundEvent
 from models.job import Job, JobPart
 from models.message import Message
+from models.ml import MlModel, SubscriberScore
 from models.provider import Provider
 from models.rollup import RollupFirst, RollupWatermark, SequenceRollup
 from models.sequence import Sequence, Step
@@ -19,7 +20,8 @@ from models.webhook_delivery import WebhookDelivery
 
 __all__ = [
     "Account", "ApiKey", "Base", "Enrollment", "Event", "ExperimentDecision", "InboundEvent", "Job", "JobPart", "Message",
-    "Provider", "RollupFirst", "RollupWatermark", "Sequence", "SequenceRollup", "Step", "StepFlowRollup", "StepTransition",
-    "Subscriber", "Suppression", "Template", "WarmingAdjustment", "WarmingDay", "WarmingPlan", "WebhookDelivery",
+    "MlModel", "Provider", "RollupFirst", "RollupWatermark", "Sequence", "SequenceRollup", "Step", "StepFlowRollup",
+    "StepTransition", "Subscriber", "SubscriberScore", "Suppression", "Template", "WarmingAdjustment", "WarmingDay",
+    "WarmingPlan", "WebhookDelivery",
     "utcnow",
 ]

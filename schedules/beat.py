@@ -11,6 +11,8 @@ from typing import Any
 # The rollups' fold: an account's fold task not started by the next run is dropped
 # (tasks.analytics), as that run hands the account on again.
 FOLD_EVERY_SECONDS = 10.0
+ML_RETRAIN_EVERY_SECONDS = 7 * 86400.0
+ML_SCORE_EVERY_SECONDS = 86400.0
 
 
 def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
@@ -50,6 +52,24 @@ def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
             "task": "analytics.forget_spent_nonces",
             "schedule": 3600.0,
             "options": {"queue": "analytics", "expires": 3600.0},
+        },
+        # The ml pool: the dispatchers only read and enqueue (on default); the
+        # training and scoring they hand out run on the ml queue. Retraining skips
+        # kinds already queued or training, so a doubled run queues nothing twice.
+        "ml-retrain-weekly": {
+            "task": "ml.retrain_all",
+            "schedule": ML_RETRAIN_EVERY_SECONDS,
+            "options": {"queue": "default", "expires": 3600.0},
+        },
+        "ml-score-daily": {
+            "task": "ml.score_all",
+            "schedule": ML_SCORE_EVERY_SECONDS,
+            "options": {"queue": "default", "expires": 3600.0},
+        },
+        "ml-sweep": {
+            "task": "ml.sweep",
+            "schedule": 600.0,
+            "options": {"queue": "default", "expires": 600.0},
         },
         "warming-read-results": {
             "task": "warming.read_results",

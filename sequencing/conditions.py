@@ -5,6 +5,7 @@ functions decide; that keeps "why did this branch go that way" answerable in one
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,8 @@ class Facts:
     message_events: dict[int, set[str]] = field(default_factory=dict)
     # custom events of the subscriber: name -> occurrence times
     events: dict[str, list[datetime]] = field(default_factory=dict)
+    # the subscriber's learned scores (sequencing.best_time); empty when not scored
+    scores: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _compare(op: str, actual: Any, expected: Any) -> bool:
@@ -75,4 +78,8 @@ def evaluate(condition: dict[str, Any], position: int, facts: Facts, now: dateti
         if within is not None:
             times = [t for t in times if (now - t).total_seconds() <= float(within)]
         return bool(times)
+    if kind == "score":
+        # No score yet (never scored, or scored before the subscriber existed): false.
+        actual = facts.scores.get(condition["score"])
+        return actual is not None and _compare(condition["op"], actual, condition["value"])
     return False

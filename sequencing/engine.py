@@ -27,6 +27,7 @@ from models import Enrollment, Event, Message, Sequence, Step, WebhookDelivery
 from models.bulk import dialect_insert, insert_rows_returning
 from models.event import IMPORTED
 from sequencing import triggers
+from sequencing.best_time import BatchScores
 from sequencing.conditions import Facts
 from sequencing.facts import BatchFacts
 from sequencing.frequency_cap import FrequencyCaps
@@ -73,6 +74,7 @@ class Batch:
     steps: dict[int, list[Step]]
     caps: FrequencyCaps
     known: BatchFacts
+    scores: BatchScores
     # Step id -> the variant every visit gets: its experiment's stored winner, with auto_promote.
     promoted: dict[int, str] = field(default_factory=dict)
     enrollments: list[EnrollmentRow] = field(default_factory=list)
@@ -142,7 +144,9 @@ class Batch:
         return trigger.get("key_property")
 
     def facts(self, enrollment: EnrollmentRow, subscriber: SubscriberRow) -> Facts:
-        return self.known.facts(enrollment, subscriber, self.key_property(enrollment))
+        facts = self.known.facts(enrollment, subscriber, self.key_property(enrollment))
+        facts.scores = self.scores.view(subscriber)
+        return facts
 
 
 def _load(session: Session, ids: list[int]) -> tuple[list[EnrollmentRow], dict[int, SubscriberRow], dict[int, Sequence], dict[int, list[Step]]]:
@@ -176,6 +180,7 @@ def _new_batch(session: Session, now: datetime, enrollments: list[EnrollmentRow]
     known = BatchFacts(session, [e for e in enrollments if e.status == "active" and e.sequence_id in asking])
     caps = FrequencyCaps(session, now, enrollments, sequences, steps)
     return Batch(session=session, now=now, sequences=sequences, steps=steps, caps=caps, known=known,
+                 scores=BatchScores(session, subscribers),
                  promoted=_promoted(session, steps),
                  enrollments=enrollments, subscribers=subscribers, dispatch_grace=dispatch_grace)
 

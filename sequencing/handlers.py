@@ -90,6 +90,11 @@ def choose_variant(enrollment_id: int, step: Step, promoted: str | None = None) 
 
 
 def handle_email(batch: Batch, enrollment: EnrollmentRow, step: Step, subscriber: SubscriberRow) -> Move:
+    from sequencing.best_time import hold_for_best_time  # it builds on this module's waits
+
+    held = hold_for_best_time(batch, enrollment, step, subscriber)
+    if held is not None:
+        return Wait(held)
     settings = batch.sequence(enrollment.sequence_id).settings or {}
     tz = zone(subscriber.timezone, settings.get("timezone"))
     opening = next_send_opening(batch.now, settings.get("send_window"), settings.get("quiet_days"), tz)

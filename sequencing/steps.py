@@ -10,12 +10,14 @@ callables the caller supplies.
 Stored ``Step.config`` by type (``?`` = key absent when not given):
 
     email       {subject?, html?, text?, template_id?, variants?: [{name, subject?, html?, text?, weight}],
-                 experiment?: {metric, confidence?, min_per_variant?, holdout_percent?, auto_promote?}}
+                 experiment?: {metric, confidence?, min_per_variant?, holdout_percent?, auto_promote?},
+                 send_at?: "best_time"}
                 subject is present unless template_id is; weight defaults to 1; an experiment
                 needs two variants or more (its defaults live in analytics/experiments.py)
     delay       {seconds} | {days?, hours?, minutes?} | {until: {weekday: "monday".., time: "HH:MM"}}, + timezone?
     condition   {condition: {type: opened|clicked, step?} | {type: has_tag, tag}
-                 | {type: attribute, name, op, value?} | {type: event, name, within_seconds?},
+                 | {type: attribute, name, op, value?} | {type: event, name, within_seconds?}
+                 | {type: score, score: churn_risk|engagement, op: gt|gte|lt|lte, value: 0..1},
                  else_goto: position | "exit", wait_seconds?}
     action      {action: add_tag|remove_tag, tag} | {action: set_attribute, name, value}
                 | {action: move_to_sequence, sequence_id} | {action: exit}
@@ -47,7 +49,10 @@ MAX_VARIANTS = 10
 MAX_SECONDS = 10 * 365 * 86400  # ten years: longer is a typo, and keeps datetimes in range
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-CONDITION_TYPES = ("opened", "clicked", "has_tag", "attribute", "event")
+CONDITION_TYPES = ("opened", "clicked", "has_tag", "attribute", "event", "score")
+SCORES = ("churn_risk", "engagement")
+SCORE_OPS = ("gt", "gte", "lt", "lte")
+SEND_AT = ("best_time",)
 ATTRIBUTE_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "contains", "exists")
 EXPERIMENT_METRICS = ("opened", "clicked", "converted")
 ACTIONS = ("add_tag", "remove_tag", "set_attribute", "move_to_sequence", "exit")
@@ -83,8 +88,13 @@ def _jinja(p: Problems, obj: dict[str, Any], key: str, path: str, *, required: b
 
 
 def _email(p: Problems, step: dict[str, Any], path: str, refs: References) -> dict[str, Any]:
-    p.unknown(step, ("subject", "html", "text", "template_id", "variants", "experiment"), path)
+    p.unknown(step, ("subject", "html", "text", "template_id", "variants", "experiment", "send_at"), path)
     config: dict[str, Any] = {}
+    if step.get("send_at") is not None:
+        if step["send_at"] in SEND_AT:
+            config["send_at"] = step["send_at"]
+        else:
+            p.add(f"{path}.send_at", "Must be one of: " + ", ".join(SEND_AT) + ".")
     template_id = p.integer(step, "template_id", path, minimum=1)
     if template_id is not None:
         if refs.template_exists(template_id):
@@ -245,12 +255,35 @@ def _condition_fields(p: Problems, cond: dict[str, Any], kind: str, where: str) 
                 p.add(f"{where}.value", "Missing data for required field.")
             elif p.json_value(cond["value"], f"{where}.value"):
                 out["value"] = cond["value"]
+    elif kind == "score":
+        out.update(_score_fields(p, cond, where))
     else:
         p.unknown(cond, ("type", "name", "within_seconds"), where)
         out["name"] = p.text(cond, "name", where, required=True, max_len=100)
         within = p.number(cond, "within_seconds", where, maximum=MAX_SECONDS, allow_zero=False)
         if within is not None:
             out["within_seconds"] = within
+    return out
+
+
+def _score_fields(p: Problems, cond: dict[str, Any], where: str) -> dict[str, Any]:
+    """``{score, op, value}``: a subscriber's learned score against a number in 0..1."""
+    p.unknown(cond, ("type", "score", "op", "value"), where)
+    out: dict[str, Any] = {}
+    if cond.get("score") not in SCORES:
+        p.add(f"{where}.score", "Must be one of: " + ", ".join(SCORES) + ".")
+    else:
+        out["score"] = cond["score"]
+    if cond.get("op") not in SCORE_OPS:
+        p.add(f"{where}.op", "Must be one of: " + ", ".join(SCORE_OPS) + ".")
+    else:
+        out["op"] = cond["op"]
+    if cond.get("value") is None:
+        p.add(f"{where}.value", "Missing data for required field.")
+    else:
+        value = p.number(cond, "value", where, maximum=1)
+        if value is not None:
+            out["value"] = value
     return out
 
 

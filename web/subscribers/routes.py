@@ -24,6 +24,7 @@ from audience.errors import (
 )
 from audience.imports import create_import_job
 from audience.payloads import MAX_BYTES
+from ml.scoring import as_public, scores_of
 from models import Subscriber, utcnow
 from sequencing import triggers
 from web.auth import SECURITY, account_required, current_account_id
@@ -34,6 +35,7 @@ from web.resource import On, errors_attribute, field_errors, map_errors
 from web.subscribers.schemas import (
     ImportAcceptedSchema,
     SubscriberCreateSchema,
+    SubscriberDetailSchema,
     SubscriberQuerySchema,
     SubscriberSchema,
     SubscriberUpdateSchema,
@@ -93,12 +95,15 @@ class Subscribers(MethodView):
 @blp.route("/<int:subscriber_id>")
 class SubscriberById(MethodView):
     @account_required
-    @blp.response(200, SubscriberSchema)
+    @blp.response(200, SubscriberDetailSchema)
     @blp.doc(security=SECURITY)
-    def get(self, subscriber_id: int) -> Subscriber:
-        """One subscriber."""
+    def get(self, subscriber_id: int) -> dict[str, Any]:
+        """One subscriber, with their latest ``scores`` (null until the account is scored)."""
+        session = get_db()
         with _errors:
-            return audience.get_subscriber(get_db(), current_account_id(), subscriber_id)
+            subscriber = audience.get_subscriber(session, current_account_id(), subscriber_id)
+        scores = scores_of(session, current_account_id(), [subscriber.id]).get(subscriber.id)
+        return {name: getattr(subscriber, name) for name in SubscriberSchema().fields} | {"scores": as_public(scores)}
 
     @account_required
     @blp.arguments(SubscriberUpdateSchema)

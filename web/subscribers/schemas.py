@@ -7,6 +7,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from models.subscriber import SUBSCRIBER_STATUSES
+from web.ml.schemas import ScoresSchema
 from web.validators import text
 
 
@@ -36,6 +37,12 @@ class SubscriberSchema(Schema):
     tags = fields.List(fields.String())
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
+
+
+class SubscriberDetailSchema(SubscriberSchema):
+    scores = fields.Nested(ScoresSchema, allow_none=True,
+                           metadata={"description": "The latest churn risk, engagement and best send hour; "
+                                                    "null until the account is scored"})
 
 
 class SubscriberQuerySchema(Schema):

@@ -1,0 +1,81 @@
+"""Benchmark of the ml service's score writes on PostgreSQL (issue: ml, item 5).
+
+On a database of its own with ``--subscribers`` subscribers (seeded in SQL), times
+``ml.scoring.write_scores`` as the ``ml.score`` task runs it: the first scoring
+(every row inserted) and a rescoring (every row replaced), each in one
+transaction; then the scores CSV (``GET /api/v1/ml/scores?format=csv``) through the
+Flask app in process. The models' own scoring (features and estimators) is
+measured by the ml domain's benchmarks; this is the part around them.
+
+Run: ``.venv/bin/python -m bench.scores_write [--subscribers 1000000]``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = secrets.token_hex(3)
+DB = f"eseq_bench_{RUN}"
+ENV = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{DB}", "REDIS_URL": "redis://127.0.0.1:6379/0",
+       "ESEQ_BROKER_PREFIX": f"eseq-bench-{RUN}:", "SECRET_KEY": "bench-secret-key-0123456789abcdef",
+       "ESEQ_ADMIN_TOKEN": "bench-admin-token-0123456789abcdef", "ESEQ_RATE_LIMIT": "1000000 per minute",
+       "ESEQ_LOG_LEVEL": "WARNING"}
+os.environ.update(ENV)
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from models import db  # noqa: E402
+from tests.support.database import fresh_database  # noqa: E402
+
+
+def _frame(ids: list[int], shift: float) -> pd.DataFrame:
+    n = np.arange(len(ids))
+    return pd.DataFrame({"subscriber_id": ids, "churn_risk": (n % 1000) / 1000 + shift,
+                         "engagement": 1 - (n % 1000) / 1000, "best_send_hour": (n % 24).astype("float64")})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--subscribers", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with fresh_database(DB) as url:
+        from ml.scoring import write_scores
+        from web.app import create_app
+
+        client = create_app().test_client()
+        created = client.post("/api/v1/accounts", json={"name": "Bench", "from_email": "b@bench.test", "from_name": "B"},
+                              headers={"Authorization": f"Bearer {ENV['ESEQ_ADMIN_TOKEN']}"}).get_json()
+        account = created["id"]
+        with db.get_engine().begin() as c:
+            c.execute(text("INSERT INTO subscribers (account_id, email, status, tags, attributes, created_at, updated_at)"
+                           " SELECT :a, 'u' || g || '@bench.test', 'active', '[]', '{}', now(), now()"
+                           " FROM generate_series(1, :n) g"), {"a": account, "n": args.subscribers})
+            ids = list(c.execute(text("SELECT id FROM subscribers WHERE account_id = :a ORDER BY id"),
+                                 {"a": account}).scalars())
+        as_of = datetime.now(timezone.utc)
+        for label, shift in (("first scoring (insert)", 0.0), ("rescoring (replace)", -0.0005)):
+            frame = _frame(ids, shift)
+            started = time.perf_counter()
+            with db.session_scope() as s:
+                write_scores(s, account, as_of, {"churn": 1, "engagement": 2, "send_time": None}, frame)
+            took = time.perf_counter() - started
+            print(f"{label}: {len(frame):,} rows in {took:.1f} s = {len(frame) / took:,.0f} rows/s")
+        started = time.perf_counter()
+        response = client.get("/api/v1/ml/scores", query_string={"format": "csv"},
+                              headers={"X-API-Key": created["api_key"]})
+        lines = response.get_data(as_text=True).count("\n")
+        took = time.perf_counter() - started
+        print(f"scores CSV: {lines - 1:,} rows in {took:.1f} s = {(lines - 1) / took:,.0f} rows/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""``/api/v1/ml``: training runs (models) and the subscribers' scores."""

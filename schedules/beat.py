@@ -11,6 +11,10 @@ from typing import Any
 # The rollups' fold: an account's fold task not started by the next run is dropped
 # (tasks.analytics), as that run hands the account on again.
 FOLD_EVERY_SECONDS = 10.0
+# Cohorts, RFM and LTV of the accounts that asked for them, recomputed when new
+# events or subscribers arrived: weekly figures need no fresher, and a million
+# subscribers cost the pool about ten seconds each time.
+ANALYSES_EVERY_SECONDS = 900.0
 
 
 def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
@@ -39,6 +43,13 @@ def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
             "task": "analytics.fold_rollups",
             "schedule": FOLD_EVERY_SECONDS,
             "options": {"queue": "analytics", "expires": FOLD_EVERY_SECONDS},
+        },
+        # Each run recomputes only what is stale; a computation already held by a
+        # worker is skipped by its claim, so a doubled run computes nothing twice.
+        "analytics-refresh-account-analyses": {
+            "task": "analytics.refresh_account_analyses",
+            "schedule": ANALYSES_EVERY_SECONDS,
+            "options": {"queue": "analytics", "expires": ANALYSES_EVERY_SECONDS},
         },
         "inbound-forget-nonces": {
             "task": "analytics.forget_spent_nonces",

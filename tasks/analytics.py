@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from time import monotonic
 
-from analytics.account_analyses import claim_analysis, compute_analysis, fail_analysis, stale_analyses
+from analytics.account_analyses import (claim_analysis, compute_analysis, fail_analysis, request_analysis,
+                                         stale_analyses)
 from analytics.experiment_results import settle_experiments
 from analytics.rollups import CHUNK, accounts_with_new_events, fold_chunk
 from models.base import utcnow
@@ -64,6 +65,7 @@ def compute_account_analysis(account_id: int, kind: str) -> bool:
     worker holds it. A failure is stored on the row (the GET shows it) rather than
     retried here: the next refresh or request asks again."""
     with session_scope() as session:
+        request_analysis(session, account_id, kind, utcnow())  # the row, if nobody asked through the API
         if not claim_analysis(session, account_id, kind, utcnow()):
             return False
     try:

@@ -86,7 +86,7 @@ class _Cached(Schema):
 
 
 class CohortSchema(Schema):
-    cohort = fields.Date(metadata={"description": "The signup week's Monday (UTC)."})
+    cohort = fields.String(metadata={"description": "The signup week's Monday (UTC), YYYY-MM-DD."})
     subscribers = fields.Integer()
     engaged = fields.List(fields.Integer(), metadata={"description": "Per week after signup (0: the signup week), "
                                                                      "subscribers who opened or clicked."})
@@ -129,7 +129,7 @@ class RfmSchema(_Cached):
 
 
 class LtvCohortSchema(Schema):
-    cohort = fields.Date()
+    cohort = fields.String(metadata={"description": "The signup week's Monday (UTC), YYYY-MM-DD."})
     subscribers = fields.Integer()
     customers = fields.Integer()
     revenue = fields.Float(metadata={"description": "Revenue to date."})

@@ -79,7 +79,11 @@ def expected_purchases(model: BgNbd, horizon: float, x: np.ndarray, t_x: np.ndar
     x, t_x, big_t = (np.asarray(v, dtype=float) for v in (x, t_x, big_t))
     z = horizon / (alpha + big_t + horizon)
     head = (a + b + x - 1) / (a - 1)
-    tail = 1 - ((alpha + big_t) / (alpha + big_t + horizon)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z)
+    # Eq. 10 has (1 - z)^(r+x) 2F1(r+x, b+x; a+b+x-1; z); for a customer with many
+    # purchases the power underflows while the series overflows. Euler's
+    # transformation, 2F1(A, B; C; z) = (1-z)^(C-A-B) 2F1(C-A, C-B; C; z), turns the
+    # product into (1 - z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z), finite for all x.
+    tail = 1 - (1 - z) ** (a - 1) * hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         odds = np.where(x > 0, a / np.maximum(b + x - 1, 1e-12) * ((alpha + big_t) / (alpha + t_x)) ** (r + x), 0.0)
     return head * tail / (1 + odds)

@@ -137,6 +137,6 @@ def test_the_charts_escape_their_text_and_parse_as_svg():
 
 def test_a_customer_with_hundreds_of_purchases_gets_a_finite_prediction():
     """Eq. 10 as printed overflows its hypergeometric series for such a customer."""
-    expected = btyd.expected_purchases(btyd.BgNbd(*TRUE_BGNBD), 52.0, np.array([300.0, 0.0]), np.array([50.0, 0.0]),
+    expected = btyd.expected_purchases(btyd.BgNbd(*TRUE_BGNBD), 52.0, np.array([300.0, 0.0]), np.array([52.0, 0.0]),
                                        np.array([52.0, 52.0]))
     assert np.all(np.isfinite(expected)) and expected[0] > 100 * expected[1] > 0

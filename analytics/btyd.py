@@ -82,11 +82,38 @@ def expected_purchases(model: BgNbd, horizon: float, x: np.ndarray, t_x: np.ndar
     # Eq. 10 has (1 - z)^(r+x) 2F1(r+x, b+x; a+b+x-1; z); for a customer with many
     # purchases the power underflows while the series overflows. Euler's
     # transformation, 2F1(A, B; C; z) = (1-z)^(C-A-B) 2F1(C-A, C-B; C; z), turns the
-    # product into (1 - z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z), finite for all x.
-    tail = 1 - (1 - z) ** (a - 1) * hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
+    # product into (1 - z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z), finite for all x;
+    # but when the fit runs to very large r (customers buying like clockwork) its
+    # series alternates and scipy gives up (NaN), where the printed form is fine.
+    with np.errstate(all="ignore"):
+        tail = 1 - (1 - z) ** (a - 1) * hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
+        printed = 1 - (1 - z) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z)
+    tail = np.where(np.isfinite(tail), tail, printed)
+    lost = ~np.isfinite(tail)
+    if lost.any():
+        big_a, big_b, big_c = (np.broadcast_to(v, x.shape)[lost] for v in (r + x, b + x, a + b + x - 1))
+        zs = np.broadcast_to(z, x.shape)[lost]
+        tail[lost] = 1 - np.exp(big_a * np.log1p(-zs) + _log_hyp2f1(big_a, big_b, big_c, zs))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         odds = np.where(x > 0, a / np.maximum(b + x - 1, 1e-12) * ((alpha + big_t) / (alpha + t_x)) ** (r + x), 0.0)
     return head * tail / (1 + odds)
+
+
+def _log_hyp2f1(a: np.ndarray, b: np.ndarray, c: np.ndarray, z: np.ndarray, max_terms: int = 20_000) -> np.ndarray:
+    """log 2F1(a, b; c; z) for a, b, c > 0 and 0 <= z < 1, summing the series in logs
+    (all its terms are positive): for the parameters scipy cannot handle, which come
+    from fits to customers with almost no spread in their buying rate. NaN where it
+    has not converged in ``max_terms``."""
+    log_term = np.zeros_like(z)
+    log_sum = np.zeros_like(z)
+    log_z = np.log(np.maximum(z, 1e-300))
+    for n in range(max_terms):
+        log_term = log_term + np.log(a + n) + np.log(b + n) - np.log(c + n) - np.log(n + 1) + log_z
+        log_sum = np.logaddexp(log_sum, log_term)
+        shrinking = (a + n) * (b + n) * z < (c + n) * (n + 1)
+        if np.all(shrinking & (log_term - log_sum < -40)):
+            return log_sum
+    return np.where(log_term - log_sum < -40, log_sum, np.nan)
 
 
 def gamma_gamma_log_likelihood(params: np.ndarray, x: np.ndarray, mean_value: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ FIT_SAMPLE customers drawn at random (seeded by the account, so a rerun on the
 same data gives the same numbers; at 50,000 the standard errors are a few percent
 of the parameters), then applied to all of them. Fewer than MIN_CUSTOMERS
 customers, or none with a repeat purchase or a positive spend, leave
-``model`` null and the predictions null.
+``model`` null and the predictions null. A customer whose expectation cannot be
+evaluated (none is known today) is predicted 0 and counted in ``unpredicted``.
 """
 from __future__ import annotations
 
@@ -57,11 +58,12 @@ def predict(purchases: pd.DataFrame, now_epoch: float, seed: int) -> tuple[dict[
     spend = btyd.fit_gamma_gamma(x[spending_sample] + 1, mean_value[spending_sample])
     purchases_ahead = btyd.expected_purchases(frequency, HORIZON_WEEKS, x, t_x, big_t)
     value_each = btyd.expected_value(spend, x + 1, np.maximum(mean_value, 0))
+    predicted = purchases_ahead * value_each
     model = {"name": "bg_nbd+gamma_gamma", "time_unit": "week", "horizon_weeks": HORIZON_WEEKS,
-             "fitted_on": int(min(len(x), FIT_SAMPLE)),
+             "fitted_on": int(min(len(x), FIT_SAMPLE)), "unpredicted": int((~np.isfinite(predicted)).sum()),
              "params": {"r": frequency.r, "alpha": frequency.alpha, "a": frequency.a, "b": frequency.b,
                         "p": spend.p, "q": spend.q, "gamma": spend.gamma}}
-    return model, np.nan_to_num(purchases_ahead * value_each)
+    return model, np.where(np.isfinite(predicted), predicted, 0.0)
 
 
 def ltv_table(purchases: pd.DataFrame, sizes: pd.DataFrame, now_epoch: float, seed: int = 0) -> dict[str, Any]:

@@ -208,7 +208,7 @@ def test_ltv_predicts_each_customer_from_the_fitted_models(client, alice):
                           (now - times[-1]).total_seconds() / 604800, 10.0 + k))
     body = _computed(client, alice, "ltv")
     params = body["model"]["params"]
-    assert body["model"]["fitted_on"] == 30 and body["model"]["horizon_weeks"] == 52
+    assert (body["model"]["fitted_on"], body["model"]["horizon_weeks"], body["model"]["unpredicted"]) == (30, 52, 0)
     sid, x, t_x, big_t, mean = (np.array(v) for v in zip(*histories))
     expected = (btyd.expected_purchases(btyd.BgNbd(params["r"], params["alpha"], params["a"], params["b"]), 52,
                                         x, t_x, big_t)

@@ -140,3 +140,15 @@ def test_a_customer_with_hundreds_of_purchases_gets_a_finite_prediction():
     expected = btyd.expected_purchases(btyd.BgNbd(*TRUE_BGNBD), 52.0, np.array([300.0, 0.0]), np.array([52.0, 0.0]),
                                        np.array([52.0, 52.0]))
     assert np.all(np.isfinite(expected)) and expected[0] > 100 * expected[1] > 0
+
+
+def test_the_log_series_agrees_with_scipy_and_saves_the_fits_scipy_cannot_evaluate():
+    from scipy.special import hyp2f1
+
+    a, b, c, z = np.array([3.5, 40.0]), np.array([2.0, 7.0]), np.array([4.0, 30.0]), np.array([0.3, 0.02])
+    assert btyd._log_hyp2f1(a, b, c, z) == pytest.approx(np.log(hyp2f1(a, b, c, z)), rel=1e-10)
+    # customers buying like clockwork: the fit runs to huge r and alpha (a Poisson rate of r / alpha)
+    clockwork = btyd.BgNbd(r=14450.0, alpha=22026.0, a=22.2, b=85.7)
+    expected = btyd.expected_purchases(clockwork, 52.0, np.array([0.0, 3.0]), np.array([0.0, 3.0]),
+                                       np.array([1.0, 3.1]))
+    assert np.all(np.isfinite(expected)) and np.all((expected > 0) & (expected < 52 * 14450 / 22026))

@@ -151,6 +151,8 @@ class LtvModelSchema(Schema):
     time_unit = fields.String()
     horizon_weeks = fields.Integer()
     fitted_on = fields.Integer()
+    unpredicted = fields.Integer(metadata={"description": "Customers whose expectation could not be evaluated "
+                                                          "(predicted 0)."})
     params = fields.Dict(keys=fields.String(), values=fields.Float())
 
 

@@ -25,11 +25,14 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = secrets.token_hex(3)
-DB = os.environ.get("ESEQ_BENCH_DB", f"eseq_bench_{RUN}")
+KEPT = "eseq_bench_account_analyses"
+DB = os.environ.get("ESEQ_BENCH_DB") or (KEPT if "--keep" in sys.argv else f"eseq_bench_{RUN}")
 ENV = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{DB}", "REDIS_URL": "redis://127.0.0.1:6379/0",
        "ESEQ_BROKER_PREFIX": f"eseq-bench-{RUN}:", "SECRET_KEY": "bench-secret-key-0123456789abcdef",
        "ESEQ_ADMIN_TOKEN": "bench-admin-token-0123456789abcdef", "ESEQ_RATE_LIMIT": "1000000 per minute",
@@ -37,9 +40,10 @@ ENV = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{DB}", "REDIS_URL"
 os.environ.update(ENV)
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
 
 from models import db  # noqa: E402
+from models.db import normalize_url  # noqa: E402
 
 KINDS = ("cohorts", "rfm", "ltv")
 
@@ -92,10 +96,41 @@ def endpoint(client: object, key: str, path: str, requests: int = 200) -> tuple[
     return statistics.median(times), times[int(len(times) * 0.99) - 1], size
 
 
+@contextmanager
+def kept_database(name: str) -> Iterator[str]:
+    """``--keep``: database ``name``, created, migrated and seeded by the first run
+    and left for later ones (drop it by hand), so the computations can be timed
+    again without seeding ten million events."""
+    from tests.support.database import ADMIN_URL, _admin_exec, migrate, url_for
+
+    engine = create_engine(normalize_url(ADMIN_URL))
+    with engine.connect() as c:
+        exists = c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+    engine.dispose()
+    if not exists:
+        _admin_exec(f'CREATE DATABASE "{name}"', ADMIN_URL)
+        migrate(url_for(name))
+    yield url_for(name)
+
+
+def seeded_account() -> dict | None:
+    """The kept database's account, if an earlier run seeded it, with a new API key."""
+    from accounts.keys import issue_api_key
+    from models import Account
+
+    db.configure(ENV["DATABASE_URL"])
+    with db.session_scope() as s:
+        account = s.query(Account).filter_by(name="Bench").first()
+        if account is None or not s.execute(text("SELECT 1 FROM events LIMIT 1")).first():
+            return None
+        return {"id": account.id, "api_key": issue_api_key(s, account)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--subscribers", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--keep", action="store_true", help=f"seed once into {KEPT} and keep it")
     parser.add_argument("--compute", type=int, default=0, help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args()
     if args.compute:
@@ -104,16 +139,19 @@ def main() -> None:
         return
     from tests.support.database import fresh_database
 
-    with fresh_database(DB) as url:
+    with (kept_database(DB) if args.keep else fresh_database(DB)) as url:
         from web.app import create_app
 
         client = create_app().test_client()
-        created = client.post("/api/v1/accounts", json={"name": "Bench", "from_email": "b@bench.test", "from_name": "B"},
-                              headers={"Authorization": f"Bearer {ENV['ESEQ_ADMIN_TOKEN']}"}).get_json()
-        started = time.perf_counter()
-        seed(created["id"], args.subscribers, args.events)
-        print(f"seeded {args.subscribers:,} subscribers and {args.events:,} events in "
-              f"{time.perf_counter() - started:.0f} s", flush=True)
+        created = seeded_account() if args.keep else None
+        if created is None:
+            created = client.post("/api/v1/accounts", json={"name": "Bench", "from_email": "b@bench.test",
+                                                            "from_name": "B"},
+                                  headers={"Authorization": f"Bearer {ENV['ESEQ_ADMIN_TOKEN']}"}).get_json()
+            started = time.perf_counter()
+            seed(created["id"], args.subscribers, args.events)
+            print(f"seeded {args.subscribers:,} subscribers and {args.events:,} events in "
+                  f"{time.perf_counter() - started:.0f} s", flush=True)
         subprocess.run([sys.executable, "-m", "bench.account_analyses", "--compute", str(created["id"])], cwd=ROOT,
                        env={**os.environ, "ESEQ_BENCH_DB": DB}, check=True)
         for kind in KINDS:

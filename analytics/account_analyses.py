@@ -61,6 +61,7 @@ def compute_analysis(session: Session, account_id: int, kind: str, now: datetime
     """Compute and store the answer (the caller commits). The watermark is read
     first, so data arriving during the computation makes the result stale rather
     than being taken for counted."""
+    account_data.prepare(session)
     source_event, source_subscriber = account_data.watermark(session, account_id)
     started = perf_counter()
     result = COMPUTE[kind](session, account_id, now)

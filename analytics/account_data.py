@@ -9,8 +9,9 @@ one account.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -19,18 +20,23 @@ WEEK_SECONDS = 7 * 86400
 FIRST_MONDAY = date(1970, 1, 5)
 # Engagement for the cohort table: the message events a subscriber acts on.
 ENGAGED = ("opened", "clicked")
+# Per computation, in the database server's memory, not the worker's.
+WORK_MEM = "256MB"
 _ENGAGED_SQL = ", ".join(f"'{name}'" for name in ENGAGED)
 
 
 def _epoch(dialect: str, column: str) -> str:
     if dialect == "postgresql":
-        return f"extract(epoch from {column})"
+        return f"date_part('epoch', {column})"  # double precision; extract() is numeric
     return f"CAST(strftime('%s', {column}) AS INTEGER)"
 
 
 def _week(dialect: str, column: str) -> str:
-    return f"CAST(floor(({_epoch(dialect, column)} - 345600) / {WEEK_SECONDS}) AS BIGINT)" \
-        if dialect == "postgresql" else f"(({_epoch(dialect, column)} - 345600) / {WEEK_SECONDS})"
+    # PostgreSQL: date arithmetic in integers; extract(epoch ...) is numeric there,
+    # and numeric division over ten million rows took most of the query's time.
+    if dialect == "postgresql":
+        return f"((({column}) AT TIME ZONE 'UTC')::date - DATE '1970-01-05') / 7"
+    return f"(({_epoch(dialect, column)} - 345600) / {WEEK_SECONDS})"
 
 
 def week_of(moment: datetime) -> int:
@@ -43,6 +49,14 @@ def monday(week: int) -> date:
 
 def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
+
+
+def prepare(session: Session) -> None:
+    """Give this transaction's sorts and hashes room on PostgreSQL: at the default
+    4 MB work_mem, grouping ten million events into (subscriber, week) pairs spills
+    to disk several times over. SET LOCAL ends with the transaction."""
+    if _dialect(session) == "postgresql":
+        session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
 
 
 def watermark(session: Session, account_id: int) -> tuple[int, int]:
@@ -61,10 +75,12 @@ def cohort_sizes(session: Session, account_id: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["cohort", "subscribers"], dtype="int64")
 
 
-def engaged_by_week(session: Session, account_id: int) -> pd.DataFrame:
+def engaged_by_week(session: Session, account_id: int, this_week: int, weeks: int) -> pd.DataFrame:
     """``cohort``, ``offset`` (weeks after the signup week) and ``engaged``: the
-    subscribers with an ENGAGED event in that week. Distinct (subscriber, week)
-    pairs first, so a subscriber opening ten emails in a week counts once."""
+    subscribers with an ENGAGED event in that week, for the cohorts of the last
+    ``weeks`` weeks (at most 63). A subscriber opening ten emails in a week counts once."""
+    if _dialect(session) == "postgresql":
+        return _engaged_from_masks(session, account_id, this_week, weeks)
     dialect = _dialect(session)
     rows = session.execute(text(
         f"SELECT s.cohort, w.week - s.cohort AS week_offset, count(*) FROM "
@@ -98,3 +114,34 @@ def emails(session: Session, account_id: int, subscriber_ids: list[int]) -> dict
     rows = session.execute(text("SELECT id, email FROM subscribers WHERE account_id = :a AND id IN "
                                 f"({', '.join(str(int(i)) for i in subscriber_ids)})"), {"a": account_id}).all()
     return {int(i): e for i, e in rows}
+
+
+def _engaged_from_masks(session: Session, account_id: int, this_week: int, weeks: int) -> pd.DataFrame:
+    """PostgreSQL: one row per subscriber, not per (subscriber, week): the weeks it
+    engaged as bits of a bigint (bit k: k weeks before this one), which the database
+    groups per subscriber with ``bit_or``; numpy then counts the bits per cohort and
+    offset. Grouping ten million events into (subscriber, week) pairs instead took
+    2.6 times as long on the bench (its hash table is seven times the size)."""
+    since, until = (datetime.combine(monday(w), time(), timezone.utc) for w in (this_week - weeks + 1, this_week + 1))
+    week = _week("postgresql", "e.occurred_at")
+    rows = session.execute(text(
+        f"SELECT {_week('postgresql', 's.created_at')}, m.mask FROM "
+        f"(SELECT e.subscriber_id, bit_or(1::bigint << (:w - {week})::int) AS mask FROM events e "
+        f" WHERE e.account_id = :a AND e.subscriber_id IS NOT NULL AND e.name IN ({_ENGAGED_SQL}) "
+        f" AND e.occurred_at >= :since AND e.occurred_at < :until GROUP BY e.subscriber_id) m "
+        f"JOIN subscribers s ON s.id = m.subscriber_id AND s.account_id = :a WHERE s.created_at >= :since"),
+        {"a": account_id, "w": this_week, "since": since, "until": until}).all()
+    if not rows:
+        return pd.DataFrame({"cohort": [], "offset": [], "engaged": []}, dtype="int64")
+    cohorts = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    masks = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+    first = this_week - weeks + 1
+    counts = np.zeros((weeks, weeks), dtype=np.int64)  # [cohort - first, offset]
+    for k in range(weeks):
+        offset = this_week - k - cohorts
+        hit = ((masks >> k) & 1).astype(bool) & (offset >= 0)
+        cells = (cohorts[hit] - first) * weeks + offset[hit]
+        counts += np.bincount(cells, minlength=weeks * weeks).reshape(weeks, weeks)
+    cohort_index, offsets = np.nonzero(counts)
+    return pd.DataFrame({"cohort": cohort_index + first, "offset": offsets,
+                         "engaged": counts[cohort_index, offsets]}, dtype="int64")

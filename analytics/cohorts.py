@@ -20,9 +20,10 @@ MAX_COHORTS = 52
 
 
 def compute_cohorts(session: Session, account_id: int, now: datetime) -> dict[str, Any]:
+    this_week = account_data.week_of(now)
     sizes = account_data.cohort_sizes(session, account_id)
-    engaged = account_data.engaged_by_week(session, account_id)
-    return cohort_table(sizes, engaged, account_data.week_of(now))
+    engaged = account_data.engaged_by_week(session, account_id, this_week, MAX_COHORTS)
+    return cohort_table(sizes, engaged, this_week)
 
 
 def cohort_table(sizes: Any, engaged: Any, this_week: int) -> dict[str, Any]:

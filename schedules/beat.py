@@ -13,6 +13,10 @@ from typing import Any
 FOLD_EVERY_SECONDS = 10.0
 ML_RETRAIN_EVERY_SECONDS = 7 * 86400.0
 ML_SCORE_EVERY_SECONDS = 86400.0
+# Cohorts, RFM and LTV of the accounts that asked for them, recomputed when new
+# events or subscribers arrived: weekly figures need no fresher, and a million
+# subscribers cost the pool about ten seconds each time.
+ANALYSES_EVERY_SECONDS = 900.0
 
 
 def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
@@ -47,6 +51,13 @@ def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
             "task": "analytics.prune_rollup_firsts",
             "schedule": 86400.0,
             "options": {"queue": "analytics", "expires": 3600.0},
+        },
+        # Each run recomputes only what is stale; a computation already held by a
+        # worker is skipped by its claim, so a doubled run computes nothing twice.
+        "analytics-refresh-account-analyses": {
+            "task": "analytics.refresh_account_analyses",
+            "schedule": ANALYSES_EVERY_SECONDS,
+            "options": {"queue": "analytics", "expires": ANALYSES_EVERY_SECONDS},
         },
         "inbound-forget-nonces": {
             "task": "analytics.forget_spent_nonces",

@@ -1,18 +1,27 @@
-"""The analytics pool's rollups: beat's ``analytics.fold_rollups`` hands each
-account with new events to ``analytics.fold_account``, which folds its new events
-(analytics.rollups) one committed chunk at a time. One task per account, so one
-account's backlog neither holds up the others nor waits for one worker."""
+"""The analytics pool: rollups and the cached account analyses.
+
+Rollups: beat's ``analytics.fold_rollups`` hands each account with new events to
+``analytics.fold_account``, which folds its new events (analytics.rollups) one
+committed chunk at a time. One task per account, so one account's backlog neither
+holds up the others nor waits for one worker.
+
+Account analyses (cohorts, RFM, LTV): ``analytics.compute_account_analysis``
+computes one kind for one account into its cache row; beat's
+``analytics.refresh_account_analyses`` hands on the stale ones
+(analytics.account_analyses)."""
 from __future__ import annotations
 
 from time import monotonic
 
+from analytics.account_analyses import (claim_analysis, compute_analysis, fail_analysis, request_analysis,
+                                         stale_analyses)
 from analytics.experiment_results import settle_experiments
 from analytics.firsts import CHUNK as PRUNE_CHUNK
 from analytics.firsts import first_young_message, prune_firsts
 from analytics.rollups import CHUNK, accounts_with_new_events, fold_chunk
 from models.base import utcnow
 from models.db import session_scope
-from schedules.beat import FOLD_EVERY_SECONDS
+from schedules.beat import ANALYSES_EVERY_SECONDS, FOLD_EVERY_SECONDS
 from tasks.app import app
 
 # Far under the task time limit: a backlog longer than this is taken up by the
@@ -66,3 +75,32 @@ def prune_rollup_firsts() -> int:
         if dropped < PRUNE_CHUNK:
             break
     return pruned
+
+
+@app.task(name="analytics.compute_account_analysis", ignore_result=True)
+def compute_account_analysis(account_id: int, kind: str) -> bool:
+    """Compute one cached analysis (cohorts, rfm, ltv) of one account, unless another
+    worker holds it. A failure is stored on the row (the GET shows it) rather than
+    retried here: the next refresh or request asks again."""
+    with session_scope() as session:
+        request_analysis(session, account_id, kind, utcnow())  # the row, if nobody asked through the API
+        if not claim_analysis(session, account_id, kind, utcnow()):
+            return False
+    try:
+        with session_scope() as session:
+            compute_analysis(session, account_id, kind, utcnow())
+    except Exception as error:  # noqa: BLE001 - stored for the operator, then raised for the worker's log
+        with session_scope() as session:
+            fail_analysis(session, account_id, kind, f"{type(error).__name__}: {error}")
+        raise
+    return True
+
+
+@app.task(name="analytics.refresh_account_analyses", ignore_result=True)
+def refresh_account_analyses() -> int:
+    """Hand on every cached analysis that is stale (analytics.account_analyses)."""
+    with session_scope() as session:
+        stale = stale_analyses(session, utcnow())
+    for account_id, kind in stale:
+        compute_account_analysis.apply_async((account_id, kind), expires=ANALYSES_EVERY_SECONDS)
+    return len(stale)

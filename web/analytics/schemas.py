@@ -58,3 +58,112 @@ class AttributionSchema(Schema):
     touch = fields.String()
     rows = fields.List(fields.Nested(AttributionRowSchema))
     totals = fields.Nested(AttributionTotalsSchema)
+
+
+class AnalysisQuerySchema(FormatQuerySchema):
+    """A cached account analysis, as JSON or CSV."""
+
+
+class ChartQuerySchema(Schema):
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv", "svg")),
+                           metadata={"description": "`csv`: the rows as CSV, with a header line; `svg`: a chart "
+                                                    "(`image/svg+xml`) to open in a browser."})
+
+
+class PendingAnalysisSchema(Schema):
+    kind = fields.String()
+    status = fields.String(metadata={"description": "`queued` or `computing`; `failed` (with `error`) when the "
+                                                    "last attempt failed, and it has been asked for again."})
+    computed_at = fields.DateTime(allow_none=True)
+    error = fields.String(allow_none=True)
+
+
+class _Cached(Schema):
+    kind = fields.String()
+    status = fields.String(metadata={"description": "`ready`; `queued` or `computing` while a newer answer is "
+                                                    "on its way (the stored one is served meanwhile)."})
+    computed_at = fields.DateTime(metadata={"description": "When the analytics pool computed this answer."})
+
+
+class CohortSchema(Schema):
+    cohort = fields.String(metadata={"description": "The signup week's Monday (UTC), YYYY-MM-DD."})
+    subscribers = fields.Integer()
+    engaged = fields.List(fields.Integer(), metadata={"description": "Per week after signup (0: the signup week), "
+                                                                     "subscribers who opened or clicked."})
+    shares = fields.List(fields.Float(), metadata={"description": "`engaged` / `subscribers`, 4 decimals."})
+
+
+class CohortsSchema(_Cached):
+    period = fields.String()
+    engaged_events = fields.List(fields.String())
+    subscribers = fields.Integer()
+    cohorts = fields.List(fields.Nested(CohortSchema))
+
+
+class SegmentSchema(Schema):
+    segment = fields.String()
+    customers = fields.Integer()
+    share = fields.Float(metadata={"description": "Of all customers."})
+    recency_days_mean = fields.Float(allow_none=True)
+    frequency_mean = fields.Float(allow_none=True)
+    monetary_mean = fields.Float(allow_none=True)
+    revenue = fields.Float()
+
+
+class ScoreCellSchema(Schema):
+    r = fields.Integer()
+    f = fields.Integer()
+    m = fields.Integer()
+    customers = fields.Integer()
+
+
+class RfmSchema(_Cached):
+    customers = fields.Integer(metadata={"description": "Subscribers with at least one event carrying a value."})
+    subscribers = fields.Integer()
+    subscribers_without_value = fields.Integer()
+    segments = fields.List(fields.Nested(SegmentSchema))
+    scores = fields.List(fields.Nested(ScoreCellSchema))
+    score_floors = fields.Dict(keys=fields.String(), values=fields.Dict(keys=fields.String(), values=fields.Float()),
+                               metadata={"description": "Per measure and score, the value that earns the score "
+                                                        "(recency: the most days)."})
+
+
+class LtvCohortSchema(Schema):
+    cohort = fields.String(metadata={"description": "The signup week's Monday (UTC), YYYY-MM-DD."})
+    subscribers = fields.Integer()
+    customers = fields.Integer()
+    revenue = fields.Float(metadata={"description": "Revenue to date."})
+    revenue_per_subscriber = fields.Float()
+    predicted_revenue = fields.Float(allow_none=True, metadata={"description": "Predicted over the model's horizon."})
+    predicted_per_subscriber = fields.Float(allow_none=True)
+
+
+class LtvSubscriberSchema(Schema):
+    subscriber_id = fields.Integer()
+    email = fields.String(allow_none=True)
+    transactions = fields.Integer()
+    revenue = fields.Float()
+    predicted_revenue = fields.Float(allow_none=True)
+
+
+class LtvModelSchema(Schema):
+    name = fields.String(metadata={"description": "`bg_nbd+gamma_gamma`"})
+    time_unit = fields.String()
+    horizon_weeks = fields.Integer()
+    fitted_on = fields.Integer()
+    unpredicted = fields.Integer(metadata={"description": "Customers whose expectation could not be evaluated "
+                                                          "(predicted 0)."})
+    params = fields.Dict(keys=fields.String(), values=fields.Float())
+
+
+class LtvSchema(_Cached):
+    model = fields.Nested(LtvModelSchema, allow_none=True,
+                          metadata={"description": "Null while there is too little purchase history to fit it."})
+    subscribers = fields.Integer()
+    customers = fields.Integer()
+    revenue = fields.Float()
+    revenue_per_subscriber = fields.Float()
+    predicted_revenue = fields.Float(allow_none=True)
+    cohorts = fields.List(fields.Nested(LtvCohortSchema))
+    top_subscribers = fields.List(fields.Nested(LtvSubscriberSchema),
+                                  metadata={"description": "The 100 subscribers with the most revenue to date."})

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from analytics.charts import funnel_bars
 from analytics.experiment_results import catch_up, experiment_results
 from analytics.funnel import step_funnel
 from analytics.sequence_stats import step_counts
 from models import utcnow
 from sequencing import lifecycle
-from web.analytics.schemas import PeriodQuerySchema
+from web.analytics.schemas import ChartQuerySchema, PeriodQuerySchema
 from web.auth import SECURITY, account_required, current_account_id
 from web.csv_response import FormatQuerySchema, csv_response
 from web.db import get_db
@@ -186,9 +188,10 @@ class FunnelSchema(Schema):
 @blp.route("/<int:sequence_id>/funnel")
 class Funnel(MethodView):
     @account_required
-    @blp.arguments(FormatQuerySchema, location="query")
+    @blp.arguments(ChartQuerySchema, location="query")
     @blp.response(200, FunnelSchema)
     @blp.alt_response(200, success=True, content_type="text/csv", description="`format=csv`: one row per step.")
+    @blp.alt_response(200, success=True, content_type="image/svg+xml", description="`format=svg`: bars per step.")
     @blp.doc(security=SECURITY)
     def get(self, query: dict[str, Any], sequence_id: int) -> Any:
         """Per step: enrollments that entered it, passed it, left at it and wait at it
@@ -201,4 +204,7 @@ class Funnel(MethodView):
         if query["format"] == "csv":
             return csv_response(tuple(FunnelStepSchema().fields), FunnelSchema().dump(answer)["steps"],
                                 f"sequence-{sequence.id}-funnel.csv")
+        if query["format"] == "svg":
+            return Response(funnel_bars(FunnelSchema().dump(answer)["steps"], f"Funnel: {sequence.name}"),
+                            mimetype="image/svg+xml")
         return answer

@@ -2,7 +2,6 @@
 GET /analytics/cohorts, /rfm and /ltv: the analytics pool's cached account analyses."""
 from __future__ import annotations
 
-import logging
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
@@ -20,8 +19,8 @@ from web.analytics.schemas import (AnalysisQuerySchema, AttributionQuerySchema, 
 from web.auth import SECURITY, account_required, current_account_id
 from web.csv_response import csv_response
 from web.db import get_db
+from web.enqueue import enqueue_stored
 
-log = logging.getLogger(__name__)
 
 blp = Blueprint("analytics", __name__, url_prefix="/api/v1/analytics",
                 description="Account-wide analytics; each answer also as CSV with `?format=csv`")
@@ -74,10 +73,7 @@ def _cached(kind: str) -> tuple[dict[str, Any] | None, Response | None]:
             session.commit()
             from tasks.analytics import compute_account_analysis  # the Celery app loads only when first needed
 
-            try:
-                compute_account_analysis.apply_async((account_id, kind))
-            except Exception:  # noqa: BLE001 - the row is stored queued: beat's refresh enqueues it
-                log.warning("analysis stored but not queued; the refresh will take it up", exc_info=True)
+            enqueue_stored(compute_account_analysis, (account_id, kind), "analysis", "beat's refresh will take it up")
         row = get_analysis(session, account_id, kind)
         assert row is not None
     else:

@@ -6,7 +6,6 @@ the ``audience.import_events`` task, enqueued after the job commits, checks rows
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,12 +19,12 @@ from models.base import utcnow
 from sequencing.intake import UnknownSubscriberError, ingest_event
 from web.auth import SECURITY, account_required, current_account_id
 from web.db import get_db
+from web.enqueue import enqueue_stored
 from web.events.schemas import EventCreatedSchema, EventCreateSchema
 from web.json_input import raw_body
 from web.resource import On, field_errors, map_errors
 from web.subscribers.schemas import ImportAcceptedSchema
 
-log = logging.getLogger(__name__)
 
 blp = Blueprint("events", __name__, url_prefix="/api/v1/events", description="Custom events")
 
@@ -106,9 +105,5 @@ class EventImport(MethodView):
         session.commit()
         from tasks.audience import import_events  # the Celery app loads only when first needed
 
-        try:
-            import_events.apply_async(args=[job.id])
-        except Exception:  # noqa: BLE001 - the job is stored pending: the tick enqueues it once its lease lapses
-            log.warning("event import stored but not queued; the tick will resume it", exc_info=True,
-                        extra={"job_id": job.id})
+        enqueue_stored(import_events, (job.id,), "event import", "the tick will resume it", job_id=job.id)
         return {"job_id": job.id, "status": job.status, "total": job.total}

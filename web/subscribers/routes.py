@@ -6,7 +6,6 @@ is enqueued only after the job's row is committed (a worker must find it).
 """
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import request
@@ -29,6 +28,7 @@ from models import Subscriber, utcnow
 from sequencing import triggers
 from web.auth import SECURITY, account_required, current_account_id
 from web.db import get_db
+from web.enqueue import enqueue_stored
 from web.json_input import raw_body
 from web.pagination import SQLPage
 from web.resource import On, errors_attribute, field_errors, map_errors
@@ -41,7 +41,6 @@ from web.subscribers.schemas import (
     SubscriberUpdateSchema,
 )
 
-log = logging.getLogger(__name__)
 
 blp = Blueprint("subscribers", __name__, url_prefix="/api/v1/subscribers", description="Subscribers and imports")
 
@@ -167,9 +166,5 @@ class Import(MethodView):
         session.commit()
         from tasks.audience import import_subscribers  # the Celery app loads only when first needed
 
-        try:
-            import_subscribers.apply_async(args=[job.id])
-        except Exception:  # noqa: BLE001 - the job is stored pending: the tick enqueues it once its lease lapses
-            log.warning("subscriber import stored but not queued; the tick will resume it", exc_info=True,
-                        extra={"job_id": job.id})
+        enqueue_stored(import_subscribers, (job.id,), "subscriber import", "the tick will resume it", job_id=job.id)
         return {"job_id": job.id, "status": job.status, "total": job.total}

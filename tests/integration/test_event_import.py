@@ -5,7 +5,6 @@ imported history starts, advances and ends no sequence and sends nothing."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,19 +15,12 @@ from models import Enrollment, Event, Job, JobPart, Message, Subscriber, db
 from models.event import IMPORTED
 from tests.support import factories
 from tests.support.engine import run_due
+from tests.support.waiting import wait_for_job
 
 URL = "/api/v1/events/import"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
 
-def wait_for(client, tenant, job_id: int, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/v1/jobs/{job_id}", headers=tenant.headers).get_json()
-        if job["status"] in ("completed", "failed"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s: {job}")
 
 
 def post_import(client, tenant, data, content_type: str = "text/csv") -> int:
@@ -64,7 +56,7 @@ cy@example.com,signup,2099-01-01T00:00:00Z,,,
 
 def test_it_imports_a_csv_history_counting_each_row_and_reporting_bad_ones_by_field(client, alice, worker):
     factories.subscribers(alice.account_id, 1, prefix="ada")  # ada0@example.test: unrelated, untouched
-    job = wait_for(client, alice, post_import(client, alice, CSV))
+    job = wait_for_job(client, alice, post_import(client, alice, CSV))
     assert job["status"] == "completed", job
     assert job["kind"] == "event_import"
     assert (job["total"], job["processed"], job["created"], job["error_count"]) == (10, 10, 3, 7)
@@ -110,7 +102,7 @@ def test_it_imports_json_lines_and_reports_lines_that_are_not_events(client, ali
         {"email": ["dee@example.com"], "name": "renewal", "occurred_at": 20251003},
     ]
     body = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n\n"
-    job = wait_for(client, alice, post_import(client, alice, body, "application/x-ndjson"))
+    job = wait_for_job(client, alice, post_import(client, alice, body, "application/x-ndjson"))
     assert job["status"] == "completed", job
     assert (job["processed"], job["created"], job["error_count"]) == (9, 2, 7)
     assert job["errors"] == ["row 2: Not a valid JSON line.", "row 3: Must be a JSON object.",
@@ -124,9 +116,9 @@ def test_it_imports_json_lines_and_reports_lines_that_are_not_events(client, ali
 def test_importing_the_same_history_twice_adds_nothing_the_second_time(client, alice, worker):
     rows = "".join(f"user{i % 50}@example.com,opened,2025-09-01T00:00:{i % 60:02d}Z,m{i},,\n" for i in range(300))
     body = "email,name,occurred_at,message_ref,value,properties\n" + rows
-    first = wait_for(client, alice, post_import(client, alice, body))
+    first = wait_for_job(client, alice, post_import(client, alice, body))
     assert (first["created"], first["result"]) == (300, {"events": 300, "duplicates": 0, "subscribers_created": 50})
-    second = wait_for(client, alice, post_import(client, alice, body))
+    second = wait_for_job(client, alice, post_import(client, alice, body))
     assert (second["status"], second["created"], second["result"]) == (
         "completed", 0, {"events": 0, "duplicates": 300, "subscribers_created": 0})
     assert len(imported(alice.account_id)) == 300
@@ -136,14 +128,14 @@ def test_one_accounts_import_touches_nothing_of_another_account(client, alice, b
     bobs = factories.subscribers(bob.account_id, 1, prefix="shared")  # shared0@example.test, also in Alice's file
     body = "email,name,occurred_at\nshared0@example.test,purchase,2025-09-01T00:00:00Z\n"
     job_id = post_import(client, alice, body)
-    assert wait_for(client, alice, job_id)["created"] == 1
+    assert wait_for_job(client, alice, job_id)["created"] == 1
     assert client.get(f"/api/v1/jobs/{job_id}", headers=bob.headers).status_code == 404
     assert imported(bob.account_id) == []
     assert list(emails(bob.account_id)) == bobs
     (event,) = imported(alice.account_id)
     assert event.subscriber_id not in bobs and emails(alice.account_id)[event.subscriber_id] == "shared0@example.test"
     # The same file in Bob's account is Bob's own event, not a duplicate of Alice's.
-    assert wait_for(client, bob, post_import(client, bob, body))["created"] == 1
+    assert wait_for_job(client, bob, post_import(client, bob, body))["created"] == 1
     assert [e.subscriber_id for e in imported(bob.account_id)] == bobs
 
 
@@ -169,7 +161,7 @@ def test_imported_history_starts_advances_and_ends_no_sequence_and_sends_nothing
             f"runner0@example.test,purchase,{since},10\n"
             f"newcomer@example.com,purchase,{since},20\n"
             f"newcomer@example.com,opened,{since},\n")
-    job = wait_for(client, alice, post_import(client, alice, body))
+    job = wait_for_job(client, alice, post_import(client, alice, body))
     assert (job["created"], job["result"]["subscribers_created"]) == (3, 1)
     run_due(datetime.now(timezone.utc))  # the delay is over: the condition asks, the exit goal is checked
     with db.session_scope() as s:
@@ -203,7 +195,7 @@ def test_an_import_whose_worker_died_is_resumed_after_its_last_chunk(client, ali
         assert imports_to_resume(s, NOW + timedelta(seconds=10), kind=event_import.KIND) == [], "the lease holds"
         assert imports_to_resume(s, NOW + timedelta(seconds=31), kind=event_import.KIND) == [job_id]
     import_events.delay(job_id)
-    job = wait_for(client, alice, job_id)
+    job = wait_for_job(client, alice, job_id)
     assert (job["status"], job["processed"], job["created"], job["result"]["duplicates"]) == ("completed", rows,
                                                                                              rows, 0)
     assert len(imported(alice.account_id)) == rows
@@ -258,7 +250,7 @@ def test_imported_conversions_count_where_the_goal_logic_sees_them_and_imported_
             f"buyer1@example.test,opened,{hour},old-1,\n"  # the other platform's email, not ours
             f"buyer1@example.test,clicked,{hour},old-1,\n"
             f"stranger@example.com,purchase,{hour},,99\n")  # no email of ours before it
-    assert wait_for(client, alice, post_import(client, alice, body))["created"] == 4
+    assert wait_for_job(client, alice, post_import(client, alice, body))["created"] == 4
     (row,) = client.get(f"/api/v1/email-sequences/{sequence}/analytics", headers=alice.headers).get_json()["steps"]
     assert (row["sent"], row["opened"], row["clicked"]) == (2, 0, 0)
     assert (row["converted"], row["conversions"], row["revenue"]) == (1, 1, 20.0)

@@ -12,19 +12,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from models import Subscriber, db
+from tests.support.waiting import wait_for_job
 
 URL = "/api/v1/subscribers"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
 
-def wait_for(client, tenant, job_id: int, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/v1/jobs/{job_id}", headers=tenant.headers).get_json()
-        if job["status"] in ("completed", "failed"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s: {job}")
 
 
 def post_import(client, tenant, data, content_type: str) -> int:
@@ -49,7 +42,7 @@ ada@example.com,,,,early,,
 
 
 def test_it_imports_a_csv_and_reports_errors_by_row(client, alice, worker):
-    job = wait_for(client, alice, post_import(client, alice, CSV, "text/csv"))
+    job = wait_for_job(client, alice, post_import(client, alice, CSV, "text/csv"))
     assert job["status"] == "completed", job
     assert (job["total"], job["processed"], job["created"], job["updated"], job["error_count"]) == (6, 6, 3, 1, 2)
     assert job["errors"][0].startswith("row 4: email: Not a valid email address")
@@ -71,7 +64,7 @@ def test_it_imports_a_json_list_and_a_reimport_updates_instead_of_duplicating(cl
              {"email": "bob@example.com", "timezone": "Asia/Tokyo", "company": "Acme"},
              "not an object",
              {"email": "cy@example.com", "attributes": {"bad": {"nested": True}}}]
-    job = wait_for(client, alice, post_import(client, alice, json.dumps(first), "application/json"))
+    job = wait_for_job(client, alice, post_import(client, alice, json.dumps(first), "application/json"))
     assert (job["created"], job["updated"], job["error_count"]) == (2, 0, 2), job
     assert job["errors"] == ["row 3: Must be an object.", "row 4: attributes.bad: Must be a string, number, "
                              "boolean or a list of those."]
@@ -81,7 +74,7 @@ def test_it_imports_a_json_list_and_a_reimport_updates_instead_of_duplicating(cl
     again = [{"email": "ADA@example.com", "last_name": "Lovelace", "tags": ["news", "vip"], "attributes": {"plan": "pro"}},
              {"email": "bob@example.com", "first_name": "Bob"},
              {"email": "dee@example.com", "first_name": "D\tee \\N \\ \nnew", "tags": ["\u00e9t\u00e9"]}]
-    job = wait_for(client, alice, post_import(client, alice, json.dumps(again), "application/json"))
+    job = wait_for_job(client, alice, post_import(client, alice, json.dumps(again), "application/json"))
     assert (job["created"], job["updated"], job["error_count"]) == (1, 2, 0), job
 
     after = stored(alice.account_id)
@@ -102,7 +95,7 @@ def test_it_imports_a_multipart_csv_file(client, alice, worker):
     data = {"file": (io.BytesIO("\ufeffemail,tags\nada@example.com,a|b\n".encode()), "people.csv")}
     response = client.post(f"{URL}/import", data=data, content_type="multipart/form-data", headers=alice.headers)
     assert response.status_code == 202, response.get_json()
-    job = wait_for(client, alice, response.get_json()["job_id"])
+    job = wait_for_job(client, alice, response.get_json()["job_id"])
     assert (job["status"], job["created"]) == ("completed", 1)
     assert stored(alice.account_id)["ada@example.com"].tags == ["a", "b"]
 
@@ -111,7 +104,7 @@ def test_it_finishes_an_import_of_100000_rows(client, alice, worker):
     lines = ["email,first_name,tags,score"] + [f"user{i}@example.com,User{i},t{i % 5},{i}" for i in range(100_000)]
     lines[50_001] = "broken-row,,,"
     job_id = post_import(client, alice, "\n".join(lines) + "\n", "text/csv")
-    job = wait_for(client, alice, job_id, timeout=240)
+    job = wait_for_job(client, alice, job_id, timeout=240)
     assert job["status"] == "completed", job
     assert (job["total"], job["processed"], job["created"], job["error_count"]) == (100_000, 100_000, 99_999, 1)
     assert len(job["errors"]) == 1 and job["errors"][0].startswith("row 50002: email: Not a valid email address")
@@ -205,7 +198,7 @@ SURROGATE_ROWS = ('[{"email": "ann@example.com"},'
 
 
 def test_a_json_import_reports_rows_with_a_lone_surrogate_and_imports_the_others(client, alice, worker):
-    job = wait_for(client, alice, post_import(client, alice, SURROGATE_ROWS, "application/json"))
+    job = wait_for_job(client, alice, post_import(client, alice, SURROGATE_ROWS, "application/json"))
     assert job["status"] == "completed", job
     assert (job["processed"], job["created"], job["error_count"]) == (5, 2, 3), job
     assert job["errors"] == ["row 2: first_name: Contains a lone surrogate, which is not a character.",
@@ -225,7 +218,7 @@ def test_a_row_the_database_refuses_is_reported_alone_and_the_chunk_is_kept(clie
         conn.execute(text("ALTER TABLE subscribers ADD CONSTRAINT test_refused CHECK (first_name <> 'Refused')"))
     try:
         csv = "email,first_name\nann@example.com,Ann\nrex@example.com,Refused\nann@example.com,Annie\ncy@example.com,\n"
-        job = wait_for(client, alice, post_import(client, alice, csv, "text/csv"))
+        job = wait_for_job(client, alice, post_import(client, alice, csv, "text/csv"))
     finally:
         with db.get_engine().begin() as conn:
             conn.execute(text("ALTER TABLE subscribers DROP CONSTRAINT test_refused"))
@@ -266,7 +259,7 @@ def test_a_json_import_reports_an_integer_past_64_bits_by_row_instead_of_refusin
     body = ('[{"email": "ann@example.com", "attributes": {"seats": 9223372036854775807}},'
             ' {"email": "big@example.com", "attributes": {"seats": ' + "9" * 5000 + '}},'
             ' {"email": "neg@example.com", "first_name": -9223372036854775809}]')
-    job = wait_for(client, alice, post_import(client, alice, body, "application/json"))
+    job = wait_for_job(client, alice, post_import(client, alice, body, "application/json"))
     assert (job["status"], job["created"], job["error_count"]) == ("completed", 1, 2), job
     assert job["errors"] == ["row 2: attributes.seats: Integer out of range (at most 64 bits).",
                              "row 3: first_name: Integer out of range (at most 64 bits)."]

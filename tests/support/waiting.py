@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -21,3 +21,14 @@ def wait_for(predicate: Callable[[], T], timeout: float = 30.0, what: str = "the
         time.sleep(interval)
     message = f"timed out after {timeout} s waiting for {what}"
     raise AssertionError(f"{message}: {detail()}" if detail is not None else message)
+
+
+def wait_for_job(client: Any, tenant: Any, job_id: int, timeout: float = 120.0) -> dict[str, Any]:
+    """A job (``GET /api/v1/jobs/{id}``) once it has completed or failed."""
+    seen: dict[str, Any] = {}
+
+    def finished() -> dict[str, Any] | None:
+        seen.update(client.get(f"/api/v1/jobs/{job_id}", headers=tenant.headers).get_json())
+        return dict(seen) if seen.get("status") in ("completed", "failed") else None
+
+    return wait_for(finished, timeout, f"job {job_id}", interval=0.1, detail=lambda: str(seen))

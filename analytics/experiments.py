@@ -18,6 +18,17 @@ decision is final: once stored, the caller passes it back as ``settled`` (with
 ``auto_promote`` the loser stops receiving sends, and its counts would otherwise
 freeze while the winner's grow).
 
+An experiment's ``holdout_percent`` adds a "no email" arm: that share of the
+step's visits is sent nothing (sequencing.holdout). The arm is reported after
+the variants, named ``holdout``, and never takes part in the decision (it cannot
+win or be promoted, and it does not change the variants' Bonferroni split). Its
+``held`` (and ``sent``, for a uniform table) is the visits held; for the
+``converted`` metric its ``successes`` are the held visits followed by the goal
+event within ``within_days``, and each variant gets its difference from the arm
+(``difference_over_holdout``, ``lift_over_holdout``, and an always-valid interval
+at ``alpha / variants``). Nothing can be opened or clicked in an email never
+sent, so for ``opened`` and ``clicked`` those are null.
+
 Pure: counts in, the API's experiment object out, no I/O.
 """
 from __future__ import annotations
@@ -33,6 +44,7 @@ from scipy.optimize import brentq
 from analytics.sequential import half_width, p_value
 
 DEFAULTS: dict[str, Any] = {"confidence": 0.95, "min_per_variant": 100, "holdout_percent": 0, "auto_promote": True}
+HOLDOUT_ARM = "holdout"  # the name of the "no email" arm; no variant of an experiment with one may take it
 NEGLIGIBLE_LIFT = 0.10  # a difference under a tenth of the rate is not worth choosing a variant for
 RUNNING, DECIDED, NO_DIFFERENCE = 0, 1, 2
 STATUS_NAMES = {RUNNING: "running", DECIDED: "decided", NO_DIFFERENCE: "no_difference"}
@@ -91,10 +103,13 @@ def _sends_needed(rates: NDArray[np.float64], sent: NDArray[np.float64], alpha: 
 
 
 def experiment_report(step: int, options: dict[str, Any], variants: Sequence[dict[str, Any]],
-                      settled: dict[str, Any] | None = None) -> dict[str, Any]:
+                      settled: dict[str, Any] | None = None,
+                      holdout: dict[str, Any] | None = None) -> dict[str, Any]:
     """The API's experiment object for a step: ``variants`` are ``{"name", "sent",
     "successes"}`` in the step's order (the first is the control). ``settled`` is
-    a stored earlier ``{"status", "winner"}``; a decision once made is kept."""
+    a stored earlier ``{"status", "winner"}``; a decision once made is kept.
+    ``holdout``, the "no email" arm's ``{"held", "converted"}`` (converted None
+    unless the metric is ``converted``), adds the arm after the variants."""
     opts = {**DEFAULTS, **options}
     names = [v["name"] for v in variants]
     n = np.array([v["sent"] for v in variants], dtype=float)
@@ -123,13 +138,39 @@ def experiment_report(step: int, options: dict[str, Any], variants: Sequence[dic
                 "confidence_interval": [float(diff - width), float(diff + width)],
                 "p_value_always_valid": float(min(1.0, pairs * p_value(n[i], x[i], n[0], x[0], alpha))),
             })
+        row["held"] = None
         rows.append(row)
+    if holdout is not None:
+        rows = _with_holdout(rows, n, x, holdout, 1 - opts["confidence"])
     running = result["status"] == "running" and np.all(n > 0)
     return {"step": step, "metric": opts.get("metric"), **result, "method": "msprt",
             "confidence": opts["confidence"], "min_per_variant": opts["min_per_variant"],
             "auto_promote": opts["auto_promote"],
             "sends_needed_estimate": _sends_needed(rates, n, alpha) if running else None,
             "variants": rows}
+
+
+def _with_holdout(rows: list[dict[str, Any]], n: NDArray[np.float64], x: NDArray[np.float64],
+                  holdout: dict[str, Any], alpha: float) -> list[dict[str, Any]]:
+    """The variants' rows with their lift over the "no email" arm, and the arm's row."""
+    held, converted = int(holdout["held"]), holdout.get("converted")
+    if held < 0 or (converted is not None and not 0 <= converted <= held):
+        raise ValueError("Holdout counts must satisfy 0 <= converted <= held.")
+    rate = converted / held if converted is not None and held > 0 else None
+    out = []
+    for i, row in enumerate(rows):
+        extra: dict[str, Any] = {"difference_over_holdout": None, "lift_over_holdout": None,
+                                 "confidence_interval_over_holdout": None}
+        if rate is not None and n[i] > 0:
+            diff, width = half_width(n[i], x[i], held, converted, alpha / len(rows))
+            extra.update(difference_over_holdout=float(diff),
+                         lift_over_holdout=float(row["rate"] / rate - 1) if rate > 0 else None,
+                         confidence_interval_over_holdout=[float(diff - width), float(diff + width)])
+        out.append({**row, **extra})
+    out.append({"name": HOLDOUT_ARM, "sent": held, "held": held, "successes": converted, "rate": rate,
+                "lift": None, "difference": None, "confidence_interval": None, "p_value_always_valid": None,
+                "difference_over_holdout": None, "lift_over_holdout": None, "confidence_interval_over_holdout": None})
+    return out
 
 
 def promoted_variant(report: dict[str, Any]) -> str | None:

@@ -4,7 +4,7 @@ from models.account_analysis import AccountAnalysis
 from models.base import Base, utcnow
 from models.enrollment import Enrollment
 from models.event import Event
-from models.experiment import ExperimentDecision
+from models.experiment import ExperimentDecision, ExperimentHoldout
 from models.flow import StepFlowRollup, StepTransition
 from models.inbound_event import InboundEvent
 from models.job import Job, JobPart

@@ -23,7 +23,7 @@ from analytics.experiments import promoted_variant
 from core.flow import FlowLog, ending_kind, record
 from core.isolation import run_isolated
 from core.reasons import printable
-from models import Enrollment, Event, Message, Sequence, Step, WebhookDelivery
+from models import Enrollment, Event, ExperimentHoldout, Message, Sequence, Step, WebhookDelivery
 from models.bulk import dialect_insert, insert_rows_returning
 from models.event import IMPORTED
 from sequencing import triggers
@@ -82,6 +82,8 @@ class Batch:
     dispatch_grace: timedelta = DISPATCH_GRACE
     messages: list[dict[str, Any]] = field(default_factory=list)
     webhooks: list[dict[str, Any]] = field(default_factory=list)
+    # Visits of email steps drawn into their experiment's holdout arm (models.ExperimentHoldout).
+    arm_holds: list[dict[str, Any]] = field(default_factory=list)
     moves_elsewhere: list[tuple[EnrollmentRow, int]] = field(default_factory=list)
     # Step transitions of this batch (core.flow), written with it in one INSERT.
     flow: FlowLog = field(default_factory=FlowLog)
@@ -100,6 +102,13 @@ class Batch:
             "created_at": self.now, "updated_at": self.now, "claimed_until": self.now + self.dispatch_grace,
         })
         self.caps.queued(enrollment)
+
+    def hold_in_arm(self, enrollment: EnrollmentRow, step: Step, visit: int) -> None:
+        self.arm_holds.append({
+            "account_id": enrollment.account_id, "sequence_id": enrollment.sequence_id, "step_id": step.id,
+            "enrollment_id": enrollment.id, "subscriber_id": enrollment.subscriber_id, "visit": visit,
+            "held_at": self.now,
+        })
 
     def queue_webhook(self, enrollment: EnrollmentRow, step: Step, subscriber: SubscriberRow, key: str) -> None:
         payload = {
@@ -315,6 +324,7 @@ def _advance(session: Session, ids: list[int], now: datetime, dispatch_grace: ti
     batch.flow.write(session, now)
     result.message_ids = insert_rows_returning(session, Message.__table__, batch.messages)
     result.webhook_ids = insert_rows_returning(session, WebhookDelivery.__table__, batch.webhooks)
+    insert_rows_returning(session, ExperimentHoldout.__table__, batch.arm_holds)
     return result
 
 

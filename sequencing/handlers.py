@@ -10,7 +10,11 @@ Enrollment state keys:
 - ``sent``: ``{position: idempotency key}`` of the last email sent at each step;
 - ``visits``: ``{position: n}`` how often an email step has sent (loops resend);
 - ``withheld``: ``{position: n}`` how often an email step was passed without
-  sending, for an enrollment in the sequence's holdout group (sequencing.holdout).
+  sending, for an enrollment in the sequence's holdout group (sequencing.holdout);
+- ``arm_held``: ``{position: n}`` how often an email step was passed without
+  sending because its experiment's holdout arm drew the enrollment
+  (``experiment.holdout_percent``); each such visit is also written as a row
+  (models.ExperimentHoldout) for the experiments' counts.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sequencing.conditions import evaluate
+from sequencing.holdout import in_arm_holdout
 from sequencing.moves import Exit, Goto, Move, Next, Wait, branch
 from sequencing.timing import delay_until, next_send_opening, zone
 
@@ -102,6 +107,8 @@ def handle_email(batch: Batch, enrollment: EnrollmentRow, step: Step, subscriber
         return Wait(opening)
     if enrollment.held_out:
         return _withhold(enrollment, step)
+    if in_arm_holdout(step.id, enrollment.id, step.config.get("experiment")):
+        return _hold_in_arm(batch, enrollment, step)
     capped_until = batch.frequency_cap_until(enrollment)
     if capped_until is not None:
         return Wait(capped_until)
@@ -127,6 +134,22 @@ def _withhold(enrollment: EnrollmentRow, step: Step) -> Move:
     withheld[str(step.position)] = int(withheld.get(str(step.position), 0)) + 1
     state["withheld"] = withheld
     enrollment.state = state
+    return Next()
+
+
+def _hold_in_arm(batch: Batch, enrollment: EnrollmentRow, step: Step) -> Move:
+    """The step's experiment holdout arm: the visit sends nothing and passes on, as
+    a sequence holdout's does (send window kept, no frequency cap, no message row),
+    and is recorded (Batch.hold_in_arm) so the arm's visitors and what they did
+    afterwards can be counted. A promoted winner does not end the arm: the winner's
+    lift over no email keeps being measured."""
+    state = dict(enrollment.state or {})
+    held = dict(state.get("arm_held") or {})
+    visit = int(held.get(str(step.position), 0))
+    held[str(step.position)] = visit + 1
+    state["arm_held"] = held
+    enrollment.state = state
+    batch.hold_in_arm(enrollment, step, visit)
     return Next()
 
 

@@ -35,3 +35,18 @@ def is_held_out(sequence_id: int, subscriber_id: int, percent: float | int | Non
 def holdout_percent(settings: dict[str, Any] | None) -> float:
     """The sequence's holdout share in percent (0 when unset)."""
     return float((settings or {}).get("holdout_percent") or 0)
+
+
+def arm_point(step_id: int, enrollment_id: int) -> float:
+    """The enrollment's fixed place in [0, 100) at one email step, for its
+    experiment's holdout arm (salted apart from the variant choice's hash)."""
+    digest = hashlib.sha256(f"experiment-holdout:{step_id}:{enrollment_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") * 100 / _SCALE
+
+
+def in_arm_holdout(step_id: int, enrollment_id: int, experiment: dict[str, Any] | None) -> bool:
+    """Whether this enrollment's visits of the step fall in its experiment's "no email"
+    arm (``experiment.holdout_percent``, 0-50). The same enrollment always draws the
+    same at the same step, so a retried advance or a loop back cannot switch arms."""
+    percent = float((experiment or {}).get("holdout_percent") or 0)
+    return percent > 0 and arm_point(step_id, enrollment_id) < percent

@@ -10,7 +10,7 @@ callables the caller supplies.
 Stored ``Step.config`` by type (``?`` = key absent when not given):
 
     email       {subject?, html?, text?, template_id?, variants?: [{name, subject?, html?, text?, weight}],
-                 experiment?: {metric, confidence?, min_per_variant?, holdout_percent?, auto_promote?},
+                 experiment?: {metric, confidence?, min_per_variant?, holdout_percent? (0-50), auto_promote?},
                  send_at?: "best_time"}
                 subject is present unless template_id is; weight defaults to 1; an experiment
                 needs two variants or more (its defaults live in analytics/experiments.py)
@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from analytics.experiments import HOLDOUT_ARM
 from content.render import TemplateRenderError, check_template
 from core.validators import is_int
 from models.sequence import STEP_TYPES
@@ -46,6 +47,7 @@ from sequencing.errors import MAX_INT, Problems
 
 MAX_STEPS = 200
 MAX_VARIANTS = 10
+MAX_ARM_HOLDOUT = 50  # an experiment's "no email" arm: at most half of the step's visitors
 MAX_SECONDS = 10 * 365 * 86400  # ten years: longer is a typo, and keeps datetimes in range
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -109,6 +111,10 @@ def _email(p: Problems, step: dict[str, Any], path: str, refs: References) -> di
         config["variants"] = _variants(p, step["variants"], f"{path}.variants")
     if step.get("experiment") is not None:
         config["experiment"] = _experiment(p, step["experiment"], f"{path}.experiment", len(config.get("variants", [])))
+        if config["experiment"].get("holdout_percent") and any(
+                v.get("name") == HOLDOUT_ARM for v in config.get("variants", [])):
+            p.add(f"{path}.experiment.holdout_percent",
+                  f"The holdout arm is reported as '{HOLDOUT_ARM}': rename the variant of that name.")
     return config
 
 
@@ -133,7 +139,7 @@ def _experiment(p: Problems, raw: Any, path: str, variants: int) -> dict[str, An
             out["confidence"] = confidence
     for key, value in (("min_per_variant", p.integer(experiment, "min_per_variant", path, minimum=1,
                                                      maximum=10_000_000)),
-                       ("holdout_percent", p.number(experiment, "holdout_percent", path, maximum=99))):
+                       ("holdout_percent", p.number(experiment, "holdout_percent", path, maximum=MAX_ARM_HOLDOUT))):
         if value is not None:
             out[key] = value
     if experiment.get("auto_promote") is not None:

@@ -173,3 +173,40 @@ def test_no_sends_yet_is_a_running_experiment_with_zero_rates():
 def test_impossible_counts_or_a_single_variant_are_refused(counts):
     with pytest.raises(ValueError):
         report(counts)
+
+
+def test_the_holdout_arm_is_listed_last_and_changes_neither_the_decision_nor_the_variants():
+    variants = [{"name": "A", "sent": 400, "successes": 40}, {"name": "B", "sent": 400, "successes": 120}]
+    plain = experiment_report(0, {"metric": "converted"}, variants)
+    armed = experiment_report(0, {"metric": "converted"}, variants, holdout={"held": 200, "converted": 10})
+    assert (armed["status"], armed["winner"]) == (plain["status"], plain["winner"]) == ("decided", "B")
+    assert [v["name"] for v in armed["variants"]] == ["A", "B", "holdout"]
+    for before, after in zip(plain["variants"], armed["variants"]):
+        assert {k: after[k] for k in before} == before
+    arm = armed["variants"][2]
+    assert (arm["sent"], arm["held"], arm["successes"], arm["rate"]) == (200, 200, 10, 0.05)
+    b = armed["variants"][1]
+    diff, width = half_width(400, 120, 200, 10, 0.05 / 2)  # two variants each against the arm
+    assert b["difference_over_holdout"] == pytest.approx(0.3 - 0.05) == pytest.approx(float(diff))
+    assert b["lift_over_holdout"] == pytest.approx(0.3 / 0.05 - 1)
+    assert b["confidence_interval_over_holdout"] == pytest.approx([float(diff - width), float(diff + width)])
+
+
+def test_a_holdout_arm_that_beats_every_variant_still_never_wins():
+    variants = [{"name": "A", "sent": 400, "successes": 40}, {"name": "B", "sent": 400, "successes": 40}]
+    report = experiment_report(0, {"metric": "converted"}, variants, holdout={"held": 400, "converted": 300})
+    assert report["winner"] in (None, "A", "B") and promoted_variant(report) != "holdout"
+    assert report["variants"][0]["difference_over_holdout"] == pytest.approx(0.1 - 0.75)
+
+
+def test_without_conversions_to_count_the_arm_has_no_rate_and_no_variant_a_lift_over_it():
+    variants = [{"name": "A", "sent": 10, "successes": 4}, {"name": "B", "sent": 10, "successes": 5}]
+    report = experiment_report(0, {"metric": "opened"}, variants, holdout={"held": 7, "converted": None})
+    arm = report["variants"][-1]
+    assert (arm["name"], arm["sent"], arm["held"], arm["successes"], arm["rate"]) == ("holdout", 7, 7, None, None)
+    assert all(v["difference_over_holdout"] is None and v["lift_over_holdout"] is None for v in report["variants"])
+    nothing = experiment_report(0, {"metric": "converted"}, variants, holdout={"held": 50, "converted": 0})
+    assert nothing["variants"][0]["lift_over_holdout"] is None  # no rate to divide by
+    assert nothing["variants"][0]["difference_over_holdout"] == pytest.approx(0.4)
+    with pytest.raises(ValueError):
+        experiment_report(0, {"metric": "converted"}, variants, holdout={"held": 5, "converted": 6})

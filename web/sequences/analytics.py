@@ -99,14 +99,26 @@ class Analytics(MethodView):
 
 
 class ExperimentVariantSchema(Schema):
-    name = fields.String()
-    sent = fields.Integer()
-    successes = fields.Integer(metadata={"description": "Messages with at least one of the experiment's metric."})
-    rate = fields.Float()
+    name = fields.String(metadata={"description": "The variant's name; `holdout` is the experiment's \"no email\" arm "
+                                                  "(`holdout_percent`), listed last and never a winner."})
+    sent = fields.Integer(metadata={"description": "Messages sent; for `holdout`, the visits held (as `held`)."})
+    held = fields.Integer(allow_none=True, metadata={"description": "`holdout` only: visits of the step drawn into "
+                                                                    "the arm and sent nothing; null for variants."})
+    successes = fields.Integer(allow_none=True, metadata={
+        "description": "Messages with at least one of the experiment's metric; for `holdout` with `converted`, held "
+                       "visits followed by the goal event within `within_days`, and null for `opened`/`clicked` "
+                       "(nothing was sent to open)."})
+    rate = fields.Float(allow_none=True)
     lift = fields.Float(allow_none=True, metadata={"description": "Relative to the first variant (the control)."})
     difference = fields.Float(allow_none=True, metadata={"description": "rate minus the control's rate."})
     confidence_interval = fields.List(fields.Float(), allow_none=True)
     p_value_always_valid = fields.Float(allow_none=True)
+    difference_over_holdout = fields.Float(allow_none=True, metadata={
+        "description": "With a holdout arm and the `converted` metric: rate minus the holdout's rate."})
+    lift_over_holdout = fields.Float(allow_none=True, metadata={
+        "description": "rate over the holdout's rate, minus 1 (null while the holdout has no conversion)."})
+    confidence_interval_over_holdout = fields.List(fields.Float(), allow_none=True, metadata={
+        "description": "Always-valid interval of difference_over_holdout (at alpha / variants)."})
 
 
 class ExperimentSchema(Schema):
@@ -125,8 +137,9 @@ class ExperimentSchema(Schema):
     variants = fields.List(fields.Nested(ExperimentVariantSchema))
 
 
-EXPERIMENT_COLUMNS = ("step", "metric", "status", "winner", "variant", "sent", "successes", "rate", "lift",
-                      "difference", "confidence_interval_low", "confidence_interval_high", "p_value_always_valid")
+EXPERIMENT_COLUMNS = ("step", "metric", "status", "winner", "variant", "sent", "held", "successes", "rate", "lift",
+                      "difference", "confidence_interval_low", "confidence_interval_high", "p_value_always_valid",
+                      "difference_over_holdout", "lift_over_holdout")
 
 
 def _experiments_csv(sequence_id: int, experiments: list[dict[str, Any]]) -> Any:

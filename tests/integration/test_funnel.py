@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 import signal
-import threading
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -27,7 +26,7 @@ from tests.support import factories
 from tests.support.database import fresh_database, migrate
 from tests.support.engine import run_due
 from tests.support.processes import Proc, platform_env, running, worker_argv
-from tests.support.waiting import wait_for
+from tests.support.waiting import at_once, wait_for
 
 STEPS = [
     {"type": "email", "subject": "One", "text": "1"},                                        # 0
@@ -181,21 +180,7 @@ def _many_transitions(people: int, batch: int) -> tuple[int, int]:
 def test_two_folds_at_once_count_every_transition_exactly_once():
     account, rows = _many_transitions(300, 10)
     assert rows >= 150
-    errors: list[BaseException] = []
-    folded: list[int] = []
-
-    def fold() -> None:
-        try:
-            folded.append(_fold_all(account, limit=7))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=fold) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    folded = at_once(lambda: _fold_all(account, limit=7))
     assert sum(folded) == rows
     assert _sums(StepFlowRollup, account) == _sums(StepTransition, account) == {
         (0, "entered"): 300, (0, "passed"): 300, (1, "entered"): 300, (1, "passed"): 300, (2, "entered"): 300, (2, "passed"): 300,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import signal
-import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,7 +22,7 @@ from tests.support.database import embedded_sqlite
 from tests.support.engine import run_due
 from tests.support.processes import Proc, beat_argv, platform_env, running, worker_argv
 from tests.support.sending import STEP, send_in_process
-from tests.support.waiting import wait_for
+from tests.support.waiting import at_once, wait_for
 
 GOAL = {"event": "purchase", "within_days": 7}
 SECOND = {"type": "email", "subject": "Still there?", "html": "<p>Second <a href=\"https://shop.example.test/b\">b</a></p>"}
@@ -164,20 +163,7 @@ def test_an_event_whose_transaction_commits_after_a_later_ones_fold_is_still_cou
 
 def test_two_folds_at_once_count_every_event_exactly_once():
     account, _sequence = _sequence_with_events(300)
-    errors: list[BaseException] = []
-
-    def fold() -> None:
-        try:
-            _fold_all(account, limit=97)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=fold) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    at_once(lambda: _fold_all(account, limit=97))
     assert _rollup_totals(account) == {"sent": (300, 300), "opened": (300, 900)} == _raw_totals(account)
     with db.session_scope() as s:
         assert s.scalar(select(RollupWatermark.folded).where(RollupWatermark.account_id == account)) == 1200

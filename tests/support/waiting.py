@@ -1,6 +1,7 @@
 """Polling for an outcome of real processes, with a deadline instead of a sleep."""
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -32,3 +33,26 @@ def wait_for_job(client: Any, tenant: Any, job_id: int, timeout: float = 120.0) 
         return dict(seen) if seen.get("status") in ("completed", "failed") else None
 
     return wait_for(finished, timeout, f"job {job_id}", interval=0.1, detail=lambda: str(seen))
+
+
+def at_once(run: Callable[[], T], times: int = 2) -> list[T]:
+    """``run()`` in ``times`` threads started together; their results, once all have
+    ended. The first error any of them raised is raised here, so a race that fails
+    one of them fails the test."""
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            results.append(run())
+        except BaseException as exc:  # raised below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results

@@ -19,72 +19,35 @@ ML_SCORE_EVERY_SECONDS = 86400.0
 ANALYSES_EVERY_SECONDS = 900.0
 
 
+def _every(task: str, seconds: float, queue: str, expires: float | None = None) -> dict[str, Any]:
+    """An entry running ``task`` on ``queue`` every ``seconds``; a run not started
+    within ``expires`` (by default, before the next one is due) is dropped."""
+    return {"task": task, "schedule": seconds, "options": {"queue": queue, "expires": expires or seconds}}
+
+
 def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
     """The platform's periodic work; ``tick_seconds`` is ESEQ_TICK_SECONDS."""
     return {
-        "sequencing-tick": {
-            "task": "sequencing.tick",
-            "schedule": tick_seconds,
-            "options": {"queue": "default", "expires": max(tick_seconds * 2, 1.0)},
-        },
+        "sequencing-tick": _every("sequencing.tick", tick_seconds, "default", expires=max(tick_seconds * 2, 1.0)),
         # Plans keep their own timezones, so "daily" is a frequent check that
         # closes whichever plan's day has ended; a day is judged once.
-        "warming-advance-plans": {
-            "task": "warming.advance_plans",
-            "schedule": 600.0,
-            "options": {"queue": "default", "expires": 600.0},
-        },
-        "inbound-sweep": {
-            "task": "analytics.sweep_inbound",
-            "schedule": 60.0,
-            "options": {"queue": "analytics", "expires": 60.0},
-        },
+        "warming-advance-plans": _every("warming.advance_plans", 600.0, "default"),
+        "inbound-sweep": _every("analytics.sweep_inbound", 60.0, "analytics"),
         # Rollups: each run folds from the accounts' watermarks, so a skipped run
         # only delays the counts and a doubled one finds nothing left to fold.
-        "analytics-fold-rollups": {
-            "task": "analytics.fold_rollups",
-            "schedule": FOLD_EVERY_SECONDS,
-            "options": {"queue": "analytics", "expires": FOLD_EVERY_SECONDS},
-        },
+        "analytics-fold-rollups": _every("analytics.fold_rollups", FOLD_EVERY_SECONDS, "analytics"),
         # Daily; a skipped run leaves the pairs for the next, a doubled one finds none.
-        "analytics-prune-firsts": {
-            "task": "analytics.prune_rollup_firsts",
-            "schedule": 86400.0,
-            "options": {"queue": "analytics", "expires": 3600.0},
-        },
+        "analytics-prune-firsts": _every("analytics.prune_rollup_firsts", 86400.0, "analytics", expires=3600.0),
         # Each run recomputes only what is stale; a computation already held by a
         # worker is skipped by its claim, so a doubled run computes nothing twice.
-        "analytics-refresh-account-analyses": {
-            "task": "analytics.refresh_account_analyses",
-            "schedule": ANALYSES_EVERY_SECONDS,
-            "options": {"queue": "analytics", "expires": ANALYSES_EVERY_SECONDS},
-        },
-        "inbound-forget-nonces": {
-            "task": "analytics.forget_spent_nonces",
-            "schedule": 3600.0,
-            "options": {"queue": "analytics", "expires": 3600.0},
-        },
+        "analytics-refresh-account-analyses": _every("analytics.refresh_account_analyses", ANALYSES_EVERY_SECONDS,
+                                                     "analytics"),
+        "inbound-forget-nonces": _every("analytics.forget_spent_nonces", 3600.0, "analytics"),
         # The ml pool: the dispatchers only read and enqueue (on default); the
         # training and scoring they hand out run on the ml queue. Retraining skips
         # kinds already queued or training, so a doubled run queues nothing twice.
-        "ml-retrain-weekly": {
-            "task": "ml.retrain_all",
-            "schedule": ML_RETRAIN_EVERY_SECONDS,
-            "options": {"queue": "default", "expires": 3600.0},
-        },
-        "ml-score-daily": {
-            "task": "ml.score_all",
-            "schedule": ML_SCORE_EVERY_SECONDS,
-            "options": {"queue": "default", "expires": 3600.0},
-        },
-        "ml-sweep": {
-            "task": "ml.sweep",
-            "schedule": 600.0,
-            "options": {"queue": "default", "expires": 600.0},
-        },
-        "warming-read-results": {
-            "task": "warming.read_results",
-            "schedule": 300.0,
-            "options": {"queue": "default", "expires": 300.0},
-        },
+        "ml-retrain-weekly": _every("ml.retrain_all", ML_RETRAIN_EVERY_SECONDS, "default", expires=3600.0),
+        "ml-score-daily": _every("ml.score_all", ML_SCORE_EVERY_SECONDS, "default", expires=3600.0),
+        "ml-sweep": _every("ml.sweep", 600.0, "default"),
+        "warming-read-results": _every("warming.read_results", 300.0, "default"),
     }

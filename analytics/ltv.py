@@ -72,8 +72,8 @@ def ltv_table(purchases: pd.DataFrame, sizes: pd.DataFrame, now_epoch: float, se
     per_cohort = frame.groupby("cohort").agg(customers=("subscriber_id", "size"), revenue=("revenue", "sum"),
                                              predicted=("predicted", "sum"))
     cohorts = []
-    for cohort, subscribers in zip(sizes.sort_values("cohort")["cohort"].tolist(),
-                                   sizes.sort_values("cohort")["subscribers"].tolist()):
+    ordered = sizes.sort_values("cohort")
+    for cohort, subscribers in zip(ordered["cohort"].tolist(), ordered["subscribers"].tolist()):
         here = per_cohort.loc[cohort] if cohort in per_cohort.index else None
         revenue = float(here["revenue"]) if here is not None else 0.0
         ahead = (float(here["predicted"]) if here is not None else 0.0) if model else None

@@ -46,6 +46,7 @@ PART_BYTES = 8 * 1024 * 1024
 CHUNK = 25_000
 MAX_ERROR_MESSAGES = 100
 LEASE = timedelta(minutes=5)
+TOO_LARGE = f"The import is larger than {MAX_BYTES // (1024 * 1024)} MB; split it."
 _parts = JobPart.__table__
 
 
@@ -69,7 +70,7 @@ def create_event_import_job(session: Session, account_id: int, blocks: Iterable[
             continue
         size += len(block)
         if size > MAX_BYTES:
-            raise ImportTooLargeError(f"The import is larger than {MAX_BYTES // (1024 * 1024)} MB; split it.", field="body")
+            raise ImportTooLargeError(TOO_LARGE, field="body")
         lines += block.count(b"\n")
         ends_with_newline = block.endswith(b"\n")
         if lines - header > MAX_ROWS:

@@ -95,20 +95,22 @@ def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], n
 
 def _write_portable(session: Session, account_id: int, rows: list[EventRow], now: datetime) -> tuple[int, int]:
     s, e = Subscriber.__table__.c, Event.__table__.c
+
+    def look_up(emails: list[str]) -> None:
+        for start in range(0, len(emails), LOOKUP):
+            part = emails[start:start + LOOKUP]
+            ids.update(session.execute(select(s.email, s.id).where(s.account_id == account_id,
+                                                                   s.email.in_(part))).all())
+
     emails = list(dict.fromkeys(r.email for r in rows))
     ids: dict[str, int] = {}
-    for start in range(0, len(emails), LOOKUP):
-        part = emails[start:start + LOOKUP]
-        ids.update(session.execute(select(s.email, s.id).where(s.account_id == account_id, s.email.in_(part))).all())
+    look_up(emails)
     new = [m for m in emails if m not in ids]
     if new:
         session.execute(insert(Subscriber.__table__), [
             {"account_id": account_id, "email": m, "status": "active", "attributes": {}, "tags": [],
              "created_at": now, "updated_at": now} for m in new])
-        for start in range(0, len(new), LOOKUP):
-            part = new[start:start + LOOKUP]
-            ids.update(session.execute(select(s.email, s.id).where(s.account_id == account_id,
-                                                                   s.email.in_(part))).all())
+        look_up(new)
     keys = list(dict.fromkeys(r.dedup_key for r in rows))
     seen: set[str] = set()
     for start in range(0, len(keys), LOOKUP):

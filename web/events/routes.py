@@ -14,7 +14,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
 from audience.errors import ImportPayloadError, ImportTooLargeError
-from audience.event_import import MAX_BYTES, create_event_import_job
+from audience.event_import import MAX_BYTES, TOO_LARGE, create_event_import_job
 from models.base import utcnow
 from sequencing.intake import UnknownSubscriberError, ingest_event
 from web.auth import SECURITY, account_required, current_account_id
@@ -73,7 +73,7 @@ def _upload() -> tuple[Iterator[bytes], str]:
         abort(415, message="Send the history as text/csv (with a header row) or application/x-ndjson "
                            "(one JSON object a line).")
     if request.content_length is not None and request.content_length > MAX_BYTES:
-        raise ImportTooLargeError(f"The import is larger than {MAX_BYTES // (1024 * 1024)} MB; split it.", field="body")
+        raise ImportTooLargeError(TOO_LARGE, field="body")
     stream = request.stream
 
     def blocks() -> Iterator[bytes]:

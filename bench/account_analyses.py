@@ -20,25 +20,17 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import secrets
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RUN = secrets.token_hex(3)
+from bench import ROOT, environment
+
 KEPT = "eseq_bench_account_analyses"
-DB = os.environ.get("ESEQ_BENCH_DB") or (KEPT if "--keep" in sys.argv else f"eseq_bench_{RUN}")
-ENV = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{DB}", "REDIS_URL": "redis://127.0.0.1:6379/0",
-       "ESEQ_BROKER_PREFIX": f"eseq-bench-{RUN}:", "SECRET_KEY": "bench-secret-key-0123456789abcdef",
-       "ESEQ_ADMIN_TOKEN": "bench-admin-token-0123456789abcdef", "ESEQ_RATE_LIMIT": "1000000 per minute",
-       "ESEQ_LOG_LEVEL": "WARNING"}
-os.environ.update(ENV)
-sys.path.insert(0, str(ROOT))
+RUN, DB, ENV = environment(os.environ.get("ESEQ_BENCH_DB") or (KEPT if "--keep" in sys.argv else None))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 

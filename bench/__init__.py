@@ -1,9 +1,13 @@
-"""Benchmarks; ``environment`` is the prelude the database-backed ones run first."""
+"""Benchmarks; ``environment`` is the prelude the database-backed ones run first, ``timed``
+their p50/p99 of repeated calls."""
 from __future__ import annotations
 
 import os
 import secrets
+import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,3 +28,14 @@ def environment(db: str | None = None) -> tuple[str, str, dict[str, str]]:
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))
     return run, db, env
+
+
+def timed(call: Callable[[], object], requests: int) -> tuple[float, float]:
+    """p50 and p99 in milliseconds of ``requests`` calls, one after another."""
+    times = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.99) - 1]

@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bench import ROOT, environment
+from bench import ROOT, environment, timed
 
 KEPT = "eseq_bench_account_analyses"
 RUN, DB, ENV = environment(os.environ.get("ESEQ_BENCH_DB") or (KEPT if "--keep" in sys.argv else None))
@@ -77,15 +76,15 @@ def compute(account: int) -> None:
 
 
 def endpoint(client: object, key: str, path: str, requests: int = 200) -> tuple[float, float, int]:
-    times, size = [], 0
-    for _ in range(requests):
-        started = time.perf_counter()
+    size = 0
+
+    def get() -> None:
+        nonlocal size
         response = client.get(f"/api/v1/analytics/{path}", headers={"X-API-Key": key})  # type: ignore[attr-defined]
-        times.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, response.get_json()
         size = len(response.get_data())
-    times.sort()
-    return statistics.median(times), times[int(len(times) * 0.99) - 1], size
+
+    return (*timed(get, requests), size)
 
 
 @contextmanager

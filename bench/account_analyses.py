@@ -20,25 +20,16 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import secrets
-import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RUN = secrets.token_hex(3)
+from bench import ROOT, environment, timed
+
 KEPT = "eseq_bench_account_analyses"
-DB = os.environ.get("ESEQ_BENCH_DB") or (KEPT if "--keep" in sys.argv else f"eseq_bench_{RUN}")
-ENV = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{DB}", "REDIS_URL": "redis://127.0.0.1:6379/0",
-       "ESEQ_BROKER_PREFIX": f"eseq-bench-{RUN}:", "SECRET_KEY": "bench-secret-key-0123456789abcdef",
-       "ESEQ_ADMIN_TOKEN": "bench-admin-token-0123456789abcdef", "ESEQ_RATE_LIMIT": "1000000 per minute",
-       "ESEQ_LOG_LEVEL": "WARNING"}
-os.environ.update(ENV)
-sys.path.insert(0, str(ROOT))
+RUN, DB, ENV = environment(os.environ.get("ESEQ_BENCH_DB") or (KEPT if "--keep" in sys.argv else None))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
@@ -85,15 +76,15 @@ def compute(account: int) -> None:
 
 
 def endpoint(client: object, key: str, path: str, requests: int = 200) -> tuple[float, float, int]:
-    times, size = [], 0
-    for _ in range(requests):
-        started = time.perf_counter()
+    size = 0
+
+    def get() -> None:
+        nonlocal size
         response = client.get(f"/api/v1/analytics/{path}", headers={"X-API-Key": key})  # type: ignore[attr-defined]
-        times.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, response.get_json()
         size = len(response.get_data())
-    times.sort()
-    return statistics.median(times), times[int(len(times) * 0.99) - 1], size
+
+    return (*timed(get, requests), size)
 
 
 @contextmanager

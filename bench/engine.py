@@ -16,22 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RUN = secrets.token_hex(3)
-DB = f"eseq_bench_{RUN}"
+from bench import environment
 
-ENV = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{DB}", "REDIS_URL": "redis://127.0.0.1:6379/0", "ESEQ_BROKER_PREFIX": f"eseq-bench-{RUN}:",
-       "SECRET_KEY": "bench-secret-key-0123456789abcdef", "ESEQ_ADMIN_TOKEN": "bench-admin-token-0123456789abcdef",
-       "ESEQ_RATE_LIMIT": "1000000 per minute", "ESEQ_LOG_LEVEL": "WARNING"}
-os.environ.update(ENV)
-sys.path.insert(0, str(ROOT))
+RUN, DB, ENV = environment()
 
 import psutil  # noqa: E402
 from sqlalchemy import text  # noqa: E402

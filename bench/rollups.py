@@ -25,22 +25,11 @@ Run: ``.venv/bin/python -m bench.rollups [--events 10000000] [--enrollments 1000
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
-import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RUN = secrets.token_hex(3)
-DB = f"eseq_bench_{RUN}"
-ENV = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{DB}", "REDIS_URL": "redis://127.0.0.1:6379/0",
-       "ESEQ_BROKER_PREFIX": f"eseq-bench-{RUN}:", "SECRET_KEY": "bench-secret-key-0123456789abcdef",
-       "ESEQ_ADMIN_TOKEN": "bench-admin-token-0123456789abcdef", "ESEQ_RATE_LIMIT": "1000000 per minute",
-       "ESEQ_LOG_LEVEL": "WARNING"}
-os.environ.update(ENV)
-sys.path.insert(0, str(ROOT))
+from bench import environment, timed
+
+RUN, DB, ENV = environment()
 
 import psutil  # noqa: E402
 from sqlalchemy import text  # noqa: E402
@@ -151,16 +140,6 @@ def live_funnel(session: object, sequence: object) -> list[dict[str, object]]:
     return list(reversed(rows))
 
 
-def timed(call: object, requests: int) -> tuple[float, float]:
-    times = []
-    for _ in range(requests):
-        started = time.perf_counter()
-        call()  # type: ignore[operator]
-        times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    return statistics.median(times), times[int(len(times) * 0.99) - 1]
-
-
 def bench_funnel(client: object, key: str, account: int, sequence: int, enrollments: int, tail: int) -> None:
     from analytics.funnel import step_funnel
     from models import Sequence
@@ -199,14 +178,11 @@ def fold(account: int, transitions: bool = False) -> tuple[int, float]:
 
 
 def endpoint(client: object, key: str, sequence: int, path: str, requests: int = 200) -> tuple[float, float]:
-    times = []
-    for _ in range(requests):
-        started = time.perf_counter()
+    def get() -> None:
         response = client.get(f"/api/v1/email-sequences/{sequence}/{path}", headers={"X-API-Key": key})  # type: ignore[attr-defined]
-        times.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, response.get_json()
-    times.sort()
-    return statistics.median(times), times[int(len(times) * 0.99) - 1]
+
+    return timed(get, requests)
 
 
 def lag(account: int, rate: int, seconds: int, every: float = 10.0) -> None:

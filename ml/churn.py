@@ -125,11 +125,12 @@ def train_churn(history: History, as_of: datetime, horizon: timedelta = timedelt
     # cut only, on that cut too: the calibration is then in-sample).
     older = training[1:] or training
     auc: dict[str, float] = {}
+    predicted: dict[str, np.ndarray] = {}
     for name in _candidates():
-        model = _fit(name, older, training[0], columns)
-        auc[name] = float(roc_auc_score(evaluation[1], model.predict(evaluation[0])))
+        predicted[name] = _fit(name, older, training[0], columns).predict(evaluation[0])
+        auc[name] = float(roc_auc_score(evaluation[1], predicted[name]))
     chosen = max(auc, key=lambda k: auc[k])
-    probability = _fit(chosen, older, training[0], columns).predict(evaluation[0])
+    probability = predicted[chosen]
     rules = {name: float(roc_auc_score(evaluation[1], values)) for name, values in rule_values(evaluation[0]).items()}
     best_rule = max(rules, key=lambda k: rules[k])
     promoted = auc[chosen] > rules[best_rule]

@@ -122,4 +122,3 @@ def hour_profile(frame: pd.DataFrame) -> np.ndarray:
     return frame[HOUR_COLUMNS].to_numpy(dtype="float64")
 
 
-MODEL_COLUMNS_EXCLUDED = set(HOUR_COLUMNS)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from ml.errors import ModelNotFoundError, ModelStateError
 from ml.model import KINDS, TrainedModel, artifact_sha256, dump, load
-from models import Event, MlModel
+from models import Account, Event, MlModel
 
 # How long a claimed training may run before the sweep fails it: past the ml pool's
 # hard time limit (Procfile: 3500 s), so a run that is still alive is never failed.
@@ -145,8 +145,6 @@ def queue_retraining(session: Session, now: datetime) -> list[int]:
 
 def accounts_with_events(session: Session) -> list[int]:
     """Accounts that have any history to learn from."""
-    from models import Account
-
     return list(session.scalars(select(Account.id).where(exists().where(Event.account_id == Account.id))
                                 .order_by(Account.id)))
 
@@ -157,8 +155,6 @@ def _json_safe(value: Any) -> Any:
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
     if hasattr(value, "item") and callable(value.item):  # numpy scalar
         return _json_safe(value.item())
     if hasattr(value, "isoformat"):

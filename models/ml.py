@@ -18,7 +18,6 @@ from sqlalchemy.orm import Mapped, deferred, mapped_column
 
 from models.base import IDS_NEVER_REUSED, Base, utcnow
 
-ML_KINDS = ("churn", "engagement", "send_time")
 ML_STATUSES = ("queued", "training", "ready", "failed")
 
 

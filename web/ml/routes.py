@@ -15,6 +15,7 @@ from sqlalchemy import Select, select
 
 from ml import registry
 from ml.errors import ModelNotFoundError, ModelStateError
+from ml.scoring import as_public
 from models import MlModel, Subscriber, SubscriberScore, utcnow
 from tasks.ml import enqueue_training
 from web.auth import SECURITY, account_required, current_account_id
@@ -99,14 +100,11 @@ _COLUMNS = (SubscriberScore.subscriber_id, Subscriber.email, SubscriberScore.chu
 
 
 def _row(row: Any) -> dict[str, Any]:
-    ids = {"churn": row.churn_model_id, "engagement": row.engagement_model_id, "send_time": row.send_time_model_id}
-    return {"subscriber_id": row.subscriber_id, "email": row.email, "churn_risk": row.churn_risk,
-            "engagement": row.engagement, "best_send_hour": row.best_send_hour, "scored_at": row.scored_at,
-            "model_id": ids["churn"], "model_ids": ids}
+    return {"subscriber_id": row.subscriber_id, "email": row.email, **as_public(row)}
 
 
-def _scores(account_id: int) -> Select[Any]:
-    return (select(*_COLUMNS)
+def _scores(account_id: int, columns: tuple[Any, ...] = _COLUMNS) -> Select[Any]:
+    return (select(*columns)
             .join(Subscriber, Subscriber.id == SubscriberScore.subscriber_id)
             .where(SubscriberScore.account_id == account_id, Subscriber.account_id == account_id)
             .order_by(SubscriberScore.subscriber_id))
@@ -121,10 +119,7 @@ def _all_rows(account_id: int) -> Iterator[Any]:
     after = 0
     while True:
         batch = list(get_db().execute(
-            select(*_CSV).join(Subscriber, Subscriber.id == SubscriberScore.subscriber_id)
-            .where(SubscriberScore.account_id == account_id, Subscriber.account_id == account_id,
-                   SubscriberScore.subscriber_id > after)
-            .order_by(SubscriberScore.subscriber_id).limit(CSV_BATCH)))
+            _scores(account_id, _CSV).where(SubscriberScore.subscriber_id > after).limit(CSV_BATCH)))
         if not batch:
             return
         yield from (row._mapping for row in batch)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from models.ml import ML_KINDS, ML_STATUSES
+from ml.model import KINDS
+from models.ml import ML_STATUSES
 from web.csv_response import FormatQuerySchema
 from web.validators import in_era
 
 
 class ModelCreateSchema(Schema):
-    kind = fields.String(required=True, validate=validate.OneOf(ML_KINDS),
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS),
                          metadata={"description": "churn, engagement or send_time"})
     as_of = fields.AwareDateTime(default_timezone=None, load_default=None, allow_none=True, validate=in_era,
                                  metadata={"description": "Learn from history up to this moment (with an offset), "
@@ -44,7 +45,7 @@ class ModelSchema(Schema):
 
 
 class ModelQuerySchema(Schema):
-    kind = fields.String(validate=validate.OneOf(ML_KINDS))
+    kind = fields.String(validate=validate.OneOf(KINDS))
     status = fields.String(validate=validate.OneOf(ML_STATUSES))
 
 

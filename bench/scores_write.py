@@ -12,22 +12,12 @@ Run: ``.venv/bin/python -m bench.scores_write [--subscribers 1000000]``.
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
-import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RUN = secrets.token_hex(3)
-DB = f"eseq_bench_{RUN}"
-ENV = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{DB}", "REDIS_URL": "redis://127.0.0.1:6379/0",
-       "ESEQ_BROKER_PREFIX": f"eseq-bench-{RUN}:", "SECRET_KEY": "bench-secret-key-0123456789abcdef",
-       "ESEQ_ADMIN_TOKEN": "bench-admin-token-0123456789abcdef", "ESEQ_RATE_LIMIT": "1000000 per minute",
-       "ESEQ_LOG_LEVEL": "WARNING"}
-os.environ.update(ENV)
-sys.path.insert(0, str(ROOT))
+from bench import environment
+
+RUN, DB, ENV = environment()
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402

@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from analytics.experiments import experiment_report
-from analytics.rollups import fold_chunk
+from analytics.rollups import days_after, fold_chunk
 from analytics.sequence_stats import step_counts
 from models import ExperimentDecision, ExperimentHoldout, Sequence, Step
 from models.bulk import insert_ignoring_conflicts
@@ -53,12 +53,6 @@ def stored_decisions(session: Session, step_ids: list[int]) -> dict[int, dict[st
     rows = session.execute(select(ExperimentDecision.step_id, ExperimentDecision.status, ExperimentDecision.winner)
                            .where(ExperimentDecision.step_id.in_(step_ids)))
     return {step_id: {"status": status, "winner": winner} for step_id, status, winner in rows}
-
-
-def _after(dialect: str, column: str, param: str) -> str:
-    if dialect == "postgresql":
-        return f"({column} + make_interval(days => :{param}))"
-    return f"strftime('%Y-%m-%d %H:%M:%f', {column}, '+' || :{param} || ' days')"
 
 
 def holdout_counts(session: Session, sequence: Sequence, steps: list[tuple[Step, dict[str, Any]]]
@@ -84,7 +78,7 @@ def holdout_counts(session: Session, sequence: Sequence, steps: list[tuple[Step,
         if options.get("metric") == "converted":
             converted = 0
             if goal.get("event") and held.get(step.id):
-                after = _after(session.get_bind().dialect.name, "h.held_at", "within")
+                after = days_after(session.get_bind().dialect.name, "h.held_at", "within")
                 converted = int(session.execute(text(
                     "SELECT count(DISTINCT h.id) FROM experiment_holdouts h JOIN events v"
                     " ON v.subscriber_id = h.subscriber_id WHERE h.account_id = :account AND h.step_id = :step"

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from core.flow import KINDS
 from models import Sequence
 
 # Query text that matters for speed: the rollups by their unique key's prefix
@@ -37,8 +38,8 @@ _COUNTS = text(
     "   WHERE account_id = :account) w"
     "  WHERE t.sequence_id = :sequence AND t.account_id = :account AND (t.xact, t.id) > (w.xact, w.id)"
     ") flow GROUP BY position, kind")
-# Moves that take an enrollment off a step (core.flow.KINDS but "entered").
-LEAVING = ("passed", "goal", "exit", "left", "failed", "completed", "moved")
+# Moves that take an enrollment off a step.
+LEAVING = tuple(kind for kind in KINDS if kind != "entered")
 
 
 def flow_counts(session: Session, sequence: Sequence) -> dict[int, dict[str, int]]:

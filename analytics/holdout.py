@@ -35,6 +35,7 @@ from scipy.stats.contingency import relative_risk
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from analytics.rollups import days_after
 from models import Sequence
 
 # Fewer enrollments than this in either group and no lift is given: the normal
@@ -102,12 +103,6 @@ def lift(treated: tuple[int, int], held_out: tuple[int, int], *, confidence: flo
     return answer
 
 
-def _days_after(dialect: str, column: str, param: str) -> str:
-    if dialect == "postgresql":
-        return f"({column} + make_interval(days => :{param}))"
-    return f"strftime('%Y-%m-%d %H:%M:%f', {column}, '+' || :{param} || ' days')"
-
-
 def group_counts(session: Session, sequence: Sequence) -> dict[bool, tuple[int, int]]:
     """held_out -> (converted, enrollments) of the sequence's enrollments, in one
     statement: the enrollments whose goal event came in their window are found by a
@@ -118,7 +113,7 @@ def group_counts(session: Session, sequence: Sequence) -> dict[bool, tuple[int, 
     params: dict[str, Any] = {"account": sequence.account_id, "sequence": sequence.id}
     mine = "e.account_id = :account AND e.sequence_id = :sequence"
     if goal.get("event"):
-        after = _days_after(session.get_bind().dialect.name, "e.enrolled_at", "within")
+        after = days_after(session.get_bind().dialect.name, "e.enrolled_at", "within")
         by_event = (f"WITH by_event AS (SELECT DISTINCT e.id FROM enrollments e JOIN events v"
                     f" ON v.subscriber_id = e.subscriber_id WHERE {mine} AND v.account_id = :account"
                     f" AND v.name = :event AND v.occurred_at >= e.enrolled_at AND v.occurred_at <= {after}) ")

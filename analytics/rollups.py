@@ -67,10 +67,19 @@ def _day(dialect: str, column: str) -> str:
     return f"(({column}) AT TIME ZONE 'UTC')::date" if dialect == "postgresql" else f"date({column})"
 
 
-def _days_before(dialect: str, column: str, param: str) -> str:
+def _days_shifted(dialect: str, column: str, param: str, sign: str) -> str:
     if dialect == "postgresql":
-        return f"({column} - make_interval(days => :{param}))"
-    return f"strftime('%Y-%m-%d %H:%M:%f', {column}, '-' || :{param} || ' days')"
+        return f"({column} {sign} make_interval(days => :{param}))"
+    return f"strftime('%Y-%m-%d %H:%M:%f', {column}, '{sign}' || :{param} || ' days')"
+
+
+def _days_before(dialect: str, column: str, param: str) -> str:
+    return _days_shifted(dialect, column, param, "-")
+
+
+def days_after(dialect: str, column: str, param: str) -> str:
+    """SQL of ``column`` plus ``:param`` days, on either backend."""
+    return _days_shifted(dialect, column, param, "+")
 
 
 def _horizon(session: Session, dialect: str, now: datetime) -> tuple[int, datetime]:

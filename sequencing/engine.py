@@ -24,7 +24,7 @@ from core.flow import FlowLog, ending_kind, record
 from core.isolation import run_isolated
 from core.reasons import printable
 from models import Enrollment, Event, ExperimentHoldout, Message, Sequence, Step, WebhookDelivery
-from models.bulk import dialect_insert, insert_rows_returning
+from models.bulk import insert_ignoring_conflicts, insert_rows_returning
 from models.event import IMPORTED
 from sequencing import triggers
 from sequencing.best_time import BatchScores
@@ -371,9 +371,7 @@ def _enroll_moves(session: Session, batch: Batch, now: datetime) -> None:
                      "subscriber_id": enrollment.subscriber_id, "instance_key": "", "run": 1, "status": "active",
                      "current_step": 0, "next_run_at": now, "state": {}, "enrolled_at": now, "updated_at": now,
                      "held_out": is_held_out(sequence_id, enrollment.subscriber_id, holdout_percent(target.settings))})
-    if not rows:
-        return
-    for account_id, sequence_id in session.execute(dialect_insert(session, Enrollment).values(rows)
-                                                   .on_conflict_do_nothing()
-                                                   .returning(Enrollment.account_id, Enrollment.sequence_id)):
-        batch.flow.add(account_id, sequence_id, 0, "entered")
+    # A sequence is one account's, so the created rows' sequence ids name their accounts.
+    accounts = {row["sequence_id"]: row["account_id"] for row in rows}
+    for sequence_id in insert_ignoring_conflicts(session, Enrollment, rows, Enrollment.sequence_id):
+        batch.flow.add(accounts[sequence_id], sequence_id, 0, "entered")

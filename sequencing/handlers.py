@@ -129,11 +129,7 @@ def _withhold(enrollment: EnrollmentRow, step: Step) -> Move:
     would have been sent it (the send window is kept, so both groups walk on the same
     clock; the frequency cap is not, as nothing is sent). No message row is written:
     nothing can dispatch it and no count can take it for a send."""
-    state = dict(enrollment.state or {})
-    withheld = dict(state.get("withheld") or {})
-    withheld[str(step.position)] = int(withheld.get(str(step.position), 0)) + 1
-    state["withheld"] = withheld
-    enrollment.state = state
+    enrollment.state, _visit = _take_visit(enrollment, step, "withheld")
     return Next()
 
 
@@ -143,12 +139,7 @@ def _hold_in_arm(batch: Batch, enrollment: EnrollmentRow, step: Step) -> Move:
     and is recorded (Batch.hold_in_arm) so the arm's visitors and what they did
     afterwards can be counted. A promoted winner does not end the arm: the winner's
     lift over no email keeps being measured."""
-    state = dict(enrollment.state or {})
-    held = dict(state.get("arm_held") or {})
-    visit = int(held.get(str(step.position), 0))
-    held[str(step.position)] = visit + 1
-    state["arm_held"] = held
-    enrollment.state = state
+    enrollment.state, visit = _take_visit(enrollment, step, "arm_held")
     batch.hold_in_arm(enrollment, step, visit)
     return Next()
 
@@ -213,14 +204,15 @@ def handle_action(batch: Batch, enrollment: EnrollmentRow, step: Step, subscribe
     return Next()
 
 
-def _take_visit(enrollment: EnrollmentRow, step: Step) -> tuple[dict[str, Any], int]:
+def _take_visit(enrollment: EnrollmentRow, step: Step, counter: str = "visits") -> tuple[dict[str, Any], int]:
     """This visit's number at the step (part of the outbox key, so a loop back sends
-    again) and a copy of the state with the visit counted."""
+    again) and a copy of the state with the visit counted in ``counter`` (one of the
+    ``{position: n}`` state keys of the module's docstring)."""
     state = dict(enrollment.state or {})
-    visits = dict(state.get("visits") or {})
+    visits = dict(state.get(counter) or {})
     visit = int(visits.get(str(step.position), 0))
     visits[str(step.position)] = visit + 1
-    state["visits"] = visits
+    state[counter] = visits
     return state, visit
 
 

@@ -21,10 +21,15 @@ from typing import Any
 _SCALE = 2**64
 
 
+def _point(salt: str) -> float:
+    """A fixed place in [0, 100) drawn from a hash of ``salt``."""
+    digest = hashlib.sha256(salt.encode()).digest()
+    return int.from_bytes(digest[:8], "big") * 100 / _SCALE
+
+
 def holdout_point(sequence_id: int, subscriber_id: int) -> float:
     """The subscriber's fixed place in [0, 100) for this sequence."""
-    digest = hashlib.sha256(f"holdout:{sequence_id}:{subscriber_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") * 100 / _SCALE
+    return _point(f"holdout:{sequence_id}:{subscriber_id}")
 
 
 def is_held_out(sequence_id: int, subscriber_id: int, percent: float | int | None) -> bool:
@@ -40,8 +45,7 @@ def holdout_percent(settings: dict[str, Any] | None) -> float:
 def arm_point(step_id: int, enrollment_id: int) -> float:
     """The enrollment's fixed place in [0, 100) at one email step, for its
     experiment's holdout arm (salted apart from the variant choice's hash)."""
-    digest = hashlib.sha256(f"experiment-holdout:{step_id}:{enrollment_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") * 100 / _SCALE
+    return _point(f"experiment-holdout:{step_id}:{enrollment_id}")
 
 
 def in_arm_holdout(step_id: int, enrollment_id: int, experiment: dict[str, Any] | None) -> bool:

@@ -1,0 +1,24 @@
+"""AI drafts, their usage and the answer cache (issue: AI drafting)
+
+Revision ID: 0024
+Revises: 0023
+Create Date: 2026-12-06 07:10:00
+
+A placeholder in the chain, filled in by the change that needs it.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+revision: str = "0024"
+down_revision: str | None = "0023"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

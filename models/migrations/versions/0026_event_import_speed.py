@@ -1,0 +1,24 @@
+"""event import speed (issue: ml, item 1)
+
+Revision ID: 0026
+Revises: 0025
+Create Date: 2026-12-06 07:10:00
+
+A placeholder in the chain, filled in by the change that needs it.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+revision: str = "0026"
+down_revision: str | None = "0025"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -7,26 +7,22 @@ on each cell or bar as its tooltip, and the same bytes for the same figures.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
-from xml.sax.saxutils import escape
 
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+from core.xml_text import xml_text
+
 CELL, LABEL_WIDTH, SIZE_WIDTH, TOP = 22, 86, 70, 64
 BAR_WIDTH, BAR_GAP, BAR_AREA, LEFT = 56, 24, 240, 72
 FUNNEL_SERIES = (("entered", "#1a73e8"), ("passed", "#34a853"), ("exited", "#e8710a"), ("waiting", "#80868b"))
 
 
-def _text(value: Any) -> str:
-    return escape(_NOT_XML.sub("", str(value)))
-
 
 def _open(width: int, height: int, title: str) -> list[str]:
     return [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
-            f"<title>{_text(title)}</title>", f'<rect width="{width}" height="{height}" fill="#fff"/>',
-            f'<text x="12" y="22" font-size="15" font-weight="bold">{_text(title)}</text>']
+            f"<title>{xml_text(title)}</title>", f'<rect width="{width}" height="{height}" fill="#fff"/>',
+            f'<text x="12" y="22" font-size="15" font-weight="bold">{xml_text(title)}</text>']
 
 
 def _shade(share: float) -> str:
@@ -52,13 +48,13 @@ def cohort_heatmap(answer: dict[str, Any], title: str = "Engagement by signup we
         parts.append(f'<text x="{left + week * CELL + CELL / 2:.1f}" y="{TOP - 6}" text-anchor="middle">{week}</text>')
     for row, cohort in enumerate(cohorts):
         y = TOP + row * CELL
-        parts.append(f'<g class="cohort" data-cohort="{_text(cohort["cohort"])}">'
-                     f'<text x="12" y="{y + 15}">{_text(cohort["cohort"])}</text>'
+        parts.append(f'<g class="cohort" data-cohort="{xml_text(cohort["cohort"])}">'
+                     f'<text x="12" y="{y + 15}">{xml_text(cohort["cohort"])}</text>'
                      f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{int(cohort["subscribers"]):,}</text>')
         for week, (share, engaged) in enumerate(zip(cohort["shares"], cohort["engaged"])):
             x = left + week * CELL
             parts.append(f'<rect x="{x}" y="{y}" width="{CELL - 1}" height="{CELL - 1}" fill="{_shade(share)}">'
-                         f'<title>{_text(cohort["cohort"])}, week {week}: {share * 100:.1f}% '
+                         f'<title>{xml_text(cohort["cohort"])}, week {week}: {share * 100:.1f}% '
                          f'({int(engaged):,} of {int(cohort["subscribers"]):,})</title></rect>')
         parts.append("</g>")
     parts.append("</svg>")
@@ -87,9 +83,9 @@ def funnel_bars(steps: Sequence[dict[str, Any]], title: str = "Funnel") -> str:
             height = value / top_value * BAR_AREA
             parts.append(f'<rect x="{x0 + offset * bar}" y="{bottom - height:.1f}" width="{bar - 1}" '
                          f'height="{height:.1f}" fill="{color}"><title>Step {int(step["step"])} '
-                         f'({_text(step.get("type", ""))}): {value:,} {name}</title></rect>')
+                         f'({xml_text(step.get("type", ""))}): {value:,} {name}</title></rect>')
         parts.append(f'<text x="{x0 + BAR_WIDTH / 2:.1f}" y="{bottom + 14}" text-anchor="middle">'
                      f'{int(step["step"])}</text><text x="{x0 + BAR_WIDTH / 2:.1f}" y="{bottom + 28}" '
-                     f'text-anchor="middle" fill="#555">{_text(step.get("type", ""))}</text></g>')
+                     f'text-anchor="middle" fill="#555">{xml_text(step.get("type", ""))}</text></g>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"

@@ -13,12 +13,13 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from core.zones import zone
 
 # What the platform itself records; any other name is the account's own (a
 # purchase, a sign-up) and counts as a conversion, its value as revenue.
@@ -113,13 +114,6 @@ def _events_by_query(conn: Any, account_id: int, until: datetime) -> pd.DataFram
     return frame
 
 
-def _zone(name: Any) -> ZoneInfo:
-    try:
-        return ZoneInfo(str(name)) if name else ZoneInfo("UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def _local_hours(events: pd.DataFrame, subscribers: pd.DataFrame) -> np.ndarray:
     zones = subscribers["timezone"].fillna("UTC").astype("category")
     position = zones.index.get_indexer(events["subscriber_id"].to_numpy())
@@ -129,5 +123,5 @@ def _local_hours(events: pd.DataFrame, subscribers: pd.DataFrame) -> np.ndarray:
     for code, name in enumerate(zones.cat.categories):
         mask = codes == code
         if mask.any() and str(name) != "UTC":
-            hours[mask] = times[mask].tz_convert(_zone(name)).hour.to_numpy()
+            hours[mask] = times[mask].tz_convert(zone(name)).hour.to_numpy()
     return hours

@@ -11,14 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-import re
-from xml.sax.saxutils import escape
 
+from core.xml_text import xml_text
 from warming.health import Thresholds, percent
 
 WIDTH, LEFT, RIGHT, TOP = 760, 72, 24, 48
 VOLUME_HEIGHT, RATE_HEIGHT, GAP = 220, 110, 56
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 COLORS = {"planned": "#80868b", "actual": "#1a73e8", "bounce": "#e8710a", "complaint": "#d93025"}
 
 
@@ -70,19 +68,19 @@ def render_svg(days: Sequence[DayFigures], title: str = "Warming plan", threshol
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
         f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="11">',
-        f"<title>{_text(title)}</title>",
+        f"<title>{xml_text(title)}</title>",
         f'<rect width="{WIDTH}" height="{height}" fill="#fff"/>',
-        f'<text x="{LEFT}" y="22" font-size="15" font-weight="bold">{_text(title)}</text>',
+        f'<text x="{LEFT}" y="22" font-size="15" font-weight="bold">{xml_text(title)}</text>',
     ]
     for panel in panels:
-        parts.append(f'<text x="{LEFT}" y="{panel.top - 10}" font-weight="bold">{_text(panel.label)}</text>')
+        parts.append(f'<text x="{LEFT}" y="{panel.top - 10}" font-weight="bold">{xml_text(panel.label)}</text>')
         parts.extend(_axes(panel, days, x_of))
         for name, level in panel.lines:
             y = panel.y_of(level[1])
             parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
                          f'stroke="{COLORS[name]}" stroke-dasharray="2 3" opacity="0.7"/>'
                          f'<text x="{WIDTH - RIGHT - 4}" y="{y - 3:.1f}" text-anchor="end" fill="{COLORS[name]}">'
-                         f"{_text(level[0])} {_text(percent(level[1]))}</text>")
+                         f"{xml_text(level[0])} {xml_text(percent(level[1]))}</text>")
         for name, style, value_of in panel.series:
             parts.extend(_series(panel, name, style, value_of, days, x_of))
         parts.append(_legend(panel.top, [name for name, _, _ in panel.series]))
@@ -115,7 +113,7 @@ def _axes(panel: _Panel, days: Sequence[DayFigures], x_of: Callable[[int], float
     for step in range(5):
         value = panel.top_value * step / 4
         out.append(f'<text x="{LEFT - 6}" y="{panel.y_of(value) + 4:.1f}" text-anchor="end">'
-                   f"{_text(panel.tick_label(value))}</text>")
+                   f"{xml_text(panel.tick_label(value))}</text>")
     every, last = max(1, math.ceil(len(days) / 15)), len(days) - 1
     for index, d in enumerate(days):
         if index == last or (index % every == 0 and last - index >= every):  # no label crowding the last
@@ -136,7 +134,7 @@ def _series(panel: _Panel, name: str, style: str, value_of: Callable[[DayFigures
         x, y = x_of(d.day), panel.y_of(value)
         commands.append(f"{'M' if previous_missing else 'L'}{x:.1f},{y:.1f}")
         circles.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{color}">'
-                       f"<title>Day {d.day}: {_text(panel.value_label(value))} {name}</title></circle>")
+                       f"<title>Day {d.day}: {xml_text(panel.value_label(value))} {name}</title></circle>")
         previous_missing = False
     dash = ' stroke-dasharray="6 4"' if style == "dash" else ""
     path = [f'<path d="{" ".join(commands)}" fill="none" stroke="{color}" stroke-width="2"{dash}/>'] if commands else []
@@ -161,7 +159,3 @@ def _nice(value: float) -> float:
     power = 10 ** math.floor(math.log10(value))
     return next(power * m for m in (1, 2, 3, 4, 5, 6, 8, 10) if power * m >= value * (1 - 1e-9))
 
-
-def _text(value: str) -> str:
-    """``value`` safe inside an element: escaped, and without the control characters XML 1.0 forbids."""
-    return escape(_NOT_XML.sub("", value))

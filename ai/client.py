@@ -18,6 +18,7 @@ import json
 import logging
 import random
 import time
+from functools import lru_cache
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -273,3 +274,11 @@ def _preview(body: bytes) -> str:
 
 def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+@lru_cache(maxsize=8)
+def shared_client(base_url: str, api_key: str | None, model: str, timeout: float = 60.0) -> ChatClient:
+    """This process's client for one configuration. Building one costs 100-200 ms
+    (the ``openai`` client's HTTP pool and TLS context), far more than a call's own
+    overhead (about 2 ms): build it once per process, and reuse its connections."""
+    return ChatClient(base_url=base_url, api_key=api_key, model=model, timeout=timeout)

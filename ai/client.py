@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import time
 from functools import lru_cache
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 # The longest a worker thread sleeps between two tries; a server asking for longer
 # gets AiUnavailable with its Retry-After, and the task is retried then.
 MAX_WAIT = 60.0
+MAX_RETRY_AFTER = 86400.0  # a server asking for longer is believed for a day
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
 # Sent to servers that need no key (a local vLLM or Ollama): the package insists on one.
@@ -70,7 +72,7 @@ def retry_after_seconds(headers: Mapping[str, str], now: datetime | None = None)
     millis = _header(headers, "retry-after-ms")
     if millis:
         try:
-            return max(0.0, float(millis) / 1000)
+            return _bounded(float(millis) / 1000)
         except ValueError:
             pass
     value = _header(headers, "retry-after")
@@ -78,7 +80,7 @@ def retry_after_seconds(headers: Mapping[str, str], now: datetime | None = None)
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        return _bounded(float(value))
     except ValueError:
         pass
     try:
@@ -87,7 +89,13 @@ def retry_after_seconds(headers: Mapping[str, str], now: datetime | None = None)
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+    return _bounded((when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def _bounded(seconds: float) -> float | None:
+    """A wait a task can be retried after: never negative, at most a day; None for
+    "inf" or "nan", which float() reads but no countdown can use."""
+    return min(max(0.0, seconds), MAX_RETRY_AFTER) if math.isfinite(seconds) else None
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

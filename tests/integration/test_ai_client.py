@@ -299,6 +299,15 @@ def test_a_failed_probe_opens_the_circuit_again(fake, clock):
     assert len(fake.requests) == 2
 
 
+def test_a_base_url_with_another_path_and_a_trailing_slash_works(clock):
+    with FakeOpenAI(base_path="/proxy/openai/v1") as fake:
+        fake.reply('{"subject": "Hi"}')
+        client = ChatClient(base_url=fake.base_url + "/", api_key=fake.api_key, model="m",
+                            circuit=Circuit(clock=clock), sleep=clock.sleep, clock=clock)
+        assert ask(client).content == '{"subject": "Hi"}'
+        assert fake.last.path == "/proxy/openai/v1/chat/completions"
+
+
 def test_a_server_that_is_not_listening_is_unavailable(clock):
     with FakeOpenAI() as gone:
         base_url = gone.base_url

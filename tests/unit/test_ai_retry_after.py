@@ -35,6 +35,13 @@ def test_an_unreadable_or_absent_header_names_no_wait():
     assert retry_after_seconds({"Retry-After": "soon"}) is None
     assert retry_after_seconds({"retry-after-ms": "x"}) is None
     assert retry_after_seconds({"Retry-After": "-3"}) == 0.0
+    assert retry_after_seconds({"Retry-After": "inf"}) is None
+    assert retry_after_seconds({"Retry-After": "nan"}) is None
+    assert retry_after_seconds({"retry-after-ms": "-5"}) == 0.0
+
+
+def test_a_wait_longer_than_a_day_is_read_as_a_day():
+    assert retry_after_seconds({"Retry-After": "1e12"}) == 86400.0
 
 
 def test_backoff_doubles_with_jitter_below_each_step_and_is_capped():

@@ -53,6 +53,7 @@ class Completion:
     completion_tokens: int
     model_seconds: float    # wall time of the HTTP call(s) that produced it (for the overhead figure)
     attempts: int
+    refusal: str | None = None  # choices[0].message.refusal: why a model declined (content then empty)
 
 
 class _Transient(Exception):
@@ -182,18 +183,15 @@ class ChatClient:
                 raise
             model_seconds += self._clock() - started
             try:
-                completion = self._read(body, attempts, model_seconds, max_tokens)
+                completion = self._completion(body, attempts, model_seconds)
             except AiMalformed:
-                self.circuit.failed()
+                self.circuit.failed()  # a body that is no chat completion (a proxy's error page): as good as down
                 raise
             self.circuit.succeeded()
             log.info("AI call: model %s, %d try(s), %.2f s, %d+%d tokens, finish %s", completion.model,
                      attempts, model_seconds, completion.prompt_tokens, completion.completion_tokens,
                      completion.finish_reason)
-            if completion.finish_reason == "length":
-                raise AiTruncated(f"the answer was cut off at the token bound ({max_tokens} tokens); "
-                                  "nothing of it is used")
-            return completion
+            return _usable(completion, max_tokens)
 
     def _next_wait(self, failure: _Transient, attempts: int) -> float:
         """How long to sleep before the next try, or AiUnavailable when there is none."""
@@ -227,7 +225,8 @@ class ChatClient:
             raise _Transient(f"cannot reach the AI server: {type(cause).__name__ if cause else 'connection error'}"
                              ) from None
 
-    def _read(self, body: bytes, attempts: int, model_seconds: float, max_tokens: int) -> Completion:
+    def _completion(self, body: bytes, attempts: int, model_seconds: float) -> Completion:
+        """The chat completion in a 2xx body, or AiMalformed when it is none."""
         try:
             data = json.loads(body)
         except ValueError:
@@ -236,25 +235,18 @@ class ChatClient:
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict) \
                 or not isinstance(choices[0].get("message"), dict):
             raise AiMalformed(f"the AI server's answer is not a chat completion: {_preview(body)}")
-        choice, message = choices[0], choices[0]["message"]
-        finish_reason = str(choice.get("finish_reason") or "stop")
-        content = message.get("content")
-        if finish_reason != "length":
-            if finish_reason == "content_filter":
-                raise AiMalformed("the AI provider's content filter stopped the answer")
-            if not isinstance(content, str) or not content.strip():
-                refusal = message.get("refusal")
-                raise AiMalformed(f"the model declined: {str(refusal)[:300]}" if refusal
-                                  else "the AI server's answer has no content")
+        message = choices[0]["message"]
+        content, refusal = message.get("content"), message.get("refusal")
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         return Completion(
             content=content if isinstance(content, str) else "",
-            finish_reason=finish_reason,
+            finish_reason=str(choices[0].get("finish_reason") or "stop"),
             model=str(data.get("model") or self.model),
             prompt_tokens=_count(usage.get("prompt_tokens")),
             completion_tokens=_count(usage.get("completion_tokens")),
             model_seconds=model_seconds,
             attempts=attempts,
+            refusal=str(refusal)[:300] if refusal else None,
         )
 
     def _scrub(self, text: str) -> str:
@@ -262,6 +254,20 @@ class ChatClient:
 
     def close(self) -> None:
         self._openai.close()
+
+
+def _usable(completion: Completion, max_tokens: int) -> Completion:
+    """The completion, when it holds a whole answer. The errors carry it, so that
+    the caller can count the tokens it cost."""
+    if completion.finish_reason == "length":
+        raise AiTruncated(f"the answer was cut off at the token bound ({max_tokens} tokens); nothing of it is used",
+                          completion)
+    if completion.finish_reason == "content_filter":
+        raise AiMalformed("the AI provider's content filter stopped the answer", completion)
+    if not completion.content.strip():
+        raise AiMalformed(f"the model declined: {completion.refusal}" if completion.refusal
+                          else "the AI server's answer has no content", completion)
+    return completion
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

@@ -193,17 +193,29 @@ def test_a_json_body_that_is_not_a_chat_completion_is_malformed(fake, clock):
         ask(client_for(fake, clock))
 
 
-def test_a_model_refusal_is_malformed_with_its_words(fake, clock):
+def test_a_model_refusal_is_malformed_with_its_words_and_its_cost(fake, clock):
+    circuit = Circuit(threshold=1, clock=clock)
     fake.refused_by_model("I can't write that.")
-    with pytest.raises(AiMalformed, match="I can't write that"):
-        ask(client_for(fake, clock))
+    with pytest.raises(AiMalformed, match="I can't write that") as caught:
+        ask(client_for(fake, clock, circuit=circuit))
+    assert caught.value.completion.prompt_tokens > 0
+    assert circuit.state == "closed"  # the server answered: the model declined
+
+
+def test_a_body_that_is_no_chat_completion_counts_against_the_circuit(fake, clock):
+    circuit = Circuit(threshold=1, clock=clock)
+    fake.not_json()
+    with pytest.raises(AiMalformed) as caught:
+        ask(client_for(fake, clock, circuit=circuit))
+    assert caught.value.completion is None and circuit.state == "open"
 
 
 def test_a_truncated_answer_is_an_error_never_half_an_answer(fake, clock):
-    fake.truncated('{"subject": "Welc')
+    fake.truncated('{"subject": "Welc', completion_tokens=5)
     with pytest.raises(AiTruncated) as caught:
         ask(client_for(fake, clock), max_tokens=5)
     assert "5 tokens" in caught.value.reason
+    assert caught.value.completion.completion_tokens == 5  # what it cost, for the budget
     assert len(fake.requests) == 1
 
 

@@ -169,9 +169,10 @@ class FakeOpenAI:
               completion_tokens: int | None = None, delay: float = 0.0) -> None:
         self._push(Reply(content, finish_reason, prompt_tokens, completion_tokens, delay=delay))
 
-    def truncated(self, content: str = '{"name": "Welcome", "steps": [{"type": "em') -> None:
+    def truncated(self, content: str = '{"name": "Welcome", "steps": [{"type": "em',
+                  completion_tokens: int | None = None) -> None:
         """Half an answer: the model ran out of tokens."""
-        self._push(Reply(content, "length"))
+        self._push(Reply(content, "length", completion_tokens=completion_tokens))
 
     def refused_by_model(self, refusal: str = "I'm sorry, I can't help with that.") -> None:
         """A structured-outputs refusal: ``content`` null, ``refusal`` set."""

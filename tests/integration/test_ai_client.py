@@ -428,3 +428,9 @@ def test_the_fake_answers_a_well_formed_request_with_a_chat_completion(fake):
     assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-") and body["created"] > 0
     assert body["choices"][0]["message"] == {"role": "assistant", "content": '{"subject": "Hi"}', "refusal": None}
     assert body["usage"] == {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
+
+
+def test_a_broken_answerer_is_reported_by_the_fake(fake, clock):
+    fake.answerer = lambda request: request.body["no such field"]
+    with pytest.raises(AiUnavailable, match="answerer raised KeyError"):
+        ask(client_for(fake, clock, max_attempts=1))

@@ -40,7 +40,8 @@ KNOWN_FIELDS = {
     "model", "messages", "response_format", "max_tokens", "max_completion_tokens", "temperature", "top_p", "n",
     "stream", "stream_options", "stop", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
     "top_logprobs", "user", "seed", "tools", "tool_choice", "parallel_tool_calls", "store", "metadata",
-    "reasoning_effort", "service_tier", "modalities", "audio", "prediction", "web_search_option",
+    "reasoning_effort", "service_tier", "modalities", "audio", "prediction", "web_search_options",
+    "functions", "function_call",
     "safety_identifier", "prompt_cache_key", "verbosity",
 }
 SCHEMA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -259,7 +260,11 @@ class FakeOpenAI:
             if self.answerer is None:
                 return 500, {"Content-Type": "application/json"}, openai_error(
                     "fake_openai: no scripted answer and no answerer", "server_error"), 0.0
-            reply = Reply(self.answerer(request))
+            try:
+                reply = Reply(self.answerer(request))
+            except Exception as exc:  # the test's answerer is broken: say so rather than drop the connection
+                return 500, {"Content-Type": "application/json"}, openai_error(
+                    f"fake_openai: the answerer raised {type(exc).__name__}: {exc}", "server_error"), 0.0
         if reply.body is not None:
             return reply.status, reply.headers, reply.body, reply.delay
         return 200, {"Content-Type": "application/json", **reply.headers}, \

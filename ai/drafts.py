@@ -21,7 +21,6 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from ai import answer_cache, draft_rows, output_schemas, prompts
-from ai.blueprints import draft_sequence
 from ai.budget import BudgetExceededError, Prices, check_budget, tokens_used_today
 from ai.errors import AiError, AiRefused, AiTruncated, AiUnavailable
 from ai.html_safety import sanitise_html
@@ -70,7 +69,7 @@ class Outcome:
     result: dict[str, Any] | None = None
     preflight: dict[str, Any] | None = None
     error: str | None = None
-    retry_after: float = 0.0
+    retry_after: float = 0.0  # seconds the server asked for; 0: it did not say
     usage: dict[str, Any] = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0,
                                                            "model_seconds": 0.0})
 
@@ -148,16 +147,15 @@ def compose(job: Job, client: Client | None, check: Check) -> Outcome:
         if outcome.preflight is None:
             outcome.preflight = check(transient_sequence(job.account_id, candidate)).as_dict()
     except AiUnavailable as exc:
-        outcome.status, outcome.retry_after = "retry", float(getattr(exc, "retry_after", None) or 30.0)
-        outcome.error = str(exc)
+        outcome.status, outcome.retry_after, outcome.error = "retry", float(exc.retry_after or 0.0), exc.reason
     except AiTruncated:
         outcome.status, outcome.error = "failed", f"the answer was cut off at max_tokens ({MAX_TOKENS})"
     except AiRefused as exc:
-        outcome.status, outcome.error = "failed", f"the model refused: {exc}"
+        outcome.status, outcome.error = "failed", exc.reason
     except (_Failed, BudgetExceededError) as exc:
         outcome.status, outcome.error = "failed", str(exc)
     except AiError as exc:
-        outcome.status, outcome.error = "failed", f"the model server failed: {exc}"
+        outcome.status, outcome.error = "failed", exc.reason  # malformed: not a chat completion
     if outcome.status != "ready":
         outcome.result = outcome.preflight = None
     return outcome
@@ -182,6 +180,8 @@ def _sequence(job: Job, client: Client | None, outcome: Outcome) -> dict[str, An
     brief = job.request["brief"]
     notes: list[str] = []
     if client is None:
+        from ai.blueprints import draft_sequence  # the built-in library, loaded only when drafting from it
+
         body = draft_sequence(brief, job.attribute_names)
         return {"sequence": _valid_sequence(body, brief["emails"], notes), "notes": notes}
     body = _ask(client, job, outcome, prompts.sequence(brief, job.attribute_names), output_schemas.SEQUENCE,

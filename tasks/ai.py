@@ -14,7 +14,7 @@ from typing import Any
 
 from ai import draft_rows, drafts
 from ai.budget import Prices
-from ai.client import ChatClient
+from ai.client import ChatClient, backoff_seconds
 from content.preflight import Spamd
 from models import Sequence
 from models.base import utcnow
@@ -74,7 +74,7 @@ def draft(self: Any, draft_id: int) -> str | None:
     outcome = drafts.compose(job, model_client(), check)
     prices = Prices(settings.ai_price_prompt_per_1k, settings.ai_price_completion_per_1k)
     if outcome.status == "retry" and self.request.retries < MAX_WAITS:
-        countdown = min(max(outcome.retry_after, 1.0), MAX_COUNTDOWN)
+        countdown = min(max(outcome.retry_after or backoff_seconds(self.request.retries + 1), 1.0), MAX_COUNTDOWN)
         with session_scope() as session:
             waiting = draft_rows.wait_for_server(session, draft_id, utcnow() + timedelta(seconds=countdown), outcome.usage)
         if waiting:

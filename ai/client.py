@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import openai
 
-from ai.circuit import Circuit, circuit_for
+from ai.circuit import OPEN, Circuit, circuit_for
 from ai.errors import AiMalformed, AiRefused, AiTruncated, AiUnavailable
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,9 @@ class ChatClient:
             except _Transient as failure:
                 model_seconds += self._clock() - started
                 self.circuit.failed()
+                if self.circuit.state == OPEN:  # this failure opened it: no point sleeping before a refusal
+                    raise AiUnavailable(f"{failure.reason}; the circuit is now open for {self.circuit.cool_off:g} s",
+                                        max(self.circuit.cool_off, failure.retry_after or 0.0))
                 delay = self._next_wait(failure, attempts)
                 log.warning("AI call failed (%s, try %d of %d); trying again in %.1f s",
                             failure.reason, attempts, self.max_attempts, delay)

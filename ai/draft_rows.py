@@ -12,9 +12,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from urllib.parse import urlsplit
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from ai.html_safety import private_host
 from models import AiDraft, Sequence
 from models.ai_draft import DRAFT_KINDS
 from sequencing.errors import MAX_INT, InvalidInputError, NotFoundError, Problems
@@ -30,9 +33,9 @@ MAX_ERROR = 2000
 MIN_EMAILS, MAX_EMAILS, DEFAULT_EMAILS = 3, 10, 5
 DEFAULT_SUBJECT_LINES = 5
 _TEXT_LIMITS = {"goal": 500, "audience": 500, "product": 2000, "tone": 200, "language": 50, "sender_name": 100,
-                "length": 200, "segment": 500}
+                "length": 200, "segment": 500, "url": 2000}
 BRIEF_KEYS = {
-    "sequence": ("goal", "audience", "product", "tone", "emails", "language", "sender_name"),
+    "sequence": ("goal", "audience", "product", "tone", "emails", "language", "sender_name", "url"),
     "subject_lines": ("audience", "product", "tone", "language"),
     "rewrite": ("tone", "length", "segment", "language"),
     "fix": (),
@@ -95,6 +98,12 @@ def _brief(p: Problems, kind: str, raw: Any) -> dict[str, Any]:
         value = p.text(brief, key, "brief", required=kind == "sequence" and key == "goal", max_len=_TEXT_LIMITS[key])
         if value is not None and value.strip():
             out[key] = value.strip()
+    if "url" in out:
+        parts = urlsplit(out["url"])
+        if parts.scheme not in ("http", "https") or not parts.hostname or " " in out["url"]:
+            p.add("brief.url", "Must be an http or https URL with a host.")
+        elif private_host(out["url"]):
+            p.add("brief.url", "Must not point at a private or loopback address.")
     if kind == "rewrite" and not {"tone", "length", "segment"} & set(out):
         p.add("brief", "Say what to change: tone, length or segment.")
     return out

@@ -21,6 +21,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from ai import answer_cache, draft_rows, output_schemas, prompts
+from ai.blueprints import draft_sequence
 from ai.budget import BudgetExceededError, Prices, check_budget, tokens_used_today
 from ai.errors import AiError, AiRefused, AiTruncated, AiUnavailable
 from ai.html_safety import sanitise_html
@@ -180,8 +181,6 @@ def _sequence(job: Job, client: Client | None, outcome: Outcome) -> dict[str, An
     brief = job.request["brief"]
     notes: list[str] = []
     if client is None:
-        from ai.blueprints import draft_sequence  # the built-in library, loaded only when drafting from it
-
         body = draft_sequence(brief, job.attribute_names)
         return {"sequence": _valid_sequence(body, brief["emails"], notes), "notes": notes}
     body = _ask(client, job, outcome, prompts.sequence(brief, job.attribute_names), output_schemas.SEQUENCE,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +15,7 @@ import pytest
 from ai.circuit import Circuit
 from ai.client import MAX_WAIT, ChatClient
 from ai.errors import AiMalformed, AiRefused, AiTruncated, AiUnavailable
-from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_openai import FakeOpenAI, example_for
 
 SCHEMA = {"type": "object", "properties": {"subject": {"type": "string"}}, "required": ["subject"],
           "additionalProperties": False}
@@ -226,8 +229,8 @@ def test_a_wrong_key_is_refused_once_and_never_repeated_in_the_error_or_the_logs
     assert wrong_key not in caplog.text
 
 
-def test_the_key_and_the_prompt_stay_out_of_info_logs_of_a_retried_call(fake, clock, caplog):
-    caplog.set_level(logging.INFO)
+def test_the_key_and_the_prompt_stay_out_of_the_logs_of_a_retried_call(fake, clock, caplog):
+    caplog.set_level(logging.DEBUG)
     fake.server_error(500)
     fake.reply('{"subject": "Hi"}')
     ask(client_for(fake, clock))
@@ -264,8 +267,8 @@ def test_the_circuit_opens_after_repeated_failures_and_stops_calling_the_server(
     with pytest.raises(AiUnavailable):
         ask(client)  # two failures
     with pytest.raises(AiUnavailable):
-        ask(client)  # the third opens the circuit: no second try
-    assert len(fake.requests) == 3
+        ask(client)  # the third opens the circuit: no second try, and no sleep before one
+    assert len(fake.requests) == 3 and len(clock.sleeps) == 1
     assert circuit.state == "open"
 
     with pytest.raises(AiUnavailable) as caught:
@@ -317,3 +320,90 @@ def test_an_answerer_can_read_the_prompt_and_the_schema(clock):
         completion = ask(client_for(fake, clock))
     assert json.loads(completion.content) == {"subject": "About One subject line for"}
     assert seen == [("subject_line", SCHEMA)]
+
+
+def test_threads_share_one_client(fake, clock):
+    fake.answerer = lambda request: json.dumps({"subject": request.messages[-1]["content"]})
+    client = client_for(fake, clock)
+    answers: list[str] = []
+
+    def draft(i: int) -> None:
+        messages = [MESSAGES[0], {"role": "user", "content": f"subject {i}"}]
+        answers.append(json.loads(client.complete(messages, schema=SCHEMA, schema_name="s", max_tokens=20).content)
+                       ["subject"])
+
+    threads = [threading.Thread(target=draft, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(answers) == sorted(f"subject {i}" for i in range(8))
+
+
+def test_example_for_fits_a_strict_schema(fake, clock):
+    schema = {"type": "object", "additionalProperties": False, "required": ["name", "steps"],
+              "properties": {"name": {"type": "string"},
+                             "steps": {"type": "array", "minItems": 2, "items": {"$ref": "#/$defs/step"}}},
+              "$defs": {"step": {"type": "object", "additionalProperties": False, "required": ["type", "days"],
+                                 "properties": {"type": {"enum": ["delay"]}, "days": {"anyOf": [
+                                     {"type": "null"}, {"type": "integer", "minimum": 1}]}}}}}
+    fake.answerer = lambda request: json.dumps(example_for(request.schema))
+    content = client_for(fake, clock).complete(MESSAGES, schema=schema, schema_name="seq", max_tokens=50).content
+    assert json.loads(content) == {"name": "x", "steps": [{"type": "delay", "days": 1}] * 2}
+
+
+# The fake refuses what OpenAI refuses, with OpenAI's error body: a client that
+# passes these tests speaks the protocol, not the fake's dialect.
+
+def post(fake: FakeOpenAI, body: object, *, path: str = "/v1/chat/completions", key: str | None = "right",
+         content_type: str = "application/json") -> tuple[int, dict]:
+    headers = {"Content-Type": content_type}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {fake.api_key if key == 'right' else key}"
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(fake.root_url + path, data=data, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())
+
+
+GOOD = {"model": "gpt-test", "messages": MESSAGES, "max_tokens": 10,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": SCHEMA, "strict": True}}}
+
+
+@pytest.mark.parametrize("change,status,param", [
+    ({"path": "/v1/completions"}, 404, None),
+    ({"key": None}, 401, None),
+    ({"key": "sk-wrong-0123456789"}, 401, None),
+    ({"content_type": "text/plain"}, 400, None),
+    ({"body": b"{not json"}, 400, None),
+    ({"body": {**GOOD, "model": ""}}, 400, "model"),
+    ({"body": {**GOOD, "messages": []}}, 400, "messages"),
+    ({"body": {**GOOD, "messages": [{"role": "robot", "content": "hi"}]}}, 400, "messages[0].role"),
+    ({"body": {**GOOD, "max_tokens": 0}}, 400, "max_tokens"),
+    ({"body": {**GOOD, "temperature": 3}}, 400, "temperature"),
+    ({"body": {**GOOD, "prompt": "hi"}}, 400, None),
+    ({"body": {**GOOD, "response_format": {"type": "json_schema", "json_schema": {"name": "a b", "schema": SCHEMA}}}},
+     400, "response_format.json_schema.name"),
+    ({"body": {**GOOD, "response_format": {"type": "json_schema", "json_schema": {
+        "name": "s", "strict": True, "schema": {**SCHEMA, "required": []}}}}}, 400, "response_format"),
+])
+def test_the_fake_refuses_what_openai_refuses(fake, change, status, param):
+    fake.reply('{"subject": "never sent"}')
+    options = {"body": GOOD, **change}
+    got, body = post(fake, options.pop("body"), **options)
+    assert got == status
+    assert set(body["error"]) == {"message", "type", "param", "code"} and body["error"]["param"] == param
+    assert fake.pending == 1
+
+
+def test_the_fake_answers_a_well_formed_request_with_a_chat_completion(fake):
+    fake.reply('{"subject": "Hi"}', prompt_tokens=12, completion_tokens=3)
+    status, body = post(fake, GOOD)
+    assert status == 200
+    assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-") and body["created"] > 0
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": '{"subject": "Hi"}', "refusal": None}
+    assert body["usage"] == {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}

@@ -411,3 +411,37 @@ def strict_schema_problem(schema: dict[str, Any], context: tuple[str, ...] = ())
             return problem
     return None
 
+
+
+def example_for(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> Any:
+    """The smallest value that fits ``schema`` (the subset Structured Outputs allows:
+    objects, arrays, enums, consts, anyOf, $ref to $defs): an answerer's starting
+    point, e.g. ``lambda r: json.dumps(example_for(r.schema))``."""
+    defs = defs if defs is not None else {**schema.get("definitions", {}), **schema.get("$defs", {})}
+    if "$ref" in schema:
+        return example_for(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            options = [s for s in schema[key] if s.get("type") != "null"] or schema[key]
+            return example_for(options[0], defs)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        return {name: example_for(properties[name], defs) for name in schema.get("required") or properties}
+    if kind == "array":
+        return [example_for(schema.get("items") or {}, defs) for _ in range(schema.get("minItems", 1))]
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 1))
+    if kind == "boolean":
+        return False
+    if kind == "null":
+        return None
+    return "x" * max(1, int(schema.get("minLength", 1)))

@@ -100,7 +100,8 @@ def start(session: Session, draft_id: int, now: datetime, *, model: str | None, 
     names = attribute_names(session, draft.account_id)
     content = steps[draft.step] if draft.step is not None and draft.step < len(steps) else None
     key = answer_cache.cache_key(draft.kind, draft.request, model_name, content, names)
-    session.execute(AiDraft.__table__.update().where(AiDraft.id == draft_id).values(cache_key=key))
+    draft.cache_key = key
+    session.flush()
     earlier = answer_cache.earlier_answer(session, draft.account_id, key, draft_id)
     if earlier is not None:
         draft_rows.record(session, draft_id, now, status="ready", usage={}, model=earlier.model, cached=True,

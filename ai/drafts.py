@@ -61,6 +61,7 @@ class Job:
     steps: list[dict[str, Any]] = field(default_factory=list)  # the sequence's, as the API takes them
     step: int | None = None
     budget_left: int | None = None  # tokens; None: no limit
+    attempts: int = 1  # this run included
 
 
 @dataclass
@@ -116,7 +117,8 @@ def start(session: Session, draft_id: int, now: datetime, *, model: str | None, 
             return None
         budget_left = daily_tokens - tokens_used_today(session, draft.account_id, now)
     return Job(draft_id=draft_id, account_id=draft.account_id, kind=draft.kind, request=dict(draft.request),
-               model=model_name, attribute_names=names, steps=steps, step=draft.step, budget_left=budget_left)
+               model=model_name, attribute_names=names, steps=steps, step=draft.step, budget_left=budget_left,
+               attempts=draft.attempts)
 
 
 def attribute_names(session: Session, account_id: int) -> list[str]:

@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 DRAFT_SOFT_LIMIT = 300
 DRAFT_HARD_LIMIT = 360  # under draft_rows.LEASE, so a live draft is never swept
-# A draft waiting on the model server is tried again this many times, then fails.
-MAX_WAITS = 8
+# A draft is run this many times (waits for the model server included, across
+# tasks the sweep handed on), then fails.
+MAX_ATTEMPTS = 8
 MAX_COUNTDOWN = 600.0
 OPENAI_URL = "https://api.openai.com/v1"
 
@@ -73,13 +74,13 @@ def draft(self: Any, draft_id: int) -> str | None:
         return None
     outcome = drafts.compose(job, model_client(), check)
     prices = Prices(settings.ai_price_prompt_per_1k, settings.ai_price_completion_per_1k)
-    if outcome.status == "retry" and self.request.retries < MAX_WAITS:
-        countdown = min(max(outcome.retry_after or backoff_seconds(self.request.retries + 1), 1.0), MAX_COUNTDOWN)
+    if outcome.status == "retry" and job.attempts < MAX_ATTEMPTS:
+        countdown = min(max(outcome.retry_after or backoff_seconds(job.attempts), 1.0), MAX_COUNTDOWN)
         with session_scope() as session:
             waiting = draft_rows.wait_for_server(session, draft_id, utcnow() + timedelta(seconds=countdown), outcome.usage)
         if waiting:
             log.info("ai draft %s waits %.0f s for the model server: %s", draft_id, countdown, outcome.error)
-            raise self.retry(countdown=countdown, max_retries=MAX_WAITS)
+            raise self.retry(countdown=countdown, max_retries=None)
         return None
     if outcome.status == "retry":
         outcome.status, outcome.error = "failed", f"the model server stayed unavailable: {outcome.error}"

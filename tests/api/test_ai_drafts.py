@@ -158,3 +158,27 @@ def test_a_step_draft_of_a_sequence_changed_since_is_refused(client, alice):
     assert response.status_code == 409 and "changed since" in response.get_json()["message"]
     steps = client.get(f"/api/v1/email-sequences/{seq}", headers=alice.headers).get_json()["steps"]
     assert steps[0]["subject"] == "Welcome"
+
+
+def test_a_blueprint_draft_reads_ready_with_its_preflight_and_applies_as_a_draft_sequence(client, alice):
+    from ai import drafts
+    from ai.budget import Prices
+    from tasks.ai import check
+
+    draft_id = client.post("/api/v1/ai/drafts", json={"kind": "sequence", "brief": {**BRIEF, "goal": "win back"}},
+                           headers=alice.headers).get_json()["id"]
+    with db.session_scope() as s:  # what the ai task does, with no model server configured
+        job = drafts.start(s, draft_id, utcnow(), model=None, daily_tokens=0)
+    outcome = drafts.compose(job, None, check)
+    with db.session_scope() as s:
+        drafts.finish(s, job, outcome, utcnow(), Prices())
+    draft = client.get(f"/api/v1/ai/drafts/{draft_id}", headers=alice.headers).get_json()
+    assert (draft["status"], draft["model"], draft["error"]) == ("ready", "blueprint", None)
+    assert draft["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "cost": None, "model_seconds": 0.0}
+    assert draft["preflight"]["emails"] and "passed" in draft["preflight"]
+    assert sum(1 for s in draft["result"]["sequence"]["steps"] if s["type"] == "email") == 3
+    applied = client.post(f"/api/v1/ai/drafts/{draft_id}/apply", headers=alice.headers)
+    assert applied.status_code == 201, applied.get_json()
+    sequence = client.get(f"/api/v1/email-sequences/{applied.get_json()['sequence_id']}", headers=alice.headers)
+    assert sequence.get_json()["status"] == "draft"
+    assert [s["type"] for s in sequence.get_json()["steps"]] == ["email", "delay", "email", "delay", "email"]

@@ -325,3 +325,37 @@ def test_a_draft_of_a_deleted_sequence_fails_saying_so(fake):
     run(draft_id, client_for(fake))
     assert (draft(draft_id).status, draft(draft_id).error) == ("failed", "the sequence was deleted")
     assert fake.requests == []
+
+
+def test_a_refused_key_fails_the_draft_with_the_servers_reason(fake):
+    acct = factories.account()
+    draft_id = queue(acct, kind="sequence", brief=BRIEF)
+    client = ChatClient(base_url=fake.base_url, api_key="sk-wrong-key-123456", model=MODEL, max_attempts=1,
+                        circuit=Circuit())
+    run(draft_id, client)
+    row = draft(draft_id)
+    assert row.status == "failed" and "refused our API key (401)" in row.error
+    assert "sk-wrong-key-123456" not in row.error
+
+
+def test_a_server_error_without_retry_after_asks_the_task_to_back_off(fake):
+    acct = factories.account()
+    fake.server_error(503)
+    outcome = run(queue(acct, kind="sequence", brief=BRIEF), client_for(fake))
+    assert (outcome.status, outcome.retry_after) == ("retry", 0.0)  # the task backs off: 1, 2, 4 ... s
+    assert "503" in outcome.error
+
+
+def test_the_sweep_fails_drafts_whose_worker_died_and_hands_on_lost_ones(fake):
+    acct = factories.account()
+    lost, dying = queue(acct, kind="sequence", brief=BRIEF), queue(acct, kind="sequence", brief={**BRIEF, "tone": "x"})
+    with db.session_scope() as s:
+        draft_rows.claim(s, dying, utcnow())
+    later = utcnow() + draft_rows.LEASE + draft_rows.REDISPATCH_AFTER
+    with db.session_scope() as s:
+        assert draft_rows.sweep(s, utcnow()) == ([], [])  # nothing lapsed or lost yet
+    with db.session_scope() as s:
+        assert draft_rows.sweep(s, later) == ([dying], [lost])
+    assert draft(dying).status == "failed" and "stopped without finishing" in draft(dying).error
+    run(lost, client_for(fake))
+    assert draft(lost).status == "ready"

@@ -201,6 +201,9 @@ def _valid_sequence(body: dict[str, Any], emails: int, notes: list[str]) -> dict
     name = body.get("name")
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
         errors["name"] = ["Must be a string of 1 to 200 characters."]
+    description = body.get("description")
+    if description is not None and (not isinstance(description, str) or len(description) > 10_000):
+        errors["description"] = ["Must be a string of at most 10000 characters."]
     try:
         settings = validate_settings(body.get("settings"))
     except InvalidInputError as exc:
@@ -216,9 +219,8 @@ def _valid_sequence(body: dict[str, Any], emails: int, notes: list[str]) -> dict
             errors.setdefault("steps", []).append(f"The brief asks for {emails} emails; the answer has {found}.")
     if errors:
         raise InvalidInputError(errors)
-    description = body.get("description")
-    out = {"name": name.strip(), "description": description if isinstance(description, str) else None,  # type: ignore[union-attr]
-           "steps": steps}
+    assert isinstance(name, str)
+    out = {"name": name.strip(), "description": description, "steps": steps}
     if body.get("settings") is not None:
         out["settings"] = {k: v for k, v in (settings or {}).items() if k in body["settings"]}
     return out

@@ -58,7 +58,8 @@ def sequence(brief: dict[str, Any], attribute_names: Sequence[str]) -> list[Mess
             {"role": "user", "content": "\n\n".join((ask, _data("The brief", brief), _attributes(attribute_names)))}]
 
 
-def subject_lines(step: dict[str, Any], count: int, brief: dict[str, Any], attribute_names: Sequence[str]) -> list[Message]:
+def subject_lines(step: dict[str, Any], count: int, brief: dict[str, Any],
+                  attribute_names: Sequence[str]) -> list[Message]:
     """``count`` alternative subject lines for an email, to test against each other."""
     ask = (f"Write exactly {count} distinct subject lines for this email, to be tested against each other as "
            "A/B variants: different angles (benefit, curiosity, urgency without spam words, personalised), each "

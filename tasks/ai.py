@@ -77,7 +77,8 @@ def draft(self: Any, draft_id: int) -> str | None:
     if outcome.status == "retry" and job.attempts < MAX_ATTEMPTS:
         countdown = min(max(outcome.retry_after or backoff_seconds(job.attempts), 1.0), MAX_COUNTDOWN)
         with session_scope() as session:
-            waiting = draft_rows.wait_for_server(session, draft_id, utcnow() + timedelta(seconds=countdown), outcome.usage)
+            due = utcnow() + timedelta(seconds=countdown)
+            waiting = draft_rows.wait_for_server(session, draft_id, due, outcome.usage)
         if waiting:
             log.info("ai draft %s waits %.0f s for the model server: %s", draft_id, countdown, outcome.error)
             raise self.retry(countdown=countdown, max_retries=None)

@@ -28,7 +28,8 @@ PRICES = Prices(prompt_per_1k=0.15, completion_per_1k=0.6)
 SPAMMY = {"type": "email", "subject": "ACT NOW!!! GUARANTEED WINNER!!!",
           "html": "<p>Click here, act now: this risk-free, guaranteed offer is a miracle. Buy now!</p>",
           "text": "Click here, act now: this risk-free, guaranteed offer is a miracle. Buy now!"}
-PLAIN = {"type": "email", "subject": "Welcome aboard", "html": "<p>Hello and welcome.</p>", "text": "Hello and welcome."}
+PLAIN = {"type": "email", "subject": "Welcome aboard", "html": "<p>Hello and welcome.</p>",
+         "text": "Hello and welcome."}
 
 
 @pytest.fixture

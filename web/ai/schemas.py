@@ -15,7 +15,8 @@ class DraftCreateSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(DRAFT_KINDS),
                          metadata={"description": "sequence, subject_lines, rewrite or fix"})
     brief = fields.Raw(load_default=None, allow_none=True, metadata={"description": (
-        "sequence: {goal, audience?, product?, tone?, emails? (3-10, default 5), language?, sender_name?, url? (where the emails link)}; "
+        "sequence: {goal, audience?, product?, tone?, emails? (3-10, default 5), language?, sender_name?, "
+        "url? (where the emails link)}; "
         "subject_lines: {audience?, product?, tone?, language?}; rewrite: {tone?, length?, segment?, language?} "
         "(one of the first three)")})
     sequence_id = fields.Raw(load_default=None, allow_none=True,

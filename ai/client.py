@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import time
+from functools import lru_cache
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 # The longest a worker thread sleeps between two tries; a server asking for longer
 # gets AiUnavailable with its Retry-After, and the task is retried then.
 MAX_WAIT = 60.0
+MAX_RETRY_AFTER = 86400.0  # a server asking for longer is believed for a day
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
 # Sent to servers that need no key (a local vLLM or Ollama): the package insists on one.
@@ -50,6 +53,7 @@ class Completion:
     completion_tokens: int
     model_seconds: float    # wall time of the HTTP call(s) that produced it (for the overhead figure)
     attempts: int
+    refusal: str | None = None  # choices[0].message.refusal: why a model declined (content then empty)
 
 
 class _Transient(Exception):
@@ -69,7 +73,7 @@ def retry_after_seconds(headers: Mapping[str, str], now: datetime | None = None)
     millis = _header(headers, "retry-after-ms")
     if millis:
         try:
-            return max(0.0, float(millis) / 1000)
+            return _bounded(float(millis) / 1000)
         except ValueError:
             pass
     value = _header(headers, "retry-after")
@@ -77,7 +81,7 @@ def retry_after_seconds(headers: Mapping[str, str], now: datetime | None = None)
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        return _bounded(float(value))
     except ValueError:
         pass
     try:
@@ -86,7 +90,13 @@ def retry_after_seconds(headers: Mapping[str, str], now: datetime | None = None)
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+    return _bounded((when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def _bounded(seconds: float) -> float | None:
+    """A wait a task can be retried after: never negative, at most a day; None for
+    "inf" or "nan", which float() reads but no countdown can use."""
+    return min(max(0.0, seconds), MAX_RETRY_AFTER) if math.isfinite(seconds) else None
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -173,18 +183,15 @@ class ChatClient:
                 raise
             model_seconds += self._clock() - started
             try:
-                completion = self._read(body, attempts, model_seconds, max_tokens)
+                completion = self._completion(body, attempts, model_seconds)
             except AiMalformed:
-                self.circuit.failed()
+                self.circuit.failed()  # a body that is no chat completion (a proxy's error page): as good as down
                 raise
             self.circuit.succeeded()
             log.info("AI call: model %s, %d try(s), %.2f s, %d+%d tokens, finish %s", completion.model,
                      attempts, model_seconds, completion.prompt_tokens, completion.completion_tokens,
                      completion.finish_reason)
-            if completion.finish_reason == "length":
-                raise AiTruncated(f"the answer was cut off at the token bound ({max_tokens} tokens); "
-                                  "nothing of it is used")
-            return completion
+            return _usable(completion, max_tokens)
 
     def _next_wait(self, failure: _Transient, attempts: int) -> float:
         """How long to sleep before the next try, or AiUnavailable when there is none."""
@@ -218,7 +225,8 @@ class ChatClient:
             raise _Transient(f"cannot reach the AI server: {type(cause).__name__ if cause else 'connection error'}"
                              ) from None
 
-    def _read(self, body: bytes, attempts: int, model_seconds: float, max_tokens: int) -> Completion:
+    def _completion(self, body: bytes, attempts: int, model_seconds: float) -> Completion:
+        """The chat completion in a 2xx body, or AiMalformed when it is none."""
         try:
             data = json.loads(body)
         except ValueError:
@@ -227,25 +235,18 @@ class ChatClient:
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict) \
                 or not isinstance(choices[0].get("message"), dict):
             raise AiMalformed(f"the AI server's answer is not a chat completion: {_preview(body)}")
-        choice, message = choices[0], choices[0]["message"]
-        finish_reason = str(choice.get("finish_reason") or "stop")
-        content = message.get("content")
-        if finish_reason != "length":
-            if finish_reason == "content_filter":
-                raise AiMalformed("the AI provider's content filter stopped the answer")
-            if not isinstance(content, str) or not content.strip():
-                refusal = message.get("refusal")
-                raise AiMalformed(f"the model declined: {str(refusal)[:300]}" if refusal
-                                  else "the AI server's answer has no content")
+        message = choices[0]["message"]
+        content, refusal = message.get("content"), message.get("refusal")
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         return Completion(
             content=content if isinstance(content, str) else "",
-            finish_reason=finish_reason,
+            finish_reason=str(choices[0].get("finish_reason") or "stop"),
             model=str(data.get("model") or self.model),
             prompt_tokens=_count(usage.get("prompt_tokens")),
             completion_tokens=_count(usage.get("completion_tokens")),
             model_seconds=model_seconds,
             attempts=attempts,
+            refusal=str(refusal)[:300] if refusal else None,
         )
 
     def _scrub(self, text: str) -> str:
@@ -253,6 +254,20 @@ class ChatClient:
 
     def close(self) -> None:
         self._openai.close()
+
+
+def _usable(completion: Completion, max_tokens: int) -> Completion:
+    """The completion, when it holds a whole answer. The errors carry it, so that
+    the caller can count the tokens it cost."""
+    if completion.finish_reason == "length":
+        raise AiTruncated(f"the answer was cut off at the token bound ({max_tokens} tokens); nothing of it is used",
+                          completion)
+    if completion.finish_reason == "content_filter":
+        raise AiMalformed("the AI provider's content filter stopped the answer", completion)
+    if not completion.content.strip():
+        raise AiMalformed(f"the model declined: {completion.refusal}" if completion.refusal
+                          else "the AI server's answer has no content", completion)
+    return completion
 
 
 def _error_message(exc: openai.APIStatusError) -> str:
@@ -273,3 +288,11 @@ def _preview(body: bytes) -> str:
 
 def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+@lru_cache(maxsize=8)
+def shared_client(base_url: str, api_key: str | None, model: str, timeout: float = 60.0) -> ChatClient:
+    """This process's client for one configuration. Building one costs 100-200 ms
+    (the ``openai`` client's HTTP pool and TLS context), far more than a call's own
+    overhead (about 2 ms): build it once per process, and reuse its connections."""
+    return ChatClient(base_url=base_url, api_key=api_key, model=model, timeout=timeout)

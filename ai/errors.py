@@ -4,6 +4,11 @@ or ask again differently (truncated, malformed). Each carries a human ``reason``
 that never holds the API key or the prompt."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ai.client import Completion
+
 
 class AiError(Exception):
     """Base of the model client's errors; ``reason`` is safe to store and show."""
@@ -34,9 +39,18 @@ class AiRefused(AiError):
 
 class AiTruncated(AiError):
     """The answer stopped at the token bound (``finish_reason: length``): half an
-    answer is never used."""
+    answer is never used. ``completion``: what came, for its token counts."""
+
+    def __init__(self, reason: str, completion: Completion | None = None) -> None:
+        super().__init__(reason)
+        self.completion = completion
 
 
 class AiMalformed(AiError):
-    """The server's answer is not a chat completion (not JSON, no choices), or
-    its content is missing or empty (a model's refusal included)."""
+    """The server's answer is not a chat completion (not JSON, no choices;
+    ``completion`` None), or its content is missing or empty, a model's refusal
+    included (``completion`` set, for its token counts)."""
+
+    def __init__(self, reason: str, completion: Completion | None = None) -> None:
+        super().__init__(reason)
+        self.completion = completion

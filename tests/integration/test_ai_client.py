@@ -193,17 +193,29 @@ def test_a_json_body_that_is_not_a_chat_completion_is_malformed(fake, clock):
         ask(client_for(fake, clock))
 
 
-def test_a_model_refusal_is_malformed_with_its_words(fake, clock):
+def test_a_model_refusal_is_malformed_with_its_words_and_its_cost(fake, clock):
+    circuit = Circuit(threshold=1, clock=clock)
     fake.refused_by_model("I can't write that.")
-    with pytest.raises(AiMalformed, match="I can't write that"):
-        ask(client_for(fake, clock))
+    with pytest.raises(AiMalformed, match="I can't write that") as caught:
+        ask(client_for(fake, clock, circuit=circuit))
+    assert caught.value.completion.prompt_tokens > 0
+    assert circuit.state == "closed"  # the server answered: the model declined
+
+
+def test_a_body_that_is_no_chat_completion_counts_against_the_circuit(fake, clock):
+    circuit = Circuit(threshold=1, clock=clock)
+    fake.not_json()
+    with pytest.raises(AiMalformed) as caught:
+        ask(client_for(fake, clock, circuit=circuit))
+    assert caught.value.completion is None and circuit.state == "open"
 
 
 def test_a_truncated_answer_is_an_error_never_half_an_answer(fake, clock):
-    fake.truncated('{"subject": "Welc')
+    fake.truncated('{"subject": "Welc', completion_tokens=5)
     with pytest.raises(AiTruncated) as caught:
         ask(client_for(fake, clock), max_tokens=5)
     assert "5 tokens" in caught.value.reason
+    assert caught.value.completion.completion_tokens == 5  # what it cost, for the budget
     assert len(fake.requests) == 1
 
 
@@ -297,6 +309,15 @@ def test_a_failed_probe_opens_the_circuit_again(fake, clock):
     with pytest.raises(AiUnavailable, match="circuit is open"):
         ask(client)
     assert len(fake.requests) == 2
+
+
+def test_a_base_url_with_another_path_and_a_trailing_slash_works(clock):
+    with FakeOpenAI(base_path="/proxy/openai/v1") as fake:
+        fake.reply('{"subject": "Hi"}')
+        client = ChatClient(base_url=fake.base_url + "/", api_key=fake.api_key, model="m",
+                            circuit=Circuit(clock=clock), sleep=clock.sleep, clock=clock)
+        assert ask(client).content == '{"subject": "Hi"}'
+        assert fake.last.path == "/proxy/openai/v1/chat/completions"
 
 
 def test_a_server_that_is_not_listening_is_unavailable(clock):
@@ -407,3 +428,9 @@ def test_the_fake_answers_a_well_formed_request_with_a_chat_completion(fake):
     assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-") and body["created"] > 0
     assert body["choices"][0]["message"] == {"role": "assistant", "content": '{"subject": "Hi"}', "refusal": None}
     assert body["usage"] == {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
+
+
+def test_a_broken_answerer_is_reported_by_the_fake(fake, clock):
+    fake.answerer = lambda request: request.body["no such field"]
+    with pytest.raises(AiUnavailable, match="answerer raised KeyError"):
+        ask(client_for(fake, clock, max_attempts=1))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import socket
 import threading
 import time
 from collections import deque
@@ -39,7 +40,8 @@ KNOWN_FIELDS = {
     "model", "messages", "response_format", "max_tokens", "max_completion_tokens", "temperature", "top_p", "n",
     "stream", "stream_options", "stop", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
     "top_logprobs", "user", "seed", "tools", "tool_choice", "parallel_tool_calls", "store", "metadata",
-    "reasoning_effort", "service_tier", "modalities", "audio", "prediction", "web_search_option",
+    "reasoning_effort", "service_tier", "modalities", "audio", "prediction", "web_search_options",
+    "functions", "function_call",
     "safety_identifier", "prompt_cache_key", "verbosity",
 }
 SCHEMA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -129,6 +131,12 @@ class FakeOpenAI:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as the openai package's httpx expects
 
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body go out in two writes: without this, Nagle's algorithm
+                # and the client's delayed ACK hold each answer back some 40 ms.
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
@@ -162,9 +170,10 @@ class FakeOpenAI:
               completion_tokens: int | None = None, delay: float = 0.0) -> None:
         self._push(Reply(content, finish_reason, prompt_tokens, completion_tokens, delay=delay))
 
-    def truncated(self, content: str = '{"name": "Welcome", "steps": [{"type": "em') -> None:
+    def truncated(self, content: str = '{"name": "Welcome", "steps": [{"type": "em',
+                  completion_tokens: int | None = None) -> None:
         """Half an answer: the model ran out of tokens."""
-        self._push(Reply(content, "length"))
+        self._push(Reply(content, "length", completion_tokens=completion_tokens))
 
     def refused_by_model(self, refusal: str = "I'm sorry, I can't help with that.") -> None:
         """A structured-outputs refusal: ``content`` null, ``refusal`` set."""
@@ -251,7 +260,11 @@ class FakeOpenAI:
             if self.answerer is None:
                 return 500, {"Content-Type": "application/json"}, openai_error(
                     "fake_openai: no scripted answer and no answerer", "server_error"), 0.0
-            reply = Reply(self.answerer(request))
+            try:
+                reply = Reply(self.answerer(request))
+            except Exception as exc:  # the test's answerer is broken: say so rather than drop the connection
+                return 500, {"Content-Type": "application/json"}, openai_error(
+                    f"fake_openai: the answerer raised {type(exc).__name__}: {exc}", "server_error"), 0.0
         if reply.body is not None:
             return reply.status, reply.headers, reply.body, reply.delay
         return 200, {"Content-Type": "application/json", **reply.headers}, \

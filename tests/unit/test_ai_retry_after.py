@@ -1,5 +1,5 @@
-"""How long the model client waits between tries: the server's Retry-After in its
-three spellings, and the backoff when it names none."""
+"""How long the model client waits between tries (the server's Retry-After in its
+three spellings, and the backoff when it names none), and how it is configured."""
 from __future__ import annotations
 
 import random
@@ -35,6 +35,13 @@ def test_an_unreadable_or_absent_header_names_no_wait():
     assert retry_after_seconds({"Retry-After": "soon"}) is None
     assert retry_after_seconds({"retry-after-ms": "x"}) is None
     assert retry_after_seconds({"Retry-After": "-3"}) == 0.0
+    assert retry_after_seconds({"Retry-After": "inf"}) is None
+    assert retry_after_seconds({"Retry-After": "nan"}) is None
+    assert retry_after_seconds({"retry-after-ms": "-5"}) == 0.0
+
+
+def test_a_wait_longer_than_a_day_is_read_as_a_day():
+    assert retry_after_seconds({"Retry-After": "1e12"}) == 86400.0
 
 
 def test_backoff_doubles_with_jitter_below_each_step_and_is_capped():
@@ -49,3 +56,12 @@ def test_openai_itself_gets_max_completion_tokens_and_other_servers_max_tokens()
     assert default_token_field("https://api.openai.com/v1") == "max_completion_tokens"
     assert default_token_field("http://localhost:11434/v1") == "max_tokens"
     assert default_token_field("http://vllm.internal:8000/v1") == "max_tokens"
+
+
+def test_a_process_builds_one_client_per_configuration():
+    from ai.client import shared_client
+
+    first = shared_client("http://model.internal/v1", "sk-a", "m")
+    assert shared_client("http://model.internal/v1", "sk-a", "m") is first
+    assert shared_client("http://model.internal/v1", "sk-b", "m") is not first
+    assert first.circuit is shared_client("http://model.internal/v1", "sk-b", "m").circuit  # one breaker per endpoint

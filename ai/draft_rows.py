@@ -99,8 +99,12 @@ def _brief(p: Problems, kind: str, raw: Any) -> dict[str, Any]:
         if value is not None and value.strip():
             out[key] = value.strip()
     if "url" in out:
-        parts = urlsplit(out["url"])
-        if parts.scheme not in ("http", "https") or not parts.hostname or " " in out["url"]:
+        try:
+            parts = urlsplit(out["url"])
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in out["url"]
+        except ValueError:  # e.g. a malformed IPv6 literal
+            ok = False
+        if not ok:
             p.add("brief.url", "Must be an http or https URL with a host.")
         elif private_host(out["url"]):
             p.add("brief.url", "Must not point at a private or loopback address.")

@@ -69,6 +69,7 @@ def test_bad_draft_requests_are_422_naming_the_field_and_store_nothing(client, a
         ({"kind": "sequence", "brief": {**BRIEF, "budget": 1}}, "brief.budget"),
         ({"kind": "sequence", "brief": "write me emails"}, "brief"),
         ({"kind": "sequence", "brief": {**BRIEF, "url": "ftp://example.com"}}, "brief.url"),
+        ({"kind": "sequence", "brief": {**BRIEF, "url": "http://[bad"}}, "brief.url"),
         ({"kind": "sequence", "brief": {**BRIEF, "url": "http://10.0.0.1/"}}, "brief.url"),
         ({"kind": "sequence", "brief": BRIEF, "step": 0}, "step"),
         ({"kind": "subject_lines", "step": 0}, "sequence_id"),

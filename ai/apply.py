@@ -18,7 +18,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from ai.draft_rows import get_draft
-from ai.drafts import _with_variants
+from ai.drafts import with_variants
 from models import AiDraft, Sequence
 from sequencing import lifecycle
 from sequencing.errors import NotFoundError, StateConflictError
@@ -61,7 +61,7 @@ def _changed_step(session: Session, account_id: int, draft: AiDraft, now: dateti
                                  f"{draft.sequence_version}, now {sequence.version}); ask for a new draft.")
     steps = [{"type": s.type, **s.config} for s in sorted(sequence.steps, key=lambda s: s.position)]
     if draft.kind == "subject_lines":
-        steps[draft.step] = _with_variants(steps[draft.step], draft.result["subject_lines"])
+        steps[draft.step] = with_variants(steps[draft.step], draft.result["subject_lines"])
     else:
         steps[draft.step] = {"type": "email", **draft.result["email"]}
     body = {"name": sequence.name, "description": sequence.description, "settings": sequence.settings,

@@ -238,7 +238,7 @@ def _step_kind(job: Job, client: Client, check: Check, outcome: Outcome) -> list
                      prompts.subject_lines(current, count, job.request.get("brief") or {}, job.attribute_names),
                      output_schemas.subject_lines(count), "subject_lines",
                      lambda answer: _valid_subject_lines(job, answer, count))
-        step = _with_variants(current, lines)
+        step = with_variants(current, lines)
         outcome.result = {"step": job.step, "subject_lines": lines, "variants": step["variants"][-len(lines):]}
         return _replaced(job, step)
     if job.kind == "rewrite":
@@ -296,11 +296,11 @@ def _valid_subject_lines(job: Job, answer: dict[str, Any], count: int) -> list[s
     lines = [line.strip() for line in lines]
     if len(lines) != count or len(set(lines)) != count:
         raise InvalidInputError({"subject_lines": [f"Must be exactly {count} distinct subject lines."]})
-    _valid_step(job, _with_variants(job.steps[job.step or 0], lines), [])
+    _valid_step(job, with_variants(job.steps[job.step or 0], lines), [])
     return lines
 
 
-def _with_variants(step: dict[str, Any], lines: list[str]) -> dict[str, Any]:
+def with_variants(step: dict[str, Any], lines: list[str]) -> dict[str, Any]:
     """The step with one new variant per subject line, named by the next free letters."""
     existing = list(step.get("variants") or [])
     taken = {v.get("name") for v in existing}

@@ -192,6 +192,19 @@ class Settings:
     # Reverse proxies in front of the web process whose X-Forwarded-For/-Proto/-Host
     # are believed (werkzeug's ProxyFix). 0: none, the TCP peer is the client.
     proxy_hops: int = 0
+    # AI drafting (ai/): tokens an account may use per UTC day (0: no limit), the price
+    # per 1,000 prompt and completion tokens (None: no cost recorded), and the seconds
+    # one call to the model server may take.
+    ai_daily_tokens: int = 0
+    ai_price_prompt_per_1k: float | None = None
+    ai_price_completion_per_1k: float | None = None
+    ai_timeout_seconds: float = 60.0
+
+    @property
+    def ai_configured(self) -> bool:
+        """A model server to draft with: OPENAI_BASE_URL (a self-hosted server such as
+        Ollama needs no key) or OPENAI_API_KEY (OpenAI itself). Neither: blueprints."""
+        return bool(self.openai_base_url or self.openai_api_key)
 
     @property
     def embedded(self) -> bool:
@@ -285,6 +298,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         dev_mail_dir=var_dir / "dev_mail" if dev_port else None,
         metrics_token=_token(env, "ESEQ_METRICS_TOKEN"),
         proxy_hops=_int(env, "ESEQ_PROXY_HOPS", 0, minimum=0),
+        ai_daily_tokens=_int(env, "ESEQ_AI_DAILY_TOKENS", 0, minimum=0),
+        ai_price_prompt_per_1k=_float(env, "ESEQ_AI_PRICE_PROMPT_PER_1K", 0.0) or None,
+        ai_price_completion_per_1k=_float(env, "ESEQ_AI_PRICE_COMPLETION_PER_1K", 0.0) or None,
+        ai_timeout_seconds=_float(env, "ESEQ_AI_TIMEOUT_SECONDS", 60.0),
         **_dkim(env),  # type: ignore[arg-type]
     )
 

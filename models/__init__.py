@@ -1,6 +1,7 @@
 """SQLAlchemy 2.0 models. Imports nothing else of the platform's."""
 from models.account import Account, ApiKey
 from models.account_analysis import AccountAnalysis
+from models.ai_draft import AiDraft
 from models.base import Base, utcnow
 from models.enrollment import Enrollment
 from models.event import Event
@@ -20,7 +21,7 @@ from models.warming import WarmingAdjustment, WarmingDay, WarmingPlan
 from models.webhook_delivery import WebhookDelivery
 
 __all__ = [
-    "Account", "AccountAnalysis", "ApiKey", "Base", "Enrollment", "Event", "ExperimentDecision", "InboundEvent", "Job",
+    "Account", "AccountAnalysis", "AiDraft", "ApiKey", "Base", "Enrollment", "Event", "ExperimentDecision", "InboundEvent", "Job",
     "JobPart", "Message", "MlModel", "Provider", "RollupFirst", "RollupWatermark", "Sequence", "SequenceRollup", "Step",
     "StepFlowRollup", "StepTransition", "Subscriber", "SubscriberScore", "Suppression", "Template", "WarmingAdjustment",
     "WarmingDay", "WarmingPlan", "WebhookDelivery",

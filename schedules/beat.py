@@ -49,5 +49,8 @@ def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
         "ml-retrain-weekly": _every("ml.retrain_all", ML_RETRAIN_EVERY_SECONDS, "default", expires=3600.0),
         "ml-score-daily": _every("ml.score_all", ML_SCORE_EVERY_SECONDS, "default", expires=3600.0),
         "ml-sweep": _every("ml.sweep", 600.0, "default"),
+        # Drafts whose task was lost are handed on, drafts whose worker died are failed;
+        # claims are conditional, so a doubled run drafts nothing twice.
+        "ai-sweep": _every("ai.sweep", 60.0, "ai"),
         "warming-read-results": _every("warming.read_results", 300.0, "default"),
     }

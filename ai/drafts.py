@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from ai import answer_cache, draft_rows, output_schemas, prompts
 from ai.blueprints import draft_sequence
 from ai.budget import BudgetExceededError, Prices, check_budget, tokens_used_today
-from ai.errors import AiError, AiRefused, AiTruncated, AiUnavailable
+from ai.errors import AiError, AiMalformed, AiRefused, AiTruncated, AiUnavailable
 from ai.html_safety import sanitise_html
 from models import AiDraft, Sequence, Step, Subscriber
 from sequencing.errors import InvalidInputError, NotFoundError
@@ -365,7 +365,12 @@ def _ask(client: Client, job: Job, outcome: Outcome, messages: list[dict[str, st
     errors: dict[str, list[str]] = {}
     for attempt in range(2):
         _check_budget(job, outcome)
-        completion = client.complete(messages, schema=schema, schema_name=name, max_tokens=MAX_TOKENS)
+        try:
+            completion = client.complete(messages, schema=schema, schema_name=name, max_tokens=MAX_TOKENS)
+        except (AiTruncated, AiMalformed) as exc:
+            if exc.completion is not None:  # a cut-off or empty answer's tokens were spent all the same
+                _count(outcome, exc.completion)
+            raise
         _count(outcome, completion)
         content = completion.content or ""
         try:

@@ -191,14 +191,15 @@ def test_output_invalid_twice_fails_the_draft_with_the_reason(fake):
     assert row.result is None and row.prompt_tokens > 0
 
 
-def test_a_truncated_answer_fails_the_draft(fake):
+def test_a_truncated_answer_fails_the_draft_and_its_tokens_count(fake):
     acct = factories.account()
-    fake.truncated()
+    fake.truncated(completion_tokens=4000)
     draft_id = queue(acct, kind="sequence", brief=BRIEF)
     run(draft_id, client_for(fake))
     row = draft(draft_id)
     assert (row.status, row.result) == ("failed", None)
     assert row.error == f"the answer was cut off at max_tokens ({drafts.MAX_TOKENS})"
+    assert row.completion_tokens == 4000 and row.prompt_tokens > 0  # spent, so the budget counts them
 
 
 def test_a_429_asks_the_task_to_wait_what_retry_after_says_and_requeues_the_draft(fake):

@@ -8,7 +8,12 @@ holds up the others nor waits for one worker.
 Account analyses (cohorts, RFM, LTV): ``analytics.compute_account_analysis``
 computes one kind for one account into its cache row; beat's
 ``analytics.refresh_account_analyses`` hands on the stale ones
-(analytics.account_analyses)."""
+(analytics.account_analyses).
+
+Sequence analyses (a large sequence's holdout and experiment-arm counts):
+``analytics.compute_sequence_analysis`` recounts one into its cache row when a
+request finds it old (analytics.sequence_cache); the same refresh hands on those
+asked for and never taken up."""
 from __future__ import annotations
 
 from time import monotonic
@@ -19,6 +24,9 @@ from analytics.experiment_results import settle_experiments
 from analytics.firsts import CHUNK as PRUNE_CHUNK
 from analytics.firsts import first_young_message, prune_firsts
 from analytics.rollups import CHUNK, accounts_with_new_events, fold_chunk
+from analytics.sequence_cache import claim as claim_sequence_analysis
+from analytics.sequence_cache import fail as fail_sequence_analysis
+from analytics.sequence_cache import recount, waiting
 from models.base import utcnow
 from models.db import session_scope
 from schedules.beat import ANALYSES_EVERY_SECONDS, FOLD_EVERY_SECONDS
@@ -98,7 +106,12 @@ def compute_account_analysis(account_id: int, kind: str) -> bool:
 
 @app.task(name="analytics.refresh_account_analyses", ignore_result=True)
 def refresh_account_analyses() -> int:
-    """Hand on every cached analysis that is stale (analytics.account_analyses)."""
+    """Hand on every cached analysis that is stale (analytics.account_analyses).
+
+Sequence analyses (a large sequence's holdout and experiment-arm counts):
+``analytics.compute_sequence_analysis`` recounts one into its cache row when a
+request finds it old (analytics.sequence_cache); the same refresh hands on those
+asked for and never taken up."""
     with session_scope() as session:
         stale = stale_analyses(session, utcnow())
     for account_id, kind in stale:

@@ -104,16 +104,31 @@ def compute_account_analysis(account_id: int, kind: str) -> bool:
     return True
 
 
+@app.task(name="analytics.compute_sequence_analysis", ignore_result=True)
+def compute_sequence_analysis(sequence_id: int, kind: str) -> bool:
+    """Recount one sequence's cached counts (holdout, experiment_arms), unless another
+    worker holds them or nobody asked. A failure is stored on the row, then raised."""
+    with session_scope() as session:
+        if not claim_sequence_analysis(session, sequence_id, kind, utcnow()):
+            return False
+    try:
+        with session_scope() as session:
+            return recount(session, sequence_id, kind, utcnow())
+    except Exception as error:  # noqa: BLE001 - stored for the operator, then raised for the worker's log
+        with session_scope() as session:
+            fail_sequence_analysis(session, sequence_id, kind, f"{type(error).__name__}: {error}")
+        raise
+
+
 @app.task(name="analytics.refresh_account_analyses", ignore_result=True)
 def refresh_account_analyses() -> int:
-    """Hand on every cached analysis that is stale (analytics.account_analyses).
-
-Sequence analyses (a large sequence's holdout and experiment-arm counts):
-``analytics.compute_sequence_analysis`` recounts one into its cache row when a
-request finds it old (analytics.sequence_cache); the same refresh hands on those
-asked for and never taken up."""
+    """Hand on every cached analysis that is stale (analytics.account_analyses), and
+    every sequence analysis asked for but not taken up (analytics.sequence_cache)."""
     with session_scope() as session:
         stale = stale_analyses(session, utcnow())
+        asked = waiting(session, utcnow())
     for account_id, kind in stale:
         compute_account_analysis.apply_async((account_id, kind), expires=ANALYSES_EVERY_SECONDS)
-    return len(stale)
+    for sequence_id, kind in asked:
+        compute_sequence_analysis.apply_async((sequence_id, kind), expires=ANALYSES_EVERY_SECONDS)
+    return len(stale) + len(asked)

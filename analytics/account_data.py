@@ -122,6 +122,26 @@ def purchases_by_subscriber(session: Session, account_id: int) -> pd.DataFrame:
                          "first_at": "float64", "last_at": "float64"})
 
 
+class Reads:
+    """One computation's reads of an account, each made once: RFM and LTV computed
+    together (analytics.account_analyses) share the purchases and cohort sizes."""
+
+    def __init__(self, session: Session, account_id: int) -> None:
+        self.session, self.account_id = session, account_id
+        self._purchases: pd.DataFrame | None = None
+        self._sizes: pd.DataFrame | None = None
+
+    def purchases(self) -> pd.DataFrame:
+        if self._purchases is None:
+            self._purchases = purchases_by_subscriber(self.session, self.account_id)
+        return self._purchases
+
+    def sizes(self) -> pd.DataFrame:
+        if self._sizes is None:
+            self._sizes = cohort_sizes(self.session, self.account_id)
+        return self._sizes
+
+
 def emails(session: Session, account_id: int, subscriber_ids: list[int]) -> dict[int, str]:
     if not subscriber_ids:
         return {}

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from time import monotonic
 
-from analytics.account_analyses import (claim_analysis, compute_analysis, fail_analysis, request_analysis,
-                                         stale_analyses)
+from analytics.account_analyses import (claim_analysis, compute_analysis, fail_analysis, is_fresh,
+                                         request_analysis, stale_analyses)
 from analytics.experiment_results import settle_experiments
 from analytics.firsts import CHUNK as PRUNE_CHUNK
 from analytics.firsts import first_young_message, prune_firsts
@@ -92,7 +92,8 @@ def compute_account_analysis(account_id: int, kind: str) -> bool:
     retried here: the next refresh or request asks again."""
     with session_scope() as session:
         request_analysis(session, account_id, kind, utcnow())  # the row, if nobody asked through the API
-        if not claim_analysis(session, account_id, kind, utcnow()):
+        # Computed meanwhile (with its TOGETHER kind, or by a worker handed it twice): nothing new to read.
+        if is_fresh(session, account_id, kind) or not claim_analysis(session, account_id, kind, utcnow()):
             return False
     try:
         with session_scope() as session:

@@ -286,3 +286,25 @@ def test_a_real_worker_computes_what_the_first_get_asked_for(client, alice, shop
     with db.session_scope() as s:
         row = s.scalar(select(AccountAnalysis).where(AccountAnalysis.account_id == alice.account_id))
         assert row.source_event_id == max(s.scalars(select(Event.id).where(Event.account_id == alice.account_id)))
+
+
+@pytest.mark.committing
+def test_rfm_and_ltv_asked_for_together_are_computed_from_one_read_and_the_second_task_finds_it_fresh(
+        client, alice, shop):
+    for kind in ("rfm", "ltv"):
+        assert client.get(f"/api/v1/analytics/{kind}", headers=alice.headers).status_code == 202
+    assert compute_account_analysis(alice.account_id, "rfm") is True
+    with db.session_scope() as s:
+        rows = {r.kind: (r.status, r.source_event_id) for r in s.scalars(
+            select(AccountAnalysis).where(AccountAnalysis.account_id == alice.account_id))}
+        newest = max(s.scalars(select(Event.id).where(Event.account_id == alice.account_id)))
+    assert rows == {"rfm": ("ready", newest), "ltv": ("ready", newest)}
+    assert compute_account_analysis(alice.account_id, "ltv") is False  # nothing new to read
+    ltv = client.get("/api/v1/analytics/ltv", headers=alice.headers).get_json()
+    assert (ltv["status"], ltv["revenue"], ltv["customers"], ltv["subscribers"]) == ("ready", 290.0, 5, 6)
+    rfm = client.get("/api/v1/analytics/rfm", headers=alice.headers).get_json()
+    assert (rfm["customers"], rfm["subscribers"]) == (5, 6)
+    # New data: stale again, and the next task computes.
+    _events(alice.account_id, shop["ids"]["c5"], "purchase", [utcnow()], 1.0)
+    assert compute_account_analysis(alice.account_id, "ltv") is True
+    assert client.get("/api/v1/analytics/ltv", headers=alice.headers).get_json()["revenue"] == 291.0

@@ -4,7 +4,8 @@ from a cache the analytics pool refreshes (models.sequence_analysis).
 
 - A small sequence (at most SYNC_LIMIT enrollments, or held visits for the
   arms, found by a probe that stops counting there) is counted live on every
-  request, as of that request: its join is a few index probes.
+  request, as of that request: its join is a few index probes. Once found large
+  it has a row here and is not probed again.
 - A large one is answered from the stored counts, with their ``as_of`` (when
   their snapshot was read). Counts older than REFRESH, or stored under other
   settings (another goal, another experiment), are asked of the pool again:
@@ -76,17 +77,17 @@ def serve(session: Session, sequence: Sequence, kind: str, now: datetime, refres
     """The counts of ``kind`` for ``sequence``: live when small, else the stored ones
     (see the module); without ``refresh``, stored ones of any age are not asked for again."""
     counted = counted_for(kind)
-    if counted.size(session, sequence, SYNC_LIMIT + 1) <= SYNC_LIMIT:
-        return Served(counted.count(session, sequence), now, False)
     key = counted.key(sequence)
     row = session.scalar(select(SequenceAnalysis).where(SequenceAnalysis.sequence_id == sequence.id,
                                                         SequenceAnalysis.kind == kind)
                          .execution_options(populate_existing=True))
-    if row is None or row.result is None or row.result.get("key") != key or row.computed_at is None:
-        counts = store(session, sequence, kind, now)
-        return Served(counts, now, False)
-    ask = refresh and row.computed_at < now - REFRESH and request(session, sequence, kind, now)
-    return Served(row.result["counts"], row.computed_at, ask)
+    if row is not None and row.result is not None and row.result.get("key") == key and row.computed_at is not None:
+        # Only a sequence found large has a row: served without probing its size again.
+        ask = refresh and row.computed_at < now - REFRESH and request(session, sequence, kind, now)
+        return Served(row.result["counts"], row.computed_at, ask)
+    if counted.size(session, sequence, SYNC_LIMIT + 1) <= SYNC_LIMIT:
+        return Served(counted.count(session, sequence), now, False)
+    return Served(store(session, sequence, kind, now), now, False)
 
 
 def request(session: Session, sequence: Sequence, kind: str, now: datetime) -> bool:

@@ -155,16 +155,7 @@ def _engaged_from_masks(session: Session, account_id: int, this_week: int, weeks
     engaged as bits of a bigint (bit k: k weeks before this one), which the database
     groups per subscriber with ``bit_or``; numpy then counts the bits per cohort and
     offset. Grouping ten million events into (subscriber, week) pairs instead took
-    2.6 times as long on the bench (its hash table is seven times the size).
-
-    The events come by an index-only scan of ``ix_events_engaged`` (migration
-    0022), in subscriber order, so each subscriber is aggregated as it passes. The
-    planner, left alone, prefers a (parallel) scan of all events into a hash of a
-    million groups: on the bench, with the machine's two cores shared, 10.5-11.3 s
-    against 4.9-9.8 s for the sorted, single-process read, hence the two settings
-    (for this transaction only)."""
-    session.execute(text("SET LOCAL enable_hashagg = off"))
-    session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    2.6 times as long on the bench (its hash table is seven times the size)."""
     since, until = (datetime.combine(monday(w), time(), timezone.utc) for w in (this_week - weeks + 1, this_week + 1))
     week = _week("postgresql", "e.occurred_at")
     rows = _rows(session, (

@@ -33,7 +33,8 @@ from models import Sequence
 from models.bulk import dialect_insert
 from models.sequence_analysis import SEQUENCE_ANALYSIS_KINDS, SequenceAnalysis
 
-# Counted live up to this many rows: about 10 ms of index probes on the bench's data.
+# Counted live up to this many enrollments (held visits): the join with the goal
+# events is then index probes per row, not a scan of the account's goal events.
 SYNC_LIMIT = 10_000
 REFRESH = timedelta(seconds=60)
 LEASE = timedelta(minutes=6)

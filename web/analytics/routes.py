@@ -75,8 +75,9 @@ def _cached(kind: str) -> tuple[dict[str, Any] | None, Response | None]:
 
             enqueue_stored(compute_account_analysis, (account_id, kind), "analysis", "beat's refresh will take it up")
         # Read the row again from the database, not from the session: when another
-        # request queued it first (our request_analysis found it no longer failed),
-        # the session still holds it as we loaded it, ``failed``.
+        # request queued it first (our UPDATE matched nothing), the session's copy is
+        # what we loaded (``failed``) with whatever our UPDATE's in-memory sync set
+        # (``queued``), while a worker may hold it already (``computing``).
         session.expire_all()
         row = get_analysis(session, account_id, kind)
         assert row is not None

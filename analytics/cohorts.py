@@ -19,9 +19,10 @@ from analytics import account_data
 MAX_COHORTS = 52
 
 
-def compute_cohorts(session: Session, account_id: int, now: datetime) -> dict[str, Any]:
+def compute_cohorts(session: Session, account_id: int, now: datetime,
+                    reads: account_data.Reads | None = None) -> dict[str, Any]:
     this_week = account_data.week_of(now)
-    sizes = account_data.cohort_sizes(session, account_id)
+    sizes = (reads or account_data.Reads(session, account_id)).sizes()
     engaged = account_data.engaged_by_week(session, account_id, this_week, MAX_COHORTS)
     return cohort_table(sizes, engaged, this_week)
 

@@ -27,13 +27,14 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from analytics.experiments import experiment_report
 from analytics.rollups import days_after, fold_chunk
 from analytics.sequence_stats import step_counts
+from analytics.sequence_cache import Counted, probe, serve
 from models import ExperimentDecision, ExperimentHoldout, Sequence, Step
 from models.bulk import insert_ignoring_conflicts
 
@@ -58,10 +59,11 @@ def stored_decisions(session: Session, step_ids: list[int]) -> dict[int, dict[st
 def holdout_counts(session: Session, sequence: Sequence, steps: list[tuple[Step, dict[str, Any]]]
                    ) -> dict[int, dict[str, Any]]:
     """Step id -> ``{"held", "converted"}`` of the steps' "no email" arms (steps
-    with a holdout_percent or held visits): one count, and for ``converted``
-    experiments a join of the held visits with the goal events, counted distinct
-    (the planner may hash it: at 100,000 held visits it took 0.54 s where an EXISTS
-    probe per visit took 0.91 s). ``converted`` is None for the other metrics."""
+    with a holdout_percent or held visits), in two statements whatever the number
+    of steps: the visits per step, and for the ``converted`` experiments a join of
+    their held visits with the goal events, counted distinct per step (the planner
+    may hash it: at 100,000 held visits it took 0.54 s where an EXISTS probe per
+    visit took 0.91 s). ``converted`` is None for the other metrics."""
     step_ids = [step.id for step, _options in steps]
     if not step_ids:
         return {}
@@ -69,29 +71,53 @@ def holdout_counts(session: Session, sequence: Sequence, steps: list[tuple[Step,
         select(ExperimentHoldout.step_id, func.count()).where(ExperimentHoldout.account_id == sequence.account_id,
                                                               ExperimentHoldout.step_id.in_(step_ids))
         .group_by(ExperimentHoldout.step_id)).all())
+    armed = [(step, options) for step, options in steps if options.get("holdout_percent") or held.get(step.id)]
     goal = (sequence.settings or {}).get("goal") or {}
-    counts: dict[int, dict[str, Any]] = {}
-    for step, options in steps:
-        if not (options.get("holdout_percent") or held.get(step.id)):
-            continue
-        converted = None
-        if options.get("metric") == "converted":
-            converted = 0
-            if goal.get("event") and held.get(step.id):
-                after = days_after(session.get_bind().dialect.name, "h.held_at", "within")
-                converted = int(session.execute(text(
-                    "SELECT count(DISTINCT h.id) FROM experiment_holdouts h JOIN events v"
-                    " ON v.subscriber_id = h.subscriber_id WHERE h.account_id = :account AND h.step_id = :step"
-                    " AND v.account_id = :account AND v.name = :event AND v.occurred_at >= h.held_at"
-                    f" AND v.occurred_at <= {after}"),
-                    {"account": sequence.account_id, "step": step.id, "event": str(goal["event"]),
-                     "within": int(goal.get("within_days") or 7)}).scalar() or 0)
-        counts[step.id] = {"held": int(held.get(step.id, 0)), "converted": converted}
-    return counts
+    converting = [step.id for step, options in armed if options.get("metric") == "converted" and held.get(step.id)]
+    converted: dict[int, int] = {}
+    if goal.get("event") and converting:
+        after = days_after(session.get_bind().dialect.name, "h.held_at", "within")
+        converted = {int(step_id): int(n) for step_id, n in session.execute(text(
+            "SELECT h.step_id, count(DISTINCT h.id) FROM experiment_holdouts h JOIN events v"
+            " ON v.subscriber_id = h.subscriber_id WHERE h.account_id = :account AND h.step_id IN :steps"
+            " AND v.account_id = :account AND v.name = :event AND v.occurred_at >= h.held_at"
+            f" AND v.occurred_at <= {after} GROUP BY h.step_id").bindparams(bindparam("steps", expanding=True)),
+            {"account": sequence.account_id, "steps": converting, "event": str(goal["event"]),
+             "within": int(goal.get("within_days") or 7)})}
+    return {step.id: {"held": int(held.get(step.id, 0)),
+                      "converted": converted.get(step.id, 0) if options.get("metric") == "converted" else None}
+            for step, options in armed}
+
+
+def _arm_steps(sequence: Sequence) -> list[tuple[Step, dict[str, Any]]]:
+    return [(step, options) for step, options, _names in _experiment_steps(sequence)]
+
+
+def _arms_key(sequence: Sequence) -> dict[str, Any]:
+    """What the arms' counts depend on: the goal, and each experiment step's metric and arm."""
+    return {"goal": (sequence.settings or {}).get("goal") or None,
+            "steps": [[step.id, options.get("metric"), bool(options.get("holdout_percent"))]
+                      for step, options in _arm_steps(sequence)]}
+
+
+def _held_visits_up_to(session: Session, sequence: Sequence, limit: int) -> int:
+    step_ids = [step.id for step, _options in _arm_steps(sequence)]
+    if not step_ids:
+        return 0
+    return probe(session, "SELECT 1 FROM experiment_holdouts WHERE step_id IN ("
+                 + ", ".join(str(int(i)) for i in step_ids) + ")", {}, limit)
+
+
+def _arms_counted(session: Session, sequence: Sequence) -> dict[str, dict[str, Any]]:
+    return {str(step_id): counts for step_id, counts in holdout_counts(session, sequence, _arm_steps(sequence)).items()}
+
+
+# For analytics.sequence_cache: the arms of every experiment step of a sequence.
+ARMS = Counted(key=_arms_key, size=_held_visits_up_to, count=_arms_counted)
 
 
 def _reports(session: Session, sequence: Sequence, now: datetime,
-             unsettled_only: bool = False) -> tuple[list[dict[str, Any]], int]:
+             unsettled_only: bool = False) -> tuple[list[dict[str, Any]], int, bool]:
     """The experiment objects of the sequence's experiment steps (with
     ``unsettled_only``, of those without a stored decision) and how many decisions
     they stored: the first time a step's answer is decided or no difference, it is
@@ -101,10 +127,11 @@ def _reports(session: Session, sequence: Sequence, now: datetime,
     if unsettled_only:
         steps = [(step, options, names) for step, options, names in steps if step.id not in settled]
     if not steps:
-        return [], 0
+        return [], 0, False
     counts = step_counts(session, sequence)
     rows = {(row["step_id"], row["variant"]): row for row in counts["steps"]}
-    arms = holdout_counts(session, sequence, [(step, options) for step, options, _names in steps])
+    # The pool's settling needs no fresh arms (they never decide): it asks for none.
+    arms = serve(session, sequence, "experiment_arms", now, refresh=not unsettled_only)
     reports, fresh = [], []
     for step, options, names in steps:
         variants = []
@@ -115,12 +142,13 @@ def _reports(session: Session, sequence: Sequence, now: datetime,
             # send); a message opened was sent, and the rule needs successes <= sent.
             successes = row[options["metric"]]
             variants.append({"name": name, "sent": max(row["sent"], successes), "successes": successes})
-        report = {**experiment_report(step.position, options, variants, settled.get(step.id), arms.get(step.id)),
-                  "as_of": counts["as_of"]}
+        report = {**experiment_report(step.position, options, variants, settled.get(step.id),
+                                      arms.counts.get(str(step.id))),
+                  "as_of": counts["as_of"], "holdout_as_of": arms.as_of if str(step.id) in arms.counts else None}
         reports.append(report)
         if step.id not in settled and report["status"] in ("decided", "no_difference"):
             fresh.append((step, report))
-    return reports, _store(session, sequence, fresh, now)
+    return reports, _store(session, sequence, fresh, now), arms.ask
 
 
 def _store(session: Session, sequence: Sequence, fresh: list[tuple[Step, dict[str, Any]]], now: datetime) -> int:
@@ -130,7 +158,8 @@ def _store(session: Session, sequence: Sequence, fresh: list[tuple[Step, dict[st
         return 0
     rows = [{"account_id": sequence.account_id, "sequence_id": sequence.id, "step_id": step.id,
              "status": report["status"], "winner": report["winner"], "decided_at": now,
-             "report": {**report, "as_of": report["as_of"].isoformat() if report["as_of"] else None}}
+             "report": {**report, **{key: report[key].isoformat() if report[key] else None
+                                     for key in ("as_of", "holdout_as_of")}}}
             for step, report in fresh]
     inserted = insert_ignoring_conflicts(session, ExperimentDecision, rows, ExperimentDecision.id)
     stored = stored_decisions(session, [step.id for step, _report in fresh])
@@ -139,11 +168,14 @@ def _store(session: Session, sequence: Sequence, fresh: list[tuple[Step, dict[st
     return len(inserted)
 
 
-def experiment_results(session: Session, sequence: Sequence, now: datetime) -> list[dict[str, Any]]:
+def experiment_results(session: Session, sequence: Sequence, now: datetime) -> tuple[list[dict[str, Any]], bool]:
     """One experiment object per email step with an experiment, in step order; the
     variants in the step's order (the first is the control). A stored decision is
-    the answer's status and winner; one reached now is stored (the caller commits)."""
-    return _reports(session, sequence, now)[0]
+    the answer's status and winner; one reached now is stored (the caller commits).
+    And whether the caller should ask the analytics pool for new arm counts
+    (analytics.sequence_cache; after committing)."""
+    reports, _stored, ask = _reports(session, sequence, now)
+    return reports, ask
 
 
 def settle_experiments(session: Session, account_id: int, now: datetime) -> int:

@@ -36,6 +36,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from analytics.rollups import days_after
+from analytics.sequence_cache import Counted, probe
 from models import Sequence
 
 # Fewer enrollments than this in either group and no lift is given: the normal
@@ -131,19 +132,38 @@ def group_counts(session: Session, sequence: Sequence) -> dict[bool, tuple[int, 
     return counts
 
 
+def _stored_counts(session: Session, sequence: Sequence) -> dict[str, list[int]]:
+    counts = group_counts(session, sequence)
+    return {"treated": list(counts[False]), "held_out": list(counts[True])}
+
+
+def _enrollments_up_to(session: Session, sequence: Sequence, limit: int) -> int:
+    return probe(session, "SELECT 1 FROM enrollments WHERE sequence_id = :sequence", {"sequence": sequence.id}, limit)
+
+
+# For analytics.sequence_cache: the counts depend on the goal alone (exits by an
+# exit event are read from exit_reason, whatever the exit_events setting).
+HOLDOUT = Counted(key=lambda sequence: (sequence.settings or {}).get("goal") or None,
+                  size=_enrollments_up_to, count=_stored_counts)
+
+
 def holdout_report(session: Session, sequence: Sequence, *, confidence: float = DEFAULT_CONFIDENCE,
-                   min_per_group: int = MIN_PER_GROUP) -> dict[str, Any]:
-    """The sequence's conversions, treated against held out, and the lift between them.
+                   min_per_group: int = MIN_PER_GROUP,
+                   counts: dict[str, list[int]] | None = None) -> dict[str, Any]:
+    """The sequence's conversions, treated against held out, and the lift between them,
+    from ``counts`` (``{"treated": [converted, enrollments], "held_out": [...]}``,
+    as analytics.sequence_cache serves them) or, without, counted now.
 
     ``status``: ``ok``; ``insufficient_data`` while either group has fewer than
     ``min_per_group`` enrollments; ``no_goal`` when the sequence has neither a goal
     nor exit events, so nothing can count as a conversion."""
     settings = sequence.settings or {}
     goal = settings.get("goal") or None
-    counts = group_counts(session, sequence)
+    stored = counts if counts is not None else _stored_counts(session, sequence)
+    treated, held_out = tuple(stored["treated"]), tuple(stored["held_out"])
     answer = {"sequence_id": sequence.id, "holdout_percent": settings.get("holdout_percent") or 0, "goal": goal,
               "exit_events": list(settings.get("exit_events") or []),
-              **lift(counts[False], counts[True], confidence=confidence, min_per_group=min_per_group)}
+              **lift(treated, held_out, confidence=confidence, min_per_group=min_per_group)}
     if not goal and not answer["exit_events"]:
         answer.update(status="no_goal", absolute_lift=None, absolute_lift_interval=None, relative_lift=None,
                       relative_lift_interval=None)

@@ -30,10 +30,10 @@ MIN_CUSTOMERS = 20
 TOP = 100
 
 
-def compute_ltv(session: Session, account_id: int, now: datetime) -> dict[str, Any]:
-    purchases = account_data.purchases_by_subscriber(session, account_id)
-    sizes = account_data.cohort_sizes(session, account_id)
-    answer = ltv_table(purchases, sizes, now.timestamp(), seed=account_id)
+def compute_ltv(session: Session, account_id: int, now: datetime,
+                reads: account_data.Reads | None = None) -> dict[str, Any]:
+    reads = reads or account_data.Reads(session, account_id)
+    answer = ltv_table(reads.purchases(), reads.sizes(), now.timestamp(), seed=account_id)
     found = account_data.emails(session, account_id, [row["subscriber_id"] for row in answer["top_subscribers"]])
     for row in answer["top_subscribers"]:
         row["email"] = found.get(row["subscriber_id"])

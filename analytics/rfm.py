@@ -46,10 +46,10 @@ def quintile_scores(values: pd.Series, higher_is_better: bool = True) -> pd.Seri
     return pd.Series(1 + np.floor(5 * below / max(len(values), 1)).astype("int64"), index=values.index)
 
 
-def compute_rfm(session: Session, account_id: int, now: datetime) -> dict[str, Any]:
-    purchases = account_data.purchases_by_subscriber(session, account_id)
-    subscribers = int(account_data.cohort_sizes(session, account_id)["subscribers"].sum())
-    return rfm_table(purchases, subscribers, now.timestamp())
+def compute_rfm(session: Session, account_id: int, now: datetime,
+                reads: account_data.Reads | None = None) -> dict[str, Any]:
+    reads = reads or account_data.Reads(session, account_id)
+    return rfm_table(reads.purchases(), int(reads.sizes()["subscribers"].sum()), now.timestamp())
 
 
 def score(purchases: pd.DataFrame, now_epoch: float) -> pd.DataFrame:

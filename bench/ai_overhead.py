@@ -39,7 +39,7 @@ from models import AiDraft, db  # noqa: E402
 from models.base import utcnow  # noqa: E402
 from tests.support import ai_answers, factories  # noqa: E402
 from tests.support.database import fresh_database, url_for  # noqa: E402
-from tests.support.fake_openai import FakeOpenAI  # noqa: E402
+from tests.support.fake_openai import ChatRequest, FakeOpenAI  # noqa: E402
 from tests.support.processes import Proc, beat_argv, platform_env, worker_argv  # noqa: E402
 from tests.support.smtp import SmtpServer  # noqa: E402
 from tests.support.waiting import wait_for  # noqa: E402
@@ -133,11 +133,16 @@ def seed_due_later(emails: int) -> int:
     return account
 
 
-def bench_burst(label: str, emails: int, burst: int, tmp: Path, nice: int = 0) -> dict[str, float]:
+def bench_burst(label: str, emails: int, burst: int, tmp: Path, nice: int = 0,
+                model_seconds: float = 0.0) -> dict[str, float]:
     from tasks.ai import enqueue_draft
 
     name = f"{DB}_{label}"
-    with fresh_database(name), FakeOpenAI(answerer=ai_answers.good) as fake, SmtpServer() as smtp:
+    def answer(request: ChatRequest) -> str:
+        time.sleep(model_seconds)  # the model's own time; the fake server answers each request on its own thread
+        return ai_answers.good(request)
+
+    with fresh_database(name), FakeOpenAI(answerer=answer) as fake, SmtpServer() as smtp:
         db.configure(url_for(name))
         account = seed_due_later(emails)
         env = platform_env(DATABASE_URL=url_for(name),  # the broker prefix of this process: it enqueues the drafts
@@ -207,6 +212,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2, help="burst part: alternate the runs this many times")
     parser.add_argument("--only", choices=("overhead", "burst"))
+    parser.add_argument("--model-seconds", type=float, default=3.0,
+                        help="burst part: the model's time per answer in the third column (a real one takes seconds)")
+    parser.add_argument("--nice", action="store_true", help="burst part: a fourth column with the ai worker at nice 10")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.only != "burst":
@@ -214,20 +222,23 @@ def main() -> None:
         if args.only == "overhead":
             return
         # Alternated, so a change in the machine's load falls on every column alike.
-        runs = (("alone", 0, 0), (f"{args.burst} drafts", args.burst, 0),
-                (f"{args.burst} drafts, ai at nice 10", args.burst, 10))
-        results: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in runs}
+        runs = (("alone", 0, 0, 0.0), (f"{args.burst} drafts, model at once", args.burst, 0, 0.0),
+                (f"{args.burst} drafts, model {args.model_seconds:g} s", args.burst, 0, args.model_seconds))
+        if args.nice:
+            runs += ((f"{args.burst} drafts, ai at nice 10", args.burst, 10, 0.0),)
+        results: dict[str, list[dict[str, float]]] = {label: [] for label, *_ in runs}
         for round_ in range(args.rounds):
-            for n, (label, burst, nice) in enumerate(runs):
-                results[label].append(bench_burst(f"r{round_}n{n}", args.emails, burst, Path(tmp), nice))
+            for n, (label, burst, nice, model_seconds) in enumerate(runs):
+                results[label].append(bench_burst(f"r{round_}n{n}", args.emails, burst, Path(tmp), nice,
+                                                  model_seconds))
         print(f"sending {args.emails} due enrollments (beat 1 s, default prefork 2, send threads 50, ai threads 4), "
               f"{args.rounds} alternated rounds, each cell one value per round")
-        print(f"  {'':30}" + "".join(f"{label:>28}" for label, _, _ in runs))
+        print(f"  {'':30}" + "".join(f"{label:>28}" for label, *_ in runs))
         for key, name, form in (("rate", "emails/s end to end", "{:.0f}"), ("elapsed", "seconds", "{:.1f}"),
                                 ("tick_p50", "tick task p50 (ms)", "{:.1f}"),
                                 ("tick_p99", "tick task p99 (ms)", "{:.1f}"),
                                 ("drafts_ready_meanwhile", "drafts ready by the last send", "{}")):
-            cells = [" / ".join(form.format(r[key]) for r in results[label]) for label, _, _ in runs]
+            cells = [" / ".join(form.format(r[key]) for r in results[label]) for label, *_ in runs]
             print(f"  {name:30}" + "".join(f"{cell:>28}" for cell in cells))
 
 

@@ -14,6 +14,7 @@ from models.ml import MlModel, SubscriberScore
 from models.provider import Provider
 from models.rollup import RollupFirst, RollupWatermark, SequenceRollup
 from models.sequence import Sequence, Step
+from models.sequence_analysis import SequenceAnalysis
 from models.subscriber import Subscriber
 from models.suppression import Suppression
 from models.template import Template
@@ -21,8 +22,9 @@ from models.warming import WarmingAdjustment, WarmingDay, WarmingPlan
 from models.webhook_delivery import WebhookDelivery
 
 __all__ = [
-    "Account", "AccountAnalysis", "AiDraft", "ApiKey", "Base", "Enrollment", "Event", "ExperimentDecision", "InboundEvent", "Job",
-    "JobPart", "Message", "MlModel", "Provider", "RollupFirst", "RollupWatermark", "Sequence", "SequenceRollup", "Step",
+    "Account", "AccountAnalysis", "AiDraft", "ApiKey", "Base", "Enrollment", "Event", "ExperimentDecision",
+    "InboundEvent", "Job", "JobPart", "Message", "MlModel", "Provider", "RollupFirst", "RollupWatermark", "Sequence",
+    "SequenceAnalysis", "SequenceRollup", "Step",
     "StepFlowRollup", "StepTransition", "Subscriber", "SubscriberScore", "Suppression", "Template", "WarmingAdjustment",
     "WarmingDay", "WarmingPlan", "WebhookDelivery",
     "utcnow",

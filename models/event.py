@@ -12,12 +12,18 @@ from models.base import IDS_NEVER_REUSED, Base, utcnow
 # ``source`` of events brought in by a history import (audience.event_import):
 # they feed analyses and models, but no sequence ever reacts to them.
 IMPORTED = "import"
+# The purchases' partial index condition (migration 0022; analytics.account_data reads by it).
+VALUED = "value IS NOT NULL AND subscriber_id IS NOT NULL"
 
 
 class Event(Base):
     __tablename__ = "events"
     __table_args__ = (Index("ix_events_subscriber_name", "subscriber_id", "name", "occurred_at"),
-                      Index("ix_events_account_xact", "account_id", "xact", "id"), IDS_NEVER_REUSED)
+                      Index("ix_events_account_xact", "account_id", "xact", "id"),
+                      # RFM's and LTV's purchases per subscriber, by an index-only scan (migration 0022).
+                      Index("ix_events_valued", "account_id", "subscriber_id", postgresql_include=["occurred_at", "value"],
+                            postgresql_where=text(VALUED), sqlite_where=text(VALUED)),
+                      IDS_NEVER_REUSED)
     # Server defaults (xact) are not read back after an insert: nothing needs them then.
     __mapper_args__ = {"eager_defaults": False}
 

@@ -8,17 +8,25 @@ holds up the others nor waits for one worker.
 Account analyses (cohorts, RFM, LTV): ``analytics.compute_account_analysis``
 computes one kind for one account into its cache row; beat's
 ``analytics.refresh_account_analyses`` hands on the stale ones
-(analytics.account_analyses)."""
+(analytics.account_analyses).
+
+Sequence analyses (a large sequence's holdout and experiment-arm counts):
+``analytics.compute_sequence_analysis`` recounts one into its cache row when a
+request finds it old (analytics.sequence_cache); the same refresh hands on those
+asked for and never taken up."""
 from __future__ import annotations
 
 from time import monotonic
 
-from analytics.account_analyses import (claim_analysis, compute_analysis, fail_analysis, request_analysis,
-                                         stale_analyses)
+from analytics.account_analyses import (claim_analysis, compute_analysis, fail_analysis, is_fresh,
+                                         request_analysis, stale_analyses)
 from analytics.experiment_results import settle_experiments
 from analytics.firsts import CHUNK as PRUNE_CHUNK
 from analytics.firsts import first_young_message, prune_firsts
 from analytics.rollups import CHUNK, accounts_with_new_events, fold_chunk
+from analytics.sequence_cache import claim as claim_sequence_analysis
+from analytics.sequence_cache import fail as fail_sequence_analysis
+from analytics.sequence_cache import recount, waiting
 from models.base import utcnow
 from models.db import session_scope
 from schedules.beat import ANALYSES_EVERY_SECONDS, FOLD_EVERY_SECONDS
@@ -84,7 +92,8 @@ def compute_account_analysis(account_id: int, kind: str) -> bool:
     retried here: the next refresh or request asks again."""
     with session_scope() as session:
         request_analysis(session, account_id, kind, utcnow())  # the row, if nobody asked through the API
-        if not claim_analysis(session, account_id, kind, utcnow()):
+        # Computed meanwhile (with its TOGETHER kind, or by a worker handed it twice): nothing new to read.
+        if is_fresh(session, account_id, kind) or not claim_analysis(session, account_id, kind, utcnow()):
             return False
     try:
         with session_scope() as session:
@@ -96,11 +105,31 @@ def compute_account_analysis(account_id: int, kind: str) -> bool:
     return True
 
 
+@app.task(name="analytics.compute_sequence_analysis", ignore_result=True)
+def compute_sequence_analysis(sequence_id: int, kind: str) -> bool:
+    """Recount one sequence's cached counts (holdout, experiment_arms), unless another
+    worker holds them or nobody asked. A failure is stored on the row, then raised."""
+    with session_scope() as session:
+        if not claim_sequence_analysis(session, sequence_id, kind, utcnow()):
+            return False
+    try:
+        with session_scope() as session:
+            return recount(session, sequence_id, kind, utcnow())
+    except Exception as error:  # noqa: BLE001 - stored for the operator, then raised for the worker's log
+        with session_scope() as session:
+            fail_sequence_analysis(session, sequence_id, kind, f"{type(error).__name__}: {error}")
+        raise
+
+
 @app.task(name="analytics.refresh_account_analyses", ignore_result=True)
 def refresh_account_analyses() -> int:
-    """Hand on every cached analysis that is stale (analytics.account_analyses)."""
+    """Hand on every cached analysis that is stale (analytics.account_analyses), and
+    every sequence analysis asked for but not taken up (analytics.sequence_cache)."""
     with session_scope() as session:
         stale = stale_analyses(session, utcnow())
+        asked = waiting(session, utcnow())
     for account_id, kind in stale:
         compute_account_analysis.apply_async((account_id, kind), expires=ANALYSES_EVERY_SECONDS)
-    return len(stale)
+    for sequence_id, kind in asked:
+        compute_sequence_analysis.apply_async((sequence_id, kind), expires=ANALYSES_EVERY_SECONDS)
+    return len(stale) + len(asked)

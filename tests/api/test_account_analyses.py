@@ -286,3 +286,59 @@ def test_a_real_worker_computes_what_the_first_get_asked_for(client, alice, shop
     with db.session_scope() as s:
         row = s.scalar(select(AccountAnalysis).where(AccountAnalysis.account_id == alice.account_id))
         assert row.source_event_id == max(s.scalars(select(Event.id).where(Event.account_id == alice.account_id)))
+
+
+@pytest.mark.committing
+def test_rfm_and_ltv_asked_for_together_are_computed_from_one_read_and_the_second_task_finds_it_fresh(
+        client, alice, shop):
+    for kind in ("rfm", "ltv"):
+        assert client.get(f"/api/v1/analytics/{kind}", headers=alice.headers).status_code == 202
+    assert compute_account_analysis(alice.account_id, "rfm") is True
+    with db.session_scope() as s:
+        rows = {r.kind: (r.status, r.source_event_id) for r in s.scalars(
+            select(AccountAnalysis).where(AccountAnalysis.account_id == alice.account_id))}
+        newest = max(s.scalars(select(Event.id).where(Event.account_id == alice.account_id)))
+    assert rows == {"rfm": ("ready", newest), "ltv": ("ready", newest)}
+    assert compute_account_analysis(alice.account_id, "ltv") is False  # nothing new to read
+    ltv = client.get("/api/v1/analytics/ltv", headers=alice.headers).get_json()
+    assert (ltv["status"], ltv["revenue"], ltv["customers"], ltv["subscribers"]) == ("ready", 290.0, 5, 6)
+    rfm = client.get("/api/v1/analytics/rfm", headers=alice.headers).get_json()
+    assert (rfm["customers"], rfm["subscribers"]) == (5, 6)
+    # New data: stale again, and the next task computes.
+    _events(alice.account_id, shop["ids"]["c5"], "purchase", [utcnow()], 1.0)
+    assert compute_account_analysis(alice.account_id, "ltv") is True
+    assert client.get("/api/v1/analytics/ltv", headers=alice.headers).get_json()["revenue"] == 291.0
+
+
+@pytest.mark.committing
+def test_a_request_that_loses_the_race_to_queue_a_failed_analysis_answers_the_rows_status_now(client, alice):
+    """Between this request's read of the failed analysis and its own attempt to
+    queue it, another request queues it and a worker claims it: the answer is
+    what the database holds then (``computing``), not the status this request
+    loaded nor the one its own no-op UPDATE would have set in memory."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from analytics.account_analyses import fail_analysis
+
+    with db.session_scope() as s:
+        request_analysis(s, alice.account_id, "rfm", utcnow())
+        fail_analysis(s, alice.account_id, "rfm", "OperationalError: gone")
+    raced = []
+
+    def the_other_request_and_a_worker_first(state):
+        if state.is_insert and not raced and "account_analyses" in str(state.statement):
+            raced.append(True)
+            with db.session_scope() as other:
+                assert request_analysis(other, alice.account_id, "rfm", utcnow()) is True
+                assert claim_analysis(other, alice.account_id, "rfm", utcnow()) is True
+
+    event.listen(Session, "do_orm_execute", the_other_request_and_a_worker_first)
+    try:
+        response = client.get("/api/v1/analytics/rfm", headers=alice.headers)
+    finally:
+        event.remove(Session, "do_orm_execute", the_other_request_and_a_worker_first)
+    assert raced == [True]
+    assert response.status_code == 202
+    assert response.get_json() == {"kind": "rfm", "status": "computing", "computed_at": None,
+                                   "error": "OperationalError: gone"}

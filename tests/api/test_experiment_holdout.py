@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from models import Enrollment, Event, ExperimentHoldout, Message, db
 from models.base import utcnow
+from analytics.sequential import half_width
 from sequencing.holdout import arm_point
 from tests.api.test_experiments_api import AB, _messages, _sequence
 from tests.support import factories
@@ -93,8 +94,11 @@ def test_the_arm_holds_its_share_sends_them_nothing_and_counts_their_conversions
         rate, arm_rate = bought / variants[name]["sent"], 5 / len(held)
         assert variants[name]["difference_over_holdout"] == pytest.approx(rate - arm_rate)
         assert variants[name]["lift_over_holdout"] == pytest.approx(rate / arm_rate - 1)
-        low, high = variants[name]["confidence_interval_over_holdout"]
-        assert low < rate - arm_rate < high
+        # The mSPRT interval of the variant over the arm, at alpha / variants = 0.05 / 2.
+        diff, width = half_width(variants[name]["sent"], bought, len(held), 5, 0.05 / 2)
+        assert diff == pytest.approx(rate - arm_rate)
+        assert variants[name]["confidence_interval_over_holdout"] == pytest.approx([diff - width, diff + width])
+        assert 0 < width < 1
     assert arm["difference_over_holdout"] is None and arm["lift"] is None
     assert experiment["winner"] != "holdout"
 
@@ -109,9 +113,9 @@ def test_for_opened_the_arm_has_no_rate_and_cannot_win(client, alice):
     _messages(alice.account_id, sid, step, "A", 400, 40)
     _messages(alice.account_id, sid, step, "B", 400, 120)
     with db.session_scope() as s:
-        held = s.scalar(select(ExperimentHoldout.id).where(ExperimentHoldout.step_id == step).limit(1))
-        n_held = len(list(s.scalars(select(ExperimentHoldout.id).where(ExperimentHoldout.step_id == step))))
-    assert held is not None
+        held = set(s.scalars(select(ExperimentHoldout.enrollment_id).where(ExperimentHoldout.step_id == step)))
+    assert held == {e for e in who if arm_point(step, e) < PERCENT} and held  # exactly the drawn visits
+    n_held = len(held)
 
     (experiment,) = client.get(f"/api/v1/email-sequences/{sid}/experiments", headers=alice.headers).get_json()
     assert (experiment["status"], experiment["winner"]) == ("decided", "B")

@@ -14,6 +14,7 @@ from scipy.stats import binom
 from sqlalchemy import select, update
 
 from analytics.holdout import newcombe_interval
+from sequencing.holdout import is_held_out
 from models import Enrollment, Message, Sequence, Subscriber, WebhookDelivery, db
 from models.base import utcnow
 from tests.support import factories
@@ -62,6 +63,7 @@ def test_held_out_enrollments_walk_every_step_but_are_sent_no_email(client, alic
     held = {sub for sub, out in groups.items() if out}
     treated = set(people) - held
     assert len(groups) == 400 and held and treated
+    assert held == {sub for sub in people if is_held_out(sid, sub, 25)}  # exactly the draw, not just a share
     _assert_near_percent(len(held), 400, 25)
 
     now = utcnow()

@@ -74,6 +74,11 @@ def _cached(kind: str) -> tuple[dict[str, Any] | None, Response | None]:
             from tasks.analytics import compute_account_analysis  # the Celery app loads only when first needed
 
             enqueue_stored(compute_account_analysis, (account_id, kind), "analysis", "beat's refresh will take it up")
+        # Read the row again from the database, not from the session: when another
+        # request queued it first (our UPDATE matched nothing), the session's copy is
+        # what we loaded (``failed``) with whatever our UPDATE's in-memory sync set
+        # (``queued``), while a worker may hold it already (``computing``).
+        session.expire_all()
         row = get_analysis(session, account_id, kind)
         assert row is not None
     else:

@@ -72,8 +72,8 @@ class ChartQuerySchema(Schema):
 
 class PendingAnalysisSchema(Schema):
     kind = fields.String()
-    status = fields.String(metadata={"description": "`queued` or `computing`; `failed` (with `error`) when the "
-                                                    "last attempt failed, and it has been asked for again."})
+    status = fields.String(metadata={"description": "`queued` or `computing` (with the last attempt's `error` when "
+                                                    "it failed: it has been asked for again)."})
     computed_at = fields.DateTime(allow_none=True)
     error = fields.String(allow_none=True)
 

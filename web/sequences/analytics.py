@@ -20,6 +20,7 @@ from web.analytics.schemas import ChartQuerySchema, PeriodQuerySchema
 from web.auth import SECURITY, account_required, current_account_id
 from web.csv_response import FormatQuerySchema, csv_response
 from web.db import get_db
+from web.enqueue import enqueue_stored
 from web.sequences.domain_errors import domain_errors
 
 blp = Blueprint("email_sequence_analytics", __name__, url_prefix="/api/v1/email-sequences",
@@ -134,6 +135,9 @@ class ExperimentSchema(Schema):
                                            metadata={"description": "Sends per variant at which the leader would win "
                                                                     "if the rates held."})
     as_of = fields.DateTime(allow_none=True, metadata={"description": "Every event recorded before it is counted."})
+    holdout_as_of = fields.DateTime(allow_none=True, metadata={
+        "description": "With a `holdout` arm: when its counts were read (live up to 10,000 held visits; above, "
+                       "the analytics pool's last count, asked again once a minute old)."})
     variants = fields.List(fields.Nested(ExperimentVariantSchema))
 
 
@@ -170,8 +174,13 @@ class Experiments(MethodView):
         with domain_errors:
             sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
         catch_up(session, sequence.account_id, utcnow())
-        results = experiment_results(session, sequence, utcnow())
+        results, ask = experiment_results(session, sequence, utcnow())
         session.commit()  # a decision first reached by this read is stored: it is final once given out
+        if ask:
+            from tasks.analytics import compute_sequence_analysis  # the Celery app loads only when first needed
+
+            enqueue_stored(compute_sequence_analysis, (sequence.id, "experiment_arms"), "experiment arms recount",
+                           "beat's refresh will take it up")
         if query["format"] == "csv":
             return _experiments_csv(sequence.id, ExperimentSchema(many=True).dump(results))
         return results

@@ -12,19 +12,24 @@ from models.base import IDS_NEVER_REUSED, Base, utcnow
 # ``source`` of events brought in by a history import (audience.event_import):
 # they feed analyses and models, but no sequence ever reacts to them.
 IMPORTED = "import"
+HAS_MESSAGE = text("message_id IS NOT NULL")
 
 
 class Event(Base):
     __tablename__ = "events"
+    # ix_events_account_xact also serves every lookup by account (no index of its
+    # own); only rows with a message are in ix_events_message_id (migration 0026).
     __table_args__ = (Index("ix_events_subscriber_name", "subscriber_id", "name", "occurred_at"),
-                      Index("ix_events_account_xact", "account_id", "xact", "id"), IDS_NEVER_REUSED)
+                      Index("ix_events_account_xact", "account_id", "xact", "id"),
+                      Index("ix_events_message_id", "message_id", postgresql_where=HAS_MESSAGE,
+                            sqlite_where=HAS_MESSAGE), IDS_NEVER_REUSED)
     # Server defaults (xact) are not read back after an insert: nothing needs them then.
     __mapper_args__ = {"eager_defaults": False}
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     name: Mapped[str] = mapped_column(String(100))
     # De-duplication: a provider re-sending the same event, or a second open pixel
     # load, carries the same key and is dropped by the unique constraint.

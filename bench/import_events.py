@@ -11,7 +11,8 @@ same file again (every row a duplicate), and the time the rollups' fold takes to
 walk past the imported events. Each phase prints this process's peak RSS while it
 ran (the upload's is the web side's, the job's the worker's).
 
-    python -m bench.import_events [--rows 1000000 5000000] [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
+    python -m bench.import_events [--rows 1000000 5000000] [--no-fold] [--once]
+        [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
 """
 from __future__ import annotations
 
@@ -101,6 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
     parser.add_argument("--no-fold", action="store_true", help="skip the rollups' fold after each import")
+    parser.add_argument("--once", action="store_true", help="skip importing the same file again")
     parser.add_argument("--admin-url", default=os.environ.get(
         "ESEQ_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
@@ -123,7 +125,7 @@ def main() -> None:
             size = write_history(path, rows, offset)
             offset += 7 * rows  # each size its own events
             print(f"history: {rows:,} rows, {size / 1e6:.0f} MB")
-            for label in ("import", "same file again (all duplicates)"):
+            for label in ("import", "same file again (all duplicates)")[:1 if args.once else 2]:
                 upload, total, counts, web, worker = run_once(client, headers, path)
                 print(f"  {label}: upload {upload:.1f} s, upload to completed {total:.1f} s, "
                       f"{rows / total:,.0f} rows/s, {counts}; peak RSS upload {web.peak_mib:,.0f} MiB"

@@ -39,3 +39,36 @@ def timed(call: Callable[[], object], requests: int) -> tuple[float, float]:
         times.append((time.perf_counter() - started) * 1000)
     times.sort()
     return statistics.median(times), times[int(len(times) * 0.99) - 1]
+
+
+class PeakRss:
+    """The peak resident memory of this process while the ``with`` block runs,
+    sampled every 20 ms from /proc (getrusage's peak covers the whole process life,
+    seeding included): ``.start_mib``, ``.peak_mib``."""
+
+    def __init__(self) -> None:
+        self.start_mib = self.peak_mib = 0.0
+        self._stop = False
+
+    @staticmethod
+    def now_mib() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def _sample(self) -> None:
+        while not self._stop:
+            self.peak_mib = max(self.peak_mib, self.now_mib())
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakRss:
+        import threading
+
+        self.start_mib = self.peak_mib = self.now_mib()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        self._thread.join()
+        self.peak_mib = max(self.peak_mib, self.now_mib())

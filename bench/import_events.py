@@ -8,9 +8,11 @@ completed: ``POST /api/v1/events/import`` through the Flask app in process, its
 body streamed from the file, then the job run in process exactly as the
 ``audience.import_events`` task runs it. Prints both phases and rows/s; then the
 same file again (every row a duplicate), and the time the rollups' fold takes to
-walk past the imported events.
+walk past the imported events. Each phase prints this process's peak RSS while it
+ran (the upload's is the web side's, the job's the worker's).
 
-    python -m bench.import_events [--rows 1000000 5000000] [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
+    python -m bench.import_events [--rows 1000000 5000000] [--no-fold] [--once]
+        [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
+from bench import PeakRss  # noqa: E402
 from models import db  # noqa: E402
 from tests.support.database import fresh_database  # noqa: E402
 
@@ -53,27 +56,33 @@ def write_history(path: Path, rows: int, offset: int) -> int:
     return path.stat().st_size
 
 
-def run_once(client, headers: dict[str, str], path: Path) -> tuple[float, float, dict]:
+def run_once(client, headers: dict[str, str], path: Path) -> tuple[float, float, dict, PeakRss, PeakRss]:
+    """Upload, then run the job; with this process's peak RSS during each (the web
+    request's, then the worker's: one process here, so each is what that side adds)."""
     from audience import event_import
     from audience.imports import claim_import
     from models import Job, utcnow
 
     start = time.perf_counter()
-    with path.open("rb") as body:
-        response = client.post("/api/v1/events/import", data=body, content_type="text/csv", headers=headers)
+    with PeakRss() as web, path.open("rb") as body:
+        # input_stream, not data: the test client reads a file given as data whole
+        # into memory, which the web side's RSS would then count.
+        response = client.post("/api/v1/events/import", input_stream=body, content_length=path.stat().st_size,
+                               content_type="text/csv", headers=headers)
     assert response.status_code == 202, response.get_json()
     job_id = response.get_json()["job_id"]
     uploaded = time.perf_counter()
-    with db.session_scope() as s:
-        assert claim_import(s, job_id, utcnow(), kind=event_import.KIND)
-    with db.session_scope() as s:
-        for _ in event_import.run_event_import(s, job_id):
-            s.commit()
+    with PeakRss() as worker:
+        with db.session_scope() as s:
+            assert claim_import(s, job_id, utcnow(), kind=event_import.KIND)
+        with db.session_scope() as s:
+            for _ in event_import.run_event_import(s, job_id):
+                s.commit()
     done = time.perf_counter()
     with db.session_scope() as s:
         job = s.get(Job, job_id)
         counts = {"status": job.status, "processed": job.processed, "errors": job.error_count, **job.result}
-    return uploaded - start, done - start, counts
+    return uploaded - start, done - start, counts, web, worker
 
 
 def fold_all(account_id: int) -> tuple[float, int]:
@@ -93,6 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
     parser.add_argument("--no-fold", action="store_true", help="skip the rollups' fold after each import")
+    parser.add_argument("--once", action="store_true", help="skip importing the same file again")
     parser.add_argument("--admin-url", default=os.environ.get(
         "ESEQ_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
@@ -115,10 +125,12 @@ def main() -> None:
             size = write_history(path, rows, offset)
             offset += 7 * rows  # each size its own events
             print(f"history: {rows:,} rows, {size / 1e6:.0f} MB")
-            for label in ("import", "same file again (all duplicates)"):
-                upload, total, counts = run_once(client, headers, path)
+            for label in ("import", "same file again (all duplicates)")[:1 if args.once else 2]:
+                upload, total, counts, web, worker = run_once(client, headers, path)
                 print(f"  {label}: upload {upload:.1f} s, upload to completed {total:.1f} s, "
-                      f"{rows / total:,.0f} rows/s, {counts}")
+                      f"{rows / total:,.0f} rows/s, {counts}; peak RSS upload {web.peak_mib:,.0f} MiB"
+                      f" (+{web.peak_mib - web.start_mib:,.0f}), job {worker.peak_mib:,.0f} MiB"
+                      f" (+{worker.peak_mib - worker.start_mib:,.0f})", flush=True)
             if not args.no_fold:
                 elapsed, folded = fold_all(made["id"])
                 print(f"  rollups fold past the imported events: {folded:,} events in {elapsed:.1f} s")

@@ -40,15 +40,16 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def seed(url: str, subscribers: int, sends_per_week: float) -> tuple[int, str, int]:
-    """The simulated account written to ``url``; its id, the history's end and event count."""
+def seed(url: str, subscribers: int, sends_per_week: float, weeks: int = 52) -> tuple[int, str, int]:
+    """The simulated account (``weeks`` of history) written to ``url``; its id, the
+    history's end and event count."""
     from sqlalchemy import text
 
     from models.db import make_engine
     from ml.simulator import simulate
 
     started = time.perf_counter()
-    sim = simulate(subscribers, sends_per_week=sends_per_week, futures=0)
+    sim = simulate(subscribers, weeks=weeks, sends_per_week=sends_per_week, futures=0)
     events, subs = sim.history.events, sim.history.subscribers
     print(f"simulated {len(subs):,} subscribers, {len(events):,} events in {time.perf_counter() - started:.0f} s",
           flush=True)

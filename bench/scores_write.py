@@ -4,7 +4,8 @@ On a database of its own with ``--subscribers`` subscribers (seeded in SQL), tim
 ``ml.scoring.write_scores`` as the ``ml.score`` task runs it: the first scoring
 (every row inserted) and a rescoring (every row replaced), each in one
 transaction; then the scores CSV (``GET /api/v1/ml/scores?format=csv``) through the
-Flask app in process. The models' own scoring (features and estimators) is
+Flask app in process, read block by block as a client would: its time, when its
+first bytes came, and how much the process's memory grew while it was served. The models' own scoring (features and estimators) is
 measured by the ml domain's benchmarks; this is the part around them.
 
 Run: ``.venv/bin/python -m bench.scores_write [--subscribers 1000000]``.
@@ -15,7 +16,7 @@ import argparse
 import time
 from datetime import datetime, timezone
 
-from bench import environment
+from bench import PeakRss, environment
 
 RUN, DB, ENV = environment()
 
@@ -60,11 +61,20 @@ def main() -> None:
             took = time.perf_counter() - started
             print(f"{label}: {len(frame):,} rows in {took:.1f} s = {len(frame) / took:,.0f} rows/s")
         started = time.perf_counter()
-        response = client.get("/api/v1/ml/scores", query_string={"format": "csv"},
-                              headers={"X-API-Key": created["api_key"]})
-        lines = response.get_data(as_text=True).count("\n")
+        with PeakRss() as memory:
+            response = client.get("/api/v1/ml/scores", query_string={"format": "csv"},
+                                  headers={"X-API-Key": created["api_key"]}, buffered=False)
+            first = None
+            lines = size = 0
+            for block in response.response:  # as a client reads it, block by block
+                first = first or time.perf_counter() - started
+                lines += block.count(b"\n") if isinstance(block, bytes) else block.count("\n")
+                size += len(block)
+            response.close()
         took = time.perf_counter() - started
-        print(f"scores CSV: {lines - 1:,} rows in {took:.1f} s = {(lines - 1) / took:,.0f} rows/s")
+        print(f"scores CSV: {lines - 1:,} rows, {size / 2**20:.0f} MiB in {took:.1f} s = {(lines - 1) / took:,.0f}"
+              f" rows/s, first bytes after {first:.2f} s; RSS {memory.start_mib:,.0f} MiB before, peak"
+              f" {memory.peak_mib:,.0f} MiB (+{memory.peak_mib - memory.start_mib:,.0f})")
 
 
 if __name__ == "__main__":

@@ -14,23 +14,27 @@ from models.base import IDS_NEVER_REUSED, Base, utcnow
 IMPORTED = "import"
 # The purchases' partial index condition (migration 0022; analytics.account_data reads by it).
 VALUED = "value IS NOT NULL AND subscriber_id IS NOT NULL"
+HAS_MESSAGE = text("message_id IS NOT NULL")
 
 
 class Event(Base):
     __tablename__ = "events"
+    # ix_events_account_xact also serves every lookup by account (no index of its
+    # own); only rows with a message are in ix_events_message_id (migration 0026).
     __table_args__ = (Index("ix_events_subscriber_name", "subscriber_id", "name", "occurred_at"),
                       Index("ix_events_account_xact", "account_id", "xact", "id"),
                       # RFM's and LTV's purchases per subscriber, by an index-only scan (migration 0022).
                       Index("ix_events_valued", "account_id", "subscriber_id", postgresql_include=["occurred_at", "value"],
                             postgresql_where=text(VALUED), sqlite_where=text(VALUED)),
-                      IDS_NEVER_REUSED)
+                      Index("ix_events_message_id", "message_id", postgresql_where=HAS_MESSAGE,
+                            sqlite_where=HAS_MESSAGE), IDS_NEVER_REUSED)
     # Server defaults (xact) are not read back after an insert: nothing needs them then.
     __mapper_args__ = {"eager_defaults": False}
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     name: Mapped[str] = mapped_column(String(100))
     # De-duplication: a provider re-sending the same event, or a second open pixel
     # load, carries the same key and is dropped by the unique constraint.

@@ -155,6 +155,22 @@ def test_scores_as_csv_have_exactly_the_four_columns(client, alice, bob):
                       headers=alice.headers).status_code == 422
 
 
+def test_scores_csv_longer_than_a_block_is_streamed_whole_in_subscriber_order(client, alice, monkeypatch):
+    from web import csv_response
+    from web.ml import routes
+
+    monkeypatch.setattr(csv_response, "BLOCK_ROWS", 7)
+    monkeypatch.setattr(routes, "CSV_BATCH", 5)  # the cursor's batches, too, are crossed
+    ids = [_subscriber(client, alice, f"s{n:02d}@example.com") for n in range(23)]
+    for n, subscriber_id in enumerate(ids):
+        _score(alice.account_id, subscriber_id, n / 100, 1 - n / 100, n % 24)
+    response = client.get("/api/v1/ml/scores", query_string={"format": "csv"}, headers=alice.headers)
+    assert response.status_code == 200 and response.is_streamed
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[0] == ["email", "churn_risk", "engagement", "best_send_hour"]
+    assert rows[1:] == [[f"s{n:02d}@example.com", str(n / 100), str(1 - n / 100), str(n % 24)] for n in range(23)]
+
+
 def test_a_subscriber_shows_their_scores_or_null(client, alice):
     ann = _subscriber(client, alice, "ann@example.com")
     unscored = _subscriber(client, alice, "new@example.com")

@@ -291,3 +291,22 @@ def test_two_imports_of_one_event_at_the_same_moment_write_it_once_and_count_it_
     with db.session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Event)) == 5
         assert s.scalar(select(func.count()).select_from(Subscriber)) == 5
+
+
+def test_text_that_copy_must_escape_is_stored_as_it_was_checked(alice):
+    """The rows' COPY text is made by the checker: tabs, newlines and backslashes in a
+    reference or in properties reach PostgreSQL intact, and NULLs stay NULL."""
+    from audience.event_rows import RowChecker
+    from audience.event_writer import write_events
+
+    checker = RowChecker(alice.account_id, NOW)
+    odd = checker.check({"email": "esc@example.com", "name": "opened", "occurred_at": "2025-05-01T00:00:00Z",
+                         "message_ref": "a\tb\\c\rd", "properties": '{"k": "x\\\\y\\tz\\n", "t\\\\": 1}'}, True)
+    bare = checker.check({"email": "esc@example.com", "name": "purchase", "occurred_at": "2025-05-01T00:00:01Z",
+                          "value": "-0.5"}, True)
+    with db.session_scope() as s:
+        assert write_events(s, alice.account_id, [odd, bare], NOW) == (2, 1)
+    stored = imported(alice.account_id)
+    assert [(e.name, e.message_ref, e.properties, e.value, e.dedup_key) for e in stored] == [
+        ("opened", "a\tb\\c\rd", {"k": "x\\y\tz\n", "t\\": 1}, None, odd.dedup_key),
+        ("purchase", None, {}, -0.5, bare.dedup_key)]

@@ -88,3 +88,57 @@ def test_csv_rows_are_numbered_by_line_and_a_short_row_is_padded_a_long_one_refu
     assert [n for n, _ in got] == [2, 4]
     assert got[0][1].value is None
     assert got[1][1] == "Has 5 cells but the header has 4 columns."
+
+
+def _copy_fields(line: str) -> list[str | None]:
+    """COPY's text format read back: tab-separated, backslash escapes, \\N is NULL."""
+    assert line.endswith("\n") and line.count("\n") == 1
+    unescape = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
+    fields: list[str | None] = []
+    for raw in line[:-1].split("\t"):
+        if raw == "\\N":
+            fields.append(None)
+            continue
+        out, i = [], 0
+        while i < len(raw):
+            if raw[i] == "\\":
+                out.append(unescape[raw[i + 1]])
+                i += 2
+            else:
+                out.append(raw[i])
+                i += 1
+        fields.append("".join(out))
+    return fields
+
+
+def test_a_rows_copy_line_carries_every_field_escaped_and_nulls_as_null():
+    row = check(email="ada@example.com", name="opened", occurred_at="2025-01-01T10:00:00+02:00",
+                message_ref="ref\twith\\odd\rchars\n", value="2.5", properties='{"k": "a\\\\b\\tc"}')
+    assert _copy_fields(row.line) == [row.email, row.name, row.occurred_text, row.message_ref, "2.5", row.properties,
+                                      row.dedup_key]
+    bare = check(email="bo@example.com", name="purchase", occurred_at="2025-01-01T08:00:00Z")
+    assert _copy_fields(bare.line) == ["bo@example.com", "purchase", "2025-01-01T08:00:00+00:00", None, None, "{}",
+                                       bare.dedup_key]
+
+
+@pytest.mark.parametrize("spelling", ["2025-01-01T08:00:00+00:00", "2025-01-01 08:00:00+00:00", "2025-01-01T08:00:00Z",
+                                      "2025-01-01T09:00:00+01:00", "2025-01-01T08:00:00.000+00:00",
+                                      "2025-W01-3T08:00:00+00:00", " 2025-01-01T08:00:00+00:00 "])
+def test_every_spelling_of_one_instant_has_isoformats_text_and_one_key(spelling):
+    """The text is taken as written only when it is isoformat()'s own spelling."""
+    row = check(email="a@example.com", name="opened", occurred_at=spelling)
+    moment = datetime(2025, 1, 1, 8, tzinfo=timezone.utc)
+    assert (row.occurred_at, row.occurred_text) == (moment, moment.isoformat())
+    assert row.dedup_key == dedup_key(7, "a@example.com", "opened", moment, None)
+    assert row.occurred_at.tzinfo is timezone.utc
+
+
+def test_a_header_missing_optional_columns_reads_the_same_rows_as_a_full_one():
+    full = "email,name,occurred_at,message_ref,value,properties\na@example.com,opened,2025-01-01T08:00:00Z,,,\n"
+    short = "name,email,occurred_at\nopened,a@example.com,2025-01-01T08:00:00Z\n"
+    got = []
+    for text in (full, short):
+        rows = raw_rows(io.BytesIO(text.encode()), "csv")
+        columns = csv_columns(next(rows)[1])
+        got.append(list(checked(rows, "csv", RowChecker(1, NOW), columns)))
+    assert got[0] == got[1] and got[0][0][1].name == "opened"

@@ -24,6 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from analytics.rollups import _days_before, _goals
@@ -92,6 +93,22 @@ def _credits(session: Session, account_id: int, names: list[str], window_days: i
     return list(session.execute(query, params))
 
 
+def conversion_names(session: Session, account_id: int, event: str | None = None) -> list[str]:
+    """The event names that count as conversions: ``event``, else every sequence goal's."""
+    return [event] if event else sorted({goal for _, goal, _ in _goals(session, account_id)})
+
+
+def count_conversions(session: Session, account_id: int, names: list[str], limit: int) -> int:
+    """How many of the account's events are conversions, counting no further than ``limit``."""
+    if not names:
+        return 0
+    marks = {f"name{n}": name for n, name in enumerate(names)}
+    return int(session.execute(text(
+        "SELECT count(*) FROM (SELECT 1 FROM events WHERE account_id = :account AND subscriber_id IS NOT NULL"
+        f" AND name IN ({', '.join(':' + m for m in marks)}) LIMIT :limit) c"),
+        {"account": account_id, "limit": limit, **marks}).scalar() or 0)
+
+
 def attribute(session: Session, account_id: int, model: str = "last_touch", window_days: int = 7,
               touch: str = "sent", start: datetime | None = None, end: datetime | None = None,
               event: str | None = None) -> dict[str, Any]:
@@ -102,7 +119,7 @@ def attribute(session: Session, account_id: int, model: str = "last_touch", wind
         raise ValueError(f"model must be one of {', '.join(MODELS)}")
     if touch not in TOUCHES:
         raise ValueError(f"touch must be one of {', '.join(TOUCHES)}")
-    names = [event] if event else sorted({goal for _, goal, _ in _goals(session, account_id)})
+    names = conversion_names(session, account_id, event)
     steps: dict[tuple[int, int | None], dict[str, Any]] = {}
     share: dict[tuple[int, int | None], Fraction] = defaultdict(Fraction)
     money: dict[tuple[int, int | None], int] = defaultdict(int)

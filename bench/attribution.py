@@ -4,7 +4,9 @@ Seeds as bench.rollups does (one sequence, two email steps, a message per
 enrollment and email step, one event in twenty a "purchase" with a value), then
 prints, for each model: the time of analytics.attribution.attribute over the whole
 account (the one SQL join and the split in Python), the conversions and the rows,
-and whether the attributed revenue adds up to the covered conversions' to the cent.
+and whether the attributed revenue adds up to the covered conversions' to the cent;
+then the endpoint: its first request (which computes and stores the answer) and 200
+more served from the analytics pool's cache, p50/p99.
 
 Run: ``.venv/bin/python -m bench.attribution [--events 1000000] [--enrollments 100000]``.
 """
@@ -46,6 +48,23 @@ def main() -> None:
             print(f"{model}: {seconds:.2f} s for {totals['conversions']:,} conversions"
                   f" ({totals['unattributed_conversions']:,} unattributed), {len(answer['rows'])} rows,"
                   f" revenue {totals['attributed_revenue']} attributed, adds up exactly: {exact}", flush=True)
+        # The endpoint: the first request of a query computes and stores the answer
+        # (analytics.attribution_cache), later ones are served from it.
+        headers = {"X-API-Key": created["api_key"]}
+        url = "/api/v1/analytics/attribution?model=linear&window_days=30"
+        started = time.perf_counter()
+        first = client.get(url, headers=headers)
+        print(f"GET attribution, first request (computes and stores): {time.perf_counter() - started:.2f} s,"
+              f" {first.status_code}", flush=True)
+        times = []
+        for _ in range(200):
+            started = time.perf_counter()
+            answer = client.get(url, headers=headers)
+            times.append((time.perf_counter() - started) * 1000)
+            assert answer.status_code == 200 and answer.get_json()["rows"] == first.get_json()["rows"]
+        times.sort()
+        print(f"GET attribution (cached): p50 {times[99]:.1f} ms, p99 {times[197]:.1f} ms (200 requests,"
+              " in-process Flask client)", flush=True)
 
 
 if __name__ == "__main__":

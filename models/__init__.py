@@ -2,6 +2,7 @@
 from models.account import Account, ApiKey
 from models.account_analysis import AccountAnalysis
 from models.ai_draft import AiDraft
+from models.attribution_answer import AttributionAnswer
 from models.base import Base, utcnow
 from models.enrollment import Enrollment
 from models.event import Event
@@ -22,7 +23,7 @@ from models.warming import WarmingAdjustment, WarmingDay, WarmingPlan
 from models.webhook_delivery import WebhookDelivery
 
 __all__ = [
-    "Account", "AccountAnalysis", "AiDraft", "ApiKey", "Base", "Enrollment", "Event", "ExperimentDecision",
+    "Account", "AccountAnalysis", "AiDraft", "ApiKey", "AttributionAnswer", "Base", "Enrollment", "Event", "ExperimentDecision",
     "InboundEvent", "Job", "JobPart", "Message", "MlModel", "Provider", "RollupFirst", "RollupWatermark", "Sequence",
     "SequenceAnalysis", "SequenceRollup", "Step",
     "StepFlowRollup", "StepTransition", "Subscriber", "SubscriberScore", "Suppression", "Template", "WarmingAdjustment",

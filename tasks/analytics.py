@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from time import monotonic
 
+from analytics import attribution_cache
 from analytics.account_analyses import (claim_analysis, compute_analysis, fail_analysis, is_fresh,
                                          request_analysis, stale_analyses)
 from analytics.experiment_results import settle_experiments
@@ -121,15 +122,37 @@ def compute_sequence_analysis(sequence_id: int, kind: str) -> bool:
         raise
 
 
+@app.task(name="analytics.compute_attribution", ignore_result=True)
+def compute_attribution(answer_id: int) -> bool:
+    """Recompute one cached attribution answer, unless another worker holds it or
+    nobody asked. A failure is stored on the row, then raised."""
+    with session_scope() as session:
+        if not attribution_cache.claim(session, answer_id, utcnow()):
+            return False
+    try:
+        with session_scope() as session:
+            return attribution_cache.recompute(session, answer_id, utcnow())
+    except Exception as error:  # noqa: BLE001 - stored for the operator, then raised for the worker's log
+        with session_scope() as session:
+            attribution_cache.fail(session, answer_id, f"{type(error).__name__}: {error}")
+        raise
+
+
 @app.task(name="analytics.refresh_account_analyses", ignore_result=True)
 def refresh_account_analyses() -> int:
     """Hand on every cached analysis that is stale (analytics.account_analyses), and
-    every sequence analysis asked for but not taken up (analytics.sequence_cache)."""
+    every sequence analysis or attribution answer asked for but not taken up
+    (analytics.sequence_cache, analytics.attribution_cache); forget attribution
+    answers nobody asks for any more."""
     with session_scope() as session:
         stale = stale_analyses(session, utcnow())
         asked = waiting(session, utcnow())
+        attributions = attribution_cache.waiting(session, utcnow())
+        attribution_cache.forget(session, utcnow())
     for account_id, kind in stale:
         compute_account_analysis.apply_async((account_id, kind), expires=ANALYSES_EVERY_SECONDS)
     for sequence_id, kind in asked:
         compute_sequence_analysis.apply_async((sequence_id, kind), expires=ANALYSES_EVERY_SECONDS)
-    return len(stale) + len(asked)
+    for answer_id in attributions:
+        compute_attribution.apply_async((answer_id,), expires=ANALYSES_EVERY_SECONDS)
+    return len(stale) + len(asked) + len(attributions)

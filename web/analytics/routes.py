@@ -2,7 +2,6 @@
 GET /analytics/cohorts, /rfm and /ltv: the analytics pool's cached account analyses."""
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 from flask import Response, jsonify
@@ -10,7 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from analytics.account_analyses import get_analysis, request_analysis
-from analytics.attribution import attribute
+from analytics.attribution_cache import AttributionQuery, serve
 from analytics.charts import cohort_heatmap
 from analytics.cohorts import cohort_rows
 from models import utcnow
@@ -39,12 +38,17 @@ class Attribution(MethodView):
         """Per sequence and step: the conversions and revenue credited to its emails
         under ``model`` (last_touch, first_touch, linear), with totals and what no
         email in the window touched (see analytics.attribution)."""
-        start = datetime.combine(query["start"], time(), timezone.utc) if query["start"] else None
-        end = datetime.combine(query["end"], time(), timezone.utc) + timedelta(days=1) if query["end"] else None
-        answer = attribute(get_db(), current_account_id(), query["model"], query["window_days"], query["touch"],
-                           start, end, query["event"])
-        for row in answer["rows"]:
-            row["conversions"] = round(float(row["conversions"]), 6)
+        question = AttributionQuery(query["model"], query["window_days"], query["touch"], query["start"],
+                                    query["end"], query["event"])
+        session = get_db()
+        served = serve(session, current_account_id(), question, utcnow())
+        session.commit()  # the answer stored or asked for again
+        if served.ask is not None:
+            from tasks.analytics import compute_attribution  # the Celery app loads only when first needed
+
+            enqueue_stored(compute_attribution, (served.ask,), "attribution recompute",
+                           "beat's refresh will take it up")
+        answer = {**served.answer, "as_of": served.as_of}
         if query["format"] == "csv":
             return csv_response(CSV_COLUMNS, answer["rows"], "attribution.csv")
         return answer

@@ -58,6 +58,9 @@ class AttributionSchema(Schema):
     touch = fields.String()
     rows = fields.List(fields.Nested(AttributionRowSchema))
     totals = fields.Nested(AttributionTotalsSchema)
+    as_of = fields.DateTime(metadata={"description": "When this answer was computed: live for a small account; for "
+                                                     "one past 1,000 conversions, the analytics pool's cached answer "
+                                                     "(recomputed when a request finds it over a minute old)."})
 
 
 class AnalysisQuerySchema(FormatQuerySchema):

@@ -70,4 +70,10 @@ worker_send_task_events = True
 task_send_sent_event = True
 worker_hijack_root_logger = False
 
+# Each ai worker starts at most this many drafts a minute: a draft's own work (the
+# pre-flight of every email, SpamAssassin included) is CPU that sending shares, and
+# a model server answering at once would otherwise let a burst of drafts take the cores.
+if _settings.ai_drafts_per_minute:
+    task_annotations = {"ai.draft": {"rate_limit": f"{_settings.ai_drafts_per_minute}/m"}}
+
 beat_schedule = _beat_schedule(_settings.tick_seconds)

@@ -194,11 +194,13 @@ class Settings:
     proxy_hops: int = 0
     # AI drafting (ai/): tokens an account may use per UTC day (0: no limit), the price
     # per 1,000 prompt and completion tokens (None: no cost recorded), and the seconds
-    # one call to the model server may take.
+    # one call to the model server may take, and how many drafts an ai worker starts a
+    # minute (0: no limit; celeryconfig's rate limit on ai.draft).
     ai_daily_tokens: int = 0
     ai_price_prompt_per_1k: float | None = None
     ai_price_completion_per_1k: float | None = None
     ai_timeout_seconds: float = 60.0
+    ai_drafts_per_minute: int = 60
 
     @property
     def ai_configured(self) -> bool:
@@ -302,6 +304,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ai_price_prompt_per_1k=_float(env, "ESEQ_AI_PRICE_PROMPT_PER_1K", 0.0) or None,
         ai_price_completion_per_1k=_float(env, "ESEQ_AI_PRICE_COMPLETION_PER_1K", 0.0) or None,
         ai_timeout_seconds=_float(env, "ESEQ_AI_TIMEOUT_SECONDS", 60.0),
+        ai_drafts_per_minute=_int(env, "ESEQ_AI_DRAFTS_PER_MINUTE", 60, minimum=0),
         **_dkim(env),  # type: ignore[arg-type]
     )
 

@@ -55,8 +55,11 @@ def percentiles(values: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[max(int(len(ordered) * 0.99) - 1, 0)]
 
 
-def ai_worker(fake: FakeOpenAI, tmp: Path, env: dict[str, str], nice: int = 0) -> Proc:
-    """As the Procfile's worker_ai runs it; ``nice``: a lower CPU priority, to compare."""
+def ai_worker(fake: FakeOpenAI, tmp: Path, env: dict[str, str], nice: int = 0, per_minute: int | None = None) -> Proc:
+    """As the Procfile's worker_ai runs it; ``nice``: a lower CPU priority, to compare;
+    ``per_minute``: ESEQ_AI_DRAFTS_PER_MINUTE (None: the default; 0: no limit)."""
+    if per_minute is not None:
+        env = {**env, "ESEQ_AI_DRAFTS_PER_MINUTE": str(per_minute)}
     argv = worker_argv("ai", queues="ai", pool="threads", concurrency=4, loglevel="INFO")
     return Proc("ai", (["nice", "-n", str(nice)] if nice else []) + argv,
                 {**env, "OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": fake.api_key, "OPENAI_MODEL": "bench"},
@@ -86,7 +89,7 @@ def bench_overhead(drafts: int, tmp: Path) -> None:
         db.configure(url_for(name))
         account = factories.account("Bench")
         env = platform_env(DATABASE_URL=url_for(name))
-        worker = ai_worker(fake, tmp, env)
+        worker = ai_worker(fake, tmp, env, per_minute=0)  # one after another: the rate limit is not measured here
         own, whole, model = [], [], []
         try:
             worker.wait_ready()
@@ -134,7 +137,7 @@ def seed_due_later(emails: int) -> int:
 
 
 def bench_burst(label: str, emails: int, burst: int, tmp: Path, nice: int = 0,
-                model_seconds: float = 0.0) -> dict[str, float]:
+                model_seconds: float = 0.0, per_minute: int | None = None) -> dict[str, float]:
     from tasks.ai import enqueue_draft
 
     name = f"{DB}_{label}"
@@ -152,7 +155,7 @@ def bench_burst(label: str, emails: int, burst: int, tmp: Path, nice: int = 0,
                                                       loglevel="INFO"), env, tmp)
         procs = [default, Proc(f"{label}-send", worker_argv("send", queues="send", pool="threads", concurrency=50,
                                                             loglevel="INFO", prefetch=4), env, tmp),
-                 ai_worker(fake, tmp, env, nice)]
+                 ai_worker(fake, tmp, env, nice, per_minute)]
         beat = Proc(f"{label}-beat", beat_argv(tmp / f"{label}-schedule"), env, tmp)
         drafts: list[int] = []
         try:
@@ -212,8 +215,8 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2, help="burst part: alternate the runs this many times")
     parser.add_argument("--only", choices=("overhead", "burst"))
-    parser.add_argument("--model-seconds", type=float, default=3.0,
-                        help="burst part: the model's time per answer in the third column (a real one takes seconds)")
+    parser.add_argument("--model-seconds", type=float, default=0.0,
+                        help="burst part: a column with the model taking this long an answer (a real one takes seconds)")
     parser.add_argument("--nice", action="store_true", help="burst part: a fourth column with the ai worker at nice 10")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -222,15 +225,17 @@ def main() -> None:
         if args.only == "overhead":
             return
         # Alternated, so a change in the machine's load falls on every column alike.
-        runs = (("alone", 0, 0, 0.0), (f"{args.burst} drafts, model at once", args.burst, 0, 0.0),
-                (f"{args.burst} drafts, model {args.model_seconds:g} s", args.burst, 0, args.model_seconds))
+        runs = (("alone", 0, 0, 0.0, None), (f"{args.burst} drafts, model at once", args.burst, 0, 0.0, None),
+                (f"{args.burst} at once, no rate limit", args.burst, 0, 0.0, 0))
+        if args.model_seconds:
+            runs += ((f"{args.burst} drafts, model {args.model_seconds:g} s", args.burst, 0, args.model_seconds, None),)
         if args.nice:
-            runs += ((f"{args.burst} drafts, ai at nice 10", args.burst, 10, 0.0),)
+            runs += ((f"{args.burst} drafts, ai at nice 10", args.burst, 10, 0.0, 0),)
         results: dict[str, list[dict[str, float]]] = {label: [] for label, *_ in runs}
         for round_ in range(args.rounds):
-            for n, (label, burst, nice, model_seconds) in enumerate(runs):
+            for n, (label, burst, nice, model_seconds, per_minute) in enumerate(runs):
                 results[label].append(bench_burst(f"r{round_}n{n}", args.emails, burst, Path(tmp), nice,
-                                                  model_seconds))
+                                                  model_seconds, per_minute))
         print(f"sending {args.emails} due enrollments (beat 1 s, default prefork 2, send threads 50, ai threads 4), "
               f"{args.rounds} alternated rounds, each cell one value per round")
         print(f"  {'':30}" + "".join(f"{label:>28}" for label, *_ in runs))

@@ -118,3 +118,12 @@ def test_a_plain_http_public_url_is_named_at_start_unless_it_is_this_machine(url
     finally:
         get_settings.cache_clear()
     assert any("PUBLIC_BASE_URL is plain http" in r.getMessage() for r in caplog.records) is problem
+
+
+@pytest.mark.parametrize("per_minute, annotations", [("30", "{'ai.draft': {'rate_limit': '30/m'}}"), ("0", "None")])
+def test_the_ai_workers_draft_rate_comes_from_the_settings(per_minute, annotations):
+    env = {**os.environ, "ESEQ_AI_DRAFTS_PER_MINUTE": per_minute}
+    done = subprocess.run([sys.executable, "-c", "import celeryconfig; print(getattr(celeryconfig, 'task_annotations',"
+                           " None))"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == annotations

@@ -1,15 +1,16 @@
 """Benchmark of the analytics rollups on PostgreSQL (issue: analytics pool).
 
 On a database of its own, seeded in SQL (generate_series): one sequence with
-``--enrollments`` enrollments, two email steps (the first with variants A and B),
-a message per enrollment and email step, and ``--events`` events over them (sent,
-delivered, opens, clicks, bounces) plus goal events ("purchase", with a value).
+``--enrollments`` enrollments, two email steps (the first with variants A and B
+in an experiment on clicks), a message per enrollment and email step, and
+``--events`` events over them (sent, delivered, opens, clicks, bounces) plus goal
+events ("purchase", with a value).
 Measures and prints:
 1. the fold of the whole table, as the analytics pool's task runs it (chunks of
    analytics.rollups.CHUNK, each committed): events folded per second;
 2. an incremental fold: 100,000 more events, with the history in the table;
-3. the analytics endpoint (through the Flask app, in process): p50/p99 of 200
-   requests;
+3. the analytics and experiments endpoints (through the Flask app, in process):
+   p50/p99 of 200 requests;
 4. the folding process's peak memory (RSS);
 5. the funnel: step transitions for the seeded enrollments as the engine writes
    them (a few rows per advance batch of 200) folded, then ``--flow-tail`` more
@@ -248,7 +249,8 @@ def main() -> None:
         client = create_app().test_client()
         created = client.post("/api/v1/accounts", json={"name": "Bench", "from_email": "b@bench.test", "from_name": "B"},
                               headers={"Authorization": f"Bearer {ENV['ESEQ_ADMIN_TOKEN']}"}).get_json()
-        steps = [{"type": "email", "subject": "a", "text": "a", "variants": [{"name": "A"}, {"name": "B"}]},
+        steps = [{"type": "email", "subject": "a", "text": "a", "variants": [{"name": "A"}, {"name": "B"}],
+                  "experiment": {"metric": "clicked", "confidence": 0.95, "holdout_percent": 0}},
                  {"type": "delay", "seconds": 86400}, {"type": "email", "subject": "b", "text": "b"}]
         ids = {"account": created["id"], "sequence": factories.sequence(
             created["id"], steps, settings={"goal": {"event": "purchase", "within_days": 7}})}
@@ -275,6 +277,9 @@ def main() -> None:
               f"(this process, which also seeded; the fold itself runs in PostgreSQL)", flush=True)
         p50, p99 = endpoint(client, created["api_key"], ids["sequence"], "analytics")
         print(f"GET analytics: p50 {p50:.1f} ms, p99 {p99:.1f} ms (200 requests, in-process Flask client)", flush=True)
+        p50, p99 = endpoint(client, created["api_key"], ids["sequence"], "experiments")
+        print(f"GET experiments (step 0: A vs B on clicks): p50 {p50:.1f} ms, p99 {p99:.1f} ms (200 requests)",
+              flush=True)
         bench_funnel(client, created["api_key"], ids["account"], ids["sequence"], args.enrollments, args.flow_tail)
         with db.get_engine().begin() as c:
             rows = c.execute(text("SELECT metric, sum(uniques), sum(total), sum(revenue) FROM sequence_rollups"

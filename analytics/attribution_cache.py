@@ -25,9 +25,10 @@ from fractions import Fraction
 from time import perf_counter
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from analytics import leases
 from analytics.attribution import attribute, conversion_names, count_conversions
 from models.attribution_answer import AttributionAnswer
 from models.bulk import dialect_insert
@@ -90,20 +91,13 @@ def serve(session: Session, account_id: int, query: AttributionQuery, now: datet
 
 
 def request(session: Session, answer_id: int, now: datetime) -> bool:
-    """Mark the answer wanted again; True when the caller should enqueue the
-    recompute, False when one is queued or running (its lease not lapsed)."""
-    a = AttributionAnswer
-    return bool(session.execute(update(a).where(
-        a.id == answer_id, or_(a.status.in_(("ready", "failed")), a.claimed_until < now))
-        .values(status="queued", requested_at=now, claimed_until=None)).rowcount)
+    """Mark the answer wanted again (analytics.leases.request)."""
+    return leases.request(session, AttributionAnswer, AttributionAnswer.id == answer_id, now)
 
 
 def claim(session: Session, answer_id: int, now: datetime) -> bool:
-    """Take the recompute for LEASE; False when another worker holds it or nothing asked for it."""
-    a = AttributionAnswer
-    return bool(session.execute(update(a).where(
-        a.id == answer_id, or_(a.status == "queued", (a.status == "computing") & (a.claimed_until < now)))
-        .values(status="computing", claimed_until=now + LEASE)).rowcount)
+    """Take the recompute for LEASE (analytics.leases.claim)."""
+    return leases.claim(session, AttributionAnswer, AttributionAnswer.id == answer_id, now, LEASE)
 
 
 def store(session: Session, account_id: int, query: AttributionQuery, now: datetime) -> dict[str, Any]:
@@ -128,17 +122,14 @@ def recompute(session: Session, answer_id: int, now: datetime) -> bool:
 
 
 def fail(session: Session, answer_id: int, error: str) -> None:
-    """The recompute failed: the last answer keeps being served, the error kept for the operator."""
-    session.execute(update(AttributionAnswer).where(AttributionAnswer.id == answer_id)
-                    .values(status="failed", claimed_until=None, error=error[:2000]))
+    leases.fail(session, AttributionAnswer, AttributionAnswer.id == answer_id, error)
 
 
 def waiting(session: Session, now: datetime) -> list[int]:
     """Answers asked for and not taken up (a broker that refused the task) or
     abandoned by a dead worker: for beat's refresh to hand on."""
     a = AttributionAnswer
-    return list(session.scalars(select(a.id).where(or_(
-        a.status == "queued", (a.status == "computing") & (a.claimed_until < now))).order_by(a.id)))
+    return list(session.scalars(select(a.id).where(leases.waiting(a, now)).order_by(a.id)))
 
 
 def forget(session: Session, now: datetime) -> int:

@@ -26,9 +26,10 @@ from datetime import datetime, timedelta
 from time import perf_counter
 from typing import Any
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.orm import Session
 
+from analytics import leases
 from models import Sequence
 from models.bulk import dialect_insert
 from models.sequence_analysis import SEQUENCE_ANALYSIS_KINDS, SequenceAnalysis
@@ -91,23 +92,18 @@ def serve(session: Session, sequence: Sequence, kind: str, now: datetime, refres
     return Served(store(session, sequence, kind, now), now, False)
 
 
+def _row(sequence_id: int, kind: str) -> ColumnElement[bool]:
+    return (SequenceAnalysis.sequence_id == sequence_id) & (SequenceAnalysis.kind == kind)
+
+
 def request(session: Session, sequence: Sequence, kind: str, now: datetime) -> bool:
-    """Mark the counts wanted again; True when the caller should enqueue the
-    recount, False when one is queued or running already (its lease not lapsed)."""
-    s = SequenceAnalysis
-    return bool(session.execute(update(s).where(
-        s.sequence_id == sequence.id, s.kind == kind,
-        or_(s.status.in_(("ready", "failed")), s.claimed_until < now))
-        .values(status="queued", requested_at=now, claimed_until=None)).rowcount)
+    """Mark the counts wanted again (analytics.leases.request)."""
+    return leases.request(session, SequenceAnalysis, _row(sequence.id, kind), now)
 
 
 def claim(session: Session, sequence_id: int, kind: str, now: datetime) -> bool:
-    """Take the recount for LEASE; False when another worker holds it or nothing asked for it."""
-    s = SequenceAnalysis
-    return bool(session.execute(update(s).where(
-        s.sequence_id == sequence_id, s.kind == kind,
-        or_(s.status == "queued", (s.status == "computing") & (s.claimed_until < now)))
-        .values(status="computing", claimed_until=now + LEASE)).rowcount)
+    """Take the recount for LEASE (analytics.leases.claim)."""
+    return leases.claim(session, SequenceAnalysis, _row(sequence_id, kind), now, LEASE)
 
 
 def store(session: Session, sequence: Sequence, kind: str, now: datetime) -> Any:
@@ -124,17 +120,14 @@ def store(session: Session, sequence: Sequence, kind: str, now: datetime) -> Any
 
 
 def fail(session: Session, sequence_id: int, kind: str, error: str) -> None:
-    session.execute(update(SequenceAnalysis).where(SequenceAnalysis.sequence_id == sequence_id,
-                                                   SequenceAnalysis.kind == kind)
-                    .values(status="failed", claimed_until=None, error=error[:2000]))
+    leases.fail(session, SequenceAnalysis, _row(sequence_id, kind), error)
 
 
 def waiting(session: Session, now: datetime) -> list[tuple[int, str]]:
     """(sequence, kind) asked for and not taken up (a broker that refused the
     task), or abandoned by a dead worker: for beat's refresh to hand on."""
     s = SequenceAnalysis
-    rows = session.execute(select(s.sequence_id, s.kind).where(or_(
-        s.status == "queued", (s.status == "computing") & (s.claimed_until < now))).order_by(s.sequence_id, s.kind))
+    rows = session.execute(select(s.sequence_id, s.kind).where(leases.waiting(s, now)).order_by(s.sequence_id, s.kind))
     return [(int(sequence_id), str(kind)) for sequence_id, kind in rows]
 
 

@@ -1,11 +1,11 @@
 """Cached sequence analyses: per sequence and kind (``holdout``, ``experiment_arms``)
 the counts the analytics pool last read for the sequence's holdout lift and its
-experiments' "no email" arms, when, and from which data.
+experiments' "no email" arms, and when.
 
 Small sequences are counted live on every request; a large one (a million
 enrollments take seconds to join with the goal events) is served from here, with
 ``computed_at`` as the answer's ``as_of`` (analytics.sequence_cache). ``status``
-and the lease work as on account_analyses; ``result`` keeps the last counts while
+and the lease work as on account_analyses (analytics.leases); ``result`` keeps the last counts while
 the next are computed, with the settings they were counted under, so a changed
 goal is never answered with counts of the old one. UNIQUE(sequence_id, kind).
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import IDS_NEVER_REUSED, Base, utcnow
@@ -35,10 +35,6 @@ class SequenceAnalysis(Base):
     claimed_until: Mapped[datetime | None]
     # When the counts' snapshot was taken: the answer's ``as_of``.
     computed_at: Mapped[datetime | None]
-    # The account's highest event id and the sequence's highest enrollment id then:
-    # newer ones mean the counts may be behind.
-    source_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
-    source_enrollment_id: Mapped[int] = mapped_column(BigInteger, default=0)
     seconds: Mapped[float | None] = mapped_column(Float)
     result: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)

@@ -5,7 +5,7 @@ Revises: 0024
 Create Date: 2026-12-06 07:10:00
 
 ``sequence_analyses``: per sequence and kind (``holdout``, ``experiment_arms``) the
-counts the analytics pool last read, when and from which data
+counts the analytics pool last read and when
 (models.sequence_analysis), so that the holdout and experiments endpoints of a
 sequence with a million enrollments answer from a cache. Nothing existing
 changes; downgrade drops the table (the endpoints then count live again).
@@ -35,8 +35,6 @@ def upgrade() -> None:
         sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("computed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("source_event_id", sa.BigInteger(), nullable=False),
-        sa.Column("source_enrollment_id", sa.BigInteger(), nullable=False),
         sa.Column("seconds", sa.Float(), nullable=True),
         sa.Column("result", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),

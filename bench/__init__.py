@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +31,12 @@ def environment(db: str | None = None) -> tuple[str, str, dict[str, str]]:
     return run, db, env
 
 
+def percentiles(values: list[float]) -> tuple[float, float]:
+    """p50 and p99 of ``values``."""
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[max(int(len(ordered) * 0.99) - 1, 0)]
+
+
 def timed(call: Callable[[], object], requests: int) -> tuple[float, float]:
     """p50 and p99 in milliseconds of ``requests`` calls, one after another."""
     times = []
@@ -37,8 +44,13 @@ def timed(call: Callable[[], object], requests: int) -> tuple[float, float]:
         started = time.perf_counter()
         call()
         times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    return statistics.median(times), times[int(len(times) * 0.99) - 1]
+    return percentiles(times)
+
+
+def bench_account(client: Any, env: dict[str, str]) -> dict[str, Any]:
+    """An account made through the API, as an operator makes one: its ``id`` and ``api_key``."""
+    return client.post("/api/v1/accounts", json={"name": "Bench", "from_email": "b@bench.test", "from_name": "B"},
+                       headers={"Authorization": f"Bearer {env['ESEQ_ADMIN_TOKEN']}"}).get_json()
 
 
 class PeakRss:

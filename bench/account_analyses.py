@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bench import ROOT, environment, timed
+from bench import ROOT, bench_account, environment, timed
 
 KEPT = "eseq_bench_account_analyses"
 RUN, DB, ENV = environment(os.environ.get("ESEQ_BENCH_DB") or (KEPT if "--keep" in sys.argv else None))
@@ -146,9 +146,7 @@ def main() -> None:
         client = create_app().test_client()
         created = seeded_account() if args.keep else None
         if created is None:
-            created = client.post("/api/v1/accounts", json={"name": "Bench", "from_email": "b@bench.test",
-                                                            "from_name": "B"},
-                                  headers={"Authorization": f"Bearer {ENV['ESEQ_ADMIN_TOKEN']}"}).get_json()
+            created = bench_account(client, ENV)
             started = time.perf_counter()
             seed(created["id"], args.subscribers, args.events)
             print(f"seeded {args.subscribers:,} subscribers and {args.events:,} events in "

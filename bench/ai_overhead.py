@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import argparse
 import re
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from bench import environment
+from bench import environment, percentiles
 
 RUN, DB, ENV = environment()
 
@@ -48,11 +47,6 @@ STEP = {"type": "email", "subject": "Hello {{ subscriber.first_name }}",
         "html": "<p>Hello {{ subscriber.first_name }}, here is our news.</p>"
                 '<p><a href="https://shop.example.test/news">Read it</a></p>'}
 TICK = re.compile(r"Task sequencing\.tick\[[^\]]+\] succeeded in ([0-9.]+)s")
-
-
-def percentiles(values: list[float]) -> tuple[float, float]:
-    ordered = sorted(values)
-    return statistics.median(ordered), ordered[max(int(len(ordered) * 0.99) - 1, 0)]
 
 
 def ai_worker(fake: FakeOpenAI, tmp: Path, env: dict[str, str], nice: int = 0, per_minute: int | None = None) -> Proc:

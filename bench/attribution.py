@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from bench import bench_account, timed
 from bench.rollups import DB, ENV, seed
 from models import db
 from tests.support.database import fresh_database
@@ -31,8 +32,7 @@ def main() -> None:
         from web.app import create_app
 
         client = create_app().test_client()
-        created = client.post("/api/v1/accounts", json={"name": "Bench", "from_email": "b@bench.test", "from_name": "B"},
-                              headers={"Authorization": f"Bearer {ENV['ESEQ_ADMIN_TOKEN']}"}).get_json()
+        created = bench_account(client, ENV)
         steps = [{"type": "email", "subject": "a", "text": "a"}, {"type": "delay", "seconds": 86400},
                  {"type": "email", "subject": "b", "text": "b"}]
         sequence = factories.sequence(created["id"], steps, settings={"goal": {"event": "purchase", "within_days": 7}})
@@ -56,14 +56,13 @@ def main() -> None:
         first = client.get(url, headers=headers)
         print(f"GET attribution, first request (computes and stores): {time.perf_counter() - started:.2f} s,"
               f" {first.status_code}", flush=True)
-        times = []
-        for _ in range(200):
-            started = time.perf_counter()
+
+        def get() -> None:
             answer = client.get(url, headers=headers)
-            times.append((time.perf_counter() - started) * 1000)
             assert answer.status_code == 200 and answer.get_json()["rows"] == first.get_json()["rows"]
-        times.sort()
-        print(f"GET attribution (cached): p50 {times[99]:.1f} ms, p99 {times[197]:.1f} ms (200 requests,"
+
+        p50, p99 = timed(get, 200)
+        print(f"GET attribution (cached): p50 {p50:.1f} ms, p99 {p99:.1f} ms (200 requests,"
               " in-process Flask client)", flush=True)
 
 

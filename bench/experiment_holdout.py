@@ -22,7 +22,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, text
 
-from bench import timed
+from bench import bench_account, timed
 from bench.rollups import DB, ENV  # (sets the environment first)
 from models import db
 from tests.support.database import fresh_database
@@ -104,8 +104,7 @@ def main() -> None:
         from web.app import create_app
 
         client = create_app().test_client()
-        created = client.post("/api/v1/accounts", json={"name": "Bench", "from_email": "b@bench.test", "from_name": "B"},
-                              headers={"Authorization": f"Bearer {ENV['ESEQ_ADMIN_TOKEN']}"}).get_json()
+        created = bench_account(client, ENV)
         account, key = created["id"], created["api_key"]
         for percent in (0, 30) if not args.arm_only else ():
             seconds, queued, held = _advance_seconds(account, percent, f"a{percent}-")

@@ -22,7 +22,7 @@ import time
 
 from sqlalchemy import text
 
-from bench import timed
+from bench import bench_account, timed
 from bench.rollups import DB, ENV, endpoint, seed
 from models import db
 from tests.support.database import fresh_database
@@ -99,8 +99,7 @@ def main() -> None:
         from web.app import create_app
 
         client = create_app().test_client()
-        created = client.post("/api/v1/accounts", json={"name": "Bench", "from_email": "b@bench.test", "from_name": "B"},
-                              headers={"Authorization": f"Bearer {ENV['ESEQ_ADMIN_TOKEN']}"}).get_json()
+        created = bench_account(client, ENV)
         account, key = created["id"], created["api_key"]
         sequence = factories.sequence(account, STEPS, settings={"holdout_percent": 10,
                                                                 "goal": {"event": "purchase", "within_days": 7}})

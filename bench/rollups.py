@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import environment, timed
+from bench import bench_account, environment, timed
 
 RUN, DB, ENV = environment()
 
@@ -247,8 +247,7 @@ def main() -> None:
         from web.app import create_app
 
         client = create_app().test_client()
-        created = client.post("/api/v1/accounts", json={"name": "Bench", "from_email": "b@bench.test", "from_name": "B"},
-                              headers={"Authorization": f"Bearer {ENV['ESEQ_ADMIN_TOKEN']}"}).get_json()
+        created = bench_account(client, ENV)
         steps = [{"type": "email", "subject": "a", "text": "a", "variants": [{"name": "A"}, {"name": "B"}],
                   "experiment": {"metric": "clicked", "confidence": 0.95, "holdout_percent": 0}},
                  {"type": "delay", "seconds": 86400}, {"type": "email", "subject": "b", "text": "b"}]

@@ -16,7 +16,7 @@ import argparse
 import time
 from datetime import datetime, timezone
 
-from bench import PeakRss, environment
+from bench import PeakRss, bench_account, environment
 
 RUN, DB, ENV = environment()
 
@@ -43,8 +43,7 @@ def main() -> None:
         from web.app import create_app
 
         client = create_app().test_client()
-        created = client.post("/api/v1/accounts", json={"name": "Bench", "from_email": "b@bench.test", "from_name": "B"},
-                              headers={"Authorization": f"Bearer {ENV['ESEQ_ADMIN_TOKEN']}"}).get_json()
+        created = bench_account(client, ENV)
         account = created["id"]
         with db.get_engine().begin() as c:
             c.execute(text("INSERT INTO subscribers (account_id, email, status, tags, attributes, created_at, updated_at)"

@@ -111,7 +111,7 @@ def count_conversions(session: Session, account_id: int, names: list[str], limit
 
 def attribute(session: Session, account_id: int, model: str = "last_touch", window_days: int = 7,
               touch: str = "sent", start: datetime | None = None, end: datetime | None = None,
-              event: str | None = None) -> dict[str, Any]:
+              event: str | None = None, names: list[str] | None = None) -> dict[str, Any]:
     """The account's conversions (occurred in [start, end)) credited to sequence
     steps under ``model``: ``rows`` per sequence and step with ``conversions`` and
     ``revenue`` (Decimal), and the ``totals`` covered and ``unattributed``."""
@@ -119,7 +119,8 @@ def attribute(session: Session, account_id: int, model: str = "last_touch", wind
         raise ValueError(f"model must be one of {', '.join(MODELS)}")
     if touch not in TOUCHES:
         raise ValueError(f"touch must be one of {', '.join(TOUCHES)}")
-    names = conversion_names(session, account_id, event)
+    if names is None:  # given when the caller has read them already (analytics.attribution_cache)
+        names = conversion_names(session, account_id, event)
     steps: dict[tuple[int, int | None], dict[str, Any]] = {}
     share: dict[tuple[int, int | None], Fraction] = defaultdict(Fraction)
     money: dict[tuple[int, int | None], int] = defaultdict(int)

@@ -59,13 +59,13 @@ class AttributionQuery:
     def from_params(cls, params: dict[str, Any]) -> AttributionQuery:
         return cls(**{**params, "start": _parse_day(params["start"]), "end": _parse_day(params["end"])})
 
-    def answer(self, session: Session, account_id: int) -> dict[str, Any]:
+    def answer(self, session: Session, account_id: int, names: list[str] | None = None) -> dict[str, Any]:
         """Computed now, in the stored (JSON) form: revenue as exact decimal text,
         conversions rounded to six places."""
         start = datetime.combine(self.start, time(), timezone.utc) if self.start else None
         end = datetime.combine(self.end, time(), timezone.utc) + timedelta(days=1) if self.end else None
         return _jsonable(attribute(session, account_id, self.model, self.window_days, self.touch, start, end,
-                                   self.event))
+                                   self.event, names))
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def serve(session: Session, account_id: int, query: AttributionQuery, now: datet
         return Served(row.result, row.computed_at, row.id if ask else None)
     names = conversion_names(session, account_id, query.event)
     if count_conversions(session, account_id, names, SYNC_LIMIT + 1) <= SYNC_LIMIT:
-        return Served(query.answer(session, account_id), now, None)
+        return Served(query.answer(session, account_id, names), now, None)
     return Served(store(session, account_id, query, now), now, None)
 
 

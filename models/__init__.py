@@ -15,18 +15,21 @@ from models.ml import MlModel, SubscriberScore
 from models.provider import Provider
 from models.rollup import RollupFirst, RollupWatermark, SequenceRollup
 from models.sequence import Sequence, Step
+from models.segment import Segment
 from models.sequence_analysis import SequenceAnalysis
 from models.subscriber import Subscriber
 from models.suppression import Suppression
 from models.template import Template
+from models.topic import Topic, TopicSubscription
 from models.warming import WarmingAdjustment, WarmingDay, WarmingPlan
 from models.webhook_delivery import WebhookDelivery
 
 __all__ = [
     "Account", "AccountAnalysis", "AiDraft", "ApiKey", "AttributionAnswer", "Base", "Enrollment", "Event", "ExperimentDecision",
-    "InboundEvent", "Job", "JobPart", "Message", "MlModel", "Provider", "RollupFirst", "RollupWatermark", "Sequence",
-    "SequenceAnalysis", "SequenceRollup", "Step",
-    "StepFlowRollup", "StepTransition", "Subscriber", "SubscriberScore", "Suppression", "Template", "WarmingAdjustment",
+    "InboundEvent", "Job", "JobPart", "Message", "MlModel", "Provider", "RollupFirst", "RollupWatermark", "Segment",
+    "Sequence", "SequenceAnalysis", "SequenceRollup", "Step",
+    "StepFlowRollup", "StepTransition", "Subscriber", "SubscriberScore", "Suppression", "Template", "Topic",
+    "TopicSubscription", "WarmingAdjustment",
     "WarmingDay", "WarmingPlan", "WebhookDelivery",
     "utcnow",
 ]

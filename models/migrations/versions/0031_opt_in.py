@@ -1,0 +1,23 @@
+"""double opt-in and topics (issue: audiences and broadcasts, items 3 and 4): a placeholder that changes nothing yet, kept so that work
+on the issue's parts can land in any order
+
+Revision ID: 0031
+Revises: 0030
+Create Date: 2026-12-06 10:20:00
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+revision: str = "0031"
+down_revision: str | None = "0030"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

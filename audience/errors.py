@@ -34,3 +34,21 @@ class ImportPayloadError(AudienceError):
 
 class ImportTooLargeError(ImportPayloadError):
     """The upload exceeds the byte or row limit."""
+
+
+class InvalidFilterError(AudienceError):
+    """A segment's input failed validation; ``errors`` maps each bad field, or each
+    bad node of the filter by its path inside the request (``filter.all.2.op``), to
+    its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("Invalid filter at: " + ", ".join(sorted(errors)))
+        self.errors = errors
+
+
+class SegmentNotFoundError(AudienceError):
+    """No such segment in the caller's account (another account's id included)."""
+
+
+class SegmentTooLargeError(AudienceError):
+    """The segment has more members than the action takes at once."""

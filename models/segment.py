@@ -1,6 +1,8 @@
 """Segments: an account's saved audience filters (audience.segment_filter compiles
-``filter`` to one SQL query over subscribers); who is in one is never stored here,
-it is asked of the database when needed."""
+``filter`` to one SQL query over subscribers). Who is in one is asked of the
+database when needed; ``segment_members`` only keeps, for segments that trigger a
+sequence ("entered segment"), who was in at the last check, so the next check can
+tell who entered since (sequencing.segment_entries)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -22,3 +24,17 @@ class Segment(Base):
     filter: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # When segment_members was last brought up to date; null: never (the first check
+    # only records who is in, enrolling no one).
+    members_at: Mapped[datetime | None]
+
+
+class SegmentMember(Base):
+    """One subscriber in one segment at its last check, and since when."""
+
+    __tablename__ = "segment_members"
+
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True,
+                                               index=True)
+    entered_at: Mapped[datetime]

@@ -17,6 +17,8 @@ ML_SCORE_EVERY_SECONDS = 86400.0
 # events or subscribers arrived: weekly figures need no fresher, and a million
 # subscribers cost the pool about ten seconds each time.
 ANALYSES_EVERY_SECONDS = 900.0
+# How late an "entered segment" trigger may be: each check is one query per segment.
+SEGMENT_ENTRIES_EVERY_SECONDS = 60.0
 
 
 def _every(task: str, seconds: float, queue: str, expires: float | None = None) -> dict[str, Any]:
@@ -53,4 +55,8 @@ def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
         # claims are conditional, so a doubled run drafts nothing twice.
         "ai-sweep": _every("ai.sweep", 60.0, "ai"),
         "warming-read-results": _every("warming.read_results", 300.0, "default"),
+        # "Entered segment" triggers: who entered since the last check is enrolled in the
+        # same transaction that records them as in, so a doubled run enrolls nobody twice.
+        "audience-check-segment-entries": _every("audience.check_segment_entries", SEGMENT_ENTRIES_EVERY_SECONDS,
+                                                 "default"),
     }

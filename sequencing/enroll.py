@@ -26,7 +26,7 @@ from audience.fields import normalise_email
 from core.errors import InvalidFieldError
 from core.flow import record
 from core.validators import is_int
-from models import Enrollment, Subscriber
+from models import Enrollment, Sequence, Subscriber
 from models.bulk import dialect_insert
 from sequencing.errors import MAX_INT, InvalidInputError, StateConflictError
 from sequencing.holdout import holdout_percent, is_held_out
@@ -131,17 +131,26 @@ def enroll_subscribers(session: Session, account_id: int, sequence_id: int,
             Subscriber.account_id == account_id, Subscriber.status == "active", Subscriber.id.in_(chunk))))
     if emails:
         eligible.update(_ensure_subscribers(session, account_id, _normalise_emails(emails), now))
-    runs = _next_runs(session, sequence.id, sorted(eligible), str(sequence.settings.get("reentry", "never")))
+    enrolled = enroll_ids(session, account_id, sequence, sorted(eligible), now)
+    return enrolled, requested - enrolled
+
+
+def enroll_ids(session: Session, account_id: int, sequence: Sequence, subscriber_ids: list[int],
+               now: datetime) -> int:
+    """Enroll these (already eligible: the account's, active) subscribers into
+    ``sequence`` as its re-entry rule allows, with the holdout draw, in one
+    executemany; returns how many enrollments the database inserted."""
+    runs = _next_runs(session, sequence.id, subscriber_ids, str(sequence.settings.get("reentry", "never")))
     percent = holdout_percent(sequence.settings)
     rows = [{"account_id": account_id, "sequence_id": sequence.id, "subscriber_id": sub, "instance_key": "",
              "run": run, "status": "active", "current_step": 0, "next_run_at": now, "state": {},
              "held_out": is_held_out(sequence.id, sub, percent), "enrolled_at": now, "updated_at": now}
             for sub, run in sorted(runs.items())]
     if not rows:
-        return 0, requested
+        return 0
     statement = (dialect_insert(session, Enrollment.__table__)
                  .on_conflict_do_nothing(index_elements=["sequence_id", "subscriber_id", "instance_key", "run"])
                  .returning(Enrollment.__table__.c.id))
     enrolled = len(session.connection().execute(statement, rows).all())
     record(session, [(account_id, sequence.id, 0, "entered", enrolled)], now)
-    return enrolled, requested - enrolled
+    return enrolled

@@ -24,7 +24,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from core.flow import record
-from models import Enrollment, Sequence, Step, Template
+from models import Enrollment, Segment, Sequence, Step, Template
 from sequencing.errors import MAX_INT, NotFoundError, PreflightFailedError, StateConflictError
 from sequencing.preflight import Preflight
 from sequencing.settings_schema import validate_settings
@@ -66,6 +66,14 @@ def references(session: Session, account_id: int) -> References:
     return References(template_exists=exists(Template), sequence_exists=exists(Sequence))
 
 
+def segment_exists(session: Session, account_id: int) -> Callable[[int], bool]:
+    """Whether a segment id is the account's (a segment_entered trigger's check)."""
+    def check(segment_id: int) -> bool:
+        return 0 < segment_id <= MAX_INT and session.scalar(select(Segment.id).where(
+            Segment.id == segment_id, Segment.account_id == account_id)) is not None
+    return check
+
+
 def _write_steps(session: Session, sequence: Sequence, steps: list[dict[str, Any]]) -> None:
     existing = {step.position: step for step in sequence.steps}
     for position, step in enumerate(steps):
@@ -81,7 +89,7 @@ def _write_steps(session: Session, sequence: Sequence, steps: list[dict[str, Any
 
 def create_sequence(session: Session, account_id: int, data: dict[str, Any], now: datetime) -> Sequence:
     """A new draft sequence; InvalidInputError names any bad setting or step field."""
-    settings = validate_settings(data.get("settings"))
+    settings = validate_settings(data.get("settings"), segment_exists=segment_exists(session, account_id))
     steps = validate_steps(data.get("steps"), references(session, account_id))
     sequence = Sequence(
         account_id=account_id, name=data["name"], description=data.get("description"),
@@ -102,7 +110,7 @@ def update_sequence(session: Session, account_id: int, sequence_id: int, data: d
     activation's did, unless ``override_preflight``: else PreflightFailedError, and
     the caller rolls back."""
     sequence = get_sequence(session, account_id, sequence_id, lock=True)
-    settings = validate_settings(data.get("settings"))
+    settings = validate_settings(data.get("settings"), segment_exists=segment_exists(session, account_id))
     steps = validate_steps(data.get("steps"), references(session, account_id))
     sequence.name = data["name"]
     sequence.description = data.get("description")

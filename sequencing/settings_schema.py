@@ -9,7 +9,9 @@ Stored normalised in ``Sequence.settings`` so the engine reads plain values:
     priority        int -1000..1000, higher first when caps bite (default 0)
     frequency_cap   {"max": N, "per_days": D}, or absent
     exit_events     event names that end an enrollment (default [])
-    trigger         {"type": "tag_added"|"event"|"subscriber_created", "tag"?, "event"?, "key_property"?}, or absent
+    trigger         {"type": "tag_added"|"event"|"subscriber_created"|"segment_entered", "tag"?, "event"?,
+                    "key_property"?, "segment_id"?}, or absent; segment_entered needs a segment of the
+                    account (sequencing.segment_entries)
     reentry         "never" | "after_completion" | "always" (default "never")
     goal            {"event": name, "within_days": 1..365 (default 7)}: that event within
                     the days after one of the sequence's emails is its conversion, or absent
@@ -18,6 +20,7 @@ Stored normalised in ``Sequence.settings`` so the engine reads plain values:
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -26,7 +29,7 @@ from sequencing.steps import HHMM, valid_timezone
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 REENTRY = ("never", "after_completion", "always")
-TRIGGERS = ("tag_added", "event", "subscriber_created")
+TRIGGERS = ("tag_added", "event", "subscriber_created", "segment_entered")
 KEYS = ("timezone", "send_window", "quiet_days", "transactional", "priority", "frequency_cap",
         "exit_events", "trigger", "reentry", "goal", "holdout_percent")
 MAX_HOLDOUT_PERCENT = 50  # more held out than treated would starve the sequence to measure it
@@ -69,7 +72,7 @@ def _send_window(p: Problems, raw: Any, path: str) -> dict[str, Any] | None:
     return out
 
 
-def _trigger(p: Problems, raw: Any, path: str) -> dict[str, Any] | None:
+def _trigger(p: Problems, raw: Any, path: str, segment_exists: Callable[[int], bool] | None) -> dict[str, Any] | None:
     trigger = p.mapping(raw, path)
     if trigger is None:
         return None
@@ -77,6 +80,12 @@ def _trigger(p: Problems, raw: Any, path: str) -> dict[str, Any] | None:
     if kind not in TRIGGERS:
         p.add(f"{path}.type", "Must be one of: " + ", ".join(TRIGGERS) + ".")
         return None
+    if kind == "segment_entered":
+        p.unknown(trigger, ("type", "segment_id"), path)
+        segment_id = p.integer(trigger, "segment_id", path, required=True, minimum=1)
+        if segment_id is not None and segment_exists is not None and not segment_exists(segment_id):
+            p.add(f"{path}.segment_id", "No such segment in this account.")
+        return {"type": kind, "segment_id": segment_id}
     p.unknown(trigger, ("type", "tag", "event", "key_property"), path)
     out: dict[str, Any] = {"type": kind}
     for key in ("tag", "event", "key_property"):
@@ -86,8 +95,10 @@ def _trigger(p: Problems, raw: Any, path: str) -> dict[str, Any] | None:
     return out
 
 
-def validate_settings(raw: Any, path: str = "settings") -> dict[str, Any]:
-    """Normalised settings with defaults filled in, or InvalidInputError naming the field."""
+def validate_settings(raw: Any, path: str = "settings",
+                      segment_exists: Callable[[int], bool] | None = None) -> dict[str, Any]:
+    """Normalised settings with defaults filled in, or InvalidInputError naming the field.
+    ``segment_exists`` answers whether a segment id is the account's (a trigger's)."""
     p = Problems()
     if raw is None:
         return default_settings()
@@ -131,7 +142,7 @@ def validate_settings(raw: Any, path: str = "settings") -> dict[str, Any]:
     if settings.get("exit_events") is not None:
         out["exit_events"] = sorted(set(_names(p, settings["exit_events"], f"{path}.exit_events")))
     if settings.get("trigger") is not None:
-        out["trigger"] = _trigger(p, settings["trigger"], f"{path}.trigger")
+        out["trigger"] = _trigger(p, settings["trigger"], f"{path}.trigger", segment_exists)
     if settings.get("goal") is not None:
         goal = p.mapping(settings["goal"], f"{path}.goal")
         if goal is not None:

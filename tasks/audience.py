@@ -1,4 +1,4 @@
-"""Tasks of the audience area (subscriber and event-history imports), on the
+"""Tasks of the audience area (subscriber and event-history imports, segment entries), on the
 ``default`` queue: imports are database work (COPY and INSERT ... SELECT), short
 compared with training, which keeps the ``ml`` pool (concurrency 1) for models."""
 from __future__ import annotations
@@ -12,6 +12,7 @@ from audience.errors import ImportPayloadError
 from audience.imports import claim_import, fail_import, imports_to_resume, run_import
 from models.base import utcnow
 from models.db import session_scope
+from sequencing.segment_entries import check_segment, segments_to_check
 from settings import get_settings
 from tasks.app import app
 
@@ -70,3 +71,20 @@ def resume_stale_imports(lease: timedelta) -> list[int]:
     for job_id in events:
         import_events.apply_async(args=[job_id])
     return ids + events
+
+
+@app.task(name="audience.check_segment_entries", ignore_result=True)
+def check_segment_entries() -> int:
+    """Enroll who entered a segment since the last check into the sequences it
+    triggers: one transaction per segment (sequencing.segment_entries), so one
+    failing segment neither blocks nor rolls back the others."""
+    with session_scope() as session:
+        segment_ids = segments_to_check(session)
+    enrolled = 0
+    for segment_id in segment_ids:
+        try:
+            with session_scope() as session:
+                enrolled += check_segment(session, segment_id, utcnow())
+        except Exception:
+            log.exception("segment entry check failed", extra={"segment_id": segment_id})
+    return enrolled

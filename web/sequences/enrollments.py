@@ -11,6 +11,7 @@ from sqlalchemy import Select, select
 from models import Enrollment, Subscriber, utcnow
 from sequencing import lifecycle
 from sequencing.enroll import enroll_subscribers
+from sequencing.segment_enroll import enroll_segment
 from web.auth import SECURITY, account_required, current_account_id
 from web.db import get_db
 from web.pagination import SQLPage
@@ -41,13 +42,18 @@ class Enroll(MethodView):
     @blp.doc(security=SECURITY)
     def post(self, data: dict[str, Any], sequence_id: int) -> dict[str, int]:
         """Enroll up to 10,000 subscribers by id or email (unknown emails become
-        subscribers). Safe to retry: nobody is enrolled twice. 409 unless the sequence is active."""
+        subscribers), or a segment's active members (up to 100,000). Safe to retry:
+        nobody is enrolled twice. 409 unless the sequence is active."""
         session = get_db()
         with domain_errors:
-            enrolled, skipped = enroll_subscribers(
-                session, current_account_id(), sequence_id,
-                subscriber_ids=data["subscriber_ids"], emails=data["emails"], now=utcnow(),
-            )
+            if data.get("segment_id") is not None:
+                enrolled, skipped = enroll_segment(session, current_account_id(), sequence_id, data["segment_id"],
+                                                   utcnow())
+            else:
+                enrolled, skipped = enroll_subscribers(
+                    session, current_account_id(), sequence_id,
+                    subscriber_ids=data["subscriber_ids"], emails=data["emails"], now=utcnow(),
+                )
         session.commit()
         return {"enrolled": enrolled, "skipped": skipped}
 

@@ -56,12 +56,19 @@ class EnrollRequestSchema(Schema):
                                  load_default=list, validate=validate.Length(max=MAX_PER_CALL))
     emails = fields.List(fields.Email(validate=validate.Length(max=320)),
                          load_default=list, validate=validate.Length(max=MAX_PER_CALL))
+    segment_id = fields.Integer(strict=True, validate=ID_RANGE,
+                                metadata={"description": "Enroll the segment's active members (instead of ids or emails)"})
 
     @validates_schema
     def _one_batch(self, data: dict[str, Any], **_kwargs: Any) -> None:
         ids, emails = data.get("subscriber_ids") or [], data.get("emails") or []
+        if data.get("segment_id") is not None:
+            if ids or emails:
+                raise ValidationError("Give segment_id alone, without subscriber_ids or emails.",
+                                      field_name="segment_id")
+            return
         if not ids and not emails:
-            raise ValidationError("Give subscriber_ids or emails.", field_name="subscriber_ids")
+            raise ValidationError("Give subscriber_ids, emails or segment_id.", field_name="subscriber_ids")
         if len(ids) + len(emails) > MAX_PER_CALL:
             raise ValidationError(f"At most {MAX_PER_CALL} subscribers per request.", field_name="subscriber_ids")
 

@@ -1,13 +1,20 @@
-"""segment membership (issue: audiences and broadcasts, item 1): a placeholder that changes nothing yet, kept so that work
-on the issue's parts can land in any order
+"""segment membership (issue: audiences and broadcasts, item 1)
 
 Revision ID: 0029
 Revises: 0028
 Create Date: 2026-12-06 10:20:00
+
+``segment_members`` (models.segment.SegmentMember): who was in a segment at its
+last check, for the "entered segment" trigger; ``segments.members_at``: when that
+was (null: never checked). The subscriber_id index serves the cascade when a
+subscriber is deleted. Downgrade drops both.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
 
 revision: str = "0029"
 down_revision: str | None = "0028"
@@ -16,8 +23,24 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("segments") as batch:
+        batch.add_column(sa.Column("members_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_table(
+        "segment_members",
+        sa.Column("segment_id", sa.Integer(), nullable=False),
+        sa.Column("subscriber_id", sa.Integer(), nullable=False),
+        sa.Column("entered_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["segment_id"], ["segments.id"], name="fk_segment_members_segment_id_segments",
+                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["subscriber_id"], ["subscribers.id"],
+                                name="fk_segment_members_subscriber_id_subscribers", ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("segment_id", "subscriber_id", name="pk_segment_members"),
+    )
+    op.create_index("ix_segment_members_subscriber_id", "segment_members", ["subscriber_id"])
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index("ix_segment_members_subscriber_id", table_name="segment_members")
+    op.drop_table("segment_members")
+    with op.batch_alter_table("segments") as batch:
+        batch.drop_column("members_at")

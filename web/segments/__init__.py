@@ -1,0 +1,1 @@
+"""``/api/v1/segments``: saved audience filters over HTTP."""

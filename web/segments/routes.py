@@ -22,13 +22,13 @@ from web.db import get_db
 from web.pagination import SQLPage
 from web.resource import On, errors_attribute, map_errors
 from web.segments.schemas import (
-    CountRequestSchema,
-    CountSchema,
-    MembersQuerySchema,
-    SegmentCreateSchema,
-    SegmentDetailSchema,
-    SegmentSchema,
-    SegmentUpdateSchema,
+    SegmentCountRequestSchema,
+    SegmentCountSchema,
+    SegmentMembersQuerySchema,
+    SavedSegmentCreateSchema,
+    SavedSegmentDetailSchema,
+    SavedSegmentSchema,
+    SavedSegmentUpdateSchema,
 )
 from web.subscribers.schemas import SubscriberSchema
 
@@ -44,14 +44,14 @@ CSV_BATCH = 5000
 
 def _detail(segment: Segment) -> dict[str, Any]:
     count = domain.count_members(get_db(), segment.account_id, segment.filter, utcnow())
-    return {name: getattr(segment, name) for name in SegmentSchema().fields} | {"count": count}
+    return {name: getattr(segment, name) for name in SavedSegmentSchema().fields} | {"count": count}
 
 
 @blp.route("")
 class Segments(MethodView):
     @account_required
-    @blp.arguments(SegmentCreateSchema)
-    @blp.response(201, SegmentDetailSchema)
+    @blp.arguments(SavedSegmentCreateSchema)
+    @blp.response(201, SavedSegmentDetailSchema)
     @blp.doc(security=SECURITY)
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Save a filter as a segment; the answer has its member count now."""
@@ -62,7 +62,7 @@ class Segments(MethodView):
         return _detail(segment)
 
     @account_required
-    @blp.response(200, SegmentSchema(many=True))
+    @blp.response(200, SavedSegmentSchema(many=True))
     @blp.paginate(SQLPage)
     @blp.doc(security=SECURITY)
     def get(self) -> Select[Any]:
@@ -73,8 +73,8 @@ class Segments(MethodView):
 @blp.route("/count")
 class Count(MethodView):
     @account_required
-    @blp.arguments(CountRequestSchema)
-    @blp.response(200, CountSchema)
+    @blp.arguments(SegmentCountRequestSchema)
+    @blp.response(200, SegmentCountSchema)
     @blp.doc(security=SECURITY)
     def post(self, data: dict[str, Any]) -> dict[str, int]:
         """How many subscribers a filter matches now, without saving it (for a filter builder)."""
@@ -86,7 +86,7 @@ class Count(MethodView):
 @blp.route("/<int:segment_id>")
 class SegmentById(MethodView):
     @account_required
-    @blp.response(200, SegmentDetailSchema)
+    @blp.response(200, SavedSegmentDetailSchema)
     @blp.doc(security=SECURITY)
     def get(self, segment_id: int) -> dict[str, Any]:
         """One segment with its member count now."""
@@ -95,8 +95,8 @@ class SegmentById(MethodView):
         return _detail(segment)
 
     @account_required
-    @blp.arguments(SegmentUpdateSchema)
-    @blp.response(200, SegmentDetailSchema)
+    @blp.arguments(SavedSegmentUpdateSchema)
+    @blp.response(200, SavedSegmentDetailSchema)
     @blp.doc(security=SECURITY)
     def patch(self, data: dict[str, Any], segment_id: int) -> dict[str, Any]:
         """Change the name and/or the filter."""
@@ -131,7 +131,7 @@ def _all_members(statement: Select[Any]) -> Iterator[dict[str, Any]]:
 @blp.route("/<int:segment_id>/subscribers")
 class Members(MethodView):
     @account_required
-    @blp.arguments(MembersQuerySchema, location="query")
+    @blp.arguments(SegmentMembersQuerySchema, location="query")
     @blp.response(200, SubscriberSchema(many=True))
     @blp.alt_response(200, success=True, content_type="text/csv",
                       description="Every member as CSV (`format=csv`): " + ",".join(CSV_COLUMNS))

@@ -15,17 +15,17 @@ FILTER_DOC = {"description": "A filter: `{\"all\": [...]}`, `{\"any\": [...]}`, 
                                   {"clicked_within_days": 30}, {"tag": "vip"}]}}
 
 
-class SegmentCreateSchema(Schema):
+class SavedSegmentCreateSchema(Schema):
     name = fields.String(required=True, validate=text(200))
     filter = fields.Raw(required=True, metadata=FILTER_DOC)
 
 
-class SegmentUpdateSchema(Schema):
+class SavedSegmentUpdateSchema(Schema):
     name = fields.String(validate=text(200))
     filter = fields.Raw(metadata=FILTER_DOC)
 
 
-class SegmentSchema(Schema):
+class SavedSegmentSchema(Schema):
     id = fields.Integer()
     name = fields.String()
     filter = fields.Dict()
@@ -33,18 +33,18 @@ class SegmentSchema(Schema):
     updated_at = fields.DateTime()
 
 
-class SegmentDetailSchema(SegmentSchema):
+class SavedSegmentDetailSchema(SavedSegmentSchema):
     count = fields.Integer(metadata={"description": "Members now (active subscribers unless the filter "
                                                     "names a status)"})
 
 
-class CountRequestSchema(Schema):
+class SegmentCountRequestSchema(Schema):
     filter = fields.Raw(required=True, metadata=FILTER_DOC)
 
 
-class CountSchema(Schema):
+class SegmentCountSchema(Schema):
     count = fields.Integer()
 
 
-class MembersQuerySchema(FormatQuerySchema):
+class SegmentMembersQuerySchema(FormatQuerySchema):
     pass

@@ -27,6 +27,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("members_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "segment_members",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("segment_id", sa.Integer(), nullable=False),
         sa.Column("subscriber_id", sa.Integer(), nullable=False),
         sa.Column("entered_at", sa.DateTime(timezone=True), nullable=False),
@@ -34,7 +35,9 @@ def upgrade() -> None:
                                 ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["subscriber_id"], ["subscribers.id"],
                                 name="fk_segment_members_subscriber_id_subscribers", ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("segment_id", "subscriber_id", name="pk_segment_members"),
+        sa.PrimaryKeyConstraint("id", name="pk_segment_members"),
+        sa.UniqueConstraint("segment_id", "subscriber_id", name="uq_segment_members_segment_id_subscriber_id"),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_segment_members_subscriber_id", "segment_members", ["subscriber_id"])
 

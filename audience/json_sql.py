@@ -60,7 +60,7 @@ def _json_of(key: str) -> ColumnElement[Any]:
 
 
 def _path(key: str) -> str:
-    return "$." + json.dumps(key)
+    return "$." + json.dumps(key, ensure_ascii=False)
 
 
 def has_tag(tag: str) -> ColumnElement[bool]:
@@ -130,6 +130,7 @@ def attribute_compare(key: str, op: str, value: str | int | float) -> ColumnElem
         # CASE, not AND: PostgreSQL may evaluate an AND's operands in any order, and
         # casting a string attribute to numeric would fail the whole query.
         number = case((pg_kind == "number", cast(pg_text, Numeric())), else_=None)
-        pg = getattr(number, compare)(value)
+        # Bound as numeric, not as the INTEGER a Python int would be: 2**40 is a fine attribute value.
+        pg = getattr(number, compare)(literal(value, Numeric()))
         other = and_(sqlite_kind.in_(("integer", "real")), getattr(sqlite_value, compare)(value))
     return ByDialect(func.coalesce(pg, False), func.coalesce(other, False))

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, not_, or_, select, true
+from sqlalchemy import ColumnElement, Float, Select, and_, exists, false, func, literal, not_, or_, select, true
 
 from audience import json_sql
 from audience.errors import InvalidFilterError
@@ -129,7 +129,7 @@ def _score(node: dict[str, Any], account_id: int, _now: datetime) -> ColumnEleme
     column = _SCORE_COLUMNS[node["score"]]
     return exists(select(SubscriberScore.id).where(
         SubscriberScore.subscriber_id == Subscriber.id, SubscriberScore.account_id == account_id,
-        column.is_not(None), _COMPARE[node["op"]](column, node["value"])))
+        column.is_not(None), _COMPARE[node["op"]](column, literal(node["value"], Float()))))
 
 
 def _field(node: dict[str, Any], _account_id: int, _now: datetime) -> ColumnElement[bool]:

@@ -179,3 +179,19 @@ def test_enrolling_another_accounts_segment_or_mixing_inputs_is_refused(client, 
     assert mixed.status_code == 422 and "segment_id" in mixed.get_json()["errors"]["json"]
     assert client.post(f"{SEQUENCES}/{bobs_sequence}/subscribers", json={"segment_id": segment_id},
                        headers=alice.headers).status_code == 404
+
+
+@pytest.mark.parametrize(("filter_", "count"), [
+    ({"attribute": "age", "op": "gt", "value": 2**62}, 0),
+    ({"attribute": "age", "op": "gt", "value": -1.5e308}, 2),  # ann 30, cy 45.5; bob's is a string
+    ({"attribute": "age", "op": "in", "value": [2**62, "31", True, 0.5]}, 1),  # bob's "31"
+    ({"score": "best_send_hour", "op": "lt", "value": 2**62}, 1),
+    ({"score": "best_send_hour", "op": "eq", "value": 9.5}, 0),
+    ({"event": "purchase", "count_gte": 1_000_000, "within_days": 3650}, 0),
+    ({"sequence": 2**31 - 1, "status": "completed"}, 0),
+    ({"attribute": "naïve \\ key", "op": "eq", "value": "ü"}, 0),
+])
+def test_extreme_but_valid_values_are_answered_not_a_500(client, alice, audience, filter_, count):
+    response = client.post(f"{URL}/count", json={"filter": filter_}, headers=alice.headers)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["count"] == count

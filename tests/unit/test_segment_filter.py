@@ -40,6 +40,7 @@ def test_every_mistake_is_named_by_its_path_at_once():
 
 @pytest.mark.parametrize(("filter_", "path"), [
     ({"tag": "a", "extra": 1}, "filter.extra"),
+    ({"attribute": 'say "hi"', "op": "exists"}, "filter.attribute"),
     ({"attribute": "n", "op": "gt", "value": True}, "filter.value"),
     ({"attribute": "n", "op": "eq"}, "filter.value"),
     ({"attribute": "n", "op": "eq", "value": [1]}, "filter.value"),
@@ -95,3 +96,8 @@ def test_the_query_is_one_select_of_ids_spelled_for_each_backend():
     # containment on PostgreSQL (what a GIN index answers); json_each / json_extract on SQLite
     assert pg.count("@>") == 2 and "json_each" not in pg
     assert "json_each" in lite and "@>" not in lite
+
+
+@pytest.mark.parametrize("value", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "1969-12-31"])
+def test_a_time_outside_the_era_is_refused_not_overflowed(value):
+    assert "filter.value" in _errors({"field": "created_at", "op": "lt", "value": value})

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, Numeric, String, and_, case, cast, exists, func, literal, literal_column, select
+from sqlalchemy import (Boolean, ColumnElement, Numeric, String, and_, case, cast, exists, func, literal,
+                        literal_column, select)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -46,7 +47,8 @@ def _postgresql(element: ByDialect, compiler: Any, **kw: Any) -> str:
 
 def _contains(column: Any, document: Any) -> ColumnElement[bool]:
     """PostgreSQL: ``column @> document`` (GIN-indexable)."""
-    return column.op("@>", is_comparison=True)(cast(literal(json.dumps(document)), JSONB)).self_group()  # type: ignore[no-any-return]
+    document_sql = cast(literal(json.dumps(document)), JSONB)
+    return column.op("@>", is_comparison=True)(document_sql).self_group()  # type: ignore[no-any-return]
 
 
 def _text_of(key: str) -> ColumnElement[str]:

@@ -84,6 +84,4 @@ def count_members(session: Session, account_id: int, filter: dict[str, Any], now
 
 def members(account_id: int, filter: dict[str, Any], now: datetime) -> Select[Any]:
     """The matching subscribers themselves, newest first, for pages and CSV."""
-    ids = member_ids(account_id, filter, now)
-    return (select(Subscriber).where(Subscriber.account_id == account_id, Subscriber.id.in_(ids))
-            .order_by(Subscriber.id.desc()))
+    return member_ids(account_id, filter, now).with_only_columns(Subscriber).order_by(Subscriber.id.desc())

@@ -9,7 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import IDS_NEVER_REUSED, Base, utcnow
 
-SUBSCRIBER_STATUSES = ("active", "unsubscribed", "bounced", "complained")
+# "pending": came in through a double opt-in form and has not confirmed yet; never
+# enrolled or sent anything but the confirmation email (audience.opt_in).
+SUBSCRIBER_STATUSES = ("active", "pending", "unsubscribed", "bounced", "complained")
 
 
 class Subscriber(Base):

@@ -19,11 +19,18 @@ class SubscriberCreateSchema(Schema):
     attributes = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), allow_none=True,
                              metadata={"description": "Scalars or lists of scalars"})
     tags = fields.List(fields.String(), allow_none=True)
+    topics = fields.List(fields.Raw(), metadata={
+        "description": "Keys of the account's topics the subscriber is in (replaces, like tags: others become left)"})
+
+
+# "pending" is the subscribe form's, for addresses not confirmed yet: an API client
+# sets an address's status itself, and a pending one would be expired away.
+SETTABLE_STATUSES = tuple(s for s in SUBSCRIBER_STATUSES if s != "pending")
 
 
 class SubscriberUpdateSchema(SubscriberCreateSchema):
     email = fields.String()
-    status = fields.String(validate=validate.OneOf(SUBSCRIBER_STATUSES))
+    status = fields.String(validate=validate.OneOf(SETTABLE_STATUSES))
 
 
 class SubscriberSchema(Schema):
@@ -39,7 +46,17 @@ class SubscriberSchema(Schema):
     updated_at = fields.DateTime()
 
 
-class SubscriberDetailSchema(SubscriberSchema):
+class SubscriberTopicSchema(Schema):
+    key = fields.String()
+    name = fields.String()
+    status = fields.String(metadata={"description": "subscribed, or left (on the preference page)"})
+
+
+class SubscriberWithTopicsSchema(SubscriberSchema):
+    topics = fields.List(fields.Nested(SubscriberTopicSchema))
+
+
+class SubscriberDetailSchema(SubscriberWithTopicsSchema):
     scores = fields.Nested(ScoresSchema, allow_none=True,
                            metadata={"description": "The latest churn risk, engagement and best send hour; "
                                                     "null until the account is scored"})

@@ -53,4 +53,7 @@ def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
         # claims are conditional, so a doubled run drafts nothing twice.
         "ai-sweep": _every("ai.sweep", 60.0, "ai"),
         "warming-read-results": _every("warming.read_results", 300.0, "default"),
+        # Unconfirmed double opt-ins older than ESEQ_OPT_IN_EXPIRY_HOURS go; a doubled
+        # run finds none left, a skipped one leaves them to the next.
+        "audience-expire-pending": _every("audience.expire_pending", 900.0, "default"),
     }

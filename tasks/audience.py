@@ -8,6 +8,7 @@ import logging
 from datetime import timedelta
 
 from audience import event_import
+from audience.opt_in import expire_pending
 from audience.errors import ImportPayloadError
 from audience.imports import claim_import, fail_import, imports_to_resume, run_import
 from models.base import utcnow
@@ -70,3 +71,14 @@ def resume_stale_imports(lease: timedelta) -> list[int]:
     for job_id in events:
         import_events.apply_async(args=[job_id])
     return ids + events
+
+
+@app.task(name="audience.expire_pending", ignore_result=True)
+def expire_pending_subscribers() -> int:
+    """Remove the pending subscribers who did not confirm within ESEQ_OPT_IN_EXPIRY_HOURS."""
+    with session_scope() as session:
+        removed = expire_pending(session, utcnow(), timedelta(hours=get_settings().opt_in_expiry_hours))
+        session.commit()
+    if removed:
+        log.info("expired unconfirmed subscribers", extra={"removed": removed})
+    return removed

@@ -33,6 +33,7 @@ from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from audience import fields as f
@@ -162,6 +163,20 @@ def _queue_confirmation(session: Session, account: Account, subscriber: Subscrib
     return message.id
 
 
+def _new_subscriber(session: Session, account_id: int, email: str, first_name: str | None, status: str,
+                    now: datetime) -> Subscriber | None:
+    """The new row, or None when a concurrent post inserted the address first (the
+    unique key), inside a savepoint so the rest of the transaction stands."""
+    subscriber = Subscriber(account_id=account_id, email=email, first_name=first_name, status=status,
+                            attributes={}, tags=[], created_at=now, updated_at=now)
+    try:
+        with session.begin_nested():
+            session.add(subscriber)
+    except IntegrityError:
+        return None
+    return subscriber
+
+
 def submit(session: Session, account: Account, data: dict[str, Any], now: datetime, *, secret_key: str,
            base_url: str) -> Submission:
     """Act on a form post as the module's docstring says; ``base_url`` is where the
@@ -176,11 +191,9 @@ def submit(session: Session, account: Account, data: dict[str, Any], now: dateti
                                                          Subscriber.email == email))
     if subscriber is None:
         active = account.opt_in == "single" and suppressed is None
-        subscriber = Subscriber(account_id=account.id, email=email, first_name=first_name,
-                                status="active" if active else "pending", attributes={}, tags=[],
-                                created_at=now, updated_at=now)
-        session.add(subscriber)
-        session.flush()
+        subscriber = _new_subscriber(session, account.id, email, first_name, "active" if active else "pending", now)
+        if subscriber is None:  # a twin post made it a moment ago: answer as for a known address
+            return Submission()
         if active:
             join(session, account.id, [subscriber.id], topic_ids, now, rejoin=False)
             return Submission(created_active=subscriber.id)

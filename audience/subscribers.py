@@ -33,9 +33,15 @@ _CLEANERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+# "pending" belongs to the subscribe form (audience.opt_in): an address waiting for
+# its own confirmation, removed when it does not come. The API and imports set a
+# status themselves, so they may not set that one.
+SETTABLE_STATUSES = tuple(s for s in SUBSCRIBER_STATUSES if s != "pending")
+
+
 def _status(value: Any) -> str:
-    if value not in SUBSCRIBER_STATUSES:
-        raise InvalidFieldError("status", "Must be one of: " + ", ".join(SUBSCRIBER_STATUSES) + ".")
+    if value not in SETTABLE_STATUSES:
+        raise InvalidFieldError("status", "Must be one of: " + ", ".join(SETTABLE_STATUSES) + ".")
     return str(value)
 
 

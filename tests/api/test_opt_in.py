@@ -240,3 +240,12 @@ def test_the_account_chooses_its_opt_in_and_sees_its_form(client, alice, bob):
     bad = client.patch("/api/v1/account", json={"opt_in": "triple"}, headers=alice.headers)
     assert bad.status_code == 422 and "opt_in" in bad.get_json()["errors"]["json"]
     assert client.patch("/api/v1/subscribers/1", json={"status": "pending"}, headers=alice.headers).status_code == 422
+
+
+def test_a_twin_post_that_inserted_the_address_first_leaves_the_transaction_usable(client, alice, session):
+    from audience.opt_in import _new_subscriber
+
+    session.add(Subscriber(account_id=alice.account_id, email="ada@example.com", status="pending"))
+    session.flush()
+    assert _new_subscriber(session, alice.account_id, "ada@example.com", None, "pending", utcnow()) is None
+    assert session.scalar(select(Subscriber.status).where(Subscriber.email == "ada@example.com")) == "pending"

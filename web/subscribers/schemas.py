@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from audience.subscribers import SETTABLE_STATUSES
 from models.subscriber import SUBSCRIBER_STATUSES
 from web.ml.schemas import ScoresSchema
 from web.validators import text
@@ -23,9 +24,6 @@ class SubscriberCreateSchema(Schema):
         "description": "Keys of the account's topics the subscriber is in (replaces, like tags: others become left)"})
 
 
-# "pending" is the subscribe form's, for addresses not confirmed yet: an API client
-# sets an address's status itself, and a pending one would be expired away.
-SETTABLE_STATUSES = tuple(s for s in SUBSCRIBER_STATUSES if s != "pending")
 
 
 class SubscriberUpdateSchema(SubscriberCreateSchema):

@@ -28,7 +28,7 @@ from html import escape
 from flask import Blueprint, Response, abort, current_app, redirect, request
 
 from content.html_input import followable
-from delivery.links import linked_message, trusted
+from delivery.links import trusted
 from delivery.tracking import Link, TokenError, Tracker
 from delivery.unsubscribe import leave_topic_by_link, topics_by_link, unsubscribe_by_link
 from models.base import utcnow

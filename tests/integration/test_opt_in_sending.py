@@ -2,14 +2,17 @@
 send-time check, on PostgreSQL with a real SMTP server on loopback."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select, update
 
-from audience.opt_in import submit
+from audience.opt_in import confirm, expire_pending, submit
 from audience.topics import join, leave
-from models import Account, Message, Subscriber, Topic, db
+from models import Account, Message, Subscriber, Topic, TopicSubscription, db
 from models.base import utcnow
 from settings import get_settings
 from tests.support import factories
+from tests.support.database import embedded_sqlite
 from tests.support.engine import run_due
 from tests.support.sending import send_in_process
 
@@ -83,3 +86,31 @@ def test_a_topic_sequences_email_to_someone_who_left_the_topic_since_is_suppress
     with db.session_scope() as s:
         left = s.scalar(select(Message).where(Message.subscriber_id == readers[1]))
         assert (left.status, left.error) == ("suppressed", "subscriber not in the topic 'news'")
+
+
+def test_on_the_embedded_sqlite_default_a_form_post_is_sent_confirmed_and_expired(tmp_path, smtp):
+    """The same path on SQLite (`make run`): the pending row and its confirmation, the
+    send, the click (topics joined), and expiry of another unconfirmed address."""
+    with embedded_sqlite(tmp_path):
+        acct = factories.account()
+        secret = get_settings().secret_key
+        with db.session_scope() as s:
+            s.execute(update(Account).where(Account.id == acct).values(opt_in="double"))
+            s.add(Topic(account_id=acct, key="news", name="News"))
+            s.flush()
+            account = s.get(Account, acct)
+            first = submit(s, account, {"email": "ada@example.test", "topics": ["news"]}, utcnow(), secret_key=secret,
+                           base_url="http://localhost:8000").confirmation_id
+            submit(s, account, {"email": "late@example.test"}, utcnow() - timedelta(hours=80), secret_key=secret,
+                   base_url="http://localhost:8000")
+        assert send_in_process([first]) == {"sent": 1}
+        text = _parts(smtp.handler.to("ada@example.test")[0])["text/plain"]
+        token = text.split("/subscribe/confirm/", 1)[1].split()[0]
+        with db.session_scope() as s:
+            subscriber, was_pending = confirm(s, token, utcnow(), secret_key=secret, max_age=timedelta(hours=72))
+            assert (subscriber.status, was_pending) == ("active", True)
+        with db.session_scope() as s:
+            assert expire_pending(s, utcnow(), timedelta(hours=72)) == 1
+        with db.session_scope() as s:
+            assert dict(s.execute(select(Subscriber.email, Subscriber.status)).all()) == {"ada@example.test": "active"}
+            assert s.scalars(select(TopicSubscription.status)).all() == ["subscribed"]

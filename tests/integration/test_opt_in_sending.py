@@ -114,3 +114,24 @@ def test_on_the_embedded_sqlite_default_a_form_post_is_sent_confirmed_and_expire
         with db.session_scope() as s:
             assert dict(s.execute(select(Subscriber.email, Subscriber.status)).all()) == {"ada@example.test": "active"}
             assert s.scalars(select(TopicSubscription.status)).all() == ["subscribed"]
+
+
+def test_beat_runs_the_expiry_task_which_removes_only_stale_pending_subscribers():
+    from schedules.beat import beat_schedule
+    from tasks.app import app
+    from tasks.audience import expire_pending_subscribers
+
+    entry = beat_schedule(5.0)["audience-expire-pending"]
+    assert entry["task"] in app.tasks and entry["options"]["queue"] == "default"
+    acct = factories.account()
+    hours = get_settings().opt_in_expiry_hours
+    with db.session_scope() as s:
+        s.add_all([Subscriber(account_id=acct, email="stale@example.test", status="pending",
+                              created_at=utcnow() - timedelta(hours=hours + 1)),
+                   Subscriber(account_id=acct, email="fresh@example.test", status="pending",
+                              created_at=utcnow() - timedelta(hours=hours - 1)),
+                   Subscriber(account_id=acct, email="old@example.test", status="active",
+                              created_at=utcnow() - timedelta(days=365))])
+    assert expire_pending_subscribers() == 1
+    with db.session_scope() as s:
+        assert sorted(s.scalars(select(Subscriber.email))) == ["fresh@example.test", "old@example.test"]

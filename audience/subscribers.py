@@ -21,7 +21,7 @@ from audience.errors import (
 )
 from core.errors import InvalidFieldError
 from core.flow import record
-from models import Enrollment, Subscriber, utcnow
+from models import Enrollment, Subscriber, Topic, TopicSubscription, utcnow
 from models.subscriber import SUBSCRIBER_STATUSES
 
 _CLEANERS: dict[str, Callable[[Any], Any]] = {
@@ -154,10 +154,16 @@ def _like_escape(text: str) -> str:
 
 
 def list_subscribers(session: Session, account_id: int, status: str | None = None, tag: str | None = None,
-                     email: str | None = None) -> Select[Any]:
+                     email: str | None = None, topic: str | None = None) -> Select[Any]:
     """The account's subscribers, newest first, filtered; a query for the paginator.
-    ``email`` is a fragment of the address, or a whole one in any spelling."""
+    ``email`` is a fragment of the address, or a whole one in any spelling;
+    ``topic`` a topic's key: those subscribed to it."""
     query = select(Subscriber).where(Subscriber.account_id == account_id)
+    if topic:
+        query = query.where(exists(select(literal_column("1")).select_from(TopicSubscription).join(
+            Topic, Topic.id == TopicSubscription.topic_id).where(
+            TopicSubscription.subscriber_id == Subscriber.id, TopicSubscription.status == "subscribed",
+            Topic.account_id == account_id, Topic.key == topic)))
     if status:
         query = query.where(Subscriber.status == status)
     if tag:

@@ -14,16 +14,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import BigInteger, String, any_, bindparam, cast, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from audience.errors import AudienceError
 from audience.fields import address_key
 from core.errors import InvalidFieldError
 from models import Sequence, Subscriber, Topic, TopicSubscription
-from models.bulk import insert_ignoring_conflicts
+from models.bulk import id_array, insert_ignoring_conflicts
+from models.topic import TOPIC_SUBSCRIPTION_STATUSES
 
 KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}")
 MAX_PER_CALL = 10_000
@@ -55,6 +58,14 @@ def get_topic(session: Session, account_id: int, topic_id: int) -> Topic:
     if topic is None:
         raise TopicNotFoundError(f"Topic {topic_id} not found.")
     return topic
+
+
+def member_counts(session: Session, account_id: int, topic_id: int) -> dict[str, int]:
+    """How many are subscribed to the topic and how many left it."""
+    counts = dict(session.execute(select(TopicSubscription.status, func.count()).where(
+        TopicSubscription.account_id == account_id, TopicSubscription.topic_id == topic_id)
+        .group_by(TopicSubscription.status)).all())
+    return {status: int(counts.get(status, 0)) for status in TOPIC_SUBSCRIPTION_STATUSES}
 
 
 def create_topic(session: Session, account_id: int, data: dict[str, Any], now: datetime) -> Topic:
@@ -192,13 +203,28 @@ def add_many(session: Session, account_id: int, topic_id: int, subscriber_ids: l
     return added, requested - added
 
 
+@lru_cache(maxsize=2)
+def _members_statement(dialect: str) -> Any:
+    """Built once per dialect (building the expression cost more than running it).
+    PostgreSQL takes the ids as one array literal (models.bulk.id_array): one
+    parameter, and the planner knows how many there are."""
+    statement = (select(TopicSubscription.subscriber_id)
+                 .join(Topic, Topic.id == TopicSubscription.topic_id)
+                 .where(Topic.account_id == bindparam("account_id"), Topic.key == bindparam("key"),
+                        TopicSubscription.status == "subscribed"))
+    if dialect == "postgresql":
+        ids = cast(bindparam("ids", type_=String), ARRAY(BigInteger))
+        return statement.where(TopicSubscription.subscriber_id == any_(ids))
+    return statement.where(TopicSubscription.subscriber_id.in_(bindparam("ids", expanding=True)))
+
+
 def members_of(session: Session, account_id: int, key: str, subscriber_ids: Iterable[int]) -> set[int]:
-    """Which of ``subscriber_ids`` are subscribed to the account's topic ``key``."""
+    """Which of ``subscriber_ids`` are subscribed to the account's topic ``key``
+    (the send path asks once per batch and topic)."""
     subscriber_ids = list(subscriber_ids)
     if not subscriber_ids:
         return set()
-    return set(session.scalars(
-        select(TopicSubscription.subscriber_id)
-        .join(Topic, Topic.id == TopicSubscription.topic_id)
-        .where(Topic.account_id == account_id, Topic.key == key, TopicSubscription.status == "subscribed",
-               TopicSubscription.subscriber_id.in_(subscriber_ids))))
+    dialect = session.get_bind().dialect.name
+    ids: Any = id_array(subscriber_ids) if dialect == "postgresql" else subscriber_ids
+    return set(session.execute(_members_statement(dialect), {"account_id": account_id, "key": key, "ids": ids})
+               .scalars())

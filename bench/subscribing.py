@@ -108,6 +108,8 @@ def main() -> None:
         for label, settings, offset in (("no topic", {}, 0), ("topic", {"topic": "news"}, 40_000)):
             seconds, enrolled = _enroll_seconds(account["id"], settings, offset)
             print(f"enroll 10,000 ({label}): {seconds * 1000:.0f} ms, enrolled {enrolled:,}")
+        with db.session_scope() as s:  # those enrollments are not what the send bench measures
+            s.execute(text("UPDATE enrollments SET status = 'completed', next_run_at = NULL"))
         for label, settings, offset in (("no topic", {}, 80_000), ("topic", {"topic": "news"}, 90_000)):
             print(f"prepare 1,000 emails ({label}): {_prepare_seconds(account['id'], settings, offset) * 1000:.0f} ms")
 

@@ -100,6 +100,10 @@ def test_bulk_add_joins_by_id_and_email_but_not_those_who_left(client, alice, se
     assert response.get_json() == {"added": 1, "skipped": 2}
     statuses = dict(session.execute(select(TopicSubscription.subscriber_id, TopicSubscription.status)).all())
     assert statuses == {ada["id"]: "subscribed", bea["id"]: "left"}
+    shown = client.get(f"{TOPICS}/{news['id']}", headers=alice.headers).get_json()
+    assert shown["members"] == {"subscribed": 1, "left": 1}
+    members = client.get(f"{SUBSCRIBERS}?topic=newsletter", headers=alice.headers).get_json()
+    assert [s["email"] for s in members] == ["ada@example.com"]
 
 
 def test_a_sequence_targets_only_a_topic_of_its_account(client, alice, bob):

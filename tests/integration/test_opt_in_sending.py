@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from audience.opt_in import confirm, expire_pending, submit
-from audience.topics import join, leave
+from audience.topics import join, leave, members_of
 from models import Account, Message, Subscriber, Topic, TopicSubscription, db
 from models.base import utcnow
 from settings import get_settings
@@ -114,6 +114,8 @@ def test_on_the_embedded_sqlite_default_a_form_post_is_sent_confirmed_and_expire
         with db.session_scope() as s:
             assert dict(s.execute(select(Subscriber.email, Subscriber.status)).all()) == {"ada@example.test": "active"}
             assert s.scalars(select(TopicSubscription.status)).all() == ["subscribed"]
+            ada = s.scalar(select(Subscriber.id))
+            assert members_of(s, acct, "news", [ada, ada + 1]) == {ada}, "the send path's topic check on SQLite"
 
 
 def test_beat_runs_the_expiry_task_which_removes_only_stale_pending_subscribers():

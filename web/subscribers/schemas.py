@@ -65,6 +65,7 @@ class SubscriberQuerySchema(Schema):
     tag = fields.String(validate=text(64))
     email = fields.String(validate=text(320),
                           metadata={"description": "Part of the address (case-insensitive)"})
+    topic = fields.String(validate=text(100), metadata={"description": "A topic's key: its subscribed members"})
 
 
 class ImportAcceptedSchema(Schema):

@@ -16,6 +16,7 @@ from web.pagination import SQLPage
 from web.resource import On, field_errors, map_errors, newest_owned
 from web.topics.schemas import (
     TopicCreateSchema,
+    TopicDetailSchema,
     TopicMembersAddedSchema,
     TopicMembersSchema,
     TopicSchema,
@@ -58,11 +59,15 @@ class Topics(MethodView):
 @blp.route("/<int:topic_id>")
 class TopicById(MethodView):
     @account_required
-    @blp.response(200, TopicSchema)
+    @blp.response(200, TopicDetailSchema)
     @blp.doc(security=SECURITY)
-    def get(self, topic_id: int) -> Topic:
+    def get(self, topic_id: int) -> dict[str, Any]:
+        """The topic, with how many are in it (``subscribed``) and how many ``left``."""
+        session = get_db()
         with _errors:
-            return domain.get_topic(get_db(), current_account_id(), topic_id)
+            topic = domain.get_topic(session, current_account_id(), topic_id)
+        return {name: getattr(topic, name) for name in TopicSchema().fields} | {
+            "members": domain.member_counts(session, current_account_id(), topic_id)}
 
     @account_required
     @blp.arguments(TopicUpdateSchema)

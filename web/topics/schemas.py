@@ -36,3 +36,8 @@ class TopicMembersSchema(Schema):
 class TopicMembersAddedSchema(Schema):
     added = fields.Integer(metadata={"description": "Subscribers who joined the topic now"})
     skipped = fields.Integer(metadata={"description": "Unknown, already in it, or left it (only they can rejoin)"})
+
+
+class TopicDetailSchema(TopicSchema):
+    members = fields.Dict(keys=fields.String(), values=fields.Integer(),
+                          metadata={"description": "How many are subscribed, and how many left"})

@@ -249,3 +249,28 @@ def test_a_twin_post_that_inserted_the_address_first_leaves_the_transaction_usab
     session.flush()
     assert _new_subscriber(session, alice.account_id, "ada@example.com", None, "pending", utcnow()) is None
     assert session.scalar(select(Subscriber.status).where(Subscriber.email == "ada@example.com")) == "pending"
+
+
+HOSTILE = [None, 5, {}, ["x"], " ", "x" * 5000, "a\x00b@example.com", "<script>alert(1)</script>",
+           "ada@example.com\r\nBcc: eve@example.com"]
+
+
+def test_no_hostile_value_in_any_field_gets_a_server_error_or_writes_a_bad_row(client, alice):
+    key = form_key(client, alice)
+    topic(client, alice)
+    n = 0
+    for field in ("email", "first_name", "topics"):
+        for value in HOSTILE:
+            n += 1
+            body = {"email": f"reader{n}@example.com", "topics": ["newsletter"], field: value}
+            env = {"environ_base": {"REMOTE_ADDR": f"203.0.113.{n % 250 + 1}"}}
+            as_json = client.post(f"/subscribe/{key}", json=body, **env)
+            # 429: unusable addresses share one per-address count ("?"), spent after three
+            assert as_json.status_code in (202, 422, 429), (field, value, as_json.get_data())
+            if as_json.status_code == 422:
+                assert as_json.get_json()["errors"]["json"], (field, value)
+            form = {k: v for k, v in body.items() if isinstance(v, (str, list))}
+            as_form = client.post(f"/subscribe/{key}", data=form, **env)
+            assert as_form.status_code in (200, 422, 429), (field, value, as_form.get_data())
+    for email in subscribers():
+        assert "\n" not in email and "\x00" not in email and "<" not in email

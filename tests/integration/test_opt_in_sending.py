@@ -12,7 +12,7 @@ from models import Account, Message, Subscriber, Topic, TopicSubscription, db
 from models.base import utcnow
 from settings import get_settings
 from tests.support import factories
-from tests.support.database import embedded_sqlite
+from tests.support.database import embedded_sqlite, migrate
 from tests.support.engine import run_due
 from tests.support.sending import send_in_process
 
@@ -137,3 +137,13 @@ def test_beat_runs_the_expiry_task_which_removes_only_stale_pending_subscribers(
     assert expire_pending_subscribers() == 1
     with db.session_scope() as s:
         assert sorted(s.scalars(select(Subscriber.email))) == ["fresh@example.test", "old@example.test"]
+
+
+def test_migrating_gives_each_existing_account_its_own_form_key_and_single_opt_in(tmp_path):
+    with embedded_sqlite(tmp_path, "0030") as url:
+        first, second = factories.account_row(utcnow(), "First"), factories.account_row(utcnow(), "Second")
+        migrate(url)
+        with db.session_scope() as s:
+            rows = {a.id: (a.opt_in, a.form_key) for a in s.scalars(select(Account))}
+    assert rows[first][0] == rows[second][0] == "single"
+    assert len(rows[first][1]) >= 20 and rows[first][1] != rows[second][1]

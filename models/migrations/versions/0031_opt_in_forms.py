@@ -8,8 +8,9 @@ Two columns on accounts: ``opt_in`` ("single" or "double", default "single", so
 accounts behave as before) and ``form_key``, the random public key addressing the
 account's subscribe form (``/subscribe/<form_key>``), unique. Existing accounts are
 each given a key here. Subscribers gain the status "pending" (a plain string
-column: no schema change). Downgrade drops both columns; pending subscribers are
-deleted first, as nothing older than this revision knows the status.
+column), and a partial index of the pending ones by creation time, for the job
+that expires them. Downgrade drops the index and both columns; pending subscribers
+are deleted first, as nothing older than this revision knows the status.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ down_revision: str | None = "0030"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+PENDING = sa.text("status = 'pending'")
+
 
 def upgrade() -> None:
     op.add_column("accounts", sa.Column("opt_in", sa.String(length=10), server_default="single", nullable=False))
@@ -34,9 +37,12 @@ def upgrade() -> None:
         connection.execute(accounts.update().where(accounts.c.id == account_id)
                            .values(form_key=secrets.token_urlsafe(16)))
     op.create_index("ix_accounts_form_key", "accounts", ["form_key"], unique=True)
+    op.create_index("ix_subscribers_pending_created_at", "subscribers", ["created_at"], unique=False,
+                    postgresql_where=PENDING, sqlite_where=PENDING)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_subscribers_pending_created_at", table_name="subscribers")
     op.execute("DELETE FROM subscribers WHERE status = 'pending'")
     op.drop_index("ix_accounts_form_key", table_name="accounts")
     # Batch mode: SQLite before 3.35 cannot drop a column in place.

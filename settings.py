@@ -201,6 +201,9 @@ class Settings:
     ai_price_completion_per_1k: float | None = None
     ai_timeout_seconds: float = 60.0
     ai_drafts_per_minute: int = 60
+    # How long a double opt-in confirmation link works, and after which beat removes
+    # the pending subscribers who did not click it (audience.opt_in).
+    opt_in_expiry_hours: int = 72
 
     @property
     def ai_configured(self) -> bool:
@@ -305,6 +308,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ai_price_completion_per_1k=_float(env, "ESEQ_AI_PRICE_COMPLETION_PER_1K", 0.0) or None,
         ai_timeout_seconds=_float(env, "ESEQ_AI_TIMEOUT_SECONDS", 60.0),
         ai_drafts_per_minute=_int(env, "ESEQ_AI_DRAFTS_PER_MINUTE", 60, minimum=0),
+        opt_in_expiry_hours=_int(env, "ESEQ_OPT_IN_EXPIRY_HOURS", 72),
         **_dkim(env),  # type: ignore[arg-type]
     )
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from accounts.webhook_secret import new_secret
 from models import Account, ApiKey
+from models.account import new_form_key
 
 KEY_PREFIX = "esk_"
 
@@ -29,11 +30,11 @@ def issue_api_key(session: Session, account: Account) -> str:
 
 
 def create_account(session: Session, name: str, from_email: str, from_name: str | None,
-                   postal_address: str | None = None) -> tuple[Account, str]:
+                   postal_address: str | None = None, opt_in: str = "single") -> tuple[Account, str]:
     """A new account and its first API key. Its webhook signing secret is random
-    from the start (accounts.webhook_secret)."""
+    from the start (accounts.webhook_secret), as is its subscribe form's key."""
     account = Account(name=name, from_email=from_email.lower(), from_name=from_name, postal_address=postal_address,
-                      webhook_secret=new_secret())
+                      webhook_secret=new_secret(), opt_in=opt_in, form_key=new_form_key())
     session.add(account)
     session.flush()
     return account, issue_api_key(session, account)

@@ -40,9 +40,10 @@ from sqlalchemy.orm import Session
 
 from analytics.events import record_event, record_message_event
 from audience.fields import address_key
+from audience.topics import members_of
 from content.compliance import add_unsubscribe_footer, is_transactional
 from content.render import TemplateRenderError, render_email, subscriber_context
-from delivery import outbox
+from delivery import confirmation, outbox
 from delivery.circuits import record_tries
 from delivery.dkim import DkimKey, account_key, sign_message
 from delivery.errors import DeliveryError, HeldError, TransientDeliveryError, UnconfirmedDeliveryError
@@ -166,6 +167,8 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
     # DMARC alignment), else the platform's, else none.
     signing = {account_id: account_key(row) or fallback.dkim for account_id, row in accounts.items()}
     contents: dict[tuple[int, int, str | None], tuple[str, str | None, str | None]] = {}
+    confirmations = confirmation.confirmation_contents(session, [m.id for m in messages if m.step_id is None])
+    topic_members = _topic_members(session, messages, steps, sequences)
     outgoing: list[Outgoing] = []
     for message in messages:
         subscriber = subscribers.get(message.subscriber_id)
@@ -176,6 +179,14 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
             outbox.mark_failed(session, message.id, f"expired: no provider took it within {_hours(retry_for)} of its "
                                                     f"first failed try; the last error: {message.error}", now)
             continue
+        if message.id in confirmations:
+            built = _confirmation_email(session, message, confirmations[message.id], subscriber,
+                                        accounts.get(message.account_id), tracker, fallback, signing, now)
+            if built is not None:
+                outgoing.append(Outgoing(message.id, message.account_id, message.subscriber_id, message.attempts,
+                                         message.idempotency_key, built[1], message.to_email, built[0],
+                                         now + lease, message.in_doubt_since))
+            continue
         if subscriber is None or subscriber.status != "active":
             outbox.mark_suppressed(session, message.id, f"subscriber {subscriber.status if subscriber else 'deleted'}", now)
             continue
@@ -185,6 +196,10 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
         step = steps.get(message.step_id) if message.step_id else None
         if step is None:
             outbox.mark_failed(session, message.id, "the step this email belonged to was removed", now)
+            continue
+        topic = (sequences[step.sequence_id].settings or {}).get("topic") if step.sequence_id in sequences else None
+        if topic and message.subscriber_id not in topic_members.get((message.account_id, topic), ()):
+            outbox.mark_suppressed(session, message.id, f"subscriber not in the topic {topic!r}", now)
             continue
         account = accounts.get(message.account_id)
         from_email = (account.from_email if account else None) or fallback.email
@@ -230,6 +245,48 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
                                  message.idempotency_key,
                                  from_email, message.to_email, email, now + lease, message.in_doubt_since))
     return outgoing
+
+
+def _topic_members(session: Session, messages: list[Row[Any]], steps: dict[int, Row[Any]],
+                   sequences: dict[int, Row[Any]]) -> dict[tuple[int, str], set[int]]:
+    """(account, topic key) -> who is still in it, for the batch's messages from
+    sequences that target a topic: one query per topic, none for the usual batch."""
+    asked: dict[tuple[int, str], set[int]] = {}
+    for message in messages:
+        step = steps.get(message.step_id) if message.step_id else None
+        sequence = sequences.get(step.sequence_id) if step is not None else None
+        topic = (sequence.settings or {}).get("topic") if sequence is not None else None
+        if topic:
+            asked.setdefault((message.account_id, topic), set()).add(message.subscriber_id)
+    return {(account_id, topic): members_of(session, account_id, topic, ids)
+            for (account_id, topic), ids in asked.items()}
+
+
+def _confirmation_email(session: Session, message: Row[Any], meta: dict[str, Any], subscriber: Row[Any] | None,
+                        account: Row[Any] | None, tracker: Tracker, fallback: SenderIdentity,
+                        signing: dict[int, DkimKey | None], now: datetime) -> tuple[EmailMessage, str] | None:
+    """A double opt-in confirmation built (delivery.confirmation) and its sender, or
+    None once its row is settled: refused, or unbuildable."""
+    refused = confirmation.refusal(session, message.account_id, message.to_email, subscriber)
+    if refused is not None:
+        outbox.mark_suppressed(session, message.id, refused, now)
+        return None
+    from_email = (account.from_email if account else None) or fallback.email
+    if not from_email:
+        outbox.mark_failed(session, message.id, "no sender address: set the account's from_email or FROM_EMAIL", now)
+        return None
+    try:
+        email = build_message(confirmation.envelope(
+            meta, message, from_email, (account.from_name if account else None) or fallback.name,
+            tracker.unsubscribe_url(message.account_id, message.id),
+            tracker.unsubscribe_mailto(message.account_id, message.id, from_email)), now)
+    except MessageBuildError as exc:
+        outbox.mark_failed(session, message.id, f"cannot build this email: {exc}"[:500], now)
+        return None
+    dkim_key = signing.get(message.account_id, fallback.dkim)
+    if dkim_key is not None:
+        sign_message(email, dkim_key)
+    return email, from_email
 
 
 def _hours(span: timedelta) -> str:

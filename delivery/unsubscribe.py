@@ -1,5 +1,9 @@
 """Unsubscribing: the subscriber's status, the suppression list, and every running
-enrollment end together (likewise for a hard bounce), in one transaction, so no later email can slip out."""
+enrollment end together (likewise for a hard bounce), in one transaction, so no later email can slip out.
+
+Leaving one topic (the preference page) is smaller: the membership becomes
+``left`` and the sender stops that topic's emails (delivery.sender); everything
+else the reader gets goes on."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -9,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from analytics.events import record_message_event
 from audience.fields import address_key
+from audience.topics import leave, subscriber_topics
 from core.flow import ending_kind, record
 from delivery.links import linked_message
 from delivery.tracking import Link
@@ -66,3 +71,25 @@ def unsubscribe_by_link(session: Session, link: Link, now: datetime, source: str
     stop_sending(session, message, "unsubscribed", "unsubscribed", now)
     record_message_event(session, message.id, "unsubscribed", now, properties={"via": source}, source="tracking")
     return True
+
+
+def topics_by_link(session: Session, link: Link) -> list[dict[str, object]] | None:
+    """The topics the recipient of the linked message is in (for the preference
+    page), or None when the link acts on nothing."""
+    message = linked_message(session, link)
+    if message is None:
+        return None
+    return subscriber_topics(session, message.account_id, message.subscriber_id, status="subscribed")
+
+
+def leave_topic_by_link(session: Session, link: Link, topic_id: int, now: datetime) -> str | None:
+    """The recipient of the linked message leaves one topic; returns its name, or
+    None when they were not in it (or the link acts on nothing)."""
+    message = linked_message(session, link)
+    if message is None:
+        return None
+    names = {t["id"]: t["name"] for t in subscriber_topics(session, message.account_id, message.subscriber_id,
+                                                             status="subscribed")}
+    if topic_id not in names or not leave(session, message.account_id, message.subscriber_id, [topic_id], now):
+        return None
+    return str(names[topic_id])

@@ -1,6 +1,7 @@
 """Accounts (tenants) and their API keys."""
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String
@@ -8,6 +9,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import IDS_NEVER_REUSED, Base, utcnow
 from models.sealed import SealedText
+
+OPT_IN_MODES = ("single", "double")
+
+
+def new_form_key() -> str:
+    """The public key of an account's subscribe form: random, so the form's URL
+    says nothing about the account and cannot be guessed from its id."""
+    return secrets.token_urlsafe(16)
 
 
 class Account(Base):
@@ -31,6 +40,11 @@ class Account(Base):
     webhook_secret: Mapped[str | None] = mapped_column(SealedText())
     webhook_secret_previous: Mapped[str | None] = mapped_column(SealedText())
     webhook_secret_previous_until: Mapped[datetime | None]
+    # How the public subscribe form takes new addresses (audience.opt_in): "single"
+    # makes them active at once, "double" pending until they confirm by email.
+    opt_in: Mapped[str] = mapped_column(String(10), server_default="single", default="single")
+    # Addresses the account's subscribe form (/subscribe/<form_key>); shown to the account.
+    form_key: Mapped[str | None] = mapped_column(String(32), index=True, unique=True, default=new_form_key)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

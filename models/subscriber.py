@@ -4,17 +4,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import IDS_NEVER_REUSED, Base, utcnow
 
-SUBSCRIBER_STATUSES = ("active", "unsubscribed", "bounced", "complained")
+# "pending": came in through a double opt-in form and has not confirmed yet; never
+# enrolled or sent anything but the confirmation email (audience.opt_in).
+SUBSCRIBER_STATUSES = ("active", "pending", "unsubscribed", "bounced", "complained")
+PENDING = text("status = 'pending'")
 
 
 class Subscriber(Base):
     __tablename__ = "subscribers"
-    __table_args__ = (UniqueConstraint("account_id", "email"), IDS_NEVER_REUSED)
+    # The expiry job's (audience.opt_in.expire_pending): only pending rows are in it,
+    # so finding the stale ones never scans the list.
+    __table_args__ = (UniqueConstraint("account_id", "email"),
+                      Index("ix_subscribers_pending_created_at", "created_at", postgresql_where=PENDING,
+                            sqlite_where=PENDING),
+                      IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)

@@ -59,4 +59,7 @@ def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
         # same transaction that records them as in, so a doubled run enrolls nobody twice.
         "audience-check-segment-entries": _every("audience.check_segment_entries", SEGMENT_ENTRIES_EVERY_SECONDS,
                                                  "default"),
+        # Unconfirmed double opt-ins older than ESEQ_OPT_IN_EXPIRY_HOURS go; a doubled
+        # run finds none left, a skipped one leaves them to the next.
+        "audience-expire-pending": _every("audience.expire_pending", 900.0, "default"),
     }

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from analytics.experiment_results import stored_decisions
 from analytics.experiments import promoted_variant
+from audience.topics import members_of
 from core.flow import FlowLog, ending_kind, record
 from core.isolation import run_isolated
 from core.reasons import printable
@@ -367,6 +368,9 @@ def _enroll_moves(session: Session, batch: Batch, now: datetime) -> None:
         target = session.get(Sequence, sequence_id)
         if target is None or target.account_id != enrollment.account_id or target.status != "active":
             continue
+        topic = (target.settings or {}).get("topic")
+        if topic and not members_of(session, enrollment.account_id, topic, [enrollment.subscriber_id]):
+            continue  # a topic's sequence takes only its members, by a move as by enrolling
         rows.append({"account_id": enrollment.account_id, "sequence_id": sequence_id,
                      "subscriber_id": enrollment.subscriber_id, "instance_key": "", "run": 1, "status": "active",
                      "current_step": 0, "next_run_at": now, "state": {}, "enrolled_at": now, "updated_at": now,

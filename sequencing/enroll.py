@@ -6,7 +6,9 @@ ones) cannot enrol anyone twice; the rows the database actually inserted are the
 ``enrolled`` count. SQLite (the embedded default) supports the same clause.
 
 Who is skipped: ids of another account or unknown ids, subscribers whose status is
-not ``active``, and subscribers already running this sequence (active or paused).
+not ``active`` (a ``pending`` one has not confirmed yet), those outside the
+sequence's topic (``settings.topic``), and subscribers already running this
+sequence (active or paused).
 Re-entry after an enrollment ended follows ``settings.reentry``: ``never`` (the
 default) skips anyone who was ever enrolled; ``after_completion`` starts a new run
 once the previous one completed; ``always`` starts one once the previous ended for any
@@ -23,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audience.fields import normalise_email
+from audience.topics import members_of
 from core.errors import InvalidFieldError
 from core.flow import record
 from core.validators import is_int
@@ -140,6 +143,10 @@ def enroll_ids(session: Session, account_id: int, sequence: Sequence, subscriber
     """Enroll these (already eligible: the account's, active) subscribers into
     ``sequence`` as its re-entry rule allows, with the holdout draw, in one
     executemany; returns how many enrollments the database inserted."""
+    topic = sequence.settings.get("topic")
+    if topic and subscriber_ids:  # a topic's sequence takes only the topic's members
+        subscriber_ids = sorted(set().union(*(members_of(session, account_id, topic, chunk)
+                                              for chunk in _chunks(subscriber_ids))))
     runs = _next_runs(session, sequence.id, subscriber_ids, str(sequence.settings.get("reentry", "never")))
     percent = holdout_percent(sequence.settings)
     rows = [{"account_id": account_id, "sequence_id": sequence.id, "subscriber_id": sub, "instance_key": "",

@@ -24,7 +24,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from core.flow import record
-from models import Enrollment, Segment, Sequence, Step, Template
+from models import Enrollment, Segment, Sequence, Step, Template, Topic
 from sequencing.errors import MAX_INT, NotFoundError, PreflightFailedError, StateConflictError
 from sequencing.preflight import Preflight
 from sequencing.settings_schema import validate_settings
@@ -74,6 +74,14 @@ def segment_exists(session: Session, account_id: int) -> Callable[[int], bool]:
     return check
 
 
+def topic_exists(session: Session, account_id: int) -> Callable[[str], bool]:
+    """Whether the account has a topic of a key (a sequence's ``settings.topic``)."""
+    def check(key: str) -> bool:
+        return session.scalar(select(Topic.id).where(Topic.account_id == account_id, Topic.key == key)) is not None
+
+    return check
+
+
 def _write_steps(session: Session, sequence: Sequence, steps: list[dict[str, Any]]) -> None:
     existing = {step.position: step for step in sequence.steps}
     for position, step in enumerate(steps):
@@ -89,7 +97,8 @@ def _write_steps(session: Session, sequence: Sequence, steps: list[dict[str, Any
 
 def create_sequence(session: Session, account_id: int, data: dict[str, Any], now: datetime) -> Sequence:
     """A new draft sequence; InvalidInputError names any bad setting or step field."""
-    settings = validate_settings(data.get("settings"), segment_exists=segment_exists(session, account_id))
+    settings = validate_settings(data.get("settings"), segment_exists=segment_exists(session, account_id),
+                                 topic_exists=topic_exists(session, account_id))
     steps = validate_steps(data.get("steps"), references(session, account_id))
     sequence = Sequence(
         account_id=account_id, name=data["name"], description=data.get("description"),
@@ -110,7 +119,8 @@ def update_sequence(session: Session, account_id: int, sequence_id: int, data: d
     activation's did, unless ``override_preflight``: else PreflightFailedError, and
     the caller rolls back."""
     sequence = get_sequence(session, account_id, sequence_id, lock=True)
-    settings = validate_settings(data.get("settings"), segment_exists=segment_exists(session, account_id))
+    settings = validate_settings(data.get("settings"), segment_exists=segment_exists(session, account_id),
+                                 topic_exists=topic_exists(session, account_id))
     steps = validate_steps(data.get("steps"), references(session, account_id))
     sequence.name = data["name"]
     sequence.description = data.get("description")

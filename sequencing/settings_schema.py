@@ -17,6 +17,8 @@ Stored normalised in ``Sequence.settings`` so the engine reads plain values:
                     the days after one of the sequence's emails is its conversion, or absent
     holdout_percent number 0..50 (default 0): that share of new enrollments is held out,
                     walking the sequence without being sent its emails (sequencing.holdout)
+    topic           the key of one of the account's topics, or absent: only its members are
+                    enrolled, and an email to someone who has left it since is not sent
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 REENTRY = ("never", "after_completion", "always")
 TRIGGERS = ("tag_added", "event", "subscriber_created", "segment_entered")
 KEYS = ("timezone", "send_window", "quiet_days", "transactional", "priority", "frequency_cap",
-        "exit_events", "trigger", "reentry", "goal", "holdout_percent")
+        "exit_events", "trigger", "reentry", "goal", "holdout_percent", "topic")
 MAX_HOLDOUT_PERCENT = 50  # more held out than treated would starve the sequence to measure it
 MAX_LIST = 366
 
@@ -96,9 +98,12 @@ def _trigger(p: Problems, raw: Any, path: str, segment_exists: Callable[[int], b
 
 
 def validate_settings(raw: Any, path: str = "settings",
-                      segment_exists: Callable[[int], bool] | None = None) -> dict[str, Any]:
+                      segment_exists: Callable[[int], bool] | None = None,
+                      topic_exists: Callable[[str], bool] | None = None) -> dict[str, Any]:
     """Normalised settings with defaults filled in, or InvalidInputError naming the field.
-    ``segment_exists`` answers whether a segment id is the account's (a trigger's)."""
+    ``segment_exists`` answers whether a segment id is the account's (a trigger's);
+    ``topic_exists`` whether the account has a topic of that key (without it, only
+    the key's form is checked: drafts are checked again when applied)."""
     p = Problems()
     if raw is None:
         return default_settings()
@@ -152,6 +157,12 @@ def validate_settings(raw: Any, path: str = "settings",
     holdout = p.number(settings, "holdout_percent", path, maximum=MAX_HOLDOUT_PERCENT)
     if holdout:
         out["holdout_percent"] = holdout
+    if settings.get("topic") is not None:
+        topic = p.text(settings, "topic", path, max_len=100)
+        if topic is not None:
+            if topic_exists is not None and not topic_exists(topic):
+                p.add(f"{path}.topic", f"The account has no topic {topic!r}.")
+            out["topic"] = topic
     if settings.get("reentry") is not None:
         if settings["reentry"] in REENTRY:
             out["reentry"] = settings["reentry"]

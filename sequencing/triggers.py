@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audience.topics import members_of
 from core.flow import record
 from models import Enrollment, Sequence
 from models.bulk import insert_ignoring_conflicts
@@ -57,6 +58,9 @@ def enroll_triggered(session: Session, sequences: list[Sequence], account_id: in
     re-entry rule allows; returns how many enrollments were created."""
     rows = []
     for sequence in sequences:
+        topic = sequence.settings.get("topic")
+        if topic and not members_of(session, account_id, topic, [subscriber_id]):
+            continue  # a topic's sequence starts only for its members
         trigger = sequence.settings["trigger"]
         key = ""
         if kind == "event" and trigger.get("key_property"):

@@ -8,6 +8,7 @@ import logging
 from datetime import timedelta
 
 from audience import event_import
+from audience.opt_in import expire_pending
 from audience.errors import ImportPayloadError
 from audience.imports import claim_import, fail_import, imports_to_resume, run_import
 from models.base import utcnow
@@ -88,3 +89,14 @@ def check_segment_entries() -> int:
         except Exception:
             log.exception("segment entry check failed", extra={"segment_id": segment_id})
     return enrolled
+
+
+@app.task(name="audience.expire_pending", ignore_result=True)
+def expire_pending_subscribers() -> int:
+    """Remove the pending subscribers who did not confirm within ESEQ_OPT_IN_EXPIRY_HOURS."""
+    with session_scope() as session:
+        removed = expire_pending(session, utcnow(), timedelta(hours=get_settings().opt_in_expiry_hours))
+        session.commit()
+    if removed:
+        log.info("expired unconfirmed subscribers", extra={"removed": removed})
+    return removed

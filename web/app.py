@@ -24,7 +24,7 @@ API_BLUEPRINTS = ("web.accounts.routes", "web.email_templates.routes", "web.sequ
                   "web.events.routes", "web.messages.routes",
                   "web.subscribers.routes", "web.jobs.routes", "web.providers.routes", "web.suppressions.routes",
                   "web.warming.routes", "web.ml.routes", "web.ai.routes",
-                  "web.segments.routes")
+                  "web.segments.routes", "web.topics.routes")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -62,7 +62,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     api.init_app(app)
     api.spec.components.security_scheme("bearerAuth", BEARER)
     api.spec.components.security_scheme("apiKey", API_KEY)
-    CORS(app, resources={r"/api/*": {"origins": list(settings.cors_origins)}}, expose_headers=["X-Pagination"])
+    # The public subscribe form may be posted as JSON from any site (no credentials ride along).
+    CORS(app, resources={r"/api/*": {"origins": list(settings.cors_origins)},
+                         r"/subscribe/*": {"origins": "*", "methods": ["GET", "POST"]}},
+         expose_headers=["X-Pagination"])
     init_security_headers(app)
     init_body_limits(app)
     init_json_input(app)  # before the NUL guard and the blueprints: it parses first and bounds <int:...>
@@ -88,6 +91,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     # lose opens and clicks, and their tokens already make them unforgeable.
     limiter.exempt(tracking_bp)
     app.register_blueprint(tracking_bp)
+
+    from web.subscribe import bp as subscribe_bp
+
+    app.register_blueprint(subscribe_bp)  # its own limits per IP and per address (web.subscribe)
 
     from web.provider_webhooks import bp as provider_webhooks_bp
 

@@ -27,6 +27,7 @@ BODY_BYTES_BY_BLUEPRINT = {
     "email_sequences": 8 * MIB,
     "enrollments": 4 * MIB,
     "provider_webhooks": PROVIDER_WEBHOOK_BYTES + 1,
+    "subscribe": 64 * 1024,  # the public form: an address, a name and a few topics
 }
 # An event history is streamed to the database in parts, never held whole.
 BODY_BYTES_BY_ENDPOINT = {"subscribers.Import": IMPORT_BYTES + 64 * 1024, "events.EventImport": EVENT_IMPORT_BYTES + 1}

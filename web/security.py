@@ -66,13 +66,16 @@ def init_security_headers(app: Flask) -> None:
     @app.after_request
     def _headers(response: Response) -> Response:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         if request.path.startswith("/docs"):
             response.headers.setdefault("Content-Security-Policy", _DOCS_CSP)
         else:
             response.headers.setdefault("Content-Security-Policy", _API_CSP)
+        # A page made to be embedded anywhere (the subscribe form) says so in its own
+        # CSP; nothing else may be framed at all.
+        if "frame-ancestors *" not in response.headers["Content-Security-Policy"]:
+            response.headers.setdefault("X-Frame-Options", "DENY")
         if request.is_secure:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         return response

@@ -7,6 +7,13 @@ goes only to the URL inside the signature, so it is no open redirect; it still
 redirects when the link may record nothing. The one-click POST (RFC 8058)
 answers without a page, as mailbox providers call it.
 
+The unsubscribe page is the reader's preference page: the account's topics they
+are in, each with its own button to leave it, and "unsubscribe from everything".
+Its forms post back under the same token (the token is the authority, and a
+form that carries it is no cross-site hole: a forged post would need the token);
+a GET changes nothing. A POST without ``leave`` (the one-click POST of RFC 8058,
+or the page's last button) unsubscribes from everything, as before topics.
+
 An unsubscribe link whose message is gone (the subscriber was erased, or the
 account deleted) answers as if it had worked and changes nothing: there is no
 one left to write to, and an error page would only tell the reader their mail
@@ -16,13 +23,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from html import escape
 
 from flask import Blueprint, Response, abort, current_app, redirect, request
 
 from content.html_input import followable
-from delivery.links import linked_message, trusted
+from delivery.links import trusted
 from delivery.tracking import Link, TokenError, Tracker
-from delivery.unsubscribe import unsubscribe_by_link
+from delivery.unsubscribe import leave_topic_by_link, topics_by_link, unsubscribe_by_link
 from models.base import utcnow
 from sequencing.intake import ingest_link_event
 from web.db import get_db
@@ -74,7 +82,7 @@ def click(token: str) -> Response:
 
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title></head>
 <body style="font-family:sans-serif;max-width:32em;margin:4em auto">{body}</body></html>"""
-_DONE = "<h1>You are unsubscribed</h1><p>You will not receive these emails again.</p>"
+_DONE = "<h1>You are unsubscribed</h1><p>You will not receive email from this sender again.</p>"
 
 
 def _unsubscribe_link(token: str) -> Link:
@@ -88,22 +96,50 @@ def _unsubscribe_link(token: str) -> Link:
     return link
 
 
+def _preferences(topics: list[dict[str, object]], notice: str = "") -> str:
+    """The page's body: each topic with its own button, then "everything". Forms
+    have no action: they post back to the URL the page came from, whatever path
+    prefix a reverse proxy put before our /u/ (PUBLIC_BASE_URL's)."""
+    parts = ["<h1>Email preferences</h1>"]
+    if notice:
+        parts.append(f'<p role="status">{escape(notice)}</p>')
+    if topics:
+        items = "".join(
+            f"<li><strong>{escape(str(t['name']))}</strong>"
+            + (f"<br>{escape(str(t['description']))}" if t.get("description") else "")
+            + f' <button type="submit" name="leave" value="{int(str(t["id"]))}">Leave {escape(str(t["name"]))}</button></li>'
+            for t in topics)
+        parts.append('<form method="post"><fieldset><legend>You receive these topics</legend>'
+                     f"<ul>{items}</ul></fieldset></form>")
+    parts.append('<form method="post"><p>Or stop every email from this sender:</p>'
+                 '<button type="submit" name="everything" value="1">Unsubscribe from everything</button></form>')
+    return "".join(parts)
+
+
+def _page(title: str, body: str) -> Response:
+    return Response(_PAGE.format(title=title, body=body), mimetype="text/html", headers=_NO_STORE)
+
+
 @bp.route("/u/<token>", methods=["GET", "POST"])
 def unsubscribe(token: str) -> Response:
     link = _unsubscribe_link(token)
     session = get_db()
     if request.method != "POST":
-        # GET (and the HEAD Flask adds to it) only shows a form: link scanners that
+        # GET (and the HEAD Flask adds to it) only shows the page: link scanners that
         # prefetch or probe URLs must not unsubscribe anyone.
-        if linked_message(session, link) is None:  # erased: nothing to ask
-            return Response(_PAGE.format(title="Unsubscribed", body=_DONE), mimetype="text/html", headers=_NO_STORE)
-        # No action: the form posts back to the URL the page came from, whatever
-        # path prefix a reverse proxy put before our /u/ (PUBLIC_BASE_URL's).
-        body = ('<h1>Unsubscribe</h1><p>Stop receiving these emails?</p>'
-                '<form method="post"><button type="submit">Unsubscribe</button></form>')
-        return Response(_PAGE.format(title="Unsubscribe", body=body), mimetype="text/html", headers=_NO_STORE)
+        topics = topics_by_link(session, link)
+        if topics is None:  # erased: nothing to ask
+            return _page("Unsubscribed", _DONE)
+        return _page("Email preferences", _preferences(topics))
+    leaving = request.form.get("leave")
+    if leaving is not None and request.form.get("List-Unsubscribe") is None:
+        left = leave_topic_by_link(session, link, int(leaving), utcnow()) if leaving.isdigit() and len(leaving) < 10 else None
+        session.commit()
+        topics = topics_by_link(session, link) or []
+        notice = f"You left {left}." if left else "You were not in that topic; nothing changed."
+        return _page("Email preferences", _preferences(topics, notice))
     unsubscribe_by_link(session, link, utcnow(), source="one-click" if request.form.get("List-Unsubscribe") else "page")
     session.commit()
     if request.form.get("List-Unsubscribe") == "One-Click":
         return Response("", status=200, headers=_NO_STORE)
-    return Response(_PAGE.format(title="Unsubscribed", body=_DONE), mimetype="text/html", headers=_NO_STORE)
+    return _page("Unsubscribed", _DONE)

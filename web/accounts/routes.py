@@ -49,7 +49,8 @@ class Accounts(MethodView):
         session = get_db()
         account, key = create_account(session, **data)
         session.commit()
-        return {name: getattr(account, name) for name in AccountSchema().fields} | {"api_key": key}
+        return {name: getattr(account, name) for name in AccountSchema().fields if name != "subscribe_url"} | {
+            "api_key": key}
 
 
 @blp.route("/account")

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
+from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate
 
 from accounts.webhook_secret import DEFAULT_GRACE, MAX_GRACE
 from delivery.mime import is_writable_address
+from models.account import OPT_IN_MODES
 from web.validators import one_line, text
 
 
@@ -20,6 +24,11 @@ class AccountCreateSchema(Schema):
     from_email = fields.Email(required=True, validate=[validate.Length(max=320), writable_sender])
     from_name = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=200), one_line])
     postal_address = fields.String(load_default=None, allow_none=True, validate=text(500, min_len=0))
+    opt_in = fields.String(load_default="single", validate=validate.OneOf(OPT_IN_MODES))
+
+
+_OPT_IN = ("How the public subscribe form takes new addresses: single (active at once) or double (pending "
+           "until they confirm by email). Subscribers the API creates are always active.")
 
 
 class AccountUpdateSchema(Schema):
@@ -31,6 +40,12 @@ class AccountUpdateSchema(Schema):
     from_name = fields.String(allow_none=True, validate=[validate.Length(max=200), one_line])
     postal_address = fields.String(allow_none=True, validate=text(500, min_len=0), metadata={
         "description": "Printed in the compliance footer of marketing email (CAN-SPAM asks for it)."})
+    opt_in = fields.String(validate=validate.OneOf(OPT_IN_MODES), metadata={"description": _OPT_IN})
+
+
+def _subscribe_url(account: Any) -> str | None:
+    form_key = account["form_key"] if isinstance(account, dict) else account.form_key
+    return f"{current_app.config['ESEQ_SETTINGS'].public_base_url}/subscribe/{form_key}" if form_key else None
 
 
 class AccountSchema(Schema):
@@ -39,6 +54,10 @@ class AccountSchema(Schema):
     from_email = fields.String()
     from_name = fields.String(allow_none=True)
     postal_address = fields.String(allow_none=True)
+    opt_in = fields.String(metadata={"description": _OPT_IN})
+    form_key = fields.String(allow_none=True, metadata={"description": "The public key of the subscribe form"})
+    subscribe_url = fields.Function(_subscribe_url, metadata={
+        "description": "The subscribe form: GET for an embeddable HTML form, POST form-encoded or JSON"})
     created_at = fields.DateTime()
 
 

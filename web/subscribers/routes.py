@@ -14,6 +14,7 @@ from flask_smorest import Blueprint, abort
 from sqlalchemy import Select
 
 from audience import subscribers as audience
+from audience import topics
 from audience.errors import (
     DuplicateSubscriberError,
     ImportPayloadError,
@@ -22,6 +23,7 @@ from audience.errors import (
     SubscriberNotFoundError,
 )
 from audience.imports import create_import_job
+from core.errors import InvalidFieldError
 from audience.payloads import MAX_BYTES
 from ml.scoring import as_public, scores_of
 from models import Subscriber, utcnow
@@ -39,6 +41,7 @@ from web.subscribers.schemas import (
     SubscriberQuerySchema,
     SubscriberSchema,
     SubscriberUpdateSchema,
+    SubscriberWithTopicsSchema,
 )
 
 
@@ -60,6 +63,7 @@ _errors = map_errors(
     On(SubscriberNotFoundError, 404),
     On(DuplicateSubscriberError, 409, errors=field_errors("json", "email")),
     On(InvalidSubscriberError, 422, errors=errors_attribute("json")),
+    On(InvalidFieldError, 422, errors=field_errors("json")),
     On(ImportTooLargeError, 413, errors=field_errors("body")),
     On(ImportPayloadError, 422, errors=field_errors("body")),
 )
@@ -69,17 +73,20 @@ _errors = map_errors(
 class Subscribers(MethodView):
     @account_required
     @blp.arguments(SubscriberCreateSchema)
-    @blp.response(201, SubscriberSchema)
+    @blp.response(201, SubscriberWithTopicsSchema)
     @blp.doc(security=SECURITY)
-    def post(self, data: dict[str, Any]) -> Subscriber:
-        """Add an active subscriber; 409 if the account already has the address."""
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Add an active subscriber, in the ``topics`` named; 409 if the account already has the address."""
         session = get_db()
+        keys = data.pop("topics", None)
         with _errors:
             subscriber = audience.create_subscriber(session, current_account_id(), data, utcnow())
+            if keys is not None:
+                topics.set_topics(session, current_account_id(), subscriber.id, keys, utcnow())
         triggers.fire(session, current_account_id(), subscriber.id, "subscriber_created", utcnow())
         triggers.fire_for_new_tags(session, current_account_id(), subscriber.id, [], subscriber.tags, utcnow())
         session.commit()
-        return subscriber
+        return _with_topics(subscriber)
 
     @account_required
     @blp.arguments(SubscriberQuerySchema, location="query")
@@ -102,21 +109,24 @@ class SubscriberById(MethodView):
         with _errors:
             subscriber = audience.get_subscriber(session, current_account_id(), subscriber_id)
         scores = scores_of(session, current_account_id(), [subscriber.id]).get(subscriber.id)
-        return {name: getattr(subscriber, name) for name in SubscriberSchema().fields} | {"scores": as_public(scores)}
+        return _with_topics(subscriber) | {"scores": as_public(scores)}
 
     @account_required
     @blp.arguments(SubscriberUpdateSchema)
-    @blp.response(200, SubscriberSchema)
+    @blp.response(200, SubscriberWithTopicsSchema)
     @blp.doc(security=SECURITY)
-    def patch(self, data: dict[str, Any], subscriber_id: int) -> Subscriber:
-        """Change the given fields: ``attributes`` merge (null removes a key), ``tags`` replace."""
+    def patch(self, data: dict[str, Any], subscriber_id: int) -> dict[str, Any]:
+        """Change the given fields: ``attributes`` merge (null removes a key), ``tags`` and ``topics`` replace."""
         session = get_db()
+        keys = data.pop("topics", None)
         with _errors:
             tags_before = list(audience.get_subscriber(session, current_account_id(), subscriber_id).tags or [])
             subscriber = audience.update_subscriber(session, current_account_id(), subscriber_id, data, utcnow())
+            if keys is not None:
+                topics.set_topics(session, current_account_id(), subscriber.id, keys, utcnow())
         triggers.fire_for_new_tags(session, current_account_id(), subscriber.id, tags_before, subscriber.tags, utcnow())
         session.commit()
-        return subscriber
+        return _with_topics(subscriber)
 
     @account_required
     @blp.response(204)
@@ -127,6 +137,13 @@ class SubscriberById(MethodView):
         with _errors:
             audience.delete_subscriber(session, current_account_id(), subscriber_id)
         session.commit()
+
+
+def _with_topics(subscriber: Subscriber) -> dict[str, Any]:
+    """The subscriber's fields and their topics, each with its status."""
+    rows = topics.subscriber_topics(get_db(), current_account_id(), subscriber.id)
+    return {name: getattr(subscriber, name) for name in SubscriberSchema().fields} | {
+        "topics": [{"key": r["key"], "name": r["name"], "status": r["status"]} for r in rows]}
 
 
 def _read_upload() -> tuple[bytes, str]:

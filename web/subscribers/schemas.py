@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from audience.subscribers import SETTABLE_STATUSES
 from models.subscriber import SUBSCRIBER_STATUSES
 from web.ml.schemas import ScoresSchema
 from web.validators import text
@@ -19,11 +20,15 @@ class SubscriberCreateSchema(Schema):
     attributes = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), allow_none=True,
                              metadata={"description": "Scalars or lists of scalars"})
     tags = fields.List(fields.String(), allow_none=True)
+    topics = fields.List(fields.Raw(), metadata={
+        "description": "Keys of the account's topics the subscriber is in (replaces, like tags: others become left)"})
+
+
 
 
 class SubscriberUpdateSchema(SubscriberCreateSchema):
     email = fields.String()
-    status = fields.String(validate=validate.OneOf(SUBSCRIBER_STATUSES))
+    status = fields.String(validate=validate.OneOf(SETTABLE_STATUSES))
 
 
 class SubscriberSchema(Schema):
@@ -39,7 +44,17 @@ class SubscriberSchema(Schema):
     updated_at = fields.DateTime()
 
 
-class SubscriberDetailSchema(SubscriberSchema):
+class SubscriberTopicSchema(Schema):
+    key = fields.String()
+    name = fields.String()
+    status = fields.String(metadata={"description": "subscribed, or left (on the preference page)"})
+
+
+class SubscriberWithTopicsSchema(SubscriberSchema):
+    topics = fields.List(fields.Nested(SubscriberTopicSchema))
+
+
+class SubscriberDetailSchema(SubscriberWithTopicsSchema):
     scores = fields.Nested(ScoresSchema, allow_none=True,
                            metadata={"description": "The latest churn risk, engagement and best send hour; "
                                                     "null until the account is scored"})
@@ -50,6 +65,7 @@ class SubscriberQuerySchema(Schema):
     tag = fields.String(validate=text(64))
     email = fields.String(validate=text(320),
                           metadata={"description": "Part of the address (case-insensitive)"})
+    topic = fields.String(validate=text(100), metadata={"description": "A topic's key: its subscribed members"})
 
 
 class ImportAcceptedSchema(Schema):

@@ -274,3 +274,20 @@ def test_no_hostile_value_in_any_field_gets_a_server_error_or_writes_a_bad_row(c
             assert as_form.status_code in (200, 422, 429), (field, value, as_form.get_data())
     for email in subscribers():
         assert "\n" not in email and "\x00" not in email and "<" not in email
+
+
+def test_a_form_post_goes_to_the_accounts_own_thank_you_page_when_it_set_one(client, alice, ip):
+    key = form_key(client, alice)
+    for bad in ("javascript:alert(1)", "ftp://acme.test/x", "not a url"):
+        refused = client.patch("/api/v1/account", json={"form_redirect_url": bad}, headers=alice.headers)
+        assert refused.status_code == 422 and "form_redirect_url" in refused.get_json()["errors"]["json"]
+    thanks = "https://acme.test/thanks?from=form"
+    set_ = client.patch("/api/v1/account", json={"form_redirect_url": thanks}, headers=alice.headers)
+    assert set_.status_code == 200 and set_.get_json()["form_redirect_url"] == thanks
+    real = client.post(f"/subscribe/{key}", data={"email": "ada@example.com"}, **ip)
+    bot = client.post(f"/subscribe/{key}", data={"email": "bot@example.com", "website": "x"}, **ip)
+    assert [(r.status_code, r.headers["Location"]) for r in (real, bot)] == [(303, thanks)] * 2
+    assert client.post(f"/subscribe/{key}", json={"email": "bea@example.com"}, **ip).status_code == 202
+    assert client.patch("/api/v1/account", json={"form_redirect_url": None},
+                        headers=alice.headers).get_json()["form_redirect_url"] is None
+    assert client.post(f"/subscribe/{key}", data={"email": "cy@example.com"}, **ip).status_code == 200

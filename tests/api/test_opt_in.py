@@ -291,3 +291,19 @@ def test_a_form_post_goes_to_the_accounts_own_thank_you_page_when_it_set_one(cli
     assert client.patch("/api/v1/account", json={"form_redirect_url": None},
                         headers=alice.headers).get_json()["form_redirect_url"] is None
     assert client.post(f"/subscribe/{key}", data={"email": "cy@example.com"}, **ip).status_code == 200
+
+
+def test_a_pending_subscriber_starts_no_triggered_sequence(client, alice, ip):
+    key = form_key(client, alice)
+    body = {"name": "Buyers", "steps": [{"type": "email", "subject": "Hi", "text": "Hello"}],
+            "settings": {"trigger": {"type": "event", "event": "purchase"}}}
+    sequence = client.post(SEQUENCES, json=body, headers=alice.headers).get_json()
+    assert client.post(f"{SEQUENCES}/{sequence['id']}/activate", headers=alice.headers).status_code == 200
+    client.post(f"/subscribe/{key}", json={"email": "ada@example.com"}, **ip)
+    event = client.post("/api/v1/events", json={"email": "ada@example.com", "name": "purchase"}, headers=alice.headers)
+    assert event.status_code in (200, 201, 202), event.get_json()
+    assert enrolled() == []
+    token = token_of(confirmations()[0])
+    assert client.get(f"/subscribe/confirm/{token}").status_code == 200
+    client.post("/api/v1/events", json={"email": "ada@example.com", "name": "purchase"}, headers=alice.headers)
+    assert len(enrolled()) == 1, "once confirmed, the same event starts it"

@@ -45,6 +45,9 @@ class Account(Base):
     opt_in: Mapped[str] = mapped_column(String(10), server_default="single", default="single")
     # Addresses the account's subscribe form (/subscribe/<form_key>); shown to the account.
     form_key: Mapped[str | None] = mapped_column(String(32), index=True, unique=True, default=new_form_key)
+    # Where a browser goes after posting the form (the account's own thank-you page);
+    # None: the platform's small one. Set by the account, so no open redirect.
+    form_redirect_url: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

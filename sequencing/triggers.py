@@ -1,7 +1,9 @@
 """Enrolling subscribers when something happens: a tag added, a custom event, a
 subscriber created.
 
-A sequence's ``settings.trigger`` says what starts it. Event triggers may be keyed
+A sequence's ``settings.trigger`` says what starts it, for an ``active`` subscriber
+only (a pending one has not confirmed; an unsubscribed one would be exited at
+once), and in a sequence with a ``settings.topic`` only for the topic's members. Event triggers may be keyed
 (``key_property``, e.g. ``cart_id``): each distinct key runs its own instance of
 the sequence, so a subscriber with two abandoned carts gets two flows, and those
 instances only see events that carry their own key.
@@ -16,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from audience.topics import members_of
 from core.flow import record
-from models import Enrollment, Sequence
+from models import Enrollment, Sequence, Subscriber
 from models.bulk import insert_ignoring_conflicts
 from sequencing.enroll import next_run
 from sequencing.holdout import holdout_percent, is_held_out
@@ -56,6 +58,12 @@ def enroll_triggered(session: Session, sequences: list[Sequence], account_id: in
                      now: datetime, properties: dict[str, Any] | None = None) -> int:
     """Enroll ``subscriber_id`` into ``sequences`` (from ``triggered``), each as its
     re-entry rule allows; returns how many enrollments were created."""
+    if not sequences:
+        return 0
+    status = session.scalar(select(Subscriber.status).where(Subscriber.id == subscriber_id,
+                                                            Subscriber.account_id == account_id))
+    if status != "active":
+        return 0  # as enrolling by hand: a pending (unconfirmed) or unsubscribed subscriber starts nothing
     rows = []
     for sequence in sequences:
         topic = sequence.settings.get("topic")

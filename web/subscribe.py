@@ -4,7 +4,7 @@
 copied into a page as it is: its action is absolute); ``POST`` takes it
 form-encoded or as JSON (``email``, ``first_name``?, ``topics``?) and answers the
 same whatever the address's state (audience.opt_in): JSON for JSON, a small thank-you
-page for forms. ``website`` is a honeypot: people never see it, and a post that
+page for forms, or a 303 to the account's ``form_redirect_url`` when it set one. ``website`` is a honeypot: people never see it, and a post that
 fills it is answered as a success and changes nothing.
 
 Limits: per client IP and per address (on this form), counted by the API's rate
@@ -24,7 +24,7 @@ from datetime import timedelta
 from html import escape
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, redirect, request
 from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import TooManyRequests
 
@@ -144,6 +144,8 @@ def subscribe(form_key: str) -> Response | tuple[Response, int]:
                            message_id=done.confirmation_id)
     if _wants_json():
         return jsonify({"status": "accepted", "message": thanks}), 202
+    if account.form_redirect_url:  # the account's own thank-you page (its setting, so no open redirect)
+        return redirect(account.form_redirect_url, code=303)
     return _page("Thank you", f"<h1>Thank you</h1><p>{escape(thanks)}</p>")
 
 

@@ -133,7 +133,8 @@ def unsubscribe(token: str) -> Response:
         return _page("Email preferences", _preferences(topics))
     leaving = request.form.get("leave")
     if leaving is not None and request.form.get("List-Unsubscribe") is None:
-        left = leave_topic_by_link(session, link, int(leaving), utcnow()) if leaving.isdigit() and len(leaving) < 10 else None
+        topic_id = int(leaving) if leaving.isascii() and leaving.isdigit() and len(leaving) < 10 else None
+        left = leave_topic_by_link(session, link, topic_id, utcnow()) if topic_id is not None else None
         session.commit()
         topics = topics_by_link(session, link) or []
         notice = f"You left {left}." if left else "You were not in that topic; nothing changed."

@@ -274,3 +274,36 @@ def test_no_hostile_value_in_any_field_gets_a_server_error_or_writes_a_bad_row(c
             assert as_form.status_code in (200, 422, 429), (field, value, as_form.get_data())
     for email in subscribers():
         assert "\n" not in email and "\x00" not in email and "<" not in email
+
+
+def test_a_form_post_goes_to_the_accounts_own_thank_you_page_when_it_set_one(client, alice, ip):
+    key = form_key(client, alice)
+    for bad in ("javascript:alert(1)", "ftp://acme.test/x", "not a url"):
+        refused = client.patch("/api/v1/account", json={"form_redirect_url": bad}, headers=alice.headers)
+        assert refused.status_code == 422 and "form_redirect_url" in refused.get_json()["errors"]["json"]
+    thanks = "https://acme.test/thanks?from=form"
+    set_ = client.patch("/api/v1/account", json={"form_redirect_url": thanks}, headers=alice.headers)
+    assert set_.status_code == 200 and set_.get_json()["form_redirect_url"] == thanks
+    real = client.post(f"/subscribe/{key}", data={"email": "ada@example.com"}, **ip)
+    bot = client.post(f"/subscribe/{key}", data={"email": "bot@example.com", "website": "x"}, **ip)
+    assert [(r.status_code, r.headers["Location"]) for r in (real, bot)] == [(303, thanks)] * 2
+    assert client.post(f"/subscribe/{key}", json={"email": "bea@example.com"}, **ip).status_code == 202
+    assert client.patch("/api/v1/account", json={"form_redirect_url": None},
+                        headers=alice.headers).get_json()["form_redirect_url"] is None
+    assert client.post(f"/subscribe/{key}", data={"email": "cy@example.com"}, **ip).status_code == 200
+
+
+def test_a_pending_subscriber_starts_no_triggered_sequence(client, alice, ip):
+    key = form_key(client, alice)
+    body = {"name": "Buyers", "steps": [{"type": "email", "subject": "Hi", "text": "Hello"}],
+            "settings": {"trigger": {"type": "event", "event": "purchase"}}}
+    sequence = client.post(SEQUENCES, json=body, headers=alice.headers).get_json()
+    assert client.post(f"{SEQUENCES}/{sequence['id']}/activate", headers=alice.headers).status_code == 200
+    client.post(f"/subscribe/{key}", json={"email": "ada@example.com"}, **ip)
+    event = client.post("/api/v1/events", json={"email": "ada@example.com", "name": "purchase"}, headers=alice.headers)
+    assert event.status_code in (200, 201, 202), event.get_json()
+    assert enrolled() == []
+    token = token_of(confirmations()[0])
+    assert client.get(f"/subscribe/confirm/{token}").status_code == 200
+    client.post("/api/v1/events", json={"email": "ada@example.com", "name": "purchase"}, headers=alice.headers)
+    assert len(enrolled()) == 1, "once confirmed, the same event starts it"

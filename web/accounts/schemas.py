@@ -8,7 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from accounts.webhook_secret import DEFAULT_GRACE, MAX_GRACE
 from delivery.mime import is_writable_address
 from models.account import OPT_IN_MODES
-from web.validators import one_line, text
+from web.validators import no_nul, one_line, text
 
 
 def writable_sender(value: str) -> None:
@@ -41,6 +41,10 @@ class AccountUpdateSchema(Schema):
     postal_address = fields.String(allow_none=True, validate=text(500, min_len=0), metadata={
         "description": "Printed in the compliance footer of marketing email (CAN-SPAM asks for it)."})
     opt_in = fields.String(validate=validate.OneOf(OPT_IN_MODES), metadata={"description": _OPT_IN})
+    form_redirect_url = fields.URL(allow_none=True, schemes={"http", "https"}, require_tld=False,
+                                   validate=[validate.Length(max=2000), no_nul], metadata={
+                                       "description": "Where a browser goes after posting the subscribe form (your "
+                                                      "own thank-you page); null: the platform's own"})
 
 
 def _subscribe_url(account: Any) -> str | None:
@@ -56,6 +60,7 @@ class AccountSchema(Schema):
     postal_address = fields.String(allow_none=True)
     opt_in = fields.String(metadata={"description": _OPT_IN})
     form_key = fields.String(allow_none=True, metadata={"description": "The public key of the subscribe form"})
+    form_redirect_url = fields.String(allow_none=True)
     subscribe_url = fields.Function(_subscribe_url, metadata={
         "description": "The subscribe form: GET for an embeddable HTML form, POST form-encoded or JSON"})
     created_at = fields.DateTime()

@@ -6,10 +6,11 @@ Create Date: 2026-12-06 10:20:00
 
 Two columns on accounts: ``opt_in`` ("single" or "double", default "single", so
 accounts behave as before) and ``form_key``, the random public key addressing the
-account's subscribe form (``/subscribe/<form_key>``), unique. Existing accounts are
-each given a key here. Subscribers gain the status "pending" (a plain string
+account's subscribe form (``/subscribe/<form_key>``), unique, and
+``form_redirect_url``, where a browser goes after posting it (NULL: the platform's
+own thank-you page). Existing accounts are each given a key here. Subscribers gain the status "pending" (a plain string
 column), and a partial index of the pending ones by creation time, for the job
-that expires them. Downgrade drops the index and both columns; pending subscribers
+that expires them. Downgrade drops the index and the three columns; pending subscribers
 are deleted first, as nothing older than this revision knows the status.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ PENDING = sa.text("status = 'pending'")
 def upgrade() -> None:
     op.add_column("accounts", sa.Column("opt_in", sa.String(length=10), server_default="single", nullable=False))
     op.add_column("accounts", sa.Column("form_key", sa.String(length=32), nullable=True))
+    op.add_column("accounts", sa.Column("form_redirect_url", sa.String(length=2000), nullable=True))
     accounts = sa.table("accounts", sa.column("id", sa.Integer()), sa.column("form_key", sa.String()))
     connection = op.get_bind()
     for (account_id,) in connection.execute(sa.select(accounts.c.id)).all():
@@ -47,5 +49,6 @@ def downgrade() -> None:
     op.drop_index("ix_accounts_form_key", table_name="accounts")
     # Batch mode: SQLite before 3.35 cannot drop a column in place.
     with op.batch_alter_table("accounts") as batch:
+        batch.drop_column("form_redirect_url")
         batch.drop_column("form_key")
         batch.drop_column("opt_in")

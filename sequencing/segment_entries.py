@@ -3,8 +3,8 @@
 
 A segment's members are a query, not rows, so entering is found by comparison:
 ``segment_members`` keeps who was in at the last check; each check (beat, every
-minute) inserts the members not yet there (``INSERT ... SELECT ... ON CONFLICT DO
-NOTHING RETURNING``: the entrants), deletes those no longer members, and enrolls
+minute) deletes those no longer members, inserts the members not yet there
+(``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING``: the entrants), and enrolls
 the entrants into the segment's active triggered sequences, all in one
 transaction per segment. Set-wise: three statements and one enrollment insert per
 sequence, however many members there are.
@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, literal, select
+from sqlalchemy import delete, exists, literal, select
 from sqlalchemy.orm import Session
 
 from audience.segment_filter import member_ids
@@ -48,13 +48,20 @@ def segments_to_check(session: Session) -> list[int]:
 
 
 def _entrants(session: Session, segment: Segment, now: datetime) -> list[int]:
-    """Bring the snapshot up to date; return who entered since the last check."""
+    """Bring the snapshot up to date; return who entered since the last check.
+
+    Both statements are correlated (NOT) EXISTS, which PostgreSQL runs as a hash
+    anti-/semi-join: ``NOT IN (subquery)`` degrades to a rescan of the members per
+    row once they outgrow ``work_mem`` (a million members never finished)."""
     members = member_ids(segment.account_id, segment.filter, now)
-    session.execute(delete(SegmentMember).where(SegmentMember.segment_id == segment.id,
-                                                SegmentMember.subscriber_id.not_in(members)))
+    session.execute(delete(SegmentMember).where(
+        SegmentMember.segment_id == segment.id,
+        ~exists(members.where(Subscriber.id == SegmentMember.subscriber_id))))
     table = SegmentMember.__table__
-    new = select(literal(segment.id), Subscriber.id, literal(now, type_=table.c.entered_at.type)).where(
-        Subscriber.id.in_(members))
+    known = select(SegmentMember.id).where(SegmentMember.segment_id == segment.id,
+                                           SegmentMember.subscriber_id == Subscriber.id)
+    new = members.with_only_columns(literal(segment.id), Subscriber.id,
+                                    literal(now, type_=table.c.entered_at.type)).where(~exists(known))
     statement = (dialect_insert(session, table)
                  .from_select(["segment_id", "subscriber_id", "entered_at"], new)
                  .on_conflict_do_nothing(index_elements=["segment_id", "subscriber_id"])

@@ -136,6 +136,18 @@ def test_only_the_segments_own_account_and_active_sequences_are_fed(client, alic
     assert _enrolled(session, other) == []  # a draft is not fed
 
 
+def test_a_deleted_segment_feeds_nothing_and_breaks_nothing(client, alice, session):
+    _people(session, alice, ("ann@example.com", ["vip"]))
+    segment_id = _segment(client, alice, {"tag": "vip"})
+    sequence_id = _triggered_sequence(client, alice, segment_id)
+    check_segment(session, segment_id, utcnow())
+    assert session.scalars(select(SegmentMember.id)).all() != []
+    assert client.delete(f"{URL}/{segment_id}", headers=alice.headers).status_code == 204
+    assert session.scalars(select(SegmentMember.id)).all() == []  # the snapshot went with it
+    assert check_segment(session, segment_id, utcnow()) == 0
+    assert _enrolled(session, sequence_id) == []
+
+
 def test_beats_task_checks_every_triggering_segment(client, alice, session):
     from tasks.app import app
     from tasks.audience import check_segment_entries

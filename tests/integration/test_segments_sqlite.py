@@ -11,7 +11,8 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from audience.segment_filter import member_ids
-from models import Segment, Subscriber
+from models import Enrollment, Segment, Sequence, Subscriber
+from sequencing.segment_enroll import enroll_segment
 from sequencing.segment_entries import check_segment
 from tests.support import audience_rows
 from tests.support.database import sqlite_engine
@@ -43,7 +44,11 @@ def test_the_entry_snapshot_works_on_sqlite(tmp_path: Path):
         ann = Subscriber(account_id=alice, email="ann@example.com", tags=["vip"], attributes={})
         bob = Subscriber(account_id=alice, email="bob@example.com", tags=[], attributes={})
         segment = Segment(account_id=alice, name="VIPs", filter={"tag": "vip"}, created_at=now, updated_at=now)
-        s.add_all([ann, bob, segment])
+        sequence = Sequence(account_id=alice, name="Welcome", status="active",
+                            settings={"trigger": {"type": "segment_entered", "segment_id": 0}})
+        s.add_all([ann, bob, segment, sequence])
+        s.flush()
+        sequence.settings = {"trigger": {"type": "segment_entered", "segment_id": segment.id}}
         s.flush()
         check_segment(s, segment.id, now)
         bob.tags = ["vip"]
@@ -53,4 +58,6 @@ def test_the_entry_snapshot_works_on_sqlite(tmp_path: Path):
         members = s.execute(text("SELECT subscriber_id FROM segment_members WHERE segment_id = :s"),
                             {"s": segment.id}).scalars().all()
         assert members == [bob.id]
+        assert s.scalars(select(Enrollment.subscriber_id)).all() == [bob.id]  # the entrant, enrolled
+        assert enroll_segment(s, alice, sequence.id, segment.id, now) == (0, 1)  # already in
         assert s.scalar(select(Segment.members_at).where(Segment.id == segment.id)) == now + timedelta(minutes=1)

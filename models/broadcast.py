@@ -51,6 +51,7 @@ class Broadcast(Base):
     # How the winner was chosen: the decision rule's status and the counts it saw.
     decision: Mapped[dict[str, Any] | None] = mapped_column()
     audience_size: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)  # why sending stopped (its segment was deleted, say)
     preflight_overridden: Mapped[bool] = mapped_column(Boolean, default=False)
     next_run_at: Mapped[datetime | None]
     claimed_until: Mapped[datetime | None]

@@ -53,4 +53,7 @@ def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
         # claims are conditional, so a doubled run drafts nothing twice.
         "ai-sweep": _every("ai.sweep", 60.0, "ai"),
         "warming-read-results": _every("warming.read_results", 300.0, "default"),
+        # Broadcasts' steps (start, a test's decision, finish), each claimed under a
+        # lease and committed with its bookkeeping, so a doubled run does nothing twice.
+        "broadcasts-run-due": _every("broadcasts.run_due", tick_seconds, "default", expires=max(tick_seconds * 2, 1.0)),
     }

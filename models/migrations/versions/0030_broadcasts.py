@@ -55,6 +55,7 @@ def upgrade() -> None:
         sa.Column("winner", sa.String(length=100), nullable=True),
         sa.Column("decision", JSON, nullable=True),
         sa.Column("audience_size", sa.Integer(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
         sa.Column("preflight_overridden", sa.Boolean(), nullable=False),
         sa.Column("next_run_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),

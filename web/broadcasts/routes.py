@@ -44,7 +44,8 @@ _errors = map_errors(
 
 
 def _detail(row: Broadcast) -> dict[str, Any]:
-    return {**BroadcastSchema().dump(row), "counts": counts(get_db(), row)}
+    columns = {column.key: getattr(row, column.key) for column in Broadcast.__table__.columns}
+    return {**columns, "counts": counts(get_db(), row)}
 
 
 @blp.route("")

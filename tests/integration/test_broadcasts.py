@@ -190,3 +190,30 @@ def test_broadcast_messages_count_toward_a_sequences_frequency_cap():
     with db.session_scope() as s:
         got = set(s.scalars(select(Message.subscriber_id).where(Message.sequence_id == seq)))
     assert got == {other}, "the broadcast took the first one's one slot of the day; the other's was free"
+
+
+def test_the_embedded_sqlite_default_sends_a_tested_local_time_broadcast(tmp_path, smtp):
+    """The same statements on SQLite: the set-wise insert with its CASEs, the draw,
+    the decision's UPDATE, the sender's broadcast path."""
+    from tests.support.database import embedded_sqlite
+
+    with embedded_sqlite(tmp_path):
+        acct = factories.account_row(T0)
+        ids = factories.subscribers(acct, 120, timezone="Asia/Tokyo")
+        topic_with(acct, ids)
+        bid = scheduled(acct, T0, local_time="09:00", variants=[{"name": "A", "subject": "a"}, {"name": "B"}],
+                        test={"percent": 50, "wait_seconds": 60})
+        assert step(T0) == "testing"
+        rows = messages(bid)
+        assert len(rows) == 120 and {m.idempotency_key for m in rows} == {f"broadcast:{bid}:{i}" for i in ids}
+        test_share = {m.id for m in rows if m.variant}
+        assert 30 < len(test_share) < 90
+        send_due(T1)
+        assert len(smtp.handler.received) == len(test_share)
+        assert step(T0 + timedelta(seconds=60)) == "sending"
+        rest = [m for m in messages(bid) if m.id not in test_share]
+        assert {m.variant for m in rest} == {"A"}, "too few sends to tell: the first variant"
+        assert {m.retry_at for m in rest} == {datetime(2026, 12, 8, 0, 0, tzinfo=timezone.utc)}  # 09:00 in Tokyo
+        send_due(datetime(2026, 12, 8, 0, 0, 1, tzinfo=timezone.utc))
+        assert len(smtp.handler.received) == 120
+        assert step(datetime(2026, 12, 8, 0, 1, tzinfo=timezone.utc)) == "sent"

@@ -28,7 +28,9 @@ def local_moment(now: datetime, hhmm: str, tz_name: str | None) -> datetime:
     tz = zone(tz_name)
     hours, minutes = (int(part) for part in hhmm.split(":"))
     local = now.astimezone(tz)
-    for days in (0, 1, 2):  # a day whose hh:mm does not exist (a DST gap) moves on
+    # A wall time the clock change skips (a DST gap) is read with the offset before
+    # it (zoneinfo's fold=0), so 02:30 on the night clocks go 02:00 -> 03:00 is 03:30.
+    for days in (0, 1, 2):
         day = (local + timedelta(days=days)).date()
         moment = datetime.combine(day, time(hours, minutes), tz)
         if moment >= now:

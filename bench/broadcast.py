@@ -86,8 +86,10 @@ def queue_in_process(account: int, **fields: object) -> tuple[float, int]:
     with db.get_engine().connect() as conn:
         written = conn.execute(text("SELECT count(*) FROM messages WHERE broadcast_id = :b"),
                                {"b": broadcast_id}).scalar()
-        # Not sent here: the next queueing run starts from an outbox as empty of due rows.
-        conn.execute(text("UPDATE messages SET status = 'failed', error = 'bench' WHERE broadcast_id = :b"),
+        # Nothing sends here (no workers run); the next run queues beside these rows, as
+        # a broadcast does into an outbox that holds earlier ones, and this one's later
+        # steps are not the next run's to take.
+        conn.execute(text("UPDATE broadcasts SET status = 'sent', next_run_at = NULL WHERE id = :b"),
                      {"b": broadcast_id})
         conn.commit()
     return elapsed, int(written or 0)

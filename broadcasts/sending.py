@@ -81,11 +81,12 @@ def _start(session: Session, broadcast: Broadcast, now: datetime) -> None:
     subjects = content(session, broadcast)
     names = [v["name"] for v in broadcast.variants or []]
     test = broadcast.test or None
+    now_at = literal(now, UTCDateTime())
     hour_of = select(SubscriberScore.best_send_hour).where(SubscriberScore.subscriber_id == Subscriber.id) \
         .scalar_subquery()
-    due = due_expression(session, members, now, broadcast.local_time, broadcast.best_time, Subscriber.timezone,
-                         hour_of)
-    now_at = literal(now, UTCDateTime())
+    # A test's share goes at once and the rest is held: their moments come at the decision.
+    due = now_at if test else due_expression(session, members, now, broadcast.local_time, broadcast.best_time,
+                                             Subscriber.timezone, hour_of)
     if names:
         pick = _draw(broadcast.id, _HASH_B) % len(names)
         variant: Any = _by_variant(names, pick)
@@ -96,7 +97,7 @@ def _start(session: Session, broadcast: Broadcast, now: datetime) -> None:
         in_test = _draw(broadcast.id, _HASH_A) % 100 < int(test["percent"])
         variant = case((in_test, variant), else_=null())
         subject = case((in_test, subject), else_=literal(subjects[None]))
-        due = case((in_test, now_at), else_=literal(HELD_UNTIL, UTCDateTime()))
+        due = case((in_test, due), else_=literal(HELD_UNTIL, UTCDateTime()))
     rows = select(
         literal(broadcast.account_id, Integer), Subscriber.id, literal(broadcast.id, Integer), variant,
         literal(f"broadcast:{broadcast.id}:") + cast(Subscriber.id, String), literal("queued"), Subscriber.email,

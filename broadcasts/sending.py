@@ -135,7 +135,8 @@ def _decide(session: Session, broadcast: Broadcast, now: datetime) -> None:
 
 
 def unfinished(session: Session, broadcast_id: int) -> bool:
-    """Whether any message of the broadcast may still be sent (the partial index of its unsettled rows)."""
+    """Whether any message of the broadcast may still be sent (through its partial index,
+    or the index of every unsettled message, whichever the planner finds smaller)."""
     return bool(session.scalar(select(exists().where(Message.broadcast_id == broadcast_id,
                                                      literal_column("NOT settled")))))
 

@@ -23,9 +23,8 @@ MESSAGE_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "suppress
 # A message in one of these is finished: nothing will send it again.
 SETTLED = "status IN ('sent', 'failed', 'suppressed')"
 UNSETTLED = text("NOT settled")
-# Only a broadcast's rows are in its indexes, so the sequences' sends pay nothing for them.
+# Only a broadcast's rows are in its index, so the sequences' sends pay nothing for it.
 OF_BROADCAST = text("broadcast_id IS NOT NULL")
-BROADCAST_UNSETTLED = text("broadcast_id IS NOT NULL AND NOT settled")
 
 
 class Message(Base):
@@ -33,8 +32,6 @@ class Message(Base):
     __table_args__ = (Index("ix_messages_unsettled", "retry_at", postgresql_where=UNSETTLED, sqlite_where=UNSETTLED),
                       Index("ix_messages_broadcast_id", "broadcast_id", "variant", postgresql_where=OF_BROADCAST,
                             sqlite_where=OF_BROADCAST),
-                      Index("ix_messages_broadcast_unsettled", "broadcast_id", postgresql_where=BROADCAST_UNSETTLED,
-                            sqlite_where=BROADCAST_UNSETTLED),
                       IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)

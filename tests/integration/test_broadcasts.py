@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 
 from analytics.events import record_event
 from broadcasts import lifecycle
+from broadcasts.report import counts
 from broadcasts.sending import HELD_UNTIL, claim_due, run_step
 from models import Broadcast, Message, SubscriberScore, Subscriber, Suppression, db
 from tests.support import factories
@@ -123,6 +124,12 @@ def _run_test(smtp, opens: dict[str, float], members: int = 400) -> tuple[int, l
             for m in mine[:int(len(mine) * rate)]:
                 record_event(s, account_id=acct, subscriber_id=m.subscriber_id, name="opened", now=T0,
                              message_id=m.id)
+    with db.session_scope() as s:  # what GET /broadcasts/{id} shows while it waits
+        shown = counts(s, s.get(Broadcast, bid))
+    for variant, rate in opens.items():
+        mine = [m for m in test_share if m.variant == variant]
+        assert shown[variant]["sent"] == len(mine) and shown[variant]["opened"] == int(len(mine) * rate)
+    assert shown["held"]["queued"] == len(held) and shown["held"]["sent"] == 0
     assert step(T0 + timedelta(minutes=59)) is None, "the test waits its wait_seconds"
     decided_at = T0 + timedelta(hours=1)
     assert step(decided_at) == "sending"

@@ -148,3 +148,33 @@ def test_a_segment_audience_is_its_active_members(client, alice):
     step(utcnow() + timedelta(seconds=1))
     body = client.get(f"/api/v1/broadcasts/{bid}", headers=alice.headers).get_json()
     assert body["audience_size"] == len(vip) == 2
+
+
+def test_get_shows_the_subject_tests_winner_and_how_it_was_chosen(client, alice):
+    from sqlalchemy import select, update
+
+    from analytics.events import record_event
+    from models import Message
+
+    topic_with(alice.account_id, factories.subscribers(alice.account_id, 400))
+    body = {**CLEAN, "variants": [{"name": "A"}, {"name": "B", "subject": "Better"}],
+            "test": {"percent": 50, "metric": "clicked", "wait_seconds": 600}}
+    bid = _create(client, alice, body).get_json()["id"]
+    client.post(f"/api/v1/broadcasts/{bid}/schedule", headers=alice.headers)
+    start = utcnow() + timedelta(seconds=1)
+    assert step(start) == "testing"
+    shown = client.get(f"/api/v1/broadcasts/{bid}", headers=alice.headers).get_json()
+    assert shown["status"] == "testing" and shown["winner"] is None and shown["counts"]["held"]["queued"] > 100
+    with db.session_scope() as s:  # the test share went out, and B's readers clicked
+        s.execute(update(Message).where(Message.broadcast_id == bid, Message.variant.is_not(None))
+                  .values(status="sent"))
+        for message_id, subscriber_id in s.execute(select(Message.id, Message.subscriber_id).where(
+                Message.broadcast_id == bid, Message.variant == "B")):
+            record_event(s, account_id=alice.account_id, subscriber_id=subscriber_id, name="clicked", now=start,
+                         message_id=message_id)
+    assert step(start + timedelta(seconds=600)) == "sending"
+    shown = client.get(f"/api/v1/broadcasts/{bid}", headers=alice.headers).get_json()
+    assert shown["winner"] == "B" and shown["decision"]["status"] == "decided"
+    assert shown["decision"]["metric"] == "clicked" and "held" not in shown["counts"]
+    assert shown["counts"]["B"]["clicked"] == shown["counts"]["B"]["sent"] > 0
+    assert shown["counts"]["A"]["clicked"] == 0

@@ -3,7 +3,6 @@ from its messages (their status) and the events recorded for them, both through
 the partial index of broadcast messages."""
 from __future__ import annotations
 
-from typing import Any
 
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session

@@ -26,6 +26,7 @@ task_routes = {
     "sequencing.*": {"queue": "default"},
     "audience.*": {"queue": "default"},
     "warming.*": {"queue": "default"},
+    "broadcasts.*": {"queue": "default"},
     "sending.*": {"queue": "send"},
     "webhooks.*": {"queue": "webhooks"},
     "ai.*": {"queue": "ai"},

@@ -48,7 +48,7 @@ _COLUMNS = MESSAGES.c
 
 # What sending a claimed message needs of its row, returned by the claim itself.
 CLAIMED_COLUMNS = ("id", "account_id", "subscriber_id", "step_id", "variant", "attempts", "to_email",
-                   "idempotency_key", "in_doubt_since", "crashes", "deferred_since", "error")
+                   "idempotency_key", "in_doubt_since", "crashes", "deferred_since", "error", "broadcast_id")
 
 
 def _claim_statement() -> Any:

@@ -55,7 +55,7 @@ from delivery.providers.http import DEFAULT_TIMEOUT as HTTP_TIMEOUT
 from delivery.smtp import SmtpConfig
 from delivery.tracking import Tracker
 from delivery.unsubscribe import bounce_by_message
-from models import Account, Sequence, Step, Subscriber, Suppression, Template
+from models import Account, Broadcast, Sequence, Step, Subscriber, Suppression, Template
 from models.base import utcnow
 
 
@@ -100,10 +100,10 @@ class SenderIdentity:
     dkim: DkimKey | None = None
 
 
-def _content(session: Session, account_id: int, step: Row[Any], variant: str | None) -> tuple[str, str | None, str | None]:
-    """Subject and bodies for a step: its template, overridden by the step's own
-    fields, overridden by the chosen variant's."""
-    config = dict(step.config)
+def _content(session: Session, account_id: int, email: dict[str, Any], variant: str | None) -> tuple[str, str | None, str | None]:
+    """Subject and bodies for a step's config (or a broadcast's): its template,
+    overridden by its own fields, overridden by the chosen variant's."""
+    config = dict(email)
     if config.get("template_id"):
         template = session.get(Template, config["template_id"])
         if template is not None and template.account_id == account_id:
@@ -122,6 +122,9 @@ SUBSCRIBER_COLUMNS = (Subscriber.id, Subscriber.email, Subscriber.first_name, Su
                       Subscriber.attributes, Subscriber.tags, Subscriber.status)
 STEP_COLUMNS = (Step.id, Step.sequence_id, Step.config)
 SEQUENCE_COLUMNS = (Sequence.id, Sequence.settings)
+# A broadcast's content and whether it may still go (a cancelled one sends nothing more).
+BROADCAST_COLUMNS = (Broadcast.id, Broadcast.account_id, Broadcast.status, Broadcast.topic, Broadcast.subject,
+                     Broadcast.html, Broadcast.text, Broadcast.template_id, Broadcast.variants)
 ACCOUNT_COLUMNS = (Account.id, Account.from_email, Account.from_name, Account.postal_address,
                    Account.dkim_selector, Account.dkim_domain, Account.dkim_private_key)
 
@@ -163,12 +166,16 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
     steps = _by_id(connection, STEP_COLUMNS, {m.step_id for m in messages})
     sequences = _by_id(connection, SEQUENCE_COLUMNS, {s.sequence_id for s in steps.values()})
     accounts = _by_id(connection, ACCOUNT_COLUMNS, {m.account_id for m in messages})
+    # Only a batch holding broadcast messages reads broadcasts: the sequences' path pays one set.
+    broadcast_ids = {m.broadcast_id for m in messages if m.broadcast_id is not None}
+    broadcasts = _by_id(connection, BROADCAST_COLUMNS, broadcast_ids) if broadcast_ids else {}
     # An account's own key (signing for its domain is what makes From its domain pass
     # DMARC alignment), else the platform's, else none.
     signing = {account_id: account_key(row) or fallback.dkim for account_id, row in accounts.items()}
     contents: dict[tuple[int, int, str | None], tuple[str, str | None, str | None]] = {}
-    confirmations = confirmation.confirmation_contents(session, [m.id for m in messages if m.step_id is None])
-    topic_members = _topic_members(session, messages, steps, sequences)
+    confirmations = confirmation.confirmation_contents(
+        session, [m.id for m in messages if m.step_id is None and m.broadcast_id is None])
+    topic_members = _topic_members(session, messages, steps, sequences, broadcasts)
     outgoing: list[Outgoing] = []
     for message in messages:
         subscriber = subscribers.get(message.subscriber_id)
@@ -193,11 +200,16 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
         if (message.account_id, recipients[message.to_email]) in suppressed:
             outbox.mark_suppressed(session, message.id, "address on the suppression list", now)
             continue
+        broadcast = broadcasts.get(message.broadcast_id) if message.broadcast_id is not None else None
         step = steps.get(message.step_id) if message.step_id else None
-        if step is None:
+        if broadcast is not None and broadcast.status == "cancelled":
+            outbox.mark_suppressed(session, message.id, "broadcast cancelled", now)
+            continue
+        if step is None and broadcast is None:
             outbox.mark_failed(session, message.id, "the step this email belonged to was removed", now)
             continue
-        topic = (sequences[step.sequence_id].settings or {}).get("topic") if step.sequence_id in sequences else None
+        sequence = sequences.get(step.sequence_id) if step is not None else None
+        topic = _topic_of(message, steps, sequences, broadcasts)
         if topic and message.subscriber_id not in topic_members.get((message.account_id, topic), ()):
             outbox.mark_suppressed(session, message.id, f"subscriber not in the topic {topic!r}", now)
             continue
@@ -208,13 +220,14 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
             continue
         unsubscribe_url = tracker.unsubscribe_url(message.account_id, message.id)
         try:
-            key = (message.account_id, step.id, message.variant)
+            key = (message.account_id, step.id if step else -message.broadcast_id, message.variant)
             if key not in contents:
-                contents[key] = _content(session, message.account_id, step, message.variant)
+                contents[key] = _content(session, message.account_id, step.config if step else _broadcast_email(broadcast),
+                                         message.variant)
             subject, html, text = contents[key]
             rendered = render_email(subject, html, text, subscriber_context(subscriber, {"unsubscribe_url": unsubscribe_url}))
-            sequence = sequences.get(step.sequence_id)
-            transactional = is_transactional(sequence.settings if sequence else None)
+            # A broadcast is marketing mail: always the footer and List-Unsubscribe.
+            transactional = step is not None and is_transactional(sequence.settings if sequence else None)
             if not transactional:
                 # Before the tracking rewrite, which leaves links to the unsubscribe page alone.
                 rendered = add_unsubscribe_footer(rendered, unsubscribe_url, account.postal_address if account else None)
@@ -247,15 +260,25 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
     return outgoing
 
 
+def _topic_of(message: Row[Any], steps: dict[int, Row[Any]], sequences: dict[int, Row[Any]],
+              broadcasts: dict[int, Row[Any]]) -> str | None:
+    """The topic a message was sent for: its sequence's ``settings.topic`` or its
+    broadcast's audience topic (a reader who left it since must not get it)."""
+    if message.broadcast_id is not None:
+        broadcast = broadcasts.get(message.broadcast_id)
+        return broadcast.topic if broadcast is not None else None
+    step = steps.get(message.step_id) if message.step_id else None
+    sequence = sequences.get(step.sequence_id) if step is not None else None
+    return (sequence.settings or {}).get("topic") if sequence is not None else None
+
+
 def _topic_members(session: Session, messages: list[Row[Any]], steps: dict[int, Row[Any]],
-                   sequences: dict[int, Row[Any]]) -> dict[tuple[int, str], set[int]]:
+                   sequences: dict[int, Row[Any]], broadcasts: dict[int, Row[Any]]) -> dict[tuple[int, str], set[int]]:
     """(account, topic key) -> who is still in it, for the batch's messages from
-    sequences that target a topic: one query per topic, none for the usual batch."""
+    sequences or broadcasts that target a topic: one query per topic, none for the usual batch."""
     asked: dict[tuple[int, str], set[int]] = {}
     for message in messages:
-        step = steps.get(message.step_id) if message.step_id else None
-        sequence = sequences.get(step.sequence_id) if step is not None else None
-        topic = (sequence.settings or {}).get("topic") if sequence is not None else None
+        topic = _topic_of(message, steps, sequences, broadcasts)
         if topic:
             asked.setdefault((message.account_id, topic), set()).add(message.subscriber_id)
     return {(account_id, topic): members_of(session, account_id, topic, ids)
@@ -287,6 +310,12 @@ def _confirmation_email(session: Session, message: Row[Any], meta: dict[str, Any
     if dkim_key is not None:
         sign_message(email, dkim_key)
     return email, from_email
+
+
+def _broadcast_email(broadcast: Row[Any]) -> dict[str, Any]:
+    """A broadcast's content in an email step's config shape, for ``_content``."""
+    return {"subject": broadcast.subject, "html": broadcast.html, "text": broadcast.text,
+            "template_id": broadcast.template_id, "variants": broadcast.variants or []}
 
 
 def _hours(span: timedelta) -> str:

@@ -4,6 +4,7 @@ from models.account_analysis import AccountAnalysis
 from models.ai_draft import AiDraft
 from models.attribution_answer import AttributionAnswer
 from models.base import Base, utcnow
+from models.broadcast import Broadcast
 from models.enrollment import Enrollment
 from models.event import Event
 from models.experiment import ExperimentDecision, ExperimentHoldout
@@ -25,7 +26,7 @@ from models.warming import WarmingAdjustment, WarmingDay, WarmingPlan
 from models.webhook_delivery import WebhookDelivery
 
 __all__ = [
-    "Account", "AccountAnalysis", "AiDraft", "ApiKey", "AttributionAnswer", "Base", "Enrollment", "Event", "ExperimentDecision",
+    "Account", "AccountAnalysis", "AiDraft", "ApiKey", "AttributionAnswer", "Base", "Broadcast", "Enrollment", "Event", "ExperimentDecision",
     "InboundEvent", "Job", "JobPart", "Message", "MlModel", "Provider", "RollupFirst", "RollupWatermark", "Segment",
     "Sequence", "SequenceAnalysis", "SequenceRollup", "Step",
     "StepFlowRollup", "StepTransition", "Subscriber", "SubscriberScore", "Suppression", "Template", "Topic",

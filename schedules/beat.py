@@ -62,4 +62,7 @@ def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
         # Unconfirmed double opt-ins older than ESEQ_OPT_IN_EXPIRY_HOURS go; a doubled
         # run finds none left, a skipped one leaves them to the next.
         "audience-expire-pending": _every("audience.expire_pending", 900.0, "default"),
+        # Broadcasts' steps (start, a test's decision, finish), each claimed under a
+        # lease and committed with its bookkeeping, so a doubled run does nothing twice.
+        "broadcasts-run-due": _every("broadcasts.run_due", tick_seconds, "default", expires=max(tick_seconds * 2, 1.0)),
     }

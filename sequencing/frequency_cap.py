@@ -2,7 +2,7 @@
 the trailing window, and which higher-priority emails wait for the same slots.
 
 The cap counts marketing emails across every sequence of the account in the
-trailing window; transactional sequences neither count nor wait. When fewer slots
+trailing window, and every broadcast's email (queued or sent); transactional sequences neither count nor wait. When fewer slots
 are left than higher-priority sequences have emails due for this subscriber right
 now, those go first and this one looks again shortly.
 
@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from content.compliance import is_transactional
@@ -90,14 +90,16 @@ class FrequencyCaps:
         return self._recent[subscriber_id]
 
     def _load_recent(self, subscriber_ids: set[int]) -> dict[int, list[datetime]]:
-        """Marketing emails not failed or suppressed, oldest first, within the widest window of the batch."""
+        """Marketing emails not failed or suppressed, oldest first, within the widest window of the batch:
+        those of marketing sequences, and every broadcast's (a broadcast is marketing mail)."""
         since = self._now - max((_window(cap) for cap in self._caps.values()), default=timedelta(0))
         recent: dict[int, list[datetime]] = {sid: [] for sid in subscriber_ids}
         for subscriber_id, created_at in self._session.execute(
             select(Message.subscriber_id, Message.created_at)
-            .join(Sequence, Sequence.id == Message.sequence_id)
+            .outerjoin(Sequence, Sequence.id == Message.sequence_id)
             .where(Message.subscriber_id.in_(subscriber_ids), Message.created_at > since,
-                   Message.status.notin_(("failed", "suppressed")), _MARKETING)
+                   Message.status.notin_(("failed", "suppressed")),
+                   or_(Message.broadcast_id.is_not(None), and_(Sequence.id.is_not(None), _MARKETING)))
             .order_by(Message.created_at)
         ):
             recent[subscriber_id].append(created_at)

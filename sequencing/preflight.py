@@ -119,6 +119,28 @@ def check_sequence(session: Session, sequence: Sequence, dkim_domain: str | None
             continue
         for variant, content in _versions(step.config, templates.get(step.config.get("template_id"))):
             report.emails.append(_score_email(step.position, variant, content, spamassassin, account))
+    _check_sender(report, account, dkim_domain)
+    return report
+
+
+def check_email(session: Session, account_id: int, config: dict[str, Any], dkim_domain: str | None,
+                spamd: Spamd = Spamd()) -> Preflight:
+    """The same check for one email outside a sequence (a broadcast): ``config`` as an
+    email step's (subject, html, text, template_id, variants), at position 0."""
+    report = Preflight()
+    spamassassin = SpamAssassinRuns(spamd)
+    account = session.get(Account, account_id)
+    template = session.scalar(select(Template).where(Template.id == config.get("template_id"),
+                                                     Template.account_id == account_id)) \
+        if config.get("template_id") else None
+    for variant, content in _versions(config, template):
+        report.emails.append(_score_email(0, variant, content, spamassassin, account))
+    _check_sender(report, account, dkim_domain)
+    return report
+
+
+def _check_sender(report: Preflight, account: Account | None, dkim_domain: str | None) -> None:
+    """Sender-domain alignment with the DKIM domain that will sign the account's mail."""
     own_key = account_key(account)
     if own_key is not None:
         dkim_domain = own_key.domain  # the account's own key signs its mail, for its domain
@@ -126,7 +148,6 @@ def check_sequence(session: Session, sequence: Sequence, dkim_domain: str | None
         report.problems.append(f"From domain of {account.from_email} does not align with the DKIM domain {dkim_domain}")
     if dkim_domain is None:
         report.notices.append(UNSIGNED)
-    return report
 
 
 # Not a problem: an account sending only through SendGrid, Postmark or Mailgun is

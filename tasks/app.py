@@ -14,7 +14,7 @@ from settings import get_settings
 from tasks.broker import use_reused_clients
 
 TASK_MODULES = ["tasks.sequencing", "tasks.sending", "tasks.webhooks", "tasks.audience", "tasks.inbound",
-                "tasks.warming", "tasks.analytics", "tasks.ml", "tasks.ai"]
+                "tasks.warming", "tasks.analytics", "tasks.ml", "tasks.ai", "tasks.broadcasts"]
 
 use_reused_clients()
 app = Celery("eseq", include=TASK_MODULES)

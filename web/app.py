@@ -24,7 +24,8 @@ API_BLUEPRINTS = ("web.accounts.routes", "web.email_templates.routes", "web.sequ
                   "web.events.routes", "web.messages.routes",
                   "web.subscribers.routes", "web.jobs.routes", "web.providers.routes", "web.suppressions.routes",
                   "web.warming.routes", "web.ml.routes", "web.ai.routes",
-                  "web.segments.routes", "web.topics.routes")
+                  "web.segments.routes", "web.topics.routes",
+                  "web.broadcasts.routes")
 
 
 def create_app(settings: Settings | None = None) -> Flask:

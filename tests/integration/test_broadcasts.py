@@ -12,7 +12,7 @@ from analytics.events import record_event
 from broadcasts import lifecycle
 from broadcasts.report import counts
 from broadcasts.sending import HELD_UNTIL, claim_due, run_step
-from models import Broadcast, Message, SubscriberScore, Subscriber, Suppression, db
+from models import Broadcast, Message, SubscriberScore, Subscriber, Suppression, TopicSubscription, db
 from tests.support import factories
 from tests.support.broadcasts import broadcast, messages, scheduled, send_due, step, topic_with
 
@@ -47,6 +47,20 @@ def test_every_active_member_gets_it_once_and_suppression_is_obeyed(smtp):
     assert unsubscribe in html, "with the unsubscribe footer"
     # Nothing left to send: the next step finds every message settled.
     assert step(T0 + timedelta(minutes=1)) == "sent"
+
+
+def test_a_reader_who_left_the_topic_after_queueing_is_not_sent_the_topics_broadcast(smtp):
+    acct = factories.account()
+    ids = factories.subscribers(acct, 3)
+    topic_with(acct, ids)
+    bid = scheduled(acct, T0)
+    assert step(T0) == "sending" and len(messages(bid)) == 3
+    with db.session_scope() as s:  # left on the preference page while the message waited
+        s.execute(update(TopicSubscription).where(TopicSubscription.subscriber_id == ids[0]).values(status="left"))
+    send_due(T1)
+    assert sorted(r for m in smtp.handler.received for r in m.recipients) == ["user1@example.test", "user2@example.test"]
+    left = next(m for m in messages(bid) if m.subscriber_id == ids[0])
+    assert left.status == "suppressed" and "topic" in (left.error or "")
 
 
 def test_a_start_that_died_before_its_commit_is_done_again_and_a_repeated_one_adds_no_one(smtp):

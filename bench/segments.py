@@ -135,7 +135,8 @@ def enroll_and_snapshot(account: int) -> None:
         s.flush()
         print(f"enroll a segment: {count_members(s, account, segment.filter, now):,} members", flush=True)
         started = time.perf_counter()
-        enrolled, skipped = enroll_segment(s, account, sequence.id, segment.id, now)
+        outcome = enroll_segment(s, account, sequence.id, segment.id, now)
+        enrolled, skipped = outcome.enrolled, outcome.skipped
         print(f"  enrolled {enrolled:,} (skipped {skipped:,}) in {time.perf_counter() - started:.1f} s", flush=True)
         started = time.perf_counter()
         check_segment(s, everyone.id, now)

@@ -13,6 +13,7 @@ from audience.errors import ImportPayloadError
 from audience.imports import claim_import, fail_import, imports_to_resume, run_import
 from models.base import utcnow
 from models.db import session_scope
+from sequencing.segment_enroll import JOB_KIND as SEGMENT_JOB, run_segment_job
 from sequencing.segment_entries import check_segment, segments_to_check
 from settings import get_settings
 from tasks.app import app
@@ -62,16 +63,37 @@ def import_events(job_id: int) -> None:
             event_import.discard_upload(session, job_id)
 
 
+@app.task(name="audience.enroll_segment", ignore_result=True, soft_time_limit=1500, time_limit=1800)
+def enroll_segment(job_id: int) -> None:
+    """Enroll a large segment into a sequence, committing after every chunk with its
+    cursor (sequencing.segment_enroll), so a killed worker's job resumes where it stopped."""
+    lease = timedelta(seconds=get_settings().lease_seconds)
+    with session_scope() as session:
+        if not claim_import(session, job_id, utcnow(), lease, kind=SEGMENT_JOB):
+            return
+    try:
+        with session_scope() as session:
+            for _job in run_segment_job(session, job_id, utcnow, lease):
+                session.commit()
+    except Exception as exc:
+        log.exception("segment enroll failed", extra={"job_id": job_id})
+        with session_scope() as session:
+            fail_import(session, job_id, type(exc).__name__, utcnow())
+
+
 def resume_stale_imports(lease: timedelta) -> list[int]:
-    """Called by the tick: re-enqueue imports whose worker died or whose task was lost."""
+    """Called by the tick: re-enqueue imports and segment enrollments whose worker died or whose task was lost."""
     with session_scope() as session:
         ids = imports_to_resume(session, utcnow(), lease)
         events = imports_to_resume(session, utcnow(), lease, kind=event_import.KIND)
+        segments = imports_to_resume(session, utcnow(), lease, kind=SEGMENT_JOB)
     for job_id in ids:
         import_subscribers.apply_async(args=[job_id])
     for job_id in events:
         import_events.apply_async(args=[job_id])
-    return ids + events
+    for job_id in segments:
+        enroll_segment.apply_async(args=[job_id])
+    return ids + events + segments
 
 
 @app.task(name="audience.check_segment_entries", ignore_result=True)

@@ -59,5 +59,6 @@ def test_the_entry_snapshot_works_on_sqlite(tmp_path: Path):
                             {"s": segment.id}).scalars().all()
         assert members == [bob.id]
         assert s.scalars(select(Enrollment.subscriber_id)).all() == [bob.id]  # the entrant, enrolled
-        assert enroll_segment(s, alice, sequence.id, segment.id, now) == (0, 1)  # already in
+        outcome = enroll_segment(s, alice, sequence.id, segment.id, now)
+        assert (outcome.enrolled, outcome.skipped, outcome.job_id) == (0, 1, None)  # already in
         assert s.scalar(select(Segment.members_at).where(Segment.id == segment.id)) == now + timedelta(minutes=1)

@@ -14,6 +14,7 @@ from sequencing.enroll import enroll_subscribers
 from sequencing.segment_enroll import enroll_segment
 from web.auth import SECURITY, account_required, current_account_id
 from web.db import get_db
+from web.enqueue import enqueue_stored
 from web.pagination import SQLPage
 from web.sequences.domain_errors import domain_errors
 from web.sequences.schemas import (
@@ -40,21 +41,28 @@ class Enroll(MethodView):
     @blp.arguments(EnrollRequestSchema)
     @blp.response(202, EnrollResultSchema)
     @blp.doc(security=SECURITY)
-    def post(self, data: dict[str, Any], sequence_id: int) -> dict[str, int]:
+    def post(self, data: dict[str, Any], sequence_id: int) -> dict[str, int | None]:
         """Enroll up to 10,000 subscribers by id or email (unknown emails become
-        subscribers), or a segment's active members (up to 100,000). Safe to retry:
+        subscribers), or a segment's active members: up to 100,000 at once, a larger
+        segment by a job (`job_id`, polled at `GET /jobs/{id}`). Safe to retry:
         nobody is enrolled twice. 409 unless the sequence is active."""
         session = get_db()
+        job_id = None
         with domain_errors:
             if data.get("segment_id") is not None:
-                enrolled, skipped = enroll_segment(session, current_account_id(), sequence_id, data["segment_id"],
-                                                   utcnow())
+                outcome = enroll_segment(session, current_account_id(), sequence_id, data["segment_id"], utcnow())
+                enrolled, skipped, job_id = outcome.enrolled, outcome.skipped, outcome.job_id
             else:
                 enrolled, skipped = enroll_subscribers(
                     session, current_account_id(), sequence_id,
                     subscriber_ids=data["subscriber_ids"], emails=data["emails"], now=utcnow(),
                 )
         session.commit()
+        if job_id is not None:
+            from tasks.audience import enroll_segment as enroll_segment_task  # the Celery app loads only when needed
+            enqueue_stored(enroll_segment_task, (job_id,), "segment enrollment", "the tick will resume it",
+                           job_id=job_id)
+            return {"enrolled": enrolled, "skipped": skipped, "job_id": job_id}
         return {"enrolled": enrolled, "skipped": skipped}
 
 

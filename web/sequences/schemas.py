@@ -76,6 +76,9 @@ class EnrollRequestSchema(Schema):
 class EnrollResultSchema(Schema):
     enrolled = fields.Integer()
     skipped = fields.Integer()
+    job_id = fields.Integer(allow_none=True, metadata={
+        "description": "Set when a segment was too large to enroll in the request: the job enrolling it "
+                       "(GET /jobs/{id}; its result counts enrolled and skipped)"})
 
 
 class EnrollmentSchema(Schema):

@@ -17,6 +17,9 @@ ML_SCORE_EVERY_SECONDS = 86400.0
 # events or subscribers arrived: weekly figures need no fresher, and a million
 # subscribers cost the pool about ten seconds each time.
 ANALYSES_EVERY_SECONDS = 900.0
+# Event subscriptions: how stale a delivered event may be, and the cost of one
+# index probe per subscription per run.
+FEED_EVERY_SECONDS = 5.0
 
 
 def _every(task: str, seconds: float, queue: str, expires: float | None = None) -> dict[str, Any]:
@@ -53,4 +56,7 @@ def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
         # claims are conditional, so a doubled run drafts nothing twice.
         "ai-sweep": _every("ai.sweep", 60.0, "ai"),
         "warming-read-results": _every("warming.read_results", 300.0, "default"),
+        # Each run reads from the subscriptions' cursors under a lock per
+        # subscription, so a doubled run batches nothing twice (webhooks.event_feed).
+        "webhooks-feed-events": _every("webhooks.feed_events", FEED_EVERY_SECONDS, "webhooks"),
     }

@@ -23,7 +23,7 @@ API_BLUEPRINTS = ("web.accounts.routes", "web.email_templates.routes", "web.sequ
                   "web.sequences.analytics", "web.sequences.holdout", "web.analytics.routes",
                   "web.events.routes", "web.messages.routes",
                   "web.subscribers.routes", "web.jobs.routes", "web.providers.routes", "web.suppressions.routes",
-                  "web.warming.routes", "web.ml.routes", "web.ai.routes")
+                  "web.warming.routes", "web.ml.routes", "web.ai.routes", "web.event_subscriptions.routes")
 
 
 def create_app(settings: Settings | None = None) -> Flask:

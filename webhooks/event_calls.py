@@ -1,0 +1,50 @@
+"""Calling event subscriptions: claim a batch, POST it signed, record the answer.
+
+The call itself is a webhook step's (webhooks.outbound.call): the SSRF guard at
+connect time, no redirects, the same signature header, made here with the
+subscription's own secret rather than the account's. Retries follow the same
+backoff (core.backoff) up to ``outbound.MAX_ATTEMPTS``, then the batch is
+``failed`` and stays visible with its last error.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from accounts.webhook_secret import StoredSecrets
+from core.redispatch import OutboxRedispatch
+from models import EventDelivery, EventSubscription
+from webhooks.outbound import LEASE, Call
+
+_REDISPATCH = OutboxRedispatch("event_deliveries")
+
+
+def claim(session: Session, ids: list[int], now: datetime, lease: timedelta = LEASE) -> list[Call]:
+    """Take the given batches that are due (or whose lease ran out) for one call each."""
+    sendable = or_(
+        and_(EventDelivery.status.in_(("queued", "deferred")),
+             or_(EventDelivery.retry_at.is_(None), EventDelivery.retry_at <= now)),
+        and_(EventDelivery.status == "sending", EventDelivery.claimed_until < now),
+    )
+    claimed = session.execute(
+        update(EventDelivery).where(EventDelivery.id.in_(ids), sendable)
+        .values(status="sending", claimed_until=now + lease, attempts=EventDelivery.attempts + 1)
+        .returning(EventDelivery.id, EventDelivery.account_id, EventDelivery.attempts,
+                   EventDelivery.subscription_id, EventDelivery.payload)
+        .execution_options(synchronize_session=False)).all()
+    if not claimed:
+        return []
+    # The URL and secret as they are now: a PATCH since the batch was made applies.
+    targets = {s.id: s for s in session.scalars(select(EventSubscription).where(
+        EventSubscription.id.in_({r.subscription_id for r in claimed})))}
+    return [Call(r.id, r.account_id, r.attempts, targets[r.subscription_id].url,
+                 json.dumps(r.payload, separators=(",", ":")).encode(),
+                 StoredSecrets(targets[r.subscription_id].secret, None, None)) for r in claimed]
+
+
+def claim_for_dispatch(session: Session, now: datetime, limit: int, lease: timedelta) -> list[int]:
+    """Batches due for a retry, or whose task was lost, or whose worker died."""
+    return _REDISPATCH.claim(session, now, limit, lease)

@@ -1,0 +1,108 @@
+"""Turning an account's new events into batches for its event subscriptions.
+
+Each subscription reads the events after its cursor and below the horizon of
+running transactions (analytics.rollups.event_horizon), in (xact, id) order, as
+the rollups' fold does: an event whose transaction commits after a later id was
+read is still ahead of the cursor, so none is skipped, and none is read twice.
+The events it asked for become delivery rows of up to ``BATCH`` events each, and
+the cursor moves past everything read, in one transaction under a lock on the
+subscription row: a feeder killed midway writes nothing, and two feeders never
+batch the same events. Imported history (source ``import``) is never delivered:
+it happened elsewhere, before.
+
+Nothing in the write paths of events knows about subscriptions; the cost is the
+feed's delay (beat's ``FEED_EVERY_SECONDS``) and one index probe per
+subscription per run on ix_events_account_xact.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, select, tuple_
+from sqlalchemy.orm import Session
+
+from analytics.rollups import event_horizon
+from models import Event, EventDelivery, EventSubscription, Message, Sequence, Subscriber
+from models.event import IMPORTED
+from webhooks.event_types import CONVERSION, type_of
+
+BATCH = 100  # events per POST at most
+READ = 5_000  # events read per subscription per run; the rest wait for the next
+DISPATCH_LEASE = timedelta(seconds=60)  # a new batch is handed on by its feeder, not the sweep, for this long
+
+
+def subscriptions_with_news(session: Session) -> list[int]:
+    """Subscriptions not paused with an event past their cursor (one index probe each)."""
+    newer = exists().where(Event.account_id == EventSubscription.account_id,
+                           tuple_(Event.xact, Event.id) > tuple_(EventSubscription.cursor_xact, EventSubscription.cursor_id))
+    return list(session.scalars(select(EventSubscription.id).where(EventSubscription.paused.is_(False), newer)
+                                .order_by(EventSubscription.id)))
+
+
+def _goals(session: Session, account_id: int) -> dict[str, list[int]]:
+    """Goal event name -> the account's sequences whose goal it is."""
+    goals: dict[str, list[int]] = {}
+    for sequence_id, settings in session.execute(select(Sequence.id, Sequence.settings)
+                                                 .where(Sequence.account_id == account_id).order_by(Sequence.id)):
+        goal = (settings or {}).get("goal")
+        if isinstance(goal, dict) and goal.get("event"):
+            goals.setdefault(str(goal["event"]), []).append(sequence_id)
+    return goals
+
+
+def _event(row: Any, kind: str, goals: dict[str, list[int]]) -> dict[str, Any]:
+    """One event as delivered; ``id`` is stable (the recorded event's), for de-duplication."""
+    data: dict[str, Any] = {"subscriber_id": row.subscriber_id, "email": row.email}
+    if row.message_id is not None:
+        data |= {"message_id": row.message_id, "sequence_id": row.sequence_id, "step_id": row.step_id,
+                 "subject": row.subject}
+    if kind == CONVERSION:
+        data |= {"event": row.name, "value": row.value, "sequence_ids": goals[row.name]}
+    if row.properties:
+        data["properties"] = row.properties
+    return {"id": f"evt_{row.id}", "type": kind, "occurred_at": row.occurred_at.isoformat(), "data": data}
+
+
+def feed(session: Session, subscription_id: int, now: datetime, batch: int = BATCH, limit: int = READ) -> list[int]:
+    """Batch the subscription's next events into delivery rows, in the caller's
+    transaction (which must not have written yet: the horizon is read first);
+    returns the new rows' ids, to hand on after commit. Nothing when another
+    feeder holds the subscription."""
+    dialect = session.get_bind().dialect.name
+    horizon = event_horizon(session, dialect, now)[0]
+    query = select(EventSubscription).where(EventSubscription.id == subscription_id,
+                                            EventSubscription.paused.is_(False))
+    if dialect == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    sub = session.scalars(query.execution_options(populate_existing=True)).first()
+    if sub is None:
+        return []
+    rows = session.execute(
+        select(Event.id, Event.xact, Event.name, Event.source, Event.subscriber_id, Event.message_id,
+               Event.properties, Event.value, Event.occurred_at, Subscriber.email, Message.subject,
+               Message.sequence_id, Message.step_id)
+        .outerjoin(Subscriber, Subscriber.id == Event.subscriber_id)
+        .outerjoin(Message, Message.id == Event.message_id)
+        .where(Event.account_id == sub.account_id,
+               tuple_(Event.xact, Event.id) > tuple_(sub.cursor_xact, sub.cursor_id), Event.xact < horizon)
+        .order_by(Event.xact, Event.id).limit(limit)).all()
+    if not rows:
+        return []
+    goals = _goals(session, sub.account_id)
+    wanted = set(sub.events)
+    events = []
+    for row in rows:
+        kind = type_of(row.name, frozenset(goals))
+        if kind in wanted and row.source != IMPORTED:
+            events.append(_event(row, kind, goals))
+    sub.cursor_xact, sub.cursor_id = int(rows[-1].xact), int(rows[-1].id)
+    if not events:
+        return []
+    deliveries = [EventDelivery(account_id=sub.account_id, subscription_id=sub.id, payload={"events": chunk},
+                                event_count=len(chunk), status="queued", attempts=0, created_at=now,
+                                claimed_until=now + DISPATCH_LEASE)
+                  for chunk in (events[i:i + batch] for i in range(0, len(events), batch))]
+    session.add_all(deliveries)
+    session.flush()
+    return [d.id for d in deliveries]

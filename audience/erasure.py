@@ -2,7 +2,7 @@
 
 ``delete_subscriber`` removes the person and, by cascade, their events, messages,
 enrollments, scores and topic choices. What names them only in text is scrubbed
-in the same transaction (audience.traces): a provider's raw event keeps its
+in the same transaction (audience.traces, and an import's per-row errors): a provider's raw event keeps its
 provider id (so a replay is still recognised as a duplicate) but loses its
 payload; a webhook step's call loses its payload and, if not yet made, is not
 made; an event subscription's batch loses this person's events, and one left
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from audience import traces
 from audience.subscribers import delete_subscriber, get_subscriber
 from core.address_hash import address_hash
-from models import EventDelivery, InboundEvent, Suppression, WebhookDelivery
+from models import EventDelivery, InboundEvent, Job, Suppression, WebhookDelivery
 from models.bulk import insert_ignoring_conflicts
 
 ERASED = {"erased": True}
@@ -38,6 +38,7 @@ def erase_subscriber(session: Session, account_id: int, subscriber_id: int, eras
     _scrub_inbound(session, account_id, person.id, address)
     _scrub_webhook_calls(session, account_id, person.id, address, now)
     _scrub_event_batches(session, account_id, person.id, address, now)
+    _scrub_import_errors(session, account_id, address)
     _keep_suppressed_by_hash(session, account_id, address, hashed, now, suppress)
     delete_subscriber(session, account_id, subscriber_id)
 
@@ -65,6 +66,12 @@ def _scrub_event_batches(session: Session, account_id: int, subscriber_id: int, 
         batch.event_count = len(kept)
         if not kept and batch.status in UNSENT:
             batch.status, batch.error, batch.claimed_until = "failed", "every event in it was erased", None
+
+
+def _scrub_import_errors(session: Session, account_id: int, address: str) -> None:
+    """An import's per-row errors may quote an address it refused."""
+    for job in traces.find(session, Job, (Job.account_id == account_id) & traces.mentions(Job.errors, address)):
+        job.errors = [_without(error, address) for error in job.errors]
 
 
 def _keep_suppressed_by_hash(session: Session, account_id: int, address: str, hashed: str, now: datetime,

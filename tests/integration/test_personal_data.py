@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select, text
 
-from models import InboundEvent, Message, SubscriberScore, Topic, TopicSubscription, db
+from models import InboundEvent, Job, Message, SubscriberScore, Topic, TopicSubscription, db
 from models.base import utcnow
 from tests.support import factories
 from tests.support.engine import run_due
@@ -37,6 +37,8 @@ def _history(client: Any, tenant: Any) -> tuple[int, int]:
         s.add(topic)
         s.flush()
         s.add(TopicSubscription(account_id=tenant.account_id, topic_id=topic.id, subscriber_id=person))
+        s.add(Job(account_id=tenant.account_id, kind="subscriber_import", status="completed", payload=None,
+                  errors=[f"row 2: {ADDRESS} is already in the file", "row 9: email: Missing data"]))
         s.add(SubscriberScore(account_id=tenant.account_id, subscriber_id=person, churn_risk=0.4, engagement=0.7,
                               best_send_hour=9, scored_at=utcnow()))
     seq = factories.sequence(tenant.account_id, [{"type": "email", "subject": "Hello {{ subscriber.first_name }}",
@@ -104,7 +106,7 @@ def test_the_export_holds_every_kind_of_row_and_erasure_leaves_no_trace_yet_keep
     assert sorted(e["provider"] for e in export["inbound_events"]) == ["postmark", "sendgrid"]
     assert [e["type"] for d in export["event_deliveries"] for e in d["events"]] == ["message.sent"]
     assert _columns_holding(ADDRESS) == ["event_deliveries.payload", "events.properties", "inbound_events.payload",
-                                        "messages.to_email", "subscribers.email", "suppressions.email",
+                                        "jobs.errors", "messages.to_email", "subscribers.email", "suppressions.email",
                                         "webhook_deliveries.payload"], "the scan finds each copy before the erasure"
 
     assert client.post(f"/api/v1/subscribers/{person}/erase", headers=bob.headers).status_code == 404
@@ -115,6 +117,7 @@ def test_the_export_holds_every_kind_of_row_and_erasure_leaves_no_trace_yet_keep
     assert [(s["email"], s["erased"], s["reason"]) for s in listed] == [(None, True, "manual")]
     with db.session_scope() as s:
         assert s.scalar(select(InboundEvent.provider_event_id).where(InboundEvent.provider == "sendgrid")) == "sg-1"
+        assert s.scalar(select(Job.errors)) == ["row 2: erased is already in the file", "row 9: email: Missing data"]
 
     again = client.post("/api/v1/subscribers", json={"email": PUNYCODE.upper()}, headers=alice.headers)
     assert again.status_code == 201

@@ -34,6 +34,9 @@ class EventSubscription(Base):
     # The last event looked at: (xact, id), as the rollups' watermark (see the module docstring).
     cursor_xact: Mapped[int] = mapped_column(BigInteger, default=0)
     cursor_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The same over step_transitions, where the engine records completions (enrollment.completed).
+    flow_xact: Mapped[int] = mapped_column(BigInteger, default=0)
+    flow_id: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

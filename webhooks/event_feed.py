@@ -7,7 +7,8 @@ read is still ahead of the cursor, so none is skipped, and none is read twice.
 The events it asked for become delivery rows of up to ``BATCH`` events each, and
 the cursor moves past everything read, in one transaction under a lock on the
 subscription row: a feeder killed midway writes nothing, and two feeders never
-batch the same events. Imported history (source ``import``) is never delivered:
+batch the same events. Completed enrollments are found the same way through
+``step_transitions``, where the engine counts them (``_completions``). Imported history (source ``import``) is never delivered:
 it happened elsewhere, before.
 
 Nothing in the write paths of events knows about subscriptions; the cost is the
@@ -23,9 +24,9 @@ from sqlalchemy import exists, select, tuple_
 from sqlalchemy.orm import Session
 
 from analytics.rollups import event_horizon
-from models import Event, EventDelivery, EventSubscription, Message, Sequence, Subscriber
+from models import Enrollment, Event, EventDelivery, EventSubscription, Message, Sequence, StepTransition, Subscriber
 from models.event import IMPORTED
-from webhooks.event_types import CONVERSION, type_of
+from webhooks.event_types import COMPLETED, CONVERSION, type_of
 
 BATCH = 100  # events per POST at most
 READ = 5_000  # events read per subscription per run; the rest wait for the next
@@ -33,10 +34,14 @@ DISPATCH_LEASE = timedelta(seconds=60)  # a new batch is handed on by its feeder
 
 
 def subscriptions_with_news(session: Session) -> list[int]:
-    """Subscriptions not paused with an event past their cursor (one index probe each)."""
-    newer = exists().where(Event.account_id == EventSubscription.account_id,
-                           tuple_(Event.xact, Event.id) > tuple_(EventSubscription.cursor_xact, EventSubscription.cursor_id))
-    return list(session.scalars(select(EventSubscription.id).where(EventSubscription.paused.is_(False), newer)
+    """Subscriptions not paused with an event or a step transition past their cursors
+    (index probes of ix_events_account_xact and ix_step_transitions_account_xact)."""
+    events = exists().where(Event.account_id == EventSubscription.account_id,
+                            tuple_(Event.xact, Event.id) > tuple_(EventSubscription.cursor_xact, EventSubscription.cursor_id))
+    moves = exists().where(StepTransition.account_id == EventSubscription.account_id,
+                           tuple_(StepTransition.xact, StepTransition.id)
+                           > tuple_(EventSubscription.flow_xact, EventSubscription.flow_id))
+    return list(session.scalars(select(EventSubscription.id).where(EventSubscription.paused.is_(False), events | moves)
                                 .order_by(EventSubscription.id)))
 
 
@@ -64,6 +69,65 @@ def _event(row: Any, kind: str, goals: dict[str, list[int]]) -> dict[str, Any]:
     return {"id": f"evt_{row.id}", "type": kind, "occurred_at": row.occurred_at.isoformat(), "data": data}
 
 
+def _recorded(session: Session, sub: EventSubscription, horizon: int, limit: int) -> list[dict[str, Any]]:
+    """The subscription's next recorded events it asked for; moves its events cursor."""
+    rows = session.execute(
+        select(Event.id, Event.xact, Event.name, Event.source, Event.subscriber_id, Event.message_id,
+               Event.properties, Event.value, Event.occurred_at, Subscriber.email, Message.subject,
+               Message.sequence_id, Message.step_id)
+        .outerjoin(Subscriber, Subscriber.id == Event.subscriber_id)
+        .outerjoin(Message, Message.id == Event.message_id)
+        .where(Event.account_id == sub.account_id,
+               tuple_(Event.xact, Event.id) > tuple_(sub.cursor_xact, sub.cursor_id), Event.xact < horizon)
+        .order_by(Event.xact, Event.id).limit(limit)).all()
+    if not rows:
+        return []
+    sub.cursor_xact, sub.cursor_id = int(rows[-1].xact), int(rows[-1].id)
+    goals = _goals(session, sub.account_id)
+    wanted = set(sub.events)
+    events = []
+    for row in rows:
+        kind = type_of(row.name, frozenset(goals))
+        if kind in wanted and row.source != IMPORTED:
+            events.append(_event(row, kind, goals))
+    return events
+
+
+def _completions(session: Session, sub: EventSubscription, horizon: int, limit: int) -> list[dict[str, Any]]:
+    """Enrollments completed since the subscription's step-transitions cursor; moves it.
+
+    The engine counts completions per batch in step_transitions (core.flow), in the
+    transaction that completes them and with the batch's time, which is also each
+    enrollment's ``completed_at``: a ``completed`` row names its sequence and that
+    time, and the enrollments are found by them (ix_enrollments_sequence_completed)."""
+    moves = session.execute(
+        select(StepTransition.id, StepTransition.xact, StepTransition.kind, StepTransition.sequence_id,
+               StepTransition.occurred_at)
+        .where(StepTransition.account_id == sub.account_id,
+               tuple_(StepTransition.xact, StepTransition.id) > tuple_(sub.flow_xact, sub.flow_id),
+               StepTransition.xact < horizon)
+        .order_by(StepTransition.xact, StepTransition.id).limit(limit)).all()
+    if not moves:
+        return []
+    sub.flow_xact, sub.flow_id = int(moves[-1].xact), int(moves[-1].id)
+    if COMPLETED not in sub.events:
+        return []
+    events = []
+    for sequence_id, at in sorted({(m.sequence_id, m.occurred_at) for m in moves if m.kind == "completed"}):
+        for row in session.execute(
+                select(Enrollment.id, Enrollment.run, Enrollment.subscriber_id, Enrollment.completed_at,
+                       Subscriber.email)
+                .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
+                .where(Enrollment.sequence_id == sequence_id, Enrollment.completed_at == at,
+                       Enrollment.status == "completed", Enrollment.account_id == sub.account_id)
+                .order_by(Enrollment.id)):
+            events.append({"id": f"enr_{row.id}_completed", "type": COMPLETED,
+                           "occurred_at": row.completed_at.isoformat(),
+                           "data": {"subscriber_id": row.subscriber_id, "email": row.email,
+                                    "sequence_id": sequence_id, "enrollment_id": row.id, "run": row.run}})
+    return events
+
+
 def feed(session: Session, subscription_id: int, now: datetime, batch: int = BATCH, limit: int = READ) -> list[int]:
     """Batch the subscription's next events into delivery rows, in the caller's
     transaction (which must not have written yet: the horizon is read first);
@@ -78,25 +142,7 @@ def feed(session: Session, subscription_id: int, now: datetime, batch: int = BAT
     sub = session.scalars(query.execution_options(populate_existing=True)).first()
     if sub is None:
         return []
-    rows = session.execute(
-        select(Event.id, Event.xact, Event.name, Event.source, Event.subscriber_id, Event.message_id,
-               Event.properties, Event.value, Event.occurred_at, Subscriber.email, Message.subject,
-               Message.sequence_id, Message.step_id)
-        .outerjoin(Subscriber, Subscriber.id == Event.subscriber_id)
-        .outerjoin(Message, Message.id == Event.message_id)
-        .where(Event.account_id == sub.account_id,
-               tuple_(Event.xact, Event.id) > tuple_(sub.cursor_xact, sub.cursor_id), Event.xact < horizon)
-        .order_by(Event.xact, Event.id).limit(limit)).all()
-    if not rows:
-        return []
-    goals = _goals(session, sub.account_id)
-    wanted = set(sub.events)
-    events = []
-    for row in rows:
-        kind = type_of(row.name, frozenset(goals))
-        if kind in wanted and row.source != IMPORTED:
-            events.append(_event(row, kind, goals))
-    sub.cursor_xact, sub.cursor_id = int(rows[-1].xact), int(rows[-1].id)
+    events = _recorded(session, sub, horizon, limit) + _completions(session, sub, horizon, limit)
     if not events:
         return []
     deliveries = [EventDelivery(account_id=sub.account_id, subscription_id=sub.id, payload={"events": chunk},

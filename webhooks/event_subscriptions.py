@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from analytics.rollups import event_horizon
 from core.errors import InvalidFieldError
 from core.netguard import UnsafeTargetError, check_target
-from models import Event, EventDelivery, EventSubscription
+from models import Event, EventDelivery, EventSubscription, StepTransition
 from webhooks.event_types import EVENT_TYPES
 
 SECRET_PREFIX = "whsec_"  # as the account's webhook secret (accounts.webhook_secret)
@@ -63,13 +63,16 @@ def clean_secret(secret: Any) -> str:
     return secret
 
 
-def start_cursor(session: Session, account_id: int, now: datetime) -> tuple[int, int]:
-    """Where a new subscription starts: after every event final now (PostgreSQL: the
-    horizon, analytics.rollups), or after the newest event (SQLite: xact is 0)."""
+def start_cursors(session: Session, account_id: int, now: datetime) -> dict[str, int]:
+    """Where a new subscription starts: after every event and step transition final
+    now (PostgreSQL: the horizon, analytics.rollups), or after the newest ones
+    (SQLite, where xact is 0)."""
     if session.get_bind().dialect.name == "postgresql":
-        return event_horizon(session, "postgresql", now)[0] - 1, 2**62
-    newest = session.scalar(select(func.max(Event.id)).where(Event.account_id == account_id)) or 0
-    return 0, int(newest)
+        after = event_horizon(session, "postgresql", now)[0] - 1
+        return {"cursor_xact": after, "cursor_id": 2**62, "flow_xact": after, "flow_id": 2**62}
+    newest_event = session.scalar(select(func.max(Event.id)).where(Event.account_id == account_id)) or 0
+    newest_move = session.scalar(select(func.max(StepTransition.id)).where(StepTransition.account_id == account_id)) or 0
+    return {"cursor_xact": 0, "cursor_id": int(newest_event), "flow_xact": 0, "flow_id": int(newest_move)}
 
 
 def create_subscription(session: Session, account_id: int, data: dict[str, Any], allow_private: bool,
@@ -82,9 +85,8 @@ def create_subscription(session: Session, account_id: int, data: dict[str, Any],
                            .where(EventSubscription.account_id == account_id)) or 0
     if count >= MAX_PER_ACCOUNT:
         raise TooManySubscriptionsError(f"An account may have at most {MAX_PER_ACCOUNT} event subscriptions.")
-    cursor_xact, cursor_id = start_cursor(session, account_id, now)
     row = EventSubscription(account_id=account_id, url=url, events=events, secret=secret, paused=False,
-                            cursor_xact=cursor_xact, cursor_id=cursor_id, created_at=now, updated_at=now)
+                            created_at=now, updated_at=now, **start_cursors(session, account_id, now))
     session.add(row)
     session.flush()
     return row, secret

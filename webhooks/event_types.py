@@ -20,7 +20,9 @@ FROM_RECORDED = {
     "unsubscribed": "subscriber.unsubscribed",
 }
 CONVERSION = "conversion"
-EVENT_TYPES = tuple(sorted({*FROM_RECORDED.values(), CONVERSION}))
+# Not a recorded event: read from the engine's step transitions (webhooks.event_feed).
+COMPLETED = "enrollment.completed"
+EVENT_TYPES = tuple(sorted({*FROM_RECORDED.values(), CONVERSION, COMPLETED}))
 
 
 def type_of(name: str, goals: frozenset[str]) -> str | None:

@@ -19,6 +19,7 @@ from models.base import utcnow
 from models.event import IMPORTED
 from scripts.verify_webhook_example import verify
 from tests.support import factories
+from tests.support.engine import run_due
 from tests.support.provider_server import ProviderServer
 from webhooks import event_calls, event_feed, outbound
 from webhooks.event_subscriptions import create_subscription
@@ -188,3 +189,23 @@ def test_an_event_committing_late_with_a_lower_id_is_not_skipped(receiver):
     assert slow_id < quick
     assert sorted(e["id"] for body in _posted(receiver) for e in body["events"]) == sorted(
         [f"evt_{slow_id}", f"evt_{quick}"])
+
+
+def test_completed_enrollments_are_delivered_once_each_from_the_engines_step_transitions(receiver):
+    acct = factories.account()
+    people = factories.subscribers(acct, 3)
+    seq = factories.sequence(acct, [{"type": "email", "subject": "Only", "text": "one"}])
+    other = factories.sequence(acct, [{"type": "delay", "seconds": 3600}])
+    sid, secret = _subscribe(acct, receiver.base_url + "/hook", ["enrollment.completed"])
+    now = utcnow()
+    enrollments = factories.enroll(acct, seq, people, now)
+    factories.enroll(acct, other, people[:1], now)  # waits: not completed
+    run_due(now)
+    _deliver(_feed(sid))
+    assert _feed(sid) == []
+    [body] = _posted(receiver)
+    assert verify(secret, receiver.last.headers["X-Eseq-Signature"], receiver.last.body)
+    assert [(e["type"], e["data"]["enrollment_id"], e["data"]["sequence_id"]) for e in body["events"]] == [
+        ("enrollment.completed", e, seq) for e in enrollments]
+    assert [e["data"]["email"] for e in body["events"]] == [f"user{i}@example.test" for i in range(3)]
+    assert len({e["id"] for e in body["events"]}) == 3

@@ -5,8 +5,11 @@ Revises: 0031
 Create Date: 2026-12-06 10:20:00
 
 ``event_subscriptions`` and ``event_deliveries`` (models.event_subscription): an
-account's outgoing webhooks for what happens, each with its own cursor over the
-events, and the signed batches sent to them. ``suppressions`` gains
+account's outgoing webhooks for what happens, each with its own cursors over the
+events and the step transitions, and the signed batches sent to them.
+``ix_enrollments_sequence_completed`` (partial: ended enrollments only, so the
+engine's updates of running ones never touch it) finds the enrollments a
+``completed`` transition counted. ``suppressions`` gains
 ``email_hash`` (an erased address's keyed hash) and its ``email`` becomes
 nullable (an erased address is not kept), with a unique index on (account_id,
 email_hash). SQLite rebuilds the table for the nullable column (batch mode,
@@ -27,6 +30,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+ENDED = "completed_at IS NOT NULL"  # models.enrollment's
 
 
 def _account(table: str) -> sa.ForeignKeyConstraint:
@@ -45,6 +49,8 @@ def upgrade() -> None:
         sa.Column("paused", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("cursor_xact", sa.BigInteger(), nullable=False),
         sa.Column("cursor_id", sa.BigInteger(), nullable=False),
+        sa.Column("flow_xact", sa.BigInteger(), nullable=False),
+        sa.Column("flow_id", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         _account("event_subscriptions"),
@@ -76,6 +82,8 @@ def upgrade() -> None:
     op.create_index("ix_event_deliveries_account_id", "event_deliveries", ["account_id"])
     op.create_index("ix_event_deliveries_status_retry", "event_deliveries", ["status", "retry_at"])
     op.create_index("ix_event_deliveries_subscription_id", "event_deliveries", ["subscription_id", "id"])
+    op.create_index("ix_enrollments_sequence_completed", "enrollments", ["sequence_id", "completed_at"],
+                    postgresql_where=sa.text(ENDED), sqlite_where=sa.text(ENDED))
     with op.batch_alter_table("suppressions", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.add_column(sa.Column("email_hash", sa.String(length=64), nullable=True))
         batch.alter_column("email", existing_type=sa.String(length=320), nullable=True)
@@ -89,6 +97,7 @@ def downgrade() -> None:
     with op.batch_alter_table("suppressions", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.alter_column("email", existing_type=sa.String(length=320), nullable=False)
         batch.drop_column("email_hash")
+    op.drop_index("ix_enrollments_sequence_completed", table_name="enrollments")
     op.drop_index("ix_event_deliveries_subscription_id", table_name="event_deliveries")
     op.drop_index("ix_event_deliveries_status_retry", table_name="event_deliveries")
     op.drop_index("ix_event_deliveries_account_id", table_name="event_deliveries")

@@ -41,13 +41,13 @@ from sqlalchemy.orm import Session
 from analytics.events import record_event, record_message_event
 from audience.fields import address_key
 from content.compliance import add_unsubscribe_footer, is_transactional
-from core.address_hash import address_hash, erasure_key
 from content.render import TemplateRenderError, render_email, subscriber_context
 from delivery import outbox
 from delivery.circuits import record_tries
 from delivery.dkim import DkimKey, account_key, sign_message
 from delivery.errors import DeliveryError, HeldError, TransientDeliveryError, UnconfirmedDeliveryError
 from delivery.routing import Failover, Route, Try, Upcoming
+from delivery.suppressions import erased_among
 from delivery.mime import Envelope, MessageBuildError, build_message
 from delivery.pacing import MAX_WAIT_SECONDS
 from delivery.providers import WEBHOOK_FIELDS
@@ -138,16 +138,6 @@ def _by_id(connection: Connection, columns: tuple[Any, ...], ids: set[Any]) -> d
 
 _SUPPRESSED = select(Suppression.account_id, Suppression.email).where(
     Suppression.email.in_(bindparam("emails", expanding=True)))
-# Erased addresses are listed by their keyed hash only (core.address_hash).
-_ERASED = select(Suppression.account_id, Suppression.email_hash).where(
-    Suppression.email_hash.in_(bindparam("hashes", expanding=True)))
-
-
-def _erased(connection: Connection, recipients: dict[str, str], secret_key: str) -> set[tuple[int, str]]:
-    """(account, normal form) of the recipients an erasure left suppressed by hash."""
-    key = erasure_key(secret_key)
-    by_hash = {address_hash(key, normal): normal for normal in set(recipients.values())}
-    return {(a, by_hash[h]) for a, h in connection.execute(_ERASED, {"hashes": list(by_hash)})}
 
 
 def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
@@ -170,7 +160,7 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
     recipients = {m.to_email: address_key(m.to_email) for m in messages}
     suppressed = {(a, address_key(e)) for a, e in connection.execute(
         _SUPPRESSED, {"emails": list(recipients.keys() | set(recipients.values()))})}
-    suppressed |= _erased(connection, recipients, tracker.secret_key)
+    suppressed |= erased_among(connection, set(recipients.values()), tracker.secret_key)
     steps = _by_id(connection, STEP_COLUMNS, {m.step_id for m in messages})
     sequences = _by_id(connection, SEQUENCE_COLUMNS, {s.sequence_id for s in steps.values()})
     accounts = _by_id(connection, ACCOUNT_COLUMNS, {m.account_id for m in messages})

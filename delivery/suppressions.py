@@ -9,16 +9,30 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Connection, Select, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from audience.fields import address_key
+from core.address_hash import address_hash, erasure_key
 from delivery.unsubscribe import end_enrollments, suppress_address
 from models import Subscriber, Suppression
 
 # What an operator may record by hand: "manual", or a reason carried over from
 # another platform's list when migrating.
 MANUAL_REASONS = ("manual", "unsubscribed", "bounced", "complained")
+
+# Erased addresses are listed by their keyed hash only (core.address_hash; audience.erasure).
+_ERASED = select(Suppression.account_id, Suppression.email_hash).where(
+    Suppression.email_hash.in_(bindparam("hashes", expanding=True)))
+
+
+def erased_among(connection: Connection, addresses: set[str], secret_key: str) -> set[tuple[int, str]]:
+    """(account, address) for each of ``addresses`` (in normal form, audience.fields)
+    an erasure left suppressed by its hash: what a check of the suppression list by
+    address must add (the sender's, in ``sender.prepare``)."""
+    key = erasure_key(secret_key)
+    by_hash = {address_hash(key, address): address for address in addresses}
+    return {(a, by_hash[h]) for a, h in connection.execute(_ERASED, {"hashes": list(by_hash)})}
 
 
 def suppressions_query(account_id: int, reason: str | None = None, email: str | None = None) -> Select[Any]:

@@ -65,7 +65,8 @@ def _deliver(ids: list[int], now=None, allow_private: bool = True) -> list[outbo
 
 
 def _posted(receiver: ProviderServer) -> list[dict[str, Any]]:
-    return [json.loads(r.body) for r in receiver.requests]
+    """The bodies received, in the order of their first event (calls may go in any order)."""
+    return sorted((json.loads(r.body) for r in receiver.requests), key=lambda b: int(b["events"][0]["id"].split("_")[1]))
 
 
 def test_each_event_is_delivered_once_batched_and_signed_and_imported_history_never(receiver):

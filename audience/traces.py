@@ -5,7 +5,8 @@ subscriber row (ON DELETE CASCADE). Other rows carry them only as text: a
 provider's raw event (``inbound_events``: by our outbox key or the provider's
 message id of one of their messages, or the address in the payload), a webhook
 step's call (``webhook_deliveries``: by their enrollment, or the address in the
-payload), a batch sent to an event subscription (``event_deliveries``), and the
+payload), a batch for an event subscription not yet delivered
+(``event_deliveries``; a delivered one keeps only event ids), and the
 suppression list (by address, or an erased address's hash). Matching by address
 is a text search of the JSON, in the spellings a payload may carry (the Unicode
 domain, its punycode form, JSON's ``\\u`` escapes), case-blind; it is bounded by
@@ -67,8 +68,10 @@ def webhook_deliveries(account_id: int, subscriber_id: int, address: str) -> Col
 
 
 def event_deliveries(account_id: int, address: str) -> ColumnElement[bool]:
-    """Event subscription batches naming this person (every event carries the address)."""
-    return (EventDelivery.account_id == account_id) & mentions(EventDelivery.payload, address)
+    """Event subscription batches naming this person (every event carries the
+    address); a delivered batch keeps only event ids (webhooks.event_calls.record)."""
+    return ((EventDelivery.account_id == account_id) & (EventDelivery.status != "delivered")
+            & mentions(EventDelivery.payload, address))
 
 
 def events_of(payload: dict[str, Any], subscriber_id: int) -> list[dict[str, Any]]:

@@ -34,7 +34,7 @@ os.environ["ESEQ_WEBHOOK_ALLOW_PRIVATE"] = "true"
 
 from sqlalchemy import text  # noqa: E402
 
-from models import EventDelivery, db  # noqa: E402
+from models import db  # noqa: E402
 from models.base import utcnow  # noqa: E402
 from tests.support.database import fresh_database  # noqa: E402
 
@@ -125,7 +125,7 @@ def main() -> None:
                 calls = event_calls.claim(s, ids, utcnow())
             results = [outbound.call(c, ENV["SECRET_KEY"], utcnow(), True) for c in calls]
             with db.session_scope() as s:
-                outbound.record(s, results, utcnow(), EventDelivery)
+                event_calls.record(s, results, utcnow())
 
         started = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from models import EventDelivery
 from models.base import utcnow
 from models.db import session_scope
 from settings import get_settings
@@ -55,4 +54,4 @@ def deliver_events(delivery_ids: list[int]) -> None:
         calls = event_calls.claim(session, delivery_ids, utcnow(), timedelta(seconds=settings.lease_seconds))
     results = [outbound.call(c, settings.secret_key, utcnow(), settings.webhook_allow_private) for c in calls]
     with session_scope() as session:
-        outbound.record(session, results, utcnow(), EventDelivery)
+        event_calls.record(session, results, utcnow())

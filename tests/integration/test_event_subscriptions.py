@@ -60,7 +60,7 @@ def _deliver(ids: list[int], now=None, allow_private: bool = True) -> list[outbo
         calls = event_calls.claim(s, ids, now)
     results = [outbound.call(c, SECRET_KEY, now, allow_private) for c in calls]
     with db.session_scope() as s:
-        outbound.record(s, results, now, EventDelivery)
+        event_calls.record(s, results, now)
     return results
 
 
@@ -94,6 +94,9 @@ def test_each_event_is_delivered_once_batched_and_signed_and_imported_history_ne
     assert len(receiver.requests) == 3
     with db.session_scope() as s:
         assert set(s.scalars(select(EventDelivery.status))) == {"delivered"}
+        kept = [e for p in s.scalars(select(EventDelivery.payload)) for e in p["events"]]
+        assert sorted(kept, key=lambda e: e["id"]) == sorted(({"id": e["id"], "type": e["type"]} for e in events),
+                                                             key=lambda e: e["id"]), "delivered: ids and types only"
 
 
 def test_a_500_is_retried_after_backoff_with_the_same_event_ids_then_delivered(receiver):

@@ -1,7 +1,7 @@
 """Event subscriptions and erasure on the embedded SQLite database (`make run`):
 the feed batches events after its cursor (xact is 0 there: ids commit in order),
-the batch is called and recorded, and an erasure scrubs the batch and keeps the
-address suppressed by its hash, all on SQLite."""
+the batch is called and recorded (keeping only event ids once delivered), and an
+erasure keeps the address suppressed by its hash, all on SQLite."""
 from __future__ import annotations
 
 import json
@@ -50,14 +50,15 @@ def test_the_feed_calls_and_erasure_work_on_sqlite(tmp_path: Path):
                 calls = event_calls.claim(s, [batch], utcnow())
             results = [outbound.call(c, KEY, utcnow(), True) for c in calls]
             with db.session_scope() as s:
-                outbound.record(s, results, utcnow(), EventDelivery)
+                event_calls.record(s, results, utcnow())
             [body] = [json.loads(r.body) for r in receiver.requests]
             assert [e["id"] for e in body["events"]] == [f"evt_{opened.event_id}"]
             with db.session_scope() as s:
                 erase_subscriber(s, account, person_id, erasure_key(KEY), utcnow(), suppress=True)
             with db.session_scope() as s:
                 row = s.get(EventDelivery, batch)
-                assert (row.status, row.payload) == ("delivered", {"events": []})
+                assert (row.status, row.payload) == ("delivered", {"events": [
+                    {"id": f"evt_{opened.event_id}", "type": "message.opened"}]}), "delivered: ids and types only"
                 assert s.scalar(select(Suppression.email_hash)) is not None
                 assert erased_among(s.connection(), {"ada@example.test", "bob@example.test"}, KEY) == {
                     (account, "ada@example.test")}

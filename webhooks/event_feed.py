@@ -8,12 +8,12 @@ The events it asked for become delivery rows of up to ``BATCH`` events each, and
 the cursor moves past everything read, in one transaction under a lock on the
 subscription row: a feeder killed midway writes nothing, and two feeders never
 batch the same events. Completed enrollments are found the same way through
-``step_transitions``, where the engine counts them (``_completions``). Imported history (source ``import``) is never delivered:
-it happened elsewhere, before.
+``step_transitions``, where the engine counts them (``_completions``). Imported
+history (source ``import``) is never delivered: it happened elsewhere, before.
 
 Nothing in the write paths of events knows about subscriptions; the cost is the
-feed's delay (beat's ``FEED_EVERY_SECONDS``) and one index probe per
-subscription per run on ix_events_account_xact.
+feed's delay (beat's ``FEED_EVERY_SECONDS``) and two backward index probes per
+account with subscriptions per run (``subscriptions_with_news``).
 """
 from __future__ import annotations
 
@@ -95,10 +95,10 @@ def _recorded(session: Session, sub: EventSubscription, horizon: int, limit: int
         return []
     sub.cursor_xact, sub.cursor_id = int(rows[-1].xact), int(rows[-1].id)
     goals = _goals(session, sub.account_id)
-    wanted = set(sub.events)
+    goal_names, wanted = frozenset(goals), set(sub.events)
     events = []
     for row in rows:
-        kind = type_of(row.name, frozenset(goals))
+        kind = type_of(row.name, goal_names)
         if kind in wanted and row.source != IMPORTED:
             events.append(_event(row, kind, goals))
     return events

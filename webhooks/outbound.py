@@ -19,7 +19,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session
@@ -29,7 +28,7 @@ from core.backoff import backoff
 from core.netguard import UnsafeTargetError, check_target, pinned_opener
 from core.reasons import printable
 from core.redispatch import OutboxRedispatch
-from models import WebhookDelivery
+from models import EventDelivery, WebhookDelivery
 
 LEASE = timedelta(minutes=2)
 DISPATCH_LEASE = timedelta(seconds=60)
@@ -121,7 +120,8 @@ def call(c: Call, secret_key: str, now: datetime, allow_private: bool) -> CallRe
         return CallResult(c.delivery_id, c.attempts, None, f"{type(exc).__name__}: {exc}"[:500])
 
 
-def record(session: Session, results: list[CallResult], now: datetime, table: Any = WebhookDelivery) -> None:
+def record(session: Session, results: list[CallResult], now: datetime,
+           table: type[WebhookDelivery] | type[EventDelivery] = WebhookDelivery) -> None:
     """Each call's outcome on its row of ``table`` (webhook steps' calls, or event
     subscriptions' batches: webhooks.event_calls), if its claim still holds."""
     for r in results:

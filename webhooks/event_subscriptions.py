@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -34,6 +34,14 @@ class SubscriptionNotFoundError(LookupError):
 
 class TooManySubscriptionsError(ValueError):
     """The account has as many subscriptions as it may."""
+
+
+class DeliveryNotFoundError(LookupError):
+    """No such batch of this subscription."""
+
+
+class NotFailedError(ValueError):
+    """Only a failed batch can be sent again."""
 
 
 def clean_url(url: Any, allow_private: bool) -> str:
@@ -146,3 +154,21 @@ def deliveries_query(account_id: int, subscription_id: int) -> Select[Any]:
     return (select(EventDelivery).where(EventDelivery.account_id == account_id,
                                         EventDelivery.subscription_id == subscription_id)
             .order_by(EventDelivery.id.desc()))
+
+
+def retry_delivery(session: Session, account_id: int, subscription_id: int, delivery_id: int, now: datetime,
+                   lease: timedelta) -> EventDelivery:
+    """A failed batch queued again with its attempts reset (its events and their ids
+    unchanged, so a receiver that saw some drops them); the caller hands it on after
+    commit, and the feed's sweep does if that is lost (after ``lease``)."""
+    get_subscription(session, account_id, subscription_id)
+    row = session.scalar(select(EventDelivery).where(EventDelivery.id == delivery_id,
+                                                     EventDelivery.subscription_id == subscription_id,
+                                                     EventDelivery.account_id == account_id).with_for_update())
+    if row is None:
+        raise DeliveryNotFoundError("Delivery not found.")
+    if row.status != "failed":
+        raise NotFailedError(f"Only a failed delivery can be retried; this one is {row.status}.")
+    row.status, row.attempts, row.retry_at, row.claimed_until = "queued", 0, None, now + lease
+    session.flush()
+    return row

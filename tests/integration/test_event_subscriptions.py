@@ -213,3 +213,26 @@ def test_completed_enrollments_are_delivered_once_each_from_the_engines_step_tra
         ("enrollment.completed", e, seq) for e in enrollments]
     assert [e["data"]["email"] for e in body["events"]] == [f"user{i}@example.test" for i in range(3)]
     assert len({e["id"] for e in body["events"]}) == 3
+
+
+def test_a_failed_batch_can_be_sent_again_by_its_account_only(receiver, client, alice, bob):
+    [person] = factories.subscribers(alice.account_id, 1)
+    sid, _ = _subscribe(alice.account_id, receiver.base_url + "/hook", ["message.sent"])
+    _record(alice.account_id, person, "sent")
+    [batch] = _feed(sid)
+    receiver.answer(400)  # refused: failed at once
+    _deliver([batch])
+    retry = f"/api/v1/event-subscriptions/{sid}/deliveries/{batch}/retry"
+    assert client.post(retry, headers=bob.headers).status_code == 404
+    assert client.post(f"/api/v1/event-subscriptions/{sid}/deliveries/{batch + 1}/retry",
+                       headers=alice.headers).status_code == 404
+    response = client.post(retry, headers=alice.headers)
+    assert response.status_code == 202, response.get_json()
+    assert (response.get_json()["status"], response.get_json()["attempts"]) == ("queued", 0)
+    receiver.answer(200)
+    _deliver([batch])
+    first, second = [json.loads(r.body) for r in receiver.requests]
+    assert first == second, "the same events, ids included"
+    assert client.post(retry, headers=alice.headers).status_code == 409
+    shown = client.get(f"/api/v1/event-subscriptions/{sid}", headers=alice.headers).get_json()
+    assert shown["deliveries"] == {"delivered": 1, "events_delivered": 1}

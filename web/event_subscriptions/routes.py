@@ -1,7 +1,8 @@
 """Event subscriptions: create (the secret shown once), list, read, change, delete,
-and each one's delivered batches."""
+each one's batches, and sending a failed batch again."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
@@ -10,9 +11,10 @@ from flask_smorest import Blueprint
 from sqlalchemy import Select
 
 from core.errors import InvalidFieldError
-from models import EventSubscription, utcnow
+from models import EventDelivery, EventSubscription, utcnow
 from web.auth import SECURITY, account_required, current_account_id
 from web.db import get_db
+from web.enqueue import enqueue_stored
 from web.event_subscriptions.schemas import (
     EventDeliverySchema,
     EventSubscriptionCreatedSchema,
@@ -30,7 +32,9 @@ blp = Blueprint("event_subscriptions", __name__, url_prefix="/api/v1/event-subsc
 _errors = map_errors(
     On(InvalidFieldError, 422, errors=field_errors("json")),
     On(subs.SubscriptionNotFoundError, 404),
+    On(subs.DeliveryNotFoundError, 404),
     On(subs.TooManySubscriptionsError, 409),
+    On(subs.NotFailedError, 409),
 )
 
 
@@ -119,3 +123,22 @@ class EventDeliveries(MethodView):
         with _errors:
             subs.get_subscription(get_db(), current_account_id(), subscription_id)
         return subs.deliveries_query(current_account_id(), subscription_id)
+
+
+@blp.route("/<int:subscription_id>/deliveries/<int:delivery_id>/retry")
+class EventDeliveryRetry(MethodView):
+    @account_required
+    @blp.response(202, EventDeliverySchema)
+    @blp.doc(security=SECURITY)
+    def post(self, subscription_id: int, delivery_id: int) -> EventDelivery:
+        """Send a failed batch again (the same events and ids), with its attempts reset; 409 unless failed."""
+        session = get_db()
+        lease = timedelta(seconds=current_app.config["ESEQ_SETTINGS"].lease_seconds)
+        with _errors:
+            row = subs.retry_delivery(session, current_account_id(), subscription_id, delivery_id, utcnow(), lease)
+        session.commit()
+        from tasks.webhooks import deliver_events  # the Celery app loads only when first needed
+
+        enqueue_stored(deliver_events, ([row.id],), "event delivery retry", "the feed's sweep will send it",
+                       delivery_id=row.id)
+        return row

@@ -82,7 +82,7 @@ def days_after(dialect: str, column: str, param: str) -> str:
     return _days_shifted(dialect, column, param, "+")
 
 
-def _horizon(session: Session, dialect: str, now: datetime) -> tuple[int, datetime]:
+def event_horizon(session: Session, dialect: str, now: datetime) -> tuple[int, datetime]:
     """The xact below which every event is final, and the moment before which every
     committed event lies below it.
 
@@ -141,7 +141,7 @@ def fold_chunk(session: Session, account_id: int, now: datetime, limit: int = CH
     caller's transaction (which must not have written yet: the horizon is read
     first). None when ``wait`` is false and another fold holds the account."""
     dialect = session.get_bind().dialect.name
-    horizon, as_of = _horizon(session, dialect, now)
+    horizon, as_of = event_horizon(session, dialect, now)
     mark = _lock_watermark(session, account_id, wait)
     if mark is None:
         return None

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from audience import fields as f
 from audience.errors import AudienceError, InvalidSubscriberError
 from audience.topics import join, subscriber_topics, topics_by_key
+from core.address_hash import address_hash, erasure_key
 from core.errors import InvalidFieldError
 from models import Account, Message, Subscriber, Suppression, Topic
 
@@ -185,7 +186,11 @@ def submit(session: Session, account: Account, data: dict[str, Any], now: dateti
     key = f.address_key(email)
     suppressed = session.scalar(select(Suppression.reason).where(Suppression.account_id == account.id,
                                                                  Suppression.email == key))
-    if not reachable_despite(suppressed):
+    # An erased address is on the list by its keyed hash only (core.address_hash), and
+    # stays suppressed whatever the reason it was listed for: the form gets nothing.
+    erased = session.scalar(select(Suppression.id).where(
+        Suppression.account_id == account.id, Suppression.email_hash == address_hash(erasure_key(secret_key), key)))
+    if erased is not None or not reachable_despite(suppressed):
         return Submission()
     subscriber = session.scalar(select(Subscriber).where(Subscriber.account_id == account.id,
                                                          Subscriber.email == email))

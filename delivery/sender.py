@@ -48,6 +48,7 @@ from delivery.circuits import record_tries
 from delivery.dkim import DkimKey, account_key, sign_message
 from delivery.errors import DeliveryError, HeldError, TransientDeliveryError, UnconfirmedDeliveryError
 from delivery.routing import Failover, Route, Try, Upcoming
+from delivery.suppressions import erased_among
 from delivery.mime import Envelope, MessageBuildError, build_message
 from delivery.pacing import MAX_WAIT_SECONDS
 from delivery.providers import WEBHOOK_FIELDS
@@ -163,6 +164,8 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
     recipients = {m.to_email: address_key(m.to_email) for m in messages}
     suppressed = {(a, address_key(e)) for a, e in connection.execute(
         _SUPPRESSED, {"emails": list(recipients.keys() | set(recipients.values()))})}
+    erased = erased_among(connection, set(recipients.values()), tracker.secret_key)
+    suppressed |= erased
     steps = _by_id(connection, STEP_COLUMNS, {m.step_id for m in messages})
     sequences = _by_id(connection, SEQUENCE_COLUMNS, {s.sequence_id for s in steps.values()})
     accounts = _by_id(connection, ACCOUNT_COLUMNS, {m.account_id for m in messages})
@@ -187,6 +190,9 @@ def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
                                                     f"first failed try; the last error: {message.error}", now)
             continue
         if message.id in confirmations:
+            if (message.account_id, recipients[message.to_email]) in erased:  # erased stays suppressed, even from a form
+                outbox.mark_suppressed(session, message.id, "address on the suppression list", now)
+                continue
             built = _confirmation_email(session, message, confirmations[message.id], subscriber,
                                         accounts.get(message.account_id), tracker, fallback, signing, now)
             if built is not None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Connection, Select, bindparam, delete, or_, select
 from sqlalchemy.orm import Session
 
 from audience.fields import address_key
+from core.address_hash import address_hash, erasure_key
 from delivery.unsubscribe import end_enrollments, suppress_address
 from models import Subscriber, Suppression
 
@@ -20,15 +21,34 @@ from models import Subscriber, Suppression
 # another platform's list when migrating.
 MANUAL_REASONS = ("manual", "unsubscribed", "bounced", "complained")
 
+# Erased addresses are listed by their keyed hash only (core.address_hash; audience.erasure).
+_ERASED = select(Suppression.account_id, Suppression.email_hash).where(
+    Suppression.email_hash.in_(bindparam("hashes", expanding=True)))
 
-def suppressions_query(account_id: int, reason: str | None = None, email: str | None = None) -> Select[Any]:
+
+def erased_among(connection: Connection, addresses: set[str], secret_key: str) -> set[tuple[int, str]]:
+    """(account, address) for each of ``addresses`` (in normal form, audience.fields)
+    an erasure left suppressed by its hash: what a check of the suppression list by
+    address must add (the sender's, in ``sender.prepare``)."""
+    key = erasure_key(secret_key)
+    by_hash = {address_hash(key, address): address for address in addresses}
+    return {(a, by_hash[h]) for a, h in connection.execute(_ERASED, {"hashes": list(by_hash)})}
+
+
+def suppressions_query(account_id: int, reason: str | None = None, email: str | None = None,
+                       secret_key: str | None = None) -> Select[Any]:
     """The account's suppressions, newest first, optionally by reason or exact address
-    (in any spelling: ``ADA@xn--bcher-kva.de`` finds ``ada@bücher.de``)."""
+    (in any spelling: ``ADA@xn--bcher-kva.de`` finds ``ada@bücher.de``; with
+    ``secret_key``, an erased address's entry too, by its hash)."""
     statement = select(Suppression).where(Suppression.account_id == account_id)
     if reason is not None:
         statement = statement.where(Suppression.reason == reason)
     if email is not None:
-        statement = statement.where(Suppression.email == address_key(email))
+        key = address_key(email)
+        match = Suppression.email == key
+        if secret_key is not None:
+            match = or_(match, Suppression.email_hash == address_hash(erasure_key(secret_key), key))
+        statement = statement.where(match)
     return statement.order_by(Suppression.id.desc())
 
 

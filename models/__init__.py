@@ -7,6 +7,7 @@ from models.base import Base, utcnow
 from models.broadcast import Broadcast
 from models.enrollment import Enrollment
 from models.event import Event
+from models.event_subscription import EventDelivery, EventSubscription
 from models.experiment import ExperimentDecision, ExperimentHoldout
 from models.flow import StepFlowRollup, StepTransition
 from models.inbound_event import InboundEvent
@@ -26,7 +27,8 @@ from models.warming import WarmingAdjustment, WarmingDay, WarmingPlan
 from models.webhook_delivery import WebhookDelivery
 
 __all__ = [
-    "Account", "AccountAnalysis", "AiDraft", "ApiKey", "AttributionAnswer", "Base", "Broadcast", "Enrollment", "Event", "ExperimentDecision",
+    "Account", "AccountAnalysis", "AiDraft", "ApiKey", "AttributionAnswer", "Base", "Broadcast", "Enrollment", "Event",
+    "EventDelivery", "EventSubscription", "ExperimentDecision",
     "InboundEvent", "Job", "JobPart", "Message", "MlModel", "Provider", "RollupFirst", "RollupWatermark", "Segment",
     "Sequence", "SequenceAnalysis", "SequenceRollup", "Step",
     "StepFlowRollup", "StepTransition", "Subscriber", "SubscriberScore", "Suppression", "Template", "Topic",

@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import IDS_NEVER_REUSED, Base, utcnow
 
 ENROLLMENT_STATUSES = ("active", "paused", "completed", "exited", "failed")
+ENDED = "completed_at IS NOT NULL"
 
 
 class Enrollment(Base):
@@ -25,6 +26,9 @@ class Enrollment(Base):
         # hits the constraint instead of enrolling twice.
         UniqueConstraint("sequence_id", "subscriber_id", "instance_key", "run"),
         Index("ix_enrollments_due", "status", "next_run_at"),
+        # Event subscriptions find the enrollments a "completed" transition counted (webhooks.event_feed).
+        Index("ix_enrollments_sequence_completed", "sequence_id", "completed_at",
+              postgresql_where=text(ENDED), sqlite_where=text(ENDED)),
         IDS_NEVER_REUSED,
     )
 

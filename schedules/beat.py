@@ -19,6 +19,9 @@ ML_SCORE_EVERY_SECONDS = 86400.0
 ANALYSES_EVERY_SECONDS = 900.0
 # How late an "entered segment" trigger may be: each check is one query per segment.
 SEGMENT_ENTRIES_EVERY_SECONDS = 60.0
+# Event subscriptions: how stale a delivered event may be, and the cost of one
+# index probe per subscription per run.
+FEED_EVERY_SECONDS = 5.0
 
 
 def _every(task: str, seconds: float, queue: str, expires: float | None = None) -> dict[str, Any]:
@@ -65,4 +68,7 @@ def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
         # Broadcasts' steps (start, a test's decision, finish), each claimed under a
         # lease and committed with its bookkeeping, so a doubled run does nothing twice.
         "broadcasts-run-due": _every("broadcasts.run_due", tick_seconds, "default", expires=max(tick_seconds * 2, 1.0)),
+        # Each run reads from the subscriptions' cursors under a lock per
+        # subscription, so a doubled run batches nothing twice (webhooks.event_feed).
+        "webhooks-feed-events": _every("webhooks.feed_events", FEED_EVERY_SECONDS, "webhooks"),
     }

@@ -15,7 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
-from models import Account, Provider, db, sealed
+from models import Account, EventSubscription, Provider, db, sealed
 from scripts import settings_or_complain
 
 
@@ -33,6 +33,9 @@ def reseal(session: Session) -> int:
         for name in sealed_columns:
             if getattr(account, name) is not None:
                 flag_modified(account, name)
+        rows += 1
+    for subscription in session.scalars(select(EventSubscription)):
+        flag_modified(subscription, "secret")
         rows += 1
     return rows
 

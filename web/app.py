@@ -25,7 +25,7 @@ API_BLUEPRINTS = ("web.accounts.routes", "web.email_templates.routes", "web.sequ
                   "web.subscribers.routes", "web.jobs.routes", "web.providers.routes", "web.suppressions.routes",
                   "web.warming.routes", "web.ml.routes", "web.ai.routes",
                   "web.segments.routes", "web.topics.routes",
-                  "web.broadcasts.routes")
+                  "web.broadcasts.routes", "web.event_subscriptions.routes")
 
 
 def create_app(settings: Settings | None = None) -> Flask:

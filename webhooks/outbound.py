@@ -28,7 +28,7 @@ from core.backoff import backoff
 from core.netguard import UnsafeTargetError, check_target, pinned_opener
 from core.reasons import printable
 from core.redispatch import OutboxRedispatch
-from models import WebhookDelivery
+from models import EventDelivery, WebhookDelivery
 
 LEASE = timedelta(minutes=2)
 DISPATCH_LEASE = timedelta(seconds=60)
@@ -120,12 +120,15 @@ def call(c: Call, secret_key: str, now: datetime, allow_private: bool) -> CallRe
         return CallResult(c.delivery_id, c.attempts, None, f"{type(exc).__name__}: {exc}"[:500])
 
 
-def record(session: Session, results: list[CallResult], now: datetime) -> None:
+def record(session: Session, results: list[CallResult], now: datetime,
+           table: type[WebhookDelivery] | type[EventDelivery] = WebhookDelivery) -> None:
+    """Each call's outcome on its row of ``table`` (webhook steps' calls, or event
+    subscriptions' batches: webhooks.event_calls), if its claim still holds."""
     for r in results:
         # A receiver's answer is quoted in the error (BadStatusLine): a NUL in it
         # would fail this UPDATE, and with it the whole batch's record.
         error = printable(r.error, 500) if r.error is not None else None
-        owned = and_(WebhookDelivery.id == r.delivery_id, WebhookDelivery.status == "sending")
+        owned = and_(table.id == r.delivery_id, table.status == "sending")
         if error is None:
             values = {"status": "delivered", "response_status": r.status, "delivered_at": now, "error": None,
                       "claimed_until": None}
@@ -135,7 +138,7 @@ def record(session: Session, results: list[CallResult], now: datetime) -> None:
             delay = backoff(r.attempts)
             values = {"status": "deferred", "response_status": r.status, "error": error,
                       "retry_at": now + delay, "claimed_until": now + delay}
-        session.execute(update(WebhookDelivery).where(owned).values(**values),
+        session.execute(update(table).where(owned).values(**values),
                         execution_options={"synchronize_session": False})
 
 

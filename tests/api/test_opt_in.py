@@ -129,6 +129,19 @@ def test_an_unsubscribed_address_is_not_reactivated_without_confirming(client, a
         assert s.scalars(select(Suppression)).all() == [], "the reader's click lifts their own unsubscribe"
 
 
+@pytest.mark.parametrize("listed_as", [None, "unsubscribed"])
+def test_an_erased_address_gets_nothing_from_the_form_whatever_it_was_listed_for(client, alice, session, ip,
+                                                                                   listed_as):
+    key = form_key(client, alice, "double")
+    person = client.post("/api/v1/subscribers", json={"email": "gone@example.com"}, headers=alice.headers).get_json()
+    if listed_as:  # unsubscribed first: an unsubscribe alone could be lifted by the reader's click
+        session.add(Suppression(account_id=alice.account_id, email="gone@example.com", reason=listed_as))
+        session.commit()
+    assert client.post(f"/api/v1/subscribers/{person['id']}/erase", headers=alice.headers).status_code == 204
+    assert client.post(f"/subscribe/{key}", json={"email": "Gone@Example.com"}, **ip).status_code == 202
+    assert subscribers() == {} and confirmations() == [], "no pending subscriber, no confirmation to an erased address"
+
+
 def test_an_address_suppressed_for_a_bounce_or_by_hand_gets_nothing(client, alice, session, ip):
     key = form_key(client, alice, "single")
     session.add_all([Suppression(account_id=alice.account_id, email="hard@example.com", reason="bounced"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import insert, inspect, select, text
 
 from models import Base, db
 from tests.support.database import embedded_sqlite, engine_at, fresh_database, migrate
@@ -98,7 +98,7 @@ def test_sqlite_tables_are_rebuilt_with_autoincrement_keeping_every_row_and_refe
     from tests.support import factories
 
     with embedded_sqlite(tmp_path, "0012") as url:
-        from models import Event, Message, Step, Suppression
+        from models import Event, Message, Step
 
         t0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
         acct = factories.account_row(t0)  # as of 0012: later revisions add columns
@@ -119,7 +119,10 @@ def test_sqlite_tables_are_rebuilt_with_autoincrement_keeping_every_row_and_refe
             s.add_all([Event(account_id=acct, subscriber_id=sub, message_id=m,
                              name="opened", occurred_at=t0, created_at=t0, source="tracking")
                        for sub, m in zip(people, queued)])
-            s.add(Suppression(account_id=acct, email="gone@example.test", reason="manual", created_at=t0))
+            # Written as of 0012 (0032 adds email_hash to the model): a plain insert.
+            s.execute(text("INSERT INTO suppressions (account_id, email, reason, created_at)"
+                           " VALUES (:a, 'gone@example.test', 'manual', :t)"),
+                      {"a": acct, "t": t0.strftime("%Y-%m-%d %H:%M:%S.%f")})
         before = _sqlite_counts(url)
         assert before["messages"] == 3 and before["events"] >= 3
         migrate(url)

@@ -130,3 +130,21 @@ def test_the_reseal_script_seals_with_the_first_key_and_refuses_to_run_without_o
     wrong = run_reseal(ESEQ_SECRETS_KEYS=TEST_KEY)  # cannot open what `new` sealed: changes nothing
     assert wrong.returncode == 1 and "nothing was changed" in wrong.stderr
     assert raw("SELECT config::text FROM providers WHERE id = :id", id=pid) == stored
+
+
+def test_an_event_subscriptions_secret_is_sealed_and_resealed_with_a_new_key(client, alice, keys):
+    from models import EventSubscription
+
+    created = client.post("/api/v1/event-subscriptions", json={"url": "http://93.184.216.34/hook",
+                                                               "events": ["message.sent"]}, headers=alice.headers)
+    assert created.status_code == 201, created.get_json()
+    secret, sid = created.get_json()["secret"], created.get_json()["id"]
+    stored = raw("SELECT secret FROM event_subscriptions WHERE id = :id", id=sid)
+    assert stored.startswith("sealed:") and secret not in stored
+    new = Fernet.generate_key().decode()
+    sealed.use_keys((new, TEST_KEY))
+    with db.session_scope() as session:
+        assert reseal(session) == 2  # Alice's account (its webhook signing secret) and the subscription
+    sealed.use_keys((new,))  # the old key dropped
+    with db.session_scope() as session:
+        assert session.get(EventSubscription, sid).secret == secret

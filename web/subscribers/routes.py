@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import Select
@@ -22,9 +22,12 @@ from audience.errors import (
     InvalidSubscriberError,
     SubscriberNotFoundError,
 )
+from audience.erasure import erase_subscriber
+from audience.export import export_subscriber
 from audience.imports import create_import_job
 from core.errors import InvalidFieldError
 from audience.payloads import MAX_BYTES
+from core.address_hash import erasure_key
 from ml.scoring import as_public, scores_of
 from models import Subscriber, utcnow
 from sequencing import triggers
@@ -132,11 +135,45 @@ class SubscriberById(MethodView):
     @blp.response(204)
     @blp.doc(security=SECURITY)
     def delete(self, subscriber_id: int) -> None:
-        """Delete the subscriber with their enrollments and message history."""
-        session = get_db()
+        """Delete the subscriber with their enrollments and message history, and scrub
+        their address from provider events, webhook calls and event batches. A
+        suppression of the address is kept as a keyed hash, without the address."""
+        _erase(subscriber_id, suppress=False)
+
+
+def _erase(subscriber_id: int, suppress: bool) -> None:
+    session = get_db()
+    with _errors:
+        erase_subscriber(session, current_account_id(), subscriber_id, _erasure_key(), utcnow(), suppress)
+    session.commit()
+
+
+def _erasure_key() -> bytes:
+    return erasure_key(current_app.config["ESEQ_SETTINGS"].secret_key)
+
+
+@blp.route("/<int:subscriber_id>/erase")
+class SubscriberErase(MethodView):
+    @account_required
+    @blp.response(204)
+    @blp.doc(security=SECURITY)
+    def post(self, subscriber_id: int) -> None:
+        """Erase the person (a right-to-erasure request): as DELETE, and the address
+        stays suppressed, by its keyed hash, if it ever comes back."""
+        _erase(subscriber_id, suppress=True)
+
+
+@blp.route("/<int:subscriber_id>/export")
+class SubscriberExport(MethodView):
+    @account_required
+    @blp.response(200)
+    @blp.doc(security=SECURITY)
+    def get(self, subscriber_id: int) -> dict[str, Any]:
+        """Everything held about the person, as one JSON document: profile (attributes,
+        tags, topics), events, messages, enrollments, scores, suppressions of the
+        address, and the webhook calls, provider events and event batches naming them."""
         with _errors:
-            audience.delete_subscriber(session, current_account_id(), subscriber_id)
-        session.commit()
+            return export_subscriber(get_db(), current_account_id(), subscriber_id, _erasure_key())
 
 
 def _with_topics(subscriber: Subscriber) -> dict[str, Any]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import Select
@@ -26,8 +27,10 @@ class Suppressions(MethodView):
     @blp.paginate(SQLPage)
     @blp.doc(security=SECURITY)
     def get(self, query: dict[str, Any]) -> Select[Any]:
-        """Suppressed addresses newest first, filtered by reason or address."""
-        return suppressions_query(current_account_id(), query.get("reason"), query.get("email"))
+        """Suppressed addresses newest first, filtered by reason or address (which also
+        finds an erased address's entry, shown without the address)."""
+        return suppressions_query(current_account_id(), query.get("reason"), query.get("email"),
+                                  current_app.config["ESEQ_SETTINGS"].secret_key)
 
     @account_required
     @blp.arguments(SuppressionCreateSchema)

@@ -40,6 +40,7 @@ class SuppressionQuerySchema(Schema):
 
 class SuppressionSchema(Schema):
     id = fields.Integer()
-    email = fields.String()
+    email = fields.String(allow_none=True, metadata={"description": "null for an erased address (kept as a keyed hash)"})
+    erased = fields.Function(lambda row: row.email is None)
     reason = fields.String()
     created_at = fields.DateTime()

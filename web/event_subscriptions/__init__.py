@@ -1,0 +1,1 @@
+"""``/api/v1/event-subscriptions``: outgoing webhooks for what happens."""

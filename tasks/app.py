@@ -26,7 +26,8 @@ connect_publish_stamp()
 
 _settings = get_settings()
 configure_logging()
-db.configure(_settings.database_url, _settings.secrets_keys)
+db.configure(_settings.database_url, _settings.secrets_keys, pool_size=_settings.db_pool_size,
+             max_overflow=_settings.db_max_overflow)
 
 
 # Sentry and the task counters belong to the worker and beat processes, not to

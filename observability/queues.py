@@ -107,7 +107,8 @@ class AmqpQueues:
         if self._connection is None:
             from kombu import Connection
 
-            self._connection = Connection(self.url, connect_timeout=TIMEOUT_SECONDS)
+            self._connection = Connection(self.url, connect_timeout=TIMEOUT_SECONDS, transport_options={
+                "read_timeout": TIMEOUT_SECONDS, "write_timeout": TIMEOUT_SECONDS})
             self._connection.connect()
         if self._channel is None:
             self._channel = self._connection.channel()
@@ -131,9 +132,14 @@ class AmqpQueues:
         self._connection = self._channel = None
 
     def read(self, queues: Iterable[str]) -> dict[str, tuple[int, float | None]]:
+        names = list(queues)
         with self._lock:
             try:
-                return {name: (self._depth(name), None) for name in queues}
+                return {name: (self._depth(name), None) for name in names}
+            except Exception:  # a kept connection the broker dropped since: once more on a new one
+                self.close()
+            try:
+                return {name: (self._depth(name), None) for name in names}
             except Exception:
                 self.close()
                 raise

@@ -91,3 +91,16 @@ def test_rabbitmq_queue_depth_comes_from_a_passive_declare():
                 reader.close()
         finally:
             queue(connection.default_channel).delete()
+
+
+@pytest.mark.skipif(not rabbitmq_up(), reason="RabbitMQ is not running on 127.0.0.1:5672")
+def test_a_rabbitmq_connection_lost_between_scrapes_is_replaced_at_the_next_one():
+    reader = AmqpQueues(AMQP_URL)
+    try:
+        assert reader.read(["eseq-test-signals-absent"]) == {"eseq-test-signals-absent": (0, None)}
+        lost = reader._connection
+        lost.connection.sock.close()  # as a broker restart would leave it
+        assert reader.read(["eseq-test-signals-absent"]) == {"eseq-test-signals-absent": (0, None)}
+        assert reader._connection is not lost
+    finally:
+        reader.close()

@@ -13,9 +13,10 @@ import redis
 from kombu import Connection, Exchange, Producer, Queue
 
 import celeryconfig
-from observability.queues import AmqpQueues, QueueCollector, RedisQueues
+from observability.queues import PUBLISHED_AT, AmqpQueues, QueueCollector, RedisQueues, queue_reader
 from tests.conftest import METRICS_TOKEN, REDIS_URL, TEST_ENV
 from tests.support.prometheus import sample
+from tests.support.waiting import wait_for
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 PROBE = "ml.eseq_queue_signal_probe"  # routed to the ml queue; no worker runs it here
@@ -104,3 +105,40 @@ def test_a_rabbitmq_connection_lost_between_scrapes_is_replaced_at_the_next_one(
         assert reader._connection is not lost
     finally:
         reader.close()
+
+
+@pytest.mark.skipif(not rabbitmq_up(), reason="RabbitMQ is not running on 127.0.0.1:5672")
+def test_celery_tasks_published_to_rabbitmq_are_counted_and_carry_their_publish_time():
+    from celery import Celery
+
+    name = f"eseq-test-signals-{uuid.uuid4().hex[:8]}"  # the shared broker's send queue is not ours to count
+    sender = Celery("eseq-signals-test")
+    # The run's CELERY_BROKER_URL (Redis) wins over broker_url; the write URL is ours.
+    sender.conf.update(broker_write_url=AMQP_URL, task_queues=[Queue(name, durable=False)],
+                       task_create_missing_queues=False)
+    reader = queue_reader(AMQP_URL)
+    assert isinstance(reader, AmqpQueues)
+    try:
+        for _ in range(3):
+            sender.send_task(PROBE, queue=name)
+
+        def scraped() -> dict[str, dict[str | None, float]]:
+            return {f.name: {s.labels.get("queue"): s.value for s in f.samples}
+                    for f in QueueCollector(reader, [name]).collect()}
+
+        # Publishing without confirms returns before the broker has queued the message.
+        text_ = wait_for(lambda: (got := scraped())["eseq_queue_depth"] == {name: 3} and got, 10,
+                         "three waiting tasks in RabbitMQ", detail=lambda: str(scraped()))
+        assert text_["eseq_queue_oldest_task_age_seconds"] == {}  # not exported on RabbitMQ
+        with Connection(AMQP_URL) as connection:
+            message = connection.default_channel.basic_get(name, no_ack=True)
+            assert message.headers[PUBLISHED_AT] <= time.time()  # the stamp travels on AMQP too
+    finally:
+        reader.close()
+        with Connection(AMQP_URL) as connection:
+            Queue(name, durable=False)(connection.default_channel).delete()
+        sender.close()
+
+
+def test_the_embedded_broker_has_no_queue_signals():
+    assert queue_reader("sqla+sqlite:///var/broker.sqlite") is None

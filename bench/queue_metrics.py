@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import socket
-import uuid
 
 from bench import environment, timed
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from models import Message, db
 from tests.conftest import ADMIN_TOKEN, TEST_DB
+from tests.support.database import empty_database, engine_at, migrate
 from tests.support.pgbouncer import SERVER_POOL, pgbouncer, why_unavailable
 from tests.support.processes import Proc, beat_argv, call, platform_env, running, wait_healthy, web_argv, worker_argv
 from tests.support.smtp import SmtpServer, free_port
@@ -87,3 +88,14 @@ def test_web_workers_and_beat_through_pgbouncer_in_transaction_mode_deliver_ever
     with db.session_scope() as s:
         assert dict(s.execute(select(Message.status, func.count()).group_by(Message.status)).all()) == {
             "sent": 2 * READERS}
+
+
+def test_the_migrations_run_through_pgbouncer_in_transaction_mode(database: str, tmp_path: Path):
+    def version(url: str) -> str:
+        with engine_at(url) as engine, engine.connect() as conn:
+            return str(conn.scalar(text("SELECT version_num FROM alembic_version")))
+
+    name = f"{TEST_DB}_bounced"
+    with empty_database(name) as url, pgbouncer(name, tmp_path) as port:
+        migrate(f"postgresql://postgres@127.0.0.1:{port}/{name}")
+        assert version(url) == version(database)  # head, as the run's own database was migrated directly

@@ -204,6 +204,11 @@ class Settings:
     # How long a double opt-in confirmation link works, and after which beat removes
     # the pending subscribers who did not click it (audience.opt_in).
     opt_in_expiry_hours: int = 72
+    # Each process's SQLAlchemy pool on PostgreSQL: connections kept, and the extra
+    # ones opened under load (docs/operations.md sizes them against PgBouncer and
+    # PostgreSQL's max_connections).
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
 
     @property
     def ai_configured(self) -> bool:
@@ -309,6 +314,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ai_timeout_seconds=_float(env, "ESEQ_AI_TIMEOUT_SECONDS", 60.0),
         ai_drafts_per_minute=_int(env, "ESEQ_AI_DRAFTS_PER_MINUTE", 60, minimum=0),
         opt_in_expiry_hours=_int(env, "ESEQ_OPT_IN_EXPIRY_HOURS", 72),
+        db_pool_size=_int(env, "ESEQ_DB_POOL_SIZE", 10),
+        db_max_overflow=_int(env, "ESEQ_DB_MAX_OVERFLOW", 20, minimum=0),
         **_dkim(env),  # type: ignore[arg-type]
     )
 

@@ -20,6 +20,9 @@ _engine: Engine | None = None
 _factory: sessionmaker[Session] | None = None
 _url: str | None = None
 _autocommit: Engine | None = None
+_options: dict[str, Any] = {}
+# PostgreSQL's pool when none is asked for (settings.db_pool_size, db_max_overflow).
+DEFAULT_POOL: dict[str, Any] = {"pool_size": 10, "max_overflow": 20}
 
 
 def normalize_url(url: str) -> str:
@@ -32,9 +35,13 @@ def normalize_url(url: str) -> str:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine with the pool settings each backend needs."""
+    """An engine with the pool settings each backend needs; ``pool_size`` and
+    ``max_overflow`` (settings.db_pool_size, db_max_overflow) apply to PostgreSQL only."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
+        # One writer at a time whatever the pool: SQLAlchemy's own pool for SQLite files.
+        kwargs.pop("pool_size", None)
+        kwargs.pop("max_overflow", None)
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -64,8 +71,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     if "poolclass" not in kwargs:
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 20)
+        kwargs = {**DEFAULT_POOL, **kwargs}
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
 
@@ -73,11 +79,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def configure(url: str, secrets_keys: tuple[str, ...] | None = None, **kwargs: Any) -> Engine:
     """Create (or replace) the process-wide engine and session factory; with
     ``secrets_keys`` (settings.secrets_keys), also the keys sealing secret columns
-    (models.sealed), which are otherwise left as they were."""
-    global _engine, _factory, _url, _autocommit
+    (models.sealed), which are otherwise left as they were. The same URL with no
+    engine options, or the same ones as before, keeps the engine (web and tasks
+    both configure it in one process)."""
+    global _engine, _factory, _url, _autocommit, _options
     if secrets_keys is not None:
         sealed.use_keys(secrets_keys)
-    if _engine is not None and url == _url and not kwargs:
+    if _engine is not None and url == _url and (not kwargs or {**DEFAULT_POOL, **kwargs} == _options):
         return _engine
     if _engine is not None:
         _engine.dispose()
@@ -85,6 +93,7 @@ def configure(url: str, secrets_keys: tuple[str, ...] | None = None, **kwargs: A
         _autocommit.dispose()
         _autocommit = None
     _engine = make_engine(url, **kwargs)
+    _options = {**DEFAULT_POOL, **kwargs}
     _factory = sessionmaker(bind=_engine, expire_on_commit=False)
     _url = url
     return _engine

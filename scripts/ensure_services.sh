@@ -43,4 +43,15 @@ if ! command -v spamd >/dev/null || ! command -v spamc >/dev/null; then
     echo "spamd/spamc are not installed (not root): the SpamAssassin tests will be skipped" >&2
   fi
 fi
+# PgBouncer, for the e2e test that runs the platform through it in transaction mode
+# (tests/e2e/test_pgbouncer.py starts its own); optional like spamd: without it that
+# test is skipped and says so. Installing it leaves Debian's own instance stopped
+# or not: the test uses its own port and configuration.
+if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt_install pgbouncer || echo "pgbouncer could not be installed: the PgBouncer test will be skipped" >&2
+  else
+    echo "pgbouncer is not installed (not root): the PgBouncer test will be skipped" >&2
+  fi
+fi
 echo "services: PostgreSQL and Redis up on 127.0.0.1"

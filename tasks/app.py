@@ -9,6 +9,7 @@ from celery.signals import beat_init, worker_init, worker_process_init
 from models import db
 from observability.logs import configure_logging
 from observability.metrics import TaskCounts, connect_celery_signals
+from observability.queues import connect_publish_stamp
 from observability.sentry import init_sentry
 from settings import get_settings
 from tasks.broker import use_reused_clients
@@ -19,10 +20,14 @@ TASK_MODULES = ["tasks.sequencing", "tasks.sending", "tasks.webhooks", "tasks.au
 use_reused_clients()
 app = Celery("eseq", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
+# Every publisher (web, beat, workers) stamps its tasks, so /metrics can tell how
+# long the oldest one has waited (observability/queues.py).
+connect_publish_stamp()
 
 _settings = get_settings()
 configure_logging()
-db.configure(_settings.database_url, _settings.secrets_keys)
+db.configure(_settings.database_url, _settings.secrets_keys, pool_size=_settings.db_pool_size,
+             max_overflow=_settings.db_max_overflow)
 
 
 # Sentry and the task counters belong to the worker and beat processes, not to

@@ -32,7 +32,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or get_settings()
     configure_logging()
     init_sentry(settings, component="web")
-    db.configure(settings.database_url, settings.secrets_keys)
+    db.configure(settings.database_url, settings.secrets_keys, pool_size=settings.db_pool_size,
+                 max_overflow=settings.db_max_overflow)
 
     app = Flask(__name__)
     app.config.update(

@@ -12,8 +12,10 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from flask_smorest import abort
 from prometheus_client.registry import Collector
 
+from celeryconfig import QUEUES
 from models import db
 from observability.metrics import DatabaseCollector, RedisTaskCollector, TaskCounts, observe_http, render
+from observability.queues import QueueCollector, queue_reader
 from settings import Settings
 from web.extensions import limiter
 
@@ -26,6 +28,10 @@ def init_metrics(app: Flask, settings: Settings) -> None:
     collectors: list[Collector] = [DatabaseCollector(db.get_engine)]
     if settings.redis_url:
         collectors.append(RedisTaskCollector(TaskCounts(settings.redis_url, settings.broker_prefix)))
+    # Every queue the Procfile's worker pools consume: the signals an autoscaler scales each pool on.
+    reader = queue_reader(settings.broker_url, settings.broker_prefix)
+    if reader is not None:
+        collectors.append(QueueCollector(reader, QUEUES))
     app.extensions["eseq_metrics_collectors"] = collectors
 
     def _start_timer() -> None:

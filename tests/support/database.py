@@ -73,11 +73,18 @@ def sqlite_engine(folder: Path, revision: str = "head") -> Iterator[Engine]:
 
 
 @contextmanager
-def fresh_database(name: str, admin_url: str = ADMIN_URL) -> Iterator[str]:
-    """Create database ``name``, migrate it to head, yield its URL, drop it after."""
+def empty_database(name: str, admin_url: str = ADMIN_URL) -> Iterator[str]:
+    """Create database ``name`` with no tables, yield its URL, drop it after."""
     _admin_exec(f'CREATE DATABASE "{name}"', admin_url)
     try:
-        migrate(url_for(name, admin_url))
         yield url_for(name, admin_url)
     finally:
         _admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', admin_url)
+
+
+@contextmanager
+def fresh_database(name: str, admin_url: str = ADMIN_URL) -> Iterator[str]:
+    """Create database ``name``, migrate it to head, yield its URL, drop it after."""
+    with empty_database(name, admin_url) as url:
+        migrate(url)
+        yield url

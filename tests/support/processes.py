@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.support.waiting import wait_for
 
@@ -101,3 +102,15 @@ def running(procs: list[Proc]) -> Iterator[list[Proc]]:
     finally:
         for proc in procs:
             proc.stop()
+
+
+def call(port: int, method: str, path: str, body: object = None,
+         headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """One JSON request to a web process on ``port``: its status and decoded body."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        raw = response.read()
+        is_json = response.headers.get_content_type() == "application/json"
+        return response.status, (json.loads(raw) if raw and is_json else raw)

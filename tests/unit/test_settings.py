@@ -36,6 +36,8 @@ BAD_VALUES = [
     ("ESEQ_METRICS_TOKEN", "scrape-me"),
     ("ESEQ_PROXY_HOPS", "-1"),
     ("ESEQ_PROXY_HOPS", "one"),
+    ("ESEQ_DB_POOL_SIZE", "0"),
+    ("ESEQ_DB_MAX_OVERFLOW", "-1"),
 ]
 
 
@@ -51,6 +53,13 @@ def test_tokens_of_32_characters_or_more_are_taken() -> None:
     assert (settings.admin_token, settings.metrics_token, settings.proxy_hops) == ("a" * 32, "m" * 40, 2)
     unset = load_settings({})
     assert (unset.admin_token, unset.metrics_token, unset.proxy_hops) == (None, None, 0)
+
+
+def test_the_database_pool_is_sized_from_the_environment() -> None:
+    sized = load_settings({"ESEQ_DB_POOL_SIZE": "3", "ESEQ_DB_MAX_OVERFLOW": "0"})
+    assert (sized.db_pool_size, sized.db_max_overflow) == (3, 0)
+    unset = load_settings({})
+    assert (unset.db_pool_size, unset.db_max_overflow) == (10, 20)
 
 
 def test_the_tests_own_admin_token_is_long_enough() -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import beat_init, worker_init, worker_process_init
+from celery.signals import beat_init, before_task_publish, worker_init, worker_process_init
 
 from models import db
 from observability.logs import configure_logging
 from observability.metrics import TaskCounts, connect_celery_signals
 from observability.sentry import init_sentry
 from settings import get_settings
-from tasks.broker import use_reused_clients
+from tasks.broker import stamp_published_at, use_reused_clients
 
 TASK_MODULES = ["tasks.sequencing", "tasks.sending", "tasks.webhooks", "tasks.audience", "tasks.inbound",
                 "tasks.warming", "tasks.analytics", "tasks.ml", "tasks.ai", "tasks.broadcasts"]
@@ -19,6 +19,8 @@ TASK_MODULES = ["tasks.sequencing", "tasks.sending", "tasks.webhooks", "tasks.au
 use_reused_clients()
 app = Celery("eseq", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
+# Every message says when it was published, so queue_stats can age a queue's oldest task.
+before_task_publish.connect(stamp_published_at, weak=False)
 
 _settings = get_settings()
 configure_logging()

@@ -93,3 +93,18 @@ def test_a_killed_consumers_unacked_task_is_redelivered_at_once(amqp_url: str):
         if taker.poll() is None:
             taker.kill()
             taker.wait(10)
+
+
+def test_queue_stats_and_the_health_check_read_rabbitmq(amqp_url: str):
+    from tasks.broker import queue_stats
+    from web.health import _check_broker
+
+    flush(amqp_url, "", celeryconfig.QUEUES)
+    publisher = _python(PUBLISH, amqp_url)
+    publisher.communicate(timeout=60)
+    assert publisher.returncode == 0
+    stats = queue_stats(amqp_url, ["default", "send", "no_such_queue"])
+    # Counted, not aged: AMQP cannot look at a message and leave it where it is.
+    assert stats == {"default": (1, None), "send": (0, None), "no_such_queue": (0, None)}
+    assert queue_stats(amqp_url, ["default"]) == {"default": (1, None)}, "looking took nothing"
+    assert _check_broker(amqp_url) == "ok"

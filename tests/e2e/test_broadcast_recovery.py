@@ -48,8 +48,9 @@ def test_killed_workers_and_a_flushed_broker_lose_no_member_and_send_none_twice_
         kills = 0
         with running([beat]):
             for round_, target in enumerate((150,)):
-                default = Proc(f"default{round_}", worker_argv(f"d{round_}", queues="default", concurrency=2), env,
-                               tmp_path)
+                # The pools as the Procfile runs them: default on prefork, send on threads.
+                default = Proc(f"default{round_}",
+                               worker_argv(f"d{round_}", queues="default", pool="prefork", concurrency=2), env, tmp_path)
                 send = Proc(f"send{round_}", worker_argv(f"s{round_}", queues="send", concurrency=8), env, tmp_path)
                 with running([default, send]):
                     wait_for(lambda: sent_count() >= target, 90, f"{target} sent before kill {round_}",  # noqa: B023
@@ -59,7 +60,7 @@ def test_killed_workers_and_a_flushed_broker_lose_no_member_and_send_none_twice_
                 kills += 1
                 interrupted |= sending_ids()  # no worker alive: a row still sending was cut off
                 flush_broker(broker_url)  # everything the broker held is gone, as after a broker restart
-            final = [Proc("default", worker_argv("d", queues="default", concurrency=2), env, tmp_path),
+            final = [Proc("default", worker_argv("d", queues="default", pool="prefork", concurrency=2), env, tmp_path),
                      Proc("send", worker_argv("s", queues="send", concurrency=8), env, tmp_path)]
             with running(final):
                 # Every message of it sent (its status says "sent" at its next check,

@@ -11,7 +11,7 @@ from observability.logs import configure_logging
 from observability.metrics import TaskCounts, connect_celery_signals
 from observability.sentry import init_sentry
 from settings import get_settings
-from tasks.broker import stamp_published_at, use_reused_clients
+from tasks.broker import declare_every_queue, stamp_published_at, use_reused_clients
 
 TASK_MODULES = ["tasks.sequencing", "tasks.sending", "tasks.webhooks", "tasks.audience", "tasks.inbound",
                 "tasks.warming", "tasks.analytics", "tasks.ml", "tasks.ai", "tasks.broadcasts"]
@@ -34,6 +34,9 @@ db.configure(_settings.database_url, _settings.secrets_keys)
 def _init_worker(**_: Any) -> None:
     init_sentry(_settings, component="worker")
     connect_celery_signals(TaskCounts(_settings.redis_url, _settings.broker_prefix))
+    if _settings.broker_url.startswith("amqp"):
+        # Before the consumer starts: its delayed-delivery step binds every pool's queue.
+        declare_every_queue(app.connection_for_write(), app.amqp.queues.values())
 
 
 @beat_init.connect

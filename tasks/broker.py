@@ -121,3 +121,17 @@ def _redis_oldest(channel: Any, name: str) -> float | None:
         if isinstance(stamp, (int, float)):
             stamps.append(float(stamp))
     return min(stamps) if stamps else None
+
+
+def declare_every_queue(connection: Connection, queues: Iterable[Any]) -> None:
+    """Declare every pool's queue (its exchange, the queue, their binding), not only
+    the ones this worker consumes. On RabbitMQ a worker binds every queue of the app
+    to the native delayed-delivery exchange when it starts (how a countdown task comes
+    back to its pool); binding a queue whose exchange no worker has declared yet fails,
+    and that worker's countdown tasks would then go nowhere. Waits for the broker as
+    the worker itself would (broker_connection_retry_on_startup)."""
+    with connection.clone() as conn:
+        conn.ensure_connection(max_retries=30, interval_start=1, interval_step=1, interval_max=2)
+        channel = conn.default_channel
+        for queue in queues:
+            queue.bind(channel).declare()

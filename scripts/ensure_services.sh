@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL and Redis answer on 127.0.0.1, installing and starting them
+# Make sure PostgreSQL, Redis and RabbitMQ answer on 127.0.0.1, installing and starting them
 # when absent (as root, from Debian's packages). Used by `make test` and .ci/run.
 set -euo pipefail
 
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 redis_up() { (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; }
+rabbitmq_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
 wait_for() { for _ in $(seq 1 60); do "$1" && return 0; sleep 0.5; done; echo "$2 did not come up" >&2; return 1; }
 
 apt_updated=0
@@ -33,6 +34,18 @@ if ! redis_up; then
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
   wait_for redis_up Redis
 fi
+# RabbitMQ, for the crash and recovery tests' RabbitMQ variants (each run makes its
+# own vhost with rabbitmqctl, so it needs root or the rabbitmq user). The consumer
+# timeout is raised to the ml pool's 3500 s time limit plus margin: with late acks a
+# task is unacked while it runs, and RabbitMQ's default (30 min) would close the channel.
+if ! rabbitmq_up; then
+  if command -v rabbitmq-server >/dev/null || { [ "$(id -u)" = 0 ] && apt_install rabbitmq-server; }; then
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-rabbit consumer_timeout 3900000" rabbitmq-server -detached
+    wait_for rabbitmq_up RabbitMQ || echo "RabbitMQ did not start: its test variants will be skipped" >&2
+  else
+    echo "rabbitmq-server is not installed (not root): the RabbitMQ test variants will be skipped" >&2
+  fi
+fi
 # SpamAssassin, for the pre-flight check's tests against a real spamd
 # (tests/integration/test_spamassassin.py starts its own); optional: without it
 # those tests are skipped and say so.
@@ -54,4 +67,4 @@ if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
     echo "pgbouncer is not installed (not root): the PgBouncer test will be skipped" >&2
   fi
 fi
-echo "services: PostgreSQL and Redis up on 127.0.0.1"
+echo "services: PostgreSQL and Redis up on 127.0.0.1$(rabbitmq_up && echo ', RabbitMQ too')"

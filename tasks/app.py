@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import beat_init, worker_init, worker_process_init
+from celery.signals import beat_init, before_task_publish, worker_init, worker_process_init
 
 from models import db
 from observability.logs import configure_logging
@@ -12,7 +12,7 @@ from observability.metrics import TaskCounts, connect_celery_signals
 from observability.queues import connect_publish_stamp
 from observability.sentry import init_sentry
 from settings import get_settings
-from tasks.broker import use_reused_clients
+from tasks.broker import declare_every_queue, use_reused_clients
 
 TASK_MODULES = ["tasks.sequencing", "tasks.sending", "tasks.webhooks", "tasks.audience", "tasks.inbound",
                 "tasks.warming", "tasks.analytics", "tasks.ml", "tasks.ai", "tasks.broadcasts"]
@@ -37,6 +37,9 @@ db.configure(_settings.database_url, _settings.secrets_keys, pool_size=_settings
 def _init_worker(**_: Any) -> None:
     init_sentry(_settings, component="worker")
     connect_celery_signals(TaskCounts(_settings.redis_url, _settings.broker_prefix))
+    if _settings.broker_url.startswith("amqp"):
+        # Before the consumer starts: its delayed-delivery step binds every pool's queue.
+        declare_every_queue(app.connection_for_write(), app.amqp.queues.values())
 
 
 @beat_init.connect

@@ -12,11 +12,16 @@ connection closes) does the same work.
 
 ``redis://`` and ``rediss://`` URLs resolve to this transport once
 ``use_reused_clients`` has run (tasks.app, before the app connects).
+
+Also here: ``declare_every_queue``, which RabbitMQ's delayed delivery needs of
+every worker. What a queue holds is read for /metrics by observability.queues.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from kombu import Connection
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 
@@ -40,3 +45,17 @@ class Transport(kombu_redis.Transport):
 def use_reused_clients() -> None:
     for scheme in ("redis", "rediss"):
         TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
+
+
+def declare_every_queue(connection: Connection, queues: Iterable[Any]) -> None:
+    """Declare every pool's queue (its exchange, the queue, their binding), not only
+    the ones this worker consumes. On RabbitMQ a worker binds every queue of the app
+    to the native delayed-delivery exchange when it starts (how a countdown task comes
+    back to its pool); binding a queue whose exchange no worker has declared yet fails,
+    and that worker's countdown tasks would then go nowhere. Waits for the broker as
+    the worker itself would (broker_connection_retry_on_startup)."""
+    with connection.clone() as conn:
+        conn.ensure_connection(max_retries=30, interval_start=1, interval_step=1, interval_max=2)
+        channel = conn.default_channel
+        for queue in queues:
+            queue.bind(channel).declare()

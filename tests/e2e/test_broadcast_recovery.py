@@ -9,13 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import redis
 from sqlalchemy import func, select
 
 from models import Broadcast, Message, db
 from models.base import utcnow
-from tests.conftest import REDIS_URL, TEST_ENV
-from tests.e2e.test_recovery import env_for, sending_ids
+from tests.e2e.test_recovery import env_for, flush_broker, sending_ids
 from tests.support import factories
 from tests.support.broadcasts import scheduled, topic_with
 from tests.support.processes import Proc, beat_argv, running, worker_argv
@@ -37,17 +35,11 @@ def status_of(broadcast_id: int) -> str:
         return str(s.scalar(select(Broadcast.status).where(Broadcast.id == broadcast_id)))
 
 
-def flush_broker() -> None:
-    broker = redis.Redis.from_url(REDIS_URL)
-    keys = broker.keys(TEST_ENV["ESEQ_BROKER_PREFIX"] + "*")
-    if keys:
-        broker.delete(*keys)
-
-
-def test_killed_workers_and_a_flushed_broker_lose_no_member_and_send_none_twice_outside_the_window(tmp_path: Path):
+def test_killed_workers_and_a_flushed_broker_lose_no_member_and_send_none_twice_outside_the_window(
+        tmp_path: Path, broker_url: str):
     with SmtpServer() as smtp:
         smtp.handler.delay = 0.005  # each SMTP transaction takes a moment, so kills land mid-batch
-        env = env_for(smtp)
+        env = env_for(smtp, broker_url)
         acct = factories.account()
         topic_with(acct, factories.subscribers(acct, MEMBERS))
         bid = scheduled(acct, utcnow())
@@ -56,8 +48,9 @@ def test_killed_workers_and_a_flushed_broker_lose_no_member_and_send_none_twice_
         kills = 0
         with running([beat]):
             for round_, target in enumerate((150,)):
-                default = Proc(f"default{round_}", worker_argv(f"d{round_}", queues="default", concurrency=2), env,
-                               tmp_path)
+                # The pools as the Procfile runs them: default on prefork, send on threads.
+                default = Proc(f"default{round_}",
+                               worker_argv(f"d{round_}", queues="default", pool="prefork", concurrency=2), env, tmp_path)
                 send = Proc(f"send{round_}", worker_argv(f"s{round_}", queues="send", concurrency=8), env, tmp_path)
                 with running([default, send]):
                     wait_for(lambda: sent_count() >= target, 90, f"{target} sent before kill {round_}",  # noqa: B023
@@ -66,8 +59,8 @@ def test_killed_workers_and_a_flushed_broker_lose_no_member_and_send_none_twice_
                     default.kill()
                 kills += 1
                 interrupted |= sending_ids()  # no worker alive: a row still sending was cut off
-                flush_broker()  # everything the broker held is gone, as after a Redis restart
-            final = [Proc("default", worker_argv("d", queues="default", concurrency=2), env, tmp_path),
+                flush_broker(broker_url)  # everything the broker held is gone, as after a broker restart
+            final = [Proc("default", worker_argv("d", queues="default", pool="prefork", concurrency=2), env, tmp_path),
                      Proc("send", worker_argv("s", queues="send", concurrency=8), env, tmp_path)]
             with running(final):
                 # Every message of it sent (its status says "sent" at its next check,

@@ -7,13 +7,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import celeryconfig
 import pytest
-import redis
 from sqlalchemy import func, select
 
 from models import Enrollment, Message, db
 from models.base import utcnow
-from tests.conftest import REDIS_URL, TEST_ENV
+from tests.conftest import TEST_ENV
+from tests.support.brokers import flush
 from tests.support import factories
 from tests.support.processes import Proc, beat_argv, platform_env, running, worker_argv
 from tests.support.smtp import SmtpServer
@@ -25,11 +26,17 @@ STEPS = [{"type": "email", "subject": "first", "text": "a"}, {"type": "delay", "
          {"type": "email", "subject": "second", "text": "b"}]
 
 
-def env_for(smtp: SmtpServer) -> dict[str, str]:
+def env_for(smtp: SmtpServer, broker_url: str | None = None) -> dict[str, str]:
+    """The processes' environment; ``broker_url`` when not this run's Redis (tests/e2e/conftest.broker_url)."""
     # The lease must outlast a send batch: this SMTP server answers one connection at
     # a time, so 8 threads x 50 messages x 10 ms is about 4 s.
     return platform_env(ESEQ_TICK_SECONDS="0.5", ESEQ_LEASE_SECONDS="10", SMTP_HOST="127.0.0.1",
-                        SMTP_PORT=str(smtp.port))
+                        SMTP_PORT=str(smtp.port), CELERY_BROKER_URL=broker_url or TEST_ENV["CELERY_BROKER_URL"])
+
+
+def flush_broker(broker_url: str) -> None:
+    """Everything the broker held for this run is gone (tests/support/brokers.flush)."""
+    flush(broker_url, TEST_ENV["ESEQ_BROKER_PREFIX"], celeryconfig.QUEUES)
 
 
 def enroll(count: int) -> None:
@@ -66,10 +73,10 @@ def deliveries(smtp: SmtpServer) -> Counter[tuple[str, str]]:
     return Counter((r, got.message["Subject"]) for got in smtp.handler.received for r in got.recipients)
 
 
-def test_killing_the_worker_mid_batch_again_and_again_loses_nothing(tmp_path: Path):
+def test_killing_the_worker_mid_batch_again_and_again_loses_nothing(tmp_path: Path, broker_url: str):
     with SmtpServer() as smtp:
         smtp.handler.delay = 0.01  # each SMTP transaction takes a moment, so kills land mid-batch
-        env = env_for(smtp)
+        env = env_for(smtp, broker_url)
         enroll(150)
         beat = Proc("beat", beat_argv(tmp_path / "schedule"), env, tmp_path)
         kills = 0
@@ -114,20 +121,17 @@ def test_killing_the_worker_mid_batch_again_and_again_loses_nothing(tmp_path: Pa
         print(f"kills={kills} interrupted={len(interrupted)} duplicates={sum(n - 1 for n in duplicates.values())}")
 
 
-def test_a_flushed_broker_still_lets_every_due_enrollment_advance(tmp_path: Path):
+def test_a_flushed_broker_still_lets_every_due_enrollment_advance(tmp_path: Path, broker_url: str):
     with SmtpServer() as smtp:
-        env = env_for(smtp)
+        env = env_for(smtp, broker_url)
         enroll(100)
-        broker = redis.Redis.from_url(REDIS_URL)
         procs = [Proc("beat", beat_argv(tmp_path / "schedule"), env, tmp_path),
                  Proc("worker", worker_argv("w", concurrency=8), env, tmp_path)]
         with running(procs):
             wait_for(lambda: sent_count() >= 30, 60, "30 emails sent before the flush")
-            # Everything the broker held for this platform is gone, as after a Redis
+            # Everything the broker held for this platform is gone, as after a broker
             # restart that keeps nothing on disk.
-            keys = broker.keys(TEST_ENV["ESEQ_BROKER_PREFIX"] + "*")
-            if keys:
-                broker.delete(*keys)
+            flush_broker(broker_url)
             wait_until_finished(100)
             time.sleep(1)
         got = deliveries(smtp)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from delivery.dead_workers import release_dead_workers
 from delivery.outbox import claim_for_dispatch
 from models.base import utcnow
 from models.db import session_scope
@@ -34,7 +35,8 @@ def tick() -> dict[str, int]:
     Claims commit before anything is enqueued; if enqueueing fails the leases run
     out and a later tick claims the same rows again.
     """
-    lease = timedelta(seconds=get_settings().lease_seconds)
+    settings = get_settings()
+    lease = timedelta(seconds=settings.lease_seconds)
     claimed = 0
     for _ in range(TICK_MAX_ROUNDS):
         now = utcnow()
@@ -47,6 +49,12 @@ def tick() -> dict[str, int]:
         claimed += len(claim.ids)
         if len(claim.ids) < TICK_CLAIM_LIMIT:
             break
+    with session_scope() as session:
+        # Work of workers that stopped beating is released first, so this very
+        # sweep hands it out again, seconds after the death rather than a lease later.
+        released = release_dead_workers(session, utcnow(), timedelta(seconds=settings.worker_dead_after_seconds))
+    if released:
+        log.warning("released the claims of silent workers", extra={"released": released})
     with session_scope() as session:
         message_ids = claim_for_dispatch(session, utcnow(), TICK_CLAIM_LIMIT, lease)
     enqueue_sends(message_ids)

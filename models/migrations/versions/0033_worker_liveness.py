@@ -1,13 +1,20 @@
-"""worker liveness (issue: scale-out, item 1): a placeholder that changes nothing
-yet, kept so that work on the issue's parts can land in any order
+"""worker liveness (issue: scale-out, item 1)
 
 Revision ID: 0033
 Revises: 0032
 Create Date: 2026-12-06 11:00:00
+
+``worker_heartbeats`` (models.worker_heartbeat): one row per worker process that
+claims work, renewed every few seconds. ``messages.claimed_by``: the process whose
+claim holds a ``sending`` row, written by the claim itself; deliberately not
+indexed (models.message: the claim must stay a heap-only update).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
 
 revision: str = "0033"
 down_revision: str | None = "0032"
@@ -16,8 +23,19 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "worker_heartbeats",
+        sa.Column("worker_id", sa.String(length=200), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("beat_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("released_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("released_messages", sa.Integer(), server_default="0", nullable=False),
+        sa.PrimaryKeyConstraint("worker_id", name="pk_worker_heartbeats"),
+    )
+    op.add_column("messages", sa.Column("claimed_by", sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("messages") as batch:
+        batch.drop_column("claimed_by")
+    op.drop_table("worker_heartbeats")

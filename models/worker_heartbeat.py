@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base
+from models.base import IDS_NEVER_REUSED, Base
 
 
 class WorkerHeartbeat(Base):
     __tablename__ = "worker_heartbeats"
+    __table_args__ = (UniqueConstraint("worker_id"), IDS_NEVER_REUSED)
 
-    # hostname:pid:random, chosen when the process first claims (core.liveness.worker_id).
-    worker_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # hostname:pid:random, chosen when the process first claims (core.liveness.new_worker_id).
+    worker_id: Mapped[str] = mapped_column(String(200))
     started_at: Mapped[datetime]
     beat_at: Mapped[datetime]
     # Set when the tick found the worker silent and released its claims; a worker

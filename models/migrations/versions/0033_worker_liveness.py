@@ -25,17 +25,21 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "worker_heartbeats",
+        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("worker_id", sa.String(length=200), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("beat_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("released_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("released_messages", sa.Integer(), server_default="0", nullable=False),
-        sa.PrimaryKeyConstraint("worker_id", name="pk_worker_heartbeats"),
+        sa.PrimaryKeyConstraint("id", name="pk_worker_heartbeats"),
+        sa.UniqueConstraint("worker_id", name="uq_worker_heartbeats_worker_id"),
+        sqlite_autoincrement=True,
     )
     op.add_column("messages", sa.Column("claimed_by", sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("messages") as batch:
-        batch.drop_column("claimed_by")
+    # Not batch mode: rebuilding messages on SQLite cannot copy its computed column;
+    # SQLite (3.35+) drops a plain column in place.
+    op.drop_column("messages", "claimed_by")
     op.drop_table("worker_heartbeats")

@@ -27,6 +27,8 @@ BAD_VALUES = [
     ("OPENAI_BASE_URL", "file:///etc/passwd"),
     ("ESEQ_JWT_EXPIRES_SECONDS", "1.5"),
     ("ESEQ_LEASE_SECONDS", "0"),
+    ("ESEQ_WORKER_DEAD_AFTER_SECONDS", "0"),
+    ("ESEQ_WORKER_DEAD_AFTER_SECONDS", "soon"),
     ("ESEQ_WEBHOOK_ALLOW_PRIVATE", "sometimes"),
     ("SECRET_KEY", "short"),
     ("ESEQ_SECRETS_KEYS", "not-a-fernet-key"),
@@ -51,6 +53,11 @@ def test_tokens_of_32_characters_or_more_are_taken() -> None:
     assert (settings.admin_token, settings.metrics_token, settings.proxy_hops) == ("a" * 32, "m" * 40, 2)
     unset = load_settings({})
     assert (unset.admin_token, unset.metrics_token, unset.proxy_hops) == (None, None, 0)
+
+
+def test_a_worker_is_taken_for_dead_after_15_seconds_unless_told_otherwise() -> None:
+    assert load_settings({}).worker_dead_after_seconds == 15.0
+    assert load_settings({"ESEQ_WORKER_DEAD_AFTER_SECONDS": "2.5"}).worker_dead_after_seconds == 2.5
 
 
 def test_the_tests_own_admin_token_is_long_enough() -> None:

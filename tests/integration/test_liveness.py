@@ -1,0 +1,108 @@
+"""Dead workers noticed in seconds (core.liveness, delivery.dead_workers): the
+heartbeat row, and the release of a silent worker's claims to the sweep, with
+``now`` given so the 300 s lease is nowhere near running out."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from core.liveness import beat, silent_workers
+from delivery.dead_workers import release_dead_workers
+from delivery.errors import TransientDeliveryError
+from delivery.outbox import SEND_LEASE, claim_for_dispatch, claim_for_send
+from delivery.sender import Outcome, record
+from models import Message, WorkerHeartbeat, db
+from models.base import utcnow
+from tasks.liveness import worker_owner
+from tasks.sequencing import enqueue_sends
+from tests.support.sending import queue_emails, statuses
+from tests.support.waiting import wait_for
+
+DEAD_AFTER = timedelta(seconds=15)
+
+
+def heartbeat_rows() -> dict[str, tuple[bool, int]]:
+    """worker id -> (released, messages released)."""
+    with db.session_scope() as s:
+        return {h.worker_id: (h.released_at is not None, h.released_messages)
+                for h in s.scalars(select(WorkerHeartbeat))}
+
+
+def test_a_worker_is_silent_once_its_last_beat_is_older_than_the_threshold_and_a_beat_revives_it():
+    start = utcnow()
+    with db.session_scope() as s:
+        beat(s, "w1", start)
+    with db.session_scope() as s:
+        assert silent_workers(s, start + timedelta(seconds=14), DEAD_AFTER) == []
+        assert silent_workers(s, start + timedelta(seconds=16), DEAD_AFTER) == ["w1"]
+        release_dead_workers(s, start + timedelta(seconds=16), DEAD_AFTER)
+    assert heartbeat_rows() == {"w1": (True, 0)}
+    with db.session_scope() as s:  # it was only paused: its next beat clears the mark
+        beat(s, "w1", start + timedelta(seconds=17))
+    assert heartbeat_rows() == {"w1": (False, 0)}
+    with db.session_scope() as s:
+        assert silent_workers(s, start + timedelta(seconds=20), DEAD_AFTER) == []
+
+
+def test_a_dead_workers_sending_messages_are_released_to_the_in_doubt_sweep_and_a_live_ones_keep_their_lease():
+    dead_ids, live_ids, unowned_ids = queue_emails(2), queue_emails(1), queue_emails(1)
+    start = utcnow()
+    with db.session_scope() as s:
+        beat(s, "dead", start)
+        beat(s, "live", start)
+        claim_for_send(s, dead_ids, start, SEND_LEASE, owner="dead")
+        claim_for_send(s, live_ids, start, SEND_LEASE, owner="live")
+        claim_for_send(s, unowned_ids, start, SEND_LEASE)  # no owner (an older worker): the lease alone
+    at = start + timedelta(seconds=20)
+    with db.session_scope() as s:
+        beat(s, "live", start + timedelta(seconds=12))
+    with db.session_scope() as s:
+        assert release_dead_workers(s, at, DEAD_AFTER) == {"dead": 2}
+    with db.session_scope() as s:
+        assert sorted(claim_for_dispatch(s, at, 100, SEND_LEASE)) == sorted(dead_ids), \
+            "only the dead worker's rows, 280 s before their lease would have run out"
+    with db.session_scope() as s:
+        rows = {m.id: m for m in s.scalars(select(Message))}
+        assert {i: (rows[i].status, rows[i].crashes, rows[i].in_doubt_since) for i in dead_ids} == \
+            {i: ("queued", 1, at) for i in dead_ids}, "marked in doubt and counted as a crash, as after a lease"
+        assert {rows[i].claimed_until for i in live_ids + unowned_ids} == {start + SEND_LEASE}
+    assert heartbeat_rows() == {"dead": (True, 2), "live": (False, 0)}
+    with db.session_scope() as s:  # released once: a later tick finds nothing more to do
+        assert release_dead_workers(s, at + timedelta(seconds=5), DEAD_AFTER) == {}
+
+
+def test_a_late_outcome_of_a_released_worker_changes_nothing():
+    # A worker that was paused, not dead, wakes after its claims were released and
+    # handed to another: its outcome must not land on the other's claim.
+    [message_id] = queue_emails(1)
+    start = utcnow()
+    with db.session_scope() as s:
+        beat(s, "paused", start)
+        [row] = claim_for_send(s, [message_id], start, SEND_LEASE, owner="paused")
+    at = start + timedelta(seconds=20)
+    with db.session_scope() as s:
+        release_dead_workers(s, at, DEAD_AFTER)
+        assert claim_for_dispatch(s, at, 100, SEND_LEASE) == [message_id]
+        claim_for_send(s, [message_id], at, SEND_LEASE, owner="other")
+    late = Outcome(message_id, row.account_id, row.subscriber_id, row.attempts, "smtp",
+                   error=TransientDeliveryError("451 later"), at=at, claim=start + SEND_LEASE)
+    with db.session_scope() as s:
+        assert record(s, [late]) == ["superseded"]
+    with db.session_scope() as s:
+        message = s.get(Message, message_id)
+        assert (message.status, message.claimed_by, message.claimed_until) == ("sending", "other", at + SEND_LEASE)
+
+
+def test_the_send_task_claims_as_its_process_whose_heartbeat_keeps_beating(smtp, worker):
+    # The suite's worker runs its threads in this process, so its id is this process's.
+    ids = queue_emails(3)
+    enqueue_sends(ids)
+    wait_for(lambda: statuses() == {"sent": 3}, 30, "the worker to send")
+    owner = worker_owner()
+    assert worker_owner() == owner, "one id per process"
+    with db.session_scope() as s:
+        assert set(s.scalars(select(Message.claimed_by))) == {owner}
+    # The tables were truncated before this test, perhaps after this process's first
+    # beat: the thread's next beat writes the row again.
+    wait_for(lambda: owner in heartbeat_rows(), 10, "the heartbeat thread to renew its row")

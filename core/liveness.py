@@ -37,7 +37,8 @@ def new_worker_id() -> str:
 def beat(session: Session, worker_id: str, now: datetime) -> None:
     """Record that ``worker_id`` is alive at ``now`` (and no longer released)."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(HEARTBEATS).values(worker_id=worker_id, started_at=now, beat_at=now, released_messages=0)
+    statement = insert(HEARTBEATS).values(worker_id=worker_id, started_at=now, beat_at=now, released_messages=0,
+                                          released_enrollments=0)
     session.execute(statement.on_conflict_do_update(
         index_elements=[HEARTBEATS.c.worker_id], set_={"beat_at": now, "released_at": None}))
 
@@ -49,9 +50,11 @@ def silent_workers(session: Session, now: datetime, dead_after: timedelta) -> li
         HEARTBEATS.c.beat_at < now - dead_after, HEARTBEATS.c.released_at.is_(None))))
 
 
-def mark_released(session: Session, worker_id: str, now: datetime, messages: int) -> None:
-    session.execute(update(HEARTBEATS).where(HEARTBEATS.c.worker_id == worker_id).values(
-        released_at=now, released_messages=HEARTBEATS.c.released_messages + messages))
+def mark_released(session: Session, worker_id: str, now: datetime, messages: int, enrollments: int) -> None:
+    c = HEARTBEATS.c
+    session.execute(update(HEARTBEATS).where(c.worker_id == worker_id).values(
+        released_at=now, released_messages=c.released_messages + messages,
+        released_enrollments=c.released_enrollments + enrollments))
 
 
 def forget_released(session: Session, before: datetime) -> int:

@@ -28,5 +28,6 @@ class WorkerHeartbeat(Base):
     # Set when the tick found the worker silent and released its claims; a worker
     # that was only paused clears it with its next beat.
     released_at: Mapped[datetime | None]
-    # Messages whose claims that release handed back (for operators and the crash tests).
+    # What that release handed back (for operators and the crash tests).
     released_messages: Mapped[int] = mapped_column(Integer, server_default="0")
+    released_enrollments: Mapped[int] = mapped_column(Integer, server_default="0")

@@ -4,15 +4,16 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from delivery.dead_workers import release_dead_workers
 from delivery.outbox import claim_for_dispatch
 from models.base import utcnow
 from models.db import session_scope
 from settings import get_settings
-from sequencing.claims import claim_enrollments
+from sequencing.claims import claim_enrollments, take_claims
+from sequencing.dead_workers import release_dead_workers
 from sequencing.engine import advance_enrollments
 from tasks.app import app
 from tasks.audience import resume_stale_imports
+from tasks.liveness import worker_owner
 from tasks.batching import ADVANCE_BATCH, SEND_BATCH, TICK_CLAIM_LIMIT, TICK_MAX_ROUNDS, WEBHOOK_BATCH, fan_out
 from tasks.sending import send_messages
 from tasks.webhooks import claim_webhooks_for_dispatch, deliver_webhooks
@@ -37,6 +38,12 @@ def tick() -> dict[str, int]:
     """
     settings = get_settings()
     lease = timedelta(seconds=settings.lease_seconds)
+    with session_scope() as session:
+        # Work of workers that stopped beating is released first, so this very tick
+        # hands it out again, seconds after the death rather than a lease later.
+        released = release_dead_workers(session, utcnow(), timedelta(seconds=settings.worker_dead_after_seconds))
+    if released:
+        log.warning("released the claims of silent workers", extra={"released": released})
     claimed = 0
     for _ in range(TICK_MAX_ROUNDS):
         now = utcnow()
@@ -49,12 +56,6 @@ def tick() -> dict[str, int]:
         claimed += len(claim.ids)
         if len(claim.ids) < TICK_CLAIM_LIMIT:
             break
-    with session_scope() as session:
-        # Work of workers that stopped beating is released first, so this very
-        # sweep hands it out again, seconds after the death rather than a lease later.
-        released = release_dead_workers(session, utcnow(), timedelta(seconds=settings.worker_dead_after_seconds))
-    if released:
-        log.warning("released the claims of silent workers", extra={"released": released})
     with session_scope() as session:
         message_ids = claim_for_dispatch(session, utcnow(), TICK_CLAIM_LIMIT, lease)
     enqueue_sends(message_ids)
@@ -70,6 +71,8 @@ def tick() -> dict[str, int]:
 @app.task(name="sequencing.advance", ignore_result=True)
 def advance(enrollment_ids: list[int]) -> int:
     lease = timedelta(seconds=get_settings().lease_seconds)
+    with session_scope() as session:  # committed first: if this worker dies, the tick releases them
+        take_claims(session, enrollment_ids, worker_owner())
     with session_scope() as session:
         result = advance_enrollments(session, enrollment_ids, utcnow(), dispatch_grace=lease)
     enqueue_sends(result.message_ids)

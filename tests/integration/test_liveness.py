@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from core.liveness import beat, silent_workers
-from delivery.dead_workers import release_dead_workers
+from sequencing.dead_workers import release_dead_workers
 from delivery.errors import TransientDeliveryError
 from delivery.outbox import SEND_LEASE, claim_for_dispatch, claim_for_send
 from delivery.sender import Outcome, record

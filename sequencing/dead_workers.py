@@ -1,6 +1,6 @@
 """The tick's release of work held by worker processes that stopped beating
-(core.liveness): their ``sending`` messages go to the normal in-doubt handling at
-once instead of waiting out the send lease (ESEQ_LEASE_SECONDS, 300 s)."""
+(core.liveness): their enrollments and ``sending`` messages go back to the normal
+crash handling at once instead of waiting out the lease (ESEQ_LEASE_SECONDS, 300 s)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from core.liveness import forget_released, mark_released, silent_workers
 from delivery.outbox import release_dead_claims
+from sequencing.claims import release_claims
 
 # A released worker's row is kept this long (operators can see who died and what it
 # held), then dropped.
@@ -17,11 +18,13 @@ KEEP_RELEASED = timedelta(days=1)
 
 def release_dead_workers(session: Session, now: datetime, dead_after: timedelta) -> dict[str, int]:
     """Release the claims of every worker silent for longer than ``dead_after``;
-    returns the messages released per worker. Call before the outbox sweep
-    (outbox.claim_for_dispatch), which then hands them out again."""
+    returns how many messages and enrollments were released per worker. Call before the
+    tick claims (sequencing.claims.claim_enrollments, outbox.claim_for_dispatch),
+    which then hand them out again."""
     released = {}
     for worker_id in silent_workers(session, now, dead_after):
-        released[worker_id] = release_dead_claims(session, worker_id, now)
-        mark_released(session, worker_id, now, released[worker_id])
+        messages, enrollments = release_dead_claims(session, worker_id, now), release_claims(session, worker_id, now)
+        mark_released(session, worker_id, now, messages, enrollments)
+        released[worker_id] = messages + enrollments
     forget_released(session, now - KEEP_RELEASED)
     return released

@@ -12,10 +12,13 @@ from sequencing.dead_workers import release_dead_workers
 from delivery.errors import TransientDeliveryError
 from delivery.outbox import SEND_LEASE, claim_for_dispatch, claim_for_send
 from delivery.sender import Outcome, record
-from models import Message, WorkerHeartbeat, db
+from models import Enrollment, Message, WorkerHeartbeat, db
 from models.base import utcnow
+from sequencing.claims import claim_due_enrollments, claim_enrollments, take_claims
+from sequencing.engine import advance_enrollments
 from tasks.liveness import worker_owner
 from tasks.sequencing import enqueue_sends
+from tests.support import factories
 from tests.support.sending import queue_emails, statuses
 from tests.support.waiting import wait_for
 
@@ -106,3 +109,30 @@ def test_the_send_task_claims_as_its_process_whose_heartbeat_keeps_beating(smtp,
     # The tables were truncated before this test, perhaps after this process's first
     # beat: the thread's next beat writes the row again.
     wait_for(lambda: owner in heartbeat_rows(), 10, "the heartbeat thread to renew its row")
+
+
+def test_a_dead_workers_enrollments_are_claimed_again_at_once_and_a_finished_advance_leaves_no_owner():
+    acct = factories.account()
+    seq = factories.sequence(acct, [{"type": "email", "subject": "hi", "text": "a"}])
+    start = utcnow()
+    ids = factories.enroll(acct, seq, factories.subscribers(acct, 4), start)
+    with db.session_scope() as s:
+        beat(s, "dead", start)
+        beat(s, "live", start)
+        assert claim_due_enrollments(s, start, 100, SEND_LEASE) == ids
+    dead, live = ids[:3], ids[3:]
+    with db.session_scope() as s:
+        take_claims(s, dead, "dead")
+        take_claims(s, live, "live")
+    with db.session_scope() as s:  # the live worker finishes its advance: no owner is left on the row
+        advance_enrollments(s, live, start)
+        beat(s, "live", start + timedelta(seconds=12))
+    at = start + timedelta(seconds=20)
+    with db.session_scope() as s:
+        assert release_dead_workers(s, at, DEAD_AFTER) == {"dead": 3}
+    with db.session_scope() as s:
+        claim = claim_enrollments(s, at, 100, SEND_LEASE)
+        assert (claim.ids, claim.crashed) == (dead, dead), "claimed again, 280 s early, as crashed"
+    with db.session_scope() as s:
+        assert dict(s.execute(select(Enrollment.id, Enrollment.claimed_by)).all()) == {i: None for i in ids}
+        assert s.scalar(select(WorkerHeartbeat.released_enrollments).where(WorkerHeartbeat.worker_id == "dead")) == 3

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -34,12 +34,14 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()[:150]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def beat(session: Session, worker_id: str, now: datetime) -> None:
-    """Record that ``worker_id`` is alive at ``now`` (and no longer released)."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+def beat(connection: Connection, worker_id: str, now: datetime) -> None:
+    """Record that ``worker_id`` is alive at ``now`` (and no longer released). On a
+    connection, not a session: the heartbeat thread commits on its own, apart from
+    whatever sessions the process's tasks (or a test) are using."""
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     statement = insert(HEARTBEATS).values(worker_id=worker_id, started_at=now, beat_at=now, released_messages=0,
                                           released_enrollments=0)
-    session.execute(statement.on_conflict_do_update(
+    connection.execute(statement.on_conflict_do_update(
         index_elements=[HEARTBEATS.c.worker_id], set_={"beat_at": now, "released_at": None}))
 
 

@@ -9,7 +9,7 @@ import threading
 
 from core.liveness import Heartbeat, beat, new_worker_id
 from models.base import utcnow
-from models.db import session_scope
+from models import db
 from settings import get_settings
 
 _lock = threading.Lock()
@@ -18,8 +18,10 @@ _pid = 0
 
 
 def _write(worker_id: str) -> None:
-    with session_scope() as session:
-        beat(session, worker_id, utcnow())
+    # The engine's own connection, committed at once: never a session from the
+    # factory, which a test may have bound to its rolled-back transaction.
+    with db.get_engine().begin() as connection:
+        beat(connection, worker_id, utcnow())
 
 
 def worker_owner() -> str:
@@ -31,3 +33,13 @@ def worker_owner() -> str:
             _heartbeat = Heartbeat(new_worker_id(), interval, _write).start()
             _pid = os.getpid()
         return _heartbeat.worker_id
+
+
+def stop_heartbeat() -> None:
+    """Stop this process's heartbeat (an in-process worker stopping: the suite's
+    own); the next claim starts a new one under a new id."""
+    global _heartbeat
+    with _lock:
+        if _heartbeat is not None and _pid == os.getpid():
+            _heartbeat.stop()
+        _heartbeat = None

@@ -42,8 +42,10 @@ def tick() -> dict[str, int]:
         # Work of workers that stopped beating is released first, so this very tick
         # hands it out again, seconds after the death rather than a lease later.
         released = release_dead_workers(session, utcnow(), timedelta(seconds=settings.worker_dead_after_seconds))
-    if released:
+    if any(released.values()):
         log.warning("released the claims of silent workers", extra={"released": released})
+    elif released:  # stopped cleanly, holding nothing
+        log.info("workers stopped", extra={"workers": sorted(released)})
     claimed = 0
     for _ in range(TICK_MAX_ROUNDS):
         now = utcnow()

@@ -35,14 +35,14 @@ def heartbeat_rows() -> dict[str, tuple[bool, int]]:
 def test_a_worker_is_silent_once_its_last_beat_is_older_than_the_threshold_and_a_beat_revives_it():
     start = utcnow()
     with db.session_scope() as s:
-        beat(s, "w1", start)
+        beat(s.connection(), "w1", start)
     with db.session_scope() as s:
         assert silent_workers(s, start + timedelta(seconds=14), DEAD_AFTER) == []
         assert silent_workers(s, start + timedelta(seconds=16), DEAD_AFTER) == ["w1"]
         release_dead_workers(s, start + timedelta(seconds=16), DEAD_AFTER)
     assert heartbeat_rows() == {"w1": (True, 0)}
     with db.session_scope() as s:  # it was only paused: its next beat clears the mark
-        beat(s, "w1", start + timedelta(seconds=17))
+        beat(s.connection(), "w1", start + timedelta(seconds=17))
     assert heartbeat_rows() == {"w1": (False, 0)}
     with db.session_scope() as s:
         assert silent_workers(s, start + timedelta(seconds=20), DEAD_AFTER) == []
@@ -52,14 +52,14 @@ def test_a_dead_workers_sending_messages_are_released_to_the_in_doubt_sweep_and_
     dead_ids, live_ids, unowned_ids = queue_emails(2), queue_emails(1), queue_emails(1)
     start = utcnow()
     with db.session_scope() as s:
-        beat(s, "dead", start)
-        beat(s, "live", start)
+        beat(s.connection(), "dead", start)
+        beat(s.connection(), "live", start)
         claim_for_send(s, dead_ids, start, SEND_LEASE, owner="dead")
         claim_for_send(s, live_ids, start, SEND_LEASE, owner="live")
         claim_for_send(s, unowned_ids, start, SEND_LEASE)  # no owner (an older worker): the lease alone
     at = start + timedelta(seconds=20)
     with db.session_scope() as s:
-        beat(s, "live", start + timedelta(seconds=12))
+        beat(s.connection(), "live", start + timedelta(seconds=12))
     with db.session_scope() as s:
         assert release_dead_workers(s, at, DEAD_AFTER) == {"dead": 2}
     with db.session_scope() as s:
@@ -81,7 +81,7 @@ def test_a_late_outcome_of_a_released_worker_changes_nothing():
     [message_id] = queue_emails(1)
     start = utcnow()
     with db.session_scope() as s:
-        beat(s, "paused", start)
+        beat(s.connection(), "paused", start)
         [row] = claim_for_send(s, [message_id], start, SEND_LEASE, owner="paused")
     at = start + timedelta(seconds=20)
     with db.session_scope() as s:
@@ -117,8 +117,8 @@ def test_a_dead_workers_enrollments_are_claimed_again_at_once_and_a_finished_adv
     start = utcnow()
     ids = factories.enroll(acct, seq, factories.subscribers(acct, 4), start)
     with db.session_scope() as s:
-        beat(s, "dead", start)
-        beat(s, "live", start)
+        beat(s.connection(), "dead", start)
+        beat(s.connection(), "live", start)
         assert claim_due_enrollments(s, start, 100, SEND_LEASE) == ids
     dead, live = ids[:3], ids[3:]
     with db.session_scope() as s:
@@ -126,7 +126,7 @@ def test_a_dead_workers_enrollments_are_claimed_again_at_once_and_a_finished_adv
         take_claims(s, live, "live")
     with db.session_scope() as s:  # the live worker finishes its advance: no owner is left on the row
         advance_enrollments(s, live, start)
-        beat(s, "live", start + timedelta(seconds=12))
+        beat(s.connection(), "live", start + timedelta(seconds=12))
     at = start + timedelta(seconds=20)
     with db.session_scope() as s:
         assert release_dead_workers(s, at, DEAD_AFTER) == {"dead": 3}

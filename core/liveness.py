@@ -3,8 +3,8 @@ row (models.worker_heartbeat) from a thread of its own, so a process that dies
 stops renewing within seconds, long before its claims' leases run out.
 
 The tick asks ``silent_workers`` who stopped, and the owners' packages release their
-claims (delivery.outbox.release_dead_claims); ``mark_released`` then records it, so a
-worker is released once. A worker that was only paused (a stopped VM, a GC storm)
+claims (sequencing.dead_workers); ``mark_released`` then records it, so a worker is
+released once. A worker that was only paused (a stopped VM, a GC storm)
 clears the mark with its next beat; its late outcomes land nowhere, as after an
 expired lease, since the release moved its claims' ``claimed_until``.
 """

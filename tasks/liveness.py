@@ -18,10 +18,11 @@ _pid = 0
 
 
 def _write(worker_id: str) -> None:
-    # The engine's own connection, committed at once: never a session from the
-    # factory, which a test may have bound to its rolled-back transaction.
-    with db.get_engine().begin() as connection:
-        beat(connection, worker_id, utcnow())
+    # One statement, safe to repeat, on the autocommit pool: not the main pool,
+    # which busy send threads may hold whole for longer than a beat may wait, nor
+    # the session factory, which a test may have bound to its rolled-back transaction.
+    with db.autocommit_scope() as session:
+        beat(session.connection(), worker_id, utcnow())
 
 
 def worker_owner() -> str:

@@ -35,6 +35,13 @@ def released_enrollments() -> int:
         return int(s.scalar(select(func.coalesce(func.sum(WorkerHeartbeat.released_enrollments), 0))) or 0)
 
 
+def workers(name: str, env: dict[str, str], logs: Path) -> list[Proc]:
+    """The default worker (prefork: tick and advance) and the send worker (threads)."""
+    return [Proc(f"default-{name}", worker_argv(f"d-{name}", queues="default,webhooks,analytics", pool="prefork",
+                                                concurrency=2), env, logs),
+            Proc(f"send-{name}", worker_argv(f"s-{name}", queues="send", concurrency=SEND_THREADS), env, logs)]
+
+
 def test_killed_send_and_default_workers_have_their_work_released_in_seconds_not_after_the_lease(tmp_path: Path):
     with SmtpServer() as smtp:
         smtp.handler.delay = 0.003  # each SMTP transaction takes a moment, so kills land mid-batch
@@ -42,28 +49,17 @@ def test_killed_send_and_default_workers_have_their_work_released_in_seconds_not
                            SMTP_PORT=str(smtp.port))  # ESEQ_LEASE_SECONDS: the default 300 s
         enroll(SUBSCRIBERS)
         beat = Proc("beat", beat_argv(tmp_path / "schedule"), env, tmp_path)
-        interrupted: set[int] = set()
-        kills = 0
+        kills = 1
         with running([beat]):
-            for round_, sent_by_then in enumerate((200, 550)):
-                default = Proc(f"default{round_}", worker_argv(f"d{round_}", queues="default,webhooks,analytics",
-                                                               pool="prefork", concurrency=2), env, tmp_path)
-                send = Proc(f"send{round_}", worker_argv(f"s{round_}", queues="send", concurrency=SEND_THREADS),
-                            env, tmp_path)
-                with running([default, send]):
-                    wait_for(lambda: sent_count() >= sent_by_then, 60, f"{sent_by_then} emails sent",
-                             detail=send.tail)
-                    send.kill()  # kill -9 of the whole process group, mid-batch
-                    default.kill()
-                    send.popen.wait(5)
-                    default.popen.wait(5)
-                kills += 1
-                # No send worker is alive now: a row still "sending" was the dead one's.
-                interrupted |= sending_ids()
-            final = [Proc("default-final", worker_argv("df", queues="default,webhooks,analytics", pool="prefork",
-                                                       concurrency=2), env, tmp_path),
-                     Proc("send-final", worker_argv("sf", queues="send", concurrency=SEND_THREADS), env, tmp_path)]
-            with running(final):
+            killed = workers("first", env, tmp_path)
+            with running(killed):
+                wait_for(lambda: sent_count() >= 300, 60, "300 emails sent", detail=killed[1].tail)
+                for proc in killed:  # kill -9 of each whole process group, mid-batch
+                    proc.kill()
+                    proc.popen.wait(5)
+            # No send worker is alive now: a row still "sending" was the dead one's.
+            interrupted = sending_ids()
+            with running(workers("restarted", env, tmp_path)):
                 # Far below the 300 s lease: only the liveness release can make this.
                 wait_until_finished(SUBSCRIBERS, timeout=120)
                 time.sleep(1)

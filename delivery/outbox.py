@@ -109,6 +109,18 @@ def release_dead_claims(session: Session, owner: str, now: datetime) -> int:
         .values(claimed_until=now - _JUST_EXPIRED)).rowcount)  # type: ignore[attr-defined]
 
 
+def release_dispatch_leases(session: Session, now: datetime) -> int:
+    """The broker lost its tasks (tasks.broker.broker_was_emptied): every queued or
+    due deferred row's "dispatched, do not dispatch again before" ends now, so the
+    sweep that follows dispatches it again instead of a lease later. A row whose
+    task survived after all gets a second task, which its claim turns away."""
+    c = _COLUMNS
+    return int(session.execute(
+        update(MESSAGES).where(UNSETTLED, c.status.in_(("queued", "deferred")),
+                               or_(c.retry_at.is_(None), c.retry_at <= now), c.claimed_until > now)
+        .values(claimed_until=now - _JUST_EXPIRED)).rowcount)  # type: ignore[attr-defined]
+
+
 # How far before ``now`` a released lease is set, so a sweep at the same instant takes it.
 _JUST_EXPIRED = timedelta(milliseconds=1)
 

@@ -101,5 +101,17 @@ def release_claims(session: Session, owner: str, now: datetime) -> int:
     ).rowcount)  # type: ignore[attr-defined]
 
 
+def release_unstarted_claims(session: Session, now: datetime) -> int:
+    """The broker lost its tasks: enrollments the tick leased whose advance never
+    started (no owner stamped) are due again now, not a lease later. An advance
+    task that survived after all and runs too writes nothing twice (the outbox's
+    keys)."""
+    return int(session.execute(
+        update(Enrollment).where(Enrollment.status == "active", Enrollment.next_run_at <= now,
+                                 Enrollment.claimed_until > now, Enrollment.claimed_by.is_(None))
+        .values(claimed_until=now - JUST_EXPIRED).execution_options(synchronize_session=False),
+    ).rowcount)  # type: ignore[attr-defined]
+
+
 # How far before ``now`` a released lease is set, so a claim at the same instant takes it.
 JUST_EXPIRED = timedelta(milliseconds=1)

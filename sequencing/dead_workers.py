@@ -1,6 +1,7 @@
 """The tick's release of work held by worker processes that stopped beating
 (core.liveness): their enrollments and ``sending`` messages go back to the normal
-crash handling at once instead of waiting out the lease (ESEQ_LEASE_SECONDS, 300 s)."""
+crash handling at once instead of waiting out the lease (ESEQ_LEASE_SECONDS, 300 s).
+Likewise for work handed to a broker that lost it."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -8,8 +9,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from core.liveness import forget_released, mark_released, silent_workers
-from delivery.outbox import release_dead_claims
-from sequencing.claims import release_claims
+from delivery.outbox import release_dead_claims, release_dispatch_leases
+from sequencing.claims import release_claims, release_unstarted_claims
 
 # A released worker's row is kept this long (operators can see who died and what it
 # held), then dropped.
@@ -28,3 +29,10 @@ def release_dead_workers(session: Session, now: datetime, dead_after: timedelta)
         released[worker_id] = messages + enrollments
     forget_released(session, now - KEEP_RELEASED)
     return released
+
+
+def release_lost_hand_overs(session: Session, now: datetime) -> dict[str, int]:
+    """The broker lost its tasks (a flush, a restart without persistence): what was
+    handed to it and not yet started, queued messages and leased enrollments, is due
+    again now instead of a lease later. Returns how many of each."""
+    return {"messages": release_dispatch_leases(session, now), "enrollments": release_unstarted_claims(session, now)}

@@ -9,10 +9,11 @@ from models.base import utcnow
 from models.db import session_scope
 from settings import get_settings
 from sequencing.claims import claim_enrollments, take_claims
-from sequencing.dead_workers import release_dead_workers
+from sequencing.dead_workers import release_dead_workers, release_lost_hand_overs
 from sequencing.engine import advance_enrollments
 from tasks.app import app
 from tasks.audience import resume_stale_imports
+from tasks.broker import broker_was_emptied
 from tasks.liveness import worker_owner
 from tasks.batching import ADVANCE_BATCH, SEND_BATCH, TICK_CLAIM_LIMIT, TICK_MAX_ROUNDS, WEBHOOK_BATCH, fan_out
 from tasks.sending import send_messages
@@ -46,6 +47,10 @@ def tick() -> dict[str, int]:
         log.warning("released the claims of silent workers", extra={"released": released})
     elif released:  # stopped cleanly, holding nothing
         log.info("workers stopped", extra={"workers": sorted(released)})
+    if broker_was_emptied(settings.broker_url, settings.broker_prefix):
+        with session_scope() as session:
+            lost = release_lost_hand_overs(session, utcnow())
+        log.warning("the broker lost its tasks: handing out again what it held", extra=lost)
     claimed = 0
     for _ in range(TICK_MAX_ROUNDS):
         now = utcnow()

@@ -3,12 +3,15 @@ heartbeat row, and the release of a silent worker's claims to the sweep, with
 ``now`` given so the 300 s lease is nowhere near running out."""
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
-from sqlalchemy import select
+import redis
+from sqlalchemy import select, update
 
 from core.liveness import beat, silent_workers
-from sequencing.dead_workers import release_dead_workers
+from sequencing.dead_workers import release_dead_workers, release_lost_hand_overs
+from settings import get_settings
 from delivery.errors import TransientDeliveryError
 from delivery.outbox import SEND_LEASE, claim_for_dispatch, claim_for_send
 from delivery.sender import Outcome, record
@@ -136,3 +139,41 @@ def test_a_dead_workers_enrollments_are_claimed_again_at_once_and_a_finished_adv
     with db.session_scope() as s:
         assert dict(s.execute(select(Enrollment.id, Enrollment.claimed_by)).all()) == {i: None for i in ids}
         assert s.scalar(select(WorkerHeartbeat.released_enrollments).where(WorkerHeartbeat.worker_id == "dead")) == 3
+
+
+def test_a_broker_that_lost_its_contents_is_noticed_once():
+    from tasks.broker import broker_was_emptied
+
+    broker, prefix = get_settings().broker_url, f"{get_settings().broker_prefix}liveness-{uuid.uuid4().hex}:"
+    client = redis.Redis.from_url(broker)
+    try:
+        assert broker_was_emptied(broker, prefix), "a new broker holds nothing handed to it before"
+        assert not broker_was_emptied(broker, prefix)
+        client.delete(*client.keys(prefix + "*"))  # flushed
+        assert broker_was_emptied(broker, prefix)
+        assert not broker_was_emptied("amqp://guest@127.0.0.1//", prefix), "RabbitMQ keeps its queues"
+    finally:
+        keys = client.keys(prefix + "*")
+        if keys:
+            client.delete(*keys)
+
+
+def test_after_a_broker_flush_what_was_handed_to_it_and_not_started_is_due_again_at_once():
+    queued = queue_emails(2)  # written by an advance, their tasks enqueued: dispatch leased for 300 s
+    acct = factories.account("Bob")
+    seq = factories.sequence(acct, [{"type": "email", "subject": "hi", "text": "a"}])
+    start = utcnow()
+    ids = factories.enroll(acct, seq, factories.subscribers(acct, 3), start)
+    with db.session_scope() as s:
+        s.execute(update(Message).where(Message.id.in_(queued)).values(claimed_until=start + SEND_LEASE))
+        assert claim_due_enrollments(s, start, 100, SEND_LEASE) == ids
+        take_claims(s, ids[:1], "running")  # its advance started: a live worker owns it
+    at = start + timedelta(seconds=2)
+    with db.session_scope() as s:
+        assert claim_for_dispatch(s, at, 100, SEND_LEASE) == []
+        assert claim_enrollments(s, at, 100, SEND_LEASE).ids == []
+    with db.session_scope() as s:
+        assert release_lost_hand_overs(s, at) == {"messages": 2, "enrollments": 2}
+    with db.session_scope() as s:
+        assert sorted(claim_for_dispatch(s, at, 100, SEND_LEASE)) == sorted(queued)
+        assert claim_enrollments(s, at, 100, SEND_LEASE).ids == ids[1:], "not the one being advanced"

@@ -106,6 +106,8 @@ def main() -> None:
                                         func.coalesce(func.sum(WorkerHeartbeat.released_enrollments), 0))
                                  .where(WorkerHeartbeat.released_at.is_not(None))).one()
             crashed = s.scalar(select(func.count()).where(Message.crashes > 0))
+            sent_at = sorted(s.scalars(select(Message.sent_at).where(Message.sent_at.is_not(None))))
+        stall = max(((b - a).total_seconds() for a, b in zip(sent_at, sent_at[1:])), default=0.0)
         db.get_engine().dispose()
     print(f"emails={args.emails} kills={args.kills} dead_after={args.dead_after}s tick=1s "
           f"send threads={SEND_THREADS} load={os.getloadavg()[0]:.2f}")
@@ -115,7 +117,7 @@ def main() -> None:
     print(f"workers released={released[0]} messages released={released[1]} enrollments released={released[2]} "
           f"messages with a crash counted={crashed}")
     print(f"run {finished - started:.1f}s; last email recorded {finished - last_fault:.1f}s after the last fault "
-          f"(lease 300 s)")
+          f"(lease 300 s); longest time with no email recorded sent {stall:.1f}s")
 
 
 if __name__ == "__main__":

@@ -105,7 +105,8 @@ def main() -> None:
             released = s.execute(select(func.count(), func.coalesce(func.sum(WorkerHeartbeat.released_messages), 0),
                                         func.coalesce(func.sum(WorkerHeartbeat.released_enrollments), 0))
                                  .where(WorkerHeartbeat.released_at.is_not(None))).one()
-            crashed = s.scalar(select(func.count()).where(Message.crashes > 0))
+            crashed_ids = set(s.scalars(select(Message.provider_message_id).where(Message.crashes > 0)))
+            crashed = len(crashed_ids)
             sent_at = sorted(s.scalars(select(Message.sent_at).where(Message.sent_at.is_not(None))))
         stall = max(((b - a).total_seconds() for a, b in zip(sent_at, sent_at[1:])), default=0.0)
         db.get_engine().dispose()
@@ -113,7 +114,9 @@ def main() -> None:
           f"send threads={SEND_THREADS} load={os.getloadavg()[0]:.2f}")
     for line in faults:
         print("  fault", line)
-    print(f"delivered distinct={len(ids)} of {args.emails}; duplicates={sum(n - 1 for n in ids.values())}")
+    outside = sum(n - 1 for message_id, n in ids.items() if n > 1 and message_id not in crashed_ids)
+    print(f"delivered distinct={len(ids)} of {args.emails}; duplicates={sum(n - 1 for n in ids.values())} "
+          f"(outside the in-doubt window, i.e. of a message no crash touched: {outside})")
     print(f"workers released={released[0]} messages released={released[1]} enrollments released={released[2]} "
           f"messages with a crash counted={crashed}")
     print(f"run {finished - started:.1f}s; last email recorded {finished - last_fault:.1f}s after the last fault "

@@ -177,3 +177,22 @@ def test_after_a_broker_flush_what_was_handed_to_it_and_not_started_is_due_again
     with db.session_scope() as s:
         assert sorted(claim_for_dispatch(s, at, 100, SEND_LEASE)) == sorted(queued)
         assert claim_enrollments(s, at, 100, SEND_LEASE).ids == ids[1:], "not the one being advanced"
+
+
+def test_the_heartbeat_and_the_release_work_on_the_embedded_sqlite_default(tmp_path):
+    from tests.support.database import embedded_sqlite
+
+    with embedded_sqlite(tmp_path):
+        [message_id] = queue_emails(1)
+        start = utcnow()
+        with db.autocommit_scope() as s:  # as the heartbeat thread writes it
+            beat(s.connection(), "dead", start)
+        with db.session_scope() as s:
+            claim_for_send(s, [message_id], start, SEND_LEASE, owner="dead")
+        at = start + timedelta(seconds=20)
+        with db.session_scope() as s:
+            assert release_dead_workers(s, at, DEAD_AFTER) == {"dead": 1}
+            assert release_lost_hand_overs(s, at) == {"messages": 0, "enrollments": 0}
+        with db.session_scope() as s:
+            assert claim_for_dispatch(s, at, 100, SEND_LEASE) == [message_id]
+            assert s.get(Message, message_id).crashes == 1

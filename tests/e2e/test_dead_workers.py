@@ -1,7 +1,8 @@
 """Dead workers noticed in seconds, with the real processes: a send worker killed
 with kill -9 mid-run leaves messages ``sending`` under a 300 s lease; its heartbeat
 stops, the tick releases them to the in-doubt sweep, and a restarted worker sends
-them. The lease is left at its default, so the run can only finish inside the
+them; the broker is flushed too, and the tick hands out again what it held. The
+lease is left at its default, so the run can only finish inside the
 test's deadline (far below 300 s) through the liveness path, and the heartbeat
 rows say how many messages that path released."""
 from __future__ import annotations
@@ -11,9 +12,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import func, select
 
 from models import Message, WorkerHeartbeat, db
+from tests.conftest import REDIS_URL, TEST_ENV
 from tests.e2e.test_recovery import deliveries, enroll, sending_ids, sent_count, wait_until_finished
 from tests.support.processes import Proc, beat_argv, platform_env, running, worker_argv
 from tests.support.smtp import SmtpServer
@@ -42,7 +45,7 @@ def workers(name: str, env: dict[str, str], logs: Path) -> list[Proc]:
             Proc(f"send-{name}", worker_argv(f"s-{name}", queues="send", concurrency=SEND_THREADS), env, logs)]
 
 
-def test_killed_send_and_default_workers_have_their_work_released_in_seconds_not_after_the_lease(tmp_path: Path):
+def test_killed_workers_and_a_flushed_broker_have_their_work_released_in_seconds_not_after_the_lease(tmp_path: Path):
     with SmtpServer() as smtp:
         smtp.handler.delay = 0.003  # each SMTP transaction takes a moment, so kills land mid-batch
         env = platform_env(ESEQ_TICK_SECONDS="0.5", ESEQ_WORKER_DEAD_AFTER_SECONDS="2", SMTP_HOST="127.0.0.1",
@@ -59,6 +62,11 @@ def test_killed_send_and_default_workers_have_their_work_released_in_seconds_not
                     proc.popen.wait(5)
             # No send worker is alive now: a row still "sending" was the dead one's.
             interrupted = sending_ids()
+            # And the broker loses what it held (tasks queued for the dead workers),
+            # as after a Redis restart that keeps nothing on disk.
+            keys = redis.Redis.from_url(REDIS_URL).keys(TEST_ENV["ESEQ_BROKER_PREFIX"] + "*")
+            if keys:
+                redis.Redis.from_url(REDIS_URL).delete(*keys)
             with running(workers("restarted", env, tmp_path)):
                 # Far below the 300 s lease: only the liveness release can make this.
                 wait_until_finished(SUBSCRIBERS, timeout=120)

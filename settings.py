@@ -164,6 +164,10 @@ class Settings:
     # commits (delivery.batch.RECORDS_IN_FLIGHT): faster, and a worker killed
     # mid-batch may leave two of its emails per thread sent and unrecorded, not one.
     send_while_recording: bool
+    # How long a worker process may go without renewing its heartbeat before the
+    # tick releases its claims to the in-doubt handling (core.liveness); it beats
+    # every fifth of this.
+    worker_dead_after_seconds: float = 15.0
     # Verification secrets for the environment-wide /webhooks/<provider> endpoints,
     # by provider, keyed like a Provider row's config (inbound/__init__.py).
     provider_webhooks: dict[str, dict[str, str]] = field(default_factory=dict, repr=False, compare=False, hash=False)
@@ -297,6 +301,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         reconcile_seconds=_int(env, "ESEQ_RECONCILE_SECONDS", 600, minimum=0),
         retry_hours=_int(env, "ESEQ_RETRY_HOURS", 72),
         send_while_recording=_bool(env, "ESEQ_SEND_WHILE_RECORDING", True),
+        worker_dead_after_seconds=_float(env, "ESEQ_WORKER_DEAD_AFTER_SECONDS", 15.0),
         provider_webhooks=_provider_webhooks(env),
         spamd_host=env.get("ESEQ_SPAMD_HOST") or None,
         spamd_port=_int(env, "ESEQ_SPAMD_PORT", 783) if env.get("ESEQ_SPAMD_PORT") else None,

@@ -65,16 +65,17 @@ def build_transport(route: Route, allow_private: bool = False) -> Transport:
 
 def send_batch(message_ids: list[int], s: Settings,
                start_recording: Callable[[Outcome], Recording[Outcome, str]],
-               clock: Callable[[], datetime] = utcnow) -> dict[str, int]:
+               clock: Callable[[], datetime] = utcnow, owner: str | None = None) -> dict[str, int]:
     """Send what is still sendable among ``message_ids``; returns counts by
     resulting status (``held`` for messages put back before any attempt), once
-    every outcome is committed. ``clock`` lets tests move time."""
+    every outcome is committed. ``clock`` lets tests move time; ``owner`` is the
+    worker's id its claims carry (core.liveness)."""
     now = clock()
     lease = timedelta(seconds=s.lease_seconds)
     with session_scope() as session:
         outgoing = prepare(session, message_ids, now, Tracker(s.secret_key, s.public_base_url, s.unsubscribe_domain),
                            sender_identity(s),
-                           lease=lease, retry_for=timedelta(hours=s.retry_hours))
+                           lease=lease, retry_for=timedelta(hours=s.retry_hours), owner=owner)
         routes = load_routes(session, {o.account_id for o in outgoing}, default_route(s)) if outgoing else {}
         ready = hold_in_doubt(session, outgoing, routes, now, timedelta(seconds=s.reconcile_seconds),
                               s.provider_webhooks)

@@ -23,6 +23,7 @@ from analytics.events import record_event
 from core.backoff import backoff
 from core.redispatch import OutboxRedispatch
 from models import Message
+from models.message import UNSETTLED
 from models.bulk import id_array
 
 SEND_LEASE = timedelta(minutes=5)
@@ -62,6 +63,7 @@ def _claim_statement() -> Any:
         update(MESSAGES)
         .where(c.id.in_(bindparam("ids", expanding=True)), sendable)
         .values(status="sending", claimed_until=bindparam("lease_until", type_=c.claimed_until.type),
+                claimed_by=bindparam("owner", type_=c.claimed_by.type),
                 attempts=c.attempts + 1, updated_at=now,
                 in_doubt_since=case((c.status == "sending", now), else_=c.in_doubt_since),
                 crashes=case((c.status == "sending", c.crashes + 1), else_=c.crashes))
@@ -73,10 +75,15 @@ def _claim_statement() -> Any:
 _CLAIM_FOR_SEND = _claim_statement()
 
 
-def claim_for_send(session: Session, ids: list[int], now: datetime, lease: timedelta = SEND_LEASE) -> list[Row[Any]]:
+def claim_for_send(session: Session, ids: list[int], now: datetime, lease: timedelta = SEND_LEASE,
+                   owner: str | None = None) -> list[Row[Any]]:
     """Mark the sendable ones among ``ids`` as ``sending``; return the rows we own
-    (``CLAIMED_COLUMNS``, by id), read in the same round trip as the claim."""
-    rows = session.connection().execute(_CLAIM_FOR_SEND, {"ids": ids, "now": now, "lease_until": now + lease})
+    (``CLAIMED_COLUMNS``, by id), read in the same round trip as the claim.
+    ``owner``: the claiming worker's id (core.liveness); its rows are released as
+    soon as it stops beating (``release_dead_claims``). Without one they wait for
+    the lease."""
+    rows = session.connection().execute(_CLAIM_FOR_SEND, {"ids": ids, "now": now, "lease_until": now + lease,
+                                                          "owner": owner})
     return sorted(rows.all(), key=lambda row: row.id)
 
 
@@ -86,6 +93,36 @@ _REDISPATCH = OutboxRedispatch(
     "messages", "in_doubt_since = CASE WHEN status = 'sending' THEN :now ELSE in_doubt_since END,\n"
     "        crashes = CASE WHEN status = 'sending' THEN crashes + 1 ELSE crashes END",
     unsettled="NOT settled")
+
+
+def release_dead_claims(session: Session, owner: str, now: datetime) -> int:
+    """End the leases of ``sending`` rows claimed by ``owner``, a worker that stopped
+    beating, as if they had run out just now: the sweep that follows
+    (``claim_for_dispatch``) marks them in doubt, counts the crash and dispatches
+    them again, exactly as for an expired lease. Moving ``claimed_until`` also
+    means a late outcome of that worker, were it only paused, no longer lands
+    (``_owned``). Found through ix_messages_unsettled (``NOT settled``); returns
+    how many were released."""
+    c = _COLUMNS
+    return int(session.execute(
+        update(MESSAGES).where(UNSETTLED, c.status == "sending", c.claimed_by == owner)
+        .values(claimed_until=now - _JUST_EXPIRED)).rowcount)  # type: ignore[attr-defined]
+
+
+def release_dispatch_leases(session: Session, now: datetime) -> int:
+    """The broker lost its tasks (tasks.broker.broker_was_emptied): every queued or
+    due deferred row's "dispatched, do not dispatch again before" ends now, so the
+    sweep that follows dispatches it again instead of a lease later. A row whose
+    task survived after all gets a second task, which its claim turns away."""
+    c = _COLUMNS
+    return int(session.execute(
+        update(MESSAGES).where(UNSETTLED, c.status.in_(("queued", "deferred")),
+                               or_(c.retry_at.is_(None), c.retry_at <= now), c.claimed_until > now)
+        .values(claimed_until=now - _JUST_EXPIRED)).rowcount)  # type: ignore[attr-defined]
+
+
+# How far before ``now`` a released lease is set, so a sweep at the same instant takes it.
+_JUST_EXPIRED = timedelta(milliseconds=1)
 
 
 def claim_for_dispatch(session: Session, now: datetime, limit: int, lease: timedelta = DISPATCH_LEASE) -> list[int]:

@@ -146,15 +146,16 @@ _SUPPRESSED = select(Suppression.account_id, Suppression.email).where(
 
 def prepare(session: Session, ids: list[int], now: datetime, tracker: Tracker,
             fallback: SenderIdentity, lease: timedelta = outbox.SEND_LEASE,
-            retry_for: timedelta = outbox.RETRY_FOR) -> list[Outgoing]:
-    """Claim and render; rows that must not be sent are settled here (among them
-    messages deferred for longer than ``retry_for``, which expire).
+            retry_for: timedelta = outbox.RETRY_FOR, owner: str | None = None) -> list[Outgoing]:
+    """Claim (for ``owner``, the worker's id: outbox.claim_for_send) and render; rows
+    that must not be sent are settled here (among them messages deferred for longer
+    than ``retry_for``, which expire).
 
     What the messages of a batch share (steps, sequences, accounts, a step's
     content) is loaded once per batch; messages come back from the claim itself
     and subscribers as plain rows: per-object ORM work, not the queries, was
     most of this function's time."""
-    messages = outbox.claim_for_send(session, ids, now, lease)
+    messages = outbox.claim_for_send(session, ids, now, lease, owner)
     if not messages:
         return []
     connection = session.connection()  # plain rows throughout: the ORM's per-statement cost was most of prepare

@@ -25,6 +25,7 @@ from models.template import Template
 from models.topic import Topic, TopicSubscription
 from models.warming import WarmingAdjustment, WarmingDay, WarmingPlan
 from models.webhook_delivery import WebhookDelivery
+from models.worker_heartbeat import WorkerHeartbeat
 
 __all__ = [
     "Account", "AccountAnalysis", "AiDraft", "ApiKey", "AttributionAnswer", "Base", "Broadcast", "Enrollment", "Event",
@@ -33,6 +34,6 @@ __all__ = [
     "Sequence", "SequenceAnalysis", "SequenceRollup", "Step",
     "StepFlowRollup", "StepTransition", "Subscriber", "SubscriberScore", "Suppression", "Template", "Topic",
     "TopicSubscription", "WarmingAdjustment",
-    "WarmingDay", "WarmingPlan", "WebhookDelivery",
+    "WarmingDay", "WarmingPlan", "WebhookDelivery", "WorkerHeartbeat",
     "utcnow",
 ]

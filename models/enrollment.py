@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import IDS_NEVER_REUSED, Base, utcnow
 
+HELD_BY_A_WORKER = text("claimed_by IS NOT NULL")
 ENROLLMENT_STATUSES = ("active", "paused", "completed", "exited", "failed")
 ENDED = "completed_at IS NOT NULL"
 
@@ -29,6 +30,10 @@ class Enrollment(Base):
         # Event subscriptions find the enrollments a "completed" transition counted (webhooks.event_feed).
         Index("ix_enrollments_sequence_completed", "sequence_id", "completed_at",
               postgresql_where=text(ENDED), sqlite_where=text(ENDED)),
+        # Only enrollments a worker is advancing right now (sequencing.claims.take_claims):
+        # the tick's claim never writes claimed_by, so it stays a heap-only update.
+        Index("ix_enrollments_claimed_by", "claimed_by", postgresql_where=HELD_BY_A_WORKER,
+              sqlite_where=HELD_BY_A_WORKER),
         IDS_NEVER_REUSED,
     )
 
@@ -42,6 +47,10 @@ class Enrollment(Base):
     current_step: Mapped[int] = mapped_column(Integer, default=0)
     next_run_at: Mapped[datetime | None]
     claimed_until: Mapped[datetime | None]
+    # The worker process advancing it under that lease (core.liveness), stamped when
+    # its advance starts and cleared when it ends: a dead worker's enrollments are
+    # released by the tick instead of waiting out the lease.
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     exit_reason: Mapped[str | None] = mapped_column(String(200))
     # Advances of this enrollment in a row that raised or whose worker died holding

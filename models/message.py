@@ -58,6 +58,10 @@ class Message(Base):
     error: Mapped[str | None] = mapped_column(Text)
     retry_at: Mapped[datetime | None]
     claimed_until: Mapped[datetime | None]
+    # The worker process whose claim set ``claimed_until`` (core.liveness), written by
+    # the claim itself. Not indexed, so the claim stays a heap-only update: the
+    # tick's release of a dead worker's claims finds them through ix_messages_unsettled.
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
     # Set when a worker died while this row was ``sending``: the provider may have
     # accepted it, so before a resend we wait for provider events to say so.
     in_doubt_since: Mapped[datetime | None]

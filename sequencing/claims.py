@@ -17,9 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from core.redispatch import POSTGRES, SQLITE, for_dialect, timed_text
+from models import Enrollment
 
 DEFAULT_LEASE = timedelta(minutes=5)
 
@@ -77,3 +79,39 @@ def claim_due_enrollments(session: Session, now: datetime, limit: int,
     """``claim_enrollments``, just the ids (sorted)."""
     return claim_enrollments(session, now, limit, lease).ids
 
+
+
+def take_claims(session: Session, ids: list[int], owner: str) -> None:
+    """Stamp ``owner`` (the advancing worker's id, core.liveness) on the leased
+    enrollments among ``ids``, committed before the advance starts so that the tick
+    can release them if this worker dies (``release_claims``). The advance clears it."""
+    if ids:
+        session.execute(update(Enrollment).where(Enrollment.id.in_(ids), Enrollment.claimed_until.is_not(None))
+                        .values(claimed_by=owner).execution_options(synchronize_session=False))
+
+
+def release_claims(session: Session, owner: str, now: datetime) -> int:
+    """End the leases of enrollments ``owner``, a worker that stopped beating, was
+    advancing, as if they had run out just now: the tick's next claim takes them
+    again and counts the crash, as for an expired lease. Found through the partial
+    index ix_enrollments_claimed_by; returns how many were released."""
+    return int(session.execute(
+        update(Enrollment).where(Enrollment.claimed_by == owner).values(
+            claimed_until=now - JUST_EXPIRED, claimed_by=None).execution_options(synchronize_session=False),
+    ).rowcount)  # type: ignore[attr-defined]
+
+
+def release_unstarted_claims(session: Session, now: datetime) -> int:
+    """The broker lost its tasks: enrollments the tick leased whose advance never
+    started (no owner stamped) are due again now, not a lease later. An advance
+    task that survived after all and runs too writes nothing twice (the outbox's
+    keys)."""
+    return int(session.execute(
+        update(Enrollment).where(Enrollment.status == "active", Enrollment.next_run_at <= now,
+                                 Enrollment.claimed_until > now, Enrollment.claimed_by.is_(None))
+        .values(claimed_until=now - JUST_EXPIRED).execution_options(synchronize_session=False),
+    ).rowcount)  # type: ignore[attr-defined]
+
+
+# How far before ``now`` a released lease is set, so a claim at the same instant takes it.
+JUST_EXPIRED = timedelta(milliseconds=1)

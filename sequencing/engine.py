@@ -291,7 +291,7 @@ def _advance(session: Session, ids: list[int], now: datetime, dispatch_grace: ti
     goals = _goal_reached(batch, enrollments)
     result = AdvanceResult()
     for enrollment in enrollments:
-        enrollment.claimed_until = None
+        enrollment.claimed_until = enrollment.claimed_by = None
         if enrollment.status != "active":
             continue
         sequence = sequences[enrollment.sequence_id]
@@ -349,7 +349,7 @@ def _crashed(session: Session, enrollment_id: int, exc: Exception, now: datetime
     row = session.execute(select(c.crashes, c.account_id, c.sequence_id, c.current_step)
                           .where(c.id == enrollment_id, c.status == "active")).first()
     if row is None:
-        session.execute(_ENROLLMENTS.update().where(c.id == enrollment_id).values(claimed_until=None))
+        session.execute(_ENROLLMENTS.update().where(c.id == enrollment_id).values(claimed_until=None, claimed_by=None))
         return
     crashes = row.crashes + 1
     if crashes >= MAX_CRASHES:
@@ -357,7 +357,7 @@ def _crashed(session: Session, enrollment_id: int, exc: Exception, now: datetime
     else:
         values = {"next_run_at": crash_retry_at(now, crashes)}
     session.execute(_ENROLLMENTS.update().where(c.id == enrollment_id, c.status == "active").values(
-        crashes=crashes, error=reason, claimed_until=None, updated_at=now, **values))
+        crashes=crashes, error=reason, claimed_until=None, claimed_by=None, updated_at=now, **values))
     if crashes >= MAX_CRASHES:
         record(session, [(row.account_id, row.sequence_id, row.current_step, "failed", 1)], now)
 

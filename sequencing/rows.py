@@ -60,7 +60,7 @@ class _Tracked:
 class EnrollmentRow(_Tracked):
     """One enrollment as the engine walks it (the columns of ``enrollments`` it uses)."""
 
-    WRITABLE: ClassVar[tuple[str, ...]] = ("status", "current_step", "next_run_at", "claimed_until", "state",
+    WRITABLE: ClassVar[tuple[str, ...]] = ("status", "current_step", "next_run_at", "claimed_until", "claimed_by", "state",
                                            "exit_reason", "completed_at", "crashes", "error")
 
     id: int
@@ -72,6 +72,7 @@ class EnrollmentRow(_Tracked):
     current_step: int
     next_run_at: datetime | None
     claimed_until: datetime | None
+    claimed_by: str | None
     state: dict[str, Any]
     exit_reason: str | None
     enrolled_at: datetime

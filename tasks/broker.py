@@ -59,3 +59,27 @@ def declare_every_queue(connection: Connection, queues: Iterable[Any]) -> None:
         channel = conn.default_channel
         for queue in queues:
             queue.bind(channel).declare()
+
+
+# A key the tick keeps in a Redis broker: when it is gone, so is whatever the broker
+# held when it went (a FLUSHALL, a restart without persistence).
+_EPOCH_KEY = "eseq:broker-epoch"
+_clients: dict[str, Any] = {}
+
+
+def broker_was_emptied(broker_url: str, prefix: str) -> bool:
+    """Whether a Redis broker lost its contents since the last call (in any process):
+    the marker key is set if absent, and its absence is the answer. Always False for
+    other brokers (RabbitMQ keeps its queues on disk). The first call on a new broker
+    answers True too, which only hands out again what is due."""
+    if not broker_url.startswith(("redis://", "rediss://")):
+        return False
+    import redis
+
+    client = _clients.get(broker_url)
+    if client is None:
+        client = _clients[broker_url] = redis.Redis.from_url(broker_url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        return bool(client.set(prefix + _EPOCH_KEY, "1", nx=True))
+    except redis.RedisError:  # down: nothing can be enqueued now anyway; the next tick asks again
+        return False

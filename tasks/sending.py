@@ -6,6 +6,7 @@ from delivery.group_commit import GroupCommit
 from delivery.sender import Outcome
 from settings import get_settings
 from tasks.app import app
+from tasks.liveness import worker_owner
 
 # One per process: the send pool's threads share its commits (delivery.group_commit).
 RECORDER: GroupCommit[Outcome, str] = GroupCommit(record_outcomes)
@@ -13,4 +14,4 @@ RECORDER: GroupCommit[Outcome, str] = GroupCommit(record_outcomes)
 
 @app.task(name="sending.send_messages", ignore_result=True)
 def send_messages(message_ids: list[int]) -> dict[str, int]:
-    return send_batch(message_ids, get_settings(), RECORDER.start)
+    return send_batch(message_ids, get_settings(), RECORDER.start, owner=worker_owner())

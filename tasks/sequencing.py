@@ -8,10 +8,13 @@ from delivery.outbox import claim_for_dispatch
 from models.base import utcnow
 from models.db import session_scope
 from settings import get_settings
-from sequencing.claims import claim_enrollments
+from sequencing.claims import claim_enrollments, take_claims
+from sequencing.dead_workers import release_dead_workers, release_lost_hand_overs
 from sequencing.engine import advance_enrollments
 from tasks.app import app
 from tasks.audience import resume_stale_imports
+from tasks.broker import broker_was_emptied
+from tasks.liveness import worker_owner
 from tasks.batching import ADVANCE_BATCH, SEND_BATCH, TICK_CLAIM_LIMIT, TICK_MAX_ROUNDS, WEBHOOK_BATCH, fan_out
 from tasks.sending import send_messages
 from tasks.webhooks import claim_webhooks_for_dispatch, deliver_webhooks
@@ -34,7 +37,20 @@ def tick() -> dict[str, int]:
     Claims commit before anything is enqueued; if enqueueing fails the leases run
     out and a later tick claims the same rows again.
     """
-    lease = timedelta(seconds=get_settings().lease_seconds)
+    settings = get_settings()
+    lease = timedelta(seconds=settings.lease_seconds)
+    with session_scope() as session:
+        # Work of workers that stopped beating is released first, so this very tick
+        # hands it out again, seconds after the death rather than a lease later.
+        released = release_dead_workers(session, utcnow(), timedelta(seconds=settings.worker_dead_after_seconds))
+    if any(released.values()):
+        log.warning("released the claims of silent workers", extra={"released": released})
+    elif released:  # stopped cleanly, holding nothing
+        log.info("workers stopped", extra={"workers": sorted(released)})
+    if broker_was_emptied(settings.broker_url, settings.broker_prefix):
+        with session_scope() as session:
+            lost = release_lost_hand_overs(session, utcnow())
+        log.warning("the broker lost its tasks: handing out again what it held", extra=lost)
     claimed = 0
     for _ in range(TICK_MAX_ROUNDS):
         now = utcnow()
@@ -62,6 +78,8 @@ def tick() -> dict[str, int]:
 @app.task(name="sequencing.advance", ignore_result=True)
 def advance(enrollment_ids: list[int]) -> int:
     lease = timedelta(seconds=get_settings().lease_seconds)
+    with session_scope() as session:  # committed first: if this worker dies, the tick releases them
+        take_claims(session, enrollment_ids, worker_owner())
     with session_scope() as session:
         result = advance_enrollments(session, enrollment_ids, utcnow(), dispatch_grace=lease)
     enqueue_sends(result.message_ids)

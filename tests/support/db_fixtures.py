@@ -185,3 +185,8 @@ def worker(celery_app: Any) -> Iterator[Any]:
         loglevel="WARNING", queues=list(celeryconfig.QUEUES), shutdown_timeout=30,
     ) as controller:
         yield controller
+    # Its tasks started this process's heartbeat (tasks.liveness); it stops with the
+    # worker, not after the run's database is gone.
+    from tasks.liveness import stop_heartbeat
+
+    stop_heartbeat()

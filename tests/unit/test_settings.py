@@ -27,6 +27,8 @@ BAD_VALUES = [
     ("OPENAI_BASE_URL", "file:///etc/passwd"),
     ("ESEQ_JWT_EXPIRES_SECONDS", "1.5"),
     ("ESEQ_LEASE_SECONDS", "0"),
+    ("ESEQ_WORKER_DEAD_AFTER_SECONDS", "0"),
+    ("ESEQ_WORKER_DEAD_AFTER_SECONDS", "soon"),
     ("ESEQ_WEBHOOK_ALLOW_PRIVATE", "sometimes"),
     ("SECRET_KEY", "short"),
     ("ESEQ_SECRETS_KEYS", "not-a-fernet-key"),
@@ -60,6 +62,11 @@ def test_the_database_pool_is_sized_from_the_environment() -> None:
     assert (sized.db_pool_size, sized.db_max_overflow) == (3, 0)
     unset = load_settings({})
     assert (unset.db_pool_size, unset.db_max_overflow) == (10, 20)
+
+
+def test_a_worker_is_taken_for_dead_after_15_seconds_unless_told_otherwise() -> None:
+    assert load_settings({}).worker_dead_after_seconds == 15.0
+    assert load_settings({"ESEQ_WORKER_DEAD_AFTER_SECONDS": "2.5"}).worker_dead_after_seconds == 2.5
 
 
 def test_the_tests_own_admin_token_is_long_enough() -> None:

@@ -1,16 +1,20 @@
-"""Tasks of the audience area (subscriber and event-history imports, segment entries), on the
+"""Tasks of the audience area (subscriber and event-history imports, segment entries and
+enrollments, opt-in expiry), on the
 ``default`` queue: imports are database work (COPY and INSERT ... SELECT), short
 compared with training, which keeps the ``ml`` pool (concurrency 1) for models."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
 
-from datetime import timedelta
+from sqlalchemy.orm import Session
 
 from audience import event_import
 from audience.opt_in import expire_pending
 from audience.errors import ImportPayloadError
-from audience.imports import claim_import, fail_import, imports_to_resume, run_import
+from audience.imports import KIND as IMPORT_JOB, claim_import, fail_import, imports_to_resume, run_import
 from models.base import utcnow
 from models.db import session_scope
 from sequencing.segment_enroll import JOB_KIND as SEGMENT_JOB, run_segment_job
@@ -21,24 +25,31 @@ from tasks.app import app
 log = logging.getLogger(__name__)
 
 
+def _run_job(job_id: int, kind: str, run: Callable[[Session, int, Callable[[], datetime], timedelta], Iterator[Any]],
+             what: str) -> None:
+    """Claim a job of ``kind``, then work it committing after every chunk (progress a
+    client can poll, and where a killed worker's job resumes). Any failure marks the
+    job failed instead of leaving it running."""
+    lease = timedelta(seconds=get_settings().lease_seconds)
+    with session_scope() as session:
+        if not claim_import(session, job_id, utcnow(), lease, kind=kind):
+            return
+    try:
+        with session_scope() as session:
+            for _job in run(session, job_id, utcnow, lease):
+                session.commit()
+    except Exception as exc:
+        log.exception("%s failed", what, extra={"job_id": job_id})
+        with session_scope() as session:
+            fail_import(session, job_id, type(exc).__name__, utcnow())
+
+
 # 500,000 rows take well under a minute on PostgreSQL; the limits only stop a stuck
 # import, and stay under the broker's visibility timeout (celeryconfig).
 @app.task(name="audience.import_subscribers", ignore_result=True, soft_time_limit=1500, time_limit=1800)
 def import_subscribers(job_id: int) -> None:
-    """Claim the job, then import it committing after every chunk (progress a
-    client can poll). Any failure marks the job failed instead of leaving it running."""
-    lease = timedelta(seconds=get_settings().lease_seconds)
-    with session_scope() as session:
-        if not claim_import(session, job_id, utcnow(), lease):
-            return
-    try:
-        with session_scope() as session:
-            for _job in run_import(session, job_id, utcnow, lease):
-                session.commit()
-    except Exception as exc:
-        log.exception("subscriber import failed", extra={"job_id": job_id})
-        with session_scope() as session:
-            fail_import(session, job_id, type(exc).__name__, utcnow())
+    """A subscriber import (audience.imports)."""
+    _run_job(job_id, IMPORT_JOB, run_import, "subscriber import")
 
 
 # 5,000,000 rows take about two minutes on PostgreSQL (bench/import_events.py);
@@ -65,20 +76,9 @@ def import_events(job_id: int) -> None:
 
 @app.task(name="audience.enroll_segment", ignore_result=True, soft_time_limit=1500, time_limit=1800)
 def enroll_segment(job_id: int) -> None:
-    """Enroll a large segment into a sequence, committing after every chunk with its
-    cursor (sequencing.segment_enroll), so a killed worker's job resumes where it stopped."""
-    lease = timedelta(seconds=get_settings().lease_seconds)
-    with session_scope() as session:
-        if not claim_import(session, job_id, utcnow(), lease, kind=SEGMENT_JOB):
-            return
-    try:
-        with session_scope() as session:
-            for _job in run_segment_job(session, job_id, utcnow, lease):
-                session.commit()
-    except Exception as exc:
-        log.exception("segment enroll failed", extra={"job_id": job_id})
-        with session_scope() as session:
-            fail_import(session, job_id, type(exc).__name__, utcnow())
+    """A large segment enrolled into a sequence, chunk by chunk with its cursor
+    (sequencing.segment_enroll)."""
+    _run_job(job_id, SEGMENT_JOB, run_segment_job, "segment enroll")
 
 
 def resume_stale_imports(lease: timedelta) -> list[int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from accounts.webhook_secret import StoredSecrets
@@ -26,17 +26,8 @@ _REDISPATCH = OutboxRedispatch("event_deliveries")
 
 def claim(session: Session, ids: list[int], now: datetime, lease: timedelta = LEASE) -> list[Call]:
     """Take the given batches that are due (or whose lease ran out) for one call each."""
-    sendable = or_(
-        and_(EventDelivery.status.in_(("queued", "deferred")),
-             or_(EventDelivery.retry_at.is_(None), EventDelivery.retry_at <= now)),
-        and_(EventDelivery.status == "sending", EventDelivery.claimed_until < now),
-    )
-    claimed = session.execute(
-        update(EventDelivery).where(EventDelivery.id.in_(ids), sendable)
-        .values(status="sending", claimed_until=now + lease, attempts=EventDelivery.attempts + 1)
-        .returning(EventDelivery.id, EventDelivery.account_id, EventDelivery.attempts,
-                   EventDelivery.subscription_id, EventDelivery.payload)
-        .execution_options(synchronize_session=False)).all()
+    claimed = outbound.claim_rows(session, EventDelivery, ids, now, lease, EventDelivery.subscription_id,
+                                  EventDelivery.payload)
     if not claimed:
         return []
     # The URL and secret as they are now: a PATCH since the batch was made applies.

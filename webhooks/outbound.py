@@ -19,8 +19,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import Row, and_, or_, update
 from sqlalchemy.orm import Session
 
 from accounts.webhook_secret import StoredSecrets, stored_secrets
@@ -75,22 +76,28 @@ def _opener(addresses: list[str]) -> urllib.request.OpenerDirector:
     return pinned_opener(addresses, _NoRedirect)
 
 
-def claim(session: Session, ids: list[int], now: datetime, lease: timedelta = LEASE) -> list[Call]:
-    """Take the given deliveries that are due (or whose lease ran out) for one call each."""
+def claim_rows(session: Session, table: type[WebhookDelivery] | type[EventDelivery], ids: list[int], now: datetime,
+               lease: timedelta, *columns: Any) -> list[Row[Any]]:
+    """Take the given rows of ``table`` (webhook steps' deliveries or event
+    subscriptions' batches) that are due, or whose lease ran out, for one call each.
+    The conditional UPDATE is the claim, and its RETURNING carries what the call needs
+    (id, account, attempts as incremented, then ``columns``), so claiming is one round
+    trip, not two."""
     sendable = or_(
-        and_(WebhookDelivery.status.in_(("queued", "deferred")),
-             or_(WebhookDelivery.retry_at.is_(None), WebhookDelivery.retry_at <= now)),
-        and_(WebhookDelivery.status == "sending", WebhookDelivery.claimed_until < now),
+        and_(table.status.in_(("queued", "deferred")), or_(table.retry_at.is_(None), table.retry_at <= now)),
+        and_(table.status == "sending", table.claimed_until < now),
     )
-    # The conditional UPDATE is the claim, and its RETURNING carries what the call
-    # needs (attempts as incremented), so claiming is one round trip, not two; the
-    # accounts' signing secrets are one more per batch, not one per call.
-    claimed = session.execute(
-        update(WebhookDelivery).where(WebhookDelivery.id.in_(ids), sendable)
-        .values(status="sending", claimed_until=now + lease, attempts=WebhookDelivery.attempts + 1)
-        .returning(WebhookDelivery.id, WebhookDelivery.account_id, WebhookDelivery.attempts,
-                   WebhookDelivery.url, WebhookDelivery.payload)
-        .execution_options(synchronize_session=False)).all()
+    return list(session.execute(
+        update(table).where(table.id.in_(ids), sendable)
+        .values(status="sending", claimed_until=now + lease, attempts=table.attempts + 1)
+        .returning(table.id, table.account_id, table.attempts, *columns)
+        .execution_options(synchronize_session=False)).all())
+
+
+def claim(session: Session, ids: list[int], now: datetime, lease: timedelta = LEASE) -> list[Call]:
+    """Take the given deliveries that are due (or whose lease ran out) for one call each;
+    the accounts' signing secrets are one more query per batch, not one per call."""
+    claimed = claim_rows(session, WebhookDelivery, ids, now, lease, WebhookDelivery.url, WebhookDelivery.payload)
     # The secrets as of the claim; whether an old one is still in its grace period
     # is judged at the call's own time.
     signing = stored_secrets(session, [r.account_id for r in claimed]) if claimed else {}

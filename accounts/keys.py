@@ -42,11 +42,25 @@ def create_account(session: Session, name: str, from_email: str, from_name: str 
 
 def account_for_key(session: Session, key: str) -> int | None:
     """The account id a live key belongs to, or None. Constant work for any input."""
+    found = live_key(session, key)
+    return found[1] if found else None
+
+
+def live_key(session: Session, key: str) -> tuple[int, int] | None:
+    """(key id, account id) of a live key, or None: the console's session keeps the
+    key's id, so revoking the key ends the sessions signed in with it."""
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
     row = session.execute(
-        select(ApiKey.account_id, ApiKey.revoked_at).where(ApiKey.digest == _digest(key))
+        select(ApiKey.id, ApiKey.account_id, ApiKey.revoked_at).where(ApiKey.digest == _digest(key))
     ).first()
     if row is None or row.revoked_at is not None:
         return None
-    return int(row.account_id)
+    return int(row.id), int(row.account_id)
+
+
+def key_is_live(session: Session, key_id: int, account_id: int) -> bool:
+    """Whether the key a console session was signed in with still opens that account."""
+    row = session.execute(select(ApiKey.revoked_at).where(ApiKey.id == key_id,
+                                                          ApiKey.account_id == account_id)).first()
+    return row is not None and row.revoked_at is None

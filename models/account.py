@@ -48,6 +48,8 @@ class Account(Base):
     # Where a browser goes after posting the form (the account's own thank-you page);
     # None: the platform's small one. Set by the account, so no open redirect.
     form_redirect_url: Mapped[str | None] = mapped_column(String(2000))
+    # The zone the console shows this account's times in (the API answers in UTC).
+    timezone: Mapped[str] = mapped_column(String(64), server_default="UTC", default="UTC")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

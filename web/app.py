@@ -102,6 +102,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     limiter.exempt(provider_webhooks_bp)  # providers post bursts from shared IPs; each request is verified
     app.register_blueprint(provider_webhooks_bp)
+    from web.console import init_console
+
+    init_console(app, settings)
     if settings.dev_smtp_port:  # `make run`'s development mail catcher, on its bare default only
         app.register_blueprint(importlib.import_module("web.dev_mail").bp)
     return app

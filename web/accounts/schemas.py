@@ -6,9 +6,20 @@ from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate
 
 from accounts.webhook_secret import DEFAULT_GRACE, MAX_GRACE
+from core.errors import InvalidFieldError
+from audience.fields import clean_timezone
 from delivery.mime import is_writable_address
 from models.account import OPT_IN_MODES
 from web.validators import no_nul, one_line, text
+
+
+def known_zone(value: str) -> None:
+    """An IANA zone name, checked as subscribers' zones are."""
+    try:
+        if clean_timezone(value) is None:
+            raise ValidationError("Must not be empty.")
+    except InvalidFieldError as exc:
+        raise ValidationError(exc.message) from None
 
 
 def writable_sender(value: str) -> None:
@@ -45,6 +56,8 @@ class AccountUpdateSchema(Schema):
                                    validate=[validate.Length(max=2000), no_nul], metadata={
                                        "description": "Where a browser goes after posting the subscribe form (your "
                                                       "own thank-you page); null: the platform's own"})
+    timezone = fields.String(validate=known_zone, metadata={
+        "description": "IANA zone the console shows your times in, e.g. Europe/Berlin (the API answers in UTC)"})
 
 
 def _subscribe_url(account: Any) -> str | None:
@@ -61,6 +74,7 @@ class AccountSchema(Schema):
     opt_in = fields.String(metadata={"description": _OPT_IN})
     form_key = fields.String(allow_none=True, metadata={"description": "The public key of the subscribe form"})
     form_redirect_url = fields.String(allow_none=True)
+    timezone = fields.String()
     subscribe_url = fields.Function(_subscribe_url, metadata={
         "description": "The subscribe form: GET for an embeddable HTML form, POST form-encoded or JSON"})
     created_at = fields.DateTime()

@@ -393,6 +393,10 @@ class _SentryInbox(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
+        elif self.headers.get("Content-Encoding") == "br":  # sentry-sdk's choice whenever brotli is installed
+            import brotli  # present, or the SDK would not have used it
+
+            body = brotli.decompress(body)
         type(self).received.append(body)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

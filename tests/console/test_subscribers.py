@@ -156,3 +156,19 @@ def test_actions_without_the_csrf_token_are_refused(client: Any, alice: Tenant) 
     assert client.post(f"/console/subscribers/{sid}/erase", data={"csrf_token": "forged"}).status_code == 400
     with db.session_scope() as s:
         assert s.get(Subscriber, sid).status == "active"
+
+
+def test_entries_sharing_an_instant_are_never_split_across_pages(client: Any, alice: Tenant) -> None:
+    from audience.timeline import timeline
+
+    [sid] = factories.subscribers(alice.account_id, 1)
+    now = utcnow()
+    with db.session_scope() as s:
+        record_event(s, account_id=alice.account_id, subscriber_id=sid, name="newest", now=now)
+        for name in ("tie_a", "tie_b"):
+            record_event(s, account_id=alice.account_id, subscriber_id=sid, name=name, now=now,
+                         occurred_at=now - timedelta(hours=1))
+        first = timeline(s, alice.account_id, sid, limit=2)
+        assert [e.title for e in first.entries] == ["newest"] and first.older is not None
+        second = timeline(s, alice.account_id, sid, limit=2, before=first.older)
+        assert sorted(e.title for e in second.entries) == ["tie_a", "tie_b"] and second.older is None

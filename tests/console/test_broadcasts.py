@@ -179,3 +179,16 @@ def test_actions_without_the_csrf_token_are_refused(client: Any, alice: Tenant, 
     assert client.post(f"/console/broadcasts/{row.id}/schedule", data={"csrf_token": "x"}).status_code == 400
     assert client.post(f"/console/broadcasts/{row.id}/cancel").status_code == 400
     assert [r.status for r in _rows(alice.account_id)] == ["draft"]
+
+
+def test_editing_keeps_the_bodies_the_api_gave_its_variants(client: Any, alice: Tenant, news: str) -> None:
+    body = {**CLEAN, "variants": [{"name": "A", "html": "<p>Long A</p>"}, {"name": "B", "subject": "Other"}]}
+    created = client.post("/api/v1/broadcasts", json=body, headers=alice.headers)
+    assert created.status_code == 201
+    token = sign_in(client, alice.api_key)
+    bid = created.get_json()["id"]
+    assert "A\nB | Other" in _html(client.get(f"/console/broadcasts/{bid}/edit"))
+    response = _compose(client, token, {**CLEAN, "variants": "A | New A\nB | Other"}, f"/console/broadcasts/{bid}/edit")
+    assert response.status_code == 302
+    assert _rows(alice.account_id)[0].variants == [{"name": "A", "html": "<p>Long A</p>", "subject": "New A"},
+                                                   {"name": "B", "subject": "Other"}]

@@ -41,24 +41,28 @@ def _send_at(value: str | None, zone: tzinfo) -> Any:
     return (moment if moment.tzinfo else moment.replace(tzinfo=zone)).isoformat()
 
 
-def _variants(value: str | None) -> list[dict[str, str]] | None:
+def _variants(value: str | None, stored: list[dict[str, Any]] | None) -> list[dict[str, str]] | None:
+    """The lines as variants; a variant the API gave its own body (which this box
+    cannot show) keeps it when its name is kept."""
     if value is None:
         return None
+    bodies = {v.get("name"): {k: v[k] for k in ("html", "text") if v.get(k)} for v in stored or []}
     out = []
     for line in value.splitlines():
         if not line.strip():
             continue
         name, _, subject = line.partition("|")
-        variant = {"name": name.strip()}
+        variant = {"name": name.strip(), **bodies.get(name.strip(), {})}
         if subject.strip():
             variant["subject"] = subject.strip()
         out.append(variant)
     return out
 
 
-def from_form(form: Mapping[str, str], zone: tzinfo) -> dict[str, Any]:
-    """The API's request body for the form's boxes (every field, so an edit replaces)."""
-    variants = _variants(_text(form, "variants"))
+def from_form(form: Mapping[str, str], zone: tzinfo, stored: Broadcast | None = None) -> dict[str, Any]:
+    """The API's request body for the form's boxes (every field, so an edit replaces;
+    ``stored``, the draft being edited, lends its variants' bodies)."""
+    variants = _variants(_text(form, "variants"), stored.variants if stored else None)
     percent = _text(form, "test_percent")
     test = None
     if percent is not None:

@@ -100,7 +100,7 @@ def broadcast_update(broadcast_id: int) -> Any:
     row = _owned(broadcast_id)
     session = get_db()
     try:
-        lifecycle.update_draft(session, g.account_id, row.id, from_form(request.form, _zone()), utcnow())
+        lifecycle.update_draft(session, g.account_id, row.id, from_form(request.form, _zone(), row), utcnow())
     except InvalidInputError as exc:
         session.rollback()
         return _compose(_owned(broadcast_id), dict(request.form), errors_by_box(exc.errors), 422)

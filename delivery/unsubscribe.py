@@ -11,8 +11,9 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from analytics.events import record_message_event
+from analytics.events import record_event, record_message_event
 from audience.fields import address_key
+from audience.subscribers import get_subscriber
 from audience.topics import leave, subscriber_topics
 from core.flow import ending_kind, record
 from delivery.links import linked_message
@@ -71,6 +72,24 @@ def unsubscribe_by_link(session: Session, link: Link, now: datetime, source: str
     stop_sending(session, message, "unsubscribed", "unsubscribed", now)
     record_message_event(session, message.id, "unsubscribed", now, properties={"via": source}, source="tracking")
     return True
+
+
+def unsubscribe_subscriber(session: Session, account_id: int, subscriber_id: int, now: datetime,
+                           via: str = "api") -> Subscriber:
+    """An operator unsubscribes the person (they asked by other means): what their own
+    click does (status, suppression, enrollments ended, in the caller's transaction),
+    recorded as an ``unsubscribed`` event with no message. SubscriberNotFoundError for
+    another account's id. A bounced or complained status is kept: it says more."""
+    subscriber = get_subscriber(session, account_id, subscriber_id)
+    if subscriber.status in ("active", "pending"):
+        subscriber.status = "unsubscribed"
+        subscriber.updated_at = now
+    suppress_address(session, account_id, address_key(subscriber.email), "unsubscribed", now)
+    end_enrollments(session, subscriber.id, "unsubscribed", now)
+    record_event(session, account_id=account_id, subscriber_id=subscriber.id, name="unsubscribed", now=now,
+                 source=via, properties={"via": via})
+    session.flush()
+    return subscriber
 
 
 def topics_by_link(session: Session, link: Link) -> list[dict[str, object]] | None:

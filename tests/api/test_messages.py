@@ -37,3 +37,28 @@ def test_it_refuses_a_bad_filter_with_the_field_named(client, alice):
     response = client.get("/api/v1/messages?status=lost", headers=alice.headers)
     assert response.status_code == 422
     assert "status" in response.get_json()["errors"]["query"]
+
+
+def test_it_filters_by_broadcast_recipient_and_creation_time(client, alice):
+    from datetime import datetime, timezone
+
+    subs = factories.subscribers(alice.account_id, 2)
+    day = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+    with db.session_scope() as s:
+        for i, (sub, broadcast_id, created) in enumerate([(subs[0], 5, day), (subs[1], None, day),
+                                                         (subs[0], None, day.replace(day=10))]):
+            s.add(Message(account_id=alice.account_id, subscriber_id=sub, broadcast_id=broadcast_id,
+                          idempotency_key=f"f:{i}", status="sent", to_email=f"User{i}@Example.test",
+                          subject=f"s{i}", created_at=created))
+
+    def subjects(query):
+        response = client.get(f"/api/v1/messages?{query}", headers=alice.headers)
+        assert response.status_code == 200, response.get_json()
+        return sorted(m["subject"] for m in response.get_json())
+
+    assert subjects("broadcast_id=5") == ["s0"]
+    assert subjects("email=user1@") == ["s1"]
+    assert subjects("since=2026-11-15T00:00:00Z") == ["s0", "s1"]
+    assert subjects("until=2026-11-15T00:00:00%2B01:00") == ["s2"]
+    bad = client.get("/api/v1/messages?since=yesterday", headers=alice.headers)
+    assert bad.status_code == 422 and "since" in bad.get_json()["errors"]["query"]

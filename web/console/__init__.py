@@ -36,7 +36,9 @@ NAV: tuple[tuple[str, str], ...] = (
     ("console.settings", "Settings"),
 )
 
-PAGES = ("web.console.pages.signin", "web.console.pages.overview")
+PAGES = ("web.console.pages.signin", "web.console.pages.overview",
+         "web.console.pages.subscribers", "web.console.pages.messages", "web.console.pages.segments",
+         "web.console.pages.broadcasts")
 
 
 def _nav() -> list[tuple[str, str]]:

@@ -7,11 +7,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import Select
 
-from models import Message
-from web.auth import SECURITY, account_required
+from delivery.message_log import message_log
+from web.auth import SECURITY, account_required, current_account_id
 from web.messages.schemas import MessageQuerySchema, MessageSchema
 from web.pagination import SQLPage
-from web.resource import newest_owned
 
 blp = Blueprint("messages", __name__, url_prefix="/api/v1/messages", description="Delivery log")
 
@@ -24,5 +23,6 @@ class Messages(MethodView):
     @blp.paginate(SQLPage)
     @blp.doc(security=SECURITY)
     def get(self, query: dict[str, Any]) -> Select[Any]:
-        """Messages newest first, filtered by sequence, subscriber or status."""
-        return newest_owned(Message, query)
+        """Messages newest first, filtered by sequence, subscriber, broadcast, status,
+        part of the recipient's address, or when they were created."""
+        return message_log(current_account_id(), **query)

@@ -6,7 +6,6 @@ Views parse, call one ``audience.segments`` function, commit, serialize.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from flask.views import MethodView
@@ -15,12 +14,12 @@ from sqlalchemy import Select
 
 from audience import segments as domain
 from audience.errors import InvalidFilterError, SegmentNotFoundError
-from models import Segment, Subscriber, utcnow
+from models import Segment, utcnow
 from web.auth import SECURITY, account_required, current_account_id
-from web.csv_response import csv_response
 from web.db import get_db
 from web.pagination import SQLPage
 from web.resource import On, errors_attribute, map_errors
+from web.segments.members_csv import CSV_COLUMNS, members_csv
 from web.segments.schemas import (
     SegmentCountRequestSchema,
     SegmentCountSchema,
@@ -38,8 +37,6 @@ _errors = map_errors(
     On(SegmentNotFoundError, 404),
     On(InvalidFilterError, 422, errors=errors_attribute("json")),
 )
-CSV_COLUMNS = ("id", "email", "first_name", "last_name", "timezone", "status", "created_at")
-CSV_BATCH = 5000
 
 
 def _detail(segment: Segment) -> dict[str, Any]:
@@ -117,17 +114,6 @@ class SegmentById(MethodView):
         session.commit()
 
 
-def _all_members(statement: Select[Any]) -> Iterator[dict[str, Any]]:
-    """Every member's CSV columns through a server-side cursor, a batch at a time."""
-    result = get_db().execute(statement.with_only_columns(*(getattr(Subscriber, c) for c in CSV_COLUMNS)),
-                              execution_options={"yield_per": CSV_BATCH})
-    try:
-        for row in result:
-            yield dict(row._mapping)
-    finally:
-        result.close()
-
-
 @blp.route("/<int:segment_id>/subscribers")
 class Members(MethodView):
     @account_required
@@ -144,7 +130,7 @@ class Members(MethodView):
         statement = domain.members(segment.account_id, segment.filter, utcnow())
         if query["format"] == "csv":
             pagination_parameters.item_count = 0
-            return csv_response(CSV_COLUMNS, _all_members(statement), f"segment-{segment.id}.csv")
+            return members_csv(segment)
         page = SQLPage(statement, page_params=pagination_parameters)
         pagination_parameters.item_count = page.item_count
         return page.items

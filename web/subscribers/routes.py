@@ -28,6 +28,7 @@ from audience.imports import create_import_job
 from core.errors import InvalidFieldError
 from audience.payloads import MAX_BYTES
 from core.address_hash import erasure_key
+from delivery.unsubscribe import unsubscribe_subscriber
 from ml.scoring import as_public, scores_of
 from models import Subscriber, utcnow
 from sequencing import triggers
@@ -161,6 +162,22 @@ class SubscriberErase(MethodView):
         """Erase the person (a right-to-erasure request): as DELETE, and the address
         stays suppressed, by its keyed hash, if it ever comes back."""
         _erase(subscriber_id, suppress=True)
+
+
+@blp.route("/<int:subscriber_id>/unsubscribe")
+class SubscriberUnsubscribe(MethodView):
+    @account_required
+    @blp.response(200, SubscriberWithTopicsSchema)
+    @blp.doc(security=SECURITY)
+    def post(self, subscriber_id: int) -> dict[str, Any]:
+        """Unsubscribe the person as their own unsubscribe link would: status
+        ``unsubscribed`` (a bounced or complained one keeps it), the address
+        suppressed, every running enrollment ended, an ``unsubscribed`` event."""
+        session = get_db()
+        with _errors:
+            subscriber = unsubscribe_subscriber(session, current_account_id(), subscriber_id, utcnow(), via="api")
+        session.commit()
+        return _with_topics(subscriber)
 
 
 @blp.route("/<int:subscriber_id>/export")

@@ -36,7 +36,8 @@ NAV: tuple[tuple[str, str], ...] = (
     ("console.settings", "Settings"),
 )
 
-PAGES = ("web.console.pages.signin", "web.console.pages.overview")
+PAGES = ("web.console.pages.signin", "web.console.pages.overview",
+         "web.console.pages.providers", "web.console.pages.warming", "web.console.pages.drafts")
 
 
 def _nav() -> list[tuple[str, str]]:

@@ -33,7 +33,7 @@ FORM_FIELDS = (*NUMBER_FIELDS, "start_date", "curve", "schedule", "timezone", "s
 def _provider_names(ids: list[int]) -> dict[int, str]:
     rows = get_db().execute(select(Provider.id, Provider.name).where(Provider.account_id == current_account_id(),
                                                                      Provider.id.in_(ids)))
-    return dict(rows.tuples())
+    return {provider_id: name for provider_id, name in rows}
 
 
 def _plan(plan_id: int) -> Any:

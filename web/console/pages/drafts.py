@@ -13,9 +13,11 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 
 from ai.draft_rows import BRIEF_KEYS, MAX_EMAILS, MIN_EMAILS, get_draft
+from content.render import render_email, subscriber_context
 from models import AiDraft, Sequence
 from models.ai_draft import DRAFT_KINDS, DRAFT_STATUSES
 from sequencing.errors import InvalidInputError, NotFoundError, PreflightFailedError, StateConflictError
+from sequencing.preflight import SAMPLE_READER
 from web.ai.actions import apply_ready_draft, ask_for_draft
 from web.ai.schemas import DraftCreateSchema, DraftQuerySchema
 from web.auth import current_account_id
@@ -110,12 +112,37 @@ def _checks_by_step(preflight: dict[str, Any] | None) -> dict[int, list[dict[str
     return by_step
 
 
+def _as_read(email: dict[str, Any]) -> dict[str, Any]:
+    """A drafted email as the pre-flight's sample reader gets it ("Hi Alex", not the
+    template's source), or why it does not render."""
+    try:
+        rendered = render_email(email.get("subject") or "", email.get("html"), email.get("text"),
+                                subscriber_context(SAMPLE_READER))
+    except Exception as exc:  # noqa: BLE001 - drafted content can fail to render in any way; say so, show the source
+        return {"error": f"does not render for a sample reader: {exc}"[:300]}
+    return {"subject": rendered.subject, "html": rendered.html, "text": rendered.text}
+
+
+def _emails(draft: Any) -> dict[int, dict[str, Any]]:
+    """Each drafted email by its step's position, rendered for reading."""
+    result = draft.result or {}
+    if draft.status != "ready":
+        return {}
+    if draft.kind == "sequence":
+        steps = enumerate((result.get("sequence") or {}).get("steps") or [])
+        return {i: _as_read(step) for i, step in steps if isinstance(step, dict) and step.get("type") == "email"}
+    if isinstance(result.get("email"), dict):
+        return {int(result.get("step") or 0): _as_read(result["email"])}
+    return {}
+
+
 @bp.get("/drafts/<int:draft_id>")
 @signed_in
 def drafts_show(draft_id: int) -> Any:
     draft = _draft(draft_id)
     return render_template("console/drafts/show.html", title=f"AI draft {draft.id}", draft=draft,
                            pending=draft.status in PENDING, checks=_checks_by_step(draft.preflight),
+                           read=_emails(draft), reader=SAMPLE_READER,
                            has_sequences="console.sequences" in current_app.view_functions)
 
 

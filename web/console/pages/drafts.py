@@ -136,6 +136,13 @@ def _emails(draft: Any) -> dict[int, dict[str, Any]]:
     return {}
 
 
+def _sequence_url(sequence_id: int | None) -> str | None:
+    """The sequence's console page, in a build that has the sequences page."""
+    if sequence_id is None or "console.sequences_page" not in current_app.view_functions:
+        return None
+    return url_for("console.sequences_page", sequence_id=sequence_id)
+
+
 @bp.get("/drafts/<int:draft_id>")
 @signed_in
 def drafts_show(draft_id: int) -> Any:
@@ -143,7 +150,8 @@ def drafts_show(draft_id: int) -> Any:
     return render_template("console/drafts/show.html", title=f"AI draft {draft.id}", draft=draft,
                            pending=draft.status in PENDING, checks=_checks_by_step(draft.preflight),
                            read=_emails(draft), reader=SAMPLE_READER,
-                           has_sequences="console.sequences" in current_app.view_functions)
+                           applied_url=_sequence_url((draft.applied or {}).get("sequence_id")),
+                           sequence_url=_sequence_url(draft.sequence_id))
 
 
 @bp.get("/drafts/<int:draft_id>/status")

@@ -53,9 +53,11 @@ def _run_on_the_ai_pool(draft_id: int, fake: FakeOpenAI) -> None:
 
 
 def _ready(account_id: int, result: dict[str, Any] | None, status: str = "ready",
-           preflight: dict[str, Any] | None = None) -> int:
+           preflight: dict[str, Any] | None = None, kind: str = "sequence", sequence_id: int | None = None,
+           step: int | None = None) -> int:
     with db.session_scope() as s:
-        row = AiDraft(account_id=account_id, kind="sequence", status=status, request={"brief": {"goal": "x"}},
+        row = AiDraft(account_id=account_id, kind=kind, status=status, request={"brief": {"goal": "x"}},
+                      sequence_id=sequence_id, step=step, sequence_version=1 if sequence_id else None,
                       result=result, preflight=preflight or {"passed": True, "score": 0.0, "fail_score": 5.0,
                                                              "emails": [], "problems": [], "notices": []},
                       model=MODEL, cached=False, prompt_tokens=10, completion_tokens=20, model_seconds=0.5,
@@ -134,6 +136,30 @@ def test_the_preflight_report_shows_by_the_step_it_judges(client: Any, alice: Te
     assert "fails the pre-flight" in html and "From domain does not align" in html
     step_two = html.split('id="step-2"', 1)[1]
     assert "ALL CAPS subject" in step_two and "ALL CAPS subject" not in html.split('id="step-2"', 1)[0]
+
+
+def test_step_drafts_show_what_changes_and_apply_to_the_step(client: Any, alice: Tenant) -> None:
+    seq = client.post("/api/v1/email-sequences", json={"name": "S", "steps": STEPS}, headers=alice.headers)
+    seq_id = seq.get_json()["id"]
+    rewrite = _ready(alice.account_id, {"step": 0, "email": {"subject": "Calmer {{ subscriber.first_name }}",
+                                                             "html": "<p>Hello {{ subscriber.first_name }}</p>"},
+                                        "notes": ["shorter"]}, kind="rewrite", sequence_id=seq_id, step=0)
+    lines = _ready(alice.account_id, {"step": 2, "subject_lines": ["One", "Two"]}, kind="subject_lines",
+                   sequence_id=seq_id, step=2)
+    token = sign_in(client, alice.api_key)
+    page = client.get(f"/console/drafts/{rewrite}").get_data(as_text=True)
+    assert f"step 0 of sequence {seq_id}" in page and "shorter" in page
+    assert "Calmer {{ subscriber.first_name }}" in page and "Calmer Alex" in page  # as written, and as read
+    assert 'srcdoc="&lt;p&gt;Hello Alex&lt;/p&gt;"' in page
+    assert client.post(f"/console/drafts/{rewrite}/apply", data={"csrf_token": token}).status_code == 303
+    steps = client.get(f"/api/v1/email-sequences/{seq_id}", headers=alice.headers).get_json()["steps"]
+    assert steps[0]["subject"] == "Calmer {{ subscriber.first_name }}"
+    listed = client.get(f"/console/drafts/{lines}").get_data(as_text=True)
+    assert "<li>One</li>" in listed and "<li>Two</li>" in listed
+    refused = client.post(f"/console/drafts/{lines}/apply", data={"csrf_token": token}, follow_redirects=True)
+    assert "changed since the draft was made" in refused.get_data(as_text=True)  # the rewrite made version 2
+    steps = client.get(f"/api/v1/email-sequences/{seq_id}", headers=alice.headers).get_json()["steps"]
+    assert steps[2].get("variants") is None
 
 
 def test_bad_briefs_name_the_field_and_store_nothing(client: Any, alice: Tenant, bob: Tenant,

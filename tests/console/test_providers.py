@@ -117,3 +117,19 @@ def test_a_post_without_the_csrf_token_is_refused(client: Any, alice: Tenant) ->
     assert client.post(f"/console/providers/{pid}/disable").status_code == 400
     assert client.post(f"/console/providers/{pid}/disable", data={"csrf_token": "forged"}).status_code == 400
     assert _row(pid).enabled is True
+
+
+def test_delete_removes_the_provider_and_its_warming_plan(client: Any, alice: Tenant, bob: Tenant) -> None:
+    pid = _provider(client, alice, SMTP)
+    plan = client.post("/api/v1/warming-plans", json={"provider_id": pid}, headers=alice.headers)
+    assert plan.status_code == 201
+    bobs = _provider(client, bob, SMTP)
+    token = sign_in(client, alice.api_key)
+    assert "and its warming plan? This cannot be undone." in client.get(f"/console/providers/{pid}").get_data(
+        as_text=True)
+    assert client.post(f"/console/providers/{bobs}/delete", data={"csrf_token": token}).status_code == 404
+    response = client.post(f"/console/providers/{pid}/delete", data={"csrf_token": token})
+    assert response.status_code == 303 and response.headers["Location"] == "/console/providers"
+    assert client.get(f"/api/v1/providers/{pid}", headers=alice.headers).status_code == 404
+    assert client.get("/api/v1/warming-plans", headers=alice.headers).get_json() == []
+    assert client.get(f"/api/v1/providers/{bobs}", headers=bob.headers).status_code == 200

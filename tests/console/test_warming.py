@@ -82,6 +82,18 @@ def test_pause_and_resume_change_the_plan_as_the_api_does(client: Any, alice: Te
     assert client.get(f"/api/v1/warming-plans/{plan['id']}", headers=alice.headers).get_json()["status"] == "warming"
 
 
+def test_stop_warming_deletes_the_plan_and_keeps_the_provider(client: Any, alice: Tenant, bob: Tenant) -> None:
+    plan = _plan(client, alice)
+    bobs = _plan(client, bob)
+    token = sign_in(client, alice.api_key)
+    assert client.post(f"/console/warming/{bobs['id']}/delete", data={"csrf_token": token}).status_code == 404
+    response = client.post(f"/console/warming/{plan['id']}/delete", data={"csrf_token": token})
+    assert response.status_code == 303 and response.headers["Location"] == "/console/warming"
+    assert client.get("/api/v1/warming-plans", headers=alice.headers).get_json() == []
+    assert client.get(f"/api/v1/providers/{plan['provider_id']}", headers=alice.headers).status_code == 200
+    assert _plans() == 1  # Bob's
+
+
 def test_a_plan_is_started_from_the_form(client: Any, alice: Tenant) -> None:
     pid = _provider(client, alice)
     token = sign_in(client, alice.api_key)

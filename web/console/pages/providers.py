@@ -1,7 +1,7 @@
 """Providers: each of the account's email providers in the order they are tried,
 with the circuit, rate limit and health the API shows (web.providers.shown: the
 config without secrets, only which secret keys are set), and the API's changes:
-enable, disable, reset the circuit, and the priority, weight and rate limit."""
+enable, disable, reset the circuit, the priority, weight and rate limit, and delete."""
 from __future__ import annotations
 
 from typing import Any
@@ -99,6 +99,18 @@ def providers_reset_circuit(provider_id: int) -> Any:
     provider, _ = _change(provider_id, {"reset_circuit": True})
     flash(f"{provider.name}'s circuit is closed by hand: the next sends try it again.", "ok")
     return redirect(url_for("console.providers_show", provider_id=provider_id), 303)
+
+
+@bp.post("/providers/<int:provider_id>/delete")
+@signed_in
+def providers_delete(provider_id: int) -> Any:
+    """DELETE /api/v1/providers/{id} (its warming plan goes with it)."""
+    session = get_db()
+    provider = _provider(provider_id)
+    admin.delete_provider(session, current_account_id(), provider.id)
+    session.commit()
+    flash(f"{provider.name} is deleted, with its credentials.", "ok")
+    return redirect(url_for("console.providers"), 303)
 
 
 @bp.post("/providers/<int:provider_id>/limits")

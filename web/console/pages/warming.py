@@ -81,6 +81,17 @@ def warming_pause(plan_id: int) -> Any:
     return redirect(url_for("console.warming_plan", plan_id=plan_id), 303)
 
 
+@bp.post("/warming/<int:plan_id>/delete")
+@signed_in
+def warming_delete(plan_id: int) -> Any:
+    """DELETE /api/v1/warming-plans/{id}: the provider sends without a cap from now on."""
+    session = get_db()
+    admin.delete_plan(session, current_account_id(), _plan(plan_id).id)
+    session.commit()
+    flash(f"Plan {plan_id} is deleted: its provider sends without a warming cap from now on.", "ok")
+    return redirect(url_for("console.warming"), 303)
+
+
 @bp.post("/warming/<int:plan_id>/resume")
 @signed_in
 def warming_resume(plan_id: int) -> Any:

@@ -239,3 +239,21 @@ def test_a_post_without_the_csrf_token_is_refused(client: Any, alice: Tenant) ->
     assert client.post(f"/console/drafts/{draft_id}/apply").status_code == 400
     assert client.post("/console/drafts", data=_form(**BRIEF)).status_code == 400
     assert _count(Sequence) == 0 and _count(AiDraft) == 1
+
+
+def test_asking_again_fills_the_form_with_an_earlier_brief_of_the_account_only(client: Any, alice: Tenant,
+                                                                            bob: Tenant) -> None:
+    with db.session_scope() as s:
+        row = AiDraft(account_id=alice.account_id, kind="sequence", status="failed", error="the model was down",
+                      request={"brief": {"goal": "win back lapsed buyers", "emails": 4}}, due_at=utcnow(),
+                      created_at=utcnow())
+        s.add(row)
+        s.flush()
+        failed = row.id
+    bobs = _ready(bob.account_id, {"sequence": {"name": "B", "steps": STEPS}, "notes": []})
+    sign_in(client, alice.api_key)
+    page = client.get(f"/console/drafts/{failed}").get_data(as_text=True)
+    assert "The draft failed: the model was down" in page and f"/console/drafts/new?again={failed}" in page
+    form = client.get(f"/console/drafts/new?again={failed}").get_data(as_text=True)
+    assert ">win back lapsed buyers</textarea>" in form and 'name="brief.emails" type="text" value="4"' in form
+    assert client.get(f"/console/drafts/new?again={bobs}").status_code == 404

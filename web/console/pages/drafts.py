@@ -69,9 +69,22 @@ def _brief_form(form: dict[str, Any], errors: dict[str, list[str]], status: int 
                            min_emails=MIN_EMAILS, max_emails=MAX_EMAILS), status
 
 
+def _asked_again(draft: Any) -> dict[str, Any]:
+    """An earlier draft's request as the form's boxes, to ask again or ask for something near it."""
+    brief = (draft.request or {}).get("brief") or {}
+    return {"kind": draft.kind, "sequence_id": draft.sequence_id or "", "step": "" if draft.step is None else draft.step,
+            "count": (draft.request or {}).get("count") or "",
+            **{f"brief.{name}": brief.get(name, "") for name in BRIEF_FIELDS}}
+
+
 @bp.get("/drafts/new")
 @signed_in
 def drafts_new() -> Any:
+    """The brief form, empty, for a step (``?kind=&sequence_id=&step=``), or filled in
+    from an earlier draft of the account (``?again=<id>``)."""
+    again = request.args.get("again", "")
+    if again.isdigit():
+        return _brief_form(_asked_again(_draft(int(again))), {})
     return _brief_form({"kind": request.args.get("kind", "sequence"), "sequence_id": request.args.get("sequence_id", ""),
                         "step": request.args.get("step", "")}, {})
 

@@ -204,6 +204,8 @@ def test_a_draft_not_ready_is_not_applied(client: Any, alice: Tenant) -> None:
         draft_id = _ready(alice.account_id, None, status=status)
         page = client.get(f"/console/drafts/{draft_id}").get_data(as_text=True)
         assert "Apply this draft" not in page
+        if status == "queued":  # queued again after an attempt: waiting out the model server's Retry-After
+            assert "attempt 2 is due at" in page and "data-draft-status" in page
         response = client.post(f"/console/drafts/{draft_id}/apply", data={"csrf_token": token},
                                follow_redirects=True)
         assert f"Not applied: Draft {draft_id} is {status}" in response.get_data(as_text=True)

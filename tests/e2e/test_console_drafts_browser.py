@@ -90,11 +90,13 @@ def test_a_brief_becomes_a_draft_the_page_follows_by_itself_and_applies(browser:
             browser.get(f"{base}/sign-in")
             browser.find_element(By.ID, "f-api_key").send_keys(account["api_key"])
             browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+            _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "form.signout"), 30, "the sign-in to land")
             browser.get(f"{base}/drafts/new")
             browser.find_element(By.ID, "f-brief.goal").send_keys("onboard new sign-ups")
             browser.find_element(By.ID, "f-brief.emails").send_keys("3")
             browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
-            pending = browser.find_element(By.ID, "draft-pending")  # queued: no ai worker yet
+            pending = _wait(browser, lambda d: d.find_element(By.ID, "draft-pending"), 30,
+                            "the draft's page")  # queued: no ai worker yet
             assert "waiting for a worker" in pending.text
             draft_url = browser.current_url
 
@@ -113,7 +115,8 @@ def test_a_brief_becomes_a_draft_the_page_follows_by_itself_and_applies(browser:
             browser.switch_to.default_content()
 
             browser.find_element(By.XPATH, "//button[text()='Apply this draft']").click()
-            assert "is created in status draft" in browser.find_element(By.CSS_SELECTOR, "p.flash.ok").text
+            flash = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "p.flash.ok"), 30, "apply's answer")
+            assert "is created in status draft" in flash.text
             status, sequences = call(port, "GET", "/api/v1/email-sequences", headers=headers)
             assert [(s["name"], s["status"]) for s in sequences] == [("Welcome to Acme", "draft")]
 

@@ -41,6 +41,12 @@ def get_plan(session: Session, account_id: int, plan_id: int) -> WarmingPlan:
     return row
 
 
+def delete_plan(session: Session, account_id: int, plan_id: int) -> None:
+    """Stop warming: the provider sends without a cap from then on. Never commits."""
+    session.delete(get_plan(session, account_id, plan_id))
+    session.flush()
+
+
 def create_plan(session: Session, account_id: int, data: dict[str, Any], now: datetime) -> WarmingPlan:
     provider = session.scalar(select(Provider).where(Provider.id == data["provider_id"],
                                                      Provider.account_id == account_id))

@@ -1,25 +1,20 @@
 """``/api/v1/ai/drafts``: ask for a draft (202, drafted on the ai pool), read and list
-the account's drafts, apply a ready one once. Views parse, call one domain function
-(``ai.draft_rows``, ``ai.apply``), commit, and enqueue after the commit.
+the account's drafts, apply a ready one once. Views parse and call one function of
+``web.ai.actions`` (shared with the console), which commits and enqueues after the commit.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import Select
 
-from ai import apply, draft_rows
-from models import AiDraft, utcnow
-from tasks.ai import draft as draft_task
+from models import AiDraft
+from web.ai.actions import apply_ready_draft, ask_for_draft
 from web.ai.schemas import AppliedSchema, DraftAcceptedSchema, DraftCreateSchema, DraftQuerySchema, DraftSchema
-from web.auth import SECURITY, account_required, current_account_id
-from web.db import get_db
-from web.enqueue import enqueue_stored
+from web.auth import SECURITY, account_required
 from web.pagination import SQLPage
-from web.preflight import check
 from web.resource import get_owned_or_404, newest_owned
 from web.sequences.domain_errors import domain_errors
 
@@ -37,13 +32,8 @@ class Drafts(MethodView):
         """Queue a draft; poll ``GET /ai/drafts/{id}``. 422 names the field
         (``brief.emails``, ``step``); another account's sequence is 404. Without a
         model server only ``kind: sequence`` drafts (from the built-in blueprints)."""
-        session = get_db()
-        settings = current_app.config["ESEQ_SETTINGS"]
         with domain_errors:
-            draft = draft_rows.queue_draft(session, current_account_id(), data, utcnow(),
-                                           model_configured=settings.ai_configured)
-        session.commit()
-        enqueue_stored(draft_task, (draft.id,), "ai draft", "the ai sweep will queue it", draft_id=draft.id)
+            draft = ask_for_draft(data)
         return {"id": draft.id, "status": draft.status}
 
     @account_required
@@ -76,9 +66,5 @@ class ApplyDraft(MethodView):
         ``draft``; subject lines become new variants of the step; a rewrite or fix replaces
         the step's content (on an active sequence only if it passes the pre-flight, as a
         PUT must). 409 if the draft is not ready, was applied, or its sequence changed."""
-        session = get_db()
         with domain_errors:
-            applied = apply.apply_draft(session, current_account_id(), draft_id, utcnow(),
-                                        preflight=lambda sequence: check(session, sequence))
-        session.commit()
-        return applied
+            return apply_ready_draft(draft_id)

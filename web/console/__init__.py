@@ -38,7 +38,8 @@ NAV: tuple[tuple[str, str], ...] = (
 
 PAGES = ("web.console.pages.signin", "web.console.pages.overview",
          "web.console.pages.subscribers", "web.console.pages.messages", "web.console.pages.segments",
-         "web.console.pages.broadcasts")
+         "web.console.pages.broadcasts",
+         "web.console.pages.providers", "web.console.pages.warming", "web.console.pages.drafts")
 
 
 def _nav() -> list[tuple[str, str]]:

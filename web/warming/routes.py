@@ -81,7 +81,7 @@ class PlanById(MethodView):
         """Stop warming: the provider sends without a cap from now on."""
         session = get_db()
         with _errors:
-            session.delete(admin.get_plan(session, current_account_id(), plan_id))
+            admin.delete_plan(session, current_account_id(), plan_id)
         session.commit()
 
 

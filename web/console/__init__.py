@@ -36,7 +36,12 @@ NAV: tuple[tuple[str, str], ...] = (
     ("console.settings", "Settings"),
 )
 
-PAGES = ("web.console.pages.signin", "web.console.pages.overview")
+PAGES = (
+    "web.console.pages.signin",
+    "web.console.pages.overview",
+    "web.console.pages.sequences",
+    "web.console.pages.settings",
+)
 
 
 def _nav() -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from models import Enrollment, Sequence, Step, db
+from models import Enrollment, Sequence, SequenceRollup, Step, db, utcnow
 from tests.support.console import sign_in
 from tests.support.db_fixtures import Tenant
 
@@ -247,3 +247,44 @@ def test_posts_without_the_token_are_refused(client: Any, alice: Tenant) -> None
         assert s.get(Sequence, sequence["id"]).status == "draft"
         assert s.scalar(select(Enrollment.id)) is None
         assert len(s.scalars(select(Sequence.id)).all()) == 1
+
+
+def test_experiments_show_with_their_chart(client: Any, alice: Tenant) -> None:
+    sequence = api_sequence(client, alice, [{"type": "email", "subject": "Hi", "html": "<p>x</p>", "variants": [
+        {"name": "A", "subject": "Plain"}, {"name": "B", "subject": "Curious"}], "experiment": {"metric": "opened"}}])
+    step = sequence["steps"][0]["id"]
+    with db.session_scope() as s:
+        for variant, sent, opened in (("A", 1000, 100), ("B", 1000, 300)):
+            for metric, count in (("sent", sent), ("opened", opened)):
+                s.add(SequenceRollup(account_id=alice.account_id, sequence_id=sequence["id"], step_id=step,
+                                     variant=variant, day=utcnow().date(), metric=metric,
+                                     uniques=count, total=count))
+    api = client.get(f"/api/v1/email-sequences/{sequence['id']}/experiments",
+                     headers={"X-API-Key": alice.api_key}).get_json()
+    sign_in(client, alice.api_key)
+    html = client.get(f"/console/sequences/{sequence['id']}").get_data(as_text=True)
+    assert api[0]["winner"] == "B"
+    assert f"Step 0: opened · {api[0]['status']} · winner B" in html
+    assert '<g class="arm" data-arm="B">' in html and ">30.0%</text>" in html and ">10.0%</text>" in html
+    assert "<td>B</td><td class=\"num\">1,000</td><td class=\"num\">300</td>" in html
+
+
+def test_an_active_sequence_edit_that_fails_preflight_changes_nothing(client: Any, alice: Tenant) -> None:
+    sequence = api_sequence(client, alice)
+    client.post(f"/api/v1/email-sequences/{sequence['id']}/activate", json={},
+                headers={"X-API-Key": alice.api_key})
+    token = sign_in(client, alice.api_key)
+    spam = {"type": "email", "subject": "FREE!!! WIN CASH NOW $$$", "html": "<p>CLICK HERE NOW!!! 100% FREE, act now, "
+            'cash bonus <a href="http://192.168.0.1/">http://paypal.com</a></p>', "extra": "{}"}
+    response = client.post(f"/console/sequences/{sequence['id']}/edit", data=editor_form(token, "Spammy", [spam]))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert re.search(r'id="e-steps-0" role="alert">(<p>[^<]*</p>)*<p>[^<]*spam-trigger phrase', html)
+    assert "Save although the pre-flight check fails" in html
+    body = client.get(f"/api/v1/email-sequences/{sequence['id']}", headers={"X-API-Key": alice.api_key}).get_json()
+    assert body["name"] == "Welcome" and body["version"] == 1 and len(body["steps"]) == 3
+    response = client.post(f"/console/sequences/{sequence['id']}/edit",
+                           data=editor_form(token, "Spammy", [spam], override_preflight="1"))
+    assert response.status_code == 302
+    body = client.get(f"/api/v1/email-sequences/{sequence['id']}", headers={"X-API-Key": alice.api_key}).get_json()
+    assert body["name"] == "Spammy" and body["status"] == "active"

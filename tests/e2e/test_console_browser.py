@@ -76,7 +76,9 @@ def test_an_operator_builds_activates_and_watches_a_sequence(browser: Any, tmp_p
             wait_page(browser, lambda: "Last 30 days" in body_text(browser), "the overview after signing in")
 
             browser.find_element(By.LINK_TEXT, "Sequences").click()
-            browser.find_element(By.LINK_TEXT, "Build your first sequence").click()
+            wait_page(browser, lambda: browser.find_element(By.LINK_TEXT, "Build your first sequence"),
+                      "the empty list's next step").click()
+            wait_page(browser, lambda: browser.find_element(By.ID, "f-name"), "the editor")
             fill(browser, "f-name", "Browser onboarding")
             fill(browser, "f-steps-0-subject", "Hello from the console")
             fill(browser, "f-steps-0-html", "<p>Welcome aboard. Here is how to start.</p>")
@@ -92,7 +94,6 @@ def test_an_operator_builds_activates_and_watches_a_sequence(browser: Any, tmp_p
             wait_page(browser, lambda: "Created as a draft" in body_text(browser), "the new sequence's page")
             sequence_id = int(re.search(r"/console/sequences/(\d+)$", browser.current_url).group(1))
             assert funnel_entered(browser, 0) == 0
-
             browser.find_element(By.XPATH, "//button[normalize-space()='Activate']").click()
             wait_page(browser, lambda: "Activated." in body_text(browser), "activation")
             status, enrolled = call(port, "POST", f"/api/v1/email-sequences/{sequence_id}/subscribers",

@@ -23,6 +23,15 @@ def browser() -> Iterator[Any]:
 
 
 def wait_page(driver: Any, check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    """``wait_for`` on the browser, with the page's text on timeout."""
-    return wait_for(check, timeout, what, interval=0.2,
+    """``wait_for`` on the browser, with the page's text on timeout. An element of
+    the page being replaced (after a click that navigates) is "not yet", not an error."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    def attempt() -> Any:
+        try:
+            return check()
+        except (StaleElementReferenceException, NoSuchElementException):
+            return None
+
+    return wait_for(attempt, timeout, what, interval=0.2,
                     detail=lambda: f"{driver.current_url}\n{driver.find_element('tag name', 'body').text[:2000]}")

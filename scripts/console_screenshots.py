@@ -75,8 +75,9 @@ WINBACK = [
 ]
 
 
-def seed(client: Any, admin_token: str) -> tuple[str, int]:
-    """The demo account; returns its API key and the id of the sequence to show."""
+def seed(client: Any, admin_token: str) -> tuple[str, int, int]:
+    """The demo account; returns its API key and the ids of the sequences to show
+    (one with a funnel, one with an experiment)."""
     from core.flow import record
     from models import SequenceRollup, db, utcnow
 
@@ -105,7 +106,7 @@ def seed(client: Any, admin_token: str) -> tuple[str, int]:
         # The funnel: what the engine records as enrollments move (core.flow).
         moves = [(0, "passed", 300), (1, "entered", 300), (1, "passed", 262), (2, "entered", 262),
                  (2, "passed", 262), (3, "entered", 151), (3, "passed", 151), (4, "entered", 151),
-                 (4, "exit", 151), (5, "entered", 111), (5, "passed", 104), (5, "completed", 104)]
+                 (4, "exit", 151), (5, "entered", 111), (5, "completed", 104)]
         record(s, [(account_id, welcome["id"], position, kind, n) for position, kind, n in moves], now)
         # A month of outcomes per email step and day, as the analytics pool folds them.
         steps = {(welcome["id"], st["id"]): (st, "") for st in welcome["steps"] if st["type"] == "email"}
@@ -125,7 +126,7 @@ def seed(client: Any, admin_token: str) -> tuple[str, int]:
                     s.add(SequenceRollup(account_id=account_id, sequence_id=sequence_id, step_id=step_id,
                                          variant=variant, day=(now - timedelta(days=days_ago)).date(),
                                          metric=metric, uniques=n, total=n + (n // 4 if metric == "opened" else 0)))
-    return key, int(welcome["id"])
+    return key, int(welcome["id"]), int(trial["id"])
 
 
 def _wait_up(base: str, web: subprocess.Popen[bytes]) -> None:
@@ -175,7 +176,7 @@ def main() -> None:
         os.environ["DATABASE_URL"] = url
         db.configure(url)
         app = create_app(load_settings())
-        key, sequence_id = seed(app.test_client(), env["ESEQ_ADMIN_TOKEN"])
+        key, sequence_id, experiment_id = seed(app.test_client(), env["ESEQ_ADMIN_TOKEN"])
         with app.test_request_context():
             from flask import url_for
 
@@ -200,6 +201,7 @@ def main() -> None:
                 for name, path in pages:
                     _shoot(driver, base + path, args.out / f"{name}.png", WIDE)
                 _shoot(driver, f"{base}/console/sequences/{sequence_id}", args.out / "sequence.png", WIDE)
+                _shoot(driver, f"{base}/console/sequences/{experiment_id}", args.out / "sequence-experiment.png", WIDE)
                 _shoot(driver, f"{base}/console/sequences/{sequence_id}/edit", args.out / "sequence-editor.png", WIDE)
                 _shoot(driver, f"{base}/console/", args.out / "overview-phone.png", PHONE[0], phone=True)
                 _shoot(driver, f"{base}/console/sequences", args.out / "sequences-phone.png", PHONE[0], phone=True)

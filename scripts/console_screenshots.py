@@ -2,8 +2,9 @@
 
 Seeds a demo account in a throwaway PostgreSQL database (created, migrated and
 dropped again), starts the web process on it, signs in with Debian's headless
-chromium and saves a PNG of every page in the console's menu (``web.console.NAV``,
-so pages added later are captured once they land) at 1280 px, a sequence's own
+chromium and saves a PNG of every page in the console's menu (the pages of
+``web.console.NAV`` this build has, as the menu shows them, so pages added later
+are captured once they land) at 1280 px, a sequence's own
 page, and the overview and the sequences list at 390 px (a phone), into
 ``docs/screenshots/``. With ``pngquant`` installed the PNGs are squeezed to a
 fraction of their size.
@@ -17,6 +18,7 @@ month of sending looks like without sending.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -43,10 +45,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _api(client: Any, method: str, path: str, key: str, body: Any = None) -> Any:
-    response = client.open(path, method=method, json=body, headers={"X-API-Key": key})
-    assert response.status_code < 300, (path, response.status_code, response.get_data(as_text=True)[:500])
-    return response.get_json()
+def _call(base: str, method: str, path: str, headers: dict[str, str], body: Any = None) -> Any:
+    """One JSON request to the web process, as any API client makes it."""
+    request = urllib.request.Request(base + path, method=method, headers={"Content-Type": "application/json",
+                                                                        **headers},
+                                     data=json.dumps(body).encode() if body is not None else None)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        raw = response.read()
+        return json.loads(raw) if raw else None
+
+
+def _api(base: str, method: str, path: str, key: str, body: Any = None) -> Any:
+    return _call(base, method, path, {"X-API-Key": key}, body)
 
 
 WELCOME = [
@@ -75,31 +85,31 @@ WINBACK = [
 ]
 
 
-def seed(client: Any, admin_token: str) -> tuple[str, int, int]:
+def seed(base: str, admin_token: str) -> tuple[str, int, int]:
     """The demo account; returns its API key and the ids of the sequences to show
     (one with a funnel, one with an experiment)."""
     from core.flow import record
     from models import SequenceRollup, db, utcnow
 
     rng = random.Random(23)
-    account = client.post("/api/v1/accounts", json={"name": "Acme Analytics", "from_email": "hello@acme.example",
-                                                    "from_name": "Acme", "postal_address": "1 Market St, Springfield"},
-                          headers={"Authorization": f"Bearer {admin_token}"}).get_json()
+    account = _call(base, "POST", "/api/v1/accounts", {"Authorization": f"Bearer {admin_token}"}, {
+        "name": "Acme Analytics", "from_email": "hello@acme.example", "from_name": "Acme",
+        "postal_address": "1 Market St, Springfield"})
     key, account_id = account["api_key"], account["id"]
-    _api(client, "PATCH", "/api/v1/account", key, {"timezone": "Europe/Berlin"})
-    welcome = _api(client, "POST", "/api/v1/email-sequences", key, {"name": "Welcome series", "steps": WELCOME,
+    _api(base, "PATCH", "/api/v1/account", key, {"timezone": "Europe/Berlin"})
+    welcome = _api(base, "POST", "/api/v1/email-sequences", key, {"name": "Welcome series", "steps": WELCOME,
                    "description": "New sign-ups: a welcome, tips for openers, a reminder for the rest."})
-    trial = _api(client, "POST", "/api/v1/email-sequences", key, {"name": "Trial ending", "steps": TRIAL})
-    winback = _api(client, "POST", "/api/v1/email-sequences", key, {"name": "Win-back", "steps": WINBACK})
-    _api(client, "POST", "/api/v1/email-sequences", key, {"name": "Black Friday teaser (draft)", "steps": [
+    trial = _api(base, "POST", "/api/v1/email-sequences", key, {"name": "Trial ending", "steps": TRIAL})
+    winback = _api(base, "POST", "/api/v1/email-sequences", key, {"name": "Win-back", "steps": WINBACK})
+    _api(base, "POST", "/api/v1/email-sequences", key, {"name": "Black Friday teaser (draft)", "steps": [
         {"type": "email", "subject": "Something is coming on Friday", "html": "<p>Save the date.</p>"}]})
     for sequence in (welcome, trial, winback):
-        _api(client, "POST", f"/api/v1/email-sequences/{sequence['id']}/activate", key, {"override_preflight": True})
-    _api(client, "POST", f"/api/v1/email-sequences/{winback['id']}/pause", key)
+        _api(base, "POST", f"/api/v1/email-sequences/{sequence['id']}/activate", key, {"override_preflight": True})
+    _api(base, "POST", f"/api/v1/email-sequences/{winback['id']}/pause", key)
     names = ["ana", "ben", "chloe", "dev", "emma", "farid", "grace", "hugo", "ines", "jon", "kira", "liam"]
     emails = [f"{rng.choice(names)}.{i}@example.com" for i in range(420)]
-    _api(client, "POST", f"/api/v1/email-sequences/{welcome['id']}/subscribers", key, {"emails": emails[:300]})
-    _api(client, "POST", f"/api/v1/email-sequences/{trial['id']}/subscribers", key, {"emails": emails[200:]})
+    _api(base, "POST", f"/api/v1/email-sequences/{welcome['id']}/subscribers", key, {"emails": emails[:300]})
+    _api(base, "POST", f"/api/v1/email-sequences/{trial['id']}/subscribers", key, {"emails": emails[200:]})
 
     now = utcnow()
     with db.session_scope() as s:
@@ -170,20 +180,9 @@ def main() -> None:
 
     with fresh_database(db_name) as url:
         from models import db
-        from settings import load_settings
-        from web.app import create_app
 
         os.environ["DATABASE_URL"] = url
         db.configure(url)
-        app = create_app(load_settings())
-        key, sequence_id, experiment_id = seed(app.test_client(), env["ESEQ_ADMIN_TOKEN"])
-        with app.test_request_context():
-            from flask import url_for
-
-            from web.console import NAV
-
-            pages = [(endpoint.split(".", 1)[1], url_for(endpoint)) for endpoint, _ in NAV
-                     if endpoint in app.view_functions]
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         web = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
@@ -191,15 +190,20 @@ def main() -> None:
                                env={**os.environ, "PUBLIC_BASE_URL": base, "PORT": str(port)})
         try:
             _wait_up(base, web)
+            key, sequence_id, experiment_id = seed(base, env["ESEQ_ADMIN_TOKEN"])
             args.out.mkdir(parents=True, exist_ok=True)
             with chromium(WIDE, 900) as driver:
-                driver.get(f"{base}/console/sign-in")
                 from selenium.webdriver.common.by import By
 
+                driver.get(f"{base}/console/sign-in")
                 driver.find_element(By.ID, "f-api_key").send_keys(key)
                 driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
-                for name, path in pages:
-                    _shoot(driver, base + path, args.out / f"{name}.png", WIDE)
+                # The menu lists the pages of web.console.NAV this build has: each is shot.
+                menu = [(a.get_attribute("href"), a.text) for a in
+                        driver.find_elements(By.CSS_SELECTOR, "header nav a")]
+                assert menu, "not signed in: no menu"
+                for href, label in menu:
+                    _shoot(driver, href, args.out / f"{label.lower().replace(' ', '-')}.png", WIDE)
                 _shoot(driver, f"{base}/console/sequences/{sequence_id}", args.out / "sequence.png", WIDE)
                 _shoot(driver, f"{base}/console/sequences/{experiment_id}", args.out / "sequence-experiment.png", WIDE)
                 _shoot(driver, f"{base}/console/sequences/{sequence_id}/edit", args.out / "sequence-editor.png", WIDE)
@@ -208,7 +212,7 @@ def main() -> None:
         finally:
             web.terminate()
             web.wait(15)
-
+            db.get_engine().dispose()
 
 if __name__ == "__main__":
     main()

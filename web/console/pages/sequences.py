@@ -20,7 +20,6 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from analytics.charts import experiment_bars, funnel_bars
-from analytics.experiment_results import catch_up
 from analytics.funnel import step_funnel
 from analytics.sequence_stats import step_counts
 from models import Sequence, utcnow
@@ -71,9 +70,8 @@ def step_summary(step: dict[str, Any]) -> str:
 
 def _page(sequence: Sequence, preflight: dict[str, Any] | None = None, status: int = 200) -> Any:
     session = get_db()
-    catch_up(session, sequence.account_id, utcnow())
+    experiments = read_experiments(session, sequence)  # first: it folds the new events the results count
     funnel = step_funnel(session, sequence)
-    experiments = read_experiments(session, sequence)
     return render_template(
         "console/sequences/show.html", title=sequence.name, sequence=sequence, steps=dump_steps(sequence),
         enrollments=lifecycle.count_enrollments(session, sequence.id),

@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
 
-from scripts.headless_chromium import set_viewport
+pytest.importorskip("selenium", reason="selenium is not installed (pip install -r requirements.txt)")
+
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+
+from scripts.headless_chromium import set_viewport  # noqa: E402
 from tests.conftest import ADMIN_TOKEN
 from tests.support.browser import browser, wait_page  # noqa: F401 - the fixture
 from tests.support.processes import Proc, beat_argv, call, platform_env, running, wait_healthy, web_argv, worker_argv

@@ -213,6 +213,8 @@ class Settings:
     # PostgreSQL's max_connections).
     db_pool_size: int = 10
     db_max_overflow: int = 20
+    # Flower's address, for the console's overview to link to (None: no link).
+    flower_url: str | None = None
 
     @property
     def ai_configured(self) -> bool:
@@ -321,6 +323,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         opt_in_expiry_hours=_int(env, "ESEQ_OPT_IN_EXPIRY_HOURS", 72),
         db_pool_size=_int(env, "ESEQ_DB_POOL_SIZE", 10),
         db_max_overflow=_int(env, "ESEQ_DB_MAX_OVERFLOW", 20, minimum=0),
+        flower_url=_url(env, "FLOWER_URL", ("http", "https")),
         **_dkim(env),  # type: ignore[arg-type]
     )
 

@@ -1,5 +1,5 @@
-"""SVG charts an operator opens in a browser: the cohort table as a heatmap and a
-sequence's funnel as bars per step.
+"""SVG charts an operator opens in a browser: the cohort table as a heatmap, a
+sequence's funnel as bars per step and an experiment's arms as bars of their rates.
 
 Plain SVG text as the warming plot draws it: no plotting library, no script, every
 text escaped (and stripped of the control characters XML forbids), a ``<title>``
@@ -87,5 +87,42 @@ def funnel_bars(steps: Sequence[dict[str, Any]], title: str = "Funnel") -> str:
         parts.append(f'<text x="{x0 + BAR_WIDTH / 2:.1f}" y="{bottom + 14}" text-anchor="middle">'
                      f'{int(step["step"])}</text><text x="{x0 + BAR_WIDTH / 2:.1f}" y="{bottom + 28}" '
                      f'text-anchor="middle" fill="#555">{xml_text(step.get("type", ""))}</text></g>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+EXPERIMENT_ROW, EXPERIMENT_LABEL, EXPERIMENT_AREA = 30, 110, 300
+
+
+def experiment_bars(experiment: dict[str, Any], title: str | None = None) -> str:
+    """One horizontal bar per arm: its rate of the experiment's metric, the winner
+    in green, and for each challenger a whisker over the rates its always-valid
+    interval allows (the control's rate plus the interval of the difference), so
+    a whisker that crosses the control's rate is a difference not yet shown."""
+    arms = [v for v in experiment["variants"] if v.get("rate") is not None]
+    control = float(arms[0]["rate"]) if arms else 0.0
+    ends = [float(v["rate"]) for v in arms] + [control + float(end) for v in arms
+                                               for end in (v.get("confidence_interval") or ())]
+    top_value = max([*ends, 0.0]) or 1.0
+    width = EXPERIMENT_LABEL + EXPERIMENT_AREA + 110
+    height = TOP + len(arms) * EXPERIMENT_ROW + 24
+    parts = _open(width, height, title or f"Step {int(experiment['step'])}: {experiment['metric']} rate by variant")
+    parts.append(f'<text x="12" y="{TOP - 20}">{xml_text(experiment["status"])}'
+                 f'{": winner " + xml_text(experiment["winner"]) if experiment.get("winner") else ""}</text>')
+    for row, arm in enumerate(arms):
+        y = TOP + row * EXPERIMENT_ROW
+        rate = float(arm["rate"])
+        length = rate / top_value * EXPERIMENT_AREA
+        color = "#34a853" if arm["name"] == experiment.get("winner") else "#1a73e8"
+        parts.append(f'<g class="arm" data-arm="{xml_text(arm["name"])}">'
+                     f'<text x="12" y="{y + 15}">{xml_text(arm["name"])}</text>'
+                     f'<rect x="{EXPERIMENT_LABEL}" y="{y + 4}" width="{length:.1f}" height="16" fill="{color}">'
+                     f'<title>{xml_text(arm["name"])}: {rate * 100:.1f}% of {int(arm.get("sent") or 0):,}</title></rect>')
+        interval = arm.get("confidence_interval")
+        if interval:
+            low, high = (max(0.0, control + float(end)) / top_value * EXPERIMENT_AREA + EXPERIMENT_LABEL
+                         for end in interval)
+            parts.append(f'<line x1="{low:.1f}" x2="{high:.1f}" y1="{y + 12}" y2="{y + 12}" stroke="#222"/>')
+        parts.append(f'<text x="{EXPERIMENT_LABEL + EXPERIMENT_AREA + 8}" y="{y + 15}">{rate * 100:.1f}%</text></g>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"

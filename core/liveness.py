@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -50,6 +50,14 @@ def silent_workers(session: Session, now: datetime, dead_after: timedelta) -> li
     yet released. The table holds a row per worker process, so this is cheap."""
     return list(session.scalars(select(HEARTBEATS.c.worker_id).where(
         HEARTBEATS.c.beat_at < now - dead_after, HEARTBEATS.c.released_at.is_(None))))
+
+
+def workers_alive(session: Session, now: datetime, dead_after: timedelta) -> int:
+    """Worker processes that beat within ``dead_after``: a read of this small table,
+    so a page can show it without asking the broker (which may be down, or slow to
+    gather every worker's answer to a broadcast)."""
+    return int(session.scalar(select(func.count()).select_from(HEARTBEATS).where(
+        HEARTBEATS.c.beat_at >= now - dead_after)) or 0)
 
 
 def mark_released(session: Session, worker_id: str, now: datetime, messages: int, enrollments: int) -> None:

@@ -67,4 +67,14 @@ if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
     echo "pgbouncer is not installed (not root): the PgBouncer test will be skipped" >&2
   fi
 fi
+# Chromium and its driver, for the console's browser tests (tests/e2e/test_console_browser.py)
+# and scripts/console_screenshots.py; optional like spamd: without them those tests
+# are skipped and say so. Selenium drives these two only and downloads nothing.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt_install chromium chromium-driver || echo "chromium could not be installed: the browser tests will be skipped" >&2
+  else
+    echo "chromium/chromium-driver are not installed (not root): the browser tests will be skipped" >&2
+  fi
+fi
 echo "services: PostgreSQL and Redis up on 127.0.0.1$(rabbitmq_up && echo ', RabbitMQ too')"

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint, abort
 
 from accounts.dkim import DkimRecord, DkimSettingError, NoDkimKeyError, clear_dkim_key, dkim_record, set_dkim_key
 from accounts.keys import account_for_key, create_account
+from accounts.profile import update_profile
 from accounts.webhook_secret import NoAccountError, WebhookSecret, rotate_webhook_secret, webhook_secret
 from models import Account
 from models.base import utcnow
@@ -69,9 +70,7 @@ class CurrentAccount(MethodView):
     def patch(self, data: dict[str, Any]) -> Account:
         """Change the calling account's name, sender or postal address (the footer
         of its marketing email shows the address from the next email on)."""
-        account = _own_account()
-        for name, value in data.items():
-            setattr(account, name, value)
+        account = update_profile(_own_account(), data)
         get_db().commit()
         return account
 

@@ -36,10 +36,10 @@ NAV: tuple[tuple[str, str], ...] = (
     ("console.settings", "Settings"),
 )
 
-PAGES = ("web.console.pages.signin", "web.console.pages.overview",
+PAGES = ("web.console.pages.signin", "web.console.pages.overview", "web.console.pages.sequences",
          "web.console.pages.subscribers", "web.console.pages.messages", "web.console.pages.segments",
-         "web.console.pages.broadcasts",
-         "web.console.pages.providers", "web.console.pages.warming", "web.console.pages.drafts")
+         "web.console.pages.broadcasts", "web.console.pages.providers", "web.console.pages.warming",
+         "web.console.pages.drafts", "web.console.pages.settings")
 
 
 def _nav() -> list[tuple[str, str]]:

@@ -9,12 +9,13 @@ from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
+from sqlalchemy.orm import Session
 
 from analytics.charts import funnel_bars
 from analytics.experiment_results import catch_up, experiment_results
 from analytics.funnel import step_funnel
 from analytics.sequence_stats import step_counts
-from models import utcnow
+from models import Sequence, utcnow
 from sequencing import lifecycle
 from web.analytics.schemas import ChartQuerySchema, PeriodQuerySchema
 from web.auth import SECURITY, account_required, current_account_id
@@ -158,6 +159,22 @@ def _experiments_csv(sequence_id: int, experiments: list[dict[str, Any]]) -> Any
     return csv_response(EXPERIMENT_COLUMNS, rows, f"sequence-{sequence_id}-experiments.csv")
 
 
+def read_experiments(session: Session, sequence: Sequence) -> list[dict[str, Any]]:
+    """The sequence's experiments as the API and the console show them: after the
+    request's catch-up fold, a decision first reached by this read stored (it is
+    final once given out), and the analytics pool asked to recount the holdout
+    arms when they are too many to count here."""
+    catch_up(session, sequence.account_id, utcnow())
+    results, ask = experiment_results(session, sequence, utcnow())
+    session.commit()
+    if ask:
+        from tasks.analytics import compute_sequence_analysis  # the Celery app loads only when first needed
+
+        enqueue_stored(compute_sequence_analysis, (sequence.id, "experiment_arms"), "experiment arms recount",
+                       "beat's refresh will take it up")
+    return results
+
+
 @blp.route("/<int:sequence_id>/experiments")
 class Experiments(MethodView):
     @account_required
@@ -173,14 +190,7 @@ class Experiments(MethodView):
         session = get_db()
         with domain_errors:
             sequence = lifecycle.get_sequence(session, current_account_id(), sequence_id)
-        catch_up(session, sequence.account_id, utcnow())
-        results, ask = experiment_results(session, sequence, utcnow())
-        session.commit()  # a decision first reached by this read is stored: it is final once given out
-        if ask:
-            from tasks.analytics import compute_sequence_analysis  # the Celery app loads only when first needed
-
-            enqueue_stored(compute_sequence_analysis, (sequence.id, "experiment_arms"), "experiment arms recount",
-                           "beat's refresh will take it up")
+        results = read_experiments(session, sequence)
         if query["format"] == "csv":
             return _experiments_csv(sequence.id, ExperimentSchema(many=True).dump(results))
         return results

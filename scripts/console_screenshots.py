@@ -85,9 +85,10 @@ WINBACK = [
 ]
 
 
-def seed(base: str, admin_token: str) -> tuple[str, int, int]:
-    """The demo account; returns its API key and the ids of the sequences to show
-    (one with a funnel, one with an experiment)."""
+def seed(base: str, admin_token: str) -> tuple[str, dict[str, str]]:
+    """The demo account; returns its API key and, by screenshot name, the pages of
+    single things to capture beside the menu's (a sequence with a funnel, one with an
+    experiment, the step editor, a segment's builder, a warming plan, a profile)."""
     from core.flow import record
     from models import SequenceRollup, db, utcnow
 
@@ -110,6 +111,8 @@ def seed(base: str, admin_token: str) -> tuple[str, int, int]:
     emails = [f"{rng.choice(names)}.{i}@example.com" for i in range(420)]
     _api(base, "POST", f"/api/v1/email-sequences/{welcome['id']}/subscribers", key, {"emails": emails[:300]})
     _api(base, "POST", f"/api/v1/email-sequences/{trial['id']}/subscribers", key, {"emails": emails[200:]})
+
+    pages = _seed_audience(base, key, welcome["id"])
 
     now = utcnow()
     with db.session_scope() as s:
@@ -136,7 +139,31 @@ def seed(base: str, admin_token: str) -> tuple[str, int, int]:
                     s.add(SequenceRollup(account_id=account_id, sequence_id=sequence_id, step_id=step_id,
                                          variant=variant, day=(now - timedelta(days=days_ago)).date(),
                                          metric=metric, uniques=n, total=n + (n // 4 if metric == "opened" else 0)))
-    return key, int(welcome["id"]), int(trial["id"])
+    pages.update({"sequence": f"/console/sequences/{welcome['id']}",
+                  "sequence-experiment": f"/console/sequences/{trial['id']}",
+                  "sequence-editor": f"/console/sequences/{welcome['id']}/edit"})
+    return key, pages
+
+
+def _seed_audience(base: str, key: str, welcome_id: int) -> dict[str, str]:
+    """A topic, segments, a broadcast draft, providers and a warming plan, through the
+    API; returns the pages of some of them to capture, by screenshot name."""
+    _api(base, "POST", "/api/v1/topics", key, {"key": "newsletter", "name": "The monthly newsletter"})
+    engaged = _api(base, "POST", "/api/v1/segments", key, {"name": "Opened or clicked in 30 days", "filter": {
+        "any": [{"opened_within_days": 30}, {"clicked_within_days": 30}]}})
+    welcome = _api(base, "POST", "/api/v1/segments", key, {"name": "In the welcome series, not customers",
+                                                           "filter": {"all": [{"sequence": welcome_id, "status": "in"},
+                                                                              {"not": {"tag": "customer"}}]}})
+    _api(base, "POST", "/api/v1/broadcasts", key, {
+        "name": "December product update", "segment_id": welcome["id"], "subject": "What is new in December",
+        "html": "<p>Three things we shipped this month.</p>", "local_time": "09:30"})
+    main = _api(base, "POST", "/api/v1/providers", key, {"name": "Primary relay", "kind": "smtp", "priority": 1,
+                                                         "config": {"host": "93.184.216.34", "port": 587}})
+    _api(base, "POST", "/api/v1/providers", key, {"name": "New dedicated IP", "kind": "smtp", "priority": 2,
+                                                  "config": {"host": "93.184.216.35", "port": 587}})
+    plan = _api(base, "POST", "/api/v1/warming-plans", key, {"provider_id": main["id"]})
+    return {"segment": f"/console/segments/{welcome['id']}/edit", "warming-plan": f"/console/warming/{plan['id']}",
+            "subscriber": f"/console/subscribers/{_api(base, 'GET', '/api/v1/subscribers', key)[0]['id']}"}
 
 
 def _wait_up(base: str, web: subprocess.Popen[bytes]) -> None:
@@ -190,7 +217,7 @@ def main() -> None:
                                env={**os.environ, "PUBLIC_BASE_URL": base, "PORT": str(port)})
         try:
             _wait_up(base, web)
-            key, sequence_id, experiment_id = seed(base, env["ESEQ_ADMIN_TOKEN"])
+            key, pages = seed(base, env["ESEQ_ADMIN_TOKEN"])
             args.out.mkdir(parents=True, exist_ok=True)
             with chromium(WIDE, 900) as driver:
                 from selenium.webdriver.common.by import By
@@ -204,9 +231,8 @@ def main() -> None:
                 assert menu, "not signed in: no menu"
                 for href, label in menu:
                     _shoot(driver, href, args.out / f"{label.lower().replace(' ', '-')}.png", WIDE)
-                _shoot(driver, f"{base}/console/sequences/{sequence_id}", args.out / "sequence.png", WIDE)
-                _shoot(driver, f"{base}/console/sequences/{experiment_id}", args.out / "sequence-experiment.png", WIDE)
-                _shoot(driver, f"{base}/console/sequences/{sequence_id}/edit", args.out / "sequence-editor.png", WIDE)
+                for name, path in pages.items():
+                    _shoot(driver, base + path, args.out / f"{name}.png", WIDE)
                 _shoot(driver, f"{base}/console/", args.out / "overview-phone.png", PHONE[0], phone=True)
                 _shoot(driver, f"{base}/console/sequences", args.out / "sequences-phone.png", PHONE[0], phone=True)
         finally:

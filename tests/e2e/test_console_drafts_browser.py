@@ -9,8 +9,6 @@ else to the test's temporary directory."""
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,29 +18,10 @@ from tests.conftest import ADMIN_TOKEN
 from tests.support import ai_answers
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.processes import Proc, call, platform_env, running, wait_healthy, web_argv, worker_argv
+from tests.support.browser import browser  # noqa: F401 - the fixture
 from tests.support.smtp import free_port
 
 pytestmark = pytest.mark.e2e
-
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("needs Debian's chromium and chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def _wait(driver: Any, condition: Any, timeout: float, message: str) -> Any:

@@ -6,39 +6,19 @@ are listed by path, and saving shows the members. The web process is the real on
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from scripts.headless_chromium import set_viewport
 from tests.conftest import ADMIN_TOKEN
 from tests.support.processes import Proc, call, platform_env, running, wait_healthy, web_argv
+from tests.support.browser import browser  # noqa: F401 - the fixture
 from tests.support.smtp import free_port
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
-
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    if not (CHROMIUM and DRIVER):
-        pytest.skip("needs Debian's chromium and chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=390,900"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def _text_of(driver: Any, element_id: str) -> str:
@@ -60,6 +40,7 @@ def test_the_builder_counts_as_you_go_and_saves(tmp_path: Path, browser: Any) ->
                         auth)[0] == 201
 
         base = f"http://127.0.0.1:{port}/console"
+        set_viewport(browser, 390, 900, mobile=True)  # the builder on a phone
         browser.get(f"{base}/sign-in")
         browser.find_element("id", "f-api_key").send_keys(account["api_key"])
         browser.find_element("css selector", "form button[type=submit]").click()

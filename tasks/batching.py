@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 ADVANCE_BATCH = 200
-SEND_BATCH = 200
+SEND_BATCH = 50
 WEBHOOK_BATCH = 20
 TICK_CLAIM_LIMIT = 10_000
 TICK_MAX_ROUNDS = 5

@@ -26,6 +26,7 @@ import binascii
 import hashlib
 import json
 import multiprocessing
+import os
 import re
 import socket
 import time
@@ -158,6 +159,9 @@ def _worker(dsn: str, smtp_port: int, subject_source: str, html_source: str, ste
     subject_template, html_template = env.from_string(subject_source), env.from_string(html_source)
     skeleton = Skeleton(sender, "Bench", sender.split("@")[1])
     conn = psycopg2.connect(dsn)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = cur.fetchone()[0]
     smtp = PipelinedSmtp(smtp_port)
     sent = 0
     try:
@@ -168,7 +172,8 @@ def _worker(dsn: str, smtp_port: int, subject_source: str, html_source: str, ste
                 claimed = cur.fetchall()
             spent["claim"] += time.perf_counter() - phase
             if not claimed:
-                return {"sent": sent, "cpu": time.process_time() - cpu_started, **spent}
+                return {"sent": sent, "cpu": time.process_time() - cpu_started,
+                        "postgres": _process_cpu(backend), **spent}
             phase = time.perf_counter()
             date = format_datetime(datetime.now(timezone.utc))
             rows = []
@@ -194,12 +199,20 @@ def _worker(dsn: str, smtp_port: int, subject_source: str, html_source: str, ste
         conn.close()
 
 
+def _process_cpu(pid: int) -> float:
+    """CPU seconds a process (here this worker's PostgreSQL backend, on the same
+    host) has used so far, from /proc."""
+    stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(dsn: str, smtp_port: int, subject: str, html: str, sender: str, make_due: Callable[[], object],
         processes: int = PROCESSES) -> dict[str, float]:
     """The enrollments of ``dsn``'s database (one email step each), made due by
     ``make_due`` once the processes are up, sent into ``smtp_port`` by
     ``processes`` lean workers; returns the emails sent (``sent``), the lean
-    processes' CPU seconds (``cpu``) and their wall seconds by phase, summed. The caller times it, as it times the platform (from making them
+    processes' CPU seconds (``cpu``), their PostgreSQL backends' (``postgres``)
+    and their wall seconds by phase, summed. The caller times it, as it times the platform (from making them
     due to the last ``sent_at``)."""
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT id FROM steps ORDER BY id LIMIT 1")

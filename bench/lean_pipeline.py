@@ -36,7 +36,6 @@ from email.utils import format_datetime
 
 import jinja2
 import psycopg2
-import psycopg2.extras
 
 BATCH = 500
 PROCESSES = 2

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = secrets.token_hex(3)
@@ -213,6 +214,9 @@ def cpu_by_kind() -> dict[str, float]:
         kind = next((name for name, marker in KINDS if marker in command), None)
         if kind is not None:
             seconds[kind] = seconds.get(kind, 0.0) + (int(stat[11]) + int(stat[12])) / ticks
+            if kind == "send worker":  # its threads' switching shows as kernel time
+                seconds["send worker, of it in the kernel"] = (seconds.get("send worker, of it in the kernel", 0.0)
+                                                              + int(stat[12]) / ticks)
     return seconds
 
 
@@ -233,6 +237,69 @@ def send_worker_switches() -> int:
     return switches
 
 
+class BackendCpu:
+    """PostgreSQL's CPU by the kind of process it served: every process of a run
+    connects under an application name of its own (PGAPPNAME), and a thread reads
+    this database's backends every 0.2 s, keeping each one's last CPU figure. A
+    backend that came and went between two looks is missed (the sessions count
+    shows whether any did)."""
+
+    def __init__(self, database: str) -> None:
+        import threading
+
+        self.database, self.cpu, self.kind = database, {}, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> BackendCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        import psycopg2
+
+        ticks = os.sysconf("SC_CLK_TCK")
+        conn = psycopg2.connect(url_for(self.database))
+        conn.autocommit = True
+        try:
+            while not self._stop.wait(0.2):
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pid, application_name FROM pg_stat_activity WHERE datname = %s "
+                                "AND pid <> pg_backend_pid()", (self.database,))
+                    for pid, application in cur.fetchall():
+                        try:
+                            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                        except OSError:
+                            continue
+                        self.kind[pid] = application or "other"
+                        self.cpu[pid] = (int(stat[11]) + int(stat[12])) / ticks
+        finally:
+            conn.close()
+
+    def by_kind(self, before: dict[int, float]) -> dict[str, float]:
+        """CPU seconds since ``before`` (a snapshot of ``cpu``) by application name."""
+        seconds: dict[str, float] = {}
+        for pid, spent in self.cpu.items():
+            seconds[self.kind[pid]] = seconds.get(self.kind[pid], 0.0) + spent - before.get(pid, 0.0)
+        return seconds
+
+
+def database_counts(conn: Any) -> dict[str, int]:
+    """This database's sessions opened and transactions committed so far (the
+    statistics PostgreSQL keeps per database, flushed to it about once a second)."""
+    conn.execute(text("SELECT pg_stat_force_next_flush()"))
+    conn.commit()
+    sessions, transactions = conn.execute(text(
+        "SELECT sessions, xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()")).one()
+    writes = {table: (ins, upd, hot) for table, ins, upd, hot in conn.execute(text(
+        "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd > 0"))}
+    return {"sessions": int(sessions), "transactions": int(transactions), "writes": writes}
+
+
 def run_platform(label: str, smtp_port: int, emails: int, send_concurrency: int, tmp: Path,
                  send_workers: int = 1, timeout: float = 600) -> dict[str, float]:
     """Due enrollments -> accepted by the SMTP server -> recorded, through beat and workers."""
@@ -244,16 +311,19 @@ def run_platform(label: str, smtp_port: int, emails: int, send_concurrency: int,
                            SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_port), FROM_EMAIL="news@bench.test")
         # As the Procfile runs them: worker_default (prefork, 2) and worker_send (threads).
         procs = [Proc(f"{label}-default", worker_argv("default", queues="default", pool="prefork", concurrency=2,
-                                                     loglevel="INFO"), env, tmp)]
+                                                     loglevel="INFO"), {**env, "PGAPPNAME": "default worker"}, tmp)]
         procs += [Proc(f"{label}-send{i}", worker_argv(f"send{i}", queues="send", pool="threads",
                                                       concurrency=send_concurrency, loglevel="INFO",
-                                                      prefetch=SEND_PREFETCH), env, tmp)
+                                                      prefetch=SEND_PREFETCH), {**env, "PGAPPNAME": "send worker"}, tmp)
                   for i in range(send_workers)]
-        procs.append(Proc(f"{label}-beat", beat_argv(tmp / f"{label}-schedule"), env, tmp))
+        procs.append(Proc(f"{label}-beat", beat_argv(tmp / f"{label}-schedule"), {**env, "PGAPPNAME": "beat"}, tmp))
+        backends = BackendCpu(name).__enter__()
         try:
             for proc in procs[:-1]:
                 proc.wait_ready()
+            time.sleep(0.5)  # the sampler's look at the backends the workers opened while starting
             cpu_before, switches_before = cpu_by_kind(), send_worker_switches()
+            backends_before = dict(backends.cpu)
             with db.get_engine().begin() as conn:
                 started = conn.execute(text("UPDATE enrollments SET next_run_at = now() RETURNING now()")).scalar()
             def all_sent() -> bool:
@@ -266,16 +336,55 @@ def run_platform(label: str, smtp_port: int, emails: int, send_concurrency: int,
             wait_for(all_sent, timeout, f"{label}: all {emails} emails sent", interval=1.0)
             cpu = {kind: spent - cpu_before.get(kind, 0.0) for kind, spent in cpu_by_kind().items()}
             switches = send_worker_switches() - switches_before
+            time.sleep(0.3)
+            postgres = backends.by_kind(backends_before)
             with db.get_engine().connect() as conn:
                 last_queued, last_sent = conn.execute(text("SELECT max(created_at), max(sent_at) FROM messages")).one()
         finally:
+            backends.__exit__()
             for proc in procs:
                 proc.stop()
+        try:  # once every worker's connections closed, so their counts reached the statistics
+            with db.get_engine().connect() as conn:
+                database = database_counts(conn)
+        finally:
             db.get_engine().dispose()
     elapsed = (last_sent - started).total_seconds()
     return {"elapsed": elapsed, "rate": emails / elapsed, "queued": (last_queued - started).total_seconds(),
-            "switches": switches / emails,
-            **{f"cpu:{kind}": spent / emails * 1e6 for kind, spent in sorted(cpu.items(), key=lambda kv: -kv[1])}}
+            "switches": switches / emails, "sessions": database["sessions"],
+            "transactions": database["transactions"] / emails, "writes": database["writes"],
+            **{f"cpu:{kind}": spent / emails * 1e6 for kind, spent in sorted(cpu.items(), key=lambda kv: -kv[1])},
+            **{f"pg:{kind}": spent / emails * 1e6 for kind, spent in sorted(postgres.items(), key=lambda kv: -kv[1])}}
+
+
+def run_lean(label: str, smtp_port: int, emails: int) -> dict[str, float]:
+    """The same seeded enrollments sent by the lean yardstick (bench.lean_pipeline),
+    timed as ``run_platform`` times the platform."""
+    from bench import lean_pipeline
+
+    name = f"eseq_bench_send_{RUN}_{label}"
+    with fresh_database(name):
+        db.configure(url_for(name))
+        seed(emails)
+        started: list[object] = []
+
+        def make_due() -> None:
+            with db.get_engine().begin() as conn:
+                started.append(conn.execute(text("UPDATE enrollments SET next_run_at = now() RETURNING now()")).scalar())
+
+        try:
+            lean = lean_pipeline.run(url_for(name), smtp_port, STEP["subject"], HTML, "news@bench.test", make_due)
+            sent, cpu, postgres = int(lean.pop("sent")), lean.pop("cpu"), lean.pop("postgres")
+            with db.get_engine().connect() as conn:
+                recorded, last_sent = conn.execute(text(
+                    "SELECT count(*), max(sent_at) FROM messages WHERE status = 'sent'")).one()
+        finally:
+            db.get_engine().dispose()
+    if sent != emails or recorded != emails:
+        raise RuntimeError(f"lean pipeline: {sent} sent and {recorded} recorded of {emails}")
+    elapsed = (last_sent - started[0]).total_seconds()
+    return {"elapsed": elapsed, "rate": emails / elapsed, "cpu": cpu / emails * 1e6,
+            "postgres": postgres / emails * 1e6, "phases": lean}
 
 
 # --- in process -------------------------------------------------------------------
@@ -373,7 +482,22 @@ def main() -> None:
                 for key, micros in result.items():
                     if key.startswith("cpu:"):
                         report(f"  CPU per email in that run, {key[4:]}", f"{micros:,.0f} µs")
+                for key, micros in result.items():
+                    if key.startswith("pg:"):
+                        report(f"  of which PostgreSQL's backends serving the {key[3:]}", f"{micros:,.0f} µs")
                 report("  send worker thread switches per email in that run", f"{result['switches']:,.1f}")
+                report("  database sessions opened / transactions per email in that run",
+                       f"{result['sessions']:,} / {result['transactions']:.2f}")
+                report("  rows written per email in that run (seeding included): inserted / updated (of them HOT)",
+                       "; ".join(f"{table} {ins / args.emails:.2f} / {upd / args.emails:.2f} ({hot / args.emails:.2f})"
+                                 for table, (ins, upd, hot) in sorted(result["writes"].items())))
+                platform_rate = result["rate"]
+                lean = run_lean("lean", port, args.emails)
+                report(f"lean pipeline into smtp-sink, {args.emails:,} emails, {lean_processes()} processes",
+                       f"{lean['rate']:,.0f} emails/s ({lean['elapsed']:.1f} s; CPU per email {lean['cpu']:,.0f} µs "
+                       f"in its processes, {lean['postgres']:,.0f} µs in their PostgreSQL backends; wall seconds of its processes "
+                       + ", ".join(f"{phase} {seconds:.1f}" for phase, seconds in lean["phases"].items()) + ")")
+                report("ratio platform / lean, same run", f"{platform_rate / lean['rate']:.2f}")
                 if not args.no_split:  # the same pool size from two worker_send instances: two GILs
                     half = max(args.send_concurrency // 2, 1)
                     result = run_platform("sink2", port, args.emails, half, tmp, send_workers=2)
@@ -397,6 +521,12 @@ def main() -> None:
                        f"{result['rate']:,.0f} emails/s ({result['elapsed']:.1f} s; SMTP server "
                        f"{result.get('cpu:SMTP server', 0):,.0f} µs CPU per email)")
     finish(rows)
+
+
+def lean_processes() -> int:
+    from bench import lean_pipeline
+
+    return lean_pipeline.PROCESSES
 
 
 def finish(rows: list[tuple[str, str]]) -> None:

@@ -2,6 +2,8 @@
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
+# pytest-xdist workers for `make test` (0: one process); the e2e tests share one of them (tests/conftest.py).
+PYTEST_WORKERS ?= 2
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 
 .PHONY: install run test services migrate bench clean
@@ -26,7 +28,7 @@ migrate: install
 
 test: install services
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 clean:
 	rm -rf var .pytest_cache

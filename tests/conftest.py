@@ -55,6 +55,16 @@ if str(ROOT) not in sys.path:
 pytest_plugins = ("tests.support.db_fixtures",)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test`` runs two workers), the tests that start real
+    platform processes all go to one worker, one after another, while the in-process
+    tests fill the other: two of them at once on a 2-core machine would starve each
+    other's processes, and each would measure the other's load."""
+    for item in items:
+        if item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.xdist_group("e2e"))
+
+
 @pytest.fixture(scope="session")
 def settings() -> Any:
     from settings import load_settings

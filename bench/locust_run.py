@@ -103,13 +103,15 @@ def _recorded(account: int) -> dict[str, int]:
     return counts
 
 
-def _report(stats_csv: Path, seconds: float) -> None:
+def _report(stats_csv: Path) -> int:
+    """Prints the table; the number of requests answered."""
     rows = list(csv.DictReader(stats_csv.open()))
     print(f"{'endpoint':58} {'requests':>9} {'failed':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
     for row in rows:
         name = row["Name"] if row["Name"] != "Aggregated" else "all"
         print(f"{name:58} {int(row['Request Count']):>9,} {int(row['Failure Count']):>7,} "
               f"{float(row['Requests/s']):>8.1f} {row['50%']:>7} {row['99%']:>7}")
+    return sum(int(row["Request Count"]) for row in rows if row["Name"] != "Aggregated")
 
 
 def main() -> None:
@@ -120,6 +122,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0, help="requests/s per user (0: as fast as answered)")
     parser.add_argument("--messages", type=int, default=20_000)
     args = parser.parse_args()
+    if not (BIN / "locust").exists():
+        raise SystemExit(f"locust is not installed beside {BIN / 'python'}: pip install -r requirements.txt")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     with fresh_database(DB), tempfile.TemporaryDirectory(prefix="eseq-locust-") as tmp:
@@ -156,11 +160,12 @@ def main() -> None:
                 raise SystemExit(f"locust failed ({locust.returncode}):\n{errors[-3000:]}")
         finally:
             web.stop()
-        _report(folder / "run_stats.csv", seconds)
+        requests = _report(folder / "run_stats.csv")
         failures = list(csv.DictReader((folder / "run_failures.csv").open()))
         for row in failures[:5]:
             print(f"failure: {row['Name']}: {row['Error']} ×{row['Occurrences']}")
-        print(f"web CPU {server_cpu:.1f} s over {seconds:.0f} s ({server_cpu / seconds:.2f} cores), locust's "
+        print(f"web CPU {server_cpu:.1f} s over {seconds:.0f} s ({server_cpu / seconds:.2f} cores, "
+              f"{server_cpu / max(requests, 1) * 1000:.1f} ms a request), locust's "
               f"{locust_cpu / seconds:.2f} cores; "
               f"load average after {os.getloadavg()[0]:.1f}")
         print("recorded:", ", ".join(f"{k} {v:,}" for k, v in sorted(_recorded(account["id"]).items())))

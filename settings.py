@@ -102,6 +102,20 @@ def _url(env: dict[str, str], name: str, schemes: tuple[str, ...]) -> str | None
     return raw
 
 
+def _link_url(env: dict[str, str], name: str) -> str | None:
+    """An http(s) URL shown to operators as a link, so it may not carry a user or password."""
+    raw = _url(env, name, ("http", "https"))
+    if raw is None:
+        return None
+    parsed = urlparse(raw)
+    if not parsed.netloc:
+        raise ConfigError(f"{name} must be an absolute http(s) URL with a host")
+    if parsed.username is not None or parsed.password is not None:
+        raise ConfigError(f"{name} must not carry credentials: the link is shown in pages "
+                          "(Flower asks for FLOWER_BASIC_AUTH itself)")
+    return raw.rstrip("/")
+
+
 def _dkim(env: dict[str, str]) -> dict[str, str | bytes]:
     """DKIM_SELECTOR, DKIM_DOMAIN and DKIM_PRIVATE_KEY (PEM or a path): all or none."""
     from core.dkim_keys import DkimKeyError, is_dns_name, read_private_key
@@ -193,6 +207,9 @@ class Settings:
     # The bearer token /metrics asks for. None: /metrics answers only in the embedded
     # mode (one machine, `make run`), and refuses elsewhere until it is set.
     metrics_token: str | None = field(default=None, repr=False)
+    # Where operators reach Flower (the console links to it). Never with credentials
+    # in it: the link is shown in pages; Flower asks for FLOWER_BASIC_AUTH itself.
+    flower_url: str | None = None
     # Reverse proxies in front of the web process whose X-Forwarded-For/-Proto/-Host
     # are believed (werkzeug's ProxyFix). 0: none, the TCP peer is the client.
     proxy_hops: int = 0
@@ -213,8 +230,6 @@ class Settings:
     # PostgreSQL's max_connections).
     db_pool_size: int = 10
     db_max_overflow: int = 20
-    # Flower's address, for the console's overview to link to (None: no link).
-    flower_url: str | None = None
 
     @property
     def ai_configured(self) -> bool:
@@ -314,6 +329,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         dev_smtp_port=dev_port or None,
         dev_mail_dir=var_dir / "dev_mail" if dev_port else None,
         metrics_token=_token(env, "ESEQ_METRICS_TOKEN"),
+        flower_url=_link_url(env, "FLOWER_URL"),
         proxy_hops=_int(env, "ESEQ_PROXY_HOPS", 0, minimum=0),
         ai_daily_tokens=_int(env, "ESEQ_AI_DAILY_TOKENS", 0, minimum=0),
         ai_price_prompt_per_1k=_float(env, "ESEQ_AI_PRICE_PROMPT_PER_1K", 0.0) or None,
@@ -323,7 +339,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         opt_in_expiry_hours=_int(env, "ESEQ_OPT_IN_EXPIRY_HOURS", 72),
         db_pool_size=_int(env, "ESEQ_DB_POOL_SIZE", 10),
         db_max_overflow=_int(env, "ESEQ_DB_MAX_OVERFLOW", 20, minimum=0),
-        flower_url=_url(env, "FLOWER_URL", ("http", "https")),
         **_dkim(env),  # type: ignore[arg-type]
     )
 

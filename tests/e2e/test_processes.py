@@ -14,25 +14,9 @@ import celeryconfig
 from tests.conftest import METRICS_TOKEN, ROOT
 from tests.support.prometheus import sample
 from tests.support.processes import Proc, platform_env, running, wait_healthy
+from tests.support.procfile import procfile, sh
 from tests.support.smtp import free_port
 from tests.support.waiting import wait_for
-
-PROCFILE = ROOT / "Procfile"
-_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
-
-
-def procfile() -> dict[str, str]:
-    """Process type -> command, skipping comments, as Procfile runners read it."""
-    entries: dict[str, str] = {}
-    for line in PROCFILE.read_text().splitlines():
-        match = _LINE.match(line)
-        if match and not line.lstrip().startswith("#"):
-            entries[match.group(1)] = match.group(2)
-    return entries
-
-
-def sh(command: str) -> list[str]:
-    return ["sh", "-c", command]
 
 
 def test_the_procfile_has_release_web_beat_flower_and_one_worker_per_queue() -> None:

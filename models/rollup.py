@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Date, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import IDS_NEVER_REUSED, Base
@@ -45,7 +45,9 @@ class RollupFirst(Base):
 
 class SequenceRollup(Base):
     __tablename__ = "sequence_rollups"
-    __table_args__ = (UniqueConstraint("sequence_id", "step_id", "variant", "day", "metric"), IDS_NEVER_REUSED)
+    # ix_sequence_rollups_day: today's outcomes of every account at each /metrics scrape (migration 0035).
+    __table_args__ = (UniqueConstraint("sequence_id", "step_id", "variant", "day", "metric"),
+                      Index("ix_sequence_rollups_day", "day", "metric"), IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)

@@ -187,6 +187,10 @@ _QUERIES: tuple[tuple[tuple[str, ...], str, tuple[tuple[str, str], ...]], ...] =
       ("eseq_warming_sent", "Messages sent on the latest day (as last read by beat), by group."),
       ("eseq_warming_bounced", "Bounces of the latest day's messages (as last read), by group."),
       ("eseq_warming_complained", "Complaints about the latest day's messages (as last read), by group."))),
+    (("metric",), "SELECT metric, sum(uniques) FROM sequence_rollups WHERE day = :today GROUP BY metric",
+     (("eseq_outcomes_today", "Sequences' messages with each outcome (sent, delivered, opened, clicked, bounced, "
+                              "complained, unsubscribed...) first seen today (UTC), every account, as the "
+                              "analytics pool last folded them."),)),
 )
 
 
@@ -272,6 +276,13 @@ _STATEMENTS = {sql: text(sql).bindparams(bindparam("cooled", type_=DateTime(time
                else text(sql) for _, sql, _ in _QUERIES}
 
 
+def _params(sql: str) -> dict[str, Any]:
+    """The values a scrape-time query names: when a circuit's cool-down ends, today's UTC date."""
+    now = utcnow()
+    return {name: value for name, value in (("cooled", now - CIRCUIT_COOLDOWN), ("today", now.date()))
+            if f":{name}" in sql}
+
+
 class DatabaseCollector(Collector):
     """Gauges read from the database at scrape time; ``eseq_metrics_database_up`` says
     whether the read worked, so a dashboard tells "zero" from "unknown"."""
@@ -289,8 +300,7 @@ class DatabaseCollector(Collector):
                 conn.execute(text(f"SET LOCAL statement_timeout = {int(self.timeout_ms)}"))
             counts, ages = _status_counts(conn, self.exact_below)
             # An open circuit past its cool-down shows as half_open (routing.circuit_as_seen).
-            cooled = {"cooled": utcnow() - CIRCUIT_COOLDOWN}
-            rows = [list(conn.execute(_STATEMENTS[sql], cooled if ":cooled" in sql else {})) for _, sql, _ in _QUERIES]
+            rows = [list(conn.execute(_STATEMENTS[sql], _params(sql))) for _, sql, _ in _QUERIES]
             return counts, ages, rows
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

@@ -38,7 +38,7 @@ def test_every_metric_the_dashboard_queries_is_one_the_platform_exports(client: 
     assert used - exported == set(), f"the dashboard queries metrics /metrics does not export: {used - exported}"
     # What issue 23 asks the dashboard to show: sends and outcomes, queues, circuits.
     assert {"eseq_celery_tasks_total", "eseq_messages", "eseq_queue_depth", "eseq_queue_oldest_task_age_seconds",
-            "eseq_provider_circuit", "eseq_warming_bounced", "eseq_warming_complained"} <= used
+            "eseq_provider_circuit", "eseq_outcomes_today", "eseq_warming_bounced", "eseq_warming_complained"} <= used
 
 
 def test_the_dashboard_imports_with_a_prometheus_data_source_chosen_at_import() -> None:

@@ -441,3 +441,26 @@ def test_an_unhandled_error_in_a_view_reaches_sentry_without_secrets() -> None:
     assert b"eseq_secret_api_key_123" not in envelopes
     assert b"smtp-password-do-not-leak" not in envelopes
     assert b"smtp-password-do-not-leak" not in done.stderr.encode()
+
+
+@pytest.mark.committing  # the gauges are read on a connection of their own
+def test_todays_outcomes_sum_every_accounts_rollups_of_today_only(client: Any) -> None:
+    from models import SequenceRollup
+
+    today = utcnow().date()
+    rows = []
+    for name, delivered, bounced in (("Alice", 40, 3), ("Bob", 9, 1)):
+        account_id = factories.account(name)
+        sequence_id = factories.sequence(account_id, [{"type": "delay", "seconds": 60}])
+        for day, scale in ((today, 1), (today - timedelta(days=1), 100)):
+            for metric, n in (("delivered", delivered), ("bounced", bounced)):
+                for variant in ("A", "B"):  # each variant's row counts
+                    rows.append(SequenceRollup(account_id=account_id, sequence_id=sequence_id, step_id=1,
+                                               variant=variant, day=day, metric=metric, uniques=n * scale,
+                                               total=n * scale * 2))
+    with db.session_scope() as s:
+        s.add_all(rows)
+    text_ = scrape(client)
+    assert sample(text_, "eseq_outcomes_today", metric="delivered") == 2 * (40 + 9)
+    assert sample(text_, "eseq_outcomes_today", metric="bounced") == 2 * (3 + 1)
+    assert sample(text_, "eseq_outcomes_today", metric="opened") is None  # no row, no series

@@ -77,4 +77,13 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
     echo "chromium/chromium-driver are not installed (not root): the browser tests will be skipped" >&2
   fi
 fi
+# promtool (Debian's prometheus), which parses every query of docs/grafana-dashboard.json
+# (tests/unit/test_grafana_promql.py); optional like spamd: without it that test is skipped.
+if ! command -v promtool >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt_install prometheus || echo "prometheus could not be installed: the dashboard's PromQL test will be skipped" >&2
+  else
+    echo "promtool is not installed (not root): the dashboard's PromQL test will be skipped" >&2
+  fi
+fi
 echo "services: PostgreSQL and Redis up on 127.0.0.1$(rabbitmq_up && echo ', RabbitMQ too')"

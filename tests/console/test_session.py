@@ -76,3 +76,11 @@ def test_times_follow_the_accounts_zone(client: Any, alice: Tenant) -> None:
     assert client.get("/api/v1/account", headers=headers).get_json()["timezone"] == "UTC"
     ok = client.patch("/api/v1/account", json={"timezone": "Asia/Tokyo"}, headers=headers)
     assert ok.status_code == 200 and ok.get_json()["timezone"] == "Asia/Tokyo"
+
+
+def test_a_second_app_in_one_process_serves_the_console_too(app: Any, settings: Any) -> None:
+    from web.app import create_app
+
+    second = create_app(settings)  # the development mailbox's tests, gunicorn's reloads
+    assert "console.overview" in second.view_functions and "console.overview" in app.view_functions
+    assert second.test_client().get("/console/").status_code == 302

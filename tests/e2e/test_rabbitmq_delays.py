@@ -18,7 +18,7 @@ from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
-PUBLISH_DELAYED = 'from tasks.app import app; app.send_task("ai.delay_probe", args=[1], countdown=1)'
+PUBLISH_DELAYED = 'from tasks.app import app; app.send_task("ai.delay_probe", args=[1], countdown=15)'
 
 
 def test_a_countdown_task_comes_back_to_its_pools_queue(tmp_path: Path, rabbitmq_url: str):
@@ -29,8 +29,9 @@ def test_a_countdown_task_comes_back_to_its_pools_queue(tmp_path: Path, rabbitmq
         worker.wait_ready()
     flush(rabbitmq_url, "", ("ai",))
     subprocess.run([sys.executable, "-c", PUBLISH_DELAYED], cwd=ROOT, env=env, check=True, timeout=60)
-    # Not in the ai queue at once (it waits in celery_delayed_*), then there.
+    # Not in the ai queue at once (it waits in celery_delayed_*), then there. The countdown
+    # leaves a loaded machine's subprocess exit and first read well inside it.
     reader = queue_reader(rabbitmq_url)
     assert reader.read(["ai"])["ai"][0] == 0
-    wait_for(lambda: reader.read(["ai"])["ai"][0] == 1, 30, "the delayed task in the ai queue")
+    wait_for(lambda: reader.read(["ai"])["ai"][0] == 1, 60, "the delayed task in the ai queue")
     reader.close()

@@ -12,6 +12,7 @@ registered are left out, so a page lands with its own module).
 """
 from __future__ import annotations
 
+import functools
 import importlib
 from datetime import timedelta
 
@@ -47,10 +48,21 @@ def _nav() -> list[tuple[str, str]]:
     return [(endpoint, label) for endpoint, label in NAV if endpoint in current_app.view_functions]
 
 
-def init_console(app: Flask, settings: Settings) -> None:
-    """Session cookie settings, the CSRF check and the pages."""
+@functools.cache
+def _set_up_blueprint() -> None:
+    """The CSRF check, the filters and the pages, once per process: a blueprint is set
+    up before its first registration, and create_app may run more than once."""
     from web.console import formatting, session
 
+    session.init_checks(bp)
+    formatting.init_filters(bp)
+    bp.add_app_template_global(_nav, "console_nav")
+    for module_name in PAGES:
+        importlib.import_module(module_name)
+
+
+def init_console(app: Flask, settings: Settings) -> None:
+    """Session cookie settings, then the blueprint."""
     app.config.update(
         SESSION_COOKIE_NAME="eseq_console",
         SESSION_COOKIE_HTTPONLY=True,
@@ -59,9 +71,5 @@ def init_console(app: Flask, settings: Settings) -> None:
         SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
     )
-    session.init_checks(bp)
-    formatting.init_filters(bp)
-    bp.add_app_template_global(_nav, "console_nav")
-    for module_name in PAGES:
-        importlib.import_module(module_name)
+    _set_up_blueprint()
     app.register_blueprint(bp)

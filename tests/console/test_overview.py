@@ -129,3 +129,37 @@ def test_flower_url_must_be_a_web_address() -> None:
     assert load_settings({}).flower_url is None
     with pytest.raises(ConfigError, match="FLOWER_URL"):
         load_settings({"FLOWER_URL": "javascript:alert(1)"})
+
+
+def test_the_workers_answering_a_ping_are_listed_by_pool(client: Any, alice: Tenant, celery_app: Any) -> None:
+    from celery.contrib.testing.worker import start_worker
+
+    import tasks.workers
+
+    sign_in(client, alice.api_key)
+    html = client.get("/console/").get_data(as_text=True)
+    assert 'data-url="/console/workers.json"' in html  # the page asks after rendering, not before
+    tasks.workers._last = None
+    with start_worker(celery_app, pool="threads", concurrency=1, perform_ping_check=False, loglevel="WARNING",
+                      queues=["send"], hostname="send@console-test", shutdown_timeout=10):
+        answer = client.get("/console/workers.json")
+    assert answer.status_code == 200
+    assert answer.get_json()["pools"]["send"] == ["send@console-test"]
+    client.post("/console/sign-out", data={"csrf_token": sign_in(client, alice.api_key)})
+    assert client.get("/console/workers.json").status_code == 302  # signed out: nothing
+
+
+def test_an_unreachable_broker_answers_the_ping_list_with_a_503(client: Any, alice: Tenant,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import tasks.workers
+
+    sign_in(client, alice.api_key)
+    tasks.workers._last = None
+    from celery import Celery
+
+    # The same ping through a broker where nothing listens (port 1); Celery would take
+    # this run's CELERY_BROKER_URL over the argument.
+    monkeypatch.delenv("CELERY_BROKER_URL")
+    monkeypatch.setattr(tasks.workers, "app", Celery(broker="redis://127.0.0.1:1/0", set_as_current=False))
+    answer = client.get("/console/workers.json")
+    assert answer.status_code == 503 and "broker" in answer.get_json()["error"], answer.get_json()

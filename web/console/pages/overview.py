@@ -4,9 +4,9 @@ The counts come from the analytics rollups, as a sequence's ``/analytics`` does
 (``analytics.account_totals``), after the same small catch-up fold. Queue depths
 come from the broker through the reader ``/metrics`` already keeps
 (``observability.queues``); workers alive from the heartbeat table
-(``core.liveness.workers_alive``), never from a Celery broadcast: ``inspect().ping()``
-waits its whole timeout for answers on every render and hangs on a broker that is
-down, while the table is one indexed read of a row per worker process.
+(``core.liveness.workers_alive``) in the page itself, since ``inspect().ping()`` waits
+its whole timeout for answers and fails on a broker that is down; the page then asks
+``workers.json`` for the workers answering Celery's ping, by pool (static/overview.js).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app, g, render_template
+from flask import current_app, g, jsonify, render_template
 
 from analytics.account_totals import OUTCOMES, account_counts, as_of
 from analytics.experiment_results import catch_up
@@ -59,3 +59,16 @@ def overview() -> Any:
         as_of=as_of(session, g.account_id), queues=queue_depths(), embedded=settings.embedded,
         workers=workers_alive(session, now, timedelta(seconds=settings.worker_dead_after_seconds)),
         flower_url=settings.flower_url)
+
+
+@bp.get("/workers.json")
+@signed_in
+def workers_json() -> Any:
+    """The workers answering Celery's ping, by pool; 503 when the broker cannot be asked."""
+    from tasks.workers import answering
+
+    try:
+        return jsonify({"pools": answering()})
+    except Exception as exc:
+        log.warning("console: workers could not be pinged", extra={"error": type(exc).__name__})
+        return jsonify({"error": "The broker could not be asked: is it up?"}), 503

@@ -200,7 +200,12 @@ KINDS = (("send worker", "-Q send"), ("default worker (advance)", "-Q default"),
          ("SMTP server", "slow-smtp"))
 
 
-def cpu_by_kind() -> dict[str, float]:
+# Kinds of process a run starts itself: with ``roots`` given, only those started
+# by the run (and their prefork children) count, not another run's workers or tests.
+OWN_KINDS = ("send worker", "default worker (advance)", "beat")
+
+
+def cpu_by_kind(roots: set[int] | None = None) -> dict[str, float]:
     ticks = os.sysconf("SC_CLK_TCK")
     seconds: dict[str, float] = {}
     for entry in Path("/proc").iterdir():
@@ -212,6 +217,8 @@ def cpu_by_kind() -> dict[str, float]:
         except OSError:
             continue
         kind = next((name for name, marker in KINDS if marker in command), None)
+        if kind in OWN_KINDS and roots is not None and not {int(entry.name), int(stat[1])} & roots:
+            continue
         if kind is not None:
             seconds[kind] = seconds.get(kind, 0.0) + (int(stat[11]) + int(stat[12])) / ticks
             if kind == "send worker":  # its threads' switching shows as kernel time
@@ -220,13 +227,16 @@ def cpu_by_kind() -> dict[str, float]:
     return seconds
 
 
-def send_worker_switches() -> int:
-    """Context switches so far of every thread of the send workers: each is a thread
-    put to sleep or woken, mostly handing the GIL on."""
+def send_worker_switches(roots: set[int] | None = None) -> int:
+    """Context switches so far of every thread of the send workers (those of
+    ``roots`` when given): each is a thread put to sleep or woken, mostly handing
+    the GIL on."""
     switches = 0
     for entry in Path("/proc").iterdir():
         try:
             if not entry.name.isdigit() or b"-Q\0send" not in (entry / "cmdline").read_bytes():
+                continue
+            if roots is not None and int(entry.name) not in roots:
                 continue
             for task in (entry / "task").iterdir():
                 for line in (task / "status").read_text().splitlines():
@@ -322,7 +332,8 @@ def run_platform(label: str, smtp_port: int, emails: int, send_concurrency: int,
             for proc in procs[:-1]:
                 proc.wait_ready()
             time.sleep(0.5)  # the sampler's look at the backends the workers opened while starting
-            cpu_before, switches_before = cpu_by_kind(), send_worker_switches()
+            roots = {proc.popen.pid for proc in procs}
+            cpu_before, switches_before = cpu_by_kind(roots), send_worker_switches(roots)
             backends_before = dict(backends.cpu)
             with db.get_engine().begin() as conn:
                 started = conn.execute(text("UPDATE enrollments SET next_run_at = now() RETURNING now()")).scalar()
@@ -334,8 +345,8 @@ def run_platform(label: str, smtp_port: int, emails: int, send_concurrency: int,
             # took about 50 µs of PostgreSQL's CPU an email from the run it measured (the
             # end time comes from sent_at, not from this poll).
             wait_for(all_sent, timeout, f"{label}: all {emails} emails sent", interval=1.0)
-            cpu = {kind: spent - cpu_before.get(kind, 0.0) for kind, spent in cpu_by_kind().items()}
-            switches = send_worker_switches() - switches_before
+            cpu = {kind: spent - cpu_before.get(kind, 0.0) for kind, spent in cpu_by_kind(roots).items()}
+            switches = send_worker_switches(roots) - switches_before
             time.sleep(0.3)
             postgres = backends.by_kind(backends_before)
             with db.get_engine().connect() as conn:

@@ -161,7 +161,7 @@ class Tracker:
             # The URL the reader's browser would follow: entities decoded (an editor
             # writes "?a=1&amp;b=2"), tabs and line breaks dropped. Signed as
             # written, the redirect lost "b" or, with a line break, failed.
-            url = followable(html_unescape(url)).strip()
+            url = _followed(url)
             if not url.lower().startswith(("http://", "https://")) or url.startswith(unsubscribe_prefix):
                 return match.group(0)
             return f"{lead}{quote}{click_prefix}{clicks.sign([account_id, message_id, url])}{quote}"
@@ -169,6 +169,14 @@ class Tracker:
         rewritten = _HREF.sub(replace, html)
         pixel = f'<img src="{self.open_url(account_id, message_id)}" width="1" height="1" alt="" style="display:none">'
         return append_html(rewritten, pixel)
+
+
+@lru_cache(maxsize=1024)
+def _followed(href: str) -> str:
+    """The URL a reader's browser follows for an href as written. A step's links
+    are the same in every email of it: worked out once per worker, not once per
+    link of each email."""
+    return followable(html_unescape(href)).strip()
 
 
 class _LinkSerializer(URLSafeSerializer):

@@ -49,6 +49,11 @@ class Account(Base):
     # None: the platform's small one. Set by the account, so no open redirect.
     form_redirect_url: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Days kept before the pruning job (analytics.retention) removes them: raw events,
+    # the content of sent messages (the rows stay, for counts), providers' raw events.
+    retention_events_days: Mapped[int] = mapped_column(server_default="400", default=400)
+    retention_bodies_days: Mapped[int] = mapped_column(server_default="30", default=30)
+    retention_inbound_days: Mapped[int] = mapped_column(server_default="30", default=30)
 
 
 class ApiKey(Base):

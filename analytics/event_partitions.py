@@ -78,12 +78,13 @@ def ensure_partitions(session: Session, now: datetime, ahead: int = MONTHS_AHEAD
     for add in range(ahead + 1):
         partition = partition_for(month_start(now.date(), add))
         if partition.name not in have:
-            _create(session, partition)
+            create_partition(session, partition)
             created.append(partition.name)
     return created
 
 
-def _create(session: Session, partition: Partition) -> None:
+def create_partition(session: Session, partition: Partition) -> None:
+    """Attach ``partition``, moving into it the rows of its month the DEFAULT one holds."""
     bounds = {"start": partition.start, "end": partition.end}
     stray = session.execute(text(f"SELECT EXISTS (SELECT 1 FROM {DEFAULT} WHERE occurred_at >= :start"
                                  " AND occurred_at < :end)"), bounds).scalar()

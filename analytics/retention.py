@@ -211,8 +211,8 @@ def _prune_bodies(session: Session, step: Step, batch: int) -> int:
     if unsettled is not None:
         window["below"] = unsettled
     ids = list(session.scalars(text(
-        "SELECT id FROM messages WHERE account_id = :account AND id > :through AND id < :below ORDER BY id LIMIT :limit"),
-        window))
+        "SELECT id FROM messages WHERE account_id = :account AND id > :through AND id < :below"
+        " ORDER BY id LIMIT :limit"), window))
     if not ids:
         return 0
     if session.get_bind().dialect.name == "postgresql":

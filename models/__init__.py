@@ -29,9 +29,10 @@ from models.webhook_delivery import WebhookDelivery
 from models.worker_heartbeat import WorkerHeartbeat
 
 __all__ = [
-    "Account", "AccountAnalysis", "AiDraft", "ApiKey", "AttributionAnswer", "Base", "Broadcast", "Enrollment", "Event", "EventKey",
-    "EventDelivery", "EventSubscription", "ExperimentDecision",
-    "InboundEvent", "Job", "JobPart", "Message", "MlModel", "Provider", "RetentionProgress", "RollupFirst", "RollupWatermark", "Segment",
+    "Account", "AccountAnalysis", "AiDraft", "ApiKey", "AttributionAnswer", "Base", "Broadcast", "Enrollment", "Event",
+    "EventKey", "EventDelivery", "EventSubscription", "ExperimentDecision",
+    "InboundEvent", "Job", "JobPart", "Message", "MlModel", "Provider", "RetentionProgress", "RollupFirst",
+    "RollupWatermark", "Segment",
     "Sequence", "SequenceAnalysis", "SequenceRollup", "Step",
     "StepFlowRollup", "StepTransition", "Subscriber", "SubscriberScore", "Suppression", "Template", "Topic",
     "TopicSubscription", "WarmingAdjustment",

@@ -175,8 +175,11 @@ def _delete_events(session: Session, step: Step, batch: int) -> int:
     watermark only moves forward, so a newer one never frees an unfolded event)."""
     xact, event_id = _watermark(session, step.account_id)
     params = {"account": step.account_id, "cutoff": step.cutoff, "xact": xact, "id": event_id, "limit": batch}
+    # In the order of ix_events_account_xact (account_id, xact, id): the batch is read
+    # from that index, each next one skipping the entries the last one left dead,
+    # where a sequential scan would pass over every earlier batch's dead rows again.
     chosen = (f"SELECT {{key}} FROM {step.table} WHERE account_id = :account AND occurred_at < :cutoff"
-              " AND (xact, id) <= (:xact, :id) LIMIT :limit")
+              " AND (xact, id) <= (:xact, :id) ORDER BY xact, id LIMIT :limit")
     if is_partitioned(session):
         statement = f"DELETE FROM {step.table} WHERE ctid = ANY(ARRAY({chosen.format(key='ctid')}))"
     else:

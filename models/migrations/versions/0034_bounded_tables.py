@@ -84,8 +84,12 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$"""
+# A writer that claims its keys itself, set-based (audience.event_writer's import),
+# sets eseq.event_keys_claimed for its statement, and the per-row call is skipped.
 _PG_TRIGGER = ("CREATE TRIGGER events_dedup_key BEFORE INSERT ON events FOR EACH ROW"
-               " WHEN (NEW.dedup_key IS NOT NULL) EXECUTE FUNCTION events_claim_dedup_key()")
+               " WHEN (NEW.dedup_key IS NOT NULL"
+               " AND current_setting('eseq.event_keys_claimed', true) IS DISTINCT FROM 'on')"
+               " EXECUTE FUNCTION events_claim_dedup_key()")
 _SQLITE_TRIGGER = """
 CREATE TRIGGER events_dedup_key BEFORE INSERT ON events WHEN NEW.dedup_key IS NOT NULL BEGIN
     SELECT RAISE(IGNORE) WHERE EXISTS (SELECT 1 FROM event_keys WHERE dedup_key = NEW.dedup_key);

@@ -142,7 +142,7 @@ def seed_events(main: int, short: int, events: int, months: int) -> None:
         _sql(f"CREATE TABLE {partition.name} (LIKE events INCLUDING DEFAULTS)")
         _sql(f"INSERT INTO {partition.name} (id, account_id, subscriber_id, name, source, properties, occurred_at,"
              " created_at)"
-             " SELECT :base + g, CASE WHEN g % 20 = 0 THEN :short ELSE :main END, :lo + (g * 7919) % :width,"
+             " SELECT :base + g, CASE WHEN g % 20 = 0 THEN :short ELSE :main END, :lo + (g::bigint * 7919) % :width,"
              " (ARRAY['sent','delivered','delivered','opened','opened','clicked','purchase','sent'])[1 + g % 8],"
              " 'bench', '{}', :start + (:upto - :start) * (g::float8 / :n), :start + (:upto - :start) * (g::float8 / :n)"
              " FROM generate_series(0, :n - 1) g",

@@ -40,9 +40,11 @@ ON CONFLICT (account_id, email) DO NOTHING
 # The keys are claimed in event_keys set-based, one row per key in key order (the
 # primary key's pages in turn), and only the rows whose key was claimed go into
 # events. The trigger that claims keys row by row for other writers (migration
-# 0034) is told to stand aside for this one statement: its call per row cost
-# about a third of the import's speed. A key another import holds waits for its
-# commit and is then skipped, as ON CONFLICT DO NOTHING does.
+# 0034) is told to stand aside for this one statement, so no PL/pgSQL call is
+# made per row. A key another import holds waits for its commit and is then
+# skipped, as ON CONFLICT DO NOTHING does. Measured, the import is still about a
+# third slower than with the key unique on events (docs/benchmarks.md): the cost
+# is the second row per event, in event_keys, more than the trigger.
 _EVENTS = f"""
 WITH claimed AS (
     INSERT INTO event_keys (dedup_key, account_id, occurred_at)

@@ -43,8 +43,9 @@ ON CONFLICT (account_id, email) DO NOTHING
 # 0034) is told to stand aside for this one statement, so no PL/pgSQL call is
 # made per row. A key another import holds waits for its commit and is then
 # skipped, as ON CONFLICT DO NOTHING does. Measured, the import is still about a
-# third slower than with the key unique on events (docs/benchmarks.md): the cost
-# is the second row per event, in event_keys, more than the trigger.
+# third slower than with the key unique on events (docs/benchmarks.md): skipping
+# the trigger did not bring the speed back, so what is left is the second row per
+# event (in event_keys) and the insert through the partitioned table.
 _EVENTS = f"""
 WITH claimed AS (
     INSERT INTO event_keys (dedup_key, account_id, occurred_at)

@@ -3,12 +3,13 @@ the events go in, a repeat of an imported event (same ``dedup_key``) skipped.
 
 PostgreSQL: COPY the chunk into a session-local staging table, then two
 INSERT ... SELECT statements: subscribers ``ON CONFLICT (account_id, email) DO
-NOTHING``, and events joined to them by address ``ON CONFLICT (dedup_key) DO
-NOTHING``. No row is handled one by one in Python past the COPY's text, and both
+NOTHING``, and events joined to them by address, whose keys the trigger on
+events claims in ``event_keys`` (migration 0034), skipping a row whose key was
+taken. No row is handled one by one in Python past the COPY's text, and both
 statements are right under concurrency (two imports naming one address, or one
-file imported twice at once). Other databases (SQLite, the embedded default, one
-writer at a time) look up the known addresses and keys first, then insert what
-is new with executemany.
+file imported twice at once: the second waits on the first's keys and skips
+them). Other databases (SQLite, the embedded default, one writer at a time) look
+up the known addresses and keys first, then insert what is new with executemany.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from audience.event_rows import EventRow
-from models import Event, Subscriber
+from models import Event, EventKey, Subscriber
 from models.event import IMPORTED
 
 # Rows per IN list on the portable path: below SQLite's bound-parameter limit.
@@ -36,21 +37,31 @@ INSERT INTO subscribers (account_id, email, status, attributes, tags, created_at
 SELECT DISTINCT %(account_id)s, email, 'active', '{}'::jsonb, '[]'::jsonb, %(now)s, %(now)s FROM pg_temp.event_import_rows
 ON CONFLICT (account_id, email) DO NOTHING
 """
-_INSERT = f"""
+# The keys are claimed in event_keys set-based, one row per key in key order (the
+# primary key's pages in turn), and only the rows whose key was claimed go into
+# events. The trigger that claims keys row by row for other writers (migration
+# 0034) is told to stand aside for this one statement, so no PL/pgSQL call is
+# made per row. A key another import holds waits for its commit and is then
+# skipped, as ON CONFLICT DO NOTHING does. Measured, the import is still about a
+# third slower than with the key unique on events (docs/benchmarks.md): skipping
+# the trigger did not bring the speed back, so what is left is the second row per
+# event (in event_keys) and the insert through the partitioned table.
+_EVENTS = f"""
+WITH claimed AS (
+    INSERT INTO event_keys (dedup_key, account_id, occurred_at)
+    SELECT DISTINCT ON (r.dedup_key) r.dedup_key, %(account_id)s, r.occurred_at
+    FROM pg_temp.event_import_rows r JOIN subscribers s ON s.account_id = %(account_id)s AND s.email = r.email
+    ORDER BY r.dedup_key
+    ON CONFLICT DO NOTHING RETURNING dedup_key)
 INSERT INTO events (account_id, subscriber_id, message_id, name, dedup_key, source, message_ref, properties, value,
                     occurred_at, created_at)
-SELECT {{distinct}} %(account_id)s, s.id, NULL, r.name, r.dedup_key, '{IMPORTED}', r.message_ref, r.properties,
-       r.value, r.occurred_at, %(now)s
-FROM pg_temp.event_import_rows r JOIN subscribers s ON s.account_id = %(account_id)s AND s.email = r.email
+SELECT DISTINCT ON (r.dedup_key) %(account_id)s, s.id, NULL, r.name, r.dedup_key, '{IMPORTED}', r.message_ref,
+       r.properties, r.value, r.occurred_at, %(now)s
+FROM pg_temp.event_import_rows r JOIN claimed c ON c.dedup_key = r.dedup_key
+JOIN subscribers s ON s.account_id = %(account_id)s AND s.email = r.email
+ORDER BY r.dedup_key
 """
-# The usual case: keys not seen before, one row per key (DISTINCT ON, whose sort
-# also hands the unique index its keys in order), a plain insert. Measured here
-# about a quarter faster than ON CONFLICT, whose speculative insertion costs every
-# row. Only an import of the same events running at the same moment can still hit
-# the unique index; then the chunk is written again with ON CONFLICT DO NOTHING.
-_EVENTS_NEW = (_INSERT.format(distinct="DISTINCT ON (r.dedup_key)")
-               + " WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.dedup_key = r.dedup_key) ORDER BY r.dedup_key")
-_EVENTS = _INSERT.format(distinct="") + " ON CONFLICT (dedup_key) DO NOTHING"
+_KEYS_CLAIMED = "SELECT set_config('eseq.event_keys_claimed', %s, true)"
 
 
 def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], now: datetime) -> tuple[int, int]:
@@ -66,22 +77,18 @@ def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], n
         params = {"account_id": account_id, "now": now}
         cursor.execute(_SUBSCRIBERS, params)
         created = cursor.rowcount
-        cursor.execute("SAVEPOINT event_import_new")
-        try:
-            cursor.execute(_EVENTS_NEW, params)
-        except session.get_bind().dialect.dbapi.IntegrityError:
-            cursor.execute("ROLLBACK TO SAVEPOINT event_import_new")
-            cursor.execute(_EVENTS, params)
-            return cursor.rowcount, created
+        # Local to the transaction: a failure rolls it back with everything else.
+        cursor.execute(_KEYS_CLAIMED, ("on",))
+        cursor.execute(_EVENTS, params)
         inserted = cursor.rowcount
-        cursor.execute("RELEASE SAVEPOINT event_import_new")
+        cursor.execute(_KEYS_CLAIMED, ("off",))
         return inserted, created
     finally:
         cursor.close()
 
 
 def _write_portable(session: Session, account_id: int, rows: list[EventRow], now: datetime) -> tuple[int, int]:
-    s, e = Subscriber.__table__.c, Event.__table__.c
+    s, k = Subscriber.__table__.c, EventKey.__table__.c
 
     def look_up(emails: list[str]) -> None:
         for start in range(0, len(emails), LOOKUP):
@@ -101,7 +108,7 @@ def _write_portable(session: Session, account_id: int, rows: list[EventRow], now
     keys = list(dict.fromkeys(r.dedup_key for r in rows))
     seen: set[str] = set()
     for start in range(0, len(keys), LOOKUP):
-        seen.update(session.scalars(select(e.dedup_key).where(e.dedup_key.in_(keys[start:start + LOOKUP]))))
+        seen.update(session.scalars(select(k.dedup_key).where(k.dedup_key.in_(keys[start:start + LOOKUP]))))
     values = []
     for r in rows:
         if r.dedup_key in seen:

@@ -6,7 +6,7 @@ from models.attribution_answer import AttributionAnswer
 from models.base import Base, utcnow
 from models.broadcast import Broadcast
 from models.enrollment import Enrollment
-from models.event import Event
+from models.event import Event, EventKey
 from models.event_subscription import EventDelivery, EventSubscription
 from models.experiment import ExperimentDecision, ExperimentHoldout
 from models.flow import StepFlowRollup, StepTransition
@@ -15,6 +15,7 @@ from models.job import Job, JobPart
 from models.message import Message
 from models.ml import MlModel, SubscriberScore
 from models.provider import Provider
+from models.retention import RetentionProgress
 from models.rollup import RollupFirst, RollupWatermark, SequenceRollup
 from models.sequence import Sequence, Step
 from models.segment import Segment
@@ -29,8 +30,9 @@ from models.worker_heartbeat import WorkerHeartbeat
 
 __all__ = [
     "Account", "AccountAnalysis", "AiDraft", "ApiKey", "AttributionAnswer", "Base", "Broadcast", "Enrollment", "Event",
-    "EventDelivery", "EventSubscription", "ExperimentDecision",
-    "InboundEvent", "Job", "JobPart", "Message", "MlModel", "Provider", "RollupFirst", "RollupWatermark", "Segment",
+    "EventKey", "EventDelivery", "EventSubscription", "ExperimentDecision",
+    "InboundEvent", "Job", "JobPart", "Message", "MlModel", "Provider", "RetentionProgress", "RollupFirst",
+    "RollupWatermark", "Segment",
     "Sequence", "SequenceAnalysis", "SequenceRollup", "Step",
     "StepFlowRollup", "StepTransition", "Subscriber", "SubscriberScore", "Suppression", "Template", "Topic",
     "TopicSubscription", "WarmingAdjustment",

@@ -51,6 +51,11 @@ class Account(Base):
     # The zone the console shows this account's times in (the API answers in UTC).
     timezone: Mapped[str] = mapped_column(String(64), server_default="UTC", default="UTC")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Days kept before the pruning job (analytics.retention) removes them: raw events,
+    # the content of sent messages (the rows stay, for counts), providers' raw events.
+    retention_events_days: Mapped[int] = mapped_column(server_default="400", default=400)
+    retention_bodies_days: Mapped[int] = mapped_column(server_default="30", default=30)
+    retention_inbound_days: Mapped[int] = mapped_column(server_default="30", default=30)
 
 
 class ApiKey(Base):

@@ -1,6 +1,7 @@
 """Events: opens, clicks, bounces, custom events; one vocabulary for every source."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -19,9 +20,21 @@ HAS_MESSAGE = text("message_id IS NOT NULL")
 # subscribers who engaged in a window from this, instead of probing
 # ix_events_subscriber_name once per candidate subscriber (migration 0029).
 ENGAGED = "name IN ('opened', 'clicked')"
+# PostgreSQL's monthly partitions of events and their DEFAULT one (migration 0034):
+# tables of the database the models do not declare, one per month.
+PARTITION = re.compile(r"events_(\d{4}_\d{2}|default)")
+
+
+def is_event_partition(name: str | None) -> bool:
+    """Whether ``name`` is a partition of events (Alembic's comparisons skip them)."""
+    return bool(name) and PARTITION.fullmatch(str(name)) is not None
 
 
 class Event(Base):
+    """On PostgreSQL the table is partitioned by month of ``occurred_at`` (migration
+    0034, analytics.event_partitions), its primary key (id, occurred_at); ids stay
+    unique through their sequence, so the ORM keys rows by id alone."""
+
     __tablename__ = "events"
     # ix_events_account_xact also serves every lookup by account (no index of its
     # own); only rows with a message are in ix_events_message_id (migration 0026).
@@ -43,8 +56,9 @@ class Event(Base):
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     name: Mapped[str] = mapped_column(String(100))
     # De-duplication: a provider re-sending the same event, or a second open pixel
-    # load, carries the same key and is dropped by the unique constraint.
-    dedup_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    # load, carries the same key and is skipped: the key is claimed in ``event_keys``
+    # by a trigger (migration 0034), since a partitioned table cannot keep it unique.
+    dedup_key: Mapped[str | None] = mapped_column(String(300))
     source: Mapped[str] = mapped_column(String(50), default="api")
     # Imported history only: the other platform's id of the message the event was
     # about (ours is message_id), kept so its opens and clicks can be told apart.
@@ -60,3 +74,16 @@ class Event(Base):
     # server default, migration 0015), so inserts leave it out and fetch nothing
     # back, and it is loaded only when asked for.
     xact: Mapped[int] = mapped_column(BigInteger, server_default="0", deferred=True)
+
+
+class EventKey(Base):
+    """A dedup key taken by an event: one row per key, unique across every month
+    of events. Written only by the trigger on ``events``; pruned with the events'
+    retention (analytics.retention)."""
+
+    __tablename__ = "event_keys"
+    __table_args__ = (Index("ix_event_keys_account_occurred", "account_id", "occurred_at"), IDS_NEVER_REUSED)
+
+    dedup_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    occurred_at: Mapped[datetime]

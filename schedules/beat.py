@@ -22,6 +22,10 @@ SEGMENT_ENTRIES_EVERY_SECONDS = 60.0
 # Event subscriptions: how stale a delivered event may be, and the cost of one
 # index probe per subscription per run.
 FEED_EVERY_SECONDS = 5.0
+# Retention's pruning (analytics.retention): a run stops after its budget and the
+# next goes on, so the analytics pool is never held for long.
+RETENTION_EVERY_SECONDS = 900.0
+RETENTION_BUDGET_SECONDS = 120.0
 
 
 def _every(task: str, seconds: float, queue: str, expires: float | None = None) -> dict[str, Any]:
@@ -47,6 +51,12 @@ def beat_schedule(tick_seconds: float) -> dict[str, dict[str, Any]]:
         # worker is skipped by its claim, so a doubled run computes nothing twice.
         "analytics-refresh-account-analyses": _every("analytics.refresh_account_analyses", ANALYSES_EVERY_SECONDS,
                                                      "analytics"),
+        # Batches of old rows, each its own transaction, from where the last run
+        # stopped; a doubled run finds less to do, never prunes unfolded events.
+        "analytics-prune-retention": _every("analytics.prune_retention", RETENTION_EVERY_SECONDS, "analytics"),
+        # Events' coming months (three ahead), created daily; a doubled run finds them there.
+        "analytics-ensure-event-partitions": _every("analytics.ensure_event_partitions", 86400.0, "analytics",
+                                                    expires=3600.0),
         "inbound-forget-nonces": _every("analytics.forget_spent_nonces", 3600.0, "analytics"),
         # The ml pool: the dispatchers only read and enqueue (on default); the
         # training and scoring they hand out run on the ml queue. Retraining skips

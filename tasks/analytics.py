@@ -21,16 +21,20 @@ from time import monotonic
 from analytics import attribution_cache
 from analytics.account_analyses import (claim_analysis, compute_analysis, fail_analysis, is_fresh,
                                          request_analysis, stale_analyses)
+from analytics.event_partitions import ensure_partitions
 from analytics.experiment_results import settle_experiments
 from analytics.firsts import CHUNK as PRUNE_CHUNK
 from analytics.firsts import first_young_message, prune_firsts
+from analytics.retention import BATCH as RETENTION_BATCH
+from analytics.retention import plan as retention_plan
+from analytics.retention import run_step as run_retention_step
 from analytics.rollups import CHUNK, accounts_with_new_events, fold_chunk
 from analytics.sequence_cache import claim as claim_sequence_analysis
 from analytics.sequence_cache import fail as fail_sequence_analysis
 from analytics.sequence_cache import recount, waiting
 from models.base import utcnow
 from models.db import session_scope
-from schedules.beat import ANALYSES_EVERY_SECONDS, FOLD_EVERY_SECONDS
+from schedules.beat import ANALYSES_EVERY_SECONDS, FOLD_EVERY_SECONDS, RETENTION_BUDGET_SECONDS
 from tasks.app import app
 
 # Far under the task time limit: a backlog longer than this is taken up by the
@@ -84,6 +88,30 @@ def prune_rollup_firsts() -> int:
         if dropped < PRUNE_CHUNK:
             break
     return pruned
+
+
+@app.task(name="analytics.prune_retention", ignore_result=True)
+def prune_retention(batch: int = RETENTION_BATCH, budget: float = RETENTION_BUDGET_SECONDS) -> dict[str, int]:
+    """Rows pruned by kind (analytics.retention): each batch its own transaction,
+    until every step is done or the budget is spent (the next run goes on)."""
+    with session_scope() as session:
+        steps = retention_plan(session, utcnow())
+    deadline, pruned = monotonic() + budget, {}
+    for step in steps:
+        while monotonic() < deadline:
+            with session_scope() as session:
+                done = run_retention_step(session, step, batch)
+            pruned[step.kind] = pruned.get(step.kind, 0) + done
+            if done < batch:
+                break
+    return pruned
+
+
+@app.task(name="analytics.ensure_event_partitions", ignore_result=True)
+def ensure_event_partitions() -> list[str]:
+    """Events' partitions created for this month and the next few (analytics.event_partitions)."""
+    with session_scope() as session:
+        return ensure_partitions(session, utcnow())
 
 
 @app.task(name="analytics.compute_account_analysis", ignore_result=True)

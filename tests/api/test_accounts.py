@@ -189,3 +189,24 @@ def test_a_bad_account_change_names_the_field_and_changes_nothing(client, alice)
         assert response.status_code == 422 and field in response.get_json()["errors"]["json"]
     assert client.get("/api/v1/account", headers=alice.headers).get_json() == before
     assert client.patch("/api/v1/account", json={"postal_address": "x"}).status_code == 401
+
+
+def test_an_account_sets_its_own_retention_and_bad_periods_are_refused_naming_the_field(client, alice, bob):
+    defaults = client.get("/api/v1/account", headers=alice.headers).get_json()
+    assert (defaults["retention_events_days"], defaults["retention_bodies_days"],
+            defaults["retention_inbound_days"]) == (400, 30, 30)
+    changed = client.patch("/api/v1/account", json={"retention_events_days": 90, "retention_bodies_days": 7},
+                           headers=alice.headers)
+    assert changed.status_code == 200
+    mine = client.get("/api/v1/account", headers=alice.headers).get_json()
+    assert (mine["retention_events_days"], mine["retention_bodies_days"], mine["retention_inbound_days"]) == (90, 7, 30)
+    assert client.get("/api/v1/account", headers=bob.headers).get_json()["retention_events_days"] == 400
+    for body, field in (({"retention_events_days": 3}, "retention_events_days"),  # under the floor of 7
+                        ({"retention_bodies_days": 0}, "retention_bodies_days"),
+                        ({"retention_inbound_days": 3651}, "retention_inbound_days"),
+                        ({"retention_events_days": "30"}, "retention_events_days"),
+                        ({"retention_bodies_days": None}, "retention_bodies_days"),
+                        ({"retention_events_days": 30, "retention_inbound_days": 1.5}, "retention_inbound_days")):
+        response = client.patch("/api/v1/account", json=body, headers=alice.headers)
+        assert response.status_code == 422 and field in response.get_json()["errors"]["json"], body
+    assert client.get("/api/v1/account", headers=alice.headers).get_json() == mine

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import insert, inspect, select, text
+from sqlalchemy import BigInteger, Integer, Table, insert, inspect, select, text
 
 from models import Base, db
+from models.event import is_event_partition
 from tests.support.database import embedded_sqlite, engine_at, fresh_database, migrate
 from tests.support.sending import forget_smtp, send_in_process, use_smtp
 from tests.support.smtp import SmtpServer
@@ -19,8 +20,18 @@ from tests.support.smtp import SmtpServer
 def _assert_matches_models(url: str) -> None:
     with engine_at(url) as engine:
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            # Events' monthly partitions are the database's, not the models' (migration 0034).
+            context = MigrationContext.configure(conn, opts={"include_name": include_name})
+            diff = compare_metadata(context, Base.metadata)
             assert diff == [], f"migrations and models differ: {diff}"
+
+
+def include_name(name: str | None, type_: str, _parents: dict[str, object]) -> bool:
+    return not (type_ == "table" and is_event_partition(name))
+
+
+def _integer_key(table: Table) -> bool:
+    return [type(c.type) for c in table.primary_key.columns] in ([Integer], [BigInteger])
 
 
 def _tables(url: str) -> set[str]:
@@ -143,7 +154,9 @@ def test_sqlite_tables_are_rebuilt_with_autoincrement_keeping_every_row_and_refe
             with engine.connect() as conn:
                 tables = dict(conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all())
                 assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
-        assert [t for t in Base.metadata.tables if "AUTOINCREMENT" not in tables[t]] == []
+        # event_keys is keyed by the text of its keys: no id to hand out again.
+        assert [t for t, table in Base.metadata.tables.items()
+                if "AUTOINCREMENT" not in tables[t] and _integer_key(table)] == []
         _assert_matches_models(url)
         migrate(url, "0012", "downgrade")
         assert _sqlite_counts(url)["events"] == before["events"]

@@ -14,6 +14,7 @@ from sqlalchemy import insert, select, text
 
 from models import InboundEvent, Job, Message, SubscriberScore, Topic, TopicSubscription, db
 from models.base import utcnow
+from models.event import is_event_partition
 from tests.support import factories
 from tests.support.engine import run_due
 from tests.support.sending import send_in_process
@@ -80,6 +81,8 @@ def _columns_holding(address: str) -> list[str]:
             " AND c.data_type IN ('text', 'character varying', 'json', 'jsonb', 'bytea', 'ARRAY')")).all()
         assert len(columns) > 50, "the catalogue was read"
         for table, column, kind in columns:
+            if is_event_partition(table):
+                continue  # read through events, their parent (migration 0034)
             value = f'convert_from("{column}", \'UTF8\')' if kind == "bytea" else f'CAST("{column}" AS text)'
             for form in forms:
                 if s.execute(text(f'SELECT EXISTS (SELECT 1 FROM "{table}" WHERE lower({value}) LIKE :f)'),

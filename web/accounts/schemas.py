@@ -6,8 +6,9 @@ from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate
 
 from accounts.webhook_secret import DEFAULT_GRACE, MAX_GRACE
-from core.errors import InvalidFieldError
+from analytics.retention import MAX_DAYS, MIN_DAYS
 from audience.fields import clean_timezone
+from core.errors import InvalidFieldError
 from delivery.mime import is_writable_address
 from models.account import OPT_IN_MODES
 from web.validators import no_nul, one_line, text
@@ -28,6 +29,12 @@ def writable_sender(value: str) -> None:
     here, every email of the account would fail to build."""
     if not is_writable_address(value):
         raise ValidationError("Cannot be written as the sender of an email.")
+
+
+def _days(kind: str, what: str) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(min=MIN_DAYS[kind], max=MAX_DAYS), metadata={
+        "description": f"Days to keep {what} ({MIN_DAYS[kind]} to {MAX_DAYS}); older ones are pruned by a "
+                       "periodic job (docs/operations.md, Retention)."})
 
 
 class AccountCreateSchema(Schema):
@@ -58,6 +65,9 @@ class AccountUpdateSchema(Schema):
                                                       "own thank-you page); null: the platform's own"})
     timezone = fields.String(validate=known_zone, metadata={
         "description": "IANA zone the console shows your times in, e.g. Europe/Berlin (the API answers in UTC)"})
+    retention_events_days = _days("events", "raw events (rollups are kept forever); default 400")
+    retention_bodies_days = _days("bodies", "the subject and content of sent messages (the rows stay); default 30")
+    retention_inbound_days = _days("inbound", "providers' raw webhook events, once processed; default 30")
 
 
 def _subscribe_url(account: Any) -> str | None:
@@ -75,6 +85,9 @@ class AccountSchema(Schema):
     form_key = fields.String(allow_none=True, metadata={"description": "The public key of the subscribe form"})
     form_redirect_url = fields.String(allow_none=True)
     timezone = fields.String()
+    retention_events_days = fields.Integer()
+    retention_bodies_days = fields.Integer()
+    retention_inbound_days = fields.Integer()
     subscribe_url = fields.Function(_subscribe_url, metadata={
         "description": "The subscribe form: GET for an embeddable HTML form, POST form-encoded or JSON"})
     created_at = fields.DateTime()

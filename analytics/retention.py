@@ -1,0 +1,241 @@
+"""Retention: how long raw events, message bodies and providers' raw events are
+kept, per account, and the pruning that enforces it (docs/operations.md#retention).
+
+What "pruned" means, per table:
+
+- ``events``: deleted. On PostgreSQL a whole month's partition is dropped once
+  every account with rows in it is past its retention for that month and has
+  folded them (analytics.event_partitions); an account keeping less than the
+  others has its rows deleted in batches from the months that stay. Their dedup
+  keys (``event_keys``) go too, so a replay of an event older than the retention
+  is taken as new (it is past every use of the key).
+- ``messages``: the row stays (counts, attribution, the sent history read it), its
+  body goes: ``subject``, ``error`` and the content a message carries in ``meta``
+  (a confirmation's html/text/subject) are cleared, for settled messages only.
+- ``inbound_events``: deleted once processed (a ``pending`` one is never).
+- Rollups (``sequence_rollups``, step flow) are kept forever.
+
+Never an event the rollups have not folded: only events at or under the account's
+watermark (``rollup_watermarks``, analytics.rollups) are deleted, and a month is
+dropped only when no account has an unfolded event in it. So a stalled fold holds
+pruning back instead of losing counts.
+
+Small steps: each call below does one batch (``BATCH`` rows) in the caller's
+transaction, which the caller commits before the next, so no lock is held for
+long and a run stopped by its time budget resumes where it was on the next one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from analytics.event_partitions import DEFAULT, Partition, drop_partition, is_partitioned, month_partitions
+from core.redispatch import timed_text
+from models.bulk import dialect_insert
+from models.retention import RetentionProgress
+
+# Rows per statement: each batch is its own short transaction.
+BATCH = 5_000
+# Days, per kind, by default and at least / at most (the accounts API refuses others).
+DEFAULTS = {"events": 400, "bodies": 30, "inbound": 30}
+MIN_DAYS = {"events": 7, "bodies": 1, "inbound": 1}
+MAX_DAYS = 3650
+# Keys of a message's ``meta`` that are its content (audience.opt_in's confirmations).
+BODY_KEYS = ("html", "text", "subject")
+
+
+@dataclass(frozen=True)
+class Retention:
+    """One account's periods and its rollups' watermark (events at or under it are folded)."""
+
+    account_id: int
+    events_days: int
+    bodies_days: int
+    inbound_days: int
+    xact: int
+    event_id: int
+
+    def cutoff(self, kind: str, now: datetime) -> datetime:
+        return now - timedelta(days={"events": self.events_days, "bodies": self.bodies_days,
+                                     "inbound": self.inbound_days}[kind])
+
+
+@dataclass(frozen=True)
+class Step:
+    """One piece of pruning, done a batch at a time by ``run_step`` until it returns
+    fewer than the batch. ``table`` is the partition (or events) for event steps."""
+
+    kind: str  # events, event_keys, bodies, inbound, drop_partition
+    account_id: int | None
+    cutoff: datetime
+    table: str = ""
+    below: int = 0  # bodies: messages with a lower id are older than the cutoff
+
+
+def retentions(session: Session) -> list[Retention]:
+    return [Retention(*row) for row in session.execute(text(
+        "SELECT a.id, a.retention_events_days, a.retention_bodies_days, a.retention_inbound_days,"
+        " coalesce(w.xact, 0), coalesce(w.event_id, 0) FROM accounts a"
+        " LEFT JOIN rollup_watermarks w ON w.account_id = a.id ORDER BY a.id"))]
+
+
+def _has_rows(session: Session, table: str, account: Retention, unfolded: bool = False) -> bool:
+    folded = " AND (xact, id) > (:xact, :id)" if unfolded else ""
+    return bool(session.execute(text(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE account_id = :account{folded})"),
+                                {"account": account.account_id, "xact": account.xact, "id": account.event_id}).scalar())
+
+
+def expired_partitions(session: Session, accounts: list[Retention], now: datetime) -> list[Partition]:
+    """Months every account with rows in them is done with: past its retention, and folded."""
+    expired = []
+    for partition in month_partitions(session):
+        if partition.end > now - timedelta(days=MIN_DAYS["events"]):
+            break
+        present = [a for a in accounts if _has_rows(session, partition.name, a)]
+        if not present and partition.end > now - timedelta(days=DEFAULTS["events"]):
+            continue  # an empty recent month stays, for late events (imports) to land in
+        if all(partition.end <= a.cutoff("events", now) and not _has_rows(session, partition.name, a, unfolded=True)
+               for a in present):
+            expired.append(partition)
+    return expired
+
+
+def first_message_at_or_after(session: Session, moment: datetime) -> int:
+    """The lowest message id created at or after ``moment`` (ids grow with
+    ``created_at``), by a binary search of primary-key probes; one past the highest
+    id when every message is older, 0 when there are none."""
+    low, high = session.execute(text("SELECT min(id), max(id) FROM messages")).one()
+    if low is None:
+        return 0
+    probe = timed_text("SELECT created_at < :moment FROM messages WHERE id >= :id ORDER BY id LIMIT 1", "moment")
+    high += 1
+    while low < high:
+        middle = (low + high) // 2
+        if session.execute(probe, {"moment": moment, "id": middle}).scalar():
+            low = middle + 1
+        else:
+            high = middle
+    return int(low)
+
+
+def plan(session: Session, now: datetime) -> list[Step]:
+    """This run's steps: whole months to drop first, then per account the batches
+    of rows past its retention."""
+    accounts = retentions(session)
+    steps: list[Step] = []
+    dropped = set()
+    for partition in expired_partitions(session, accounts, now):
+        steps.append(Step("drop_partition", None, partition.end, partition.name))
+        dropped.add(partition.name)
+    if is_partitioned(session):
+        tables = [(p.name, p.start) for p in month_partitions(session) if p.name not in dropped] + [(DEFAULT, None)]
+    else:
+        tables = [("events", None)]
+    first_young: dict[datetime, int] = {}  # the bodies' cutoff id, by cutoff (most accounts share one)
+    for account in accounts:
+        cutoff = account.cutoff("events", now)
+        steps += [Step("events", account.account_id, cutoff, table) for table, start in tables
+                  if start is None or start < cutoff]
+        steps.append(Step("event_keys", account.account_id, cutoff))
+        bodies = account.cutoff("bodies", now)
+        if bodies not in first_young:
+            first_young[bodies] = first_message_at_or_after(session, bodies)
+        steps.append(Step("bodies", account.account_id, bodies, below=first_young[bodies]))
+        steps.append(Step("inbound", account.account_id, account.cutoff("inbound", now)))
+    # The environment-configured webhook endpoint's events belong to no account.
+    steps.append(Step("inbound", None, now - timedelta(days=DEFAULTS["inbound"])))
+    return steps
+
+
+def run_step(session: Session, step: Step, batch: int = BATCH) -> int:
+    """One batch of ``step`` in the caller's transaction: the rows pruned (for a
+    partition, 1 when dropped); fewer than ``batch`` means the step is done."""
+    if step.kind == "drop_partition":
+        return int(drop_partition(session, Partition(step.table, step.cutoff, step.cutoff)))
+    if step.kind == "events":
+        return _delete_events(session, step, batch)
+    if step.kind == "event_keys":
+        return _delete_keys(session, step, batch)
+    if step.kind == "bodies":
+        return _prune_bodies(session, step, batch)
+    return _delete_inbound(session, step, batch)
+
+
+def _watermark(session: Session, account_id: int | None) -> tuple[int, int]:
+    row = session.execute(text("SELECT xact, event_id FROM rollup_watermarks WHERE account_id = :account"),
+                          {"account": account_id}).first()
+    return (int(row.xact), int(row.event_id)) if row else (0, 0)
+
+
+def _delete_events(session: Session, step: Step, batch: int) -> int:
+    """Events of the account older than the cutoff and folded (read afresh: the
+    watermark only moves forward, so a newer one never frees an unfolded event)."""
+    xact, event_id = _watermark(session, step.account_id)
+    params = {"account": step.account_id, "cutoff": step.cutoff, "xact": xact, "id": event_id, "limit": batch}
+    # In the order of ix_events_account_xact (account_id, xact, id): the batch is read
+    # from that index, each next one skipping the entries the last one left dead,
+    # where a sequential scan would pass over every earlier batch's dead rows again.
+    chosen = (f"SELECT {{key}} FROM {step.table} WHERE account_id = :account AND occurred_at < :cutoff"
+              " AND (xact, id) <= (:xact, :id) ORDER BY xact, id LIMIT :limit")
+    if is_partitioned(session):
+        statement = f"DELETE FROM {step.table} WHERE ctid = ANY(ARRAY({chosen.format(key='ctid')}))"
+    else:
+        statement = f"DELETE FROM {step.table} WHERE id IN ({chosen.format(key='id')})"
+    return int(session.execute(timed_text(statement, "cutoff"), params).rowcount or 0)
+
+
+def _delete_keys(session: Session, step: Step, batch: int) -> int:
+    """Dedup keys older than the cutoff, unless an unfolded event that old is still
+    kept (its key must then stay, or a replay would add it twice)."""
+    xact, event_id = _watermark(session, step.account_id)
+    params = {"account": step.account_id, "cutoff": step.cutoff, "xact": xact, "id": event_id, "limit": batch}
+    if session.execute(timed_text(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE account_id = :account AND (xact, id) > (:xact, :id)"
+            " AND occurred_at < :cutoff)", "cutoff"), params).scalar():
+        return 0
+    return int(session.execute(timed_text(
+        "DELETE FROM event_keys WHERE dedup_key IN (SELECT dedup_key FROM event_keys WHERE account_id = :account"
+        " AND occurred_at < :cutoff LIMIT :limit)", "cutoff"), params).rowcount or 0)
+
+
+def _prune_bodies(session: Session, step: Step, batch: int) -> int:
+    """Clear the bodies of the account's next settled messages older than the
+    cutoff, after its progress mark; the mark stops before an unsettled one (its
+    sending may still need them) until it settles."""
+    through = session.execute(text("SELECT messages_through FROM retention_progress WHERE account_id = :account"),
+                              {"account": step.account_id}).scalar() or 0
+    window = {"account": step.account_id, "through": through, "below": step.below, "limit": batch}
+    unsettled = session.execute(text(
+        "SELECT min(id) FROM messages WHERE account_id = :account AND id > :through AND id < :below AND NOT settled"),
+        window).scalar()
+    if unsettled is not None:
+        window["below"] = unsettled
+    ids = list(session.scalars(text(
+        "SELECT id FROM messages WHERE account_id = :account AND id > :through AND id < :below"
+        " ORDER BY id LIMIT :limit"), window))
+    if not ids:
+        return 0
+    if session.get_bind().dialect.name == "postgresql":
+        content = "meta - " + " - ".join(f"'{key}'" for key in BODY_KEYS)
+        match = "id = ANY(CAST(:ids AS integer[]))"
+        params: dict[str, object] = {"ids": ids}
+    else:
+        content = "json_remove(meta, " + ", ".join(f"'$.{key}'" for key in BODY_KEYS) + ")"
+        match = f"id IN ({', '.join(str(int(i)) for i in ids)})"
+        params = {}
+    session.execute(text(f"UPDATE messages SET subject = NULL, error = NULL, meta = {content} WHERE {match}"), params)
+    mark = ids[-1] if len(ids) == batch else int(window["below"]) - 1
+    session.execute(dialect_insert(session, RetentionProgress).values(account_id=step.account_id, messages_through=mark)
+                    .on_conflict_do_update(index_elements=["account_id"], set_={"messages_through": mark}))
+    return len(ids)
+
+
+def _delete_inbound(session: Session, step: Step, batch: int) -> int:
+    owner = "account_id = :account" if step.account_id is not None else "account_id IS NULL"
+    return int(session.execute(timed_text(
+        f"DELETE FROM inbound_events WHERE id IN (SELECT id FROM inbound_events WHERE {owner}"
+        " AND received_at < :cutoff AND status <> 'pending' LIMIT :limit)", "cutoff"),
+        {"account": step.account_id, "cutoff": step.cutoff, "limit": batch}).rowcount or 0)

@@ -1,5 +1,5 @@
 """An account changing its own profile (name, sender, postal address, opt-in mode,
-form redirect, time zone): one function for ``PATCH /account`` and the console's
+form redirect, time zone, retention periods): one function for ``PATCH /account`` and the console's
 settings page, which both validate with ``AccountUpdateSchema`` first."""
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 from models import Account
 
-EDITABLE = ("name", "from_email", "from_name", "postal_address", "opt_in", "form_redirect_url", "timezone")
+EDITABLE = ("name", "from_email", "from_name", "postal_address", "opt_in", "form_redirect_url", "timezone",
+            "retention_events_days", "retention_bodies_days", "retention_inbound_days")
 
 
 def update_profile(account: Account, changes: dict[str, Any]) -> Account:

@@ -11,7 +11,9 @@ from tests.support.console import sign_in
 from tests.support.db_fixtures import Tenant
 
 GOOD = {"name": "Alice Ltd", "from_email": "hello@alice.test", "from_name": "Alice", "postal_address": "1 Main St",
-        "timezone": "Europe/Berlin", "opt_in": "double", "form_redirect_url": ""}
+        "timezone": "Europe/Berlin", "opt_in": "double", "form_redirect_url": "", "retention_events_days": "365",
+        "retention_bodies_days": "14", "retention_inbound_days": "7"}
+NUMBERS = ("retention_events_days", "retention_bodies_days", "retention_inbound_days")
 
 
 def account(tenant: Tenant) -> Account:
@@ -34,8 +36,8 @@ def test_saving_changes_the_account_as_patch_does(client: Any, alice: Tenant, bo
     response = client.post("/console/settings", data={**GOOD, "csrf_token": token})
     assert response.status_code == 302
     saved = client.get("/api/v1/account", headers={"X-API-Key": alice.api_key}).get_json()
-    assert {k: saved[k] for k in GOOD if k != "form_redirect_url"} == {k: v for k, v in GOOD.items()
-                                                                      if k != "form_redirect_url"}
+    assert {k: saved[k] for k in GOOD if k != "form_redirect_url"} == {
+        k: int(v) if k in NUMBERS else v for k, v in GOOD.items() if k != "form_redirect_url"}
     assert saved["form_redirect_url"] is None
     assert account(bob).name == "Bob"
     assert "Settings saved." in client.get("/console/settings").get_data(as_text=True)
@@ -55,7 +57,8 @@ def test_times_show_in_the_saved_zone(client: Any, alice: Tenant) -> None:
 def test_bad_fields_are_named_and_nothing_is_saved(client: Any, alice: Tenant) -> None:
     token = sign_in(client, alice.api_key)
     bad = {**GOOD, "timezone": "Mars/Olympus", "from_email": "not an address", "opt_in": "triple",
-           "form_redirect_url": "ftp://x.test/", "csrf_token": token}
+           "form_redirect_url": "ftp://x.test/", "retention_events_days": "3", "retention_bodies_days": "ten",
+           "csrf_token": token}
     response = client.post("/console/settings", data=bad)
     assert response.status_code == 422
     html = response.get_data(as_text=True)
@@ -64,9 +67,12 @@ def test_bad_fields_are_named_and_nothing_is_saved(client: Any, alice: Tenant) -
     assert f'id="e-timezone">{escape(zone_message)}<' in html
     assert 'id="e-from_email">Not a valid email address.' in html
     assert 'id="e-form_redirect_url">' in html and "Must be one of: single, double." in html
+    assert 'id="e-retention_events_days">Must be greater than or equal to 7' in html
+    assert 'id="e-retention_bodies_days">Not a valid integer.' in html
     assert 'value="Mars/Olympus"' in html  # what was typed is kept to fix
     row = account(alice)
     assert (row.timezone, row.from_email, row.opt_in, row.name) == ("UTC", "alice@example.com", "single", "Alice")
+    assert row.retention_events_days == 400
 
 
 def test_a_post_without_the_token_is_refused(client: Any, alice: Tenant) -> None:

@@ -1,4 +1,5 @@
-"""Settings: the account's name, sender, postal address, time zone and opt-in mode,
+"""Settings: the account's name, sender, postal address, time zone, opt-in mode and
+retention periods,
 validated by the schema ``PATCH /account`` uses and saved by the same function
 (``accounts.profile.update_profile``); and the subscribe form's address."""
 from __future__ import annotations
@@ -15,9 +16,18 @@ from web.console import bp
 from web.console.session import signed_in
 from web.db import get_db
 
-FIELDS = ("name", "from_email", "from_name", "postal_address", "timezone", "opt_in", "form_redirect_url")
+FIELDS = ("name", "from_email", "from_name", "postal_address", "timezone", "opt_in", "form_redirect_url",
+          "retention_events_days", "retention_bodies_days", "retention_inbound_days")
 # Emptied in the form means cleared, as null clears them in PATCH /account.
 CLEARABLE = ("from_name", "postal_address", "form_redirect_url")
+# Whole numbers, which the schema takes as numbers only (a form posts text).
+NUMBERS = ("retention_events_days", "retention_bodies_days", "retention_inbound_days")
+
+
+def _typed(name: str, value: str) -> Any:
+    if name in NUMBERS:
+        return int(value.strip()) if value.strip().isdigit() and len(value.strip()) < 10 else value
+    return value if value.strip() or name not in CLEARABLE else None
 
 
 def _render(values: dict[str, Any], errors: dict[str, Any], status: int = 200) -> Any:
@@ -36,7 +46,7 @@ def settings() -> Any:
 @signed_in
 def settings_save() -> Any:
     posted = {name: request.form.get(name, "") for name in FIELDS}
-    changes = {name: (value if value.strip() or name not in CLEARABLE else None) for name, value in posted.items()}
+    changes = {name: _typed(name, value) for name, value in posted.items()}
     try:
         data = AccountUpdateSchema().load(changes)
     except ValidationError as exc:

@@ -25,22 +25,29 @@ MARGIN = timedelta(days=1)
 CHUNK = 20_000
 
 
-def first_young_message(session: Session, now: datetime) -> int | None:
-    """The lowest message id created at or after the prune's cutoff, or one past the
-    highest id when every message is older; None when there are no messages."""
-    cutoff = now - timedelta(days=FIRSTS_DAYS) - MARGIN
+def first_message_at_or_after(session: Session, moment: datetime) -> int | None:
+    """The lowest message id created at or after ``moment`` (ids grow with
+    ``created_at``), by a binary search of primary-key probes; one past the highest
+    id when every message is older, None when there are none. The firsts' prune and
+    retention's message bodies both cut the table at a time this way."""
     low, high = session.execute(text("SELECT min(id), max(id) FROM messages")).one()
     if low is None:
         return None
-    probe = timed_text("SELECT created_at < :cutoff FROM messages WHERE id >= :id ORDER BY id LIMIT 1", "cutoff")
-    high += 1  # invariant: every id below ``low`` is old; ``high`` is young or past the end
+    probe = timed_text("SELECT created_at < :moment FROM messages WHERE id >= :id ORDER BY id LIMIT 1", "moment")
+    high += 1  # invariant: every id below ``low`` is older; ``high`` is not, or past the end
     while low < high:
         middle = (low + high) // 2
-        if session.execute(probe, {"cutoff": cutoff, "id": middle}).scalar():
+        if session.execute(probe, {"moment": moment, "id": middle}).scalar():
             low = middle + 1
         else:
             high = middle
-    return low
+    return int(low)
+
+
+def first_young_message(session: Session, now: datetime) -> int | None:
+    """The lowest message id created at or after the prune's cutoff, or one past the
+    highest id when every message is older; None when there are no messages."""
+    return first_message_at_or_after(session, now - timedelta(days=FIRSTS_DAYS) - MARGIN)
 
 
 def prune_firsts(session: Session, below: int, limit: int = CHUNK) -> int:

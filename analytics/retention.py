@@ -33,6 +33,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from analytics.event_partitions import DEFAULT, Partition, drop_partition, is_partitioned, month_partitions
+from analytics.firsts import first_message_at_or_after
 from core.redispatch import timed_text
 from models.bulk import dialect_insert
 from models.retention import RetentionProgress
@@ -103,24 +104,6 @@ def expired_partitions(session: Session, accounts: list[Retention], now: datetim
     return expired
 
 
-def first_message_at_or_after(session: Session, moment: datetime) -> int:
-    """The lowest message id created at or after ``moment`` (ids grow with
-    ``created_at``), by a binary search of primary-key probes; one past the highest
-    id when every message is older, 0 when there are none."""
-    low, high = session.execute(text("SELECT min(id), max(id) FROM messages")).one()
-    if low is None:
-        return 0
-    probe = timed_text("SELECT created_at < :moment FROM messages WHERE id >= :id ORDER BY id LIMIT 1", "moment")
-    high += 1
-    while low < high:
-        middle = (low + high) // 2
-        if session.execute(probe, {"moment": moment, "id": middle}).scalar():
-            low = middle + 1
-        else:
-            high = middle
-    return int(low)
-
-
 def plan(session: Session, now: datetime) -> list[Step]:
     """This run's steps: whole months to drop first, then per account the batches
     of rows past its retention."""
@@ -142,7 +125,7 @@ def plan(session: Session, now: datetime) -> list[Step]:
         steps.append(Step("event_keys", account.account_id, cutoff))
         bodies = account.cutoff("bodies", now)
         if bodies not in first_young:
-            first_young[bodies] = first_message_at_or_after(session, bodies)
+            first_young[bodies] = first_message_at_or_after(session, bodies) or 0
         steps.append(Step("bodies", account.account_id, bodies, below=first_young[bodies]))
         steps.append(Step("inbound", account.account_id, account.cutoff("inbound", now)))
     # The environment-configured webhook endpoint's events belong to no account.

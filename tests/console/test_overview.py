@@ -63,10 +63,13 @@ def test_a_new_account_sees_zeros_and_what_to_do(client: Any, alice: Tenant) -> 
 @pytest.fixture
 def waiting_task() -> Iterator[float]:
     """One task waiting in this run's ``analytics`` queue on the real Redis broker,
-    published 30 s ago (its ``published_at`` header, as every process stamps it)."""
+    published 30 s ago (its ``published_at`` header, as every process stamps it),
+    and nothing else: tasks earlier tests enqueued with no worker to take them go."""
     client = redis.Redis.from_url(TEST_ENV["CELERY_BROKER_URL"])
     key = TEST_ENV["ESEQ_BROKER_PREFIX"] + "analytics"
     published = time.time() - 30
+    for queue in QUEUES:
+        client.delete(TEST_ENV["ESEQ_BROKER_PREFIX"] + queue)
     client.lpush(key, json.dumps({"headers": {"published_at": published}, "body": ""}))
     try:
         yield published

@@ -25,9 +25,13 @@ pytestmark = pytest.mark.e2e
 
 
 def _wait(driver: Any, condition: Any, timeout: float, message: str) -> Any:
+    """Until ``condition`` holds; an element replaced by a navigation meanwhile is "not yet"."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.3).until(condition, message)
+    return WebDriverWait(driver, timeout, poll_frequency=0.3,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+        condition, message)
 
 
 def _fits_a_phone(driver: Any, url: str, shots: Path, name: str) -> None:

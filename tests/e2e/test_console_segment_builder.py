@@ -14,9 +14,8 @@ import pytest
 from scripts.headless_chromium import set_viewport
 from tests.conftest import ADMIN_TOKEN
 from tests.support.processes import Proc, call, platform_env, running, wait_healthy, web_argv
-from tests.support.browser import browser  # noqa: F401 - the fixture
+from tests.support.browser import browser, wait_page  # noqa: F401 - the fixture
 from tests.support.smtp import free_port
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -45,38 +44,38 @@ def test_the_builder_counts_as_you_go_and_saves(tmp_path: Path, browser: Any) ->
         browser.find_element("id", "f-api_key").send_keys(account["api_key"])
         browser.find_element("css selector", "form button[type=submit]").click()
         browser.get(f"{base}/segments/new")
-        wait_for(lambda: "4 subscribers match now." in _text_of(browser, "live-count"), 20,
+        wait_page(browser, lambda: "4 subscribers match now." in _text_of(browser, "live-count"),
                  "the live count of the empty filter (everyone)")
 
         # The builder: one "has tag" condition, typed in; the JSON and the count follow.
         Select(browser.find_element("id", "b-kind")).select_by_value("tag")
         browser.find_element("id", "b-add").click()
         browser.switch_to.active_element.send_keys("vip")
-        wait_for(lambda: "3 subscribers match now." in _text_of(browser, "live-count"), 20, "the count of tag vip")
+        wait_page(browser, lambda: "3 subscribers match now." in _text_of(browser, "live-count"), "the count of tag vip")
         box = browser.find_element("id", "f-filter")
         assert json.loads(box.get_property("value")) == {"all": [{"tag": "vip"}]}
         Select(browser.find_element("id", "b-kind")).select_by_value("tag")
         browser.find_element("id", "b-add").click()
         browser.switch_to.active_element.send_keys("new")
         Select(browser.find_element("id", "b-combine")).select_by_value("any")
-        wait_for(lambda: json.loads(box.get_property("value")) == {"any": [{"tag": "vip"}, {"tag": "new"}]}, 20,
+        wait_page(browser, lambda: json.loads(box.get_property("value")) == {"any": [{"tag": "vip"}, {"tag": "new"}]},
                  "the builder to write any of the two tags")
         Select(browser.find_element("id", "b-combine")).select_by_value("all")
-        wait_for(lambda: "1 subscribers match now." in _text_of(browser, "live-count"), 20, "the count of both tags")
+        wait_page(browser, lambda: "1 subscribers match now." in _text_of(browser, "live-count"), "the count of both tags")
 
         # A bad filter typed into the JSON: its error, by path, and no count.
         box.clear()
         box.send_keys('{"all": [{"tag": "vip"}, {"attribute": "plan", "op": "approx", "value": 1}]}')
-        wait_for(lambda: "filter.all.1.op" in _text_of(browser, "filter-errors"), 20, "the error by its path")
+        wait_page(browser, lambda: "filter.all.1.op" in _text_of(browser, "filter-errors"), "the error by its path")
         assert _text_of(browser, "live-count") == ""
 
         box.clear()
         box.send_keys('{"tag": "vip"}')
-        wait_for(lambda: "3 subscribers match now." in _text_of(browser, "live-count"), 20, "the count again")
+        wait_page(browser, lambda: "3 subscribers match now." in _text_of(browser, "live-count"), "the count again")
         assert _text_of(browser, "filter-errors") == ""
         browser.find_element("id", "f-name").send_keys("VIPs")
         browser.find_element("css selector", "#segment-form button[type=submit]").click()
-        wait_for(lambda: "members now" in browser.find_element("tag name", "main").text, 20, "the saved segment")
+        wait_page(browser, lambda: "members now" in browser.find_element("tag name", "main").text, "the saved segment")
         page = browser.find_element("tag name", "main").text
         assert "Segment “VIPs” saved." in page and "r3@example.test" in page and "r2@example.test" not in page
         # No script error and nothing the CSP blocked (the 422s of the bad filter are network entries).

@@ -43,6 +43,8 @@ def test_the_builder_counts_as_you_go_and_saves(tmp_path: Path, browser: Any) ->
         browser.get(f"{base}/sign-in")
         browser.find_element("id", "f-api_key").send_keys(account["api_key"])
         browser.find_element("css selector", "form button[type=submit]").click()
+        # The sign-in's redirect must land first, or it would replace the next page.
+        wait_page(browser, lambda: browser.find_elements("css selector", "form.signout"), "the sign-in to land")
         browser.get(f"{base}/segments/new")
         wait_page(browser, lambda: "4 subscribers match now." in _text_of(browser, "live-count"),
                  "the live count of the empty filter (everyone)")

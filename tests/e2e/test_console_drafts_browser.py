@@ -26,11 +26,10 @@ pytestmark = pytest.mark.e2e
 
 def _wait(driver: Any, condition: Any, timeout: float, message: str) -> Any:
     """Until ``condition`` holds; an element replaced by a navigation meanwhile is "not yet"."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.3,
-                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+    return WebDriverWait(driver, timeout, poll_frequency=0.3, ignored_exceptions=(WebDriverException,)).until(
         condition, message)
 
 

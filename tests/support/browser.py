@@ -24,13 +24,14 @@ def browser() -> Iterator[Any]:
 
 def wait_page(driver: Any, check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
     """``wait_for`` on the browser, with the page's text on timeout. An element of
-    the page being replaced (after a click that navigates) is "not yet", not an error."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    the page being replaced (after a click that navigates) is "not yet", not an error:
+    chromium says so as a stale element, a missing one, or a node "not in the document"."""
+    from selenium.common.exceptions import WebDriverException
 
     def attempt() -> Any:
         try:
             return check()
-        except (StaleElementReferenceException, NoSuchElementException):
+        except WebDriverException:
             return None
 
     return wait_for(attempt, timeout, what, interval=0.2,

@@ -8,6 +8,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from marshmallow import Schema, ValidationError
+
 _INTEGER = re.compile(r"[+-]?\d{1,18}")
 
 
@@ -67,3 +69,14 @@ def by_field(errors: Mapping[str, list[str]], fields: Iterable[str]) -> dict[str
             detail = path[len(field) + 1:]
             out.setdefault(field, []).extend(f"{detail}: {m}" if detail else m for m in messages)
     return out
+
+
+def load(schema: Schema, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The schema's fields of ``values`` (others, such as ``page``, are the page's own),
+    empty strings left out (an empty filter box means no filter), loaded by the API's
+    ``schema``: (data, {}) or ({}, errors by dotted path)."""
+    given = {k: v for k, v in values.items() if k in schema.fields and v not in ("", None)}
+    try:
+        return schema.load(given), {}
+    except ValidationError as exc:
+        return {}, flat(exc.messages)

@@ -15,7 +15,7 @@ from models import Broadcast, Message, Sequence
 from models.message import MESSAGE_STATUSES
 from web.console import bp
 from web.console.paging import paginate
-from web.console.schema_errors import load
+from web.console.form_input import load
 from web.console.session import signed_in
 from web.db import get_db
 from web.messages.schemas import MessageQuerySchema

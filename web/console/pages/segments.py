@@ -17,7 +17,7 @@ from audience.errors import InvalidFilterError, SegmentNotFoundError
 from models import Segment, utcnow
 from web.console import bp
 from web.console.paging import paginate
-from web.console.schema_errors import load
+from web.console.form_input import load
 from web.console.session import signed_in
 from web.db import get_db
 from web.segments.members_csv import members_csv

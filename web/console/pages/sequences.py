@@ -57,8 +57,7 @@ def sequences() -> Any:
     if status in STATUSES:
         statement = statement.where(Sequence.status == status)
     page = paginate(statement.order_by(Sequence.id.desc()))
-    session = get_db()
-    counts = {s.id: lifecycle.count_enrollments(session, s.id) for s in page.items}
+    counts = lifecycle.count_enrollments_of(get_db(), [s.id for s in page.items])
     return render_template("console/sequences/list.html", title="Sequences", page=page, counts=counts,
                            status=status if status in STATUSES else "", statuses=STATUSES)
 

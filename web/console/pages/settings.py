@@ -13,6 +13,7 @@ from accounts.profile import update_profile
 from models.account import OPT_IN_MODES
 from web.accounts.schemas import AccountSchema, AccountUpdateSchema
 from web.console import bp
+from web.console.form_input import number
 from web.console.session import signed_in
 from web.db import get_db
 
@@ -26,7 +27,7 @@ NUMBERS = ("retention_events_days", "retention_bodies_days", "retention_inbound_
 
 def _typed(name: str, value: str) -> Any:
     if name in NUMBERS:
-        return int(value.strip()) if value.strip().isdigit() and len(value.strip()) < 10 else value
+        return number(value)
     return value if value.strip() or name not in CLEARABLE else None
 
 

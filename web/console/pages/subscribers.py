@@ -24,7 +24,7 @@ from models import Subscriber, utcnow
 from models.subscriber import SUBSCRIBER_STATUSES
 from web.console import bp
 from web.console.paging import paginate
-from web.console.schema_errors import load
+from web.console.form_input import load
 from web.console.session import signed_in
 from web.db import get_db
 from web.subscribers.schemas import SubscriberQuerySchema

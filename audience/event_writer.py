@@ -42,10 +42,10 @@ ON CONFLICT (account_id, email) DO NOTHING
 # events. The trigger that claims keys row by row for other writers (migration
 # 0034) is told to stand aside for this one statement, so no PL/pgSQL call is
 # made per row. A key another import holds waits for its commit and is then
-# skipped, as ON CONFLICT DO NOTHING does. Measured, the import is still about a
-# third slower than with the key unique on events (docs/benchmarks.md): skipping
-# the trigger did not bring the speed back, so what is left is the second row per
-# event (in event_keys) and the insert through the partitioned table.
+# skipped, as ON CONFLICT DO NOTHING does. Each event also writes its key here, a
+# second row: alternated runs on a loaded machine had the import a third slower
+# than with the key unique on events, a quiet one as fast or faster
+# (docs/benchmarks.md, "Bounded tables").
 _EVENTS = f"""
 WITH claimed AS (
     INSERT INTO event_keys (dedup_key, account_id, occurred_at)

@@ -17,6 +17,7 @@ import celeryconfig
 from tests.conftest import ROOT, RUN_ID
 from tests.support.brokers import flush, rabbitmq_unavailable, rabbitmq_vhost
 from tests.support.processes import platform_env
+from tests.support.waiting import wait_for
 
 # What a producer on amqp declares and publishes: every pool's queue, then one task
 # for the default pool. Printed: each queue's arguments and the transport's options.
@@ -84,9 +85,10 @@ def test_a_killed_consumers_unacked_task_is_redelivered_at_once(amqp_url: str):
             assert conn.default_channel.basic_get("default", no_ack=True) is None, "held by the live consumer"
             taker.send_signal(signal.SIGKILL)
             taker.wait(10)
-            # The connection is gone: RabbitMQ requeued the task, marked redelivered.
-            again = conn.default_channel.basic_get("default", no_ack=True)
-            assert again is not None
+            # The connection is gone: RabbitMQ requeues the task, marked redelivered, as
+            # soon as it sees the socket close (a moment after the kill, not a timeout).
+            again = wait_for(lambda: conn.default_channel.basic_get("default", no_ack=True), 5.0,
+                             "the killed consumer's task back in the queue")
             assert again.properties["application_headers"]["id"] == "probe-1"
             assert again.delivery_info["redelivered"] is True
     finally:

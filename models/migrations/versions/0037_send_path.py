@@ -1,0 +1,22 @@
+"""send path (issue: scale-out, item 6); a placeholder until it is needed
+
+Revision ID: 0037
+Revises: 0036
+Create Date: 2026-12-06 16:30:00
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+revision: str = "0037"
+down_revision: str | None = "0036"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

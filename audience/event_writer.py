@@ -3,13 +3,24 @@ the events go in, a repeat of an imported event (same ``dedup_key``) skipped.
 
 PostgreSQL: COPY the chunk into a session-local staging table, then two
 INSERT ... SELECT statements: subscribers ``ON CONFLICT (account_id, email) DO
-NOTHING``, and events joined to them by address, whose keys the trigger on
-events claims in ``event_keys`` (migration 0034), skipping a row whose key was
-taken. No row is handled one by one in Python past the COPY's text, and both
+NOTHING``, and events joined to them by address, ``ON CONFLICT DO NOTHING`` on
+the imported rows' unique key (migration 0038), so a row imported before is
+skipped. No row is handled one by one in Python past the COPY's text, and both
 statements are right under concurrency (two imports naming one address, or one
 file imported twice at once: the second waits on the first's keys and skips
 them). Other databases (SQLite, the embedded default, one writer at a time) look
 up the known addresses and keys first, then insert what is new with executemany.
+
+On PostgreSQL the events' foreign keys are checked set-based where the database
+role may set ``session_replication_role`` (a superuser, or on PostgreSQL 15+ a
+role granted ``SET`` on it; docs/operations.md): the per-row checks, about half
+of a chunk's time, are skipped for the chunk's two statements, and the rows they
+would have locked are locked once a chunk instead (the account and the chunk's
+subscribers, ``FOR KEY SHARE`` as the checks lock them). So an erasure or an
+account deletion running at the same time either waits for the chunk's commit and
+then removes its events too, or ran first and the chunk skips its rows. Every
+reference is right by construction (the job's account, subscriber ids joined from
+subscribers, no message id). A role without it gets the per-row checks.
 """
 from __future__ import annotations
 
@@ -17,12 +28,12 @@ import io
 import json
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from audience.event_rows import EventRow
 from models import Event, EventKey, Subscriber
-from models.event import IMPORTED
+from models.event import IMPORTED, IS_IMPORTED
 
 # Rows per IN list on the portable path: below SQLite's bound-parameter limit.
 LOOKUP = 900
@@ -37,35 +48,42 @@ INSERT INTO subscribers (account_id, email, status, attributes, tags, created_at
 SELECT DISTINCT %(account_id)s, email, 'active', '{}'::jsonb, '[]'::jsonb, %(now)s, %(now)s FROM pg_temp.event_import_rows
 ON CONFLICT (account_id, email) DO NOTHING
 """
-# The keys are claimed in event_keys set-based, one row per key in key order (the
-# primary key's pages in turn), and only the rows whose key was claimed go into
-# events. The trigger that claims keys row by row for other writers (migration
-# 0034) is told to stand aside for this one statement, so no PL/pgSQL call is
-# made per row. A key another import holds waits for its commit and is then
-# skipped, as ON CONFLICT DO NOTHING does. Each event also writes its key here, a
-# second row: alternated runs on a loaded machine had the import a third slower
-# than with the key unique on events, a quiet one as fast or faster
-# (docs/benchmarks.md, "Bounded tables").
+# A repeat of an imported event is skipped by the unique index on the imported
+# rows' (dedup_key, occurred_at) (migration 0038), not by a row in event_keys as
+# other events' keys are: the trigger that claims those leaves imported rows
+# alone. A key another import is writing waits for its commit and is then skipped.
 _EVENTS = f"""
-WITH claimed AS (
-    INSERT INTO event_keys (dedup_key, account_id, occurred_at)
-    SELECT DISTINCT ON (r.dedup_key) r.dedup_key, %(account_id)s, r.occurred_at
-    FROM pg_temp.event_import_rows r JOIN subscribers s ON s.account_id = %(account_id)s AND s.email = r.email
-    ORDER BY r.dedup_key
-    ON CONFLICT DO NOTHING RETURNING dedup_key)
 INSERT INTO events (account_id, subscriber_id, message_id, name, dedup_key, source, message_ref, properties, value,
                     occurred_at, created_at)
-SELECT DISTINCT ON (r.dedup_key) %(account_id)s, s.id, NULL, r.name, r.dedup_key, '{IMPORTED}', r.message_ref,
-       r.properties, r.value, r.occurred_at, %(now)s
-FROM pg_temp.event_import_rows r JOIN claimed c ON c.dedup_key = r.dedup_key
-JOIN subscribers s ON s.account_id = %(account_id)s AND s.email = r.email
-ORDER BY r.dedup_key
+SELECT %(account_id)s, s.id, NULL, r.name, r.dedup_key, '{IMPORTED}', r.message_ref, r.properties, r.value,
+       r.occurred_at, %(now)s
+FROM pg_temp.event_import_rows r JOIN subscribers s ON s.account_id = %(account_id)s AND s.email = r.email
+ON CONFLICT (dedup_key, occurred_at) WHERE {IS_IMPORTED} DO NOTHING
 """
-_KEYS_CLAIMED = "SELECT set_config('eseq.event_keys_claimed', %s, true)"
+# Whether this role may skip the per-row foreign-key checks (PostgreSQL 15 added
+# SET privileges on parameters; before it, only a superuser may set this one).
+_MAY_SKIP_ROW_CHECKS = "SELECT current_setting('is_superuser') = 'on', current_setting('server_version_num')::int >= 150000"
+_GRANTED = "SELECT has_parameter_privilege('session_replication_role', 'SET')"
+# What the skipped checks would have locked, locked once.
+# (Counted, so that one row comes back, not one per subscriber.)
+_LOCK_PARENTS = """
+SELECT count(*) FROM (SELECT 1 FROM accounts WHERE id = %(account_id)s FOR KEY SHARE) a;
+SELECT count(*) FROM (SELECT 1 FROM subscribers s WHERE s.account_id = %(account_id)s
+    AND s.email IN (SELECT email FROM pg_temp.event_import_rows) FOR KEY SHARE OF s) s
+"""
+
+
+def may_skip_row_checks(session: Session) -> bool:
+    """Whether the session's role may set ``session_replication_role`` (PostgreSQL)."""
+    superuser, has_grants = session.execute(text(_MAY_SKIP_ROW_CHECKS)).one()
+    if superuser or not has_grants:
+        return bool(superuser)
+    return bool(session.execute(text(_GRANTED)).scalar())
 
 
 def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], now: datetime) -> tuple[int, int]:
-    buffer = io.StringIO("".join([r.line for r in rows]))
+    lines = "".join([r.line for r in rows])
+    set_based = may_skip_row_checks(session)
     cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(_STAGING)
@@ -73,15 +91,27 @@ def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], n
         # No JIT: a chunk's cost estimates can reach its threshold once the
         # statistics lag the import, and compiling costs about 20 ms a chunk.
         cursor.execute("SET LOCAL jit = off")
-        cursor.copy_expert("COPY pg_temp.event_import_rows FROM STDIN", buffer)
+        # The chunk's sorts (by key, for DISTINCT ON) in memory, not temporary files;
+        # and hash joins with the chunk, whatever the statistics say: an account's
+        # subscribers grow from none during its import, faster than autovacuum's
+        # ANALYZE notices, and a nested loop over the chunk per subscriber took
+        # seconds a chunk where the hash join takes milliseconds.
+        cursor.execute("SET LOCAL work_mem = '64MB'; SET LOCAL enable_nestloop = off")
+        # One read of the whole text: psycopg2 reads 8 kB at a time by default, each
+        # read waiting for the GIL the checking thread holds (audience.event_import).
+        cursor.copy_expert("COPY pg_temp.event_import_rows FROM STDIN", io.StringIO(lines), size=len(lines) + 1)
         params = {"account_id": account_id, "now": now}
+        if set_based:
+            cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute(_SUBSCRIBERS, params)
         created = cursor.rowcount
-        # Local to the transaction: a failure rolls it back with everything else.
-        cursor.execute(_KEYS_CLAIMED, ("on",))
+        if set_based:
+            cursor.execute(_LOCK_PARENTS, params)
         cursor.execute(_EVENTS, params)
         inserted = cursor.rowcount
-        cursor.execute(_KEYS_CLAIMED, ("off",))
+        if set_based:
+            # The rest of the transaction (the job's counts) is checked as usual.
+            cursor.execute("SET LOCAL session_replication_role = origin")
         return inserted, created
     finally:
         cursor.close()

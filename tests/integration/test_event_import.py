@@ -8,7 +8,9 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import undefer
 
 from models import Enrollment, Event, Job, JobPart, Message, Subscriber, db
@@ -310,3 +312,86 @@ def test_text_that_copy_must_escape_is_stored_as_it_was_checked(alice):
     assert [(e.name, e.message_ref, e.properties, e.value, e.dedup_key) for e in stored] == [
         ("opened", "a\tb\\c\rd", {"k": "x\\y\tz\n", "t\\": 1}, None, odd.dedup_key),
         ("purchase", None, {}, -0.5, bare.dedup_key)]
+
+
+
+def test_an_erasure_during_a_chunk_waits_for_it_then_removes_its_events_too(alice):
+    """The chunk skips the per-row foreign-key checks (this suite connects as a
+    superuser) and takes their locks once instead, on the subscribers it names and
+    the account: deleting one waits for the chunk's commit, and its cascade then
+    takes the chunk's events, so no event is left pointing at a subscriber that is
+    gone."""
+    import threading
+
+    from audience.event_rows import RowChecker
+    from audience.event_writer import may_skip_row_checks, write_events
+
+    with db.session_scope() as s:
+        known = Subscriber(account_id=alice.account_id, email="known@example.com")
+        s.add(known)
+        s.flush()
+        known_id = known.id
+        assert may_skip_row_checks(s)
+    checker = RowChecker(alice.account_id, NOW)
+    rows = [checker.check({"email": email, "name": "opened", "occurred_at": "2025-05-01T00:00:00Z"}, True)
+            for email in ("known@example.com", "new@example.com")]
+    chunk = db.new_session()
+    assert write_events(chunk, alice.account_id, rows, NOW) == (2, 1)  # uncommitted
+    for table, row_id in (("subscribers", known_id), ("accounts", alice.account_id)):
+        with db.session_scope() as s, pytest.raises(OperationalError, match="could not obtain lock"):
+            s.execute(text(f"SELECT 1 FROM {table} WHERE id = :id FOR UPDATE NOWAIT"), {"id": row_id})
+
+    def erase() -> None:
+        with db.session_scope() as s:
+            s.execute(delete(Subscriber).where(Subscriber.id == known_id))
+
+    eraser = threading.Thread(target=erase)
+    eraser.start()
+    eraser.join(timeout=2)
+    assert eraser.is_alive(), "the deletion waits for the chunk that names the subscriber"
+    chunk.commit()
+    chunk.close()
+    eraser.join(timeout=60)
+    with db.session_scope() as s:
+        left = s.execute(select(Event.subscriber_id, Subscriber.email).join(
+            Subscriber, Subscriber.id == Event.subscriber_id, isouter=True)).all()
+    assert [email for _, email in left] == ["new@example.com"], "the erased subscriber's event went with it"
+
+
+def test_a_role_that_may_not_skip_the_row_checks_imports_the_same_with_them(alice):
+    """An operator's database role without the right to set session_replication_role
+    gets the per-row foreign-key checks, and the same result; granted the right
+    (PostgreSQL 15+), it skips them."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from audience.event_rows import RowChecker
+    from audience.event_writer import may_skip_row_checks, write_events
+    from tests.conftest import RUN_ID
+
+    role = f"eseq_importer_{RUN_ID}"
+    with db.session_scope() as s:
+        s.execute(text(f"CREATE ROLE {role} LOGIN"))
+        s.execute(text(f"GRANT USAGE ON SCHEMA public TO {role}"))
+        s.execute(text(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}"))
+        s.execute(text(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}"))
+    engine = create_engine(db.get_engine().url.set(username=role))
+    try:
+        checker = RowChecker(alice.account_id, NOW)
+        rows = [checker.check({"email": f"plain{i}@example.com", "name": "clicked",
+                               "occurred_at": f"2025-06-01T00:00:0{i}Z"}, True) for i in range(3)]
+        with Session(engine) as s, s.begin():
+            assert not may_skip_row_checks(s)
+            assert write_events(s, alice.account_id, rows, NOW) == (3, 3)
+        with Session(engine) as s, s.begin():
+            assert write_events(s, alice.account_id, rows, NOW) == (0, 0), "a repeat is skipped all the same"
+        with db.session_scope() as s:
+            s.execute(text(f"GRANT SET ON PARAMETER session_replication_role TO {role}"))
+        with Session(engine) as s:
+            assert may_skip_row_checks(s)
+        assert [e.name for e in imported(alice.account_id)] == ["clicked"] * 3
+    finally:
+        engine.dispose()
+        with db.session_scope() as s:
+            s.execute(text(f"DROP OWNED BY {role}"))
+            s.execute(text(f"DROP ROLE {role}"))

@@ -11,16 +11,15 @@ file imported twice at once: the second waits on the first's keys and skips
 them). Other databases (SQLite, the embedded default, one writer at a time) look
 up the known addresses and keys first, then insert what is new with executemany.
 
-On PostgreSQL the events' foreign keys are checked set-based where the database
-role may set ``session_replication_role`` (a superuser, or on PostgreSQL 15+ a
-role granted ``SET`` on it; docs/operations.md): the per-row checks, about half
-of a chunk's time, are skipped for the chunk's two statements, and the rows they
-would have locked are locked once a chunk instead (the account and the chunk's
-subscribers, ``FOR KEY SHARE`` as the checks lock them). So an erasure or an
+The chunk's addresses are resolved to subscriber ids once, locking each row
+``FOR KEY SHARE`` (and the account) as a foreign-key check locks it. So where the
+database role may set ``session_replication_role`` (a superuser, or on PostgreSQL
+15+ a role granted ``SET`` on it; docs/operations.md) the per-row checks, about
+half of a chunk's time, are skipped for the chunk's statements: an erasure or an
 account deletion running at the same time either waits for the chunk's commit and
-then removes its events too, or ran first and the chunk skips its rows. Every
-reference is right by construction (the job's account, subscriber ids joined from
-subscribers, no message id). A role without it gets the per-row checks.
+then removes its events too, or ran first and the chunk skips its rows, as with
+the checks; every reference is right by construction (the job's account, ids
+just resolved, no message id). A role without that right gets the checks too.
 """
 from __future__ import annotations
 
@@ -41,23 +40,36 @@ LOOKUP = 900
 # The statements the import's speed depends on (bench/import_events.py).
 _STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS pg_temp.event_import_rows (email text, name text, occurred_at timestamptz,"
-    " message_ref text, value float8, properties jsonb, dedup_key text) ON COMMIT DELETE ROWS"
+    " message_ref text, value float8, properties jsonb, dedup_key text) ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS pg_temp.event_import_ids (email text, id integer) ON COMMIT DELETE ROWS"
 )
 _SUBSCRIBERS = """
 INSERT INTO subscribers (account_id, email, status, attributes, tags, created_at, updated_at)
 SELECT DISTINCT %(account_id)s, email, 'active', '{}'::jsonb, '[]'::jsonb, %(now)s, %(now)s FROM pg_temp.event_import_rows
 ON CONFLICT (account_id, email) DO NOTHING
 """
+# The chunk's addresses to ids, one probe of the (account_id, email) index each
+# (LATERAL: never a scan of all the account's subscribers, which grow to millions),
+# each row locked FOR KEY SHARE as a foreign-key check locks it; and the account.
+_IDS = """
+SELECT count(*) FROM (SELECT 1 FROM accounts WHERE id = %(account_id)s FOR KEY SHARE) a;
+INSERT INTO pg_temp.event_import_ids (email, id)
+SELECT r.email, s.id FROM (SELECT DISTINCT email FROM pg_temp.event_import_rows) r
+CROSS JOIN LATERAL (SELECT id FROM subscribers WHERE account_id = %(account_id)s AND email = r.email
+                    FOR KEY SHARE) s
+"""
 # A repeat of an imported event is skipped by the unique index on the imported
 # rows' (dedup_key, occurred_at) (migration 0038), not by a row in event_keys as
 # other events' keys are: the trigger that claims those leaves imported rows
 # alone. A key another import is writing waits for its commit and is then skipped.
+# In the file's order (the staging table's, filled by one COPY), so ids follow it.
 _EVENTS = f"""
 INSERT INTO events (account_id, subscriber_id, message_id, name, dedup_key, source, message_ref, properties, value,
                     occurred_at, created_at)
-SELECT %(account_id)s, s.id, NULL, r.name, r.dedup_key, '{IMPORTED}', r.message_ref, r.properties, r.value,
+SELECT %(account_id)s, i.id, NULL, r.name, r.dedup_key, '{IMPORTED}', r.message_ref, r.properties, r.value,
        r.occurred_at, %(now)s
-FROM pg_temp.event_import_rows r JOIN subscribers s ON s.account_id = %(account_id)s AND s.email = r.email
+FROM pg_temp.event_import_rows r JOIN pg_temp.event_import_ids i ON i.email = r.email
+ORDER BY r.ctid
 ON CONFLICT (dedup_key, occurred_at) WHERE {IS_IMPORTED} DO NOTHING
 """
 # Whether this role may skip the per-row foreign-key checks (PostgreSQL 15 added
@@ -87,16 +99,13 @@ def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], n
     cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(_STAGING)
-        cursor.execute("TRUNCATE pg_temp.event_import_rows")
+        cursor.execute("TRUNCATE pg_temp.event_import_rows, pg_temp.event_import_ids")
         # No JIT: a chunk's cost estimates can reach its threshold once the
-        # statistics lag the import, and compiling costs about 20 ms a chunk.
-        cursor.execute("SET LOCAL jit = off")
-        # The chunk's sorts (by key, for DISTINCT ON) in memory, not temporary files;
-        # and hash joins with the chunk, whatever the statistics say: an account's
-        # subscribers grow from none during its import, faster than autovacuum's
-        # ANALYZE notices, and a nested loop over the chunk per subscriber took
-        # seconds a chunk where the hash join takes milliseconds.
-        cursor.execute("SET LOCAL work_mem = '64MB'; SET LOCAL enable_nestloop = off")
+        # statistics lag the import, and compiling costs about 20 ms a chunk. The
+        # events' join is a hash join in memory whatever the statistics say: the
+        # temporary tables have none, and a nested loop over the chunk per address
+        # took seconds a chunk (the LATERAL probes of _IDS stay a loop regardless).
+        cursor.execute("SET LOCAL jit = off; SET LOCAL work_mem = '64MB'; SET LOCAL enable_nestloop = off")
         # One read of the whole text: psycopg2 reads 8 kB at a time by default, each
         # read waiting for the GIL the checking thread holds (audience.event_import).
         cursor.copy_expert("COPY pg_temp.event_import_rows FROM STDIN", io.StringIO(lines), size=len(lines) + 1)
@@ -105,8 +114,7 @@ def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], n
             cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute(_SUBSCRIBERS, params)
         created = cursor.rowcount
-        if set_based:
-            cursor.execute(_LOCK_PARENTS, params)
+        cursor.execute(_IDS, params)
         cursor.execute(_EVENTS, params)
         inserted = cursor.rowcount
         if set_based:

@@ -13,6 +13,11 @@ repeat as well, and the trigger that claims keys in ``event_keys`` now leaves
 imported rows to it (with the setting the import used to switch it off). Keys of
 events imported before stay in ``event_keys`` until retention prunes them.
 
+``ix_subscribers_account_id`` goes: the unique (account_id, email) index serves
+every lookup by account, and with statistics that lag an import's new subscribers
+the planner chose the single-column one to find an address, reading all of the
+account's subscribers for each.
+
 ``job_parts.data`` (an upload's 8 MB pieces) is stored without compression on
 PostgreSQL: compressing CSV on the way in and out cost a second a million rows,
 for space the parts give back when the job completes.
@@ -37,6 +42,7 @@ _AFTER = "NEW.source IS DISTINCT FROM 'import'"
 
 
 def upgrade() -> None:
+    op.drop_index("ix_subscribers_account_id", table_name="subscribers")
     op.create_index("uq_events_imported_key", "events", ["dedup_key", "occurred_at"], unique=True,
                     postgresql_where=sa.text(_IMPORTED), sqlite_where=sa.text(_IMPORTED))
     if op.get_bind().dialect.name != "postgresql":
@@ -54,3 +60,4 @@ def downgrade() -> None:
         op.execute("INSERT INTO event_keys (dedup_key, account_id, occurred_at) SELECT dedup_key, account_id,"
                    f" occurred_at FROM events WHERE {_IMPORTED} AND dedup_key IS NOT NULL ON CONFLICT DO NOTHING")
     op.drop_index("uq_events_imported_key", table_name="events")
+    op.create_index("ix_subscribers_account_id", "subscribers", ["account_id"])

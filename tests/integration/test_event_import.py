@@ -295,6 +295,21 @@ def test_two_imports_of_one_event_at_the_same_moment_write_it_once_and_count_it_
         assert s.scalar(select(func.count()).select_from(Subscriber)) == 5
 
 
+def test_the_same_event_twice_in_one_chunk_is_written_once_and_the_rest_of_the_chunk_with_it(alice):
+    """The plain insert is refused by the unique index (the first copy is not there
+    before the statement); the chunk is written again skipping the repeat."""
+    from audience.event_rows import RowChecker
+    from audience.event_writer import write_events
+
+    checker = RowChecker(alice.account_id, NOW)
+    once = {"email": "twice@example.com", "name": "opened", "occurred_at": "2025-05-01T00:00:00Z"}
+    other = {"email": "other@example.com", "name": "clicked", "occurred_at": "2025-05-01T00:00:01Z"}
+    rows = [checker.check(item, True) for item in (once, other, once)]
+    with db.session_scope() as s:
+        assert write_events(s, alice.account_id, rows, NOW) == (2, 2)
+    assert sorted(e.name for e in imported(alice.account_id)) == ["clicked", "opened"]
+
+
 def test_text_that_copy_must_escape_is_stored_as_it_was_checked(alice):
     """The rows' COPY text is made by the checker: tabs, newlines and backslashes in a
     reference or in properties reach PostgreSQL intact, and NULLs stay NULL."""

@@ -23,9 +23,13 @@ pruning back instead of losing counts.
 Small steps: each call below does one batch (``BATCH`` rows) in the caller's
 transaction, which the caller commits before the next, so no lock is held for
 long and a run stopped by its time budget resumes where it was on the next one.
+A run shares its budget across accounts (``in_turns``), so one account's backlog
+does not hold the others back.
 """
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -147,6 +151,43 @@ def run_step(session: Session, step: Step, batch: int = BATCH) -> int:
     if step.kind == "bodies":
         return _prune_bodies(session, step, batch)
     return _delete_inbound(session, step, batch)
+
+
+def in_turns(steps: list[Step], run_batch: Callable[[Step], int], out_of_time: Callable[[], bool],
+             batch: int = BATCH, start: int = 0) -> dict[str, int]:
+    """Rows pruned by kind: the plan's steps run until done or ``out_of_time``,
+    ``run_batch`` doing one batch of a step in a transaction of its own. The month
+    drops go first; then the accounts take turns, from the ``start``-th on (the
+    task starts at a random one, so the same account does not always go first when
+    the budget ends in the first round). A turn runs the account's steps in order
+    until one batch comes back full: the account has more to do, and its next turn
+    goes on from there, after every other account's."""
+    pruned: dict[str, int] = {}
+
+    def one(step: Step) -> int:
+        done = run_batch(step)
+        pruned[step.kind] = pruned.get(step.kind, 0) + done
+        return done
+
+    queues: dict[int | None, deque[Step]] = {}
+    for step in steps:
+        if step.kind == "drop_partition":
+            if out_of_time():
+                return pruned
+            one(step)
+        else:
+            queues.setdefault(step.account_id, deque()).append(step)
+    owners = list(queues)
+    turns = deque(owners[start % len(owners):] + owners[:start % len(owners)] if owners else [])
+    while turns and not out_of_time():
+        queue = queues[turns.popleft()]
+        while queue and not out_of_time():
+            if one(queue[0]) >= batch:
+                break
+            queue.popleft()
+        if queue:
+            turns.append(queue[0].account_id)
+    return pruned
 
 
 def _watermark(session: Session, account_id: int | None) -> tuple[int, int]:

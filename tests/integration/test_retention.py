@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, text, update
 
-from analytics.event_partitions import (DEFAULT, create_partition, ensure_partitions, month_partitions, month_start,
-                                        partition_for)
+from analytics.event_partitions import (DEFAULT, create_partition, drop_partition, ensure_partitions, month_partitions,
+                                        month_start, partition_for)
 from analytics.events import record_event
 from analytics.retention import in_turns, plan, run_step
 from analytics.rollups import fold_chunk
@@ -308,3 +308,27 @@ def test_a_run_can_start_at_any_account():
     assert (_bodies_left(alice), _bodies_left(bob)) == (4, 2), "bob went first, and the budget ended with his batch"
     _budgeted_run(now, rows=2, start=owners.index(alice))
     assert (_bodies_left(alice), _bodies_left(bob)) == (2, 2)
+
+
+def test_a_drop_behind_a_reader_gives_up_its_tries_and_leaves_the_transaction_usable():
+    now = utcnow()
+    alice = factories.account("Alice")
+    [ann] = factories.subscribers(alice, 1)
+    month = partition_for(month_start(now.date(), -20))
+    _events(alice, ann, month.start + timedelta(days=1), 2, "old")
+    with db.session_scope() as s:
+        create_partition(s, month)
+    reader = db.get_engine().connect()
+    try:
+        reader.begin()
+        assert reader.execute(text("SELECT count(*) FROM events")).scalar() == 2  # holds its lock on events
+        with db.session_scope() as s:
+            assert drop_partition(s, month, tries=2, pause=0) is False
+            assert s.execute(text("SELECT count(*) FROM rollup_watermarks")).scalar() is not None, "still usable"
+    finally:
+        reader.rollback()
+        reader.close()
+    assert month.name in _partitions()
+    with db.session_scope() as s:
+        assert drop_partition(s, month, tries=1)
+    assert month.name not in _partitions()

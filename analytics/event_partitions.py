@@ -10,14 +10,18 @@ whose range the DEFAULT one already holds rows of.
 
 A month is pruned by dropping its partition (analytics.retention): a catalog change
 taking a moment, where deleting its rows would rewrite indexes and leave dead tuples
-for vacuum. Its DDL waits at most ``LOCK_TIMEOUT`` for its lock on ``events`` and
-otherwise gives up until the next run, so it never queues the event writers behind
-a long reader. SQLite has no partitions: every function here does nothing there.
+for vacuum. While its DDL waits for its lock on ``events`` behind a reader, the
+event writers queue behind it; so it waits at most ``DROP_LOCK_TIMEOUT`` a try, and
+tries again a few times after a pause (each try in a savepoint), then gives up until
+the next run. ``DETACH PARTITION ... CONCURRENTLY``, which would not queue them at
+all, is refused by PostgreSQL on a table with a DEFAULT partition, and ours has one.
+SQLite has no partitions: every function here does nothing there.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
+from time import sleep
 
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
@@ -25,8 +29,15 @@ from sqlalchemy.orm import Session
 
 MONTHS_AHEAD = 3
 DEFAULT = "events_default"
-# How long a partition's DDL waits for its lock on events before giving up this run.
+# How long a partition's creation waits for its lock on events before giving up this run.
 LOCK_TIMEOUT = "2s"
+# A drop's tries: each waits at most DROP_LOCK_TIMEOUT for its lock (the writers that
+# come meanwhile wait behind it that long at most), then DROP_PAUSE seconds to the next.
+DROP_LOCK_TIMEOUT = "100ms"
+DROP_TRIES = 10
+DROP_PAUSE = 0.5
+# PostgreSQL's SQLSTATE for a lock not had within lock_timeout.
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 @dataclass(frozen=True)
@@ -101,13 +112,19 @@ def create_partition(session: Session, partition: Partition) -> None:
     session.execute(text(f"ALTER TABLE events ATTACH PARTITION {partition.name} {values}"))
 
 
-def drop_partition(session: Session, partition: Partition) -> bool:
-    """Detach and drop ``partition`` in the caller's transaction; False (and the
-    transaction unusable: roll it back) when its lock was not had in time."""
-    session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-    try:
-        session.execute(text(f"ALTER TABLE events DETACH PARTITION {partition.name}"))
-    except OperationalError:
-        return False
-    session.execute(text(f"DROP TABLE {partition.name}"))
-    return True
+def drop_partition(session: Session, partition: Partition, tries: int = DROP_TRIES, pause: float = DROP_PAUSE) -> bool:
+    """Detach and drop ``partition`` in the caller's transaction; False when no try
+    had its lock in time (the transaction stays usable: each try is a savepoint)."""
+    session.execute(text(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'"))
+    for attempt in range(tries):
+        if attempt:
+            sleep(pause)
+        try:
+            with session.begin_nested():
+                session.execute(text(f"ALTER TABLE events DETACH PARTITION {partition.name}"))
+                session.execute(text(f"DROP TABLE {partition.name}"))
+            return True
+        except OperationalError as error:
+            if getattr(error.orig, "pgcode", None) != LOCK_NOT_AVAILABLE:
+                raise
+    return False

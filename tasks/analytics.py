@@ -16,6 +16,7 @@ request finds it old (analytics.sequence_cache); the same refresh hands on those
 asked for and never taken up."""
 from __future__ import annotations
 
+from random import randrange
 from time import monotonic
 
 from analytics import attribution_cache
@@ -26,6 +27,8 @@ from analytics.experiment_results import settle_experiments
 from analytics.firsts import CHUNK as PRUNE_CHUNK
 from analytics.firsts import first_young_message, prune_firsts
 from analytics.retention import BATCH as RETENTION_BATCH
+from analytics.retention import Step as RetentionStep
+from analytics.retention import in_turns as prune_in_turns
 from analytics.retention import plan as retention_plan
 from analytics.retention import run_step as run_retention_step
 from analytics.rollups import CHUNK, accounts_with_new_events, fold_chunk
@@ -93,18 +96,17 @@ def prune_rollup_firsts() -> int:
 @app.task(name="analytics.prune_retention", ignore_result=True)
 def prune_retention(batch: int = RETENTION_BATCH, budget: float = RETENTION_BUDGET_SECONDS) -> dict[str, int]:
     """Rows pruned by kind (analytics.retention): each batch its own transaction,
-    until every step is done or the budget is spent (the next run goes on)."""
+    the accounts in turns from a random one, until every step is done or the
+    budget is spent (the next run goes on)."""
     with session_scope() as session:
         steps = retention_plan(session, utcnow())
-    deadline, pruned = monotonic() + budget, {}
-    for step in steps:
-        while monotonic() < deadline:
-            with session_scope() as session:
-                done = run_retention_step(session, step, batch)
-            pruned[step.kind] = pruned.get(step.kind, 0) + done
-            if done < batch:
-                break
-    return pruned
+    deadline = monotonic() + budget
+
+    def run_batch(step: RetentionStep) -> int:
+        with session_scope() as session:
+            return run_retention_step(session, step, batch)
+
+    return prune_in_turns(steps, run_batch, lambda: monotonic() >= deadline, batch, start=randrange(1 << 30))
 
 
 @app.task(name="analytics.ensure_event_partitions", ignore_result=True)

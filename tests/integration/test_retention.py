@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, text, update
 
-from analytics.event_partitions import (DEFAULT, create_partition, ensure_partitions, month_partitions, month_start,
-                                        partition_for)
+from analytics.event_partitions import (DEFAULT, create_partition, drop_partition, ensure_partitions, month_partitions,
+                                        month_start, partition_for)
 from analytics.events import record_event
-from analytics.retention import plan, run_step
+from analytics.retention import in_turns, plan, run_step
 from analytics.rollups import fold_chunk
 from models import Account, Event, EventKey, InboundEvent, Message, RollupWatermark, db
 from models.base import utcnow
@@ -256,3 +256,79 @@ def test_processed_inbound_events_go_past_retention_pending_ones_stay():
     with db.session_scope() as s:
         kept = set(s.scalars(select(InboundEvent.provider_event_id)))
     assert kept == {"a-pending", "a-new", "b-old", "env-new"}
+
+
+def _budgeted_run(now: datetime, rows: int, start: int = 0) -> dict[str, int]:
+    """A run whose budget runs out once ``rows`` rows are pruned (a budget in rows
+    rather than seconds, so that what each account got does not depend on the machine)."""
+    with db.session_scope() as s:
+        steps = plan(s, now)
+    spent = {"rows": 0}
+
+    def run_batch(step):
+        with db.session_scope() as s:
+            done = run_step(s, step, 2)
+        spent["rows"] += done if step.kind == "bodies" else 0
+        return done
+
+    return in_turns(steps, run_batch, lambda: spent["rows"] >= rows, batch=2, start=start)
+
+
+def _bodies_left(account: int) -> int:
+    return _count(Message, Message.account_id == account, Message.subject.is_not(None))
+
+
+def test_one_accounts_backlog_does_not_hold_the_others_back():
+    now = utcnow()
+    alice, bob = factories.account("Alice"), factories.account("Bob")
+    [ann], [ben] = factories.subscribers(alice, 1), factories.subscribers(bob, 1)
+    old = now - timedelta(days=40)
+    for n in range(6):
+        _message(alice, ann, f"a{n}", old)
+    for n in range(2):
+        _message(bob, ben, f"b{n}", old)
+    assert _budgeted_run(now, rows=4)["bodies"] == 4
+    assert _bodies_left(bob) == 0, "bob's turn came after one batch of alice's, not after all of hers"
+    assert _bodies_left(alice) == 4
+    assert _budgeted_run(now, rows=100)["bodies"] == 4, "the next run goes on where alice was"
+    assert _bodies_left(alice) == 0
+
+
+def test_a_run_can_start_at_any_account():
+    now = utcnow()
+    alice, bob = factories.account("Alice"), factories.account("Bob")
+    [ann], [ben] = factories.subscribers(alice, 1), factories.subscribers(bob, 1)
+    old = now - timedelta(days=40)
+    for account, person in ((alice, ann), (bob, ben)):
+        for n in range(4):
+            _message(account, person, f"{account}:{n}", old)
+    with db.session_scope() as s:
+        owners = list(dict.fromkeys(step.account_id for step in plan(s, now) if step.kind != "drop_partition"))
+    _budgeted_run(now, rows=2, start=owners.index(bob))
+    assert (_bodies_left(alice), _bodies_left(bob)) == (4, 2), "bob went first, and the budget ended with his batch"
+    _budgeted_run(now, rows=2, start=owners.index(alice))
+    assert (_bodies_left(alice), _bodies_left(bob)) == (2, 2)
+
+
+def test_a_drop_behind_a_reader_gives_up_its_tries_and_leaves_the_transaction_usable():
+    now = utcnow()
+    alice = factories.account("Alice")
+    [ann] = factories.subscribers(alice, 1)
+    month = partition_for(month_start(now.date(), -20))
+    _events(alice, ann, month.start + timedelta(days=1), 2, "old")
+    with db.session_scope() as s:
+        create_partition(s, month)
+    reader = db.get_engine().connect()
+    try:
+        reader.begin()
+        assert reader.execute(text("SELECT count(*) FROM events")).scalar() == 2  # holds its lock on events
+        with db.session_scope() as s:
+            assert drop_partition(s, month, tries=2, pause=0) is False
+            assert s.execute(text("SELECT count(*) FROM rollup_watermarks")).scalar() is not None, "still usable"
+    finally:
+        reader.rollback()
+        reader.close()
+    assert month.name in _partitions()
+    with db.session_scope() as s:
+        assert drop_partition(s, month, tries=1)
+    assert month.name not in _partitions()

@@ -4,7 +4,7 @@ the events go in, a repeat of an imported event (same ``dedup_key``) skipped.
 PostgreSQL: COPY the chunk into a session-local staging table, then two
 INSERT ... SELECT statements: subscribers ``ON CONFLICT (account_id, email) DO
 NOTHING``, and events joined to them by address, ``ON CONFLICT DO NOTHING`` on
-the imported rows' unique key (migration 0038), so a row imported before is
+the imported rows' unique key (migration 0037), so a row imported before is
 skipped. No row is handled one by one in Python past the COPY's text, and both
 statements are right under concurrency (two imports naming one address, or one
 file imported twice at once: the second waits on the first's keys and skips
@@ -59,7 +59,7 @@ CROSS JOIN LATERAL (SELECT id FROM subscribers WHERE account_id = %(account_id)s
                     FOR KEY SHARE) s
 """
 # A repeat of an imported event is skipped by the unique index on the imported
-# rows' (dedup_key, occurred_at) (migration 0038), not by a row in event_keys as
+# rows' (dedup_key, occurred_at) (migration 0037), not by a row in event_keys as
 # other events' keys are: the trigger that claims those leaves imported rows
 # alone. A key another import is writing waits for its commit and is then skipped.
 # (Filtering the known keys first and inserting plainly, falling back to this on a

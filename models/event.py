@@ -49,7 +49,7 @@ class Event(Base):
                       Index("ix_events_engaged", "name", "occurred_at", postgresql_include=["subscriber_id"],
                             postgresql_where=text(ENGAGED), sqlite_where=text(ENGAGED)),
                       # A repeat of an imported event is skipped by this (its key names its
-                      # instant, so one month holds it), not by event_keys (migration 0038).
+                      # instant, so one month holds it), not by event_keys (migration 0037).
                       Index("uq_events_imported_key", "dedup_key", "occurred_at", unique=True,
                             postgresql_where=text(IS_IMPORTED), sqlite_where=text(IS_IMPORTED)), IDS_NEVER_REUSED)
     # Server defaults (xact) are not read back after an insert: nothing needs them then.
@@ -63,7 +63,7 @@ class Event(Base):
     # De-duplication: a provider re-sending the same event, or a second open pixel
     # load, carries the same key and is skipped: the key is claimed in ``event_keys``
     # by a trigger (migration 0034), since a partitioned table cannot keep it unique;
-    # an imported event's by uq_events_imported_key instead (migration 0038).
+    # an imported event's by uq_events_imported_key instead (migration 0037).
     dedup_key: Mapped[str | None] = mapped_column(String(300))
     source: Mapped[str] = mapped_column(String(50), default="api")
     # Imported history only: the other platform's id of the message the event was
@@ -86,7 +86,7 @@ class EventKey(Base):
     """A dedup key taken by an event: one row per key, unique across every month
     of events. Written only by the trigger on ``events``; pruned with the events'
     retention (analytics.retention). On PostgreSQL imported events have no row here
-    (migration 0038): their keys are unique on ``events`` itself."""
+    (migration 0037): their keys are unique on ``events`` itself."""
 
     __tablename__ = "event_keys"
     __table_args__ = (Index("ix_event_keys_account_occurred", "account_id", "occurred_at"), IDS_NEVER_REUSED)

@@ -19,7 +19,7 @@ class Subscriber(Base):
     __tablename__ = "subscribers"
     # The expiry job's (audience.opt_in.expire_pending): only pending rows are in it,
     # so finding the stale ones never scans the list. The unique (account_id, email)
-    # index also serves every lookup by account (migration 0038 dropped the
+    # index also serves every lookup by account (migration 0037 dropped the
     # account_id index beside it, which the planner chose, with stale statistics,
     # to find an address among an account's subscribers one by one).
     __table_args__ = (UniqueConstraint("account_id", "email"),

@@ -5,13 +5,15 @@ imported history starts, advances and ends no sequence and sends nothing."""
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import undefer
+from sqlalchemy.orm import Session, undefer
 
 from models import Enrollment, Event, Job, JobPart, Message, Subscriber, db
 from models.event import IMPORTED
@@ -23,6 +25,19 @@ URL = "/api/v1/events/import"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
 
+
+
+def waits_for_commit(holder: Session, work: Callable[[], None], what: str) -> None:
+    """``work`` in a thread: still waiting 2 s later (on what ``holder`` has not
+    committed), and done once ``holder`` commits."""
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=2)
+    assert thread.is_alive(), what
+    holder.commit()
+    holder.close()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), f"still waiting after the commit: {what}"
 
 
 def post_import(client, tenant, data, content_type: str = "text/csv") -> int:
@@ -264,8 +279,6 @@ def test_imported_conversions_count_where_the_goal_logic_sees_them_and_imported_
 def test_two_imports_of_one_event_at_the_same_moment_write_it_once_and_count_it_once(alice):
     """The second writer waits on the first's uncommitted key, then hits the unique
     index: its chunk is written again with ON CONFLICT, nothing lost or doubled."""
-    import threading
-
     from audience.event_rows import RowChecker
     from audience.event_writer import write_events
 
@@ -282,13 +295,7 @@ def test_two_imports_of_one_event_at_the_same_moment_write_it_once_and_count_it_
         with db.session_scope() as s:
             outcome.append(write_events(s, alice.account_id, rows, NOW))
 
-    racer = threading.Thread(target=second_import)
-    racer.start()
-    racer.join(timeout=2)
-    assert racer.is_alive(), "the second import waits on the first one's key"
-    first.commit()
-    first.close()
-    racer.join(timeout=60)
+    waits_for_commit(first, second_import, "the second import waits on the first one's key")
     assert outcome == [(4, 4)], "four new events and subscribers; the raced event is a duplicate"
     with db.session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Event)) == 5
@@ -336,8 +343,6 @@ def test_an_erasure_during_a_chunk_waits_for_it_then_removes_its_events_too(alic
     the account: deleting one waits for the chunk's commit, and its cascade then
     takes the chunk's events, so no event is left pointing at a subscriber that is
     gone."""
-    import threading
-
     from audience.event_rows import RowChecker
     from audience.event_writer import may_skip_row_checks, write_events
 
@@ -360,13 +365,7 @@ def test_an_erasure_during_a_chunk_waits_for_it_then_removes_its_events_too(alic
         with db.session_scope() as s:
             s.execute(delete(Subscriber).where(Subscriber.id == known_id))
 
-    eraser = threading.Thread(target=erase)
-    eraser.start()
-    eraser.join(timeout=2)
-    assert eraser.is_alive(), "the deletion waits for the chunk that names the subscriber"
-    chunk.commit()
-    chunk.close()
-    eraser.join(timeout=60)
+    waits_for_commit(chunk, erase, "the deletion waits for the chunk that names the subscriber")
     with db.session_scope() as s:
         left = s.execute(select(Event.subscriber_id, Subscriber.email).join(
             Subscriber, Subscriber.id == Event.subscriber_id, isouter=True)).all()
@@ -378,7 +377,6 @@ def test_a_role_that_may_not_skip_the_row_checks_imports_the_same_with_them(alic
     gets the per-row foreign-key checks, and the same result; granted the right
     (PostgreSQL 15+), it skips them."""
     from sqlalchemy import create_engine
-    from sqlalchemy.orm import Session
 
     from audience.event_rows import RowChecker
     from audience.event_writer import may_skip_row_checks, write_events

@@ -1,7 +1,7 @@
 """imported events keep their own keys; uploads stored uncompressed (issue: ml, item 1)
 
-Revision ID: 0038
-Revises: 0037
+Revision ID: 0037
+Revises: 0036
 Create Date: 2026-12-06 16:30:00
 
 A history import writes millions of events; claiming each one's key in
@@ -29,8 +29,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0038"
-down_revision: str | None = "0037"
+revision: str = "0037"
+down_revision: str | None = "0036"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -10,13 +10,17 @@ database time. An imported event's key names its instant (audience.event_rows),
 so the same event always falls in the same month: a unique index on (dedup_key,
 occurred_at) over the imported rows, which a partitioned table can keep, skips a
 repeat as well, and the trigger that claims keys in ``event_keys`` now leaves
-imported rows to it (with the setting the import used to switch it off). Keys of
+imported rows to it (and no longer reads the setting the import switched it off with). Keys of
 events imported before stay in ``event_keys`` until retention prunes them.
 
 ``ix_subscribers_account_id`` goes: the unique (account_id, email) index serves
 every lookup by account, and with statistics that lag an import's new subscribers
 the planner chose the single-column one to find an address, reading all of the
 account's subscribers for each.
+
+Building the unique index reads every month of events (it holds only the
+imported ones) and blocks writes to ``events`` meanwhile: on a large table, run
+the upgrade at a quiet hour.
 
 ``job_parts.data`` (an upload's 8 MB pieces) is stored without compression on
 PostgreSQL: compressing CSV on the way in and out cost a second a million rows,

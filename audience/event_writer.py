@@ -74,10 +74,21 @@ FROM pg_temp.event_import_rows r JOIN pg_temp.event_import_ids i ON i.email = r.
 ORDER BY r.ctid
 ON CONFLICT (dedup_key, occurred_at) WHERE {IS_IMPORTED} DO NOTHING
 """
-# Whether this role may skip the per-row foreign-key checks (PostgreSQL 15 added
-# SET privileges on parameters; before it, only a superuser may set this one).
-_MAY_SKIP_ROW_CHECKS = "SELECT current_setting('is_superuser') = 'on', current_setting('server_version_num')::int >= 150000"
-_GRANTED = "SELECT has_parameter_privilege('session_replication_role', 'SET')"
+# Skip the per-row foreign-key checks for the transaction where the role may
+# (PostgreSQL 15 added SET privileges on parameters; before it only a superuser
+# may set this one). The IFs are nested, not joined by AND: PL/pgSQL prepares an
+# expression when it first reaches it, so an older server never parses the call
+# to has_parameter_privilege, which it lacks.
+_SKIP_ROW_CHECKS_IF_ALLOWED = """
+DO $$ BEGIN
+    IF current_setting('is_superuser') = 'on' THEN
+        PERFORM set_config('session_replication_role', 'replica', true);
+    ELSIF current_setting('server_version_num')::int >= 150000 THEN
+        IF has_parameter_privilege('session_replication_role', 'SET') THEN
+            PERFORM set_config('session_replication_role', 'replica', true);
+        END IF;
+    END IF;
+END $$"""
 # A chunk's settings, in one round trip (each round trip also waits for the GIL the
 # checking thread holds, audience.event_import). No JIT: a chunk's cost estimates
 # can reach its threshold once the statistics lag the import, and compiling costs
@@ -87,24 +98,21 @@ _GRANTED = "SELECT has_parameter_privilege('session_replication_role', 'SET')"
 _PREPARE = _STAGING + """;
 TRUNCATE pg_temp.event_import_rows, pg_temp.event_import_ids;
 SET LOCAL jit = off; SET LOCAL work_mem = '64MB'; SET LOCAL enable_nestloop = off;
-DO $$ BEGIN
-    IF current_setting('is_superuser') = 'on' OR (current_setting('server_version_num')::int >= 150000
-            AND has_parameter_privilege('session_replication_role', 'SET')) THEN
-        PERFORM set_config('session_replication_role', 'replica', true);
-    END IF;
-END $$"""
+""" + _SKIP_ROW_CHECKS_IF_ALLOWED
 # The rest of the transaction (the job's counts) is checked as usual.
 _CHECKED_AGAIN = ("SELECT set_config('session_replication_role', 'origin', true)"
                   " WHERE current_setting('session_replication_role') <> 'origin'")
 
 
 def may_skip_row_checks(session: Session) -> bool:
-    """Whether the session's role may set ``session_replication_role`` (PostgreSQL),
-    as the chunk's _PREPARE decides it."""
-    superuser, has_grants = session.execute(text(_MAY_SKIP_ROW_CHECKS)).one()
-    if superuser or not has_grants:
-        return bool(superuser)
-    return bool(session.execute(text(_GRANTED)).scalar())
+    """Whether a chunk written through this session skips the per-row checks: the
+    chunk's own decision, tried in a savepoint that is rolled back (PostgreSQL)."""
+    trial = session.begin_nested()
+    try:
+        session.execute(text(_SKIP_ROW_CHECKS_IF_ALLOWED))
+        return session.execute(text("SELECT current_setting('session_replication_role')")).scalar() == "replica"
+    finally:
+        trial.rollback()
 
 
 def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], now: datetime) -> tuple[int, int]:

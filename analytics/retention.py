@@ -93,10 +93,12 @@ def _has_rows(session: Session, table: str, account: Retention, unfolded: bool =
                                 {"account": account.account_id, "xact": account.xact, "id": account.event_id}).scalar())
 
 
-def expired_partitions(session: Session, accounts: list[Retention], now: datetime) -> list[Partition]:
-    """Months every account with rows in them is done with: past its retention, and folded."""
+def expired_partitions(session: Session, partitions: list[Partition], accounts: list[Retention],
+                       now: datetime) -> list[Partition]:
+    """Of ``partitions`` (oldest first), the months every account with rows in them
+    is done with: past its retention, and folded."""
     expired = []
-    for partition in month_partitions(session):
+    for partition in partitions:
         if partition.end > now - timedelta(days=MIN_DAYS["events"]):
             break
         present = [a for a in accounts if _has_rows(session, partition.name, a)]
@@ -112,13 +114,11 @@ def plan(session: Session, now: datetime) -> list[Step]:
     """This run's steps: whole months to drop first, then per account the batches
     of rows past its retention."""
     accounts = retentions(session)
-    steps: list[Step] = []
-    dropped = set()
-    for partition in expired_partitions(session, accounts, now):
-        steps.append(Step("drop_partition", None, partition.end, partition.name))
-        dropped.add(partition.name)
+    partitions = month_partitions(session)
+    expired = expired_partitions(session, partitions, accounts, now)
+    steps = [Step("drop_partition", None, p.end, p.name) for p in expired]
     if is_partitioned(session):
-        tables = [(p.name, p.start) for p in month_partitions(session) if p.name not in dropped] + [(DEFAULT, None)]
+        tables = [(p.name, p.start) for p in partitions if p not in expired] + [(DEFAULT, None)]
     else:
         tables = [("events", None)]
     first_young: dict[datetime, int] = {}  # the bodies' cutoff id, by cutoff (most accounts share one)
@@ -190,17 +190,18 @@ def in_turns(steps: list[Step], run_batch: Callable[[Step], int], out_of_time: C
     return pruned
 
 
-def _watermark(session: Session, account_id: int | None) -> tuple[int, int]:
+def _folded_window(session: Session, step: Step, batch: int) -> dict[str, object]:
+    """A batch's parameters: the account, the cutoff, and its rollups' watermark read
+    afresh (it only moves forward, so a newer one never frees an unfolded event)."""
     row = session.execute(text("SELECT xact, event_id FROM rollup_watermarks WHERE account_id = :account"),
-                          {"account": account_id}).first()
-    return (int(row.xact), int(row.event_id)) if row else (0, 0)
+                          {"account": step.account_id}).first()
+    return {"account": step.account_id, "cutoff": step.cutoff, "xact": int(row.xact) if row else 0,
+            "id": int(row.event_id) if row else 0, "limit": batch}
 
 
 def _delete_events(session: Session, step: Step, batch: int) -> int:
-    """Events of the account older than the cutoff and folded (read afresh: the
-    watermark only moves forward, so a newer one never frees an unfolded event)."""
-    xact, event_id = _watermark(session, step.account_id)
-    params = {"account": step.account_id, "cutoff": step.cutoff, "xact": xact, "id": event_id, "limit": batch}
+    """Events of the account older than the cutoff and folded."""
+    params = _folded_window(session, step, batch)
     # In the order of ix_events_account_xact (account_id, xact, id): the batch is read
     # from that index, each next one skipping the entries the last one left dead,
     # where a sequential scan would pass over every earlier batch's dead rows again.
@@ -216,8 +217,7 @@ def _delete_events(session: Session, step: Step, batch: int) -> int:
 def _delete_keys(session: Session, step: Step, batch: int) -> int:
     """Dedup keys older than the cutoff, unless an unfolded event that old is still
     kept (its key must then stay, or a replay would add it twice)."""
-    xact, event_id = _watermark(session, step.account_id)
-    params = {"account": step.account_id, "cutoff": step.cutoff, "xact": xact, "id": event_id, "limit": batch}
+    params = _folded_window(session, step, batch)
     if session.execute(timed_text(
             "SELECT EXISTS (SELECT 1 FROM events WHERE account_id = :account AND (xact, id) > (:xact, :id)"
             " AND occurred_at < :cutoff)", "cutoff"), params).scalar():

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import queue
+import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
@@ -80,14 +81,14 @@ def create_event_import_job(session: Session, account_id: int, blocks: Iterable[
             check_start(bytes(pending[:65536]), fmt)
             checked_start = True
         if len(pending) >= PART_BYTES:
-            session.execute(insert(_parts), {"job_id": job.id, "part": part, "data": bytes(pending)})
+            _store_part(session, job.id, part, pending)
             part, pending = part + 1, bytearray()
     if size == 0 or (part == 0 and not pending.strip()):
         raise ImportPayloadError("The import is empty.", field="body")
     if not checked_start:
         check_start(bytes(pending[:65536]), fmt)
     if pending:
-        session.execute(insert(_parts), {"job_id": job.id, "part": part, "data": bytes(pending)})
+        _store_part(session, job.id, part, pending)
     rows = lines + (0 if ends_with_newline else 1) - header
     if rows > MAX_ROWS:
         raise ImportTooLargeError(f"The import has more than {MAX_ROWS:,} rows; split it.", field="body")
@@ -95,6 +96,28 @@ def create_event_import_job(session: Session, account_id: int, blocks: Iterable[
         raise ImportPayloadError("The import has no event rows.", field="body")
     job.total = rows  # lines; set to the rows read once the job completes
     return job
+
+
+# COPY's binary format: its signature, no flags, no header extension; a row of three
+# fields (two int4, one bytea); the trailer.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\0" + struct.pack("!ii", 0, 0)
+_COPY_PART = "COPY job_parts (job_id, part, data) FROM STDIN WITH (FORMAT binary)"
+
+
+def _store_part(session: Session, job_id: int, part: int, data: bytearray) -> None:
+    """One part of the upload. On PostgreSQL by binary COPY: an INSERT's bytea goes
+    as hex text the server parses back, five times the time for the same 8 MB
+    (most of an upload's time)."""
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(_parts), {"job_id": job_id, "part": part, "data": bytes(data)})
+        return
+    row = struct.pack("!hiiiii", 3, 4, job_id, 4, part, len(data))
+    stream = io.BytesIO(b"".join((_COPY_HEADER, row, data, struct.pack("!h", -1))))
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.copy_expert(_COPY_PART, stream, size=len(data) + 64)
+    finally:
+        cursor.close()
 
 
 class _PartStream(io.RawIOBase):

@@ -44,6 +44,7 @@ KIND = "event_import"
 MAX_BYTES = 1024 * 1024 * 1024
 MAX_ROWS = 5_000_000
 PART_BYTES = 8 * 1024 * 1024
+HEAD_BYTES = 65536  # as much of the start as the web request checks (a CSV's header)
 CHUNK = 25_000
 MAX_ERROR_MESSAGES = 100
 LEASE = timedelta(minutes=5)
@@ -62,6 +63,7 @@ def create_event_import_job(session: Session, account_id: int, blocks: Iterable[
     session.add(job)
     session.flush()
     pending = bytearray()
+    head = bytearray()  # the upload's first bytes, kept until its first line is checked
     part = size = lines = 0
     checked_start = False
     ends_with_newline = True
@@ -77,16 +79,18 @@ def create_event_import_job(session: Session, account_id: int, blocks: Iterable[
         if lines - header > MAX_ROWS:
             raise ImportTooLargeError(f"The import has more than {MAX_ROWS:,} rows; split it.", field="body")
         pending += block
-        if not checked_start and b"\n" in pending:
-            check_start(bytes(pending[:65536]), fmt)
-            checked_start = True
+        if not checked_start:  # a first line longer than a block, or a part, is checked whole
+            head += block[:HEAD_BYTES - len(head)]
+            if b"\n" in head or len(head) >= HEAD_BYTES:
+                check_start(bytes(head), fmt)
+                checked_start = True
         if len(pending) >= PART_BYTES:
             _store_part(session, job.id, part, pending)
             part, pending = part + 1, bytearray()
     if size == 0 or (part == 0 and not pending.strip()):
         raise ImportPayloadError("The import is empty.", field="body")
     if not checked_start:
-        check_start(bytes(pending[:65536]), fmt)
+        check_start(bytes(head), fmt)
     if pending:
         _store_part(session, job.id, part, pending)
     rows = lines + (0 if ends_with_newline else 1) - header

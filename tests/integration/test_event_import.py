@@ -104,6 +104,30 @@ def test_it_imports_a_csv_history_counting_each_row_and_reporting_bad_ones_by_fi
         assert set(s.scalars(select(Subscriber.status).where(Subscriber.account_id == alice.account_id))) == {"active"}
 
 
+def test_an_upload_cut_into_many_parts_is_stored_and_read_back_byte_for_byte(client, alice, worker, monkeypatch):
+    """Parts of 7 bytes cut through lines and multi-byte characters; on PostgreSQL
+    they are written by binary COPY (audience.event_import._store_part)."""
+    from audience import event_import
+    from web.events import routes
+
+    monkeypatch.setattr(event_import, "PART_BYTES", 7)
+    monkeypatch.setattr(routes, "BLOCK", 7)
+    body = ("email,name,occurred_at,properties\n"
+            'zoë@example.com,opened,2025-11-01T09:00:00Z,"{""city"": ""Zürich 🏔""}"\n'
+            "ünï@example.com,clicked,2025-11-01T09:05:00Z,\n").encode()
+    job_id = post_import(client, alice, body)
+    with db.session_scope() as s:
+        parts = s.execute(select(JobPart.part, JobPart.data).where(JobPart.job_id == job_id)
+                          .order_by(JobPart.part)).all()
+    assert [p for p, _ in parts] == list(range(len(body) // 7 + 1))
+    assert b"".join(bytes(d) for _, d in parts) == body
+    job = wait_for_job(client, alice, job_id)
+    assert (job["status"], job["created"], job["error_count"]) == ("completed", 2, 0), job
+    people = emails(alice.account_id)
+    assert [(people[e.subscriber_id], e.name, e.properties) for e in imported(alice.account_id)] == [
+        ("zoë@example.com", "opened", {"city": "Zürich 🏔"}), ("ünï@example.com", "clicked", {})]
+
+
 def test_it_imports_json_lines_and_reports_lines_that_are_not_events(client, alice, worker):
     lines = [
         {"email": "dee@example.com", "name": "delivered", "occurred_at": "2025-10-01T08:00:00+00:00",

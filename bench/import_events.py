@@ -11,7 +11,7 @@ same file again (every row a duplicate), and the time the rollups' fold takes to
 walk past the imported events. Each phase prints this process's peak RSS while it
 ran (the upload's is the web side's, the job's the worker's).
 
-    python -m bench.import_events [--rows 1000000 5000000] [--no-fold] [--once]
+    python -m bench.import_events [--rows 1000000 5000000] [--no-fold] [--once] [--interleaved]
         [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
 """
 from __future__ import annotations
@@ -41,14 +41,14 @@ from tests.support.database import fresh_database  # noqa: E402
 NAMES = ("sent", "delivered", "opened", "opened", "clicked", "sent", "delivered", "opened", "unsubscribed", "purchase")
 
 
-def write_history(path: Path, rows: int, offset: int) -> int:
+def write_history(path: Path, rows: int, offset: int, interleaved: bool = False) -> int:
     start = datetime(2024, 1, 1, tzinfo=timezone.utc)
     with path.open("w") as out:
         out.write("email,name,occurred_at,message_ref,value,properties\n")
         for i in range(rows):
             name = NAMES[i % 10]
             moment = (start + timedelta(seconds=7 * i + offset)).isoformat()
-            person = f"user{(i // 10) % max(rows // 10, 1)}@example.com"
+            person = f"user{i % max(rows // 10, 1) if interleaved else (i // 10) % max(rows // 10, 1)}@example.com"
             if name == "purchase":
                 out.write(f'{person},purchase,{moment},,{(i % 97) + 0.5},"{{""order"": {i}}}"\n')
             else:
@@ -103,6 +103,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
     parser.add_argument("--no-fold", action="store_true", help="skip the rollups' fold after each import")
     parser.add_argument("--once", action="store_true", help="skip importing the same file again")
+    parser.add_argument("--interleaved", action="store_true",
+                        help="addresses in turn (row i is address i mod rows/10), as in a time-ordered export:"
+                             " every row of a chunk names another address; by default each address's ten rows"
+                             " are next to each other")
     parser.add_argument("--admin-url", default=os.environ.get(
         "ESEQ_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
@@ -122,9 +126,9 @@ def main() -> None:
         offset = 0
         for rows in args.rows:
             path = Path(tmp) / f"history-{rows}.csv"
-            size = write_history(path, rows, offset)
+            size = write_history(path, rows, offset, args.interleaved)
             offset += 7 * rows  # each size its own events
-            print(f"history: {rows:,} rows, {size / 1e6:.0f} MB")
+            print(f"history: {rows:,} rows, {size / 1e6:.0f} MB" + (", addresses in turn" if args.interleaved else ""))
             for label in ("import", "same file again (all duplicates)")[:1 if args.once else 2]:
                 upload, total, counts, web, worker = run_once(client, headers, path)
                 print(f"  {label}: upload {upload:.1f} s, upload to completed {total:.1f} s, "

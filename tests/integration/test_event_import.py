@@ -326,6 +326,34 @@ def test_two_imports_of_one_event_at_the_same_moment_write_it_once_and_count_it_
         assert s.scalar(select(func.count()).select_from(Subscriber)) == 5
 
 
+def test_an_address_another_import_is_adding_is_waited_for_and_then_used_not_added_twice(alice):
+    """Only addresses the account does not know are inserted; one a concurrent
+    import inserted first (uncommitted) is skipped by ON CONFLICT once that import
+    commits, then looked up (event_writer._LATE): its events go to that subscriber."""
+    from audience.event_rows import RowChecker
+    from audience.event_writer import write_events
+
+    checker = RowChecker(alice.account_id, NOW)
+    row = lambda email, second: checker.check({"email": email, "name": "opened",  # noqa: E731
+                                               "occurred_at": f"2025-05-01T00:00:{second:02d}Z"}, True)
+    factories.subscribers(alice.account_id, 1, prefix="known")  # known0@example.test
+    first = db.new_session()
+    assert write_events(first, alice.account_id, [row("late@example.com", 1)], NOW) == (1, 1)  # uncommitted
+    outcome: list[tuple[int, int]] = []
+
+    def second_import() -> None:
+        with db.session_scope() as s:
+            outcome.append(write_events(s, alice.account_id, [row("late@example.com", 2), row("known0@example.test", 3),
+                                                              row("fresh@example.com", 4)], NOW))
+
+    waits_for_commit(first, second_import, "the second import waits on the first one's new subscriber")
+    assert outcome == [(3, 1)], "three events; only fresh@ was added by the second import"
+    people = emails(alice.account_id)
+    assert sorted(people.values()) == ["fresh@example.com", "known0@example.test", "late@example.com"]
+    assert [(people[e.subscriber_id], e.occurred_at.second) for e in imported(alice.account_id)] == [
+        ("late@example.com", 1), ("late@example.com", 2), ("known0@example.test", 3), ("fresh@example.com", 4)]
+
+
 def test_the_same_event_twice_in_one_chunk_is_written_once_and_the_rest_of_the_chunk_with_it(alice):
     """The plain insert is refused by the unique index (the first copy is not there
     before the statement); the chunk is written again skipping the repeat."""

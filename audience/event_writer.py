@@ -113,8 +113,9 @@ END $$"""
 # checking thread holds, audience.event_import). No JIT: a chunk's cost estimates
 # can reach its threshold once the statistics lag the import, and compiling costs
 # about 20 ms a chunk. The events' join is a hash join in memory whatever the
-# statistics say: the temporary tables have none, and a nested loop over the chunk
-# per address took seconds a chunk (the LATERAL probes of _IDS stay a loop).
+# statistics say: the temporary tables have none, a nested loop over the chunk per
+# address took seconds a chunk, and a merge join sorted both sides first, 30 ms of a
+# chunk naming 25,000 addresses (the LATERAL probes of _KNOWN stay a loop).
 _PREPARE = _STAGING + """;
 TRUNCATE pg_temp.event_import_rows, pg_temp.event_import_ids;
 SET LOCAL jit = off; SET LOCAL work_mem = '64MB'; SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off;

@@ -39,6 +39,7 @@ from audience.event_writer import write_events
 from audience.imports import row_faults
 from core.isolation import run_isolated
 from models import Job, JobPart, utcnow
+from models.db import raw_cursor
 
 KIND = "event_import"
 MAX_BYTES = 1024 * 1024 * 1024
@@ -117,11 +118,8 @@ def _store_part(session: Session, job_id: int, part: int, data: bytearray) -> No
         return
     row = struct.pack("!hiiiii", 3, 4, job_id, 4, part, len(data))
     stream = io.BytesIO(b"".join((_COPY_HEADER, row, data, struct.pack("!h", -1))))
-    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
+    with raw_cursor(session) as cursor:
         cursor.copy_expert(_COPY_PART, stream, size=len(data) + 64)
-    finally:
-        cursor.close()
 
 
 class _PartStream(io.RawIOBase):

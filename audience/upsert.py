@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from audience.fields import merge_tags
 from audience.payloads import ImportRow
 from models import Subscriber
+from models.db import raw_cursor
 
 # Rows per statement: progress every chunk, bounded memory, and on the portable path
 # ~2,000 bound parameters in the IN list, far below SQLite's limit.
@@ -109,15 +110,12 @@ def _upsert_postgresql(session: Session, account_id: int, rows: list[ImportRow],
             _copy_field(row.timezone), _copy_field(json.dumps(row.attributes)), _copy_field(json.dumps(row.tags)),
         )) + "\n")
     buffer.seek(0)
-    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
+    with raw_cursor(session) as cursor:
         cursor.execute(_STAGING)
         cursor.execute("TRUNCATE pg_temp.subscriber_import_rows")
         cursor.copy_expert("COPY pg_temp.subscriber_import_rows FROM STDIN", buffer)
         cursor.execute(_MERGE, {"account_id": account_id, "now": now})
         return sum(1 for (inserted,) in cursor.fetchall() if inserted)
-    finally:
-        cursor.close()
 
 
 def _upsert_portable(session: Session, account_id: int, rows: list[ImportRow], now: datetime) -> int:

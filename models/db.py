@@ -154,3 +154,15 @@ def autocommit_scope() -> Iterator[Session]:
         yield session
     finally:
         session.close()
+
+
+@contextmanager
+def raw_cursor(session: Session) -> Iterator[Any]:
+    """A DB-API cursor on the session's connection, inside its transaction, closed
+    after: for what SQLAlchemy does not wrap (psycopg2's COPY, several statements in
+    one round trip)."""
+    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield cursor
+    finally:
+        cursor.close()

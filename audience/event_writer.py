@@ -3,8 +3,8 @@ the events go in, a repeat of an imported event (same ``dedup_key``) skipped.
 
 PostgreSQL: COPY the chunk into a session-local staging table; resolve the
 addresses the account knows (_KNOWN), insert only the others as subscribers
-(_NEW, ``ON CONFLICT (account_id, email) DO NOTHING``, and _LATE for any a
-concurrent writer added first); then the events, joined to those ids by address,
+(_NEW, ``ON CONFLICT (account_id, email) DO NOTHING``, then _RESOLVE again for
+any a concurrent writer added first); then the events, joined to those ids by address,
 ``ON CONFLICT DO NOTHING`` on the imported rows' unique key (migration 0037), so a
 row imported before is skipped. No row is handled one by one in Python past the
 COPY's text, and the statements are right under concurrency (two imports naming
@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from audience.event_rows import EventRow
 from models import Event, EventKey, Subscriber
+from models.db import raw_cursor
 from models.event import IMPORTED, IS_IMPORTED
 
 # Rows per IN list on the portable path: below SQLite's bound-parameter limit.
@@ -45,38 +46,34 @@ _STAGING = (
     " message_ref text, value float8, properties jsonb, dedup_key text) ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE IF NOT EXISTS pg_temp.event_import_ids (email text, id integer) ON COMMIT DELETE ROWS"
 )
-# The chunk's addresses the account knows, to ids, one probe of the (account_id,
-# email) index each (LATERAL: never a scan of all the account's subscribers, which
-# grow to millions), each row locked FOR KEY SHARE as a foreign-key check locks it;
-# and the account. Addresses a chunk names again and again cost one probe.
-_KNOWN = """
-SELECT count(*) FROM (SELECT 1 FROM accounts WHERE id = %(account_id)s FOR KEY SHARE) a;
+# The chunk's addresses not yet resolved to a subscriber id.
+_UNRESOLVED = """SELECT DISTINCT r.email FROM pg_temp.event_import_rows r
+                 WHERE NOT EXISTS (SELECT 1 FROM pg_temp.event_import_ids i WHERE i.email = r.email)"""
+# Those the account knows, to ids: one probe of the (account_id, email) index each
+# (LATERAL: never a scan of all the account's subscribers, which grow to millions),
+# each row locked FOR KEY SHARE as a foreign-key check locks it. Run first for the
+# whole chunk (after locking the account the same way), and again for addresses a
+# concurrent writer inserted while _NEW ran.
+_RESOLVE = f"""
 INSERT INTO pg_temp.event_import_ids (email, id)
-SELECT r.email, s.id FROM (SELECT DISTINCT email FROM pg_temp.event_import_rows) r
+SELECT r.email, s.id FROM ({_UNRESOLVED}) r
 CROSS JOIN LATERAL (SELECT id FROM subscribers WHERE account_id = %(account_id)s AND email = r.email
                     FOR KEY SHARE) s
 """
+_KNOWN = "SELECT count(*) FROM (SELECT 1 FROM accounts WHERE id = %(account_id)s FOR KEY SHARE) a;" + _RESOLVE
 # The rest become subscribers (rows of this transaction: nobody else can remove
 # them before it commits). Only they are inserted: ON CONFLICT on every known
 # address of a chunk cost a probe of the unique index each, a third of the chunk's
 # time when a history names each address once a chunk (a time-ordered export). An
 # address another transaction inserted meanwhile is skipped by ON CONFLICT (after
-# that transaction commits) and returned as missing, for _LATE to probe.
-_NEW = """
-WITH missing AS (SELECT DISTINCT r.email FROM pg_temp.event_import_rows r
-                 WHERE NOT EXISTS (SELECT 1 FROM pg_temp.event_import_ids i WHERE i.email = r.email)),
+# that transaction commits), counted as missing and not kept, and resolved then.
+_NEW = f"""
+WITH missing AS ({_UNRESOLVED}),
 new AS (INSERT INTO subscribers (account_id, email, status, attributes, tags, created_at, updated_at)
-        SELECT %(account_id)s, email, 'active', '{}'::jsonb, '[]'::jsonb, %(now)s, %(now)s FROM missing
+        SELECT %(account_id)s, email, 'active', '{{}}'::jsonb, '[]'::jsonb, %(now)s, %(now)s FROM missing
         ON CONFLICT (account_id, email) DO NOTHING RETURNING email, id),
 kept AS (INSERT INTO pg_temp.event_import_ids (email, id) SELECT email, id FROM new RETURNING 1)
 SELECT (SELECT count(*) FROM missing), (SELECT count(*) FROM kept)
-"""
-_LATE = """
-INSERT INTO pg_temp.event_import_ids (email, id)
-SELECT r.email, s.id FROM (SELECT DISTINCT email FROM pg_temp.event_import_rows r
-                           WHERE NOT EXISTS (SELECT 1 FROM pg_temp.event_import_ids i WHERE i.email = r.email)) r
-CROSS JOIN LATERAL (SELECT id FROM subscribers WHERE account_id = %(account_id)s AND email = r.email
-                    FOR KEY SHARE) s
 """
 # A repeat of an imported event is skipped by the unique index on the imported
 # rows' (dedup_key, occurred_at) (migration 0037), not by a row in event_keys as
@@ -138,8 +135,7 @@ def may_skip_row_checks(session: Session) -> bool:
 
 def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], now: datetime) -> tuple[int, int]:
     lines = "".join([r.line for r in rows])
-    cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
+    with raw_cursor(session) as cursor:
         cursor.execute(_PREPARE)
         # One read of the whole text: psycopg2 reads 8 kB at a time by default, each
         # read waiting for the GIL.
@@ -148,13 +144,11 @@ def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], n
         cursor.execute(_KNOWN + ";" + _NEW, params)
         missing, created = cursor.fetchone()
         if created < missing:  # another writer added some of them first
-            cursor.execute(_LATE, params)
+            cursor.execute(_RESOLVE, params)
         cursor.execute(_EVENTS, params)
         inserted = cursor.rowcount
         cursor.execute(_CHECKED_AGAIN)
         return inserted, created
-    finally:
-        cursor.close()
 
 
 def _write_portable(session: Session, account_id: int, rows: list[EventRow], now: datetime) -> tuple[int, int]:

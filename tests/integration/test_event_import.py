@@ -329,7 +329,7 @@ def test_two_imports_of_one_event_at_the_same_moment_write_it_once_and_count_it_
 def test_an_address_another_import_is_adding_is_waited_for_and_then_used_not_added_twice(alice):
     """Only addresses the account does not know are inserted; one a concurrent
     import inserted first (uncommitted) is skipped by ON CONFLICT once that import
-    commits, then looked up (event_writer._LATE): its events go to that subscriber."""
+    commits, then looked up (event_writer._RESOLVE, again): its events go to that subscriber."""
     from audience.event_rows import RowChecker
     from audience.event_writer import write_events
 

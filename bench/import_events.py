@@ -43,12 +43,13 @@ NAMES = ("sent", "delivered", "opened", "opened", "clicked", "sent", "delivered"
 
 def write_history(path: Path, rows: int, offset: int, interleaved: bool = False) -> int:
     start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    people = max(rows // 10, 1)
     with path.open("w") as out:
         out.write("email,name,occurred_at,message_ref,value,properties\n")
         for i in range(rows):
             name = NAMES[i % 10]
             moment = (start + timedelta(seconds=7 * i + offset)).isoformat()
-            person = f"user{i % max(rows // 10, 1) if interleaved else (i // 10) % max(rows // 10, 1)}@example.com"
+            person = f"user{i % people if interleaved else (i // 10) % people}@example.com"
             if name == "purchase":
                 out.write(f'{person},purchase,{moment},,{(i % 97) + 0.5},"{{""order"": {i}}}"\n')
             else:

@@ -6,34 +6,30 @@ CSV (``POST /api/v1/events/import``), both jobs run by a real ``default`` worker
 then ``POST /api/v1/ml/models`` for churn, engagement and send time with ``as_of``
 at the end of the history, trained by a real ``ml`` worker started from the
 Procfile's line; then the scores read back as ``GET /api/v1/ml/scores?format=csv``
-and compared with the simulator's truth as bench.ml_quality compares the scores
-it computes in process: churn ROC AUC against the oracle's and the simple rules',
-engagement against the hidden state, the best hour against the true one.
+and compared with the simulator's truth by ``bench.ml_quality.compare``, as that
+bench compares the scores it computes in process: churn ROC AUC against the
+oracle's and the simple rules', engagement against the hidden state, the best hour
+against the true one.
 
     python -m bench.ml_through_api [--subscribers 50000] [--seed 2] [--sends-per-week 1]
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from bench import bench_account, environment
 
 RUN, DB, ENV = environment()
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
-from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from bench.ml_quality import circular_distance  # noqa: E402
-from ml import api  # noqa: E402
-from ml.churn import rule_values  # noqa: E402
+from bench.ml_quality import compare  # noqa: E402
 from ml.simulator import Simulation, simulate  # noqa: E402
 from models import db  # noqa: E402
 from tests.support.database import fresh_database  # noqa: E402
@@ -44,34 +40,28 @@ from tests.support.waiting import wait_for, wait_for_job  # noqa: E402
 KINDS = ("churn", "engagement", "send_time")
 
 
-class Tenant:
-    """What tests.support.waiting.wait_for_job needs of an account: its headers."""
-
-    def __init__(self, api_key: str) -> None:
-        self.headers = {"X-API-Key": api_key}
-
-
-def address(subscriber_id: int) -> str:
-    return f"s{subscriber_id}@sim.example"
+def addresses(sim: Simulation) -> pd.Series:
+    """Each simulated subscriber's address, by subscriber_id: what the files carry."""
+    ids = sim.history.subscribers.index
+    return pd.Series("s" + ids.astype(str) + "@sim.example", index=ids)
 
 
 def write_files(sim: Simulation, folder: Path) -> tuple[Path, Path]:
     """The subscribers (address, time zone) and the history as the CSV files an
     account migrating from another platform would upload."""
+    email = addresses(sim)
     people = folder / "subscribers.csv"
-    subscribers = sim.history.subscribers
-    pd.DataFrame({"email": [address(i) for i in subscribers.index],
-                  "timezone": subscribers["timezone"].fillna("")}).to_csv(people, index=False)
+    pd.DataFrame({"email": email, "timezone": sim.history.subscribers["timezone"].fillna("")}).to_csv(people,
+                                                                                                    index=False)
     history = folder / "events.csv"
     events = sim.history.events
-    pd.DataFrame({"email": "s" + events["subscriber_id"].astype(str) + "@sim.example",
-                  "name": events["name"].astype(str),
+    pd.DataFrame({"email": email.loc[events["subscriber_id"]].to_numpy(), "name": events["name"].astype(str),
                   "occurred_at": events["occurred_at"].dt.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
                   "value": events["value"]}).to_csv(history, index=False, float_format="%.2f")
     return people, history
 
 
-def upload(client: Any, tenant: Tenant, url: str, path: Path) -> dict[str, Any]:
+def upload(client: Any, tenant: Any, url: str, path: Path) -> dict[str, Any]:
     """One file posted as it is (streamed), its job followed until it ends."""
     with path.open("rb") as body:
         response = client.post(url, input_stream=body, content_length=path.stat().st_size, content_type="text/csv",
@@ -82,7 +72,7 @@ def upload(client: Any, tenant: Tenant, url: str, path: Path) -> dict[str, Any]:
     return job
 
 
-def train(client: Any, tenant: Tenant, sim: Simulation) -> dict[str, dict[str, Any]]:
+def train(client: Any, tenant: Any, sim: Simulation) -> dict[str, dict[str, Any]]:
     """A run of each kind as of the history's end, each followed until it is ready."""
     runs = {}
     for kind in KINDS:
@@ -100,39 +90,14 @@ def train(client: Any, tenant: Tenant, sim: Simulation) -> dict[str, dict[str, A
             for kind, model_id in runs.items()}
 
 
-def scores_csv(client: Any, tenant: Tenant) -> pd.DataFrame:
+def scores_csv(client: Any, tenant: Any, sim: Simulation) -> pd.DataFrame:
+    """``GET /ml/scores?format=csv``, by the simulated subscriber_id of each address."""
     response = client.get("/api/v1/ml/scores?format=csv", headers=tenant.headers)
     assert response.status_code == 200
-    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
-    frame = pd.DataFrame(rows)
-    frame["subscriber_id"] = frame["email"].str.slice(1).str.split("@").str[0].astype("int64")
-    for column in ("churn_risk", "engagement"):
-        frame[column] = frame[column].astype(float)
-    frame["best_send_hour"] = pd.to_numeric(frame["best_send_hour"])
-    return frame.set_index("subscriber_id")
-
-
-def report(sim: Simulation, scores: pd.DataFrame, runs: dict[str, dict[str, Any]]) -> None:
-    truth = sim.truth.rename(columns={"engagement": "hidden_engagement"}).join(scores, how="left")
-    live = truth[truth["live"]]
-    missing = int(live["churn_risk"].isna().sum())
-    labels = live["churned"].to_numpy()
-    model_auc = roc_auc_score(labels, live["churn_risk"].fillna(1.0))
-    oracle_auc = roc_auc_score(labels, live["churn_probability"])
-    frame = api.features(sim.history, sim.end).loc[live.index]
-    rules = {name: roc_auc_score(labels, values) for name, values in rule_values(frame).items()}
-    metrics = runs["churn"].get("metrics") or {}
-    print(f"  churn ({metrics.get('scored_by')}, {metrics.get('estimator')}): AUC {model_auc:.4f}, oracle"
-          f" {oracle_auc:.4f}, ratio {model_auc / oracle_auc:.4f}; rules "
-          + ", ".join(f"{k} {v:.4f}" for k, v in rules.items())
-          + f"; beats every rule: {model_auc > max(rules.values())}; live subscribers without a score: {missing}")
-    rho = spearmanr(live["engagement"], live["hidden_engagement"], nan_policy="omit").statistic
-    print(f"  engagement: Spearman with the hidden engagement {rho:.4f}")
-    five = truth[(truth["opens"] >= 5) & truth["best_send_hour"].notna()]
-    hits = (circular_distance(five["best_send_hour"].to_numpy(), five["true_hour"].to_numpy()) <= 1).mean()
-    rule = (circular_distance(np.full(len(five), 10), five["true_hour"].to_numpy()) <= 1).mean()
-    print(f"  send time: within 1 h of the true hour for {hits:.4f} of {len(five):,} subscribers with >= 5 opens"
-          f" (fixed 9-12h rule {rule:.4f})", flush=True)
+    frame = pd.read_csv(io.StringIO(response.get_data(as_text=True)))
+    email = addresses(sim)
+    ids = pd.Series(email.index, index=email.to_numpy())
+    return frame.assign(subscriber_id=ids.loc[frame["email"]].to_numpy()).set_index("subscriber_id")
 
 
 def main() -> None:
@@ -151,7 +116,7 @@ def main() -> None:
         from web.app import create_app
 
         client = create_app().test_client()
-        tenant = Tenant(bench_account(client, ENV)["api_key"])
+        tenant = SimpleNamespace(headers={"X-API-Key": bench_account(client, ENV)["api_key"]})
         env = platform_env(DATABASE_URL=url)
         logs = Path(tmp)
         workers = [Proc("default", worker_argv("default", queues="default", pool="prefork", concurrency=1), env, logs),
@@ -167,7 +132,7 @@ def main() -> None:
             started = time.perf_counter()
             runs = train(client, tenant, sim)
             print(f"  three runs trained and the account scored in {time.perf_counter() - started:.0f} s", flush=True)
-            report(sim, scores_csv(client, tenant), runs)
+            compare(sim, scores_csv(client, tenant, sim), runs["churn"]["metrics"])
         db.get_engine().dispose()
 
 

@@ -84,3 +84,10 @@ class PeakRss:
         self._stop = True
         self._thread.join()
         self.peak_mib = max(self.peak_mib, self.now_mib())
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds a process on this host (a PostgreSQL backend, a worker) has used
+    so far, from /proc: steadier than wall time on a machine whose speed drifts."""
+    stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")

@@ -9,7 +9,9 @@ body streamed from the file, then the job run in process exactly as the
 ``audience.import_events`` task runs it. Prints both phases and rows/s; then the
 same file again (every row a duplicate), and the time the rollups' fold takes to
 walk past the imported events. Each phase prints this process's peak RSS while it
-ran (the upload's is the web side's, the job's the worker's).
+ran (the upload's is the web side's, the job's the worker's), and the job its CPU
+per row in Python (the checks) and in its PostgreSQL backend (the writes): on a
+machine whose speed drifts, the two side by side say which half a change moved.
 
     python -m bench.import_events [--rows 1000000 5000000] [--no-fold] [--once] [--interleaved]
         [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
@@ -34,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from bench import PeakRss  # noqa: E402
+from bench import PeakRss, process_cpu  # noqa: E402
 from models import db  # noqa: E402
 from tests.support.database import fresh_database  # noqa: E402
 
@@ -57,9 +59,12 @@ def write_history(path: Path, rows: int, offset: int, interleaved: bool = False)
     return path.stat().st_size
 
 
-def run_once(client, headers: dict[str, str], path: Path) -> tuple[float, float, dict, PeakRss, PeakRss]:
+def run_once(client, headers: dict[str, str], path: Path) -> tuple[float, float, dict, PeakRss, PeakRss,
+                                                                  tuple[float, float]]:
     """Upload, then run the job; with this process's peak RSS during each (the web
-    request's, then the worker's: one process here, so each is what that side adds)."""
+    request's, then the worker's: one process here, so each is what that side adds),
+    and the job's CPU seconds: this process's (the checks) and its PostgreSQL backend's
+    (the writes; the reading thread's short reads of the parts are not counted)."""
     from audience import event_import
     from audience.imports import claim_import
     from models import Job, utcnow
@@ -77,13 +82,16 @@ def run_once(client, headers: dict[str, str], path: Path) -> tuple[float, float,
         with db.session_scope() as s:
             assert claim_import(s, job_id, utcnow(), kind=event_import.KIND)
         with db.session_scope() as s:
+            backend = s.scalar(select(func.pg_backend_pid()))
+            cpu = time.process_time(), process_cpu(backend)
             for _ in event_import.run_event_import(s, job_id):
                 s.commit()
+            cpu = time.process_time() - cpu[0], process_cpu(backend) - cpu[1]
     done = time.perf_counter()
     with db.session_scope() as s:
         job = s.get(Job, job_id)
         counts = {"status": job.status, "processed": job.processed, "errors": job.error_count, **job.result}
-    return uploaded - start, done - start, counts, web, worker
+    return uploaded - start, done - start, counts, web, worker, cpu
 
 
 def fold_all(account_id: int) -> tuple[float, int]:
@@ -131,11 +139,12 @@ def main() -> None:
             offset += 7 * rows  # each size its own events
             print(f"history: {rows:,} rows, {size / 1e6:.0f} MB" + (", addresses in turn" if args.interleaved else ""))
             for label in ("import", "same file again (all duplicates)")[:1 if args.once else 2]:
-                upload, total, counts, web, worker = run_once(client, headers, path)
+                upload, total, counts, web, worker, (python, postgres) = run_once(client, headers, path)
                 print(f"  {label}: upload {upload:.1f} s, upload to completed {total:.1f} s, "
                       f"{rows / total:,.0f} rows/s, {counts}; peak RSS upload {web.peak_mib:,.0f} MiB"
                       f" (+{web.peak_mib - web.start_mib:,.0f}), job {worker.peak_mib:,.0f} MiB"
-                      f" (+{worker.peak_mib - worker.start_mib:,.0f})", flush=True)
+                      f" (+{worker.peak_mib - worker.start_mib:,.0f}); job CPU per row: Python"
+                      f" {python / rows * 1e6:.1f} µs, PostgreSQL {postgres / rows * 1e6:.1f} µs", flush=True)
             if not args.no_fold:
                 elapsed, folded = fold_all(made["id"])
                 print(f"  rollups fold past the imported events: {folded:,} events in {elapsed:.1f} s")

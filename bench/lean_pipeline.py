@@ -37,6 +37,8 @@ from email.utils import format_datetime
 import jinja2
 import psycopg2
 
+from bench import process_cpu
+
 BATCH = 500
 PROCESSES = 2
 
@@ -172,7 +174,7 @@ def _worker(dsn: str, smtp_port: int, subject_source: str, html_source: str, ste
             spent["claim"] += time.perf_counter() - phase
             if not claimed:
                 return {"sent": sent, "cpu": time.process_time() - cpu_started,
-                        "postgres": _process_cpu(backend), **spent}
+                        "postgres": process_cpu(backend), **spent}
             phase = time.perf_counter()
             date = format_datetime(datetime.now(timezone.utc))
             rows = []
@@ -196,13 +198,6 @@ def _worker(dsn: str, smtp_port: int, subject_source: str, html_source: str, ste
     finally:
         smtp.close()
         conn.close()
-
-
-def _process_cpu(pid: int) -> float:
-    """CPU seconds a process (here this worker's PostgreSQL backend, on the same
-    host) has used so far, from /proc."""
-    stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(dsn: str, smtp_port: int, subject: str, html: str, sender: str, make_due: Callable[[], object],

@@ -2,7 +2,7 @@
 the events go in, a repeat of an imported event (same ``dedup_key``) skipped.
 
 PostgreSQL: COPY the chunk into a session-local staging table; resolve the
-addresses the account knows (_KNOWN), insert only the others as subscribers
+addresses the account knows (_RESOLVE), insert only the others as subscribers
 (_NEW, ``ON CONFLICT (account_id, email) DO NOTHING``, then _RESOLVE again for
 any a concurrent writer added first); then the events, joined to those ids by address,
 ``ON CONFLICT DO NOTHING`` on the imported rows' unique key (migration 0037), so a
@@ -13,15 +13,17 @@ rows and skips them). Other databases (SQLite, the embedded default, one writer 
 a time) look up the known addresses and keys first, then insert what is new with
 executemany.
 
-The chunk's addresses are resolved to subscriber ids once, locking each row
-``FOR KEY SHARE`` (and the account) as a foreign-key check locks it. So where the
-database role may set ``session_replication_role`` (a superuser, or on PostgreSQL
-15+ a role granted ``SET`` on it; docs/operations.md) the per-row checks, about
-half of a chunk's time, are skipped for the chunk's statements: an erasure or an
-account deletion running at the same time either waits for the chunk's commit and
-then removes its events too, or ran first and the chunk skips its rows, as with
-the checks; every reference is right by construction (the job's account, ids
-just resolved, no message id). A role without that right gets the checks too.
+Where the database role may set ``session_replication_role`` (a superuser, or on
+PostgreSQL 15+ a role granted ``SET`` on it; docs/operations.md) the per-row
+foreign-key checks, about half of a chunk's time, are skipped for the chunk's
+statements. What they would lock is locked once instead: the account ``FOR KEY
+SHARE``, and the account's IMPORT_LOCK, which every deletion of a subscriber
+waits for (migration 0038). So an erasure or an account deletion running at the
+same time either waits for the chunk's commit and then removes its events too,
+or ran first and the chunk skips its rows, as with the checks; every reference
+is right by construction (the job's account, ids just resolved, no message id).
+A role without that right gets the checks, and the known subscribers are locked
+``FOR KEY SHARE`` as they are resolved, as the checks would lock them.
 """
 from __future__ import annotations
 
@@ -50,17 +52,27 @@ _STAGING = (
 _UNRESOLVED = """SELECT DISTINCT r.email FROM pg_temp.event_import_rows r
                  WHERE NOT EXISTS (SELECT 1 FROM pg_temp.event_import_ids i WHERE i.email = r.email)"""
 # Those the account knows, to ids: one probe of the (account_id, email) index each
-# (LATERAL: never a scan of all the account's subscribers, which grow to millions),
-# each row locked FOR KEY SHARE as a foreign-key check locks it. Run first for the
-# whole chunk (after locking the account the same way), and again for addresses a
-# concurrent writer inserted while _NEW ran.
+# (LATERAL: never a scan of all the account's subscribers, which grow to millions;
+# OFFSET 0 keeps it one, where otherwise the planner would fold it into a join, and
+# with nested loops off for the chunk that join was a hash join reading them all).
+# Run first for the whole chunk, and again for addresses a concurrent writer
+# inserted while _NEW ran. Where the chunk's foreign-key checks run, each row is
+# locked FOR KEY SHARE, as a check would lock it; where they are skipped, the
+# account's IMPORT_LOCK guards them instead (_GUARD).
 _RESOLVE = f"""
 INSERT INTO pg_temp.event_import_ids (email, id)
 SELECT r.email, s.id FROM ({_UNRESOLVED}) r
-CROSS JOIN LATERAL (SELECT id FROM subscribers WHERE account_id = %(account_id)s AND email = r.email
-                    FOR KEY SHARE) s
+CROSS JOIN LATERAL (SELECT id FROM subscribers WHERE account_id = %(account_id)s AND email = r.email{{lock}} OFFSET 0) s
 """
-_KNOWN = "SELECT count(*) FROM (SELECT 1 FROM accounts WHERE id = %(account_id)s FOR KEY SHARE) a;" + _RESOLVE
+# Deleting a subscriber takes this advisory lock of its account, shared, by a
+# trigger (migration 0038); a chunk that skips the checks holds it exclusively,
+# so a deletion of a subscriber it names waits for its commit and then removes
+# its events too. One lock a chunk, where a lock per subscriber cost a sixth of an
+# import's time when every row names another address (each a dirtied page and a
+# WAL record). Exclusive, so two imports of one account take turns a chunk at a time.
+IMPORT_LOCK = 1_937_008_968
+_GUARD = f"SELECT pg_advisory_xact_lock({IMPORT_LOCK}, %(account_id)s);"
+_ACCOUNT = "SELECT count(*) FROM (SELECT 1 FROM accounts WHERE id = %(account_id)s FOR KEY SHARE) a;"
 # The rest become subscribers (rows of this transaction: nobody else can remove
 # them before it commits). Only they are inserted: ON CONFLICT on every known
 # address of a chunk cost a probe of the unique index each, a third of the chunk's
@@ -106,17 +118,18 @@ DO $$ BEGIN
         END IF;
     END IF;
 END $$"""
+_SKIPS = "SELECT current_setting('session_replication_role') = 'replica'"
 # A chunk's settings, in one round trip (each round trip also waits for the GIL the
 # checking thread holds, audience.event_import). No JIT: a chunk's cost estimates
 # can reach its threshold once the statistics lag the import, and compiling costs
 # about 20 ms a chunk. The events' join is a hash join in memory whatever the
 # statistics say: the temporary tables have none, a nested loop over the chunk per
 # address took seconds a chunk, and a merge join sorted both sides first, 30 ms of a
-# chunk naming 25,000 addresses (the LATERAL probes of _KNOWN stay a loop).
+# chunk naming 25,000 addresses (the LATERAL probes of _RESOLVE stay a loop).
 _PREPARE = _STAGING + """;
 TRUNCATE pg_temp.event_import_rows, pg_temp.event_import_ids;
 SET LOCAL jit = off; SET LOCAL work_mem = '64MB'; SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off;
-""" + _SKIP_ROW_CHECKS_IF_ALLOWED
+""" + _SKIP_ROW_CHECKS_IF_ALLOWED + ";" + _SKIPS
 # The rest of the transaction (the job's counts) is checked as usual.
 _CHECKED_AGAIN = ("SELECT set_config('session_replication_role', 'origin', true)"
                   " WHERE current_setting('session_replication_role') <> 'origin'")
@@ -128,7 +141,7 @@ def may_skip_row_checks(session: Session) -> bool:
     trial = session.begin_nested()
     try:
         session.execute(text(_SKIP_ROW_CHECKS_IF_ALLOWED))
-        return session.execute(text("SELECT current_setting('session_replication_role')")).scalar() == "replica"
+        return bool(session.execute(text(_SKIPS)).scalar())
     finally:
         trial.rollback()
 
@@ -137,14 +150,16 @@ def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], n
     lines = "".join([r.line for r in rows])
     with raw_cursor(session) as cursor:
         cursor.execute(_PREPARE)
+        skips_checks = cursor.fetchone()[0]
         # One read of the whole text: psycopg2 reads 8 kB at a time by default, each
         # read waiting for the GIL.
         cursor.copy_expert("COPY pg_temp.event_import_rows FROM STDIN", io.StringIO(lines), size=len(lines) + 1)
         params = {"account_id": account_id, "now": now}
-        cursor.execute(_KNOWN + ";" + _NEW, params)
+        resolve = _RESOLVE.format(lock="" if skips_checks else " FOR KEY SHARE")
+        cursor.execute(_ACCOUNT + (_GUARD if skips_checks else "") + resolve + ";" + _NEW, params)
         missing, created = cursor.fetchone()
         if created < missing:  # another writer added some of them first
-            cursor.execute(_RESOLVE, params)
+            cursor.execute(resolve, params)
         cursor.execute(_EVENTS, params)
         inserted = cursor.rowcount
         cursor.execute(_CHECKED_AGAIN)

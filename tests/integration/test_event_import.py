@@ -301,8 +301,9 @@ def test_imported_conversions_count_where_the_goal_logic_sees_them_and_imported_
 
 
 def test_two_imports_of_one_event_at_the_same_moment_write_it_once_and_count_it_once(alice):
-    """The second writer waits on the first's uncommitted key, then hits the unique
-    index: its chunk is written again with ON CONFLICT, nothing lost or doubled."""
+    """The second writer waits for the first (on the account's import lock where the
+    chunks skip the row checks, as here; on the uncommitted key where they run them),
+    then skips the key the first wrote: nothing lost or doubled."""
     from audience.event_rows import RowChecker
     from audience.event_writer import write_events
 
@@ -326,10 +327,11 @@ def test_two_imports_of_one_event_at_the_same_moment_write_it_once_and_count_it_
         assert s.scalar(select(func.count()).select_from(Subscriber)) == 5
 
 
-def test_an_address_another_import_is_adding_is_waited_for_and_then_used_not_added_twice(alice):
-    """Only addresses the account does not know are inserted; one a concurrent
-    import inserted first (uncommitted) is skipped by ON CONFLICT once that import
-    commits, then looked up (event_writer._RESOLVE, again): its events go to that subscriber."""
+def test_an_address_being_added_meanwhile_is_waited_for_and_then_used_not_added_twice(alice):
+    """Only addresses the account does not know are inserted; one another
+    transaction inserted first (uncommitted: a subscriber created through the API)
+    is skipped by ON CONFLICT once that commits, then looked up
+    (event_writer._RESOLVE, again): its events go to that subscriber."""
     from audience.event_rows import RowChecker
     from audience.event_writer import write_events
 
@@ -338,20 +340,21 @@ def test_an_address_another_import_is_adding_is_waited_for_and_then_used_not_add
                                                "occurred_at": f"2025-05-01T00:00:{second:02d}Z"}, True)
     factories.subscribers(alice.account_id, 1, prefix="known")  # known0@example.test
     first = db.new_session()
-    assert write_events(first, alice.account_id, [row("late@example.com", 1)], NOW) == (1, 1)  # uncommitted
+    first.add(Subscriber(account_id=alice.account_id, email="late@example.com"))
+    first.flush()  # uncommitted
     outcome: list[tuple[int, int]] = []
 
-    def second_import() -> None:
+    def the_import() -> None:
         with db.session_scope() as s:
             outcome.append(write_events(s, alice.account_id, [row("late@example.com", 2), row("known0@example.test", 3),
                                                               row("fresh@example.com", 4)], NOW))
 
-    waits_for_commit(first, second_import, "the second import waits on the first one's new subscriber")
-    assert outcome == [(3, 1)], "three events; only fresh@ was added by the second import"
+    waits_for_commit(first, the_import, "the import waits on the other transaction's new subscriber")
+    assert outcome == [(3, 1)], "three events; only fresh@ was added by the import"
     people = emails(alice.account_id)
     assert sorted(people.values()) == ["fresh@example.com", "known0@example.test", "late@example.com"]
     assert [(people[e.subscriber_id], e.occurred_at.second) for e in imported(alice.account_id)] == [
-        ("late@example.com", 1), ("late@example.com", 2), ("known0@example.test", 3), ("fresh@example.com", 4)]
+        ("late@example.com", 2), ("known0@example.test", 3), ("fresh@example.com", 4)]
 
 
 def test_the_same_event_twice_in_one_chunk_is_written_once_and_the_rest_of_the_chunk_with_it(alice):
@@ -391,10 +394,11 @@ def test_text_that_copy_must_escape_is_stored_as_it_was_checked(alice):
 
 def test_an_erasure_during_a_chunk_waits_for_it_then_removes_its_events_too(alice):
     """The chunk skips the per-row foreign-key checks (this suite connects as a
-    superuser) and takes their locks once instead, on the subscribers it names and
-    the account: deleting one waits for the chunk's commit, and its cascade then
-    takes the chunk's events, so no event is left pointing at a subscriber that is
-    gone."""
+    superuser) and locks, once, the account and the account's import lock, which
+    every deletion of a subscriber waits for (a trigger, migration 0038), not each
+    subscriber: deleting one it names waits for the chunk's commit, and its cascade
+    then takes the chunk's events, so no event is left pointing at a subscriber
+    that is gone."""
     from audience.event_rows import RowChecker
     from audience.event_writer import may_skip_row_checks, write_events
 
@@ -409,9 +413,11 @@ def test_an_erasure_during_a_chunk_waits_for_it_then_removes_its_events_too(alic
             for email in ("known@example.com", "new@example.com")]
     chunk = db.new_session()
     assert write_events(chunk, alice.account_id, rows, NOW) == (2, 1)  # uncommitted
-    for table, row_id in (("subscribers", known_id), ("accounts", alice.account_id)):
-        with db.session_scope() as s, pytest.raises(OperationalError, match="could not obtain lock"):
-            s.execute(text(f"SELECT 1 FROM {table} WHERE id = :id FOR UPDATE NOWAIT"), {"id": row_id})
+    with db.session_scope() as s, pytest.raises(OperationalError, match="could not obtain lock"):
+        s.execute(text("SELECT 1 FROM accounts WHERE id = :id FOR UPDATE NOWAIT"), {"id": alice.account_id})
+    with db.session_scope() as s:
+        assert s.execute(text("SELECT 1 FROM subscribers WHERE id = :id FOR UPDATE NOWAIT"), {"id": known_id}).all(), \
+            "the subscribers it names are not locked one by one"
 
     def erase() -> None:
         with db.session_scope() as s:
@@ -422,6 +428,22 @@ def test_an_erasure_during_a_chunk_waits_for_it_then_removes_its_events_too(alic
         left = s.execute(select(Event.subscriber_id, Subscriber.email).join(
             Subscriber, Subscriber.id == Event.subscriber_id, isouter=True)).all()
     assert [email for _, email in left] == ["new@example.com"], "the erased subscriber's event went with it"
+
+
+def test_deletions_of_subscribers_of_one_account_do_not_wait_for_one_another(alice):
+    """They take the account's import lock shared (only an import chunk takes it
+    exclusively), so two erasures at once never wait on, nor deadlock with, each other."""
+    factories.subscribers(alice.account_id, 2, prefix="gone")
+    first = db.new_session()
+    first.execute(delete(Subscriber).where(Subscriber.email == "gone0@example.test"))
+    try:
+        with db.session_scope() as s:
+            s.execute(text("SET LOCAL lock_timeout = '5s'"))
+            assert s.execute(delete(Subscriber).where(Subscriber.email == "gone1@example.test")).rowcount == 1
+    finally:
+        first.commit()
+        first.close()
+    assert emails(alice.account_id) == {}
 
 
 def test_a_role_that_may_not_skip_the_row_checks_imports_the_same_with_them(alice):
@@ -450,6 +472,9 @@ def test_a_role_that_may_not_skip_the_row_checks_imports_the_same_with_them(alic
             assert write_events(s, alice.account_id, rows, NOW) == (3, 3)
         with Session(engine) as s, s.begin():
             assert write_events(s, alice.account_id, rows, NOW) == (0, 0), "a repeat is skipped all the same"
+            with db.session_scope() as other, pytest.raises(OperationalError, match="could not obtain lock"):
+                other.execute(text("SELECT 1 FROM subscribers WHERE email = 'plain0@example.com'"
+                                   " FOR UPDATE NOWAIT"))  # as its checks would lock it: a deletion waits
         with db.session_scope() as s:
             s.execute(text(f"GRANT SET ON PARAMETER session_replication_role TO {role}"))
         with Session(engine) as s:

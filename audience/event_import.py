@@ -26,7 +26,7 @@ import io
 import queue
 import struct
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from itertools import islice
 
@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from audience.errors import ImportPayloadError, ImportTooLargeError
 from audience.event_rows import EventRow, RowChecker, check_start, checked, csv_columns, raw_rows
-from audience.event_writer import write_events
+from audience.event_writer import KnownAddresses, write_events
 from audience.imports import row_faults
 from core.isolation import run_isolated
 from models import Job, JobPart, utcnow
@@ -227,14 +227,17 @@ def _record(job: Job, processed: int, events: int, duplicates: int, created: int
 
 
 def _flush(session: Session, job: Job, batch: list[tuple[int, EventRow]], errors: list[tuple[int, str]],
-           processed: int, now: datetime) -> None:
+           processed: int, now: datetime, known: KnownAddresses) -> None:
     refused: list[tuple[int, str]] = []
 
     def refuse(numbered: tuple[int, EventRow], exc: Exception) -> None:
         refused.append((numbered[0], f"The database refused the row ({type(exc).__name__})."))
 
-    written = run_isolated(session, batch, lambda rows: write_events(session, job.account_id, [r for _, r in rows], now),
-                           refuse, passthrough=(), what="event import", caught=row_faults(session)) if batch else []
+    def write(rows: Sequence[tuple[int, EventRow]]) -> tuple[int, int]:
+        return write_events(session, job.account_id, [r for _, r in rows], now, known)
+
+    written = run_isolated(session, batch, write, refuse, passthrough=(), what="event import",
+                           caught=row_faults(session)) if batch else []
     events = sum(e for e, _ in written)
     created = sum(c for _, c in written)
     _record(job, processed, events, len(batch) - len(refused) - events, created, [*errors, *refused])
@@ -271,11 +274,13 @@ def run_event_import(session: Session, job_id: int, clock: Callable[[], datetime
     # Stable across resumes: "the future" is measured from the upload.
     checker = RowChecker(job.account_id, job.created_at)
     chunks = _chunks(checked(islice(rows, job.processed, None), fmt, checker, columns))
+    known = KnownAddresses()
     for batch, errors, processed in (_read_ahead(chunks) if concurrent else chunks):
-        _flush(session, job, batch, errors, processed, clock())
+        _flush(session, job, batch, errors, processed, clock(), known)
         if processed >= CHUNK:
             job.claimed_until = clock() + lease
             yield job
+            known.committed()  # the caller commits at each yield
     job.total = job.processed
     job.status = "completed"
     job.finished_at = clock()

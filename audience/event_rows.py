@@ -206,19 +206,19 @@ class RowChecker:
         # The row's line of PostgreSQL COPY text, made here, in the thread that reads
         # ahead, rather than by the writer while the database waits for it. A name
         # (NAME) and a key have nothing to escape.
-        line = (f"{_copy_text(email)}\t{name}\t{text}\t{_copy_text(ref)}\t{_NULL if number is None else repr(number)}"
+        line = (f"{_copy_text(email)}\t{name}\t{text}\t{_copy_text(ref)}\t{COPY_NULL if number is None else repr(number)}"
                 f"\t{props if props == '{}' else _copy_text(props)}\t{key}\n")
         return EventRow(email, name, moment, text, ref, number, props, key, line)
 
 
-_NULL = "\\N"
+COPY_NULL = "\\N"  # COPY text's NULL (audience.event_writer too)
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def _copy_text(value: str | None) -> str:
     """``value`` as a field of COPY's text format (``\\N`` for NULL)."""
     if value is None:
-        return _NULL
+        return COPY_NULL
     if "\\" in value or "\t" in value or "\n" in value or "\r" in value:  # rare: four scans beat a translate
         return value.translate(_COPY_ESCAPES)
     return value

@@ -34,7 +34,7 @@ from datetime import datetime
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
-from audience.event_rows import EventRow
+from audience.event_rows import COPY_NULL, EventRow
 from models import Event, EventKey, Subscriber
 from models.db import raw_cursor
 from models.event import IMPORTED, IS_IMPORTED
@@ -44,13 +44,14 @@ LOOKUP = 900
 
 # The statements the import's speed depends on (bench/import_events.py).
 _STAGING = (
-    "CREATE TEMP TABLE IF NOT EXISTS pg_temp.event_import_rows (email text, name text, occurred_at timestamptz,"
-    " message_ref text, value float8, properties jsonb, dedup_key text) ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS pg_temp.event_import_chunk (email text, name text, occurred_at timestamptz,"
+    " message_ref text, value float8, properties jsonb, dedup_key text, subscriber_id integer) ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE IF NOT EXISTS pg_temp.event_import_ids (email text, id integer) ON COMMIT DELETE ROWS"
 )
-# The chunk's addresses not yet resolved to a subscriber id.
-_UNRESOLVED = """SELECT DISTINCT r.email FROM pg_temp.event_import_rows r
-                 WHERE NOT EXISTS (SELECT 1 FROM pg_temp.event_import_ids i WHERE i.email = r.email)"""
+_COLUMNS = "email, name, occurred_at, message_ref, value, properties, dedup_key"
+# The chunk's addresses not yet resolved to a subscriber id (by KnownAddresses, or here).
+_UNRESOLVED = """SELECT DISTINCT r.email FROM pg_temp.event_import_chunk r WHERE r.subscriber_id IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM pg_temp.event_import_ids i WHERE i.email = r.email)"""
 # Those the account knows, to ids: one probe of the (account_id, email) index each
 # (LATERAL: never a scan of all the account's subscribers, which grow to millions;
 # OFFSET 0 keeps it one, where otherwise the planner would fold it into a join, and
@@ -71,7 +72,14 @@ CROSS JOIN LATERAL (SELECT id FROM subscribers WHERE account_id = %(account_id)s
 # import's time when every row names another address (each a dirtied page and a
 # WAL record). Exclusive, so two imports of one account take turns a chunk at a time.
 IMPORT_LOCK = 1_937_008_968
-_GUARD = f"SELECT pg_advisory_xact_lock({IMPORT_LOCK}, %(account_id)s);"
+# How many deletions of subscribers there have been (migration 0038; 0 before the
+# first): read under the lock, it says whether ids a job kept may still be used.
+_DELETIONS = "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM subscriber_deletions)"
+# Under the lock: the ids the chunk came with are forgotten if a subscriber was
+# deleted since they were resolved.
+_GUARD = f"""SELECT pg_advisory_xact_lock({IMPORT_LOCK}, %(account_id)s);
+UPDATE pg_temp.event_import_chunk SET subscriber_id = NULL
+WHERE subscriber_id IS NOT NULL AND {_DELETIONS} <> %(deletions)s;"""
 _ACCOUNT = "SELECT count(*) FROM (SELECT 1 FROM accounts WHERE id = %(account_id)s FOR KEY SHARE) a;"
 # The rest become subscribers (rows of this transaction: nobody else can remove
 # them before it commits). Only they are inserted: ON CONFLICT on every known
@@ -85,7 +93,7 @@ new AS (INSERT INTO subscribers (account_id, email, status, attributes, tags, cr
         SELECT %(account_id)s, email, 'active', '{{}}'::jsonb, '[]'::jsonb, %(now)s, %(now)s FROM missing
         ON CONFLICT (account_id, email) DO NOTHING RETURNING email, id),
 kept AS (INSERT INTO pg_temp.event_import_ids (email, id) SELECT email, id FROM new RETURNING 1)
-SELECT (SELECT count(*) FROM missing), (SELECT count(*) FROM kept)
+SELECT (SELECT count(*) FROM missing), (SELECT count(*) FROM kept), {_DELETIONS}
 """
 # A repeat of an imported event is skipped by the unique index on the imported
 # rows' (dedup_key, occurred_at) (migration 0037), not by a row in event_keys as
@@ -97,9 +105,9 @@ SELECT (SELECT count(*) FROM missing), (SELECT count(*) FROM kept)
 _EVENTS = f"""
 INSERT INTO events (account_id, subscriber_id, message_id, name, dedup_key, source, message_ref, properties, value,
                     occurred_at, created_at)
-SELECT %(account_id)s, i.id, NULL, r.name, r.dedup_key, '{IMPORTED}', r.message_ref, r.properties, r.value,
+SELECT %(account_id)s, COALESCE(r.subscriber_id, i.id), NULL, r.name, r.dedup_key, '{IMPORTED}', r.message_ref, r.properties, r.value,
        r.occurred_at, %(now)s
-FROM pg_temp.event_import_rows r JOIN pg_temp.event_import_ids i ON i.email = r.email
+FROM pg_temp.event_import_chunk r LEFT JOIN pg_temp.event_import_ids i ON r.subscriber_id IS NULL AND i.email = r.email
 ORDER BY r.ctid
 ON CONFLICT (dedup_key, occurred_at) WHERE {IS_IMPORTED} DO NOTHING
 """
@@ -127,7 +135,7 @@ _SKIPS = "SELECT current_setting('session_replication_role') = 'replica'"
 # address took seconds a chunk, and a merge join sorted both sides first, 30 ms of a
 # chunk naming 25,000 addresses (the LATERAL probes of _RESOLVE stay a loop).
 _PREPARE = _STAGING + """;
-TRUNCATE pg_temp.event_import_rows, pg_temp.event_import_ids;
+TRUNCATE pg_temp.event_import_chunk, pg_temp.event_import_ids;
 SET LOCAL jit = off; SET LOCAL work_mem = '64MB'; SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off;
 """ + _SKIP_ROW_CHECKS_IF_ALLOWED + ";" + _SKIPS
 # The rest of the transaction (the job's counts) is checked as usual.
@@ -146,23 +154,69 @@ def may_skip_row_checks(session: Session) -> bool:
         trial.rollback()
 
 
-def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], now: datetime) -> tuple[int, int]:
-    lines = "".join([r.line for r in rows])
+class KnownAddresses:
+    """The subscriber ids a job's committed chunks resolved, by address, so that a
+    later chunk need not look them up (a time-ordered history names each address in
+    chunk after chunk: those lookups were a fifth of its import's time). Used only
+    by chunks that hold the account's IMPORT_LOCK, and trusted only while no
+    subscriber has been deleted since (_DELETIONS, read under the lock): after a
+    deletion every address is looked up again. A chunk's ids wait in ``pending``
+    until its transaction commits (``committed``): one rolled back would leave ids
+    of subscribers that were never created."""
+
+    LIMIT = 1_000_000  # addresses kept (about 100 MB); past it the rest are looked up
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.pending: list[tuple[str, int]] = []
+        self.deletions = -1  # not read yet
+
+    def committed(self) -> None:
+        """The chunks written since the last call are committed: keep their ids."""
+        room = self.LIMIT - len(self.ids)
+        if room > 0:
+            self.ids.update(self.pending[:room])
+        self.pending = []
+
+    def seen_deletions(self, deletions: int) -> None:
+        if deletions != self.deletions:
+            self.ids.clear()
+            self.pending = []
+            self.deletions = deletions
+
+
+def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], now: datetime,
+                      known: KnownAddresses | None) -> tuple[int, int]:
     with raw_cursor(session) as cursor:
         cursor.execute(_PREPARE)
         skips_checks = cursor.fetchone()[0]
+        known = known if skips_checks else None
+        found = [known.ids.get(r.email) for r in rows] if known is not None and known.ids else []
+        # The lines are written again with the ids only where most rows have one (a
+        # history in time order); where each address's rows are together few do.
+        if len(found) - found.count(None) >= len(rows) // 2 > 0:
+            copy = f"COPY pg_temp.event_import_chunk ({_COLUMNS}, subscriber_id) FROM STDIN"
+            lines = "".join([f"{r.line[:-1]}\t{COPY_NULL if i is None else i}\n" for r, i in zip(rows, found)])
+        else:
+            copy = f"COPY pg_temp.event_import_chunk ({_COLUMNS}) FROM STDIN"
+            lines = "".join([r.line for r in rows])
         # One read of the whole text: psycopg2 reads 8 kB at a time by default, each
         # read waiting for the GIL.
-        cursor.copy_expert("COPY pg_temp.event_import_rows FROM STDIN", io.StringIO(lines), size=len(lines) + 1)
-        params = {"account_id": account_id, "now": now}
+        cursor.copy_expert(copy, io.StringIO(lines), size=len(lines) + 1)
+        params = {"account_id": account_id, "now": now, "deletions": known.deletions if known else -1}
         resolve = _RESOLVE.format(lock="" if skips_checks else " FOR KEY SHARE")
         cursor.execute(_ACCOUNT + (_GUARD if skips_checks else "") + resolve + ";" + _NEW, params)
-        missing, created = cursor.fetchone()
+        missing, created, deletions = cursor.fetchone()
         if created < missing:  # another writer added some of them first
             cursor.execute(resolve, params)
         cursor.execute(_EVENTS, params)
         inserted = cursor.rowcount
         cursor.execute(_CHECKED_AGAIN)
+        if known is not None:
+            known.seen_deletions(deletions)
+            if len(known.ids) + len(known.pending) < known.LIMIT:
+                cursor.execute("SELECT email, id FROM pg_temp.event_import_ids")
+                known.pending.extend(cursor.fetchall())
         return inserted, created
 
 
@@ -202,11 +256,13 @@ def _write_portable(session: Session, account_id: int, rows: list[EventRow], now
     return len(values), len(new)
 
 
-def write_events(session: Session, account_id: int, rows: list[EventRow], now: datetime) -> tuple[int, int]:
+def write_events(session: Session, account_id: int, rows: list[EventRow], now: datetime,
+                 known: KnownAddresses | None = None) -> tuple[int, int]:
     """Write ``rows``; returns (events inserted, subscribers created). Rows whose
-    event was imported before are skipped (the difference is the duplicates)."""
+    event was imported before are skipped (the difference is the duplicates).
+    ``known``: the job's addresses resolved so far, used and added to (PostgreSQL)."""
     if not rows:
         return 0, 0
     if session.get_bind().dialect.name == "postgresql":
-        return _write_postgresql(session, account_id, rows, now)
+        return _write_postgresql(session, account_id, rows, now, known)
     return _write_portable(session, account_id, rows, now)

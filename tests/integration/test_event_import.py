@@ -430,6 +430,39 @@ def test_an_erasure_during_a_chunk_waits_for_it_then_removes_its_events_too(alic
     assert [email for _, email in left] == ["new@example.com"], "the erased subscriber's event went with it"
 
 
+def test_ids_a_job_kept_are_used_by_its_next_chunks_until_a_subscriber_is_deleted(alice):
+    """A job keeps the ids its committed chunks resolved (KnownAddresses) and its next
+    chunks use them; a deletion of a subscriber in between makes the next chunk look
+    every address up again, so none of its events points at the deleted one."""
+    from audience.event_rows import RowChecker
+    from audience.event_writer import KnownAddresses, write_events
+
+    checker = RowChecker(alice.account_id, NOW)
+    row = lambda email, second: checker.check({"email": email, "name": "opened",  # noqa: E731
+                                               "occurred_at": f"2025-05-01T00:00:{second:02d}Z"}, True)
+    known = KnownAddresses()
+    with db.session_scope() as s:
+        assert write_events(s, alice.account_id, [row("a@example.com", 1), row("b@example.com", 2)], NOW, known) == (2, 2)
+    assert known.ids == {}, "kept only once the chunk commits"
+    known.committed()
+    first_ids = dict(known.ids)
+    assert sorted(first_ids) == ["a@example.com", "b@example.com"]
+    with db.session_scope() as s:
+        assert write_events(s, alice.account_id, [row("a@example.com", 3), row("b@example.com", 4)], NOW, known) == (2, 0)
+    known.committed()
+    with db.session_scope() as s:
+        s.execute(delete(Subscriber).where(Subscriber.id == first_ids["a@example.com"]))
+    with db.session_scope() as s:
+        assert write_events(s, alice.account_id, [row("a@example.com", 5), row("b@example.com", 6)], NOW, known) == (2, 1)
+    known.committed()
+    people = emails(alice.account_id)
+    assert people[first_ids["b@example.com"]] == "b@example.com"
+    assert first_ids["a@example.com"] not in people, "a@ was deleted, and its events with it"
+    assert [(people.get(e.subscriber_id), e.occurred_at.second) for e in imported(alice.account_id)] == [
+        ("b@example.com", 2), ("b@example.com", 4), ("a@example.com", 5), ("b@example.com", 6)]
+    assert known.ids["a@example.com"] != first_ids["a@example.com"], "the new a@'s id is kept"
+
+
 def test_deletions_of_subscribers_of_one_account_do_not_wait_for_one_another(alice):
     """They take the account's import lock shared (only an import chunk takes it
     exclusively), so two erasures at once never wait on, nor deadlock with, each other."""

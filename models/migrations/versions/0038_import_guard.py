@@ -18,6 +18,11 @@ Shared for deletions, so they never wait on one another; exclusive for the impor
 so two imports of one account write their chunks in turn. Under
 ``session_replication_role = replica`` (the import's own transactions) the
 trigger does not fire; they delete no subscriber.
+
+Each deletion also advances ``subscriber_deletions`` once it holds the lock. An
+import keeps the ids its committed chunks resolved and trusts them in a later
+chunk only if the sequence has not moved since (read under the chunk's lock):
+a deletion in between, of any subscriber, makes it look them up again.
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ _FUNCTION = f"""
 CREATE FUNCTION subscribers_wait_for_import() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock_shared({_NAMESPACE}, OLD.account_id);
+    PERFORM nextval('subscriber_deletions');
     RETURN OLD;
 END $$"""
 
@@ -43,6 +49,7 @@ END $$"""
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return  # SQLite's import checks every reference and has one writer at a time
+    op.execute("CREATE SEQUENCE subscriber_deletions")
     op.execute(_FUNCTION)
     op.execute("CREATE TRIGGER subscribers_wait_for_import BEFORE DELETE ON subscribers FOR EACH ROW"
                " EXECUTE FUNCTION subscribers_wait_for_import()")
@@ -53,3 +60,4 @@ def downgrade() -> None:
         return
     op.execute("DROP TRIGGER subscribers_wait_for_import ON subscribers")
     op.execute("DROP FUNCTION subscribers_wait_for_import()")
+    op.execute("DROP SEQUENCE subscriber_deletions")

@@ -65,21 +65,21 @@ INSERT INTO pg_temp.event_import_ids (email, id)
 SELECT r.email, s.id FROM ({_UNRESOLVED}) r
 CROSS JOIN LATERAL (SELECT id FROM subscribers WHERE account_id = %(account_id)s AND email = r.email{{lock}} OFFSET 0) s
 """
-# Deleting a subscriber takes this advisory lock of its account, shared, by a
-# trigger (migration 0038); a chunk that skips the checks holds it exclusively,
+# Deleting a subscriber, or changing its address, takes this advisory lock of its
+# account, shared, by a trigger (migration 0038); a chunk that skips the checks holds it exclusively,
 # so a deletion of a subscriber it names waits for its commit and then removes
 # its events too. One lock a chunk, where a lock per subscriber cost a sixth of an
 # import's time when every row names another address (each a dirtied page and a
 # WAL record). Exclusive, so two imports of one account take turns a chunk at a time.
 IMPORT_LOCK = 1_937_008_968
-# How many deletions of subscribers there have been (migration 0038; 0 before the
-# first): read under the lock, it says whether ids a job kept may still be used.
-_DELETIONS = "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM subscriber_deletions)"
+# How many subscribers have been deleted or given another address (migration 0038;
+# 0 before the first): read under the lock, it says whether ids a job kept may still be used.
+_ADDRESS_CHANGES = "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM subscriber_address_changes)"
 # Under the lock: the ids the chunk came with are forgotten if a subscriber was
-# deleted since they were resolved.
+# deleted or readdressed since they were resolved.
 _GUARD = f"""SELECT pg_advisory_xact_lock({IMPORT_LOCK}, %(account_id)s);
 UPDATE pg_temp.event_import_chunk SET subscriber_id = NULL
-WHERE subscriber_id IS NOT NULL AND {_DELETIONS} <> %(deletions)s;"""
+WHERE subscriber_id IS NOT NULL AND {_ADDRESS_CHANGES} <> %(changes)s;"""
 _ACCOUNT = "SELECT count(*) FROM (SELECT 1 FROM accounts WHERE id = %(account_id)s FOR KEY SHARE) a;"
 # The rest become subscribers (rows of this transaction: nobody else can remove
 # them before it commits). Only they are inserted: ON CONFLICT on every known
@@ -93,7 +93,7 @@ new AS (INSERT INTO subscribers (account_id, email, status, attributes, tags, cr
         SELECT %(account_id)s, email, 'active', '{{}}'::jsonb, '[]'::jsonb, %(now)s, %(now)s FROM missing
         ON CONFLICT (account_id, email) DO NOTHING RETURNING email, id),
 kept AS (INSERT INTO pg_temp.event_import_ids (email, id) SELECT email, id FROM new RETURNING 1)
-SELECT (SELECT count(*) FROM missing), (SELECT count(*) FROM kept), {_DELETIONS}
+SELECT (SELECT count(*) FROM missing), (SELECT count(*) FROM kept), {_ADDRESS_CHANGES}
 """
 # A repeat of an imported event is skipped by the unique index on the imported
 # rows' (dedup_key, occurred_at) (migration 0037), not by a row in event_keys as
@@ -159,8 +159,8 @@ class KnownAddresses:
     later chunk need not look them up (a time-ordered history names each address in
     chunk after chunk: those lookups were a fifth of its import's time). Used only
     by chunks that hold the account's IMPORT_LOCK, and trusted only while no
-    subscriber has been deleted since (_DELETIONS, read under the lock): after a
-    deletion every address is looked up again. A chunk's ids wait in ``pending``
+    subscriber has been deleted or given another address since (_ADDRESS_CHANGES,
+    read under the lock): after one, every address is looked up again. A chunk's ids wait in ``pending``
     until its transaction commits (``committed``): one rolled back would leave ids
     of subscribers that were never created."""
 
@@ -169,7 +169,7 @@ class KnownAddresses:
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
         self.pending: list[tuple[str, int]] = []
-        self.deletions = -1  # not read yet
+        self.changes = -1  # not read yet
 
     def committed(self) -> None:
         """The chunks written since the last call are committed: keep their ids."""
@@ -178,11 +178,11 @@ class KnownAddresses:
             self.ids.update(self.pending[:room])
         self.pending = []
 
-    def seen_deletions(self, deletions: int) -> None:
-        if deletions != self.deletions:
+    def seen_changes(self, changes: int) -> None:
+        if changes != self.changes:
             self.ids.clear()
             self.pending = []
-            self.deletions = deletions
+            self.changes = changes
 
 
 def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], now: datetime,
@@ -203,17 +203,17 @@ def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], n
         # One read of the whole text: psycopg2 reads 8 kB at a time by default, each
         # read waiting for the GIL.
         cursor.copy_expert(copy, io.StringIO(lines), size=len(lines) + 1)
-        params = {"account_id": account_id, "now": now, "deletions": known.deletions if known else -1}
+        params = {"account_id": account_id, "now": now, "changes": known.changes if known else -1}
         resolve = _RESOLVE.format(lock="" if skips_checks else " FOR KEY SHARE")
         cursor.execute(_ACCOUNT + (_GUARD if skips_checks else "") + resolve + ";" + _NEW, params)
-        missing, created, deletions = cursor.fetchone()
+        missing, created, changes = cursor.fetchone()
         if created < missing:  # another writer added some of them first
             cursor.execute(resolve, params)
         cursor.execute(_EVENTS, params)
         inserted = cursor.rowcount
         cursor.execute(_CHECKED_AGAIN)
         if known is not None:
-            known.seen_deletions(deletions)
+            known.seen_changes(changes)
             if len(known.ids) + len(known.pending) < known.LIMIT:
                 cursor.execute("SELECT email, id FROM pg_temp.event_import_ids")
                 known.pending.extend(cursor.fetchall())

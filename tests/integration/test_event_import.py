@@ -463,6 +463,33 @@ def test_ids_a_job_kept_are_used_by_its_next_chunks_until_a_subscriber_is_delete
     assert known.ids["a@example.com"] != first_ids["a@example.com"], "the new a@'s id is kept"
 
 
+def test_a_changed_address_between_chunks_is_looked_up_again_not_taken_from_the_kept_ids(alice):
+    """A subscriber's new address (through the API) advances the same counter as a
+    deletion: the job's next chunk looks the old address up again rather than giving
+    its rows to the subscriber that no longer has it."""
+    from audience.event_rows import RowChecker
+    from audience.event_writer import KnownAddresses, write_events
+    from audience.subscribers import update_subscriber
+
+    checker = RowChecker(alice.account_id, NOW)
+    row = lambda email, second: checker.check({"email": email, "name": "opened",  # noqa: E731
+                                               "occurred_at": f"2025-05-01T00:00:{second:02d}Z"}, True)
+    known = KnownAddresses()
+    with db.session_scope() as s:
+        assert write_events(s, alice.account_id, [row("old@example.com", 1), row("old@example.com", 2)], NOW,
+                            known) == (2, 1)
+    known.committed()
+    moved = known.ids["old@example.com"]
+    with db.session_scope() as s:
+        update_subscriber(s, alice.account_id, moved, {"email": "new@example.com"}, NOW)
+    with db.session_scope() as s:
+        assert write_events(s, alice.account_id, [row("old@example.com", 3), row("old@example.com", 4)], NOW,
+                            known) == (2, 1), "old@ is a new subscriber now"
+    people = emails(alice.account_id)
+    assert [(people[e.subscriber_id], e.occurred_at.second) for e in imported(alice.account_id)] == [
+        ("new@example.com", 1), ("new@example.com", 2), ("old@example.com", 3), ("old@example.com", 4)]
+
+
 def test_deletions_of_subscribers_of_one_account_do_not_wait_for_one_another(alice):
     """They take the account's import lock shared (only an import chunk takes it
     exclusively), so two erasures at once never wait on, nor deadlock with, each other."""

@@ -1,4 +1,4 @@
-"""deleting subscribers waits for the account's history import chunk (issue: ml, item 1)
+"""deleting or readdressing subscribers waits for the account's history import chunk (issue: ml, item 1)
 
 Revision ID: 0038
 Revises: 0037
@@ -19,10 +19,12 @@ so two imports of one account write their chunks in turn. Under
 ``session_replication_role = replica`` (the import's own transactions) the
 trigger does not fire; they delete no subscriber.
 
-Each deletion also advances ``subscriber_deletions`` once it holds the lock. An
+Each deletion also advances ``subscriber_address_changes`` once it holds the lock. An
 import keeps the ids its committed chunks resolved and trusts them in a later
 chunk only if the sequence has not moved since (read under the chunk's lock):
-a deletion in between, of any subscriber, makes it look them up again.
+a deletion in between, of any subscriber, makes it look them up again. A change
+of a subscriber's address does the same (its own trigger, the same function): a
+kept id would otherwise go on taking the old address's rows.
 """
 from __future__ import annotations
 
@@ -41,23 +43,29 @@ _FUNCTION = f"""
 CREATE FUNCTION subscribers_wait_for_import() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock_shared({_NAMESPACE}, OLD.account_id);
-    PERFORM nextval('subscriber_deletions');
-    RETURN OLD;
+    PERFORM nextval('subscriber_address_changes');
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
 END $$"""
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return  # SQLite's import checks every reference and has one writer at a time
-    op.execute("CREATE SEQUENCE subscriber_deletions")
+    op.execute("CREATE SEQUENCE subscriber_address_changes")
     op.execute(_FUNCTION)
     op.execute("CREATE TRIGGER subscribers_wait_for_import BEFORE DELETE ON subscribers FOR EACH ROW"
                " EXECUTE FUNCTION subscribers_wait_for_import()")
+    op.execute("CREATE TRIGGER subscribers_readdressed_wait_for_import BEFORE UPDATE OF email ON subscribers"
+               " FOR EACH ROW WHEN (OLD.email IS DISTINCT FROM NEW.email) EXECUTE FUNCTION subscribers_wait_for_import()")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
+    op.execute("DROP TRIGGER subscribers_readdressed_wait_for_import ON subscribers")
     op.execute("DROP TRIGGER subscribers_wait_for_import ON subscribers")
     op.execute("DROP FUNCTION subscribers_wait_for_import()")
-    op.execute("DROP SEQUENCE subscriber_deletions")
+    op.execute("DROP SEQUENCE subscriber_address_changes")

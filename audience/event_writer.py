@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import insert, select, text
@@ -105,8 +106,8 @@ SELECT (SELECT count(*) FROM missing), (SELECT count(*) FROM kept), {_ADDRESS_CH
 _EVENTS = f"""
 INSERT INTO events (account_id, subscriber_id, message_id, name, dedup_key, source, message_ref, properties, value,
                     occurred_at, created_at)
-SELECT %(account_id)s, COALESCE(r.subscriber_id, i.id), NULL, r.name, r.dedup_key, '{IMPORTED}', r.message_ref, r.properties, r.value,
-       r.occurred_at, %(now)s
+SELECT %(account_id)s, COALESCE(r.subscriber_id, i.id), NULL, r.name, r.dedup_key, '{IMPORTED}', r.message_ref,
+       r.properties, r.value, r.occurred_at, %(now)s
 FROM pg_temp.event_import_chunk r LEFT JOIN pg_temp.event_import_ids i ON r.subscriber_id IS NULL AND i.email = r.email
 ORDER BY r.ctid
 ON CONFLICT (dedup_key, occurred_at) WHERE {IS_IMPORTED} DO NOTHING
@@ -160,11 +161,11 @@ class KnownAddresses:
     chunk after chunk: those lookups were a fifth of its import's time). Used only
     by chunks that hold the account's IMPORT_LOCK, and trusted only while no
     subscriber has been deleted or given another address since (_ADDRESS_CHANGES,
-    read under the lock): after one, every address is looked up again. A chunk's ids wait in ``pending``
-    until its transaction commits (``committed``): one rolled back would leave ids
-    of subscribers that were never created."""
+    read under the lock): after one, every address is looked up again. A chunk's
+    ids wait in ``pending`` until its transaction commits (``committed``): one
+    rolled back would leave ids of subscribers that were never created."""
 
-    LIMIT = 1_000_000  # addresses kept (about 100 MB); past it the rest are looked up
+    LIMIT = 1_000_000  # addresses kept (about 140 MB: 70 for half a million); past it the rest are looked up
 
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
@@ -178,11 +179,16 @@ class KnownAddresses:
             self.ids.update(self.pending[:room])
         self.pending = []
 
-    def seen_changes(self, changes: int) -> None:
+    def resolved(self, changes: int, read_pairs: Callable[[], list[tuple[str, int]]]) -> None:
+        """A chunk resolved more addresses (``read_pairs``, read only while there is
+        room) with ``changes`` read under its lock: what was kept before a change
+        is forgotten."""
         if changes != self.changes:
             self.ids.clear()
             self.pending = []
             self.changes = changes
+        if len(self.ids) + len(self.pending) < self.LIMIT:
+            self.pending.extend(read_pairs())
 
 
 def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], now: datetime,
@@ -192,9 +198,10 @@ def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], n
         skips_checks = cursor.fetchone()[0]
         known = known if skips_checks else None
         found = [known.ids.get(r.email) for r in rows] if known is not None and known.ids else []
+        hits = len(found) - found.count(None)
         # The lines are written again with the ids only where most rows have one (a
         # history in time order); where each address's rows are together few do.
-        if len(found) - found.count(None) >= len(rows) // 2 > 0:
+        if hits and hits >= len(rows) // 2:
             copy = f"COPY pg_temp.event_import_chunk ({_COLUMNS}, subscriber_id) FROM STDIN"
             lines = "".join([f"{r.line[:-1]}\t{COPY_NULL if i is None else i}\n" for r, i in zip(rows, found)])
         else:
@@ -213,10 +220,11 @@ def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], n
         inserted = cursor.rowcount
         cursor.execute(_CHECKED_AGAIN)
         if known is not None:
-            known.seen_changes(changes)
-            if len(known.ids) + len(known.pending) < known.LIMIT:
+            def read_pairs() -> list[tuple[str, int]]:
                 cursor.execute("SELECT email, id FROM pg_temp.event_import_ids")
-                known.pending.extend(cursor.fetchall())
+                return cursor.fetchall()
+
+            known.resolved(changes, read_pairs)
         return inserted, created
 
 

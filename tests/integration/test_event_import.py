@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import delete, func, select, text
@@ -20,6 +21,9 @@ from models.event import IMPORTED
 from tests.support import factories
 from tests.support.engine import run_due
 from tests.support.waiting import wait_for_job
+
+if TYPE_CHECKING:
+    from audience.event_rows import EventRow
 
 URL = "/api/v1/events/import"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -38,6 +42,15 @@ def waits_for_commit(holder: Session, work: Callable[[], None], what: str) -> No
     holder.close()
     thread.join(timeout=60)
     assert not thread.is_alive(), f"still waiting after the commit: {what}"
+
+
+def opened_by(account_id: int) -> Callable[[str, int], EventRow]:
+    """A checked ``opened`` row of ``account_id`` for an address at a second of 2025-05-01."""
+    from audience.event_rows import RowChecker
+
+    checker = RowChecker(account_id, NOW)
+    return lambda email, second: checker.check({"email": email, "name": "opened",
+                                                "occurred_at": f"2025-05-01T00:00:{second:02d}Z"}, True)
 
 
 def post_import(client, tenant, data, content_type: str = "text/csv") -> int:
@@ -332,12 +345,9 @@ def test_an_address_being_added_meanwhile_is_waited_for_and_then_used_not_added_
     transaction inserted first (uncommitted: a subscriber created through the API)
     is skipped by ON CONFLICT once that commits, then looked up
     (event_writer._RESOLVE, again): its events go to that subscriber."""
-    from audience.event_rows import RowChecker
     from audience.event_writer import write_events
 
-    checker = RowChecker(alice.account_id, NOW)
-    row = lambda email, second: checker.check({"email": email, "name": "opened",  # noqa: E731
-                                               "occurred_at": f"2025-05-01T00:00:{second:02d}Z"}, True)
+    row = opened_by(alice.account_id)
     factories.subscribers(alice.account_id, 1, prefix="known")  # known0@example.test
     first = db.new_session()
     first.add(Subscriber(account_id=alice.account_id, email="late@example.com"))
@@ -434,26 +444,26 @@ def test_ids_a_job_kept_are_used_by_its_next_chunks_until_a_subscriber_is_delete
     """A job keeps the ids its committed chunks resolved (KnownAddresses) and its next
     chunks use them; a deletion of a subscriber in between makes the next chunk look
     every address up again, so none of its events points at the deleted one."""
-    from audience.event_rows import RowChecker
     from audience.event_writer import KnownAddresses, write_events
 
-    checker = RowChecker(alice.account_id, NOW)
-    row = lambda email, second: checker.check({"email": email, "name": "opened",  # noqa: E731
-                                               "occurred_at": f"2025-05-01T00:00:{second:02d}Z"}, True)
+    row = opened_by(alice.account_id)
     known = KnownAddresses()
     with db.session_scope() as s:
-        assert write_events(s, alice.account_id, [row("a@example.com", 1), row("b@example.com", 2)], NOW, known) == (2, 2)
+        assert write_events(s, alice.account_id, [row("a@example.com", 1), row("b@example.com", 2)], NOW,
+                            known) == (2, 2)
     assert known.ids == {}, "kept only once the chunk commits"
     known.committed()
     first_ids = dict(known.ids)
     assert sorted(first_ids) == ["a@example.com", "b@example.com"]
     with db.session_scope() as s:
-        assert write_events(s, alice.account_id, [row("a@example.com", 3), row("b@example.com", 4)], NOW, known) == (2, 0)
+        assert write_events(s, alice.account_id, [row("a@example.com", 3), row("b@example.com", 4)], NOW,
+                            known) == (2, 0)
     known.committed()
     with db.session_scope() as s:
         s.execute(delete(Subscriber).where(Subscriber.id == first_ids["a@example.com"]))
     with db.session_scope() as s:
-        assert write_events(s, alice.account_id, [row("a@example.com", 5), row("b@example.com", 6)], NOW, known) == (2, 1)
+        assert write_events(s, alice.account_id, [row("a@example.com", 5), row("b@example.com", 6)], NOW,
+                            known) == (2, 1)
     known.committed()
     people = emails(alice.account_id)
     assert people[first_ids["b@example.com"]] == "b@example.com"
@@ -467,13 +477,10 @@ def test_a_changed_address_between_chunks_is_looked_up_again_not_taken_from_the_
     """A subscriber's new address (through the API) advances the same counter as a
     deletion: the job's next chunk looks the old address up again rather than giving
     its rows to the subscriber that no longer has it."""
-    from audience.event_rows import RowChecker
     from audience.event_writer import KnownAddresses, write_events
     from audience.subscribers import update_subscriber
 
-    checker = RowChecker(alice.account_id, NOW)
-    row = lambda email, second: checker.check({"email": email, "name": "opened",  # noqa: E731
-                                               "occurred_at": f"2025-05-01T00:00:{second:02d}Z"}, True)
+    row = opened_by(alice.account_id)
     known = KnownAddresses()
     with db.session_scope() as s:
         assert write_events(s, alice.account_id, [row("old@example.com", 1), row("old@example.com", 2)], NOW,

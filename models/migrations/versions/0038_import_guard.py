@@ -59,7 +59,8 @@ def upgrade() -> None:
     op.execute("CREATE TRIGGER subscribers_wait_for_import BEFORE DELETE ON subscribers FOR EACH ROW"
                " EXECUTE FUNCTION subscribers_wait_for_import()")
     op.execute("CREATE TRIGGER subscribers_readdressed_wait_for_import BEFORE UPDATE OF email ON subscribers"
-               " FOR EACH ROW WHEN (OLD.email IS DISTINCT FROM NEW.email) EXECUTE FUNCTION subscribers_wait_for_import()")
+               " FOR EACH ROW WHEN (OLD.email IS DISTINCT FROM NEW.email)"
+               " EXECUTE FUNCTION subscribers_wait_for_import()")
 
 
 def downgrade() -> None:

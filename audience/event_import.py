@@ -37,6 +37,7 @@ from audience.errors import ImportPayloadError, ImportTooLargeError
 from audience.event_rows import EventRow, RowChecker, check_start, checked, csv_columns, raw_rows
 from audience.event_writer import KnownAddresses, write_events
 from audience.imports import row_faults
+from core.gc_pacing import fewer_collections
 from core.isolation import run_isolated
 from models import Job, JobPart, utcnow
 from models.db import raw_cursor
@@ -275,12 +276,13 @@ def run_event_import(session: Session, job_id: int, clock: Callable[[], datetime
     checker = RowChecker(job.account_id, job.created_at)
     chunks = _chunks(checked(islice(rows, job.processed, None), fmt, checker, columns))
     known = KnownAddresses()
-    for batch, errors, processed in (_read_ahead(chunks) if concurrent else chunks):
-        _flush(session, job, batch, errors, processed, clock(), known)
-        if processed >= CHUNK:
-            job.claimed_until = clock() + lease
-            yield job
-            known.committed()  # the caller commits at each yield
+    with fewer_collections():
+        for batch, errors, processed in (_read_ahead(chunks) if concurrent else chunks):
+            _flush(session, job, batch, errors, processed, clock(), known)
+            if processed >= CHUNK:
+                job.claimed_until = clock() + lease
+                yield job
+                known.committed()  # the caller commits at each yield
     job.total = job.processed
     job.status = "completed"
     job.finished_at = clock()

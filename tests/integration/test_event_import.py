@@ -4,6 +4,7 @@ resume of a job whose worker died, the portable (SQLite) path, and proof that
 imported history starts, advances and ends no sequence and sends nothing."""
 from __future__ import annotations
 
+import gc
 import json
 import threading
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, undefer
 
+from core.gc_pacing import FIRST_THRESHOLD
 from models import Enrollment, Event, Job, JobPart, Message, Subscriber, db
 from models.event import IMPORTED
 from tests.support import factories
@@ -241,10 +243,14 @@ def test_an_import_whose_worker_died_is_resumed_after_its_last_chunk(client, ali
     lease = timedelta(seconds=30)
     with db.session_scope() as s:
         assert claim_import(s, job_id, NOW, lease, kind=event_import.KIND)
+    thresholds = gc.get_threshold()
     with db.session_scope() as s:
         steps = event_import.run_event_import(s, job_id, lambda: NOW, lease)
         next(steps)  # one chunk committed, then the worker dies
+        assert gc.get_threshold()[0] == max(FIRST_THRESHOLD, thresholds[0]), "the job runs with fewer collections"
         s.commit()
+        steps.close()
+    assert gc.get_threshold() == thresholds, "and puts the collector back as it found it"
     with db.session_scope() as s:
         assert imports_to_resume(s, NOW + timedelta(seconds=10), kind=event_import.KIND) == [], "the lease holds"
         assert imports_to_resume(s, NOW + timedelta(seconds=31), kind=event_import.KIND) == [job_id]

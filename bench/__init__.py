@@ -91,3 +91,22 @@ def process_cpu(pid: int) -> float:
     so far, from /proc: steadier than wall time on a machine whose speed drifts."""
     stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu() -> float:
+    """CPU seconds every PostgreSQL process on this host has used so far: all the
+    backends a job's pooled connections went through, and the server's own WAL
+    writer and checkpointer, which write what the job inserted. (One backend's
+    count misses chunks whose transaction took another pooled connection.)"""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as comm:
+                if comm.read().strip() != "postgres":
+                    continue
+            total += process_cpu(int(entry))
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended meanwhile
+    return total

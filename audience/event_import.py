@@ -34,7 +34,7 @@ from sqlalchemy import Select, delete, insert, select
 from sqlalchemy.orm import Session
 
 from audience.errors import ImportPayloadError, ImportTooLargeError
-from audience.event_rows import EventRow, RowChecker, check_start, checked, csv_columns, raw_rows
+from audience.event_rows import Checked, EventRow, RowChecker, check_start, checked_blocks, csv_columns, raw_rows
 from audience.event_writer import KnownAddresses, write_events
 from audience.imports import row_faults
 from core.gc_pacing import fewer_collections
@@ -150,28 +150,10 @@ def _part_query(job_id: int, part: int) -> Select[tuple[bytes]]:
     return select(_parts.c.data).where(_parts.c.job_id == job_id, _parts.c.part == part)
 
 
-Chunk = tuple[list[tuple[int, EventRow]], list[tuple[int, str]], int]
 _DONE = object()
 
 
-def _chunks(rows: Iterator[tuple[int, EventRow | str]]) -> Iterator[Chunk]:
-    """(valid rows, row errors, rows read) per CHUNK rows; the last one may be empty."""
-    batch: list[tuple[int, EventRow]] = []
-    errors: list[tuple[int, str]] = []
-    processed = 0
-    for number, row in rows:
-        processed += 1
-        if isinstance(row, str):
-            errors.append((number, row))
-        else:
-            batch.append((number, row))
-        if processed >= CHUNK:
-            yield batch, errors, processed
-            batch, errors, processed = [], [], 0
-    yield batch, errors, processed
-
-
-def _read_ahead(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+def _read_ahead(chunks: Iterator[Checked]) -> Iterator[Checked]:
     """Check the next chunk in a thread while the database writes this one: the
     checks are Python and the writes wait on PostgreSQL, which runs on another core
     (psycopg2 lets go of the GIL while it waits), so the two overlap. At most one
@@ -274,7 +256,7 @@ def run_event_import(session: Session, job_id: int, clock: Callable[[], datetime
         columns = csv_columns(header[1])
     # Stable across resumes: "the future" is measured from the upload.
     checker = RowChecker(job.account_id, job.created_at)
-    chunks = _chunks(checked(islice(rows, job.processed, None), fmt, checker, columns))
+    chunks = checked_blocks(islice(rows, job.processed, None), fmt, checker, columns, CHUNK)
     known = KnownAddresses()
     with fewer_collections():
         for batch, errors, processed in (_read_ahead(chunks) if concurrent else chunks):

@@ -2,18 +2,29 @@
 from __future__ import annotations
 
 import io
+import random
 from datetime import datetime, timezone
 
 import pytest
 
 from audience.errors import ImportPayloadError
-from audience.event_rows import RowChecker, RowError, check_start, checked, csv_columns, dedup_key, raw_rows
+from audience.event_rows import (BLOCK, COLUMNS, RowChecker, RowError, check_start, checked_blocks, csv_columns,
+                                 dedup_key, raw_rows)
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
 
 def check(**item):
     return RowChecker(7, NOW).check(item, from_text=True)
+
+
+def checked(rows, columns, size=10_000):
+    """Every row, numbered, in order: the row or its fault."""
+    got = []
+    for good, faults, _ in checked_blocks(rows, "csv", RowChecker(1, NOW), columns, size):
+        got.extend(good)
+        got.extend(faults)
+    return sorted(got, key=lambda numbered: numbered[0])
 
 
 def test_a_row_is_normalised_to_utc_and_the_platforms_address_form():
@@ -84,7 +95,7 @@ def test_csv_rows_are_numbered_by_line_and_a_short_row_is_padded_a_long_one_refu
            b"a@example.com,opened,2025-01-01T00:00:00Z,1,extra\n"
     rows = raw_rows(io.BufferedReader(io.BytesIO(data)), "csv")
     columns = csv_columns(next(rows)[1])
-    got = list(checked(rows, "csv", RowChecker(1, NOW), columns))
+    got = checked(rows, columns)
     assert [n for n, _ in got] == [2, 4]
     assert got[0][1].value is None
     assert got[1][1] == "Has 5 cells but the header has 4 columns."
@@ -140,5 +151,66 @@ def test_a_header_missing_optional_columns_reads_the_same_rows_as_a_full_one():
     for text in (full, short):
         rows = raw_rows(io.BytesIO(text.encode()), "csv")
         columns = csv_columns(next(rows)[1])
-        got.append(list(checked(rows, "csv", RowChecker(1, NOW), columns)))
+        got.append(checked(rows, columns))
     assert got[0] == got[1] and got[0][0][1].name == "opened"
+
+
+# Cells a history may hold, plain and not: the columnar check must take the plain
+# ones as the row-by-row check does and leave every other to it.
+CELLS = {
+    "email": ["a@example.com", "B@Example.com", " c@example.com", "not-an-address", "", "d@exa\\mple.com",
+              '"q\\x"@example.com'],
+    "name": ["opened", "clicked", "plan:upgraded", "queued", "bad name", ""],
+    "occurred_at": ["2025-01-01T08:00:00+00:00", "2025-01-01T08:00:00Z", "2025-01-01T09:00:00+01:00",
+                    "2025-02-30T08:00:00Z", "1989-12-31T23:59:59Z", "2026-03-04T09:00:00Z", "2025-01-01T08:00:00",
+                    " 2025-01-01T08:00:00Z", "2025-01-01T08:00:00.5Z", ""],
+    "message_ref": ["", "m1@old.example", "<m2@old.example>", " <m3> ", "<>", "tab\tin", "x" * 301, "nul\x00"],
+    "value": ["", "2.5", "1_000", " 3 ", "nan", "inf", "1e400", "abc"],
+    "properties": ["", '{"k": 1}', '{"a\\tb": "c\\nd"}', "[]", "{bad", '{"n": 1e999}'],
+}
+
+
+def _row(rng: random.Random, plain: bool) -> list[str]:
+    return [rng.choice(CELLS[c][:2 if plain else None]) for c in COLUMNS]
+
+
+def _row_by_row(rows: list[list[str]]) -> list:
+    checker, got = RowChecker(1, NOW), []
+    for number, cells in enumerate(rows, start=2):
+        try:
+            got.append((number, checker.check_values(*cells, True)))
+        except RowError as exc:
+            got.append((number, str(exc)))
+    return got
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_blocks_checked_column_by_column_give_what_each_row_checked_alone_gives(seed):
+    rng = random.Random(seed)
+    # Mostly plain blocks, a few with one odd row, and a block of all kinds.
+    rows = [_row(rng, plain=True) for _ in range(BLOCK * 4)]
+    for at in rng.sample(range(BLOCK, BLOCK * 3), 5):
+        rows[at] = _row(rng, plain=False)
+    rows += [_row(rng, plain=False) for _ in range(BLOCK)]
+    text = ",".join(COLUMNS) + "\n" + "".join(",".join(f'"{c}"' for c in r) + "\n" for r in
+                                              [[c.replace('"', '""') for c in row] for row in rows])
+    read = raw_rows(io.BytesIO(text.encode()), "csv")
+    columns = csv_columns(next(read)[1])
+    assert checked(read, columns, size=1_700) == _row_by_row(rows)
+
+
+def test_a_plain_block_is_checked_by_columns_and_a_faulty_row_sends_it_row_by_row():
+    rng = random.Random(7)
+    plain = [_row(rng, plain=True) for _ in range(200)]
+    checker = RowChecker(1, NOW)
+    assert checker.check_columns(*zip(*plain)) == [r for _, r in _row_by_row(plain)]
+    for column, cells in CELLS.items():
+        for odd in cells[2:]:
+            block = [list(r) for r in plain]
+            block[99][COLUMNS.index(column)] = odd
+            alone = _row_by_row(block)
+            together = checker.check_columns(*zip(*block))
+            if any(isinstance(r, str) for _, r in alone):
+                assert together is None, (column, odd)
+            else:  # a valid spelling: either way, the same rows
+                assert together in (None, [r for _, r in alone]), (column, odd)

@@ -3,7 +3,7 @@ whatever a client sends, authenticated as a tenant, the answer is never a 5xx. T
 schema is read from the running app, so endpoints added later are covered too.
 
 Bounded (``MAX_EXAMPLES`` valid and as many invalid requests per operation, no
-deadline) so the module stays within a couple of minutes on a 2-core machine.
+deadline), and split into ``SHARDS`` tests that the suite's workers share.
 Operations are driven through schemathesis' strategies directly, because its lazy
 pytest integration (``from_fixture``) does not run on pytest 9.
 
@@ -32,6 +32,9 @@ from schemathesis.checks import not_a_server_error
 from tests.conftest import ADMIN_TOKEN, Tenant
 
 MAX_EXAMPLES = 25
+# The operations are fuzzed in this many tests, each taking every SHARDS-th: one test
+# of all of them took three minutes on one of the suite's two workers.
+SHARDS = 4
 
 
 @pytest.fixture(autouse=True)
@@ -105,7 +108,8 @@ def summary(exc: BaseException) -> str:
     return "\n".join(lines) or f"{type(exc).__name__}: {text[:1000]}"
 
 
-def test_no_request_a_tenant_can_send_gets_a_server_error(app: Any, alice: Tenant) -> None:
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_no_request_a_tenant_can_send_gets_a_server_error(app: Any, alice: Tenant, shard: int) -> None:
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
     schema.hook(flatmap_case)
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -113,7 +117,7 @@ def test_no_request_a_tenant_can_send_gets_a_server_error(app: Any, alice: Tenan
     # Account endpoints read X-API-Key first; admin endpoints read the bearer token.
     headers = {**alice.headers, "Authorization": f"Bearer {ADMIN_TOKEN}"}
     failures: dict[str, str] = {}
-    for operation in operations:
+    for operation in operations[shard::SHARDS]:
         try:
             fuzz(operation, headers)
         except (Exception, BaseExceptionGroup) as exc:  # collect every operation's failure, not only the first

@@ -175,11 +175,8 @@ class RowChecker:
         if value is None or value == "":
             return "{}"
         if from_text:
-            try:
-                value = json.loads(value, parse_int=bounded_int)
-            except (ValueError, RecursionError):
-                raise RowError("properties: Not valid JSON.") from None
-        if not isinstance(value, dict):
+            value = _json_object(value, "properties: Not valid JSON.", "properties: ")
+        elif not isinstance(value, dict):
             raise RowError("properties: Must be a JSON object.")
         try:
             found = problems(value, key_message=SURROGATE, max_depth=32)
@@ -452,12 +449,7 @@ def _checked_columns(part: list[tuple[int, list[str]]], checker: RowChecker, pla
 def _checked_row(raw: Any, fmt: str, checker: RowChecker, places: list[int], width: int) -> EventRow:
     """One row: a CSV row's cells or a JSON line's bytes; RowError names its fault."""
     if fmt == "ndjson":
-        try:
-            item = json.loads(raw, parse_int=bounded_int)
-        except (ValueError, RecursionError):
-            raise RowError("Not a valid JSON line.") from None
-        if not isinstance(item, dict):
-            raise RowError("Must be a JSON object.")
+        item = _json_object(raw, "Not a valid JSON line.")
         unknown = [k for k in item if k not in COLUMNS]
         if unknown:
             raise RowError(f"{unknown[0]}: Unknown field.")
@@ -467,3 +459,15 @@ def _checked_row(raw: Any, fmt: str, checker: RowChecker, places: list[int], wid
             raise RowError(f"Has {len(raw)} cells but the header has {width} columns.")
         raw = raw + [""] * (width - len(raw))
     return checker.check_values(*[raw[i] if i >= 0 else None for i in places], True)
+
+
+def _json_object(text: str | bytes, invalid: str, field: str = "") -> dict[str, Any]:
+    """``text`` parsed as a JSON object (integers bounded); RowError ``invalid`` or
+    ``field`` + "Must be a JSON object."."""
+    try:
+        value = json.loads(text, parse_int=bounded_int)
+    except (ValueError, RecursionError):
+        raise RowError(invalid) from None
+    if not isinstance(value, dict):
+        raise RowError(f"{field}Must be a JSON object.")
+    return value

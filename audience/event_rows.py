@@ -46,12 +46,13 @@ PROPERTIES_MAX_BYTES = 64 * 1024
 # History, not plans: an event may be at most this far ahead of the upload (clock skew).
 FUTURE_SLACK = timedelta(days=1)
 EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
+LAST_YEAR = 9000
 # datetime.isoformat()'s spelling of a whole second in UTC.
 _CANONICAL_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")
 # What a block's instants must all look like to be checked together (RowChecker.check_columns):
 # that spelling, or with Z for the offset. ASCII digits only, as fromisoformat reads them.
 _PLAIN_INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\+00:00|Z)")
-_LATEST_YEAR = datetime(9001, 1, 1, tzinfo=timezone.utc)
+_AFTER_LAST_YEAR = datetime(LAST_YEAR + 1, 1, 1, tzinfo=timezone.utc)
 # A character COPY's text format escapes (_copy_text).
 _TO_ESCAPE = re.compile(r"[\\\t\n\r]")
 
@@ -70,6 +71,13 @@ class EventRow(NamedTuple):
     line: str  # the row as a line of PostgreSQL COPY text (audience.event_writer)
 
 
+# An imported event's key (dedup_key; RowChecker.check_columns makes it for a whole
+# column): the account, the instant's second in hex, and the digest of the address,
+# name, instant and message_ref joined by the separator. Stored: never change it.
+_KEY = "import:{}:{:010x}:{}"
+_KEY_SEPARATOR = "\x1f"
+
+
 class RowError(ValueError):
     """One row's fault, ``"field: message"``."""
 
@@ -79,12 +87,12 @@ def dedup_key(account_id: int, email: str, name: str, occurred_at: datetime, mes
     """The same event imported twice (a re-upload, a retried job) has the same key:
     one address, name, instant (in UTC) and other-platform message. Value and
     properties are left out, so re-importing a corrected file does not double its events."""
-    text = "\x1f".join((email, name, occurred_text or occurred_at.isoformat(), message_ref or ""))
+    text = _KEY_SEPARATOR.join((email, name, occurred_text or occurred_at.isoformat(), message_ref or ""))
     # The instant leads so that a history written in time order lands on neighbouring
     # pages of the unique index rather than on random ones (measured: the index is
     # most of an insert's cost once it outgrows memory).
     digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-    return f"import:{account_id}:{int(occurred_at.timestamp()):010x}:{digest}"
+    return _KEY.format(account_id, int(occurred_at.timestamp()), digest)
 
 
 class RowChecker:
@@ -98,7 +106,7 @@ class RowChecker:
         self._emails: dict[str, str] = {}
         self._bad_emails: dict[str, RowError] = {}
         self._names: set[str] = set()
-        self._key_format = f"import:{account_id}:{{:010x}}:{{}}".format
+        self._key_format = partial(_KEY.format, account_id)
 
     def _email(self, value: Any) -> str:
         if not isinstance(value, str):
@@ -132,8 +140,8 @@ class RowChecker:
             raise RowError("occurred_at: Not an ISO-8601 date and time.") from None
         if moment.tzinfo is None:
             raise RowError("occurred_at: Needs a UTC offset (e.g. 2026-01-31T09:00:00Z or +02:00).")
-        if not 1990 <= moment.year <= 9000:
-            raise RowError("occurred_at: Must be between the years 1990 and 9000.")
+        if not EARLIEST.year <= moment.year <= LAST_YEAR:
+            raise RowError(f"occurred_at: Must be between the years {EARLIEST.year} and {LAST_YEAR}.")
         if moment.tzinfo is not timezone.utc:
             moment = moment.astimezone(timezone.utc)
         if moment > self.latest:
@@ -223,7 +231,8 @@ class RowChecker:
         # The row's line of PostgreSQL COPY text, made here, in the thread that reads
         # ahead, rather than by the writer while the database waits for it. A name
         # (NAME) and a key have nothing to escape.
-        line = (f"{_copy_text(email)}\t{name}\t{text}\t{_copy_text(ref)}\t{COPY_NULL if number is None else repr(number)}"
+        line = (f"{_copy_text(email)}\t{name}\t{text}\t{_copy_text(ref)}"
+                f"\t{COPY_NULL if number is None else repr(number)}"
                 f"\t{props if props == '{}' else _copy_text(props)}\t{key}\n")
         return EventRow(email, name, moment, text, ref, number, props, key, line)
 
@@ -247,7 +256,7 @@ class RowChecker:
         texts, moments = instant
         # dedup_key's text, digest and key, for the whole column.
         digests = map(methodcaller("hexdigest"), map(partial(hashlib.blake2b, digest_size=16),
-                                                       map(str.encode, map("\x1f".join,
+                                                       map(str.encode, map(_KEY_SEPARATOR.join,
                                                                            zip(addresses, names, texts, refs_text)))))
         keys = list(map(self._key_format, map(int, map(datetime.timestamp, moments)), digests))
         lines = map(_LINE.format, _copy_column(addresses), names, texts,
@@ -269,7 +278,7 @@ class RowChecker:
             moments = list(map(datetime.fromisoformat, texts))
         except ValueError:  # a day or an hour that does not exist
             return None
-        if min(moments) < EARLIEST or max(moments) >= _LATEST_YEAR or max(moments) > self.latest:
+        if min(moments) < EARLIEST or max(moments) >= _AFTER_LAST_YEAR or max(moments) > self.latest:
             return None
         return texts, moments
 
@@ -419,8 +428,7 @@ def checked_blocks(rows: Iterator[tuple[int, Any]], fmt: str, checker: RowChecke
         block = list(islice(rows, size))
         good: list[tuple[int, EventRow]] = []
         faults: list[tuple[int, str]] = []
-        parts = [block[i:i + BLOCK] for i in range(0, len(block), BLOCK)] if fmt == "csv" else [block]
-        for part in parts:
+        for part in [block[i:i + BLOCK] for i in range(0, len(block), BLOCK)]:
             checked = _checked_columns(part, checker, places, width) if fmt == "csv" else None
             if checked is not None:
                 good.extend(checked)

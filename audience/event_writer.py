@@ -5,8 +5,8 @@ PostgreSQL: COPY the chunk into a session-local staging table; resolve the
 addresses the account knows (_RESOLVE), insert only the others as subscribers
 (_NEW, ``ON CONFLICT (account_id, email) DO NOTHING``, then _RESOLVE again for
 any a concurrent writer added first); then the events, joined to those ids by address,
-``ON CONFLICT DO NOTHING`` on the imported rows' unique key (migration 0037), so a
-row imported before is skipped. No row is handled one by one in Python past the
+and where one was imported before (the imported rows' unique key, migration 0037)
+again with ``ON CONFLICT DO NOTHING``, so it is skipped. No row is handled one by one in Python past the
 COPY's text, and the statements are right under concurrency (two imports naming
 one address, or one file imported twice at once: the second waits on the first's
 rows and skips them). Other databases (SQLite, the embedded default, one writer at
@@ -31,6 +31,9 @@ import io
 import json
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
+
+import psycopg2.errors
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
@@ -100,9 +103,13 @@ SELECT (SELECT count(*) FROM missing), (SELECT count(*) FROM kept), {_ADDRESS_CH
 # rows' (dedup_key, occurred_at) (migration 0037), not by a row in event_keys as
 # other events' keys are: the trigger that claims those leaves imported rows
 # alone. A key another import is writing waits for its commit and is then skipped.
-# (Filtering the known keys first and inserting plainly, falling back to this on a
-# conflict, measured no faster at a million rows.) Rows go in in the file's order
-# (the staging table's, filled by one COPY), so ids follow it.
+# Rows go in in the file's order (the staging table's, filled by one COPY), so ids
+# follow it. A chunk is first inserted plainly (_PLAIN), in a savepoint, and only
+# if that meets a key already taken is it rolled back and inserted again with ON
+# CONFLICT: on the partitioned table ON CONFLICT's speculative insertion cost a
+# third of the insert (25 -> 17 us a row, 500,000 rows), where a history's chunks
+# are almost always all new. A file imported again fails at its first row, at once.
+# (Filtering the known keys first, a probe per row, measured no faster.)
 _EVENTS = f"""
 INSERT INTO events (account_id, subscriber_id, message_id, name, dedup_key, source, message_ref, properties, value,
                     occurred_at, created_at)
@@ -110,8 +117,10 @@ SELECT %(account_id)s, COALESCE(r.subscriber_id, i.id), NULL, r.name, r.dedup_ke
        r.properties, r.value, r.occurred_at, %(now)s
 FROM pg_temp.event_import_chunk r LEFT JOIN pg_temp.event_import_ids i ON r.subscriber_id IS NULL AND i.email = r.email
 ORDER BY r.ctid
-ON CONFLICT (dedup_key, occurred_at) WHERE {IS_IMPORTED} DO NOTHING
 """
+_SKIP_TAKEN = f"ON CONFLICT (dedup_key, occurred_at) WHERE {IS_IMPORTED} DO NOTHING"
+# The chunk's events, tried plainly: a key already taken raises this.
+_PLAIN = "SAVEPOINT import_plain;" + _EVENTS
 # Skip the per-row foreign-key checks for the transaction where the role may
 # (PostgreSQL 15 added SET privileges on parameters; before it only a superuser
 # may set this one). The IFs are nested, not joined by AND: PL/pgSQL prepares an
@@ -191,6 +200,18 @@ class KnownAddresses:
             self.pending.extend(read_pairs())
 
 
+def _insert_events(cursor: Any, params: dict[str, Any]) -> int:
+    """The chunk's events: all of them, or, where some key is taken, the others."""
+    try:
+        cursor.execute(_PLAIN, params)
+    except psycopg2.errors.UniqueViolation:
+        cursor.execute("ROLLBACK TO SAVEPOINT import_plain;" + _EVENTS + _SKIP_TAKEN, params)
+        return int(cursor.rowcount)
+    inserted = int(cursor.rowcount)
+    cursor.execute("RELEASE SAVEPOINT import_plain")
+    return inserted
+
+
 def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], now: datetime,
                       known: KnownAddresses | None) -> tuple[int, int]:
     with raw_cursor(session) as cursor:
@@ -216,8 +237,7 @@ def _write_postgresql(session: Session, account_id: int, rows: list[EventRow], n
         missing, created, changes = cursor.fetchone()
         if created < missing:  # another writer added some of them first
             cursor.execute(resolve, params)
-        cursor.execute(_EVENTS, params)
-        inserted = cursor.rowcount
+        inserted = _insert_events(cursor, params)
         cursor.execute(_CHECKED_AGAIN)
         if known is not None:
             def read_pairs() -> list[tuple[str, int]]:

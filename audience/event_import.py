@@ -47,7 +47,7 @@ MAX_BYTES = 1024 * 1024 * 1024
 MAX_ROWS = 5_000_000
 PART_BYTES = 8 * 1024 * 1024
 HEAD_BYTES = 65536  # as much of the start as the web request checks (a CSV's header)
-CHUNK = 25_000
+CHUNK = 50_000  # rows a transaction: 25,000 cost 7% more time a row in per-chunk work (5M interleaved, alternated)
 MAX_ERROR_MESSAGES = 100
 LEASE = timedelta(minutes=5)
 TOO_LARGE = f"The import is larger than {MAX_BYTES // (1024 * 1024)} MB; split it."

@@ -77,3 +77,24 @@ def test_a_history_of_a_horizon_and_some_weeks_trains_on_overlapping_cuts_and_sa
     assert model.metrics["split"] == "overlapping"
     assert model.metrics["training_cuts"] == [(AS_OF - timedelta(weeks=8 + k)).isoformat() for k in (1, 2, 3)]
     assert api.train_churn(weekly_openers(), AS_OF).metrics["split"] == "strict"
+
+
+def test_calibration_keeps_the_base_models_ranking_and_moves_no_probability_by_more_than_a_millionth():
+    """Isotonic calibration is a step function: without the tie-break every raw score
+    in one step would get the same probability, and the ranking (AUC) would lose their order."""
+    from sklearn.linear_model import LogisticRegression
+
+    from ml.churn import TIE_BREAK, CalibratedModel
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"x": rng.normal(size=4000)})
+    labels = (rng.random(4000) < 1 / (1 + np.exp(-2 * frame["x"].to_numpy()))).astype(int)
+    model = CalibratedModel(LogisticRegression().fit(frame, labels), ["x"]).fit_calibration(frame, labels)
+    raw = model.raw(frame)
+    steps = model.isotonic.predict(raw)
+    assert len(np.unique(steps)) < len(raw) / 10, "the calibration alone ties most scores"
+    predicted = model.predict(frame)
+    assert np.abs(predicted - steps).max() <= TIE_BREAK
+    assert len(np.unique(predicted)) == len(np.unique(raw))
+    assert (np.argsort(predicted, kind="stable") == np.argsort(raw, kind="stable")).all()
+    assert roc_auc_score(labels, predicted) == pytest.approx(roc_auc_score(labels, raw), abs=1e-12)

@@ -83,7 +83,8 @@ def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAU
     start_ns = pd.Timestamp(end - weeks * WEEK).value
     week_ns = 7 * 24 * HOUR_NS
     chunks: list[tuple[np.ndarray, np.ndarray, str, np.ndarray]] = []  # (subscriber index, UTC ns, name, value)
-    opens: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (index, send ns, delay days, jitter hours)
+    # (index, send ns, delay days, jitter hours, clicked: drawn from that week's engagement)
+    opens: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
     def add(idx: np.ndarray, ns: np.ndarray, name: str, value: np.ndarray | None = None) -> None:
         chunks.append((idx, ns, name, np.full(len(idx), np.nan) if value is None else value))
@@ -103,10 +104,11 @@ def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAU
             opened = idx[rng.random(len(idx)) < p_open[idx]]
             opened = opened[state.live[opened]]
             delay = rng.geometric(0.7, len(opened)) - 1  # most open the first time their hour comes round
-            opens.append((opened, np.full(len(opened), send_ns), delay, rng.normal(0, 0.6, len(opened))))
+            opens.append((opened, np.full(len(opened), send_ns), delay, rng.normal(0, 0.6, len(opened)),
+                          rng.random(len(opened)) < 0.3 * _sigmoid(state.z[opened] + 0.5)))
             again = opened[rng.random(len(opened)) < 0.3]
             opens.append((again, np.full(len(again), send_ns), np.zeros(len(again), int),
-                          rng.normal(0, 0.6, len(again))))
+                          rng.normal(0, 0.6, len(again)), rng.random(len(again)) < 0.3 * _sigmoid(state.z[again] + 0.5)))
             not_opened = np.setdiff1d(idx, opened)
             complained = not_opened[rng.random(len(not_opened)) < 0.0003]
             add(complained, np.full(len(complained), send_ns + 2 * HOUR_NS), "complained")
@@ -121,7 +123,7 @@ def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAU
         state.mean = state.mean + state.drift
 
     open_idx, open_ns = _open_times(rng, opens, zone_idx, true_hour)
-    clicked = rng.random(len(open_idx)) < 0.3 * _sigmoid(state.z[open_idx] + 0.5)
+    clicked = np.concatenate([o[4] for o in opens])
     add(open_idx, open_ns, "opened")
     add(open_idx[clicked], open_ns[clicked] + rng.integers(10, 600, clicked.sum()) * 10**9, "clicked")
 

@@ -17,6 +17,7 @@ and their true hour. Pure numpy/pandas, seeded, so a run is reproducible.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -70,8 +71,10 @@ class _State:
 
 def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAULT_END, seed: int = 0,
              sends_per_week: float = 1.0, horizon_weeks: int = 8, futures: int = 200,
-             account_id: int = 1) -> Simulation:
-    """Simulate ``weeks`` weeks up to ``end``; see the module docstring."""
+             account_id: int = 1, weekly: list[dict[str, Any]] | None = None) -> Simulation:
+    """Simulate ``weeks`` weeks up to ``end``; see the module docstring. ``weekly``,
+    if given, receives each week's outcomes as the hidden state drew them (who was
+    sent what, opened, clicked, bought, left: bench/churn_ceiling.py filters them)."""
     rng = np.random.default_rng(seed)
     n = n_subscribers
     ids = np.arange(1, n + 1, dtype="int64")
@@ -94,6 +97,7 @@ def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAU
         member = state.live & (state.join <= week)
         p_open = _sigmoid(state.z)
         sends = int(sends_per_week) + int(rng.random() < sends_per_week % 1)
+        seen: dict[str, Any] = {"sent": [], "opened": [], "open_events": [], "clicks": []}
         for _ in range(sends):
             send_ns = w0 + int(rng.integers(0, 7)) * 24 * HOUR_NS + 14 * HOUR_NS + int(rng.integers(0, 60)) * 60 * 10**9
             idx = np.flatnonzero(member)
@@ -109,14 +113,23 @@ def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAU
             again = opened[rng.random(len(opened)) < 0.3]
             opens.append((again, np.full(len(again), send_ns), np.zeros(len(again), int),
                           rng.normal(0, 0.6, len(again)), rng.random(len(again)) < 0.3 * _sigmoid(state.z[again] + 0.5)))
+            seen["sent"].append(idx)
+            seen["opened"].append(opened)
+            seen["open_events"] += [opened, again]
+            seen["clicks"] += [opens[-2][4], opens[-1][4]]
             not_opened = np.setdiff1d(idx, opened)
             complained = not_opened[rng.random(len(not_opened)) < 0.0003]
             add(complained, np.full(len(complained), send_ns + 2 * HOUR_NS), "complained")
             state.live[complained] = False
+        seen["may_buy"] = np.flatnonzero(member & state.live)
         buyers = np.flatnonzero(member & state.live & (rng.random(n) < 0.04 * p_open))
         add(buyers, w0 + rng.integers(0, week_ns, len(buyers)), "purchase",
             np.round(rng.lognormal(3.5, 0.7, len(buyers)), 2))
+        seen["bought"] = buyers
+        seen["may_leave"] = np.flatnonzero(member & state.live)
         leaving = np.flatnonzero(member & state.live & (rng.random(n) < 0.006 * _sigmoid(-state.z - 1)))
+        if weekly is not None:
+            weekly.append(seen)
         add(leaving, w0 + rng.integers(0, week_ns, len(leaving)), "unsubscribed")
         state.live[leaving] = False
         state.z = state.step(state.z, state.mean)

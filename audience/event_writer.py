@@ -4,10 +4,11 @@ the events go in, a repeat of an imported event (same ``dedup_key``) skipped.
 PostgreSQL: COPY the chunk into a session-local staging table; resolve the
 addresses the account knows (_RESOLVE), insert only the others as subscribers
 (_NEW, ``ON CONFLICT (account_id, email) DO NOTHING``, then _RESOLVE again for
-any a concurrent writer added first); then the events, joined to those ids by address,
-and where one was imported before (the imported rows' unique key, migration 0037)
-again with ``ON CONFLICT DO NOTHING``, so it is skipped. No row is handled one by one in Python past the
-COPY's text, and the statements are right under concurrency (two imports naming
+any a concurrent writer added first); then the events, joined to those ids by
+address, inserted plainly; where one was imported before (the imported rows' unique
+key, migration 0037), that insert is rolled back to a savepoint and made again with
+``ON CONFLICT DO NOTHING``, which skips it. No row is handled one by one in Python
+past the COPY's text, and the statements are right under concurrency (two imports naming
 one address, or one file imported twice at once: the second waits on the first's
 rows and skips them). Other databases (SQLite, the embedded default, one writer at
 a time) look up the known addresses and keys first, then insert what is new with

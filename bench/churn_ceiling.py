@@ -25,23 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from ml.simulator import simulate  # noqa: E402
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+from ml.simulator import (click_chance, first_state, next_engagement, open_chance, purchase_chance,  # noqa: E402
+                          simulate, unsubscribe_chance)
 
 
 def _log_bernoulli(ll: np.ndarray, at: np.ndarray, hit: np.ndarray, p: np.ndarray) -> None:
     """Add log P(outcome) for the rows ``at`` (unique), ``hit`` their outcomes."""
     p = np.clip(p, 1e-12, 1 - 1e-12)
     ll[at] += np.where(hit[:, None], np.log(p), np.log1p(-p))
-
-
-def _step(rng: np.random.Generator, z: np.ndarray, mean: np.ndarray, drift: np.ndarray) -> np.ndarray:
-    """The simulator's weekly move of the hidden engagement (ml.simulator._State.step)."""
-    shock = np.where(rng.random(z.shape) < 0.02, rng.normal(-1.5, 1.0, z.shape), 0.0)
-    return z + 0.1 * (mean - z) + drift + rng.normal(0, 0.3, z.shape) + shock
 
 
 def _resample(rng: np.random.Generator, logw: np.ndarray, *states: np.ndarray) -> None:
@@ -69,31 +60,30 @@ def filtered_churn(weekly: list[dict[str, Any]], n: int, particles: int, sends_p
     """Each subscriber's churn probability given the outcomes ``weekly`` (by position)."""
     rng = np.random.default_rng(seed + 10_000)
     shape = (n, particles)
-    mean = rng.normal(-0.3, 1.3, shape)
-    z = rng.normal(mean, 0.8)
-    drift = rng.normal(-0.01, 0.02, shape)
+    mean, z, drift = first_state(rng, shape)
     logw = np.zeros(shape)
     for seen in weekly:
         ll = np.zeros(shape)
-        p_open = _sigmoid(z)
+        p_open = open_chance(z)
         for sent, opened in zip(seen["sent"], seen["opened"]):
             _log_bernoulli(ll, sent, np.isin(sent, opened), p_open[sent])
         for events, clicked in zip(seen["open_events"], seen["clicks"]):
-            _log_bernoulli(ll, events, clicked, 0.3 * _sigmoid(z[events] + 0.5))
-        _log_bernoulli(ll, seen["may_buy"], np.isin(seen["may_buy"], seen["bought"]), 0.04 * p_open[seen["may_buy"]])
+            _log_bernoulli(ll, events, clicked, click_chance(z[events]))
+        may_buy = seen["may_buy"]
+        _log_bernoulli(ll, may_buy, np.isin(may_buy, seen["bought"]), purchase_chance(z[may_buy]))
         logw += ll
         _resample(rng, logw, z, mean, drift)
-        z = _step(rng, z, mean, drift)
+        z = next_engagement(rng, z, mean, drift)
         mean = mean + drift
     # One future a particle, as ml.simulator._truth plays them.
     quiet = np.ones(shape, bool)
     left = np.zeros(shape, bool)
     for _ in range(horizon_weeks):
-        p = _sigmoid(z)
+        p = open_chance(z)
         for _ in range(max(int(round(sends_per_week)), 1)):
             quiet &= ~((rng.random(shape) < p) & ~left)
-        left |= rng.random(shape) < 0.006 * _sigmoid(-z - 1)
-        z = _step(rng, z, mean, drift)
+        left |= rng.random(shape) < unsubscribe_chance(z)
+        z = next_engagement(rng, z, mean, drift)
         mean = mean + drift
     w = np.exp(logw - logw.max(axis=1, keepdims=True))
     return ((quiet | left) * w).sum(axis=1) / w.sum(axis=1)

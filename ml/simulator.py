@@ -17,8 +17,8 @@ and their true hour. Pure numpy/pandas, seeded, so a run is reproducible.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,23 +50,52 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+# The hidden engagement's model, stated once (bench/churn_ceiling.py filters with it).
+def open_chance(z: np.ndarray) -> np.ndarray:
+    """A sent email's chance of being opened."""
+    return _sigmoid(z)
+
+
+def click_chance(z: np.ndarray) -> np.ndarray:
+    """An open's chance of a click, from the engagement of the week it is opened."""
+    return 0.3 * _sigmoid(z + 0.5)
+
+
+def purchase_chance(z: np.ndarray) -> np.ndarray:
+    """A week's chance of a purchase."""
+    return 0.04 * _sigmoid(z)
+
+
+def unsubscribe_chance(z: np.ndarray) -> np.ndarray:
+    """A week's chance of leaving."""
+    return 0.006 * _sigmoid(-z - 1)
+
+
+def first_state(rng: np.random.Generator, shape: int | tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A subscriber's own mean engagement, their engagement at the start, and the
+    drift of their mean a week."""
+    mean = rng.normal(-0.3, 1.3, shape)
+    return mean, rng.normal(mean, 0.8), rng.normal(-0.01, 0.02, shape)
+
+
+def next_engagement(rng: np.random.Generator, z: np.ndarray, mean: np.ndarray, drift: np.ndarray) -> np.ndarray:
+    """Next week's hidden engagement: pulled back toward the subscriber's own mean,
+    which drifts, plus noise and now and then a shock."""
+    shock = np.where(rng.random(z.shape) < 0.02, rng.normal(-1.5, 1.0, z.shape), 0.0)
+    return z + 0.1 * (mean - z) + drift + rng.normal(0, 0.3, z.shape) + shock
+
+
 class _State:
     def __init__(self, rng: np.random.Generator, n: int, weeks: int) -> None:
         self.rng = rng
         self.join = np.where(rng.random(n) < 0.4, 0, rng.integers(0, max(weeks - 4, 1), n))
-        self.mean = rng.normal(-0.3, 1.3, n)
-        self.z = rng.normal(self.mean, 0.8)
-        self.drift = rng.normal(-0.01, 0.02, n)
+        self.mean, self.z, self.drift = first_state(rng, n)
         self.live = np.ones(n, bool)
 
     def step(self, z: np.ndarray, mean: np.ndarray) -> np.ndarray:
-        """Next week's hidden engagement: pulled back toward the subscriber's own mean,
-        which drifts, plus noise and now and then a shock."""
-        rng = self.rng
+        """Next week's hidden engagement of everyone (``z`` may hold several futures a row)."""
         shape = (-1, *([1] * (z.ndim - 1)))
-        shock = np.where(rng.random(z.shape) < 0.02, rng.normal(-1.5, 1.0, z.shape), 0.0)
-        return (z + 0.1 * (mean.reshape(shape) - z) + self.drift.reshape(shape)
-                + rng.normal(0, 0.3, z.shape) + shock)
+        return next_engagement(self.rng, z, mean.reshape(shape), self.drift.reshape(shape))
 
 
 def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAULT_END, seed: int = 0,
@@ -74,7 +103,7 @@ def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAU
              account_id: int = 1, weekly: list[dict[str, Any]] | None = None) -> Simulation:
     """Simulate ``weeks`` weeks up to ``end``; see the module docstring. ``weekly``,
     if given, receives each week's outcomes as the hidden state drew them (who was
-    sent what, opened, clicked, bought, left: bench/churn_ceiling.py filters them)."""
+    sent what, who opened, clicked and bought: bench/churn_ceiling.py filters them)."""
     rng = np.random.default_rng(seed)
     n = n_subscribers
     ids = np.arange(1, n + 1, dtype="int64")
@@ -95,7 +124,7 @@ def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAU
     for week in range(weeks):
         w0 = start_ns + week * week_ns
         member = state.live & (state.join <= week)
-        p_open = _sigmoid(state.z)
+        p_open = open_chance(state.z)
         sends = int(sends_per_week) + int(rng.random() < sends_per_week % 1)
         seen: dict[str, Any] = {"sent": [], "opened": [], "open_events": [], "clicks": []}
         for _ in range(sends):
@@ -109,10 +138,10 @@ def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAU
             opened = opened[state.live[opened]]
             delay = rng.geometric(0.7, len(opened)) - 1  # most open the first time their hour comes round
             opens.append((opened, np.full(len(opened), send_ns), delay, rng.normal(0, 0.6, len(opened)),
-                          rng.random(len(opened)) < 0.3 * _sigmoid(state.z[opened] + 0.5)))
+                          rng.random(len(opened)) < click_chance(state.z[opened])))
             again = opened[rng.random(len(opened)) < 0.3]
             opens.append((again, np.full(len(again), send_ns), np.zeros(len(again), int),
-                          rng.normal(0, 0.6, len(again)), rng.random(len(again)) < 0.3 * _sigmoid(state.z[again] + 0.5)))
+                          rng.normal(0, 0.6, len(again)), rng.random(len(again)) < click_chance(state.z[again])))
             seen["sent"].append(idx)
             seen["opened"].append(opened)
             seen["open_events"] += [opened, again]
@@ -122,12 +151,12 @@ def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAU
             add(complained, np.full(len(complained), send_ns + 2 * HOUR_NS), "complained")
             state.live[complained] = False
         seen["may_buy"] = np.flatnonzero(member & state.live)
-        buyers = np.flatnonzero(member & state.live & (rng.random(n) < 0.04 * p_open))
+        buyers = np.flatnonzero(member & state.live & (rng.random(n) < purchase_chance(state.z)))
         add(buyers, w0 + rng.integers(0, week_ns, len(buyers)), "purchase",
             np.round(rng.lognormal(3.5, 0.7, len(buyers)), 2))
         seen["bought"] = buyers
         seen["may_leave"] = np.flatnonzero(member & state.live)
-        leaving = np.flatnonzero(member & state.live & (rng.random(n) < 0.006 * _sigmoid(-state.z - 1)))
+        leaving = np.flatnonzero(member & state.live & (rng.random(n) < unsubscribe_chance(state.z)))
         if weekly is not None:
             weekly.append(seen)
         add(leaving, w0 + rng.integers(0, week_ns, len(leaving)), "unsubscribed")
@@ -195,10 +224,10 @@ def _truth(rng: np.random.Generator, state: _State, ids: np.ndarray, true_hour: 
     sends = max(int(round(sends_per_week)), 1)
     mean = state.mean
     for _ in range(horizon_weeks):
-        p = _sigmoid(z)
+        p = open_chance(z)
         for _ in range(sends):
             quiet &= ~((rng.random(z.shape) < p) & ~left)
-        left |= rng.random(z.shape) < 0.006 * _sigmoid(-z - 1)
+        left |= rng.random(z.shape) < unsubscribe_chance(z)
         z = state.step(z, mean)
         mean = mean + state.drift
     churn = quiet | left

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from ml.simulator import (click_chance, first_state, next_engagement, open_chance, purchase_chance,  # noqa: E402
-                          simulate, unsubscribe_chance)
+from ml.simulator import (churned_futures, click_chance, first_state, next_engagement, open_chance,  # noqa: E402
+                          purchase_chance, simulate)
 
 
 def _log_bernoulli(ll: np.ndarray, at: np.ndarray, hit: np.ndarray, p: np.ndarray) -> None:
@@ -75,18 +75,10 @@ def filtered_churn(weekly: list[dict[str, Any]], n: int, particles: int, sends_p
         _resample(rng, logw, z, mean, drift)
         z = next_engagement(rng, z, mean, drift)
         mean = mean + drift
-    # One future a particle, as ml.simulator._truth plays them.
-    quiet = np.ones(shape, bool)
-    left = np.zeros(shape, bool)
-    for _ in range(horizon_weeks):
-        p = open_chance(z)
-        for _ in range(max(int(round(sends_per_week)), 1)):
-            quiet &= ~((rng.random(shape) < p) & ~left)
-        left |= rng.random(shape) < unsubscribe_chance(z)
-        z = next_engagement(rng, z, mean, drift)
-        mean = mean + drift
+    # One future a particle, played as the simulator plays the truth's.
+    churned = churned_futures(rng, z, mean, drift, max(int(round(sends_per_week)), 1), horizon_weeks)
     w = np.exp(logw - logw.max(axis=1, keepdims=True))
-    return ((quiet | left) * w).sum(axis=1) / w.sum(axis=1)
+    return (churned * w).sum(axis=1) / w.sum(axis=1)
 
 
 def main() -> None:

@@ -85,17 +85,27 @@ def next_engagement(rng: np.random.Generator, z: np.ndarray, mean: np.ndarray, d
     return z + 0.1 * (mean - z) + drift + rng.normal(0, 0.3, z.shape) + shock
 
 
+def churned_futures(rng: np.random.Generator, z: np.ndarray, mean: np.ndarray, drift: np.ndarray, sends: int,
+                    weeks: int) -> np.ndarray:
+    """Plays each future of ``z`` (one a column) ``weeks`` weeks on: whether it
+    churned, no open of any of ``sends`` emails a week, or an unsubscribe."""
+    quiet = np.ones(z.shape, bool)
+    left = np.zeros(z.shape, bool)
+    for _ in range(weeks):
+        p = open_chance(z)
+        for _ in range(sends):
+            quiet &= ~((rng.random(z.shape) < p) & ~left)
+        left |= rng.random(z.shape) < unsubscribe_chance(z)
+        z = next_engagement(rng, z, mean, drift)
+        mean = mean + drift
+    return quiet | left
+
+
 class _State:
     def __init__(self, rng: np.random.Generator, n: int, weeks: int) -> None:
-        self.rng = rng
         self.join = np.where(rng.random(n) < 0.4, 0, rng.integers(0, max(weeks - 4, 1), n))
         self.mean, self.z, self.drift = first_state(rng, n)
         self.live = np.ones(n, bool)
-
-    def step(self, z: np.ndarray, mean: np.ndarray) -> np.ndarray:
-        """Next week's hidden engagement of everyone (``z`` may hold several futures a row)."""
-        shape = (-1, *([1] * (z.ndim - 1)))
-        return next_engagement(self.rng, z, mean.reshape(shape), self.drift.reshape(shape))
 
 
 def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAULT_END, seed: int = 0,
@@ -121,6 +131,14 @@ def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAU
     def add(idx: np.ndarray, ns: np.ndarray, name: str, value: np.ndarray | None = None) -> None:
         chunks.append((idx, ns, name, np.full(len(idx), np.nan) if value is None else value))
 
+    def open_events(who: np.ndarray, delay: np.ndarray, send_ns: int) -> None:
+        """Opens of one send, ``delay`` days after it, each with its click drawn now."""
+        jitter = rng.normal(0, 0.6, len(who))
+        clicks = rng.random(len(who)) < click_chance(state.z[who])
+        opens.append((who, np.full(len(who), send_ns), delay, jitter, clicks))
+        seen["open_events"].append(who)
+        seen["clicks"].append(clicks)
+
     for week in range(weeks):
         w0 = start_ns + week * week_ns
         member = state.live & (state.join <= week)
@@ -136,16 +154,11 @@ def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAU
             state.live[bounced] = False
             opened = idx[rng.random(len(idx)) < p_open[idx]]
             opened = opened[state.live[opened]]
-            delay = rng.geometric(0.7, len(opened)) - 1  # most open the first time their hour comes round
-            opens.append((opened, np.full(len(opened), send_ns), delay, rng.normal(0, 0.6, len(opened)),
-                          rng.random(len(opened)) < click_chance(state.z[opened])))
-            again = opened[rng.random(len(opened)) < 0.3]
-            opens.append((again, np.full(len(again), send_ns), np.zeros(len(again), int),
-                          rng.normal(0, 0.6, len(again)), rng.random(len(again)) < click_chance(state.z[again])))
             seen["sent"].append(idx)
             seen["opened"].append(opened)
-            seen["open_events"] += [opened, again]
-            seen["clicks"] += [opens[-2][4], opens[-1][4]]
+            open_events(opened, rng.geometric(0.7, len(opened)) - 1, send_ns)  # most open when their hour first comes
+            again = opened[rng.random(len(opened)) < 0.3]
+            open_events(again, np.zeros(len(again), int), send_ns)
             not_opened = np.setdiff1d(idx, opened)
             complained = not_opened[rng.random(len(not_opened)) < 0.0003]
             add(complained, np.full(len(complained), send_ns + 2 * HOUR_NS), "complained")
@@ -155,13 +168,12 @@ def simulate(n_subscribers: int = 20_000, weeks: int = 52, end: datetime = DEFAU
         add(buyers, w0 + rng.integers(0, week_ns, len(buyers)), "purchase",
             np.round(rng.lognormal(3.5, 0.7, len(buyers)), 2))
         seen["bought"] = buyers
-        seen["may_leave"] = np.flatnonzero(member & state.live)
         leaving = np.flatnonzero(member & state.live & (rng.random(n) < unsubscribe_chance(state.z)))
         if weekly is not None:
             weekly.append(seen)
         add(leaving, w0 + rng.integers(0, week_ns, len(leaving)), "unsubscribed")
         state.live[leaving] = False
-        state.z = state.step(state.z, state.mean)
+        state.z = next_engagement(rng, state.z, state.mean, state.drift)
         state.mean = state.mean + state.drift
 
     open_idx, open_ns = _open_times(rng, opens, zone_idx, true_hour)
@@ -217,19 +229,8 @@ def _truth(rng: np.random.Generator, state: _State, ids: np.ndarray, true_hour: 
            horizon_weeks: int, futures: int) -> pd.DataFrame:
     """The true churn probability from the hidden state at end (``futures`` simulated
     futures) and one realised future, column 0 of the same draw."""
-    n = len(ids)
     z = np.repeat(state.z[:, None], futures + 1, axis=1)
-    quiet = np.ones((n, futures + 1), bool)
-    left = np.zeros((n, futures + 1), bool)
-    sends = max(int(round(sends_per_week)), 1)
-    mean = state.mean
-    for _ in range(horizon_weeks):
-        p = open_chance(z)
-        for _ in range(sends):
-            quiet &= ~((rng.random(z.shape) < p) & ~left)
-        left |= rng.random(z.shape) < unsubscribe_chance(z)
-        z = state.step(z, mean)
-        mean = mean + state.drift
-    churn = quiet | left
+    churn = churned_futures(rng, z, state.mean[:, None], state.drift[:, None], max(int(round(sends_per_week)), 1),
+                            horizon_weeks)
     return pd.DataFrame({"live": state.live, "churn_probability": churn[:, 1:].mean(axis=1), "churned": churn[:, 0],
                          "true_hour": true_hour, "engagement": state.z}, index=pd.Index(ids, name="subscriber_id"))

@@ -109,7 +109,8 @@ SELECT (SELECT count(*) FROM missing), (SELECT count(*) FROM kept), {_ADDRESS_CH
 # if that meets a key already taken is it rolled back and inserted again with ON
 # CONFLICT: on the partitioned table ON CONFLICT's speculative insertion cost a
 # quarter to a third of the insert (bench/events_insert.py: 13.2 -> 9.9 us a row,
-# and 25 -> 17 at a slower hour), where a history's chunks are almost always new. A file imported again fails at its first row, at once.
+# and 25 -> 17 at a slower hour), where a history's chunks are almost always new.
+# A file imported again fails at its first row, at once.
 # (Filtering the known keys first, a probe per row, measured no faster.)
 _EVENTS = f"""
 INSERT INTO events (account_id, subscriber_id, message_id, name, dedup_key, source, message_ref, properties, value,

@@ -9,10 +9,10 @@ complaints and bounces follow from the same hidden state.
 
 The truth at ``end`` (skipped with ``futures=0``, for speed runs): each live
 subscriber's true churn probability (no open or click in the next
-``horizon_weeks``, or an unsubscribe), estimated from many simulated futures from
-their hidden state; one more future, the realised one, gives
-the labels that every ranking (the oracle's, the model's, the rules') is scored on;
-and their true hour. Pure numpy/pandas, seeded, so a run is reproducible.
+``horizon_weeks``, or an unsubscribe), from their hidden state: the exact chance
+of churning along each of many simulated paths of their engagement, averaged; one
+future played out, the realised one, gives the labels that every ranking (the
+oracle's, the model's, the rules') is scored on; and their true hour. Pure numpy/pandas, seeded, so a run is reproducible.
 """
 from __future__ import annotations
 
@@ -99,6 +99,23 @@ def churned_futures(rng: np.random.Generator, z: np.ndarray, mean: np.ndarray, d
         z = next_engagement(rng, z, mean, drift)
         mean = mean + drift
     return quiet | left
+
+
+def churn_chance(rng: np.random.Generator, z: np.ndarray, mean: np.ndarray, drift: np.ndarray, sends: int,
+                 weeks: int) -> np.ndarray:
+    """The exact chance that each engagement path (one a column, drawn here) churns
+    in ``weeks`` weeks, as ``churned_futures`` would play it: not churned is never
+    leaving and opening at least one email. Averaging it over paths estimates a
+    churn probability with far less noise than counting played futures: the opens
+    and the unsubscribe are not drawn, only the engagement's path."""
+    stays = np.ones(z.shape)
+    silent = np.ones(z.shape)
+    for _ in range(weeks):
+        silent *= (1 - open_chance(z)) ** sends
+        stays *= 1 - unsubscribe_chance(z)
+        z = next_engagement(rng, z, mean, drift)
+        mean = mean + drift
+    return 1 - stays * (1 - silent)
 
 
 class _State:
@@ -227,10 +244,13 @@ def _open_times(rng: np.random.Generator, opens: list, zone_idx: np.ndarray,
 
 def _truth(rng: np.random.Generator, state: _State, ids: np.ndarray, true_hour: np.ndarray, sends_per_week: float,
            horizon_weeks: int, futures: int) -> pd.DataFrame:
-    """The true churn probability from the hidden state at end (``futures`` simulated
-    futures) and one realised future, column 0 of the same draw."""
-    z = np.repeat(state.z[:, None], futures + 1, axis=1)
-    churn = churned_futures(rng, z, state.mean[:, None], state.drift[:, None], max(int(round(sends_per_week)), 1),
-                            horizon_weeks)
-    return pd.DataFrame({"live": state.live, "churn_probability": churn[:, 1:].mean(axis=1), "churned": churn[:, 0],
+    """The true churn probability from the hidden state at end (the exact chance
+    along each of ``futures`` engagement paths, averaged) and one realised future."""
+    sends = max(int(round(sends_per_week)), 1)
+    churned = churned_futures(rng, state.z[:, None], state.mean[:, None], state.drift[:, None], sends,
+                              horizon_weeks)[:, 0]
+    paths = (len(state.z), futures)
+    chance = churn_chance(rng, np.broadcast_to(state.z[:, None], paths), np.broadcast_to(state.mean[:, None], paths),
+                          np.broadcast_to(state.drift[:, None], paths), sends, horizon_weeks)
+    return pd.DataFrame({"live": state.live, "churn_probability": chance.mean(axis=1), "churned": churned,
                          "true_hour": true_hour, "engagement": state.z}, index=pd.Index(ids, name="subscriber_id"))

@@ -227,6 +227,32 @@ def test_recording_a_group_of_sends_writes_only_the_rows_still_being_sent():
     assert events == [(first, "sent")]
 
 
+def test_a_replayed_or_reconciled_send_adds_no_second_sent_event():
+    """A record tried again after a commit whose answer was lost, and a provider's
+    event reconciling a send already recorded, find the row ``sent`` and write no
+    event: one ``sent`` a message, with no dedup key (no event_keys row for it)."""
+    from delivery.outbox import Accepted, mark_sent, reconcile_sent
+
+    first, second = queue_emails(2)
+    now = utcnow()
+    with db.session_scope() as s:
+        claim_for_send(s, [first, second], now)
+    with db.session_scope() as s:
+        accepted = [Accepted(m.id, m.account_id, m.subscriber_id, "smtp", f"id-{m.id}", now)
+                    for m in s.scalars(select(Message).order_by(Message.id))]
+    for _ in range(2):
+        with db.session_scope() as s:
+            recorded = mark_sent(s, accepted)
+    assert recorded == set()  # the second time, nothing was left to record
+    with db.session_scope() as s:
+        assert not reconcile_sent(s, first, "smtp", "id-again", now, now)
+    with db.session_scope() as s:
+        events = sorted((e.message_id, e.name, e.dedup_key) for e in s.scalars(select(Event)))
+        keys = s.scalar(text("SELECT count(*) FROM event_keys"))
+    assert events == [(first, "sent", None), (second, "sent", None)]
+    assert keys == 0
+
+
 def test_a_message_that_kills_its_worker_every_time_fails_after_bounded_attempts_and_its_batch_goes_on(smtp):
     from delivery.outbox import MAX_CRASHES
 

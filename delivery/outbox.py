@@ -161,9 +161,9 @@ class Accepted:
 # models.bulk.id_array).
 # A ``sent`` event carries no dedup key: it is written only with its row's move to
 # ``sent``, which happens once (here or in reconcile_sent), so a replay adds none.
-# A key cost a second row (in event_keys, by the events' trigger) and ON CONFLICT's
-# speculative insertion for every email: 36 against 20 us of the database's time an
-# event, in batches of 50 (2026-12-07).
+# A key cost every email a second row (in event_keys, by the events' trigger) and ON
+# CONFLICT's speculative insertion: about 20 us of the database's time an email
+# (bench/send_pipeline.py, alternated; docs/benchmarks.md).
 _MARK_SENT_PG = text("""
     WITH v AS (SELECT * FROM json_to_recordset(CAST(:rows AS json))
                AS v(id integer, provider varchar, provider_message_id varchar, at timestamptz, claim timestamptz)),

@@ -12,10 +12,12 @@ subscriber's true churn probability (no open or click in the next
 ``horizon_weeks``, or an unsubscribe), from their hidden state: the exact chance
 of churning along each of many simulated paths of their engagement, averaged; one
 future played out, the realised one, gives the labels that every ranking (the
-oracle's, the model's, the rules') is scored on; and their true hour. Pure numpy/pandas, seeded, so a run is reproducible.
+oracle's, the model's, the rules') is scored on; and their true hour. Pure
+numpy/pandas, seeded, so a run is reproducible.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -85,19 +87,27 @@ def next_engagement(rng: np.random.Generator, z: np.ndarray, mean: np.ndarray, d
     return z + 0.1 * (mean - z) + drift + rng.normal(0, 0.3, z.shape) + shock
 
 
+def engagement_path(rng: np.random.Generator, z: np.ndarray, mean: np.ndarray, drift: np.ndarray,
+                    weeks: int) -> Iterator[np.ndarray]:
+    """Each of the next ``weeks`` weeks' engagement, starting with ``z``: the next
+    week's is drawn when the caller asks for it, after its draws for this one."""
+    for _ in range(weeks):
+        yield z
+        z = next_engagement(rng, z, mean, drift)
+        mean = mean + drift
+
+
 def churned_futures(rng: np.random.Generator, z: np.ndarray, mean: np.ndarray, drift: np.ndarray, sends: int,
                     weeks: int) -> np.ndarray:
     """Plays each future of ``z`` (one a column) ``weeks`` weeks on: whether it
     churned, no open of any of ``sends`` emails a week, or an unsubscribe."""
     quiet = np.ones(z.shape, bool)
     left = np.zeros(z.shape, bool)
-    for _ in range(weeks):
-        p = open_chance(z)
+    for week in engagement_path(rng, z, mean, drift, weeks):
+        p = open_chance(week)
         for _ in range(sends):
             quiet &= ~((rng.random(z.shape) < p) & ~left)
-        left |= rng.random(z.shape) < unsubscribe_chance(z)
-        z = next_engagement(rng, z, mean, drift)
-        mean = mean + drift
+        left |= rng.random(z.shape) < unsubscribe_chance(week)
     return quiet | left
 
 
@@ -110,11 +120,9 @@ def churn_chance(rng: np.random.Generator, z: np.ndarray, mean: np.ndarray, drif
     and the unsubscribe are not drawn, only the engagement's path."""
     stays = np.ones(z.shape)
     silent = np.ones(z.shape)
-    for _ in range(weeks):
-        silent *= (1 - open_chance(z)) ** sends
-        stays *= 1 - unsubscribe_chance(z)
-        z = next_engagement(rng, z, mean, drift)
-        mean = mean + drift
+    for week in engagement_path(rng, z, mean, drift, weeks):
+        silent *= (1 - open_chance(week)) ** sends
+        stays *= 1 - unsubscribe_chance(week)
     return 1 - stays * (1 - silent)
 
 

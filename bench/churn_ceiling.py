@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from ml.simulator import (churn_chance, click_chance, first_state, next_engagement, open_chance,  # noqa: E402
-                          purchase_chance, simulate)
+from ml.simulator import (churn_chance, click_chance, first_state, horizon_sends,  # noqa: E402
+                          next_engagement, open_chance, purchase_chance, simulate)
 
 
 def _log_bernoulli(ll: np.ndarray, at: np.ndarray, hit: np.ndarray, p: np.ndarray) -> None:
@@ -36,11 +36,16 @@ def _log_bernoulli(ll: np.ndarray, at: np.ndarray, hit: np.ndarray, p: np.ndarra
     ll[at] += np.where(hit[:, None], np.log(p), np.log1p(-p))
 
 
+def _weights(logw: np.ndarray) -> np.ndarray:
+    """Each row's particle weights from their logs, summing to one."""
+    w = np.exp(logw - logw.max(axis=1, keepdims=True))
+    return w / w.sum(axis=1, keepdims=True)
+
+
 def _resample(rng: np.random.Generator, logw: np.ndarray, *states: np.ndarray) -> None:
     """Systematic resampling, in place, of the rows whose effective sample size fell
     under half the particles; their weights are reset."""
-    w = np.exp(logw - logw.max(axis=1, keepdims=True))
-    w /= w.sum(axis=1, keepdims=True)
+    w = _weights(logw)
     rows = np.flatnonzero(1.0 / (w ** 2).sum(axis=1) < logw.shape[1] / 2)
     if not len(rows):
         return
@@ -78,9 +83,8 @@ def filtered_churn(weekly: list[dict[str, Any]], n: int, particles: int, sends_p
         mean = mean + drift
     # One engagement path a particle, with its exact chance of churning, as the
     # simulator computes the truth's.
-    chance = churn_chance(rng, z, mean, drift, max(int(round(sends_per_week)), 1), horizon_weeks)
-    w = np.exp(logw - logw.max(axis=1, keepdims=True))
-    return (chance * w).sum(axis=1) / w.sum(axis=1)
+    chance = churn_chance(rng, z, mean, drift, horizon_sends(sends_per_week), horizon_weeks)
+    return (chance * _weights(logw)).sum(axis=1)
 
 
 def main() -> None:

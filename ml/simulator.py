@@ -111,6 +111,12 @@ def churned_futures(rng: np.random.Generator, z: np.ndarray, mean: np.ndarray, d
     return quiet | left
 
 
+def horizon_sends(sends_per_week: float) -> int:
+    """Emails a week in the futures that decide the truth: the account's rate,
+    rounded, at least one."""
+    return max(int(round(sends_per_week)), 1)
+
+
 def churn_chance(rng: np.random.Generator, z: np.ndarray, mean: np.ndarray, drift: np.ndarray, sends: int,
                  weeks: int) -> np.ndarray:
     """The exact chance that each engagement path (one a column, drawn here) churns
@@ -254,7 +260,7 @@ def _truth(rng: np.random.Generator, state: _State, ids: np.ndarray, true_hour: 
            horizon_weeks: int, futures: int) -> pd.DataFrame:
     """The true churn probability from the hidden state at end (the exact chance
     along each of ``futures`` engagement paths, averaged) and one realised future."""
-    sends = max(int(round(sends_per_week)), 1)
+    sends = horizon_sends(sends_per_week)
     churned = churned_futures(rng, state.z[:, None], state.mean[:, None], state.drift[:, None], sends,
                               horizon_weeks)[:, 0]
     paths = (len(state.z), futures)

@@ -10,8 +10,14 @@ churn probability is the best estimate the outcomes allow, up to the particles'
 sampling (800 particles instead of 200 raise it by about 0.001). Its AUC over the
 oracle's is what no model could beat on that account.
 
+``--oracle-check`` also scores the oracle itself three ways on the same labels: by
+the share of 200 played futures that churn (how the truth was computed before
+2026-12-07), by the exact chance along 200 engagement paths (the simulator's truth
+now) and along 1,000: how much the first's noise lowered the oracle's AUC, and
+whether 200 paths are enough.
+
 Run: ``.venv/bin/python -m bench.churn_ceiling [--subscribers 50000] [--seeds 0 1 2]
-[--particles 200] [--sends-per-week 1]``.
+[--particles 200] [--sends-per-week 1] [--oracle-check]``.
 """
 from __future__ import annotations
 
@@ -24,9 +30,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from ml.simulator import (churn_chance, click_chance, first_state, horizon_sends,  # noqa: E402
+from ml.simulator import (churn_chance, churned_futures, click_chance, first_state, horizon_sends,  # noqa: E402
                           next_engagement, open_chance, purchase_chance, simulate)
 
 
@@ -87,12 +94,28 @@ def filtered_churn(weekly: list[dict[str, Any]], n: int, particles: int, sends_p
     return (chance * _weights(logw)).sum(axis=1)
 
 
+def oracle_check(truth: pd.DataFrame, live: np.ndarray, labels: np.ndarray, sends: int, weeks: int, seed: int) -> str:
+    """The oracle's AUC by 200 played futures, by 200 exact paths, and by 1,000."""
+    state = [truth[c].to_numpy()[live][:, None] for c in ("engagement", "mean", "drift")]
+    rng = np.random.default_rng(seed + 20_000)
+
+    def auc(score: np.ndarray) -> float:
+        return float(roc_auc_score(labels, score))
+
+    def by(way: Any, columns: int) -> float:
+        return auc(way(rng, *(np.broadcast_to(a, (len(a), columns)) for a in state), sends, weeks).mean(axis=1))
+
+    return (f"oracle by 200 played futures {by(churned_futures, 200):.4f}, by 200 paths "
+            f"{auc(truth['churn_probability'].to_numpy()[live]):.4f}, by 1,000 paths {by(churn_chance, 1000):.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=50_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--particles", type=int, default=200)
     parser.add_argument("--sends-per-week", type=float, default=1.0)
+    parser.add_argument("--oracle-check", action="store_true", help="score the oracle by futures, 200 and 1,000 paths")
     args = parser.parse_args()
     for seed in args.seeds:
         weekly: list[dict[str, Any]] = []
@@ -108,6 +131,9 @@ def main() -> None:
         print(f"seed {seed}: {args.subscribers:,} subscribers, {args.sends_per_week} sends/week, {args.particles} "
               f"particles ({time.perf_counter() - started:.0f} s): filtered AUC {best:.4f}, oracle {oracle:.4f}, "
               f"ceiling of the ratio {best / oracle:.4f}", flush=True)
+        if args.oracle_check:
+            sends = horizon_sends(args.sends_per_week)
+            print(f"  {oracle_check(truth, live, labels, sends, sim.horizon.days // 7, seed)}", flush=True)
 
 
 if __name__ == "__main__":

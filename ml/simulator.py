@@ -40,7 +40,8 @@ class Simulation:
     """The history (as load_history would give it) and the truth at ``end``:
     ``truth`` is indexed by subscriber_id with ``live`` (subscribed at end),
     ``churn_probability``, ``churned`` (the realised label), ``true_hour``,
-    ``engagement`` (the hidden logit at end) and ``opens`` (before end)."""
+    ``engagement`` (the hidden logit at end), the ``mean`` it is pulled toward and
+    that mean's weekly ``drift``, and ``opens`` (before end)."""
 
     history: History
     truth: pd.DataFrame
@@ -267,4 +268,5 @@ def _truth(rng: np.random.Generator, state: _State, ids: np.ndarray, true_hour: 
     chance = churn_chance(rng, np.broadcast_to(state.z[:, None], paths), np.broadcast_to(state.mean[:, None], paths),
                           np.broadcast_to(state.drift[:, None], paths), sends, horizon_weeks)
     return pd.DataFrame({"live": state.live, "churn_probability": chance.mean(axis=1), "churned": churned,
-                         "true_hour": true_hour, "engagement": state.z}, index=pd.Index(ids, name="subscriber_id"))
+                         "true_hour": true_hour, "engagement": state.z, "mean": state.mean, "drift": state.drift},
+                        index=pd.Index(ids, name="subscriber_id"))

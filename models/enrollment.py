@@ -3,6 +3,11 @@
 The row is the timer: ``next_run_at`` says when it is due, ``claimed_until`` is the
 lease a tick takes so that two ticks never advance the same row, and an expired
 lease (a dead worker) makes the row due again.
+
+No index names ``claimed_until`` or ``claimed_by``, and new pages keep room
+(fillfactor 70, migration 0039): the tick's claim and the advance's owner stamp
+are then heap-only updates, written on the row's page without a new entry in
+each index.
 """
 from __future__ import annotations
 
@@ -14,7 +19,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import IDS_NEVER_REUSED, Base, utcnow
 
-HELD_BY_A_WORKER = text("claimed_by IS NOT NULL")
 ENROLLMENT_STATUSES = ("active", "paused", "completed", "exited", "failed")
 ENDED = "completed_at IS NOT NULL"
 
@@ -30,10 +34,6 @@ class Enrollment(Base):
         # Event subscriptions find the enrollments a "completed" transition counted (webhooks.event_feed).
         Index("ix_enrollments_sequence_completed", "sequence_id", "completed_at",
               postgresql_where=text(ENDED), sqlite_where=text(ENDED)),
-        # Only enrollments a worker is advancing right now (sequencing.claims.take_claims):
-        # the tick's claim never writes claimed_by, so it stays a heap-only update.
-        Index("ix_enrollments_claimed_by", "claimed_by", postgresql_where=HELD_BY_A_WORKER,
-              sqlite_where=HELD_BY_A_WORKER),
         IDS_NEVER_REUSED,
     )
 

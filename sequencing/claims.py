@@ -93,10 +93,16 @@ def take_claims(session: Session, ids: list[int], owner: str) -> None:
 def release_claims(session: Session, owner: str, now: datetime) -> int:
     """End the leases of enrollments ``owner``, a worker that stopped beating, was
     advancing, as if they had run out just now: the tick's next claim takes them
-    again and counts the crash, as for an expired lease. Found through the partial
-    index ix_enrollments_claimed_by; returns how many were released."""
+    again and counts the crash, as for an expired lease. Returns how many were released.
+
+    ``claimed_by`` has no index, so that the stamp stays a heap-only update
+    (migration 0039): the rows are found through ix_enrollments_due, since an
+    enrollment being advanced is active and was due when the tick claimed it (the
+    advance clears the stamp in the statement that moves it on). A stamped row
+    that someone moved in between (rescheduled, paused) is left to its lease."""
     return int(session.execute(
-        update(Enrollment).where(Enrollment.claimed_by == owner).values(
+        update(Enrollment).where(Enrollment.status == "active", Enrollment.next_run_at <= now,
+                                 Enrollment.claimed_by == owner).values(
             claimed_until=now - JUST_EXPIRED, claimed_by=None).execution_options(synchronize_session=False),
     ).rowcount)  # type: ignore[attr-defined]
 

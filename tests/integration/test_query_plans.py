@@ -17,6 +17,7 @@ from sqlalchemy import text
 from delivery.outbox import Accepted, mark_sent
 from models import Enrollment, db
 from models.bulk import update_rows
+from sequencing.claims import claim_enrollments, release_claims, take_claims
 from tests.support import factories
 from tests.support.engine import on_each_statement
 
@@ -90,3 +91,45 @@ def test_writing_enrollments_back_looks_them_up_by_key():
     with db.get_engine().connect() as conn:
         moved = conn.scalars(text("SELECT id FROM enrollments WHERE current_step = 1 ORDER BY id")).all()
     assert moved == chosen
+
+
+def test_the_ticks_claim_and_the_advances_owner_stamp_are_heap_only_updates():
+    # No index names the columns they write, and new pages keep room (migration
+    # 0039): each writes its rows in place, with no new entry in the table's indexes.
+    seed()
+
+    def written(s: Any) -> tuple[int, int]:
+        """Rows of enrollments this backend updated, and of them heap-only, so far
+        (its counts not yet sent to the statistics: hence differences)."""
+        return tuple(s.execute(text(  # type: ignore[return-value]
+            "SELECT pg_stat_get_xact_tuples_updated(CAST('enrollments' AS regclass)),"
+            " pg_stat_get_xact_tuples_hot_updated(CAST('enrollments' AS regclass))")).one())
+
+    with db.session_scope() as s:
+        before = written(s)
+        claimed = claim_enrollments(s, datetime.now(timezone.utc), 5).ids
+        claim = written(s)
+        take_claims(s, claimed, "worker-1")
+        stamp = written(s)
+    assert len(claimed) == 5
+    assert (claim[0] - before[0], claim[1] - before[1]) == (5, 5), "the claim"
+    assert (stamp[0] - claim[0], stamp[1] - claim[1]) == (5, 5), "the stamp"
+
+
+def test_releasing_a_dead_workers_enrollments_finds_them_through_the_due_index():
+    # claimed_by has no index (so the stamp stays heap-only): the rows a worker was
+    # advancing are among the due ones, a few of the table's.
+    enrollments, _ = seed()
+    held = enrollments[:20]
+    with db.get_engine().begin() as conn:
+        conn.execute(text("UPDATE enrollments SET next_run_at = now() + interval '1 day' WHERE id > :last"),
+                     {"last": enrollments[99]})
+        conn.execute(text("UPDATE enrollments SET claimed_until = now() + interval '5 minutes', claimed_by = 'dead'"
+                          " WHERE id = ANY(:ids)"), {"ids": held})
+    with db.get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE enrollments"))
+    with plans_of("enrollments") as plans, db.session_scope() as s:
+        assert release_claims(s, "dead", datetime.now(timezone.utc)) == len(held)
+    assert len(plans) == 1
+    assert "Seq Scan on enrollments" not in plans[0], plans[0]
+    assert "ix_enrollments_due" in plans[0], plans[0]

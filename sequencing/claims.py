@@ -17,11 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from core.redispatch import POSTGRES, SQLITE, for_dialect, timed_text
 from models import Enrollment
+from models.base import utcnow
+from models.bulk import id_array
 
 DEFAULT_LEASE = timedelta(minutes=5)
 
@@ -81,13 +83,24 @@ def claim_due_enrollments(session: Session, now: datetime, limit: int,
 
 
 
+_STAMP_SQL = "UPDATE enrollments SET claimed_by = :owner, updated_at = :now WHERE id {ids} AND claimed_until IS NOT NULL"
+# The ids as one array literal on PostgreSQL (models.bulk.id_array): the ORM's
+# statement bound each of an advance batch's 200 ids on its own, 5 µs of the
+# default worker's CPU an enrollment for a one-row write.
+_STAMP = {
+    "postgresql": timed_text(_STAMP_SQL.format(ids="= ANY(CAST(:ids AS bigint[]))"), "now"),
+    "sqlite": timed_text(_STAMP_SQL.format(ids="IN :ids"), "now").bindparams(bindparam("ids", expanding=True)),
+}
+
+
 def take_claims(session: Session, ids: list[int], owner: str) -> None:
     """Stamp ``owner`` (the advancing worker's id, core.liveness) on the leased
     enrollments among ``ids``, committed before the advance starts so that the tick
     can release them if this worker dies (``release_claims``). The advance clears it."""
     if ids:
-        session.execute(update(Enrollment).where(Enrollment.id.in_(ids), Enrollment.claimed_until.is_not(None))
-                        .values(claimed_by=owner).execution_options(synchronize_session=False))
+        postgres = session.get_bind().dialect.name == "postgresql"
+        session.execute(for_dialect(session, _STAMP), {"owner": owner, "now": utcnow(),
+                                                       "ids": id_array(ids) if postgres else ids})
 
 
 def release_claims(session: Session, owner: str, now: datetime) -> int:

@@ -17,6 +17,10 @@ from the UPDATE that makes them due to the last message row recorded ``sent``
 3. In process, without the broker or SMTP: CPU per email for each stage of
    building a message, so the figures above can be read.
 
+Where PostgreSQL loads pg_stat_statements (``shared_preload_libraries``; the
+machine's configuration, not the platform's), the platform's run also reports its
+most expensive statements, each one's execution time per email.
+
 Run: ``.venv/bin/python -m bench.send_pipeline [--emails 20000] [--sweep-emails 10000]``
 (PostgreSQL and Redis on 127.0.0.1; ``apt-get install postfix`` for smtp-sink).
 """
@@ -177,7 +181,16 @@ def raw_rate(port: int, raw: bytes, connections: int, total: int, processes: int
 # --- the platform ---------------------------------------------------------------
 
 def seed(emails: int) -> None:
-    """An account, the sequence, and ``emails`` enrollments that are not due yet."""
+    """An account, the sequence, and ``emails`` enrollments that are not due yet,
+    after a history of as many emails sent (messages and their ``sent`` events),
+    analysed.
+
+    The history stands for a platform in use, and it matters: PostgreSQL plans a
+    foreign key's check once per connection and keeps the plan, so a check planned
+    while ``messages`` was empty scans the whole table for every event written
+    after it, until autovacuum's ANALYZE (a minute or more away) replans it. On an
+    empty database that made recording an email cost more the more were sent, in
+    the platform and the lean pipeline alike (docs/benchmarks.md)."""
     account = factories.account("Bench")
     sequence = factories.sequence(account, [STEP])
     with db.get_engine().begin() as conn:
@@ -190,6 +203,17 @@ def seed(emails: int) -> None:
                                      next_run_at, state, enrolled_at, updated_at)
             SELECT :a, :s, id, '', 1, 'active', 0, now() + interval '1 day', '{}', now(), now()
             FROM subscribers WHERE account_id = :a"""), {"a": account, "s": sequence})
+        conn.execute(text("""
+            WITH m AS (
+                INSERT INTO messages (account_id, subscriber_id, sequence_id, idempotency_key, status, to_email, subject,
+                                      provider, attempts, sent_at, meta, created_at, updated_at)
+                SELECT :a, id, :s, 'history:' || id, 'sent', email, 'Last spring', 'smtp', 1,
+                       now() - interval '30 days', '{}', now() - interval '30 days', now() - interval '30 days'
+                FROM subscribers WHERE account_id = :a
+                RETURNING id, account_id, subscriber_id, sent_at)
+            INSERT INTO events (account_id, subscriber_id, message_id, name, source, properties, occurred_at, created_at)
+            SELECT account_id, subscriber_id, id, 'sent', 'platform', '{}', sent_at, sent_at FROM m"""),
+                     {"a": account, "s": sequence})
     with db.get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
 
@@ -310,6 +334,32 @@ def database_counts(conn: Any) -> dict[str, int]:
     return {"sessions": int(sessions), "transactions": int(transactions), "writes": writes}
 
 
+def statements_reset(conn: Any) -> bool:
+    """Start counting this database's statements, when PostgreSQL has
+    pg_stat_statements loaded (``shared_preload_libraries``); False when not."""
+    try:
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+        conn.execute(text("SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database "
+                          "WHERE datname = current_database()), 0)"))
+        conn.commit()
+        return True
+    except Exception:  # noqa: BLE001 - not loaded: the report goes without this part
+        conn.rollback()
+        return False
+
+
+def statement_times(conn: Any, emails: int, top: int = 8) -> list[tuple[float, int, str]]:
+    """This database's most expensive statements since ``statements_reset``: each
+    one's execution time per email (wall time in PostgreSQL, so it includes waiting
+    for a core), its calls, and the start of its text."""
+    rows = conn.execute(text("""
+        SELECT total_exec_time, calls, regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_statements
+        WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND query NOT LIKE '%pg_stat%' AND query NOT LIKE 'SELECT count(*) FROM messages%' AND query NOT LIKE '%history:%'
+        ORDER BY total_exec_time DESC LIMIT :top"""), {"top": top}).all()
+    return [(float(ms) * 1000 / emails, int(calls), str(query)[:110]) for ms, calls, query in rows]
+
+
 def run_platform(label: str, smtp_port: int, emails: int, send_concurrency: int, tmp: Path,
                  send_workers: int = 1, timeout: float = 600) -> dict[str, float]:
     """Due enrollments -> accepted by the SMTP server -> recorded, through beat and workers."""
@@ -335,11 +385,13 @@ def run_platform(label: str, smtp_port: int, emails: int, send_concurrency: int,
             roots = {proc.popen.pid for proc in procs}
             cpu_before, switches_before = cpu_by_kind(roots), send_worker_switches(roots)
             backends_before = dict(backends.cpu)
+            with db.get_engine().connect() as conn:
+                counting = statements_reset(conn)
             with db.get_engine().begin() as conn:
                 started = conn.execute(text("UPDATE enrollments SET next_run_at = now() RETURNING now()")).scalar()
             def all_sent() -> bool:
                 with db.get_engine().connect() as conn:
-                    return conn.execute(text("SELECT count(*) FROM messages WHERE status = 'sent'")).scalar() == emails
+                    return conn.execute(text("SELECT count(*) FROM messages WHERE status = 'sent' AND step_id IS NOT NULL")).scalar() == emails
 
             # Once a second: the count reads every row, and polled four times a second it
             # took about 50 µs of PostgreSQL's CPU an email from the run it measured (the
@@ -351,6 +403,7 @@ def run_platform(label: str, smtp_port: int, emails: int, send_concurrency: int,
             postgres = backends.by_kind(backends_before)
             with db.get_engine().connect() as conn:
                 last_queued, last_sent = conn.execute(text("SELECT max(created_at), max(sent_at) FROM messages")).one()
+                statements = statement_times(conn, emails) if counting else []
         finally:
             backends.__exit__()
             for proc in procs:
@@ -362,7 +415,7 @@ def run_platform(label: str, smtp_port: int, emails: int, send_concurrency: int,
             db.get_engine().dispose()
     elapsed = (last_sent - started).total_seconds()
     return {"elapsed": elapsed, "rate": emails / elapsed, "queued": (last_queued - started).total_seconds(),
-            "switches": switches / emails, "sessions": database["sessions"],
+            "switches": switches / emails, "sessions": database["sessions"], "statements": statements,
             "transactions": database["transactions"] / emails, "writes": database["writes"],
             **{f"cpu:{kind}": spent / emails * 1e6 for kind, spent in sorted(cpu.items(), key=lambda kv: -kv[1])},
             **{f"pg:{kind}": spent / emails * 1e6 for kind, spent in sorted(postgres.items(), key=lambda kv: -kv[1])}}
@@ -388,7 +441,7 @@ def run_lean(label: str, smtp_port: int, emails: int) -> dict[str, float]:
             sent, cpu, postgres = int(lean.pop("sent")), lean.pop("cpu"), lean.pop("postgres")
             with db.get_engine().connect() as conn:
                 recorded, last_sent = conn.execute(text(
-                    "SELECT count(*), max(sent_at) FROM messages WHERE status = 'sent'")).one()
+                    "SELECT count(*), max(sent_at) FROM messages WHERE status = 'sent' AND step_id IS NOT NULL")).one()
         finally:
             db.get_engine().dispose()
     if sent != emails or recorded != emails:
@@ -509,6 +562,8 @@ def main() -> None:
                 for key, micros in result.items():
                     if key.startswith("pg:"):
                         report(f"  of which PostgreSQL's backends serving the {key[3:]}", f"{micros:,.0f} µs")
+                for micros, calls, query in result["statements"]:  # with pg_stat_statements loaded only
+                    report(f"  PostgreSQL's time per email in that run (wall, {calls:,} calls), {query}", f"{micros:,.1f} µs")
                 report("  send worker thread switches per email in that run", f"{result['switches']:,.1f}")
                 report("  database sessions opened / transactions per email in that run",
                        f"{result['sessions']:,} / {result['transactions']:.2f}")

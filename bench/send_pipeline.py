@@ -73,6 +73,9 @@ HTML = ("<html><body>\n<h1>Hello {{ subscriber.first_name }}</h1>\n" + PARAGRAPH
 STEP = {"type": "email", "subject": "Spring is here, {{ subscriber.first_name }}", "html": HTML}
 SWEEP = (8, 16, 32, 64)
 SEND_PREFETCH = 4  # the Procfile's worker_send default (SEND_PREFETCH)
+# Whether each run's database starts with a history of sent emails (seed); --no-history
+# starts it empty, to show what an empty database does to the figures.
+HISTORY = True
 
 
 # --- SMTP servers -----------------------------------------------------------------
@@ -203,17 +206,18 @@ def seed(emails: int) -> None:
                                      next_run_at, state, enrolled_at, updated_at)
             SELECT :a, :s, id, '', 1, 'active', 0, now() + interval '1 day', '{}', now(), now()
             FROM subscribers WHERE account_id = :a"""), {"a": account, "s": sequence})
-        conn.execute(text("""
+        if HISTORY:
+            conn.execute(text("""
             WITH m AS (
                 INSERT INTO messages (account_id, subscriber_id, sequence_id, idempotency_key, status, to_email, subject,
                                       provider, attempts, sent_at, meta, created_at, updated_at)
                 SELECT :a, id, :s, 'history:' || id, 'sent', email, 'Last spring', 'smtp', 1,
-                       now() - interval '30 days', '{}', now() - interval '30 days', now() - interval '30 days'
+                       now() - interval '1 hour', '{}', now() - interval '1 hour', now() - interval '1 hour'
                 FROM subscribers WHERE account_id = :a
                 RETURNING id, account_id, subscriber_id, sent_at)
             INSERT INTO events (account_id, subscriber_id, message_id, name, source, properties, occurred_at, created_at)
             SELECT account_id, subscriber_id, id, 'sent', 'platform', '{}', sent_at, sent_at FROM m"""),
-                     {"a": account, "s": sequence})
+                         {"a": account, "s": sequence})
     with db.get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
 
@@ -518,7 +522,10 @@ def main() -> None:
     parser.add_argument("--only", choices=("stages", "sink", "sweep"), action="append")
     parser.add_argument("--pools", type=int, nargs="+", default=list(SWEEP), help="send pool sizes for the 20 ms sweep")
     parser.add_argument("--no-split", action="store_true", help="skip the runs with the pool split over two workers")
+    parser.add_argument("--no-history", action="store_true", help="start each run's database without sent emails")
     args = parser.parse_args()
+    global HISTORY
+    HISTORY = not args.no_history
     parts = set(args.only or ("stages", "sink", "sweep"))
     tmp = Path(f"/tmp/eseq-bench-send-{RUN}")
     tmp.mkdir(parents=True, exist_ok=True)

@@ -186,14 +186,14 @@ def raw_rate(port: int, raw: bytes, connections: int, total: int, processes: int
 def seed(emails: int) -> None:
     """An account, the sequence, and ``emails`` enrollments that are not due yet,
     after a history of as many emails sent (messages and their ``sent`` events),
-    analysed.
+    analysed: a platform in use, whose outbox and events are not empty.
 
-    The history stands for a platform in use, and it matters: PostgreSQL plans a
-    foreign key's check once per connection and keeps the plan, so a check planned
-    while ``messages`` was empty scans the whole table for every event written
-    after it, until autovacuum's ANALYZE (a minute or more away) replans it. On an
-    empty database that made recording an email cost more the more were sent, in
-    the platform and the lean pipeline alike (docs/benchmarks.md)."""
+    An empty ``messages`` can cost more than it seems: PostgreSQL plans a foreign
+    key's check once per connection and keeps the plan, and a check first planned
+    while the table held a page or two scans the whole table for every event written
+    after it, until autovacuum's ANALYZE replans it. In these runs the first checks
+    come after the advance has written thousands of rows, and ``--no-history``
+    showed no difference beyond the runs' spread (docs/benchmarks.md)."""
     account = factories.account("Bench")
     sequence = factories.sequence(account, [STEP])
     with db.get_engine().begin() as conn:

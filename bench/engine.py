@@ -120,7 +120,7 @@ def seed_million(account_id: int, sequence_id: int, due: int, total: int) -> Non
         conn.execute(text("VACUUM ANALYZE enrollments"))
 
 
-def bench_tick(due: int, tmp: Path) -> None:
+def bench_tick(due: int, total: int, tmp: Path) -> None:
     from sequencing.claims import _CLAIM
     from tasks.batching import ADVANCE_BATCH, fan_out
     from tasks.sequencing import advance
@@ -148,7 +148,7 @@ def bench_tick(due: int, tmp: Path) -> None:
     claimed = time.perf_counter()
     fan_out(advance, ids, ADVANCE_BATCH)
     done = time.perf_counter()
-    print(f"tick: claimed {len(ids)} of 1,000,000 in {claimed - started:.3f} s, dispatched "
+    print(f"tick: claimed {len(ids)} of {total:,} in {claimed - started:.3f} s, dispatched "
           f"{len(ids) // ADVANCE_BATCH} advance tasks in {done - claimed:.3f} s (total {done - started:.3f} s)")
     try:
         def advanced() -> bool:
@@ -186,7 +186,7 @@ def main() -> None:
         else:
             account_id, sequence_id = bench_enroll_api(tmp)
         seed_million(account_id, sequence_id, due=10_000, total=args.total)
-        bench_tick(10_000, tmp)
+        bench_tick(10_000, args.total, tmp)
         db.get_engine().dispose()
 
 

@@ -126,9 +126,9 @@ def bench_tick(due: int, total: int, tmp: Path) -> None:
     from tasks.sequencing import advance
 
     with db.get_engine().connect() as conn:  # fillfactor 70 (migration 0039) trades room for heap-only claims
-        heap, total = conn.execute(text(
+        rows_bytes, table_bytes = conn.execute(text(
             "SELECT pg_relation_size('enrollments'), pg_total_relation_size('enrollments')")).one()
-    print(f"enrollments: {heap / 2**20:,.0f} MiB of rows, {total / 2**20:,.0f} MiB with their indexes")
+    print(f"enrollments: {rows_bytes / 2**20:,.0f} MiB of rows, {table_bytes / 2**20:,.0f} MiB with their indexes")
     with db.get_engine().begin() as conn:
         plan = conn.execute(text("EXPLAIN ANALYZE " + str(_CLAIM["postgresql"])),
                             {"now": utcnow(), "lease_until": utcnow(), "limit": due}).scalars().all()

@@ -67,6 +67,14 @@ _EPOCH_KEY = "eseq:broker-epoch"
 _clients: dict[str, Any] = {}
 
 
+def keeps_a_dead_workers_tasks(broker_url: str) -> bool:
+    """Whether tasks a killed worker had taken (prefetched, not started) stay unacked
+    in the broker until its visibility timeout (celeryconfig.VISIBILITY_TIMEOUT, an
+    hour): Redis and the embedded broker. RabbitMQ hands them out again as soon as
+    the dead worker's connection closes."""
+    return not broker_url.startswith(("amqp", "pyamqp"))
+
+
 def broker_was_emptied(broker_url: str, prefix: str) -> bool:
     """Whether a Redis broker lost its contents since the last call (in any process):
     the marker key is set if absent, and its absence is the answer. Always False for

@@ -13,7 +13,7 @@ from sequencing.dead_workers import release_dead_workers, release_lost_hand_over
 from sequencing.engine import advance_enrollments
 from tasks.app import app
 from tasks.audience import resume_stale_imports
-from tasks.broker import broker_was_emptied
+from tasks.broker import broker_was_emptied, keeps_a_dead_workers_tasks
 from tasks.liveness import worker_owner
 from tasks.batching import ADVANCE_BATCH, SEND_BATCH, TICK_CLAIM_LIMIT, TICK_MAX_ROUNDS, WEBHOOK_BATCH, fan_out
 from tasks.sending import send_messages
@@ -43,7 +43,8 @@ def tick() -> dict[str, int]:
         # Work of workers that stopped beating is released first, so this very tick
         # hands it out again, seconds after the death rather than a lease later.
         released = release_dead_workers(session, utcnow(), timedelta(seconds=settings.worker_dead_after_seconds))
-    if any(released.values()):
+    died_holding_work = any(released.values())
+    if died_holding_work:
         log.warning("released the claims of silent workers", extra={"released": released})
     elif released:  # stopped cleanly, holding nothing
         log.info("workers stopped", extra={"workers": sorted(released)})
@@ -51,6 +52,15 @@ def tick() -> dict[str, int]:
         with session_scope() as session:
             lost = release_lost_hand_overs(session, utcnow())
         log.warning("the broker lost its tasks: handing out again what it held", extra=lost)
+    elif died_holding_work and keeps_a_dead_workers_tasks(settings.broker_url):
+        # A worker busy enough to die holding claims may also have held tasks it had
+        # not started (prefetched): their rows carry no owner, and the broker keeps the
+        # tasks for its visibility timeout. Hand out again everything handed over and
+        # not started, as after a flush; a task that was only waiting in the queue
+        # gets a second one, which its claim turns away.
+        with session_scope() as session:
+            lost = release_lost_hand_overs(session, utcnow())
+        log.warning("a dead worker's unstarted tasks: handing out again what may have been among them", extra=lost)
     claimed = 0
     for _ in range(TICK_MAX_ROUNDS):
         now = utcnow()

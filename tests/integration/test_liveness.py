@@ -179,6 +179,27 @@ def test_after_a_broker_flush_what_was_handed_to_it_and_not_started_is_due_again
         assert claim_enrollments(s, at, 100, SEND_LEASE).ids == ids[1:], "not the one being advanced"
 
 
+def test_the_tick_hands_out_again_the_unstarted_tasks_a_worker_that_died_busy_may_have_held():
+    # A send worker killed while busy may also hold tasks it had not started yet
+    # (prefetched): their rows carry no owner, and Redis keeps such tasks unacked
+    # for its visibility timeout, an hour. Without this they waited out the 300 s
+    # dispatch lease (bench.recovery, seed 22: the last email 299 s after the last fault).
+    from tasks.broker import broker_was_emptied, keeps_a_dead_workers_tasks
+    from tasks.sequencing import tick
+
+    settings = get_settings()
+    held, prefetched = queue_emails(1), queue_emails(2)
+    now = utcnow()
+    with db.session_scope() as s:
+        beat(s.connection(), "dead", now - timedelta(hours=1))
+        claim_for_send(s, held, now, SEND_LEASE, owner="dead")
+        s.execute(update(Message).where(Message.id.in_(prefetched)).values(claimed_until=now + SEND_LEASE))
+    broker_was_emptied(settings.broker_url, settings.broker_prefix)  # the broker's marker is set: no flush seen
+    assert keeps_a_dead_workers_tasks(settings.broker_url)
+    assert tick()["messages"] == 3, "the dead worker's claimed message and the two it may have held unstarted"
+    assert not keeps_a_dead_workers_tasks("amqp://guest@127.0.0.1//"), "RabbitMQ redelivers them at once"
+
+
 def test_the_heartbeat_and_the_release_work_on_the_embedded_sqlite_default(tmp_path):
     from tests.support.database import embedded_sqlite
 

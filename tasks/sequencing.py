@@ -7,7 +7,7 @@ from datetime import timedelta
 from delivery.outbox import claim_for_dispatch
 from models.base import utcnow
 from models.db import session_scope
-from settings import get_settings
+from settings import Settings, get_settings
 from sequencing.claims import claim_enrollments, take_claims
 from sequencing.dead_workers import release_dead_workers, release_lost_hand_overs
 from sequencing.engine import advance_enrollments
@@ -30,6 +30,33 @@ def enqueue_webhooks(webhook_ids: list[int]) -> None:
     fan_out(deliver_webhooks, webhook_ids, WEBHOOK_BATCH)
 
 
+def take_back_lost_work(settings: Settings) -> None:
+    """Release the claims of workers that stopped beating and, when the broker lost
+    its tasks (a flush) or may keep a dead worker's unstarted ones, hand out again
+    what was handed over and not started: done before the tick claims, so the same
+    tick hands it all out again, seconds after the fault rather than a lease later."""
+    with session_scope() as session:
+        released = release_dead_workers(session, utcnow(), timedelta(seconds=settings.worker_dead_after_seconds))
+    died_holding_work = any(released.values())
+    if died_holding_work:
+        log.warning("released the claims of silent workers", extra={"released": released})
+    elif released:  # stopped cleanly, holding nothing
+        log.info("workers stopped", extra={"workers": sorted(released)})
+    if broker_was_emptied(settings.broker_url, settings.broker_prefix):
+        why = "the broker lost its tasks: handing out again what it held"
+    elif died_holding_work and keeps_a_dead_workers_tasks(settings.broker_url):
+        # A worker busy enough to die holding claims may also have held tasks it had
+        # not started (prefetched): their rows carry no owner, and the broker keeps the
+        # tasks for its visibility timeout. A task that was only waiting in the queue
+        # gets a second one, which its claim turns away.
+        why = "a dead worker's unstarted tasks: handing out again what may have been among them"
+    else:
+        return
+    with session_scope() as session:
+        lost = release_lost_hand_overs(session, utcnow())
+    log.warning(why, extra=lost)
+
+
 @app.task(name="sequencing.tick", ignore_result=True)
 def tick() -> dict[str, int]:
     """Claim due enrollments and undelivered messages, and hand them to workers.
@@ -39,28 +66,7 @@ def tick() -> dict[str, int]:
     """
     settings = get_settings()
     lease = timedelta(seconds=settings.lease_seconds)
-    with session_scope() as session:
-        # Work of workers that stopped beating is released first, so this very tick
-        # hands it out again, seconds after the death rather than a lease later.
-        released = release_dead_workers(session, utcnow(), timedelta(seconds=settings.worker_dead_after_seconds))
-    died_holding_work = any(released.values())
-    if died_holding_work:
-        log.warning("released the claims of silent workers", extra={"released": released})
-    elif released:  # stopped cleanly, holding nothing
-        log.info("workers stopped", extra={"workers": sorted(released)})
-    if broker_was_emptied(settings.broker_url, settings.broker_prefix):
-        with session_scope() as session:
-            lost = release_lost_hand_overs(session, utcnow())
-        log.warning("the broker lost its tasks: handing out again what it held", extra=lost)
-    elif died_holding_work and keeps_a_dead_workers_tasks(settings.broker_url):
-        # A worker busy enough to die holding claims may also have held tasks it had
-        # not started (prefetched): their rows carry no owner, and the broker keeps the
-        # tasks for its visibility timeout. Hand out again everything handed over and
-        # not started, as after a flush; a task that was only waiting in the queue
-        # gets a second one, which its claim turns away.
-        with session_scope() as session:
-            lost = release_lost_hand_overs(session, utcnow())
-        log.warning("a dead worker's unstarted tasks: handing out again what may have been among them", extra=lost)
+    take_back_lost_work(settings)
     claimed = 0
     for _ in range(TICK_MAX_ROUNDS):
         now = utcnow()

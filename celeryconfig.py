@@ -9,7 +9,7 @@ from __future__ import annotations
 from kombu import Exchange, Queue
 
 from schedules.beat import beat_schedule as _beat_schedule
-from settings import get_settings
+from settings import get_settings, is_rabbitmq
 
 _settings = get_settings()
 
@@ -17,7 +17,7 @@ broker_url = _settings.broker_url
 result_backend = _settings.result_backend
 
 QUEUES = ("default", "send", "webhooks", "ai", "analytics", "ml")
-_amqp = broker_url.startswith(("amqp", "pyamqp"))
+_amqp = is_rabbitmq(broker_url)
 if _amqp:
     # RabbitMQ: quorum queues (replicated, durable, a delivery count per message) for
     # every pool. Their exchanges are topic exchanges because Celery delays a countdown

@@ -243,6 +243,12 @@ class Settings:
         return self.redis_url is None and self.broker_url.startswith("sqla+")
 
 
+def is_rabbitmq(broker_url: str) -> bool:
+    """Whether ``broker_url`` names RabbitMQ (``amqp://``, ``amqps://``, ``pyamqp://``),
+    whose queues, acks and redelivery differ from Redis's and the embedded broker's."""
+    return broker_url.startswith(("amqp", "pyamqp"))
+
+
 def _dns_name(env: dict[str, str], name: str) -> str | None:
     from core.dkim_keys import is_dns_name
 

@@ -11,7 +11,7 @@ from observability.logs import configure_logging
 from observability.metrics import TaskCounts, connect_celery_signals
 from observability.queues import connect_publish_stamp
 from observability.sentry import init_sentry
-from settings import get_settings
+from settings import get_settings, is_rabbitmq
 from tasks.broker import declare_every_queue, use_reused_clients
 
 TASK_MODULES = ["tasks.sequencing", "tasks.sending", "tasks.webhooks", "tasks.audience", "tasks.inbound",
@@ -37,7 +37,7 @@ db.configure(_settings.database_url, _settings.secrets_keys, pool_size=_settings
 def _init_worker(**_: Any) -> None:
     init_sentry(_settings, component="worker")
     connect_celery_signals(TaskCounts(_settings.redis_url, _settings.broker_prefix))
-    if _settings.broker_url.startswith("amqp"):
+    if is_rabbitmq(_settings.broker_url):
         # Before the consumer starts: its delayed-delivery step binds every pool's queue.
         declare_every_queue(app.connection_for_write(), app.amqp.queues.values())
 

@@ -25,6 +25,8 @@ from kombu import Connection
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 
+from settings import is_rabbitmq
+
 
 class Channel(kombu_redis.Channel):
     _reused_client: Any = None
@@ -72,7 +74,7 @@ def keeps_a_dead_workers_tasks(broker_url: str) -> bool:
     in the broker until its visibility timeout (celeryconfig.VISIBILITY_TIMEOUT, an
     hour): Redis and the embedded broker. RabbitMQ hands them out again as soon as
     the dead worker's connection closes."""
-    return not broker_url.startswith(("amqp", "pyamqp"))
+    return not is_rabbitmq(broker_url)
 
 
 def broker_was_emptied(broker_url: str, prefix: str) -> bool:

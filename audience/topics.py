@@ -25,7 +25,7 @@ from audience.errors import AudienceError
 from audience.fields import address_key
 from core.errors import InvalidFieldError
 from models import Sequence, Subscriber, Topic, TopicSubscription
-from models.bulk import id_array, insert_ignoring_conflicts
+from models.bulk import ids_param, insert_ignoring_conflicts
 from models.topic import TOPIC_SUBSCRIPTION_STATUSES
 
 KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}")
@@ -225,6 +225,6 @@ def members_of(session: Session, account_id: int, key: str, subscriber_ids: Iter
     if not subscriber_ids:
         return set()
     dialect = session.get_bind().dialect.name
-    ids: Any = id_array(subscriber_ids) if dialect == "postgresql" else subscriber_ids
-    return set(session.execute(_members_statement(dialect), {"account_id": account_id, "key": key, "ids": ids})
+    return set(session.execute(_members_statement(dialect), {"account_id": account_id, "key": key,
+                                                             "ids": ids_param(dialect, subscriber_ids)})
                .scalars())

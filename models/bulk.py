@@ -93,6 +93,13 @@ def id_array(ids: list[int]) -> str:
     return "{" + ",".join(str(int(i)) for i in ids) + "}"
 
 
+def ids_param(dialect: str, ids: list[int]) -> Any:
+    """``ids`` as the ``:ids`` of a statement that matches them with ``= ANY(CAST(:ids
+    AS bigint[]))`` on PostgreSQL (one array literal, ``id_array``) and with an
+    expanding ``IN`` elsewhere (the list itself)."""
+    return id_array(ids) if dialect == "postgresql" else ids
+
+
 def _as_json(rows: list[dict[str, Any]]) -> str:
     """The rows as one JSON array (a key a row lacks reads as NULL); JSON columns
     nest as they are, datetimes go as ISO 8601 with their offset."""

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from core.redispatch import POSTGRES, SQLITE, for_dialect, timed_text
 from models import Enrollment
 from models.base import utcnow
-from models.bulk import id_array
+from models.bulk import ids_param
 
 DEFAULT_LEASE = timedelta(minutes=5)
 
@@ -84,9 +84,9 @@ def claim_due_enrollments(session: Session, now: datetime, limit: int,
 
 
 _STAMP_SQL = "UPDATE enrollments SET claimed_by = :owner, updated_at = :now WHERE id {ids} AND claimed_until IS NOT NULL"
-# The ids as one array literal on PostgreSQL (models.bulk.id_array): the ORM's
-# statement bound each of an advance batch's 200 ids on its own, 5 µs of the
-# default worker's CPU an enrollment for a one-row write.
+# The ids as one array literal on PostgreSQL (models.bulk.ids_param): the ORM's
+# statement bound each of an advance batch's 200 ids on its own, about 5 µs of the
+# default worker's CPU an enrollment (2-3 now; a scratch loop, docs/benchmarks.md).
 _STAMP = {
     "postgresql": timed_text(_STAMP_SQL.format(ids="= ANY(CAST(:ids AS bigint[]))"), "now"),
     "sqlite": timed_text(_STAMP_SQL.format(ids="IN :ids"), "now").bindparams(bindparam("ids", expanding=True)),
@@ -98,9 +98,8 @@ def take_claims(session: Session, ids: list[int], owner: str) -> None:
     enrollments among ``ids``, committed before the advance starts so that the tick
     can release them if this worker dies (``release_claims``). The advance clears it."""
     if ids:
-        postgres = session.get_bind().dialect.name == "postgresql"
         session.execute(for_dialect(session, _STAMP), {"owner": owner, "now": utcnow(),
-                                                       "ids": id_array(ids) if postgres else ids})
+                                                       "ids": ids_param(session.get_bind().dialect.name, ids)})
 
 
 def release_claims(session: Session, owner: str, now: datetime) -> int:

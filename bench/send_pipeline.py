@@ -187,13 +187,8 @@ def seed(emails: int) -> None:
     """An account, the sequence, and ``emails`` enrollments that are not due yet,
     after a history of as many emails sent (messages and their ``sent`` events),
     analysed: a platform in use, whose outbox and events are not empty.
-
-    An empty ``messages`` can cost more than it seems: PostgreSQL plans a foreign
-    key's check once per connection and keeps the plan, and a check first planned
-    while the table held a page or two scans the whole table for every event written
-    after it, until autovacuum's ANALYZE replans it. In these runs the first checks
-    come after the advance has written thousands of rows, and ``--no-history``
-    showed no difference beyond the runs' spread (docs/benchmarks.md)."""
+    ``--no-history`` starts empty instead; in the one run of it so far the figures
+    moved no more than the runs' spread (docs/benchmarks.md)."""
     account = factories.account("Bench")
     sequence = factories.sequence(account, [STEP])
     with db.get_engine().begin() as conn:

@@ -7,6 +7,10 @@ claims (sequencing.dead_workers); ``mark_released`` then records it, so a worker
 released once. A worker that was only paused (a stopped VM, a GC storm)
 clears the mark with its next beat; its late outcomes land nowhere, as after an
 expired lease, since the release moved its claims' ``claimed_until``.
+
+A worker that stops cleanly says so (``mark_stopped``): silence without that mark
+means it was killed, and may have died holding tasks it had taken from the broker
+and not started, which its claims do not show.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import socket
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -45,11 +50,24 @@ def beat(connection: Connection, worker_id: str, now: datetime) -> None:
         index_elements=[HEARTBEATS.c.worker_id], set_={"beat_at": now, "released_at": None}))
 
 
-def silent_workers(session: Session, now: datetime, dead_after: timedelta) -> list[str]:
+def mark_stopped(connection: Connection, worker_id: str, now: datetime) -> None:
+    """Record that ``worker_id`` stopped on its own, its heartbeat thread already
+    ended: a warm shutdown finishes its tasks and gives back the ones it had not
+    started (the broker's consumer returns them as it closes)."""
+    connection.execute(update(HEARTBEATS).where(HEARTBEATS.c.worker_id == worker_id).values(stopped_at=now))
+
+
+class Silent(NamedTuple):
+    worker_id: str
+    stopped: bool  # it said it was stopping (``mark_stopped``); else it was killed
+
+
+def silent_workers(session: Session, now: datetime, dead_after: timedelta) -> list[Silent]:
     """Workers whose last beat is older than ``dead_after`` and whose claims were not
     yet released. The table holds a row per worker process, so this is cheap."""
-    return list(session.scalars(select(HEARTBEATS.c.worker_id).where(
-        HEARTBEATS.c.beat_at < now - dead_after, HEARTBEATS.c.released_at.is_(None))))
+    c = HEARTBEATS.c
+    return [Silent(worker_id, stopped_at is not None) for worker_id, stopped_at in session.execute(
+        select(c.worker_id, c.stopped_at).where(c.beat_at < now - dead_after, c.released_at.is_(None)))]
 
 
 def workers_alive(session: Session, now: datetime, dead_after: timedelta) -> int:

@@ -28,6 +28,9 @@ class WorkerHeartbeat(Base):
     # Set when the tick found the worker silent and released its claims; a worker
     # that was only paused clears it with its next beat.
     released_at: Mapped[datetime | None]
+    # Set by a worker stopping cleanly (core.liveness.mark_stopped): silence without
+    # it means the process was killed.
+    stopped_at: Mapped[datetime | None]
     # What that release handed back (for operators and the crash tests).
     released_messages: Mapped[int] = mapped_column(Integer, server_default="0")
     released_enrollments: Mapped[int] = mapped_column(Integer, server_default="0")

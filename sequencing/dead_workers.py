@@ -5,6 +5,7 @@ Likewise for work handed to a broker that lost it."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -17,16 +18,30 @@ from sequencing.claims import release_claims, release_unstarted_claims
 KEEP_RELEASED = timedelta(days=1)
 
 
-def release_dead_workers(session: Session, now: datetime, dead_after: timedelta) -> dict[str, int]:
+class Released(NamedTuple):
+    """What the release found of one silent worker."""
+
+    held: int  # messages and enrollments it had claimed, released now
+    stopped: bool  # it said it was stopping (core.liveness.mark_stopped)
+
+    @property
+    def died(self) -> bool:
+        """Killed, or stopped while holding claims: it may have died holding tasks
+        it had taken from the broker and not started, which no claim shows."""
+        return self.held > 0 or not self.stopped
+
+
+def release_dead_workers(session: Session, now: datetime, dead_after: timedelta) -> dict[str, Released]:
     """Release the claims of every worker silent for longer than ``dead_after``;
-    returns how many messages and enrollments were released per worker. Call before the
-    tick claims (sequencing.claims.claim_enrollments, outbox.claim_for_dispatch),
-    which then hand them out again."""
+    returns, per worker, how many messages and enrollments were released and whether
+    it had stopped cleanly. Call before the tick claims
+    (sequencing.claims.claim_enrollments, outbox.claim_for_dispatch), which then
+    hand them out again."""
     released = {}
-    for worker_id in silent_workers(session, now, dead_after):
+    for worker_id, stopped in silent_workers(session, now, dead_after):
         messages, enrollments = release_dead_claims(session, worker_id, now), release_claims(session, worker_id, now)
         mark_released(session, worker_id, now, messages, enrollments)
-        released[worker_id] = messages + enrollments
+        released[worker_id] = Released(messages + enrollments, stopped)
     forget_released(session, now - KEEP_RELEASED)
     return released
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import beat_init, before_task_publish, worker_init, worker_process_init
+from celery.signals import (beat_init, before_task_publish, worker_init, worker_process_init, worker_process_shutdown,
+                            worker_shutdown)
 
 from models import db
 from observability.logs import configure_logging
@@ -13,6 +14,7 @@ from observability.queues import connect_publish_stamp
 from observability.sentry import init_sentry
 from settings import get_settings, is_rabbitmq
 from tasks.broker import declare_every_queue, use_reused_clients
+from tasks.liveness import stop_heartbeat
 
 TASK_MODULES = ["tasks.sequencing", "tasks.sending", "tasks.webhooks", "tasks.audience", "tasks.inbound",
                 "tasks.warming", "tasks.analytics", "tasks.ml", "tasks.ai", "tasks.broadcasts"]
@@ -52,3 +54,11 @@ def _reset_db_pool(**_: Any) -> None:
     # Prefork children inherit the parent's pooled sockets; sharing them corrupts
     # the protocol stream, so each child starts a fresh pool.
     db.after_fork()
+
+
+@worker_process_shutdown.connect  # a prefork child leaving (a warm shutdown, max-tasks-per-child)
+@worker_shutdown.connect  # the worker itself, whose threads ran the tasks in a threads or solo pool
+def _say_stopped(**_: Any) -> None:
+    # Only a process that claimed has a heartbeat; a kill -9 never gets here, which
+    # is how the tick tells a kill from a stop (sequencing.dead_workers).
+    stop_heartbeat()

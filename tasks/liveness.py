@@ -4,13 +4,16 @@ which inherits its parent's module state but not its threads, gets an id and a
 heartbeat thread of its own (the pid tells it apart from its parent)."""
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
-from core.liveness import Heartbeat, beat, new_worker_id
+from core.liveness import Heartbeat, beat, mark_stopped, new_worker_id
 from models.base import utcnow
 from models import db
 from settings import get_settings
+
+log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _heartbeat: Heartbeat | None = None
@@ -37,10 +40,18 @@ def worker_owner() -> str:
 
 
 def stop_heartbeat() -> None:
-    """Stop this process's heartbeat (an in-process worker stopping: the suite's
-    own); the next claim starts a new one under a new id."""
+    """Stop this process's heartbeat and mark its row stopped: a worker shutting down
+    (tasks.app's shutdown signals) or an in-process worker stopping (the suite's
+    own); the next claim starts a new one under a new id. Without the mark the tick
+    takes the silence for a kill (sequencing.dead_workers.Released.died)."""
     global _heartbeat
     with _lock:
-        if _heartbeat is not None and _pid == os.getpid():
-            _heartbeat.stop()
-        _heartbeat = None
+        heartbeat, _heartbeat = _heartbeat, None
+        if heartbeat is None or _pid != os.getpid():
+            return
+        heartbeat.stop()
+        try:
+            with db.autocommit_scope() as session:
+                mark_stopped(session.connection(), heartbeat.worker_id, utcnow())
+        except Exception:  # noqa: BLE001 - unmarked, the stop only costs a re-dispatch
+            log.warning("could not mark the worker stopped", extra={"worker_id": heartbeat.worker_id}, exc_info=True)

@@ -37,16 +37,16 @@ def take_back_lost_work(settings: Settings) -> None:
     tick hands it all out again, seconds after the fault rather than a lease later."""
     with session_scope() as session:
         released = release_dead_workers(session, utcnow(), timedelta(seconds=settings.worker_dead_after_seconds))
-    died_holding_work = any(released.values())
-    if died_holding_work:
-        log.warning("released the claims of silent workers", extra={"released": released})
-    elif released:  # stopped cleanly, holding nothing
-        log.info("workers stopped", extra={"workers": sorted(released)})
+    died = {worker_id: r.held for worker_id, r in released.items() if r.died}
+    if died:
+        log.warning("released the claims of workers that died", extra={"released": died})
+    if released.keys() - died.keys():  # stopped cleanly, holding nothing
+        log.info("workers stopped", extra={"workers": sorted(released.keys() - died.keys())})
     if broker_was_emptied(settings.broker_url, settings.broker_prefix):
         why = "the broker lost its tasks: handing out again what it held"
-    elif died_holding_work and keeps_a_dead_workers_tasks(settings.broker_url):
-        # A worker busy enough to die holding claims may also have held tasks it had
-        # not started (prefetched): their rows carry no owner, and the broker keeps the
+    elif died and keeps_a_dead_workers_tasks(settings.broker_url):
+        # A killed worker may have held tasks it had not started (prefetched), whether
+        # or not it held claims: their rows carry no owner, and the broker keeps the
         # tasks for its visibility timeout. A task that was only waiting in the queue
         # gets a second one, which its claim turns away.
         why = "a dead worker's unstarted tasks: handing out again what may have been among them"

@@ -38,6 +38,19 @@ def released_enrollments() -> int:
         return int(s.scalar(select(func.coalesce(func.sum(WorkerHeartbeat.released_enrollments), 0))) or 0)
 
 
+def process_and_children(pid: int) -> set[int]:
+    """``pid`` and its children (a prefork worker's pool processes), as /proc lists them."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {pid, *map(int, children)}
+
+
+def stopped_by_pid() -> dict[int, bool]:
+    """Each heartbeat row's process id (core.liveness.new_worker_id) and whether it said it stopped."""
+    with db.session_scope() as s:
+        return {int(worker_id.split(":")[-2]): stopped_at is not None
+                for worker_id, stopped_at in s.execute(select(WorkerHeartbeat.worker_id, WorkerHeartbeat.stopped_at))}
+
+
 def workers(name: str, env: dict[str, str], logs: Path) -> list[Proc]:
     """The default worker (prefork: tick and advance) and the send worker (threads)."""
     return [Proc(f"default-{name}", worker_argv(f"d-{name}", queues="default,webhooks,analytics", pool="prefork",
@@ -57,6 +70,7 @@ def test_killed_workers_and_a_flushed_broker_have_their_work_released_in_seconds
             killed = workers("first", env, tmp_path)
             with running(killed):
                 wait_for(lambda: sent_count() >= 300, 60, "300 emails sent", detail=killed[1].tail)
+                killed_pids = {pid for proc in killed for pid in process_and_children(proc.popen.pid)}
                 for proc in killed:  # kill -9 of each whole process group, mid-batch
                     proc.kill()
                     proc.popen.wait(5)
@@ -73,6 +87,10 @@ def test_killed_workers_and_a_flushed_broker_have_their_work_released_in_seconds
                 time.sleep(1)
 
         assert interrupted, "no kill landed mid-batch (no message was left sending)"
+        # The processes killed never said they stopped; the restarted ones, stopped
+        # with SIGTERM, did (a stop without the mark would read as a kill).
+        assert stopped_by_pid() == {pid: pid not in killed_pids for pid in stopped_by_pid()}
+        assert set(stopped_by_pid().values()) == {True, False}
         assert released_total() >= len(interrupted), "the liveness path, not the lease, released them"
         got = deliveries(smtp)
         expected = {(f"user{i}@example.test", s) for i in range(SUBSCRIBERS) for s in ("first", "second")}

@@ -9,7 +9,7 @@ from datetime import timedelta
 import redis
 from sqlalchemy import select, update
 
-from core.liveness import beat, silent_workers
+from core.liveness import beat, mark_stopped, silent_workers
 from sequencing.dead_workers import release_dead_workers, release_lost_hand_overs
 from settings import get_settings
 from delivery.errors import TransientDeliveryError
@@ -41,7 +41,7 @@ def test_a_worker_is_silent_once_its_last_beat_is_older_than_the_threshold_and_a
         beat(s.connection(), "w1", start)
     with db.session_scope() as s:
         assert silent_workers(s, start + timedelta(seconds=14), DEAD_AFTER) == []
-        assert silent_workers(s, start + timedelta(seconds=16), DEAD_AFTER) == ["w1"]
+        assert silent_workers(s, start + timedelta(seconds=16), DEAD_AFTER) == [("w1", False)]
         release_dead_workers(s, start + timedelta(seconds=16), DEAD_AFTER)
     assert heartbeat_rows() == {"w1": (True, 0)}
     with db.session_scope() as s:  # it was only paused: its next beat clears the mark
@@ -64,7 +64,7 @@ def test_a_dead_workers_sending_messages_are_released_to_the_in_doubt_sweep_and_
     with db.session_scope() as s:
         beat(s.connection(), "live", start + timedelta(seconds=12))
     with db.session_scope() as s:
-        assert release_dead_workers(s, at, DEAD_AFTER) == {"dead": 2}
+        assert release_dead_workers(s, at, DEAD_AFTER) == {"dead": (2, False)}
     with db.session_scope() as s:
         assert sorted(claim_for_dispatch(s, at, 100, SEND_LEASE)) == sorted(dead_ids), \
             "only the dead worker's rows, 280 s before their lease would have run out"
@@ -132,7 +132,7 @@ def test_a_dead_workers_enrollments_are_claimed_again_at_once_and_a_finished_adv
         beat(s.connection(), "live", start + timedelta(seconds=12))
     at = start + timedelta(seconds=20)
     with db.session_scope() as s:
-        assert release_dead_workers(s, at, DEAD_AFTER) == {"dead": 3}
+        assert release_dead_workers(s, at, DEAD_AFTER) == {"dead": (3, False)}
     with db.session_scope() as s:
         claim = claim_enrollments(s, at, 100, SEND_LEASE)
         assert (claim.ids, claim.crashed) == (dead, dead), "claimed again, 280 s early, as crashed"
@@ -200,6 +200,60 @@ def test_the_tick_hands_out_again_the_unstarted_tasks_a_worker_that_died_busy_ma
     assert not keeps_a_dead_workers_tasks("amqp://guest@127.0.0.1//"), "RabbitMQ redelivers them at once"
 
 
+def test_a_silent_worker_that_said_it_stopped_was_not_killed_unless_it_still_held_claims():
+    held = queue_emails(1)
+    start = utcnow()
+    with db.session_scope() as s:
+        for worker_id in ("stopped", "killed", "stopped holding"):
+            beat(s.connection(), worker_id, start)
+        mark_stopped(s.connection(), "stopped", start)
+        mark_stopped(s.connection(), "stopped holding", start)  # a cold shutdown: its tasks cut short
+        claim_for_send(s, held, start, SEND_LEASE, owner="stopped holding")
+    with db.session_scope() as s:
+        released = release_dead_workers(s, start + timedelta(seconds=20), DEAD_AFTER)
+    assert released == {"stopped": (0, True), "killed": (0, False), "stopped holding": (1, True)}
+    assert {worker_id: r.died for worker_id, r in released.items()} == {
+        "stopped": False, "killed": True, "stopped holding": True}
+
+
+def test_the_tick_hands_out_again_the_unstarted_tasks_of_a_killed_worker_that_held_no_claim():
+    # Killed between tasks, or before its first claim of a batch: its silence alone
+    # says it may have held prefetched tasks. A worker that stopped cleanly gave them
+    # back to the broker, and the tick leaves the queued rows to their lease.
+    from tasks.broker import broker_was_emptied
+    from tasks.sequencing import tick
+
+    settings = get_settings()
+    prefetched = queue_emails(2)
+    now = utcnow()
+    with db.session_scope() as s:
+        beat(s.connection(), "stopped", now - timedelta(hours=1))
+        mark_stopped(s.connection(), "stopped", now - timedelta(hours=1))
+        s.execute(update(Message).where(Message.id.in_(prefetched)).values(claimed_until=now + SEND_LEASE))
+    broker_was_emptied(settings.broker_url, settings.broker_prefix)  # the broker's marker is set: no flush seen
+    assert tick()["messages"] == 0, "a clean stop: nothing handed out again"
+    with db.session_scope() as s:
+        beat(s.connection(), "killed", now - timedelta(hours=1))
+    assert tick()["messages"] == 2, "a kill: what it may have held unstarted is handed out again"
+
+
+def test_a_worker_process_stopping_marks_its_row_and_the_next_claim_beats_under_a_new_id():
+    from tasks.liveness import stop_heartbeat
+
+    first = worker_owner()
+    stop_heartbeat()
+    with db.session_scope() as s:
+        row = s.scalar(select(WorkerHeartbeat).where(WorkerHeartbeat.worker_id == first))
+        assert row is not None and row.stopped_at is not None
+    second = worker_owner()
+    try:
+        assert second != first
+        with db.session_scope() as s:
+            assert s.scalar(select(WorkerHeartbeat.stopped_at).where(WorkerHeartbeat.worker_id == second)) is None
+    finally:
+        stop_heartbeat()
+
+
 def test_the_heartbeat_and_the_release_work_on_the_embedded_sqlite_default(tmp_path):
     from tests.support.database import embedded_sqlite
 
@@ -212,7 +266,7 @@ def test_the_heartbeat_and_the_release_work_on_the_embedded_sqlite_default(tmp_p
             claim_for_send(s, [message_id], start, SEND_LEASE, owner="dead")
         at = start + timedelta(seconds=20)
         with db.session_scope() as s:
-            assert release_dead_workers(s, at, DEAD_AFTER) == {"dead": 1}
+            assert release_dead_workers(s, at, DEAD_AFTER) == {"dead": (1, False)}
             assert release_lost_hand_overs(s, at) == {"messages": 0, "enrollments": 0}
         with db.session_scope() as s:
             assert claim_for_dispatch(s, at, 100, SEND_LEASE) == [message_id]

@@ -1,6 +1,7 @@
-"""Worker liveness: every process that claims work has an id and renews a heartbeat
-row (models.worker_heartbeat) from a thread of its own, so a process that dies
-stops renewing within seconds, long before its claims' leases run out.
+"""Worker liveness: every worker process, and any other that claims work, has an id
+and renews a heartbeat row (models.worker_heartbeat) from a thread of its own, so
+a process that dies stops renewing within seconds, long before its claims' leases
+run out.
 
 The tick asks ``silent_workers`` who stopped, and the owners' packages release their
 claims (sequencing.dead_workers); ``mark_released`` then records it, so a worker is

@@ -1,4 +1,4 @@
-"""Which worker processes are alive: each one that claims work renews its row every
+"""Which worker processes are alive: each one renews its row every
 few seconds (core.liveness), and the tick releases the claims of an owner whose row
 stopped moving (delivery.outbox.release_dead_claims).
 
@@ -21,7 +21,7 @@ class WorkerHeartbeat(Base):
     __table_args__ = (UniqueConstraint("worker_id"), IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # hostname:pid:random, chosen when the process first claims (core.liveness.new_worker_id).
+    # hostname:pid:random, chosen when the worker process starts or first claims (core.liveness.new_worker_id).
     worker_id: Mapped[str] = mapped_column(String(200))
     started_at: Mapped[datetime]
     beat_at: Mapped[datetime]

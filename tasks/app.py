@@ -4,8 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.concurrency.prefork import TaskPool as PreforkPool
 from celery.signals import (beat_init, before_task_publish, worker_init, worker_process_init, worker_process_shutdown,
-                            worker_shutdown)
+                            worker_ready, worker_shutdown)
 
 from models import db
 from observability.logs import configure_logging
@@ -14,7 +15,7 @@ from observability.queues import connect_publish_stamp
 from observability.sentry import init_sentry
 from settings import get_settings, is_rabbitmq
 from tasks.broker import declare_every_queue, use_reused_clients
-from tasks.liveness import stop_heartbeat
+from tasks.liveness import start_heartbeat, stop_heartbeat
 
 TASK_MODULES = ["tasks.sequencing", "tasks.sending", "tasks.webhooks", "tasks.audience", "tasks.inbound",
                 "tasks.warming", "tasks.analytics", "tasks.ml", "tasks.ai", "tasks.broadcasts"]
@@ -50,15 +51,25 @@ def _init_beat(**_: Any) -> None:
 
 
 @worker_process_init.connect
-def _reset_db_pool(**_: Any) -> None:
+def _init_child(**_: Any) -> None:
     # Prefork children inherit the parent's pooled sockets; sharing them corrupts
-    # the protocol stream, so each child starts a fresh pool.
+    # the protocol stream, so each child starts a fresh pool, then its heartbeat.
     db.after_fork()
+    start_heartbeat()
+
+
+@worker_ready.connect
+def _beat_from_the_start(sender: Any, **_: Any) -> None:
+    # A threads or solo pool runs its tasks in this process. A prefork parent runs
+    # none, and its children beat from their own start: a thread here would be
+    # forked into every child it starts later.
+    if not isinstance(sender.pool, PreforkPool):
+        start_heartbeat()
 
 
 @worker_process_shutdown.connect  # a prefork child leaving (a warm shutdown, max-tasks-per-child)
 @worker_shutdown.connect  # the worker itself, whose threads ran the tasks in a threads or solo pool
 def _say_stopped(**_: Any) -> None:
-    # Only a process that claimed has a heartbeat; a kill -9 never gets here, which
-    # is how the tick tells a kill from a stop (sequencing.dead_workers).
+    # A kill -9 never gets here, which is how the tick tells a kill from a stop
+    # (sequencing.dead_workers).
     stop_heartbeat()

@@ -1,7 +1,8 @@
-"""This process's worker id and heartbeat (core.liveness), started the first time
-the process claims work: only processes that claim get a row, and a prefork child,
-which inherits its parent's module state but not its threads, gets an id and a
-heartbeat thread of its own (the pid tells it apart from its parent)."""
+"""This process's worker id and heartbeat (core.liveness). A worker process starts
+beating as it starts (tasks.app), so one killed before its first claim is noticed
+too, and any other process that claims starts it with its first claim. A prefork
+child, which inherits its parent's module state but not its threads, gets an id
+and a heartbeat thread of its own (the pid tells it apart from its parent)."""
 from __future__ import annotations
 
 import logging
@@ -37,6 +38,15 @@ def worker_owner() -> str:
             _heartbeat = Heartbeat(new_worker_id(), interval, _write).start()
             _pid = os.getpid()
         return _heartbeat.worker_id
+
+
+def start_heartbeat() -> None:
+    """Beat from now on (a worker process starting). A database that cannot be
+    reached yet is not fatal: the first claim tries again."""
+    try:
+        worker_owner()
+    except Exception:  # noqa: BLE001 - a worker must start even while the database restarts
+        log.warning("could not start the heartbeat", exc_info=True)
 
 
 def stop_heartbeat() -> None:

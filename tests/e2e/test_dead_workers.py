@@ -108,3 +108,23 @@ def test_killed_workers_and_a_flushed_broker_have_their_work_released_in_seconds
         print(f"kills={kills} interrupted={len(interrupted)} released={released_total()} "
               f"enrollments released={released_enrollments()} "
               f"duplicates={sum(duplicates.values())}")
+
+
+def test_worker_processes_beat_from_their_start_and_only_a_clean_stop_marks_the_row(tmp_path: Path):
+    # No work at all: a worker killed before its first claim may still have held
+    # tasks taken from the broker, so it must have a row to be found silent by.
+    env = platform_env()
+    threads = Proc("threads", worker_argv("t-idle", queues="send", concurrency=2, loglevel="INFO"), env, tmp_path)
+    prefork = Proc("prefork", worker_argv("p-idle", queues="default", pool="prefork", concurrency=1, loglevel="INFO"),
+                   env, tmp_path)
+    with running([threads, prefork]):
+        for proc in (threads, prefork):
+            proc.wait_ready()
+        [child] = process_and_children(prefork.popen.pid) - {prefork.popen.pid}
+        wait_for(lambda: {threads.popen.pid, child} <= set(stopped_by_pid()), 30, "both to beat",
+                 detail=lambda: str(stopped_by_pid()))
+        assert prefork.popen.pid not in stopped_by_pid(), "a prefork parent runs no task: its child beats"
+        threads.kill()
+        threads.popen.wait(5)
+        prefork.stop()
+    assert stopped_by_pid() == {threads.popen.pid: False, child: True}

@@ -38,10 +38,11 @@ def take_back_lost_work(settings: Settings) -> None:
     with session_scope() as session:
         released = release_dead_workers(session, utcnow(), timedelta(seconds=settings.worker_dead_after_seconds))
     died = {worker_id: r.held for worker_id, r in released.items() if r.died}
+    stopped = sorted(released.keys() - died.keys())  # stopped cleanly, holding nothing
     if died:
         log.warning("released the claims of workers that died", extra={"released": died})
-    if released.keys() - died.keys():  # stopped cleanly, holding nothing
-        log.info("workers stopped", extra={"workers": sorted(released.keys() - died.keys())})
+    if stopped:
+        log.info("workers stopped", extra={"workers": stopped})
     if broker_was_emptied(settings.broker_url, settings.broker_prefix):
         why = "the broker lost its tasks: handing out again what it held"
     elif died and keeps_a_dead_workers_tasks(settings.broker_url):

@@ -89,8 +89,9 @@ def test_killed_workers_and_a_flushed_broker_have_their_work_released_in_seconds
         assert interrupted, "no kill landed mid-batch (no message was left sending)"
         # The processes killed never said they stopped; the restarted ones, stopped
         # with SIGTERM, did (a stop without the mark would read as a kill).
-        assert stopped_by_pid() == {pid: pid not in killed_pids for pid in stopped_by_pid()}
-        assert set(stopped_by_pid().values()) == {True, False}
+        stopped = stopped_by_pid()
+        assert stopped == {pid: pid not in killed_pids for pid in stopped}
+        assert set(stopped.values()) == {True, False}
         assert released_total() >= len(interrupted), "the liveness path, not the lease, released them"
         got = deliveries(smtp)
         expected = {(f"user{i}@example.test", s) for i in range(SUBSCRIBERS) for s in ("first", "second")}
